@@ -1,0 +1,1 @@
+//! Placeholder: filled by the protocol work of issue 2.
