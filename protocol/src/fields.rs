@@ -18,8 +18,20 @@ pub const PRICE_LIMIT_MAX: u32 = 0x7735_939C;
 /// A fixed-width ASCII field of `N` bytes, left-justified and padded on the right with spaces.
 ///
 /// The bytes are kept exactly as they travel; [`Alpha::trimmed`] gives the value without padding.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, zerocopy::FromBytes, zerocopy::IntoBytes,
-    zerocopy::KnownLayout, zerocopy::Immutable, zerocopy::Unaligned)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable,
+    zerocopy::Unaligned,
+)]
 #[repr(transparent)]
 pub struct Alpha<const N: usize>(pub [u8; N]);
 

@@ -93,14 +93,37 @@ macro_rules! letter_codec {
 }
 
 letter_codec!(RejectReason {
-    Halted, InvalidStock, InvalidPrice, InvalidShares, InvalidMinimumQuantity, InvalidDisplay, Closed,
-    FirmNotAuthorized, KillSwitch, InvalidLot, NotionalLimit, Other, PriceCollar, PostOnlyWouldCross,
-    Throttled, OpenOrderLimit, CapacityFull, InvalidOrderType,
+    Halted,
+    InvalidStock,
+    InvalidPrice,
+    InvalidShares,
+    InvalidMinimumQuantity,
+    InvalidDisplay,
+    Closed,
+    FirmNotAuthorized,
+    KillSwitch,
+    InvalidLot,
+    NotionalLimit,
+    Other,
+    PriceCollar,
+    PostOnlyWouldCross,
+    Throttled,
+    OpenOrderLimit,
+    CapacityFull,
+    InvalidOrderType,
 });
 
 letter_codec!(CancelReason {
-    UserRequested, ImmediateOrCancel, Timeout, Supervisory, SelfMatchPrevention, Closed, Halted,
-    MarketCollar, LoggedOff, System,
+    UserRequested,
+    ImmediateOrCancel,
+    Timeout,
+    Supervisory,
+    SelfMatchPrevention,
+    Closed,
+    Halted,
+    MarketCollar,
+    LoggedOff,
+    System,
 });
 
 #[cfg(test)]
