@@ -54,11 +54,7 @@ impl Timestamp48 {
 
     /// A timestamp of `ns` nanoseconds since midnight, or `None` if it does not fit in 48 bits.
     pub const fn new(ns: u64) -> Option<Self> {
-        if ns <= Self::NS_MAX {
-            Some(Self(ns))
-        } else {
-            None
-        }
+        if ns <= Self::NS_MAX { Some(Self(ns)) } else { None }
     }
 
     /// Nanoseconds since midnight.
@@ -509,7 +505,7 @@ macro_rules! message_codec {
             /// # Errors
             /// [`EncodeError::BufferTooSmall`] if `buf` is shorter than [`Self::LEN`]; nothing is written then.
             pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
-                write_exact(&self.to_wire(), buf)
+                write_exact(&self.wire(), buf)
             }
         }
     };
@@ -525,7 +521,7 @@ pub struct SystemEvent {
 }
 
 impl SystemEvent {
-    fn to_wire(&self) -> SystemEventWire {
+    fn wire(&self) -> SystemEventWire {
         SystemEventWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             event_code: self.event_code.code(),
@@ -578,7 +574,7 @@ pub struct StockDirectory {
 }
 
 impl StockDirectory {
-    fn to_wire(&self) -> StockDirectoryWire {
+    fn wire(&self) -> StockDirectoryWire {
         StockDirectoryWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             stock: self.stock,
@@ -636,7 +632,7 @@ pub struct TradingAction {
 }
 
 impl TradingAction {
-    fn to_wire(&self) -> TradingActionWire {
+    fn wire(&self) -> TradingActionWire {
         TradingActionWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             stock: self.stock,
@@ -677,7 +673,7 @@ pub struct AddOrder {
 }
 
 impl AddOrder {
-    fn to_wire(&self) -> AddOrderWire {
+    fn wire(&self) -> AddOrderWire {
         AddOrderWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             order_reference_number: U64::new(self.order_reference_number),
@@ -721,7 +717,7 @@ pub struct AddOrderMpid {
 }
 
 impl AddOrderMpid {
-    fn to_wire(&self) -> AddOrderMpidWire {
+    fn wire(&self) -> AddOrderMpidWire {
         AddOrderMpidWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             order_reference_number: U64::new(self.order_reference_number),
@@ -761,7 +757,7 @@ pub struct OrderExecuted {
 }
 
 impl OrderExecuted {
-    fn to_wire(&self) -> OrderExecutedWire {
+    fn wire(&self) -> OrderExecutedWire {
         OrderExecutedWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             order_reference_number: U64::new(self.order_reference_number),
@@ -799,7 +795,7 @@ pub struct OrderExecutedWithPrice {
 }
 
 impl OrderExecutedWithPrice {
-    fn to_wire(&self) -> OrderExecutedWithPriceWire {
+    fn wire(&self) -> OrderExecutedWithPriceWire {
         OrderExecutedWithPriceWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             order_reference_number: U64::new(self.order_reference_number),
@@ -840,7 +836,7 @@ pub struct OrderCancel {
 }
 
 impl OrderCancel {
-    fn to_wire(&self) -> OrderCancelWire {
+    fn wire(&self) -> OrderCancelWire {
         OrderCancelWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             order_reference_number: U64::new(self.order_reference_number),
@@ -868,7 +864,7 @@ pub struct OrderDelete {
 }
 
 impl OrderDelete {
-    fn to_wire(&self) -> OrderDeleteWire {
+    fn wire(&self) -> OrderDeleteWire {
         OrderDeleteWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             order_reference_number: U64::new(self.order_reference_number),
@@ -901,7 +897,7 @@ pub struct OrderReplace {
 }
 
 impl OrderReplace {
-    fn to_wire(&self) -> OrderReplaceWire {
+    fn wire(&self) -> OrderReplaceWire {
         OrderReplaceWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             original_order_reference_number: U64::new(self.original_order_reference_number),
@@ -943,7 +939,7 @@ pub struct Trade {
 }
 
 impl Trade {
-    fn to_wire(&self) -> TradeWire {
+    fn wire(&self) -> TradeWire {
         TradeWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             order_reference_number: U64::new(self.order_reference_number),
@@ -979,7 +975,7 @@ pub struct BrokenTrade {
 }
 
 impl BrokenTrade {
-    fn to_wire(&self) -> BrokenTradeWire {
+    fn wire(&self) -> BrokenTradeWire {
         BrokenTradeWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
             match_number: U64::new(self.match_number),
@@ -1004,7 +1000,7 @@ pub struct SnapshotEnd {
 }
 
 impl SnapshotEnd {
-    fn to_wire(&self) -> SnapshotEndWire {
+    fn wire(&self) -> SnapshotEndWire {
         let mut digits = [b' '; SNAPSHOT_DIGITS];
         let mut value = self.sequence_number;
         let mut i = SNAPSHOT_DIGITS;
@@ -1043,7 +1039,9 @@ impl SnapshotEnd {
                 .and_then(|v| v.checked_add(u64::from(byte - b'0')))
                 .ok_or(DecodeError::SnapshotSequenceOverflow)?;
         }
-        Ok(Self { sequence_number: value })
+        Ok(Self {
+            sequence_number: value,
+        })
     }
 }
 message_codec!(SnapshotEnd, SnapshotEndWire, b'G');
@@ -1117,7 +1115,9 @@ impl Message {
             AddOrder::TYPE => Self::AddOrder(AddOrder::decode(bytes)?),
             AddOrderMpid::TYPE => Self::AddOrderMpid(AddOrderMpid::decode(bytes)?),
             OrderExecuted::TYPE => Self::OrderExecuted(OrderExecuted::decode(bytes)?),
-            OrderExecutedWithPrice::TYPE => Self::OrderExecutedWithPrice(OrderExecutedWithPrice::decode(bytes)?),
+            OrderExecutedWithPrice::TYPE => {
+                Self::OrderExecutedWithPrice(OrderExecutedWithPrice::decode(bytes)?)
+            }
             OrderCancel::TYPE => Self::OrderCancel(OrderCancel::decode(bytes)?),
             OrderDelete::TYPE => Self::OrderDelete(OrderDelete::decode(bytes)?),
             OrderReplace::TYPE => Self::OrderReplace(OrderReplace::decode(bytes)?),
@@ -1172,9 +1172,20 @@ impl Message {
     /// The encoded length, Message Type included.
     #[allow(clippy::len_without_is_empty)]
     pub const fn len(&self) -> usize {
-        match message_len(self.message_type()) {
-            Some(len) => len,
-            None => unreachable!(),
+        match self {
+            Self::SystemEvent(_) => SystemEvent::LEN,
+            Self::StockDirectory(_) => StockDirectory::LEN,
+            Self::TradingAction(_) => TradingAction::LEN,
+            Self::AddOrder(_) => AddOrder::LEN,
+            Self::AddOrderMpid(_) => AddOrderMpid::LEN,
+            Self::OrderExecuted(_) => OrderExecuted::LEN,
+            Self::OrderExecutedWithPrice(_) => OrderExecutedWithPrice::LEN,
+            Self::OrderCancel(_) => OrderCancel::LEN,
+            Self::OrderDelete(_) => OrderDelete::LEN,
+            Self::OrderReplace(_) => OrderReplace::LEN,
+            Self::Trade(_) => Trade::LEN,
+            Self::BrokenTrade(_) => BrokenTrade::LEN,
+            Self::SnapshotEnd(_) => SnapshotEnd::LEN,
         }
     }
 
@@ -1208,7 +1219,10 @@ mod tests {
         assert_eq!(t.to_bytes(), [1, 2, 3, 4, 5, 6]);
         assert_eq!(Timestamp48::from_bytes([1, 2, 3, 4, 5, 6]), t);
         assert!(Timestamp48::new(Timestamp48::NS_MAX + 1).is_none());
-        assert_eq!(Timestamp48::new(Timestamp48::NS_MAX).unwrap().to_bytes(), [0xff; 6]);
+        assert_eq!(
+            Timestamp48::new(Timestamp48::NS_MAX).unwrap().to_bytes(),
+            [0xff; 6]
+        );
     }
 
     #[test]

@@ -183,7 +183,10 @@ impl Request {
 
     /// The sequence numbers asked for.
     pub fn range(&self) -> Range<u64> {
-        self.sequence_number..self.sequence_number.saturating_add(u64::from(self.requested_count))
+        self.sequence_number
+            ..self
+                .sequence_number
+                .saturating_add(u64::from(self.requested_count))
     }
 }
 
@@ -398,7 +401,8 @@ impl PacketBuilder {
         );
         assert!(next_sequence_number >= 1, "MoldUDP64 sequence numbers start at 1");
         let mut buffer = vec![0; payload_bytes_max].into_boxed_slice();
-        buffer[..HEADER_LEN].copy_from_slice(&PacketHeader::heartbeat(session, next_sequence_number).to_bytes());
+        buffer[..HEADER_LEN]
+            .copy_from_slice(&PacketHeader::heartbeat(session, next_sequence_number).to_bytes());
         Self {
             session,
             buffer,
@@ -447,10 +451,16 @@ impl PacketBuilder {
         let payload_bytes_max = self.buffer.len();
         let block_len = BLOCK_LEN_PREFIX + len;
         let Ok(len_u16) = u16::try_from(len) else {
-            return Err(PushError::TooLarge { len, payload_bytes_max });
+            return Err(PushError::TooLarge {
+                len,
+                payload_bytes_max,
+            });
         };
         if HEADER_LEN + block_len > payload_bytes_max {
-            return Err(PushError::TooLarge { len, payload_bytes_max });
+            return Err(PushError::TooLarge {
+                len,
+                payload_bytes_max,
+            });
         }
         if self.len + block_len > payload_bytes_max || self.message_count == MESSAGE_COUNT_MAX {
             return Err(PushError::Full);
@@ -531,6 +541,7 @@ pub struct GapTrackerConfig {
     /// The most messages one request asks for (1..=[`MESSAGE_COUNT_MAX`]).
     pub request_count_max: u16,
     /// How long a gap may stay open before the first request: time for the other feed (A/B) to fill it.
+    /// Also how long a partial answer may stay quiet before the rest is asked for.
     pub gap_wait_ns: u64,
     /// How long to wait for a request's answer before asking again.
     pub request_timeout_ns: u64,
@@ -591,6 +602,8 @@ pub struct GapTracker {
     gap_since_ns: Option<u64>,
     /// The last request sent for the current gap: its range end and when it was sent.
     last_request: Option<(u64, u64)>,
+    /// When a packet last delivered something.
+    last_progress_ns: u64,
     counters: TrackerCounters,
 }
 
@@ -619,6 +632,7 @@ impl GapTracker {
             ended: false,
             gap_since_ns: None,
             last_request: None,
+            last_progress_ns: 0,
             counters: TrackerCounters::default(),
         }
     }
@@ -678,6 +692,7 @@ impl GapTracker {
             self.counters.delivered += range.end - self.next_expected;
             let messages = packet.messages().skip_below(self.next_expected);
             self.next_expected = range.end;
+            self.last_progress_ns = now_ns;
             messages
         } else {
             if range.end <= self.next_expected {
@@ -698,7 +713,9 @@ impl GapTracker {
     }
 
     /// The request to send now, if one is due: a gap has stayed open for `gap_wait_ns`, and no request is
-    /// outstanding (the last one's range was delivered, or `request_timeout_ns` passed without that). The
+    /// outstanding (the last one's range was delivered; or its answer delivered part of it and then nothing
+    /// for `gap_wait_ns`, as when the server sends fewer messages than asked; or `request_timeout_ns` passed).
+    /// The
     /// request starts at [`next_expected`](Self::next_expected) and asks for the gap, at most
     /// `request_count_max` messages.
     pub fn poll_request(&mut self, now_ns: u64) -> Option<Request> {
@@ -710,8 +727,12 @@ impl GapTracker {
         }
         if let Some((requested_end, sent_ns)) = self.last_request {
             let answered = self.next_expected >= requested_end;
+            // A server may answer with fewer messages than asked: once an answer has started and then stayed
+            // quiet for `gap_wait_ns`, it is over and the rest is asked for.
+            let answer_over = self.last_progress_ns > sent_ns
+                && now_ns.saturating_sub(self.last_progress_ns) >= self.config.gap_wait_ns;
             let timed_out = now_ns.saturating_sub(sent_ns) >= self.config.request_timeout_ns;
-            if !answered && !timed_out {
+            if !answered && !answer_over && !timed_out {
                 return None;
             }
         }

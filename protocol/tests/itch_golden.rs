@@ -57,8 +57,10 @@ fn samples() -> Vec<(Message, Vec<u8>)> {
                 inverse_indicator: b'N',
             }),
             // R | hdr | "AAPL    " | Q | N | round lot 100 | N | C | "Z " | P | N | N | 1 | N | leverage 1 | N
-            hex("52  00 07  0a 0b  12 34 56 78 9a bc  41 41 50 4c 20 20 20 20  51  4e  00 00 00 64  4e  43  5a 20 \
-                 50  4e  4e  31  4e  00 00 00 01  4e"),
+            hex(
+                "52  00 07  0a 0b  12 34 56 78 9a bc  41 41 50 4c 20 20 20 20  51  4e  00 00 00 64  4e  43  5a 20 \
+                 50  4e  4e  31  4e  00 00 00 01  4e",
+            ),
         ),
         (
             Message::TradingAction(TradingAction {
@@ -81,8 +83,10 @@ fn samples() -> Vec<(Message, Vec<u8>)> {
                 price: 1_502_500,
             }),
             // A | hdr | ref 12345 | 'B' | 100 | "AAPL    " | 150.2500
-            hex("41  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  42  00 00 00 64 \
-                 41 41 50 4c 20 20 20 20  00 16 ed 24"),
+            hex(
+                "41  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  42  00 00 00 64 \
+                 41 41 50 4c 20 20 20 20  00 16 ed 24",
+            ),
         ),
         (
             Message::AddOrderMpid(AddOrderMpid {
@@ -95,8 +99,10 @@ fn samples() -> Vec<(Message, Vec<u8>)> {
                 attribution: Firm::new("BRSE").unwrap(),
             }),
             // F | hdr | ref 12345 | 'S' | 100 | "AAPL    " | 150.2500 | "BRSE"
-            hex("46  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  53  00 00 00 64 \
-                 41 41 50 4c 20 20 20 20  00 16 ed 24  42 52 53 45"),
+            hex(
+                "46  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  53  00 00 00 64 \
+                 41 41 50 4c 20 20 20 20  00 16 ed 24  42 52 53 45",
+            ),
         ),
         (
             Message::OrderExecuted(OrderExecuted {
@@ -106,7 +112,9 @@ fn samples() -> Vec<(Message, Vec<u8>)> {
                 match_number: 123_456,
             }),
             // E | hdr | ref 12345 | 50 | match 123456
-            hex("45  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  00 00 00 32  00 00 00 00 00 01 e2 40"),
+            hex(
+                "45  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  00 00 00 32  00 00 00 00 00 01 e2 40",
+            ),
         ),
         (
             Message::OrderExecutedWithPrice(OrderExecutedWithPrice {
@@ -118,8 +126,10 @@ fn samples() -> Vec<(Message, Vec<u8>)> {
                 execution_price: 1_502_600,
             }),
             // C | hdr | ref 12345 | 50 | match 123456 | 'Y' | 150.2600
-            hex("43  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  00 00 00 32 \
-                 00 00 00 00 00 01 e2 40  59  00 16 ed 88"),
+            hex(
+                "43  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  00 00 00 32 \
+                 00 00 00 00 00 01 e2 40  59  00 16 ed 88",
+            ),
         ),
         (
             Message::OrderCancel(OrderCancel {
@@ -147,8 +157,10 @@ fn samples() -> Vec<(Message, Vec<u8>)> {
                 price: 1_502_600,
             }),
             // U | hdr | original 12345 | new 12346 | 200 | 150.2600
-            hex("55  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  00 00 00 00 00 00 30 3a \
-                 00 00 00 c8  00 16 ed 88"),
+            hex(
+                "55  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  00 00 00 00 00 00 30 3a \
+                 00 00 00 c8  00 16 ed 88",
+            ),
         ),
         (
             Message::Trade(Trade {
@@ -161,8 +173,10 @@ fn samples() -> Vec<(Message, Vec<u8>)> {
                 match_number: 123_457,
             }),
             // P | hdr | ref 0 (hidden) | 'S' | 300 | "AAPL    " | 150.2500 | match 123457
-            hex("50  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 00 00  53  00 00 01 2c \
-                 41 41 50 4c 20 20 20 20  00 16 ed 24  00 00 00 00 00 01 e2 41"),
+            hex(
+                "50  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 00 00  53  00 00 01 2c \
+                 41 41 50 4c 20 20 20 20  00 16 ed 24  00 00 00 00 00 01 e2 41",
+            ),
         ),
         (
             Message::BrokenTrade(BrokenTrade {
@@ -192,14 +206,21 @@ fn every_message_encodes_to_its_golden_bytes_and_back() {
         assert_eq!(len, message.len());
         assert_eq!(Some(len), message_len(golden[0]));
         assert_eq!(message.message_type(), golden[0]);
-        assert_eq!(Message::decode(golden).as_ref(), Ok(message), "decode {:?}", golden[0] as char);
+        assert_eq!(
+            Message::decode(golden).as_ref(),
+            Ok(message),
+            "decode {:?}",
+            golden[0] as char
+        );
     }
 }
 
 #[test]
 fn typed_decoders_accept_their_own_type_only() {
-    let add = hex("41  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  42  00 00 00 64 \
-                   41 41 50 4c 20 20 20 20  00 16 ed 24");
+    let add = hex(
+        "41  00 07  0a 0b  12 34 56 78 9a bc  00 00 00 00 00 00 30 39  42  00 00 00 64 \
+                   41 41 50 4c 20 20 20 20  00 16 ed 24",
+    );
     let decoded = AddOrder::decode(&add).unwrap();
     assert_eq!(decoded.order_reference_number, 12345);
     assert_eq!(decoded.header.timestamp.ns(), TS);
@@ -215,11 +236,17 @@ fn snapshot_end_marker_extremes() {
     let mut buf = [0u8; 21];
     SnapshotEnd { sequence_number: 0 }.encode(&mut buf).unwrap();
     assert_eq!(&buf, b"G                   0");
-    SnapshotEnd { sequence_number: u64::MAX }.encode(&mut buf).unwrap();
+    SnapshotEnd {
+        sequence_number: u64::MAX,
+    }
+    .encode(&mut buf)
+    .unwrap();
     assert_eq!(&buf, b"G18446744073709551615");
     assert_eq!(
         Message::decode(b"G18446744073709551615"),
-        Ok(Message::SnapshotEnd(SnapshotEnd { sequence_number: u64::MAX }))
+        Ok(Message::SnapshotEnd(SnapshotEnd {
+            sequence_number: u64::MAX
+        }))
     );
     // Zero padding is digits too: accepted.
     assert_eq!(
@@ -284,33 +311,57 @@ fn bad_codes_are_typed_errors() {
     // Side at offset 19 in A, F and P.
     for t in [b'A', b'F', b'P'] {
         for bad in [b'b', b'T', b' ', 0] {
-            assert_eq!(Message::decode(&corrupt(t, 19, bad)), Err(DecodeError::BadSide(bad)));
+            assert_eq!(
+                Message::decode(&corrupt(t, 19, bad)),
+                Err(DecodeError::BadSide(bad))
+            );
         }
     }
-    assert_eq!(Message::decode(&corrupt(b'S', 11, b'X')), Err(DecodeError::BadEventCode(b'X')));
-    assert_eq!(Message::decode(&corrupt(b'H', 19, b'R')), Err(DecodeError::BadTradingState(b'R')));
+    assert_eq!(
+        Message::decode(&corrupt(b'S', 11, b'X')),
+        Err(DecodeError::BadEventCode(b'X'))
+    );
+    assert_eq!(
+        Message::decode(&corrupt(b'H', 19, b'R')),
+        Err(DecodeError::BadTradingState(b'R'))
+    );
     // Printable at offset 31 in C.
-    assert_eq!(Message::decode(&corrupt(b'C', 31, b'y')), Err(DecodeError::BadPrintable(b'y')));
+    assert_eq!(
+        Message::decode(&corrupt(b'C', 31, b'y')),
+        Err(DecodeError::BadPrintable(b'y'))
+    );
 }
 
 #[test]
 fn bad_snapshot_sequences_are_typed_errors() {
     assert_eq!(
         Message::decode(b"G                 4x2"),
-        Err(DecodeError::BadSnapshotDigit { offset: 18, byte: b'x' })
+        Err(DecodeError::BadSnapshotDigit {
+            offset: 18,
+            byte: b'x'
+        })
     );
     // A space after a digit: not right-justified.
     assert_eq!(
         Message::decode(b"G42                  "),
-        Err(DecodeError::BadSnapshotDigit { offset: 2, byte: b' ' })
+        Err(DecodeError::BadSnapshotDigit {
+            offset: 2,
+            byte: b' '
+        })
     );
     assert_eq!(
         Message::decode(b"G                  -1"),
-        Err(DecodeError::BadSnapshotDigit { offset: 18, byte: b'-' })
+        Err(DecodeError::BadSnapshotDigit {
+            offset: 18,
+            byte: b'-'
+        })
     );
     assert_eq!(
         Message::decode(b"G                    "),
-        Err(DecodeError::BadSnapshotDigit { offset: 19, byte: b' ' })
+        Err(DecodeError::BadSnapshotDigit {
+            offset: 19,
+            byte: b' '
+        })
     );
     assert_eq!(
         Message::decode(b"G18446744073709551616"),

@@ -11,10 +11,12 @@ use itchy::Body;
 use proptest::prelude::*;
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<u16>(), any::<u16>(), 0..=Timestamp48::NS_MAX).prop_map(|(stock_locate, tracking_number, ns)| Header {
-        stock_locate,
-        tracking_number,
-        timestamp: Timestamp48::new(ns).unwrap(),
+    (any::<u16>(), any::<u16>(), 0..=Timestamp48::NS_MAX).prop_map(|(stock_locate, tracking_number, ns)| {
+        Header {
+            stock_locate,
+            tracking_number,
+            timestamp: Timestamp48::new(ns).unwrap(),
+        }
     })
 }
 
@@ -38,13 +40,47 @@ fn stock_directory() -> impl Strategy<Value = Message> {
     let maybe = prop::sample::select(b"YN ".to_vec());
     let tier = prop::sample::select(b" 12".to_vec());
     (
-        (header(), ascii::<8>(), category, status, any::<u32>(), yes_no.clone(), class, sub_type),
-        (authenticity, maybe.clone(), maybe.clone(), tier, maybe, any::<u32>(), yes_no),
+        (
+            header(),
+            ascii::<8>(),
+            category,
+            status,
+            any::<u32>(),
+            yes_no.clone(),
+            class,
+            sub_type,
+        ),
+        (
+            authenticity,
+            maybe.clone(),
+            maybe.clone(),
+            tier,
+            maybe,
+            any::<u32>(),
+            yes_no,
+        ),
     )
         .prop_map(
             |(
-                (header, stock, market_category, financial_status_indicator, round_lot_size, round_lots_only, issue_classification, sub),
-                (authenticity, short_sale_threshold_indicator, ipo_flag, luld_reference_price_tier, etp_flag, etp_leverage_factor, inverse_indicator),
+                (
+                    header,
+                    stock,
+                    market_category,
+                    financial_status_indicator,
+                    round_lot_size,
+                    round_lots_only,
+                    issue_classification,
+                    sub,
+                ),
+                (
+                    authenticity,
+                    short_sale_threshold_indicator,
+                    ipo_flag,
+                    luld_reference_price_tier,
+                    etp_flag,
+                    etp_leverage_factor,
+                    inverse_indicator,
+                ),
             )| {
                 Message::StockDirectory(StockDirectory {
                     header,
@@ -76,38 +112,61 @@ fn message() -> impl Strategy<Value = Message> {
             })
         }),
         stock_directory(),
-        (header(), ascii::<8>(), prop::sample::select(b"HPQT".to_vec()), ascii::<4>()).prop_map(
-            |(header, stock, state, reason)| Message::TradingAction(TradingAction {
-                header,
-                stock,
-                trading_state: TradingState::from_code(state).unwrap(),
-                reserved: b' ',
-                reason,
-            })
-        ),
-        (header(), any::<u64>(), side(), any::<u32>(), ascii::<8>(), any::<u32>()).prop_map(
-            |(header, order_reference_number, side, shares, stock, price)| Message::AddOrder(AddOrder {
-                header,
-                order_reference_number,
-                side,
-                shares,
-                stock,
-                price
-            })
-        ),
-        (header(), any::<u64>(), side(), any::<u32>(), ascii::<8>(), any::<u32>(), ascii::<4>()).prop_map(
-            |(header, order_reference_number, side, shares, stock, price, attribution)| {
-                Message::AddOrderMpid(AddOrderMpid {
+        (
+            header(),
+            ascii::<8>(),
+            prop::sample::select(b"HPQT".to_vec()),
+            ascii::<4>()
+        )
+            .prop_map(
+                |(header, stock, state, reason)| Message::TradingAction(TradingAction {
+                    header,
+                    stock,
+                    trading_state: TradingState::from_code(state).unwrap(),
+                    reserved: b' ',
+                    reason,
+                })
+            ),
+        (
+            header(),
+            any::<u64>(),
+            side(),
+            any::<u32>(),
+            ascii::<8>(),
+            any::<u32>()
+        )
+            .prop_map(|(header, order_reference_number, side, shares, stock, price)| {
+                Message::AddOrder(AddOrder {
                     header,
                     order_reference_number,
                     side,
                     shares,
                     stock,
                     price,
-                    attribution,
                 })
-            }
-        ),
+            }),
+        (
+            header(),
+            any::<u64>(),
+            side(),
+            any::<u32>(),
+            ascii::<8>(),
+            any::<u32>(),
+            ascii::<4>()
+        )
+            .prop_map(
+                |(header, order_reference_number, side, shares, stock, price, attribution)| {
+                    Message::AddOrderMpid(AddOrderMpid {
+                        header,
+                        order_reference_number,
+                        side,
+                        shares,
+                        stock,
+                        price,
+                        attribution,
+                    })
+                }
+            ),
         (header(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(header, r, s, m)| {
             Message::OrderExecuted(OrderExecuted {
                 header,
@@ -116,16 +175,24 @@ fn message() -> impl Strategy<Value = Message> {
                 match_number: m,
             })
         }),
-        (header(), any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>(), any::<u32>()).prop_map(
-            |(header, r, s, m, printable, p)| Message::OrderExecutedWithPrice(OrderExecutedWithPrice {
-                header,
-                order_reference_number: r,
-                executed_shares: s,
-                match_number: m,
-                printable,
-                execution_price: p,
-            })
-        ),
+        (
+            header(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<u32>()
+        )
+            .prop_map(|(header, r, s, m, printable, p)| Message::OrderExecutedWithPrice(
+                OrderExecutedWithPrice {
+                    header,
+                    order_reference_number: r,
+                    executed_shares: s,
+                    match_number: m,
+                    printable,
+                    execution_price: p,
+                }
+            )),
         (header(), any::<u64>(), any::<u32>()).prop_map(|(header, r, s)| Message::OrderCancel(OrderCancel {
             header,
             order_reference_number: r,
@@ -135,26 +202,37 @@ fn message() -> impl Strategy<Value = Message> {
             header,
             order_reference_number: r
         })),
-        (header(), any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(header, o, n, s, p)| {
-            Message::OrderReplace(OrderReplace {
-                header,
-                original_order_reference_number: o,
-                new_order_reference_number: n,
-                shares: s,
-                price: p,
-            })
-        }),
-        (header(), any::<u64>(), side(), any::<u32>(), ascii::<8>(), any::<u32>(), any::<u64>()).prop_map(
-            |(header, r, side, shares, stock, price, m)| Message::Trade(Trade {
-                header,
-                order_reference_number: r,
-                side,
-                shares,
-                stock,
-                price,
-                match_number: m,
-            })
+        (header(), any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(
+            |(header, o, n, s, p)| {
+                Message::OrderReplace(OrderReplace {
+                    header,
+                    original_order_reference_number: o,
+                    new_order_reference_number: n,
+                    shares: s,
+                    price: p,
+                })
+            }
         ),
+        (
+            header(),
+            any::<u64>(),
+            side(),
+            any::<u32>(),
+            ascii::<8>(),
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(header, r, side, shares, stock, price, m)| Message::Trade(Trade {
+                    header,
+                    order_reference_number: r,
+                    side,
+                    shares,
+                    stock,
+                    price,
+                    match_number: m,
+                })
+            ),
         (header(), any::<u64>()).prop_map(|(header, m)| Message::BrokenTrade(BrokenTrade {
             header,
             match_number: m
@@ -209,7 +287,10 @@ fn assert_same(ours: &Message, theirs: &itchy::Message) {
             assert_eq!(d.round_lot_size, m.round_lot_size);
             assert_eq!(d.round_lots_only, yes_no(m.round_lots_only));
             assert_eq!(d.authenticity, m.authenticity == b'P');
-            assert_eq!(d.short_sale_threshold, maybe_yes_no(m.short_sale_threshold_indicator));
+            assert_eq!(
+                d.short_sale_threshold,
+                maybe_yes_no(m.short_sale_threshold_indicator)
+            );
             assert_eq!(d.ipo_flag, maybe_yes_no(m.ipo_flag));
             assert_eq!(d.etp_flag, maybe_yes_no(m.etp_flag));
             assert_eq!(d.etp_leverage_factor, m.etp_leverage_factor);
@@ -369,7 +450,10 @@ fn itchy_reads_each_message_type_once() {
     };
     let stock = bourse_protocol::fields::Symbol::new("AAPL").unwrap();
     let messages = [
-        Message::SystemEvent(SystemEvent { header: h, event_code: EventCode::StartOfMarketHours }),
+        Message::SystemEvent(SystemEvent {
+            header: h,
+            event_code: EventCode::StartOfMarketHours,
+        }),
         Message::StockDirectory(StockDirectory {
             header: h,
             stock,
@@ -394,7 +478,14 @@ fn itchy_reads_each_message_type_once() {
             reserved: b' ',
             reason: Alpha::BLANK,
         }),
-        Message::AddOrder(AddOrder { header: h, order_reference_number: 12345, side: Side::Buy, shares: 100, stock, price: 1_502_500 }),
+        Message::AddOrder(AddOrder {
+            header: h,
+            order_reference_number: 12345,
+            side: Side::Buy,
+            shares: 100,
+            stock,
+            price: 1_502_500,
+        }),
         Message::AddOrderMpid(AddOrderMpid {
             header: h,
             order_reference_number: 12346,
@@ -404,7 +495,12 @@ fn itchy_reads_each_message_type_once() {
             price: 1_502_600,
             attribution: bourse_protocol::fields::Firm::new("BRSE").unwrap(),
         }),
-        Message::OrderExecuted(OrderExecuted { header: h, order_reference_number: 12345, executed_shares: 10, match_number: 1 }),
+        Message::OrderExecuted(OrderExecuted {
+            header: h,
+            order_reference_number: 12345,
+            executed_shares: 10,
+            match_number: 1,
+        }),
         Message::OrderExecutedWithPrice(OrderExecutedWithPrice {
             header: h,
             order_reference_number: 12345,
@@ -413,7 +509,11 @@ fn itchy_reads_each_message_type_once() {
             printable: false,
             execution_price: 1_502_400,
         }),
-        Message::OrderCancel(OrderCancel { header: h, order_reference_number: 12345, canceled_shares: 5 }),
+        Message::OrderCancel(OrderCancel {
+            header: h,
+            order_reference_number: 12345,
+            canceled_shares: 5,
+        }),
         Message::OrderReplace(OrderReplace {
             header: h,
             original_order_reference_number: 12345,
@@ -421,9 +521,23 @@ fn itchy_reads_each_message_type_once() {
             shares: 75,
             price: 1_502_300,
         }),
-        Message::OrderDelete(OrderDelete { header: h, order_reference_number: 12347 }),
-        Message::Trade(Trade { header: h, order_reference_number: 0, side: Side::Buy, shares: 30, stock, price: 1_502_500, match_number: 3 }),
-        Message::BrokenTrade(BrokenTrade { header: h, match_number: 3 }),
+        Message::OrderDelete(OrderDelete {
+            header: h,
+            order_reference_number: 12347,
+        }),
+        Message::Trade(Trade {
+            header: h,
+            order_reference_number: 0,
+            side: Side::Buy,
+            shares: 30,
+            stock,
+            price: 1_502_500,
+            match_number: 3,
+        }),
+        Message::BrokenTrade(BrokenTrade {
+            header: h,
+            match_number: 3,
+        }),
     ];
     let theirs = itchy_reads(&messages);
     assert_eq!(theirs.len(), messages.len());

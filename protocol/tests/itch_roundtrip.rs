@@ -6,10 +6,12 @@ use bourse_protocol::itch::*;
 use proptest::prelude::*;
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<u16>(), any::<u16>(), 0..=Timestamp48::NS_MAX).prop_map(|(stock_locate, tracking_number, ns)| Header {
-        stock_locate,
-        tracking_number,
-        timestamp: Timestamp48::new(ns).unwrap(),
+    (any::<u16>(), any::<u16>(), 0..=Timestamp48::NS_MAX).prop_map(|(stock_locate, tracking_number, ns)| {
+        Header {
+            stock_locate,
+            tracking_number,
+            timestamp: Timestamp48::new(ns).unwrap(),
+        }
     })
 }
 
@@ -52,8 +54,8 @@ fn stock_directory() -> impl Strategy<Value = StockDirectory> {
         any::<[u8; 3]>(),
         any::<u32>(),
     )
-        .prop_map(|(header, stock, a, round_lot_size, b, issue_sub_type, c, etp_leverage_factor)| {
-            StockDirectory {
+        .prop_map(
+            |(header, stock, a, round_lot_size, b, issue_sub_type, c, etp_leverage_factor)| StockDirectory {
                 header,
                 stock,
                 market_category: a[0],
@@ -69,14 +71,15 @@ fn stock_directory() -> impl Strategy<Value = StockDirectory> {
                 etp_flag: c[0],
                 etp_leverage_factor,
                 inverse_indicator: c[1],
-            }
-        })
+            },
+        )
 }
 
 /// Any message of any type, with any field values the types allow.
 pub fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (header(), event_code()).prop_map(|(header, event_code)| Message::SystemEvent(SystemEvent { header, event_code })),
+        (header(), event_code())
+            .prop_map(|(header, event_code)| Message::SystemEvent(SystemEvent { header, event_code })),
         stock_directory().prop_map(Message::StockDirectory),
         (header(), alpha::<8>(), trading_state(), any::<u8>(), alpha::<4>()).prop_map(
             |(header, stock, trading_state, reserved, reason)| Message::TradingAction(TradingAction {
@@ -87,29 +90,46 @@ pub fn message() -> impl Strategy<Value = Message> {
                 reason
             })
         ),
-        (header(), any::<u64>(), side(), any::<u32>(), alpha::<8>(), any::<u32>()).prop_map(
-            |(header, order_reference_number, side, shares, stock, price)| Message::AddOrder(AddOrder {
-                header,
-                order_reference_number,
-                side,
-                shares,
-                stock,
-                price
-            })
-        ),
-        (header(), any::<u64>(), side(), any::<u32>(), alpha::<8>(), any::<u32>(), alpha::<4>()).prop_map(
-            |(header, order_reference_number, side, shares, stock, price, attribution)| {
-                Message::AddOrderMpid(AddOrderMpid {
+        (
+            header(),
+            any::<u64>(),
+            side(),
+            any::<u32>(),
+            alpha::<8>(),
+            any::<u32>()
+        )
+            .prop_map(|(header, order_reference_number, side, shares, stock, price)| {
+                Message::AddOrder(AddOrder {
                     header,
                     order_reference_number,
                     side,
                     shares,
                     stock,
                     price,
-                    attribution,
                 })
-            }
-        ),
+            }),
+        (
+            header(),
+            any::<u64>(),
+            side(),
+            any::<u32>(),
+            alpha::<8>(),
+            any::<u32>(),
+            alpha::<4>()
+        )
+            .prop_map(
+                |(header, order_reference_number, side, shares, stock, price, attribution)| {
+                    Message::AddOrderMpid(AddOrderMpid {
+                        header,
+                        order_reference_number,
+                        side,
+                        shares,
+                        stock,
+                        price,
+                        attribution,
+                    })
+                }
+            ),
         (header(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
             |(header, order_reference_number, executed_shares, match_number)| {
                 Message::OrderExecuted(OrderExecuted {
@@ -120,29 +140,48 @@ pub fn message() -> impl Strategy<Value = Message> {
                 })
             }
         ),
-        (header(), any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>(), any::<u32>()).prop_map(
-            |(header, order_reference_number, executed_shares, match_number, printable, execution_price)| {
-                Message::OrderExecutedWithPrice(OrderExecutedWithPrice {
+        (
+            header(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(
                     header,
                     order_reference_number,
                     executed_shares,
                     match_number,
                     printable,
                     execution_price,
+                )| {
+                    Message::OrderExecutedWithPrice(OrderExecutedWithPrice {
+                        header,
+                        order_reference_number,
+                        executed_shares,
+                        match_number,
+                        printable,
+                        execution_price,
+                    })
+                }
+            ),
+        (header(), any::<u64>(), any::<u32>()).prop_map(
+            |(header, order_reference_number, canceled_shares)| {
+                Message::OrderCancel(OrderCancel {
+                    header,
+                    order_reference_number,
+                    canceled_shares,
                 })
             }
         ),
-        (header(), any::<u64>(), any::<u32>()).prop_map(|(header, order_reference_number, canceled_shares)| {
-            Message::OrderCancel(OrderCancel {
+        (header(), any::<u64>()).prop_map(|(header, order_reference_number)| Message::OrderDelete(
+            OrderDelete {
                 header,
-                order_reference_number,
-                canceled_shares,
-            })
-        }),
-        (header(), any::<u64>()).prop_map(|(header, order_reference_number)| Message::OrderDelete(OrderDelete {
-            header,
-            order_reference_number
-        })),
+                order_reference_number
+            }
+        )),
         (header(), any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(
             |(header, original_order_reference_number, new_order_reference_number, shares, price)| {
                 Message::OrderReplace(OrderReplace {
@@ -154,21 +193,30 @@ pub fn message() -> impl Strategy<Value = Message> {
                 })
             }
         ),
-        (header(), any::<u64>(), side(), any::<u32>(), alpha::<8>(), any::<u32>(), any::<u64>()).prop_map(
-            |(header, order_reference_number, side, shares, stock, price, match_number)| Message::Trade(Trade {
-                header,
-                order_reference_number,
-                side,
-                shares,
-                stock,
-                price,
-                match_number,
-            })
-        ),
-        (header(), any::<u64>()).prop_map(|(header, match_number)| Message::BrokenTrade(BrokenTrade {
-            header,
-            match_number
-        })),
+        (
+            header(),
+            any::<u64>(),
+            side(),
+            any::<u32>(),
+            alpha::<8>(),
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(header, order_reference_number, side, shares, stock, price, match_number)| Message::Trade(
+                    Trade {
+                        header,
+                        order_reference_number,
+                        side,
+                        shares,
+                        stock,
+                        price,
+                        match_number,
+                    }
+                )
+            ),
+        (header(), any::<u64>())
+            .prop_map(|(header, match_number)| Message::BrokenTrade(BrokenTrade { header, match_number })),
         prop_oneof![any::<u64>(), 0..1000u64]
             .prop_map(|sequence_number| Message::SnapshotEnd(SnapshotEnd { sequence_number })),
     ]

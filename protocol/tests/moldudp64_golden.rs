@@ -75,7 +75,10 @@ fn builder_writes_the_golden_data_packet_and_the_reader_reads_it() {
 fn heartbeat_end_of_session_and_request_golden_bytes() {
     let mut builder = PacketBuilder::new(session(), 7, PAYLOAD_BYTES_DEFAULT);
     assert_eq!(builder.heartbeat().to_vec(), heartbeat_golden());
-    assert_eq!(PacketHeader::heartbeat(session(), 7).to_bytes().to_vec(), heartbeat_golden());
+    assert_eq!(
+        PacketHeader::heartbeat(session(), 7).to_bytes().to_vec(),
+        heartbeat_golden()
+    );
     builder.push(b"ab").unwrap();
     builder.push(b"cd").unwrap();
     builder.flush().unwrap();
@@ -118,36 +121,54 @@ fn malformed_packets_are_typed_errors() {
             // Exactly one whole block: the second is missing entirely.
             assert_eq!(
                 Packet::decode(&good[..len]),
-                Err(PacketError::BlockTruncated { index: 1, message_count: 2 })
+                Err(PacketError::BlockTruncated {
+                    index: 1,
+                    message_count: 2
+                })
             );
             continue;
         }
         assert_eq!(
             Packet::decode(&good[..len]),
-            Err(PacketError::BlockTruncated { index, message_count: 2 }),
+            Err(PacketError::BlockTruncated {
+                index,
+                message_count: 2
+            }),
             "cut at {len}"
         );
     }
     // More bytes than the count announces.
     let mut long = good.clone();
     long.extend_from_slice(&[0, 1, b'x']);
-    assert_eq!(Packet::decode(&long), Err(PacketError::TrailingBytes { extra: 3 }));
+    assert_eq!(
+        Packet::decode(&long),
+        Err(PacketError::TrailingBytes { extra: 3 })
+    );
     // Count says 3, two blocks present.
     let mut count3 = good.clone();
     count3[19] = 3;
     assert_eq!(
         Packet::decode(&count3),
-        Err(PacketError::BlockTruncated { index: 2, message_count: 3 })
+        Err(PacketError::BlockTruncated {
+            index: 2,
+            message_count: 3
+        })
     );
     // Count says 1, two blocks present.
     let mut count1 = good;
     count1[19] = 1;
-    assert_eq!(Packet::decode(&count1), Err(PacketError::TrailingBytes { extra: 2 + 36 }));
+    assert_eq!(
+        Packet::decode(&count1),
+        Err(PacketError::TrailingBytes { extra: 2 + 36 })
+    );
     // A block length running past the end.
     let mut overlong = hex("53 45 53 53 49 4f 4e 30 30 31  00 00 00 00 00 00 00 01  00 01  00 05 61 62 63");
     assert_eq!(
         Packet::decode(&overlong),
-        Err(PacketError::BlockTruncated { index: 0, message_count: 1 })
+        Err(PacketError::BlockTruncated {
+            index: 0,
+            message_count: 1
+        })
     );
     overlong.extend_from_slice(b"de");
     assert!(Packet::decode(&overlong).is_ok());
@@ -155,16 +176,25 @@ fn malformed_packets_are_typed_errors() {
     for golden in [heartbeat_golden(), end_of_session_golden()] {
         let mut extra = golden;
         extra.push(0);
-        assert_eq!(Packet::decode(&extra), Err(PacketError::TrailingBytes { extra: 1 }));
+        assert_eq!(
+            Packet::decode(&extra),
+            Err(PacketError::TrailingBytes { extra: 1 })
+        );
     }
     let mut extra = request_golden();
     extra.push(0);
-    assert_eq!(Request::decode(&extra), Err(PacketError::TrailingBytes { extra: 1 }));
+    assert_eq!(
+        Request::decode(&extra),
+        Err(PacketError::TrailingBytes { extra: 1 })
+    );
     // Sequence numbers that would wrap.
     let wrap = hex("53 45 53 53 49 4f 4e 30 30 31  ff ff ff ff ff ff ff ff  00 01  00 00");
     assert_eq!(Packet::decode(&wrap), Err(PacketError::SequenceOverflow));
     let last = hex("53 45 53 53 49 4f 4e 30 30 31  ff ff ff ff ff ff ff fe  00 01  00 00");
-    assert_eq!(Packet::decode(&last).unwrap().sequence_range(), u64::MAX - 1..u64::MAX);
+    assert_eq!(
+        Packet::decode(&last).unwrap().sequence_range(),
+        u64::MAX - 1..u64::MAX
+    );
 }
 
 #[test]
