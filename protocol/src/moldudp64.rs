@@ -412,6 +412,20 @@ impl PacketBuilder {
         }
     }
 
+    /// Discards any unflushed messages and starts over at `next_sequence_number` of `session`, keeping the
+    /// buffer: a re-request server answers every request with one builder, and a new trading day changes the
+    /// session without allocating.
+    ///
+    /// # Panics
+    /// If `next_sequence_number` is 0.
+    pub fn reset(&mut self, session: Session, next_sequence_number: u64) {
+        assert!(next_sequence_number >= 1, "MoldUDP64 sequence numbers start at 1");
+        self.session = session;
+        self.first_sequence_number = next_sequence_number;
+        self.message_count = 0;
+        self.len = HEADER_LEN;
+    }
+
     /// The session name.
     pub const fn session(&self) -> Session {
         self.session

@@ -164,3 +164,23 @@ fn heartbeat_with_unflushed_messages_is_a_programmer_error() {
     builder.push(b"x").unwrap();
     let _ = builder.heartbeat();
 }
+
+#[test]
+fn reset_starts_over_for_a_re_request_answer() {
+    let mut builder = PacketBuilder::new(session(), 100, PAYLOAD_BYTES_DEFAULT);
+    builder.push(b"live").unwrap();
+    // The server answers a request for 7.. with the same builder: unflushed messages are discarded.
+    let other = Session::new("20261127A").unwrap();
+    builder.reset(other, 7);
+    assert!(builder.is_empty());
+    builder.push(b"seven").unwrap();
+    builder.push(b"eight").unwrap();
+    let bytes = builder.flush().unwrap().to_vec();
+    let packet = Packet::decode(&bytes).unwrap();
+    assert_eq!(packet.header().session, other);
+    assert_eq!(
+        packet.messages().collect::<Vec<_>>(),
+        vec![(7, &b"seven"[..]), (8, &b"eight"[..])]
+    );
+    assert_eq!(builder.next_sequence_number(), 9);
+}
