@@ -424,3 +424,61 @@ proptest! {
         prop_assert!(counters.delivered == s.message_total);
     }
 }
+
+/// An arbitrary (but well-formed) packet: any sequence number, small counts, heartbeats and end of session.
+fn adversarial_packet() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop_oneof![1u64..40, Just(u64::MAX - 3), any::<u64>()],
+        prop_oneof![3 => 0u16..6, 1 => Just(END_OF_SESSION_COUNT)],
+        any::<bool>(),
+    )
+        .prop_filter_map("sequence numbers must not wrap", |(seq, count, other_session)| {
+            let blocks = if count == END_OF_SESSION_COUNT { 0 } else { count };
+            seq.checked_add(u64::from(blocks))?;
+            let name = if other_session { "20261127A" } else { "20261126A" };
+            let mut bytes = PacketHeader {
+                session: Session::new(name).unwrap(),
+                sequence_number: seq,
+                message_count: count,
+            }
+            .to_bytes()
+            .to_vec();
+            for i in 0..blocks {
+                bytes.extend_from_slice(&[0, 1, i as u8]);
+            }
+            Some(bytes)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn arbitrary_packets_never_break_the_invariants(
+        packets in prop::collection::vec(adversarial_packet(), 1..60),
+        times in prop::collection::vec(0u64..10_000, 60),
+    ) {
+        let mut tracker = GapTracker::starting_at(config(), Some(session()), 1);
+        let mut now = 0;
+        for (bytes, dt) in packets.iter().zip(&times) {
+            now += dt;
+            let before = tracker.next_expected();
+            let packet = Packet::decode(bytes).unwrap();
+            let mut expect = before;
+            for (seq, _) in tracker.on_packet(&packet, now) {
+                prop_assert_eq!(seq, expect, "in order, from the next expected");
+                expect += 1;
+            }
+            prop_assert_eq!(tracker.next_expected(), expect);
+            if let Some(gap) = tracker.gap() {
+                prop_assert_eq!(gap.start, tracker.next_expected());
+                prop_assert!(gap.end > gap.start);
+            }
+            if let Some(request) = tracker.poll_request(now) {
+                prop_assert_eq!(request.sequence_number, tracker.next_expected());
+                prop_assert!(request.requested_count >= 1);
+                prop_assert!(request.range().end <= tracker.gap().unwrap().end);
+            }
+        }
+    }
+}

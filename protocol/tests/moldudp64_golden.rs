@@ -240,3 +240,51 @@ fn tshark_reads_our_data_heartbeat_end_of_session_and_request() {
         ]
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..120)) {
+            if let Ok(packet) = Packet::decode(&bytes) {
+                // A packet that decodes accounts for every byte: header, prefixes and messages.
+                let body: usize = packet.messages().map(|(_, m)| 2 + m.len()).sum();
+                prop_assert_eq!(HEADER_LEN + body, bytes.len());
+                prop_assert_eq!(packet.messages().count() as u64, packet.sequence_range().end - packet.sequence_range().start);
+            }
+            let _ = Request::decode(&bytes);
+        }
+
+        #[test]
+        fn packets_with_a_valid_header_and_random_blocks_decode_or_fail_typed(
+            sequence_number in prop_oneof![any::<u64>(), Just(u64::MAX), 0u64..10],
+            message_count in prop_oneof![any::<u16>(), 0u16..5],
+            body in prop::collection::vec(any::<u8>(), 0..60),
+        ) {
+            let mut bytes = PacketHeader { session: session(), sequence_number, message_count }.to_bytes().to_vec();
+            bytes.extend_from_slice(&body);
+            match Packet::decode(&bytes) {
+                Ok(packet) => prop_assert_eq!(packet.header().sequence_number, sequence_number),
+                Err(PacketError::Truncated { .. }) => prop_assert!(false, "a whole header is never truncated"),
+                Err(_) => {}
+            }
+        }
+
+        #[test]
+        fn header_and_request_round_trip(sequence_number in any::<u64>(), count in prop_oneof![any::<u16>(), Just(0u16), Just(END_OF_SESSION_COUNT)], name in "[ -~]{0,10}") {
+            let session = Session::new(&name).unwrap();
+            let request = Request { session, sequence_number, requested_count: count };
+            prop_assert_eq!(Request::decode(&request.to_bytes()), Ok(request));
+            let header = PacketHeader { session, sequence_number, message_count: count };
+            if count == 0 || count == END_OF_SESSION_COUNT {
+                // Heartbeat and End of Session are whole packets by themselves.
+                let bytes = header.to_bytes();
+                prop_assert_eq!(Packet::decode(&bytes).map(|p| *p.header()), Ok(header));
+            }
+        }
+    }
+}
