@@ -362,7 +362,11 @@ pub trait Message: TryFromBytes + IntoBytes + KnownLayout + Immutable + Unaligne
     /// The size on the wire, type byte included.
     const LEN: usize = size_of::<Self>();
 
-    /// The order token the message is about (for a Replace Order, the replacement token).
+    /// Offset of the token [`Message::token`] returns, `None` for a message without one (System Event).
+    const TOKEN_OFFSET: Option<usize>;
+
+    /// The order token the message is about (for a Replace Order, the replacement token; blank for a System
+    /// Event).
     fn token(&self) -> Token;
 
     /// Checks the fields the layout keeps as raw bytes (reason letters); the default has none.
@@ -427,7 +431,10 @@ pub trait Message: TryFromBytes + IntoBytes + KnownLayout + Immutable + Unaligne
         }
         let invalid = |message: Option<&Self>, field| DecodeError::InvalidField {
             message_type,
-            token: message.map_or_else(|| token_at(bytes, 1), Message::token),
+            token: message.map_or_else(
+                || Self::TOKEN_OFFSET.map_or(Token::BLANK, |at| token_at(bytes, at)),
+                Message::token,
+            ),
             field,
         };
         match Self::try_ref_from_bytes(bytes) {
@@ -584,6 +591,7 @@ impl EnterOrder {
 
 impl Message for EnterOrder {
     const MESSAGE_TYPE: u8 = b'O';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(EnterOrder, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -649,6 +657,7 @@ impl ReplaceOrder {
 
 impl Message for ReplaceOrder {
     const MESSAGE_TYPE: u8 = b'U';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(ReplaceOrder, replacement_order_token));
     fn token(&self) -> Token {
         self.replacement_order_token
     }
@@ -683,6 +692,7 @@ impl CancelOrder {
 
 impl Message for CancelOrder {
     const MESSAGE_TYPE: u8 = b'X';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(CancelOrder, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -720,6 +730,7 @@ impl ModifyOrder {
 
 impl Message for ModifyOrder {
     const MESSAGE_TYPE: u8 = b'M';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(ModifyOrder, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -861,6 +872,7 @@ impl SystemEvent {
 
 impl Message for SystemEvent {
     const MESSAGE_TYPE: u8 = b'S';
+    const TOKEN_OFFSET: Option<usize> = None;
     fn token(&self) -> Token {
         Token::BLANK
     }
@@ -960,6 +972,7 @@ impl Accepted {
 
 impl Message for Accepted {
     const MESSAGE_TYPE: u8 = b'A';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(Accepted, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1067,6 +1080,7 @@ impl Replaced {
 
 impl Message for Replaced {
     const MESSAGE_TYPE: u8 = b'U';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(Replaced, replacement_order_token));
     fn token(&self) -> Token {
         self.replacement_order_token
     }
@@ -1115,6 +1129,7 @@ impl Canceled {
 
 impl Message for Canceled {
     const MESSAGE_TYPE: u8 = b'C';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(Canceled, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1182,6 +1197,7 @@ impl AiqCanceled {
 
 impl Message for AiqCanceled {
     const MESSAGE_TYPE: u8 = b'D';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(AiqCanceled, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1240,6 +1256,7 @@ impl Executed {
 
 impl Message for Executed {
     const MESSAGE_TYPE: u8 = b'E';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(Executed, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1280,6 +1297,7 @@ impl BrokenTrade {
 
 impl Message for BrokenTrade {
     const MESSAGE_TYPE: u8 = b'B';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(BrokenTrade, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1329,6 +1347,7 @@ impl PriceCorrection {
 
 impl Message for PriceCorrection {
     const MESSAGE_TYPE: u8 = b'K';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(PriceCorrection, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1371,6 +1390,7 @@ impl Rejected {
 
 impl Message for Rejected {
     const MESSAGE_TYPE: u8 = b'J';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(Rejected, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1410,6 +1430,7 @@ impl CancelPending {
 
 impl Message for CancelPending {
     const MESSAGE_TYPE: u8 = b'P';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(CancelPending, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1444,6 +1465,7 @@ impl CancelReject {
 
 impl Message for CancelReject {
     const MESSAGE_TYPE: u8 = b'I';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(CancelReject, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
@@ -1484,6 +1506,7 @@ impl OrderModified {
 
 impl Message for OrderModified {
     const MESSAGE_TYPE: u8 = b'M';
+    const TOKEN_OFFSET: Option<usize> = Some(offset_of!(OrderModified, order_token));
     fn token(&self) -> Token {
         self.order_token
     }
