@@ -720,19 +720,28 @@ impl StreamBuffer {
     }
 }
 
+/// What [`fuzz_check_stream`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamCheck {
+    /// Packets decoded (before the first error, if any).
+    pub packets: usize,
+    /// The error that ended the stream, if any (an incomplete tail is not an error).
+    pub error: Option<DecodeError>,
+}
+
 /// Fuzz and corpus check of the stream decoder: decodes `input` whole with [`decode_frame`] and again fed
 /// through a small [`StreamBuffer`] in chunks whose sizes `input` itself chooses, and checks that both yield
 /// the same packets and the same first error, and that every decoded packet re-encodes and decodes to itself.
-/// Returns the number of packets decoded.
+/// Returns the packets decoded and the error that stopped decoding.
 ///
 /// `input[0]` picks `frame_size_max` (54 to 1074), `input[1]` seeds the chunk sizes (1 to 64 bytes) and the
 /// buffer's extra capacity; the rest is the TCP byte stream.
 ///
 /// # Panics
 /// If the decoder breaks one of those properties (that is what the fuzzer looks for).
-pub fn fuzz_check_stream(input: &[u8]) -> usize {
+pub fn fuzz_check_stream(input: &[u8]) -> StreamCheck {
     let [size_byte, seed_byte, stream @ ..] = input else {
-        return 0;
+        return StreamCheck { packets: 0, error: None };
     };
     let frame_size_max = FRAME_SIZE_MAX_MIN + usize::from(*size_byte) * 4;
     let mut state = u32::from(*seed_byte) | 0x100;
@@ -770,7 +779,7 @@ pub fn fuzz_check_stream(input: &[u8]) -> usize {
                 }
                 (Err(got), Err(want)) => {
                     assert_eq!(got, want, "chunked and whole decoding fail differently");
-                    return packets;
+                    return StreamCheck { packets, error: Some(got) };
                 }
                 (got, want) => panic!("chunked {got:?} vs whole {want:?} at offset {reference}"),
             }
@@ -781,7 +790,7 @@ pub fn fuzz_check_stream(input: &[u8]) -> usize {
         &stream[reference..],
         "pending bytes differ from the undecoded tail"
     );
-    packets
+    StreamCheck { packets, error: None }
 }
 
 #[cfg(test)]

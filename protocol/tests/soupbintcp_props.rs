@@ -164,9 +164,13 @@ proptest! {
         let mut input = vec![size, seed];
         input.extend(encode_all(&specs));
         let fits = specs.iter().all(|s| s.packet().frame_len() <= 54 + usize::from(size) * 4);
-        let packets = fuzz_check_stream(&input);
+        let check = fuzz_check_stream(&input);
         if fits {
-            prop_assert_eq!(packets, specs.len());
+            prop_assert_eq!(check.packets, specs.len());
+            prop_assert_eq!(check.error, None);
+        } else {
+            let oversize = matches!(check.error, Some(DecodeError::Oversize { .. }));
+            prop_assert!(oversize, "{:?}", check);
         }
     }
 }
