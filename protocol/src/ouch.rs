@@ -37,7 +37,7 @@
 //! shorter, [`DecodeError::WrongLength`] when longer), and every code field holds a letter OUCH 4.2 defines
 //! ([`DecodeError::InvalidField`], which carries the order token so the engine can answer with a Rejected whose
 //! reason is [`InvalidField::reject_reason`]). Each message type also has [`Message::decode`]. Decoding never
-//! panics. Owned copies are plain `Copy` values: `*view`, or [`Inbound::to_owned`] / [`Outbound::to_owned`].
+//! panics. Owned copies are plain `Copy` values: `*view`, or [`Inbound::to_message`] / [`Outbound::to_message`].
 //!
 //! # Encoding
 //! Constructors take typed values (`Rejected::new` takes a [`RejectReason`], `Canceled::new` a
@@ -793,11 +793,11 @@ impl<'a> Inbound<'a> {
 
     /// The order token (for a Replace Order, the replacement token).
     pub fn token(&self) -> Token {
-        self.to_owned().token()
+        self.to_message().token()
     }
 
     /// An owned copy.
-    pub fn to_owned(&self) -> InboundMessage {
+    pub fn to_message(&self) -> InboundMessage {
         match *self {
             Self::EnterOrder(m) => InboundMessage::EnterOrder(*m),
             Self::ReplaceOrder(m) => InboundMessage::ReplaceOrder(*m),
@@ -1558,7 +1558,7 @@ macro_rules! outbound_enums {
             }
 
             /// An owned copy.
-            pub fn to_owned(&self) -> OutboundMessage {
+            pub fn to_message(&self) -> OutboundMessage {
                 match *self {
                     $(Self::$variant(m) => OutboundMessage::$variant(*m),)+
                 }
@@ -1636,24 +1636,30 @@ pub fn fuzz_check_inbound(input: &[u8]) -> bool {
     match inbound {
         Ok(message) => {
             assert_eq!(message.as_wire(), input, "an inbound view is the input");
-            let owned = message.to_owned();
+            let owned = message.to_message();
             let len = owned
                 .encode(&mut scratch)
                 .expect("MESSAGE_LEN_MAX holds every message");
             assert_eq!(&scratch[..len], input, "inbound re-encodes to its bytes");
-            assert_eq!(Inbound::decode(&scratch[..len]).map(|m| m.to_owned()), Ok(owned));
+            assert_eq!(
+                Inbound::decode(&scratch[..len]).map(|m| m.to_message()),
+                Ok(owned)
+            );
         }
         Err(error) => check_error(error, input),
     }
     match Outbound::decode(input) {
         Ok(message) => {
             assert_eq!(message.as_wire(), input, "an outbound view is the input");
-            let owned = message.to_owned();
+            let owned = message.to_message();
             let len = owned
                 .encode(&mut scratch)
                 .expect("MESSAGE_LEN_MAX holds every message");
             assert_eq!(&scratch[..len], input, "outbound re-encodes to its bytes");
-            assert_eq!(Outbound::decode(&scratch[..len]).map(|m| m.to_owned()), Ok(owned));
+            assert_eq!(
+                Outbound::decode(&scratch[..len]).map(|m| m.to_message()),
+                Ok(owned)
+            );
         }
         Err(error) => check_error(error, input),
     }

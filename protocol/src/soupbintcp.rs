@@ -741,7 +741,10 @@ pub struct StreamCheck {
 /// If the decoder breaks one of those properties (that is what the fuzzer looks for).
 pub fn fuzz_check_stream(input: &[u8]) -> StreamCheck {
     let [size_byte, seed_byte, stream @ ..] = input else {
-        return StreamCheck { packets: 0, error: None };
+        return StreamCheck {
+            packets: 0,
+            error: None,
+        };
     };
     let frame_size_max = FRAME_SIZE_MAX_MIN + usize::from(*size_byte) * 4;
     let mut state = u32::from(*seed_byte) | 0x100;
@@ -779,7 +782,10 @@ pub fn fuzz_check_stream(input: &[u8]) -> StreamCheck {
                 }
                 (Err(got), Err(want)) => {
                     assert_eq!(got, want, "chunked and whole decoding fail differently");
-                    return StreamCheck { packets, error: Some(got) };
+                    return StreamCheck {
+                        packets,
+                        error: Some(got),
+                    };
                 }
                 (got, want) => panic!("chunked {got:?} vs whole {want:?} at offset {reference}"),
             }

@@ -22,5 +22,8 @@ fn every_corpus_file_passes_the_decoder_check() {
             named += 1;
         }
     }
-    assert!(named >= 8, "the seed corpus is missing files: {named} named seeds");
+    assert!(
+        named >= 8,
+        "the seed corpus is missing files: {named} named seeds"
+    );
 }

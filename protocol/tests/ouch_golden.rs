@@ -163,7 +163,7 @@ fn inbound_messages_match_the_spec_bytes() {
     for ((bytes, message), size) in inbound_goldens().into_iter().zip(sizes) {
         assert_eq!(bytes.len(), size, "{message:?}");
         let decoded = Inbound::decode(&bytes).unwrap();
-        assert_eq!(decoded.to_owned(), message);
+        assert_eq!(decoded.to_message(), message);
         assert_eq!(decoded.as_wire().as_ptr(), bytes.as_ptr(), "decoded in place");
         let mut out = [0u8; MESSAGE_LEN_MAX];
         let len = message.encode(&mut out).unwrap();
@@ -176,7 +176,7 @@ fn outbound_messages_match_the_spec_bytes() {
     let sizes = [10, 66, 80, 28, 37, 40, 32, 36, 24, 23, 23, 28];
     for ((bytes, message), size) in outbound_goldens().into_iter().zip(sizes) {
         assert_eq!(bytes.len(), size, "{message:?}");
-        assert_eq!(Outbound::decode(&bytes).unwrap().to_owned(), message);
+        assert_eq!(Outbound::decode(&bytes).unwrap().to_message(), message);
         assert_eq!(message.as_wire(), &bytes[..]);
         let mut out = [0u8; MESSAGE_LEN_MAX];
         let len = message.encode(&mut out).unwrap();

@@ -21,7 +21,14 @@ fn token() -> impl Strategy<Value = Token> {
 
 fn terms() -> impl Strategy<Value = OrderTerms> {
     (
-        (select(Side::ALL), any::<u32>(), alpha::<8>(), any::<u32>(), any::<u32>(), alpha::<4>()),
+        (
+            select(Side::ALL),
+            any::<u32>(),
+            alpha::<8>(),
+            any::<u32>(),
+            any::<u32>(),
+            alpha::<4>(),
+        ),
         (
             select(Display::ALL),
             select(Capacity::ALL),
@@ -73,7 +80,14 @@ fn outbound() -> impl Strategy<Value = OutboundMessage> {
         (ts(), select(EventCode::ALL)).prop_map(|(t, e)| SystemEvent::new(t, e).into()),
         (ts(), token(), terms(), any::<u64>(), select(OrderState::ALL))
             .prop_map(|(t, k, terms, r, s)| Accepted::new(t, k, &terms, r, s).into()),
-        (ts(), token(), terms(), any::<u64>(), select(OrderState::ALL), token())
+        (
+            ts(),
+            token(),
+            terms(),
+            any::<u64>(),
+            select(OrderState::ALL),
+            token()
+        )
             .prop_map(|(t, k, terms, r, s, p)| Replaced::new(t, k, &terms, r, s, p).into()),
         (ts(), token(), any::<u32>(), select(CancelReason::ALL))
             .prop_map(|(t, k, d, r)| Canceled::new(t, k, d, r).into()),
@@ -82,11 +96,24 @@ fn outbound() -> impl Strategy<Value = OutboundMessage> {
             (any::<u32>(), any::<u32>(), select(LiquidityFlag::ALL))
         )
             .prop_map(|((t, k, d, r), (q, p, l))| AiqCanceled::new(t, k, d, r, q, p, l).into()),
-        (ts(), token(), any::<u32>(), any::<u32>(), select(LiquidityFlag::ALL), any::<u64>())
+        (
+            ts(),
+            token(),
+            any::<u32>(),
+            any::<u32>(),
+            select(LiquidityFlag::ALL),
+            any::<u64>()
+        )
             .prop_map(|(t, k, s, p, l, m)| Executed::new(t, k, s, p, l, m).into()),
         (ts(), token(), any::<u64>(), select(BrokenTradeReason::ALL))
             .prop_map(|(t, k, m, r)| BrokenTrade::new(t, k, m, r).into()),
-        (ts(), token(), any::<u64>(), any::<u32>(), select(BrokenTradeReason::ALL))
+        (
+            ts(),
+            token(),
+            any::<u64>(),
+            any::<u32>(),
+            select(BrokenTradeReason::ALL)
+        )
             .prop_map(|(t, k, m, p, r)| PriceCorrection::new(t, k, m, p, r).into()),
         (ts(), token(), select(RejectReason::ALL)).prop_map(|(t, k, r)| Rejected::new(t, k, r).into()),
         (ts(), token()).prop_map(|(t, k)| CancelPending::new(t, k).into()),
@@ -101,7 +128,7 @@ proptest! {
     fn inbound_decode_of_encode_is_identity(m in inbound()) {
         let mut out = [0u8; MESSAGE_LEN_MAX];
         let len = m.encode(&mut out).unwrap();
-        prop_assert_eq!(Inbound::decode(&out[..len]).map(|d| d.to_owned()), Ok(m));
+        prop_assert_eq!(Inbound::decode(&out[..len]).map(|d| d.to_message()), Ok(m));
         prop_assert_eq!(m.as_inbound().as_wire(), &out[..len]);
         prop_assert!(fuzz_check_inbound(&out[..len]));
     }
@@ -110,7 +137,7 @@ proptest! {
     fn outbound_decode_of_encode_is_identity(m in outbound()) {
         let mut out = [0u8; MESSAGE_LEN_MAX];
         let len = m.encode(&mut out).unwrap();
-        prop_assert_eq!(Outbound::decode(&out[..len]).map(|d| d.to_owned()), Ok(m));
+        prop_assert_eq!(Outbound::decode(&out[..len]).map(|d| d.to_message()), Ok(m));
         prop_assert_eq!(m.as_wire(), &out[..len]);
         fuzz_check_inbound(&out[..len]);
     }

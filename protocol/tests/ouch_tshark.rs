@@ -50,10 +50,18 @@ fn check(transport: Transport, packets: Vec<Vec<u8>>, expected: &[Vec<(&str, Str
         }
     }
     let rows = tshark_fields(transport, &packets, "ouch", &names);
-    assert_eq!(rows.len(), expected.len(), "tshark decoded {} OUCH messages: {rows:?}", rows.len());
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "tshark decoded {} OUCH messages: {rows:?}",
+        rows.len()
+    );
     for (row, fields) in rows.iter().zip(expected) {
         for (i, name) in names.iter().enumerate().skip(1) {
-            let want = fields.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str());
+            let want = fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, v)| v.as_str());
             assert_eq!(row[i], want, "{name} in {row:?}");
         }
     }
@@ -70,7 +78,11 @@ fn letter(c: char) -> String {
 #[test]
 fn inbound_messages() {
     let messages = [
-        InboundMessage::EnterOrder(EnterOrder::new(tok("TOKEN000000001"), &terms(), CustomerType::Retail)),
+        InboundMessage::EnterOrder(EnterOrder::new(
+            tok("TOKEN000000001"),
+            &terms(),
+            CustomerType::Retail,
+        )),
         InboundMessage::ReplaceOrder(ReplaceOrder::new(
             tok("TOKEN000000001"),
             tok("TOKEN000000002"),
@@ -140,14 +152,35 @@ fn inbound_messages() {
 #[test]
 fn outbound_messages() {
     let t = tok("TOKEN000000001");
-    let replaced_terms = OrderTerms { side: Side::Buy, shares: 300, price: 1_502_700, ..terms() };
+    let replaced_terms = OrderTerms {
+        side: Side::Buy,
+        shares: 300,
+        price: 1_502_700,
+        ..terms()
+    };
     let messages: Vec<OutboundMessage> = vec![
         SystemEvent::new(TS_NS, EventCode::StartOfDay).into(),
         Accepted::new(TS_NS, t, &terms(), 12_345, OrderState::Live).into(),
-        Replaced::new(TS_NS, tok("TOKEN000000002"), &replaced_terms, 12_346, OrderState::Dead, t).into(),
+        Replaced::new(
+            TS_NS,
+            tok("TOKEN000000002"),
+            &replaced_terms,
+            12_346,
+            OrderState::Dead,
+            t,
+        )
+        .into(),
         Canceled::new(TS_NS, t, 60, CancelReason::Timeout).into(),
-        AiqCanceled::new(TS_NS, t, 61, CancelReason::SelfMatchPrevention, 62, 1_502_800, LiquidityFlag::Removed)
-            .into(),
+        AiqCanceled::new(
+            TS_NS,
+            t,
+            61,
+            CancelReason::SelfMatchPrevention,
+            62,
+            1_502_800,
+            LiquidityFlag::Removed,
+        )
+        .into(),
         Executed::new(TS_NS, t, 63, 1_502_900, LiquidityFlag::Added, 77).into(),
         BrokenTrade::new(TS_NS, t, 78, BrokenTradeReason::Supervisory).into(),
         PriceCorrection::new(TS_NS, t, 79, 1_503_000, BrokenTradeReason::External).into(),
@@ -182,7 +215,11 @@ fn outbound_messages() {
     let expected = vec![
         vec![f("ouch.event_code", letter('S'))],
         [
-            vec![token(), f("ouch.order_reference_number", 12_345), f("ouch.order_state", letter('L'))],
+            vec![
+                token(),
+                f("ouch.order_reference_number", 12_345),
+                f("ouch.order_state", letter('L')),
+            ],
             terms_fields('T', 100, 1_502_500),
         ]
         .concat(),
@@ -196,7 +233,11 @@ fn outbound_messages() {
             terms_fields('B', 300, 1_502_700),
         ]
         .concat(),
-        vec![token(), f("ouch.decrement_shares", 60), f("ouch.cancel_reason", letter('T'))],
+        vec![
+            token(),
+            f("ouch.decrement_shares", 60),
+            f("ouch.cancel_reason", letter('T')),
+        ],
         vec![
             token(),
             f("ouch.decrement_shares", 61),
@@ -212,7 +253,11 @@ fn outbound_messages() {
             f("ouch.liquidity_flag", letter('A')),
             f("ouch.match_number", 77),
         ],
-        vec![token(), f("ouch.match_number", 78), f("ouch.broken_trade_reason", letter('S'))],
+        vec![
+            token(),
+            f("ouch.match_number", 78),
+            f("ouch.broken_trade_reason", letter('S')),
+        ],
         vec![
             token(),
             f("ouch.match_number", 79),
@@ -222,7 +267,11 @@ fn outbound_messages() {
         vec![token(), f("ouch.reject_reason", letter('X'))],
         vec![token()],
         vec![token()],
-        vec![token(), f("ouch.buy_sell_indicator", letter('S')), f("ouch.shares", 64)],
+        vec![
+            token(),
+            f("ouch.buy_sell_indicator", letter('S')),
+            f("ouch.shares", 64),
+        ],
     ];
     let types = ['S', 'A', 'U', 'C', 'D', 'E', 'B', 'K', 'J', 'P', 'I', 'M'];
     let expected: Vec<_> = expected

@@ -30,5 +30,8 @@ fn every_corpus_file_passes_the_stream_check() {
             named += 1;
         }
     }
-    assert!(named >= 7, "the seed corpus is missing files: {named} named seeds");
+    assert!(
+        named >= 7,
+        "the seed corpus is missing files: {named} named seeds"
+    );
 }

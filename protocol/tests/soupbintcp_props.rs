@@ -3,8 +3,8 @@
 
 use bourse_protocol::fields::Alpha;
 use bourse_protocol::soupbintcp::{
-    DecodeError, FRAME_SIZE_MAX_DEFAULT, LoginAccepted, LoginRejectReason, LoginRequest, Packet, StreamBuffer,
-    decode_frame, fuzz_check_stream, parse_numeric,
+    DecodeError, FRAME_SIZE_MAX_DEFAULT, LoginAccepted, LoginRejectReason, LoginRequest, Packet,
+    StreamBuffer, decode_frame, fuzz_check_stream, parse_numeric,
 };
 use proptest::prelude::*;
 
@@ -51,21 +51,33 @@ impl Spec {
 fn spec() -> impl Strategy<Value = Spec> {
     let payload = || proptest::collection::vec(any::<u8>(), 0..200);
     prop_oneof![
-        (alpha::<6>(), alpha::<10>(), alpha::<10>(), any::<u64>(), proptest::option::of(0u32..=99_999)).prop_map(
-            |(username, password, requested_session, requested_sequence_number, heartbeat_timeout_ms)| {
-                Spec::Login(LoginRequest {
-                    username,
-                    password,
-                    requested_session,
-                    requested_sequence_number,
-                    heartbeat_timeout_ms,
-                })
-            }
-        ),
-        (alpha::<10>(), any::<u64>())
-            .prop_map(|(session, sequence_number)| Spec::Accepted(LoginAccepted { session, sequence_number })),
-        prop_oneof![Just(LoginRejectReason::NotAuthorized), Just(LoginRejectReason::SessionNotAvailable)]
-            .prop_map(Spec::Rejected),
+        (
+            alpha::<6>(),
+            alpha::<10>(),
+            alpha::<10>(),
+            any::<u64>(),
+            proptest::option::of(0u32..=99_999)
+        )
+            .prop_map(
+                |(username, password, requested_session, requested_sequence_number, heartbeat_timeout_ms)| {
+                    Spec::Login(LoginRequest {
+                        username,
+                        password,
+                        requested_session,
+                        requested_sequence_number,
+                        heartbeat_timeout_ms,
+                    })
+                }
+            ),
+        (alpha::<10>(), any::<u64>()).prop_map(|(session, sequence_number)| Spec::Accepted(LoginAccepted {
+            session,
+            sequence_number
+        })),
+        prop_oneof![
+            Just(LoginRejectReason::NotAuthorized),
+            Just(LoginRejectReason::SessionNotAvailable)
+        ]
+        .prop_map(Spec::Rejected),
         payload().prop_map(Spec::Sequenced),
         payload().prop_map(Spec::Unsequenced),
         payload().prop_map(Spec::Debug),
@@ -181,7 +193,13 @@ fn an_oversize_frame_in_a_stream_is_an_error_not_a_stall() {
     // One heartbeat, then a Sequenced Data of 100 bytes in a 64-byte maximum.
     buffer.push(&[0, 1, b'H', 0, 101, b'S']);
     assert_eq!(buffer.next_packet(), Ok(Some(Packet::ServerHeartbeat)));
-    assert_eq!(buffer.next_packet(), Err(DecodeError::Oversize { frame_size: 103, frame_size_max: 64 }));
+    assert_eq!(
+        buffer.next_packet(),
+        Err(DecodeError::Oversize {
+            frame_size: 103,
+            frame_size_max: 64
+        })
+    );
 }
 
 #[test]

@@ -69,7 +69,10 @@ fn client_packets() {
     );
     assert_eq!(
         shown,
-        vec![vec!["Requested sequence number: 1234".to_string()], vec!["Requested sequence number: 0".to_string()]]
+        vec![
+            vec!["Requested sequence number: 1234".to_string()],
+            vec!["Requested sequence number: 0".to_string()]
+        ]
     );
 }
 

@@ -84,7 +84,12 @@ fn pcap_of(transport: Transport, packets: &[Vec<u8>]) -> (PathBuf, Vec<String>) 
         Transport::Tcp { .. } => format!("soupbintcp.tcp.port:{PORT}"),
         Transport::Udp => format!("moldudp64.udp.port:{PORT}"),
     };
-    let args = vec!["-r".to_string(), pcap.display().to_string(), "-o".to_string(), pref];
+    let args = vec![
+        "-r".to_string(),
+        pcap.display().to_string(),
+        "-o".to_string(),
+        pref,
+    ];
     (dir, args)
 }
 
