@@ -511,6 +511,32 @@ pub struct OrderTerms {
     pub cross_type: CrossType,
 }
 
+/// `terms()` for the three messages that carry the full order terms under the same field names.
+macro_rules! impl_terms {
+    ($($ty:ident),+) => {$(
+        impl $ty {
+            /// The order terms as typed values.
+            pub fn terms(&self) -> OrderTerms {
+                OrderTerms {
+                    side: self.side,
+                    shares: self.shares.get(),
+                    stock: self.stock,
+                    price: self.price.get(),
+                    time_in_force: self.time_in_force.get(),
+                    firm: self.firm,
+                    display: self.display,
+                    capacity: self.capacity,
+                    intermarket_sweep: self.intermarket_sweep,
+                    minimum_quantity: self.minimum_quantity.get(),
+                    cross_type: self.cross_type,
+                }
+            }
+        }
+    )+};
+}
+
+impl_terms!(EnterOrder, Accepted, Replaced);
+
 // ---------------------------------------------------------------------------------------------------------
 // Inbound
 // ---------------------------------------------------------------------------------------------------------
@@ -568,23 +594,6 @@ impl EnterOrder {
             minimum_quantity: terms.minimum_quantity.into(),
             cross_type: terms.cross_type,
             customer_type,
-        }
-    }
-
-    /// The order terms as typed values.
-    pub fn terms(&self) -> OrderTerms {
-        OrderTerms {
-            side: self.side,
-            shares: self.shares.get(),
-            stock: self.stock,
-            price: self.price.get(),
-            time_in_force: self.time_in_force.get(),
-            firm: self.firm,
-            display: self.display,
-            capacity: self.capacity,
-            intermarket_sweep: self.intermarket_sweep,
-            minimum_quantity: self.minimum_quantity.get(),
-            cross_type: self.cross_type,
         }
     }
 }
@@ -951,23 +960,6 @@ impl Accepted {
             bbo_weight_indicator: b' ',
         }
     }
-
-    /// The order terms as typed values.
-    pub fn terms(&self) -> OrderTerms {
-        OrderTerms {
-            side: self.side,
-            shares: self.shares.get(),
-            stock: self.stock,
-            price: self.price.get(),
-            time_in_force: self.time_in_force.get(),
-            firm: self.firm,
-            display: self.display,
-            capacity: self.capacity,
-            intermarket_sweep: self.intermarket_sweep,
-            minimum_quantity: self.minimum_quantity.get(),
-            cross_type: self.cross_type,
-        }
-    }
 }
 
 impl Message for Accepted {
@@ -1057,23 +1049,6 @@ impl Replaced {
             order_state,
             previous_order_token,
             bbo_weight_indicator: b' ',
-        }
-    }
-
-    /// The order terms as typed values.
-    pub fn terms(&self) -> OrderTerms {
-        OrderTerms {
-            side: self.side,
-            shares: self.shares.get(),
-            stock: self.stock,
-            price: self.price.get(),
-            time_in_force: self.time_in_force.get(),
-            firm: self.firm,
-            display: self.display,
-            capacity: self.capacity,
-            intermarket_sweep: self.intermarket_sweep,
-            minimum_quantity: self.minimum_quantity.get(),
-            cross_type: self.cross_type,
         }
     }
 }

@@ -75,6 +75,41 @@ fn letter(c: char) -> String {
     format!("'{c}'")
 }
 
+/// Adds each message's expected type letter (and a field every message has) to its expected fields.
+fn tagged(
+    expected: Vec<Vec<(&'static str, String)>>,
+    types: &[char],
+    common: Option<(&'static str, String)>,
+) -> Vec<Vec<(&'static str, String)>> {
+    assert_eq!(expected.len(), types.len());
+    expected
+        .into_iter()
+        .zip(types)
+        .map(|(mut fields, &t)| {
+            fields.insert(0, f("ouch.packet_type", letter(t)));
+            fields.extend(common.clone());
+            fields
+        })
+        .collect()
+}
+
+/// The fields tshark shows for `terms()` with the given side, shares and price.
+fn terms_fields(side: char, shares: u32, price: u32) -> Vec<(&'static str, String)> {
+    vec![
+        f("ouch.buy_sell_indicator", letter(side)),
+        f("ouch.shares", shares),
+        f("ouch.stock", "AAPL    "),
+        f("ouch.price", price),
+        f("ouch.tif", 99_998),
+        f("ouch.firm", "FIRM"),
+        f("ouch.display", letter('P')),
+        f("ouch.capacity", letter('A')),
+        f("ouch.iso_eligible", letter('Y')),
+        f("ouch.min_quantity", 7),
+        f("ouch.cross_type", letter('C')),
+    ]
+}
+
 #[test]
 fn inbound_messages() {
     let messages = [
@@ -105,21 +140,14 @@ fn inbound_messages() {
         })
         .collect();
     let expected = vec![
-        vec![
-            f("ouch.order_token", "TOKEN000000001"),
-            f("ouch.buy_sell_indicator", letter('T')),
-            f("ouch.shares", 100),
-            f("ouch.stock", "AAPL    "),
-            f("ouch.price", 1_502_500),
-            f("ouch.tif", 99_998),
-            f("ouch.firm", "FIRM"),
-            f("ouch.display", letter('P')),
-            f("ouch.capacity", letter('A')),
-            f("ouch.iso_eligible", letter('Y')),
-            f("ouch.min_quantity", 7),
-            f("ouch.cross_type", letter('C')),
-            f("ouch.customer_type", letter('R')),
-        ],
+        [
+            vec![
+                f("ouch.order_token", "TOKEN000000001"),
+                f("ouch.customer_type", letter('R')),
+            ],
+            terms_fields('T', 100, 1_502_500),
+        ]
+        .concat(),
         vec![
             f("ouch.existing_order_token", "TOKEN000000001"),
             f("ouch.replacement_order_token", "TOKEN000000002"),
@@ -138,15 +166,11 @@ fn inbound_messages() {
         ],
     ];
     let types = ['O', 'U', 'X', 'M'];
-    let expected: Vec<_> = expected
-        .into_iter()
-        .zip(types)
-        .map(|(mut fields, t)| {
-            fields.insert(0, f("ouch.packet_type", letter(t)));
-            fields
-        })
-        .collect();
-    check(Transport::Tcp { to_server: true }, packets, &expected);
+    check(
+        Transport::Tcp { to_server: true },
+        packets,
+        &tagged(expected, &types, None),
+    );
 }
 
 #[test]
@@ -196,22 +220,6 @@ fn outbound_messages() {
     }))];
     packets.extend(messages.iter().map(|m| frame(Packet::SequencedData(m.as_wire()))));
     let token = || f("ouch.order_token", "TOKEN000000001");
-    let terms_fields = |side: char, shares: u32, price: u32| {
-        vec![
-            f("ouch.buy_sell_indicator", letter(side)),
-            f("ouch.shares", shares),
-            f("ouch.stock", "AAPL    "),
-            f("ouch.price", price),
-            f("ouch.tif", 99_998),
-            f("ouch.firm", "FIRM"),
-            f("ouch.display", letter('P')),
-            f("ouch.capacity", letter('A')),
-            f("ouch.iso_eligible", letter('Y')),
-            f("ouch.min_quantity", 7),
-            f("ouch.cross_type", letter('C')),
-            f("ouch.bbo_weight_indicator", letter(' ')),
-        ]
-    };
     let expected = vec![
         vec![f("ouch.event_code", letter('S'))],
         [
@@ -220,7 +228,11 @@ fn outbound_messages() {
                 f("ouch.order_reference_number", 12_345),
                 f("ouch.order_state", letter('L')),
             ],
-            terms_fields('T', 100, 1_502_500),
+            [
+                terms_fields('T', 100, 1_502_500),
+                vec![f("ouch.bbo_weight_indicator", letter(' '))],
+            ]
+            .concat(),
         ]
         .concat(),
         [
@@ -231,6 +243,7 @@ fn outbound_messages() {
                 f("ouch.order_state", letter('D')),
             ],
             terms_fields('B', 300, 1_502_700),
+            vec![f("ouch.bbo_weight_indicator", letter(' '))],
         ]
         .concat(),
         vec![
@@ -274,14 +287,6 @@ fn outbound_messages() {
         ],
     ];
     let types = ['S', 'A', 'U', 'C', 'D', 'E', 'B', 'K', 'J', 'P', 'I', 'M'];
-    let expected: Vec<_> = expected
-        .into_iter()
-        .zip(types)
-        .map(|(mut fields, t)| {
-            fields.insert(0, f("ouch.packet_type", letter(t)));
-            fields.push(f("ouch.timestamp", TS_SHOWN));
-            fields
-        })
-        .collect();
+    let expected = tagged(expected, &types, Some(f("ouch.timestamp", TS_SHOWN)));
     check(Transport::Tcp { to_server: false }, packets, &expected);
 }
