@@ -598,6 +598,30 @@ pub fn decode_frame(buf: &[u8], frame_size_max: usize) -> Result<Option<(Packet<
 ///    drained), then [`StreamBuffer::commit`] the number of bytes read;
 /// 2. call [`StreamBuffer::next_packet`] until it returns `Ok(None)`; each packet borrows the buffer;
 /// 3. on an error, close the connection (the buffer's content is no longer meaningful).
+///
+/// ```
+/// use std::io::Read;
+/// use bourse_protocol::soupbintcp::{FRAME_SIZE_MAX_DEFAULT, StreamBuffer};
+///
+/// // Two heartbeats and a Logout Request, arriving over a socket in reads of at most 4 bytes.
+/// let mut socket: &[u8] = &[0, 1, b'R', 0, 1, b'R', 0, 1, b'O'];
+/// let mut buffer = StreamBuffer::new(4 * FRAME_SIZE_MAX_DEFAULT, FRAME_SIZE_MAX_DEFAULT);
+/// let mut seen = Vec::new();
+/// loop {
+///     let spare = buffer.spare_mut();
+///     let limit = spare.len().min(4);
+///     let n = socket.read(&mut spare[..limit]).unwrap();
+///     if n == 0 {
+///         break; // end of stream
+///     }
+///     buffer.commit(n);
+///     while let Some(packet) = buffer.next_packet().expect("a well-formed stream") {
+///         seen.push(packet.packet_type());
+///     }
+/// }
+/// assert_eq!(seen.len(), 3);
+/// assert!(buffer.pending().is_empty());
+/// ```
 #[derive(Debug)]
 pub struct StreamBuffer {
     bytes: Box<[u8]>,
