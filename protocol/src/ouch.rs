@@ -36,7 +36,7 @@
 //! ([`DecodeError::UnknownType`]), the length is exactly the type's size ([`DecodeError::Truncated`] when
 //! shorter, [`DecodeError::WrongLength`] when longer), and every code field holds a letter OUCH 4.2 defines
 //! ([`DecodeError::InvalidField`], which carries the order token so the engine can answer with a Rejected whose
-//! reason is [`InvalidField::reject_reason`]). Each message type also has [`Message::decode`]. Decoding never
+//! reason is [`InvalidField::reject_reason`]; [`DecodeError::rejection`] gives both, and is `None` for the errors a server answers with a disconnect). Each message type also has [`Message::decode`]. Decoding never
 //! panics. Owned copies are plain `Copy` values: `*view`, or [`Inbound::to_message`] / [`Outbound::to_message`].
 //!
 //! # Encoding
@@ -72,6 +72,13 @@ macro_rules! code_enum {
         #[repr(u8)]
         pub enum $name {
             $( $(#[$vmeta])* $variant = $code ),+
+        }
+
+        impl core::fmt::Display for $name {
+            /// The wire letter.
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Write::write_char(f, char::from(self.code()))
+            }
         }
 
         impl $name {
@@ -343,6 +350,17 @@ pub enum DecodeError {
         /// The field and its byte.
         field: InvalidField,
     },
+}
+
+impl DecodeError {
+    /// For an inbound message whose layout is sound but whose field is not, the token and the reason a
+    /// Rejected should carry; `None` for errors with no trustworthy token (bourse disconnects on those).
+    pub const fn rejection(&self) -> Option<(Token, RejectReason)> {
+        match *self {
+            Self::InvalidField { token, field, .. } => Some((token, field.reject_reason())),
+            _ => None,
+        }
+    }
 }
 
 /// Why a message could not be encoded.
@@ -802,7 +820,12 @@ impl<'a> Inbound<'a> {
 
     /// The order token (for a Replace Order, the replacement token).
     pub fn token(&self) -> Token {
-        self.to_message().token()
+        match *self {
+            Self::EnterOrder(m) => m.token(),
+            Self::ReplaceOrder(m) => m.token(),
+            Self::CancelOrder(m) => m.token(),
+            Self::ModifyOrder(m) => m.token(),
+        }
     }
 
     /// An owned copy.
