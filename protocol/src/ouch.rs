@@ -36,7 +36,8 @@
 //! ([`DecodeError::UnknownType`]), the length is exactly the type's size ([`DecodeError::Truncated`] when
 //! shorter, [`DecodeError::WrongLength`] when longer), and every code field holds a letter OUCH 4.2 defines
 //! ([`DecodeError::InvalidField`], which carries the order token so the engine can answer with a Rejected whose
-//! reason is [`InvalidField::reject_reason`]; [`DecodeError::rejection`] gives both, and is `None` for the errors a server answers with a disconnect). Each message type also has [`Message::decode`]. Decoding never
+//! reason is [`InvalidField::reject_reason`]; [`DecodeError::rejection`] gives both, and is `None` for the
+//! errors a server answers with a disconnect). Each message type also has [`Message::decode`]. Decoding never
 //! panics. Owned copies are plain `Copy` values: `*view`, or [`Inbound::to_message`] / [`Outbound::to_message`].
 //!
 //! # Encoding
