@@ -192,6 +192,15 @@ pub struct LoginRequest {
     pub heartbeat_timeout_ms: Option<u32>,
 }
 
+impl LoginRequest {
+    /// True when this request asks for `current`: a blank Requested Session means the current session, and
+    /// otherwise the names are compared without their padding (the spec pads session names on the left, most
+    /// clients on the right).
+    pub fn wants_session(&self, current: &SessionName) -> bool {
+        self.requested_session.is_blank() || self.requested_session.0.trim_ascii() == current.0.trim_ascii()
+    }
+}
+
 /// Login Accepted (`A`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LoginAccepted {
@@ -826,6 +835,25 @@ pub fn fuzz_check_stream(input: &[u8]) -> StreamCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requested_session_ignores_padding() {
+        let current = SessionName::new("20261126A").unwrap();
+        let mut request = LoginRequest {
+            username: Username::BLANK,
+            password: Password::BLANK,
+            requested_session: SessionName::BLANK,
+            requested_sequence_number: 0,
+            heartbeat_timeout_ms: None,
+        };
+        assert!(request.wants_session(&current));
+        request.requested_session = Alpha(*b" 20261126A");
+        assert!(request.wants_session(&current));
+        request.requested_session = SessionName::new("20261126A").unwrap();
+        assert!(request.wants_session(&current));
+        request.requested_session = SessionName::new("20261125A").unwrap();
+        assert!(!request.wants_session(&current));
+    }
 
     #[test]
     fn numeric_paddings() {
