@@ -6,10 +6,13 @@
 //! # Layout
 //! Each message is a `#[repr(C)]` zerocopy struct whose size is asserted against the spec
 //! (`const _: () = assert!(size_of::<T>() == N)`): integers are `big_endian::U32`/`U64`, alpha fields are
-//! [`Alpha`](crate::fields::Alpha) ([`Token`], [`Symbol`], [`Firm`]), and one-letter code fields whose letters
-//! OUCH 4.2 enumerates are `#[repr(u8)]` enums ([`Side`], [`Display`], [`Capacity`], ...), so a decoded
-//! message's fields are typed and valid by construction. Reject and cancel reasons are raw bytes holding a
-//! [`RejectReason`] or [`CancelReason`] letter (accessors `reason()`), checked on decode.
+//! [`Alpha`](crate::fields::Alpha) ([`Token`], [`Symbol`], [`Firm`]), and the one-letter code fields bourse acts
+//! on are `#[repr(u8)]` enums ([`Side`], [`Display`], [`EventCode`], [`OrderState`], [`LiquidityFlag`],
+//! [`BrokenTradeReason`]), so a decoded message's fields are typed and valid by construction. The code fields
+//! `docs/protocol.md` says bourse takes as *any byte* and echoes (Capacity, Intermarket Sweep Eligibility, Cross
+//! Type, Customer Type) are raw `u8`; [`Capacity`], [`IntermarketSweep`], [`CrossType`] and [`CustomerType`] name
+//! their OUCH letters. Reject and cancel reasons are raw bytes holding a [`RejectReason`] or [`CancelReason`]
+//! letter (accessors `reason()`), checked on decode.
 //!
 //! | Dir | Type | Message          | Size |
 //! |-----|------|------------------|------|
@@ -262,18 +265,6 @@ pub enum InvalidField {
     /// Display.
     #[error("bad display {0:#04x}")]
     Display(u8),
-    /// Capacity.
-    #[error("bad capacity {0:#04x}")]
-    Capacity(u8),
-    /// Intermarket Sweep Eligibility.
-    #[error("bad intermarket sweep eligibility {0:#04x}")]
-    IntermarketSweep(u8),
-    /// Cross Type.
-    #[error("bad cross type {0:#04x}")]
-    CrossType(u8),
-    /// Customer Type.
-    #[error("bad customer type {0:#04x}")]
-    CustomerType(u8),
     /// System Event code.
     #[error("bad event code {0:#04x}")]
     EventCode(u8),
@@ -355,7 +346,9 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// For an inbound message whose layout is sound but whose field is not, the token and the reason a
-    /// Rejected should carry; `None` for errors with no trustworthy token (bourse disconnects on those).
+    /// Rejected should carry; `None` for errors with no trustworthy token (bourse disconnects on those). For a
+    /// Modify Order (`message_type` `M`, a bad side letter) bourse answers Cancel Reject instead
+    /// (`docs/protocol.md`, IR-55).
     pub const fn rejection(&self) -> Option<(Token, RejectReason)> {
         match *self {
             Self::InvalidField { token, field, .. } => Some((token, field.reject_reason())),
@@ -520,14 +513,14 @@ pub struct OrderTerms {
     pub firm: Firm,
     /// Display.
     pub display: Display,
-    /// Capacity.
-    pub capacity: Capacity,
-    /// Intermarket Sweep Eligibility.
-    pub intermarket_sweep: IntermarketSweep,
+    /// Capacity: any byte, echoed (letters in [`Capacity`]).
+    pub capacity: u8,
+    /// Intermarket Sweep Eligibility: any byte, echoed (letters in [`IntermarketSweep`]).
+    pub intermarket_sweep: u8,
     /// Minimum Quantity.
     pub minimum_quantity: u32,
-    /// Cross Type.
-    pub cross_type: CrossType,
+    /// Cross Type: any byte, echoed (letters in [`CrossType`]).
+    pub cross_type: u8,
 }
 
 /// `terms()` for the three messages that carry the full order terms under the same field names.
@@ -582,22 +575,22 @@ pub struct EnterOrder {
     pub firm: Firm,
     /// Display.
     pub display: Display,
-    /// Capacity.
-    pub capacity: Capacity,
-    /// Intermarket Sweep Eligibility.
-    pub intermarket_sweep: IntermarketSweep,
+    /// Capacity: any byte, echoed (letters in [`Capacity`]).
+    pub capacity: u8,
+    /// Intermarket Sweep Eligibility: any byte, echoed (letters in [`IntermarketSweep`]).
+    pub intermarket_sweep: u8,
     /// Minimum Quantity.
     pub minimum_quantity: U32,
-    /// Cross Type.
-    pub cross_type: CrossType,
-    /// Customer Type.
-    pub customer_type: CustomerType,
+    /// Cross Type: any byte, echoed (letters in [`CrossType`]).
+    pub cross_type: u8,
+    /// Customer Type: any byte (letters in [`CustomerType`]).
+    pub customer_type: u8,
 }
 const _: () = assert!(size_of::<EnterOrder>() == 49);
 
 impl EnterOrder {
     /// An Enter Order for `terms`.
-    pub fn new(order_token: Token, terms: &OrderTerms, customer_type: CustomerType) -> Self {
+    pub fn new(order_token: Token, terms: &OrderTerms, customer_type: u8) -> Self {
         Self {
             message_type: Self::MESSAGE_TYPE,
             order_token,
@@ -625,8 +618,7 @@ impl Message for EnterOrder {
     }
     fn diagnose(bytes: &[u8]) -> Option<InvalidField> {
         diagnose!(bytes, EnterOrder, [
-            side: Side, display: Display, capacity: Capacity, intermarket_sweep: IntermarketSweep,
-            cross_type: CrossType, customer_type: CustomerType,
+            side: Side, display: Display,
         ])
     }
 }
@@ -649,8 +641,8 @@ pub struct ReplaceOrder {
     pub time_in_force: U32,
     /// Display.
     pub display: Display,
-    /// Intermarket Sweep Eligibility.
-    pub intermarket_sweep: IntermarketSweep,
+    /// Intermarket Sweep Eligibility: any byte, echoed (letters in [`IntermarketSweep`]).
+    pub intermarket_sweep: u8,
     /// Minimum Quantity.
     pub minimum_quantity: U32,
 }
@@ -666,7 +658,7 @@ impl ReplaceOrder {
         price: u32,
         time_in_force: u32,
         display: Display,
-        intermarket_sweep: IntermarketSweep,
+        intermarket_sweep: u8,
         minimum_quantity: u32,
     ) -> Self {
         Self {
@@ -690,7 +682,7 @@ impl Message for ReplaceOrder {
         self.replacement_order_token
     }
     fn diagnose(bytes: &[u8]) -> Option<InvalidField> {
-        diagnose!(bytes, ReplaceOrder, [display: Display, intermarket_sweep: IntermarketSweep])
+        diagnose!(bytes, ReplaceOrder, [display: Display])
     }
 }
 
@@ -940,14 +932,14 @@ pub struct Accepted {
     pub display: Display,
     /// Order Reference Number (bourse: equals the ITCH order reference).
     pub order_reference_number: U64,
-    /// Capacity.
-    pub capacity: Capacity,
-    /// Intermarket Sweep Eligibility.
-    pub intermarket_sweep: IntermarketSweep,
+    /// Capacity: any byte, echoed (letters in [`Capacity`]).
+    pub capacity: u8,
+    /// Intermarket Sweep Eligibility: any byte, echoed (letters in [`IntermarketSweep`]).
+    pub intermarket_sweep: u8,
     /// Minimum Quantity.
     pub minimum_quantity: U32,
-    /// Cross Type.
-    pub cross_type: CrossType,
+    /// Cross Type: any byte, echoed (letters in [`CrossType`]).
+    pub cross_type: u8,
     /// Order State.
     pub order_state: OrderState,
     /// BBO Weight Indicator (bourse sends a space: unspecified).
@@ -994,8 +986,7 @@ impl Message for Accepted {
     }
     fn diagnose(bytes: &[u8]) -> Option<InvalidField> {
         diagnose!(bytes, Accepted, [
-            side: Side, display: Display, capacity: Capacity, intermarket_sweep: IntermarketSweep,
-            cross_type: CrossType, order_state: OrderState,
+            side: Side, display: Display, order_state: OrderState,
         ])
     }
 }
@@ -1026,14 +1017,14 @@ pub struct Replaced {
     pub display: Display,
     /// Order Reference Number of the replacement.
     pub order_reference_number: U64,
-    /// Capacity.
-    pub capacity: Capacity,
-    /// Intermarket Sweep Eligibility.
-    pub intermarket_sweep: IntermarketSweep,
+    /// Capacity: any byte, echoed (letters in [`Capacity`]).
+    pub capacity: u8,
+    /// Intermarket Sweep Eligibility: any byte, echoed (letters in [`IntermarketSweep`]).
+    pub intermarket_sweep: u8,
     /// Minimum Quantity.
     pub minimum_quantity: U32,
-    /// Cross Type.
-    pub cross_type: CrossType,
+    /// Cross Type: any byte, echoed (letters in [`CrossType`]).
+    pub cross_type: u8,
     /// Order State.
     pub order_state: OrderState,
     /// Previous Order Token: the replaced order.
@@ -1085,8 +1076,7 @@ impl Message for Replaced {
     }
     fn diagnose(bytes: &[u8]) -> Option<InvalidField> {
         diagnose!(bytes, Replaced, [
-            side: Side, display: Display, capacity: Capacity, intermarket_sweep: IntermarketSweep,
-            cross_type: CrossType, order_state: OrderState,
+            side: Side, display: Display, order_state: OrderState,
         ])
     }
 }

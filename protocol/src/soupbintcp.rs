@@ -24,8 +24,9 @@
 //! `N` fields are ASCII decimal digits. The spec pads them on the left with spaces (right-justified); clients in
 //! the wild also pad with zeros, or left-justify and pad on the right with spaces. [`parse_numeric`] accepts any
 //! mix of leading spaces, then digits (leading zeros included), then trailing spaces; anything else (a blank
-//! field, a space between digits, a non-digit, a value above `u64::MAX`) is a typed [`NumericError`]. The encoders
-//! always write the spec's form: right-justified, space-padded.
+//! field, a space between digits, a non-digit, a value above `u64::MAX`) is a typed [`NumericError`]. In a Login
+//! Request a blank field reads as 0 (`docs/protocol.md`: blank Requested Sequence Number = 0); in a Login
+//! Accepted it is an error. The encoders always write the spec's form: right-justified, space-padded.
 //!
 //! # Stream decoding
 //! [`decode_frame`] decodes the first frame of a byte slice without copying: it returns `Ok(None)` while the
@@ -394,6 +395,15 @@ fn numeric(field: &[u8], which: NumericField) -> Result<u64, DecodeError> {
     parse_numeric(field).map_err(|error| DecodeError::Numeric { field: which, error })
 }
 
+/// A Login Request numeric field, where a blank field means 0 (`docs/protocol.md`: a blank Requested Sequence
+/// Number asks for live data only, like 0; a blank heartbeat timeout is accepted).
+fn numeric_blank_zero(field: &[u8], which: NumericField) -> Result<u64, DecodeError> {
+    match parse_numeric(field) {
+        Err(NumericError::Blank) => Ok(0),
+        other => other.map_err(|error| DecodeError::Numeric { field: which, error }),
+    }
+}
+
 impl<'a> Packet<'a> {
     /// Decodes one packet from its bytes *after* the length prefix: the type byte and the payload.
     ///
@@ -436,7 +446,7 @@ impl<'a> Packet<'a> {
                 let heartbeat_timeout_ms = match packet.len() {
                     LOGIN_REQUEST_LEN => None,
                     LOGIN_REQUEST_V41_LEN => {
-                        let ms = numeric(&payload[46..51], NumericField::HeartbeatTimeout)?;
+                        let ms = numeric_blank_zero(&payload[46..51], NumericField::HeartbeatTimeout)?;
                         // At most 5 digits, so at most 99 999: always fits.
                         Some(u32::try_from(ms).unwrap_or(HEARTBEAT_TIMEOUT_MS_MAX))
                     }
@@ -446,7 +456,7 @@ impl<'a> Packet<'a> {
                     username: alpha(&payload[0..6]),
                     password: alpha(&payload[6..16]),
                     requested_session: alpha(&payload[16..26]),
-                    requested_sequence_number: numeric(
+                    requested_sequence_number: numeric_blank_zero(
                         &payload[26..46],
                         NumericField::RequestedSequenceNumber,
                     )?,

@@ -31,10 +31,10 @@ fn terms() -> impl Strategy<Value = OrderTerms> {
         ),
         (
             select(Display::ALL),
-            select(Capacity::ALL),
-            select(IntermarketSweep::ALL),
+            any::<u8>(),
+            any::<u8>(),
             any::<u32>(),
-            select(CrossType::ALL),
+            any::<u8>(),
         ),
     )
         .prop_map(
@@ -59,11 +59,11 @@ fn terms() -> impl Strategy<Value = OrderTerms> {
 
 fn inbound() -> impl Strategy<Value = InboundMessage> {
     prop_oneof![
-        (token(), terms(), select(CustomerType::ALL))
+        (token(), terms(), any::<u8>())
             .prop_map(|(t, terms, c)| InboundMessage::EnterOrder(EnterOrder::new(t, &terms, c))),
         (
             (token(), token(), any::<u32>(), any::<u32>(), any::<u32>()),
-            (select(Display::ALL), select(IntermarketSweep::ALL), any::<u32>())
+            (select(Display::ALL), any::<u8>(), any::<u32>())
         )
             .prop_map(|((e, r, shares, price, tif), (d, iso, min))| {
                 InboundMessage::ReplaceOrder(ReplaceOrder::new(e, r, shares, price, tif, d, iso, min))
@@ -144,7 +144,7 @@ proptest! {
 
     #[test]
     fn terms_survive_enter_accepted_and_replaced(t in terms(), k in token(), ts in any::<u64>()) {
-        prop_assert_eq!(EnterOrder::new(k, &t, CustomerType::PortDefault).terms(), t);
+        prop_assert_eq!(EnterOrder::new(k, &t, b' ').terms(), t);
         prop_assert_eq!(Accepted::new(ts, k, &t, 1, OrderState::Live).terms(), t);
         prop_assert_eq!(Replaced::new(ts, k, &t, 1, OrderState::Dead, k).terms(), t);
     }

@@ -27,10 +27,10 @@ fn terms() -> OrderTerms {
         time_in_force: 99_998,
         firm: Alpha::new("FIRM").unwrap(),
         display: Display::PostOnly,
-        capacity: Capacity::Agency,
-        intermarket_sweep: IntermarketSweep::Eligible,
+        capacity: Capacity::Agency.code(),
+        intermarket_sweep: IntermarketSweep::Eligible.code(),
         minimum_quantity: 7,
-        cross_type: CrossType::Closing,
+        cross_type: CrossType::Closing.code(),
     }
 }
 
@@ -116,7 +116,7 @@ fn inbound_messages() {
         InboundMessage::EnterOrder(EnterOrder::new(
             tok("TOKEN000000001"),
             &terms(),
-            CustomerType::Retail,
+            CustomerType::Retail.code(),
         )),
         InboundMessage::ReplaceOrder(ReplaceOrder::new(
             tok("TOKEN000000001"),
@@ -125,7 +125,7 @@ fn inbound_messages() {
             1_502_600,
             0,
             Display::Attributable,
-            IntermarketSweep::NotEligible,
+            IntermarketSweep::NotEligible.code(),
             9,
         )),
         InboundMessage::CancelOrder(CancelOrder::new(tok("TOKEN000000003"), 0)),
