@@ -45,15 +45,9 @@ fn scratch_dir() -> PathBuf {
     dir
 }
 
-/// Decodes each of `packets` (one TCP segment or UDP datagram each) with tshark and returns, for every
-/// packet that tshark shows under `filter`, the requested `fields` as tshark prints them (`-T fields`,
-/// occurrences separated by `,`).
-pub fn tshark_fields(
-    transport: Transport,
-    packets: &[Vec<u8>],
-    filter: &str,
-    fields: &[&str],
-) -> Vec<Vec<String>> {
+/// Writes `packets` (one TCP segment or UDP datagram each) as a pcap in a fresh scratch directory and returns
+/// the directory (to remove afterwards) and the tshark arguments that read it with the right dissector.
+fn pcap_of(transport: Transport, packets: &[Vec<u8>]) -> (PathBuf, Vec<String>) {
     require("text2pcap");
     require("tshark");
     let dir = scratch_dir();
@@ -90,23 +84,88 @@ pub fn tshark_fields(
         Transport::Tcp { .. } => format!("soupbintcp.tcp.port:{PORT}"),
         Transport::Udp => format!("moldudp64.udp.port:{PORT}"),
     };
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(&pcap)
-        .args(["-o", &pref, "-Y", filter, "-T", "fields", "-E", "occurrence=a"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().unwrap();
+    let args = vec![
+        "-r".to_string(),
+        pcap.display().to_string(),
+        "-o".to_string(),
+        pref,
+    ];
+    (dir, args)
+}
+
+fn run_tshark(dir: &PathBuf, args: &[String]) -> String {
+    let out = Command::new("tshark").args(args).output().unwrap();
     assert!(
         out.status.success(),
         "tshark failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    String::from_utf8(out.stdout)
-        .unwrap()
+    let _ = std::fs::remove_dir_all(dir);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Decodes each of `packets` (one TCP segment or UDP datagram each) with tshark and returns, for every
+/// packet that tshark shows under `filter`, the requested `fields` as tshark prints them (`-T fields`,
+/// occurrences separated by `,`).
+pub fn tshark_fields(
+    transport: Transport,
+    packets: &[Vec<u8>],
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let (dir, mut args) = pcap_of(transport, packets);
+    for a in ["-Y", filter, "-T", "fields", "-E", "occurrence=a"] {
+        args.push(a.to_string());
+    }
+    for f in fields {
+        args.push("-e".to_string());
+        args.push((*f).to_string());
+    }
+    run_tshark(&dir, &args)
         .lines()
         .map(|line| line.split('\t').map(str::to_owned).collect())
         .collect()
+}
+
+/// Like [`tshark_fields`], but returns each field's display line as tshark shows it (the PDML `showname`,
+/// e.g. `Requested sequence number: 1`), occurrences separated by `,`. For fields whose `-T fields` value is
+/// not the decoded one (SoupBinTCP's ASCII sequence numbers print as `X` there).
+pub fn tshark_shownames(
+    transport: Transport,
+    packets: &[Vec<u8>],
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let (dir, mut args) = pcap_of(transport, packets);
+    for a in ["-Y", filter, "-T", "pdml"] {
+        args.push(a.to_string());
+    }
+    let pdml = run_tshark(&dir, &args);
+    pdml.split("<packet>")
+        .skip(1)
+        .map(|packet| {
+            fields
+                .iter()
+                .map(|field| {
+                    let tag = format!("<field name=\"{field}\" showname=\"");
+                    packet
+                        .match_indices(&tag)
+                        .map(|(at, _)| {
+                            let rest = &packet[at + tag.len()..];
+                            xml_unescape(&rest[..rest.find('"').unwrap_or(rest.len())])
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn xml_unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }

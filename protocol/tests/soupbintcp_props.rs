@@ -1,0 +1,213 @@
+//! Property tests: `decode(encode(p)) == p` for every SoupBinTCP packet type, and the stream decoder yields
+//! the same frames however the byte stream is chunked (1-byte chunks included).
+
+use bourse_protocol::fields::Alpha;
+use bourse_protocol::soupbintcp::{
+    DecodeError, FRAME_SIZE_MAX_DEFAULT, LoginAccepted, LoginRejectReason, LoginRequest, Packet,
+    StreamBuffer, decode_frame, fuzz_check_stream, parse_numeric,
+};
+use proptest::prelude::*;
+
+fn alpha<const N: usize>() -> impl Strategy<Value = Alpha<N>> {
+    proptest::collection::vec(0x20u8..0x7f, N).prop_map(|v| {
+        let mut a = [b' '; N];
+        a.copy_from_slice(&v);
+        Alpha(a)
+    })
+}
+
+/// An owned packet description (a `Packet` borrows its payload).
+#[derive(Clone, Debug)]
+enum Spec {
+    Login(LoginRequest),
+    Accepted(LoginAccepted),
+    Rejected(LoginRejectReason),
+    Sequenced(Vec<u8>),
+    Unsequenced(Vec<u8>),
+    Debug(Vec<u8>),
+    ServerHeartbeat,
+    ClientHeartbeat,
+    EndOfSession,
+    Logout,
+}
+
+impl Spec {
+    fn packet(&self) -> Packet<'_> {
+        match self {
+            Spec::Login(r) => Packet::LoginRequest(*r),
+            Spec::Accepted(a) => Packet::LoginAccepted(*a),
+            Spec::Rejected(r) => Packet::LoginRejected(*r),
+            Spec::Sequenced(p) => Packet::SequencedData(p),
+            Spec::Unsequenced(p) => Packet::UnsequencedData(p),
+            Spec::Debug(p) => Packet::Debug(p),
+            Spec::ServerHeartbeat => Packet::ServerHeartbeat,
+            Spec::ClientHeartbeat => Packet::ClientHeartbeat,
+            Spec::EndOfSession => Packet::EndOfSession,
+            Spec::Logout => Packet::LogoutRequest,
+        }
+    }
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let payload = || proptest::collection::vec(any::<u8>(), 0..200);
+    prop_oneof![
+        (
+            alpha::<6>(),
+            alpha::<10>(),
+            alpha::<10>(),
+            any::<u64>(),
+            proptest::option::of(0u32..=99_999)
+        )
+            .prop_map(
+                |(username, password, requested_session, requested_sequence_number, heartbeat_timeout_ms)| {
+                    Spec::Login(LoginRequest {
+                        username,
+                        password,
+                        requested_session,
+                        requested_sequence_number,
+                        heartbeat_timeout_ms,
+                    })
+                }
+            ),
+        (alpha::<10>(), any::<u64>()).prop_map(|(session, sequence_number)| Spec::Accepted(LoginAccepted {
+            session,
+            sequence_number
+        })),
+        prop_oneof![
+            Just(LoginRejectReason::NotAuthorized),
+            Just(LoginRejectReason::SessionNotAvailable)
+        ]
+        .prop_map(Spec::Rejected),
+        payload().prop_map(Spec::Sequenced),
+        payload().prop_map(Spec::Unsequenced),
+        payload().prop_map(Spec::Debug),
+        Just(Spec::ServerHeartbeat),
+        Just(Spec::ClientHeartbeat),
+        Just(Spec::EndOfSession),
+        Just(Spec::Logout),
+    ]
+}
+
+fn encode_all(specs: &[Spec]) -> Vec<u8> {
+    let mut stream = Vec::new();
+    let mut frame = [0u8; 512];
+    for s in specs {
+        let len = s.packet().encode(&mut frame).unwrap();
+        stream.extend_from_slice(&frame[..len]);
+    }
+    stream
+}
+
+proptest! {
+    #[test]
+    fn decode_of_encode_is_identity(s in spec()) {
+        let mut frame = [0u8; 512];
+        let len = s.packet().encode(&mut frame).unwrap();
+        prop_assert_eq!(len, s.packet().frame_len());
+        prop_assert_eq!(decode_frame(&frame[..len], FRAME_SIZE_MAX_DEFAULT), Ok(Some((s.packet(), len))));
+    }
+
+    #[test]
+    fn numeric_fields_parse_under_any_padding(value in any::<u64>(), zeros in 0usize..4, left in 0usize..4, right in 0usize..4) {
+        let digits = value.to_string();
+        let text = format!("{}{}{digits}{}", " ".repeat(left), "0".repeat(zeros), " ".repeat(right));
+        prop_assert_eq!(parse_numeric(text.as_bytes()), Ok(value));
+    }
+
+    #[test]
+    fn the_stream_decoder_ignores_chunking(
+        specs in proptest::collection::vec(spec(), 0..40),
+        chunks in proptest::collection::vec(1usize..300, 1..50),
+        capacity_extra in 0usize..600,
+        one_byte in any::<bool>(),
+    ) {
+        let stream = encode_all(&specs);
+        let mut buffer = StreamBuffer::new(FRAME_SIZE_MAX_DEFAULT + capacity_extra, FRAME_SIZE_MAX_DEFAULT);
+        let mut got = Vec::new();
+        let mut fed = 0;
+        let mut i = 0;
+        while fed < stream.len() {
+            let chunk = if one_byte { 1 } else { chunks[i % chunks.len()] };
+            i += 1;
+            let end = (fed + chunk).min(stream.len());
+            fed += buffer.push(&stream[fed..end]);
+            while let Some(packet) = buffer.next_packet().unwrap() {
+                let mut frame = [0u8; 512];
+                let len = packet.encode(&mut frame).unwrap();
+                got.push(frame[..len].to_vec());
+            }
+        }
+        prop_assert!(buffer.pending().is_empty());
+        prop_assert_eq!(got.len(), specs.len());
+        for (bytes, s) in got.iter().zip(&specs) {
+            prop_assert_eq!(decode_frame(bytes, FRAME_SIZE_MAX_DEFAULT), Ok(Some((s.packet(), bytes.len()))));
+        }
+    }
+
+    #[test]
+    fn a_truncated_stream_leaves_exactly_the_partial_frame_pending(
+        specs in proptest::collection::vec(spec(), 1..10),
+        cut in any::<proptest::sample::Index>(),
+    ) {
+        let stream = encode_all(&specs);
+        let cut = cut.index(stream.len());
+        let mut buffer = StreamBuffer::new(FRAME_SIZE_MAX_DEFAULT, FRAME_SIZE_MAX_DEFAULT);
+        let mut fed = 0;
+        let mut frames = 0;
+        let mut consumed = 0;
+        while fed < cut {
+            fed += buffer.push(&stream[fed..cut]);
+            while let Some(p) = buffer.next_packet().unwrap() {
+                consumed += p.frame_len();
+                frames += 1;
+            }
+        }
+        prop_assert_eq!(buffer.pending(), &stream[consumed..cut]);
+        prop_assert!(frames <= specs.len());
+    }
+
+    #[test]
+    fn the_fuzz_check_holds_on_random_bytes(input in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fuzz_check_stream(&input);
+    }
+
+    #[test]
+    fn the_fuzz_check_holds_on_valid_streams(specs in proptest::collection::vec(spec(), 0..20), size in any::<u8>(), seed in any::<u8>()) {
+        let mut input = vec![size, seed];
+        input.extend(encode_all(&specs));
+        let fits = specs.iter().all(|s| s.packet().frame_len() <= 54 + usize::from(size) * 4);
+        let check = fuzz_check_stream(&input);
+        if fits {
+            prop_assert_eq!(check.packets, specs.len());
+            prop_assert_eq!(check.error, None);
+        } else {
+            let oversize = matches!(check.error, Some(DecodeError::Oversize { .. }));
+            prop_assert!(oversize, "{:?}", check);
+        }
+    }
+}
+
+#[test]
+fn an_oversize_frame_in_a_stream_is_an_error_not_a_stall() {
+    let mut buffer = StreamBuffer::new(64, 64);
+    // One heartbeat, then a Sequenced Data of 100 bytes in a 64-byte maximum.
+    buffer.push(&[0, 1, b'H', 0, 101, b'S']);
+    assert_eq!(buffer.next_packet(), Ok(Some(Packet::ServerHeartbeat)));
+    assert_eq!(
+        buffer.next_packet(),
+        Err(DecodeError::Oversize {
+            frame_size: 103,
+            frame_size_max: 64
+        })
+    );
+}
+
+#[test]
+fn a_drained_buffer_restarts_at_the_front_without_copying() {
+    let mut buffer = StreamBuffer::new(64, 64);
+    buffer.push(&[0, 1, b'H', 0, 1, b'R']);
+    assert_eq!(buffer.next_packet(), Ok(Some(Packet::ServerHeartbeat)));
+    assert_eq!(buffer.next_packet(), Ok(Some(Packet::ClientHeartbeat)));
+    assert_eq!(buffer.next_packet(), Ok(None));
+    assert_eq!(buffer.spare_mut().len(), 64);
+}
