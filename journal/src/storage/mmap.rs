@@ -1,0 +1,386 @@
+//! [`MmapStorage`]: segment files in a directory, mapped with memmap2; checkpoint files beside them.
+//!
+//! # Layout
+//! `DIR/{first_sequence:020}.seg` for segments, any other name for files (checkpoints).
+//!
+//! # Segment creation (no SIGBUS, ENOSPC is fatal)
+//! A segment is built under a temporary name: `posix_fallocate` reserves every block (ENOSPC surfaces
+//! here, never later as a SIGBUS on a page fault), the file is zero-filled with `write(2)` ahead of the
+//! writer (so that later `fdatasync`s flush data only, no unwritten-extent conversion), the header is
+//! written, the file is `fsync`ed, renamed to its final name and the directory is `fsync`ed. Only then is
+//! it mapped, at its full, fixed size; the writer only writes inside that mapping, and segment files are
+//! never truncated, so no access can fall beyond the end of the file.
+//!
+//! # Sync
+//! `sync` is `msync(MS_SYNC)` over the page-aligned range, which on Linux is `fdatasync` of that range.
+//!
+//! # Unsafe
+//! Mapping a file is `unsafe` in memmap2 because another process could truncate or change the file
+//! under the mapping. This module is the only place in the crate that maps files.
+#![allow(
+    unsafe_code,
+    reason = "memmap2 mapping of segment files; each block has a SAFETY comment"
+)]
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut};
+
+use super::{Storage, StorageError};
+
+/// Size of the zero buffer used to fill new segments.
+const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
+/// File name suffix of segments.
+const SEGMENT_SUFFIX: &str = ".seg";
+/// Suffix of a segment being created (removed if found at open).
+const SEGMENT_TEMP_SUFFIX: &str = ".seg.tmp";
+
+enum Map {
+    ReadWrite(MmapMut),
+    ReadOnly(Mmap),
+}
+
+struct Segment {
+    id: u64,
+    map: Map,
+}
+
+impl Segment {
+    fn bytes(&self) -> &[u8] {
+        match &self.map {
+            Map::ReadWrite(m) => m,
+            Map::ReadOnly(m) => m,
+        }
+    }
+}
+
+/// Segments and files in a directory (see the module header).
+pub struct MmapStorage {
+    dir: PathBuf,
+    read_only: bool,
+    /// Mapped segments, ascending by id.
+    segments: Vec<Segment>,
+}
+
+impl std::fmt::Debug for MmapStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmapStorage")
+            .field("dir", &self.dir)
+            .field("read_only", &self.read_only)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+fn segment_name(id: u64) -> String {
+    format!("{id:020}{SEGMENT_SUFFIX}")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn sync_directory(dir: &Path) -> Result<(), StorageError> {
+    let handle = File::open(dir).map_err(|e| StorageError::io(format!("open {}", dir.display()), e))?;
+    handle
+        .sync_all()
+        .map_err(|e| StorageError::io(format!("fsync {}", dir.display()), e))
+}
+
+impl MmapStorage {
+    /// Opens (creating it if needed) the journal directory `dir` for writing and maps its segments.
+    ///
+    /// # Errors
+    /// I/O errors while creating, listing, opening or mapping.
+    pub fn open(dir: impl AsRef<Path>) -> Result<MmapStorage, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
+        let mut storage = MmapStorage {
+            dir,
+            read_only: false,
+            segments: Vec::new(),
+        };
+        storage.remove_temporaries()?;
+        storage.refresh()?;
+        Ok(storage)
+    }
+
+    /// Opens `dir` read-only (tools, tailing readers in other processes); every write fails.
+    ///
+    /// # Errors
+    /// I/O errors; [`StorageError::NotFound`] if `dir` does not exist.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MmapStorage, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(StorageError::NotFound(dir.display().to_string()));
+        }
+        let mut storage = MmapStorage {
+            dir,
+            read_only: true,
+            segments: Vec::new(),
+        };
+        storage.refresh()?;
+        Ok(storage)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn remove_temporaries(&mut self) -> Result<(), StorageError> {
+        for name in self.list_names()? {
+            if name.ends_with(SEGMENT_TEMP_SUFFIX) {
+                let path = self.path(&name);
+                std::fs::remove_file(&path)
+                    .map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn list_names(&self) -> Result<Vec<String>, StorageError> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| StorageError::io(format!("list {}", self.dir.display()), e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(format!("list {}", self.dir.display()), e))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Maps segments that appeared since the last look (new segments of a writer in another process).
+    fn refresh(&mut self) -> Result<(), StorageError> {
+        for name in self.list_names()? {
+            let Some(id) = parse_segment_name(&name) else {
+                continue;
+            };
+            if self.segments.iter().any(|s| s.id == id) {
+                continue;
+            }
+            let map = self.map_segment(&name)?;
+            let at = self.segments.partition_point(|s| s.id < id);
+            self.segments.insert(at, Segment { id, map });
+        }
+        Ok(())
+    }
+
+    fn map_segment(&self, name: &str) -> Result<Map, StorageError> {
+        let path = self.path(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!self.read_only)
+            .open(&path)
+            .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
+        let map = if self.read_only {
+            // SAFETY: segment files are created whole (temporary name, rename) and never truncated or
+            // resized by bourse; the mapping covers the file's full size at open, so every access is
+            // inside the file. Concurrent writes by the writer only change bytes, which readers check by CRC.
+            Map::ReadOnly(
+                unsafe { Mmap::map(&file) }
+                    .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?,
+            )
+        } else {
+            // SAFETY: as above; in addition there is one writer per journal directory (the caller's
+            // contract), so no other process writes through another mapping of this file.
+            Map::ReadWrite(
+                unsafe { MmapMut::map_mut(&file) }
+                    .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?,
+            )
+        };
+        Ok(map)
+    }
+
+    fn find(&self, id: u64) -> Option<&Segment> {
+        match self.segments.last() {
+            Some(last) if last.id == id => Some(last),
+            _ => self.segments.iter().find(|s| s.id == id),
+        }
+    }
+
+    fn find_mut(&mut self, id: u64) -> Option<&mut Segment> {
+        let index = match self.segments.last() {
+            Some(last) if last.id == id => self.segments.len() - 1,
+            _ => self.segments.iter().position(|s| s.id == id)?,
+        };
+        Some(&mut self.segments[index])
+    }
+}
+
+impl Storage for MmapStorage {
+    fn segment_ids(&mut self) -> Result<Vec<u64>, StorageError> {
+        if self.read_only {
+            self.refresh()?;
+        }
+        Ok(self.segments.iter().map(|s| s.id).collect())
+    }
+
+    fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        assert!(
+            header.len() as u64 <= bytes,
+            "segment header larger than the segment"
+        );
+        let name = segment_name(id);
+        let temp = self.path(&format!("{id:020}{SEGMENT_TEMP_SUFFIX}"));
+        let io = |what: &str, e| StorageError::io(format!("{what} {}", temp.display()), e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| io("create", e))?;
+        let length = i64::try_from(bytes).map_err(|_| StorageError::NoSpace {
+            segment_id: id,
+            bytes,
+        })?;
+        // posix_fallocate returns the error number instead of setting errno.
+        let rc = {
+            // SAFETY: plain FFI call on a file descriptor this function owns; no memory is passed.
+            unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) }
+        };
+        if rc != 0 {
+            let _ = std::fs::remove_file(&temp);
+            if rc == libc::ENOSPC || rc == libc::EFBIG {
+                return Err(StorageError::NoSpace {
+                    segment_id: id,
+                    bytes,
+                });
+            }
+            return Err(io("fallocate", std::io::Error::from_raw_os_error(rc)));
+        }
+        let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
+        let mut written = 0u64;
+        while written < bytes {
+            let chunk = (bytes - written).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
+            file.write_all(&zeros[..chunk]).map_err(|e| io("zero-fill", e))?;
+            written += chunk as u64;
+        }
+        file.write_all_at(header, 0).map_err(|e| io("write header", e))?;
+        file.sync_all().map_err(|e| io("fsync", e))?;
+        drop(file);
+        let target = self.path(&name);
+        std::fs::rename(&temp, &target).map_err(|e| io("rename", e))?;
+        sync_directory(&self.dir)?;
+        let map = self.map_segment(&name)?;
+        let at = self.segments.partition_point(|s| s.id < id);
+        self.segments.insert(at, Segment { id, map });
+        Ok(())
+    }
+
+    fn remove_segment(&mut self, id: u64) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        let index = self
+            .segments
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| StorageError::NotFound(format!("segment {id}")))?;
+        self.segments.remove(index);
+        let path = self.path(&segment_name(id));
+        std::fs::remove_file(&path).map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
+        sync_directory(&self.dir)
+    }
+
+    fn segment(&self, id: u64) -> &[u8] {
+        self.find(id).map(Segment::bytes).unwrap_or(&[])
+    }
+
+    fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
+        let segment = self.find_mut(id).expect("write to a segment that does not exist");
+        match &mut segment.map {
+            Map::ReadOnly(_) => Err(StorageError::ReadOnly),
+            Map::ReadWrite(map) => {
+                let start = offset as usize;
+                assert!(
+                    start + bytes.len() <= map.len(),
+                    "write past the end of segment {id}"
+                );
+                map[start..start + bytes.len()].copy_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn sync(&mut self, id: u64, offset: u64, bytes: u64) -> Result<(), StorageError> {
+        let segment = self
+            .find(id)
+            .ok_or_else(|| StorageError::NotFound(format!("segment {id}")))?;
+        match &segment.map {
+            Map::ReadOnly(_) => Err(StorageError::ReadOnly),
+            Map::ReadWrite(map) => map
+                .flush_range(offset as usize, bytes as usize)
+                .map_err(|e| StorageError::io(format!("msync segment {id} at {offset}"), e)),
+        }
+    }
+
+    fn file_names(&mut self) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list_names()?
+            .into_iter()
+            .filter(|n| parse_segment_name(n).is_none() && !n.ends_with(SEGMENT_TEMP_SUFFIX))
+            .collect())
+    }
+
+    fn write_file(&mut self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        let path = self.path(name);
+        std::fs::write(&path, bytes).map_err(|e| StorageError::io(format!("write {}", path.display()), e))
+    }
+
+    fn sync_file(&mut self, name: &str) -> Result<(), StorageError> {
+        let path = self.path(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
+        file.sync_all()
+            .map_err(|e| StorageError::io(format!("fsync {}", path.display()), e))
+    }
+
+    fn rename_file(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (from, to) = (self.path(from), self.path(to));
+        std::fs::rename(&from, &to).map_err(|e| StorageError::io(format!("rename {}", from.display()), e))
+    }
+
+    fn remove_file(&mut self, name: &str) -> Result<(), StorageError> {
+        let path = self.path(name);
+        std::fs::remove_file(&path).map_err(|e| StorageError::io(format!("remove {}", path.display()), e))
+    }
+
+    fn sync_dir(&mut self) -> Result<(), StorageError> {
+        sync_directory(&self.dir)
+    }
+
+    fn read_file(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(format!("read {}", path.display()), e)),
+        }
+    }
+}
