@@ -163,7 +163,7 @@ pub enum Invalid {
     Zero,
     /// The record would run past the end of the segment.
     Length,
-    /// Kind 0, or reserved bytes not zero.
+    /// Kind 0, or reserved bytes or padding not zero.
     Kind,
     /// The CRC does not match.
     Crc,
@@ -197,7 +197,12 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
     {
         return Err(Invalid::Length);
     }
-    let payload = &segment[header_end..header_end + header.payload_bytes as usize];
+    let payload_end = header_end + header.payload_bytes as usize;
+    let payload = &segment[header_end..payload_end];
+    let record_end = start + header.record_bytes() as usize;
+    if segment[payload_end..record_end].iter().any(|&b| b != 0) {
+        return Err(Invalid::Kind);
+    }
     let crc = crc32c::crc32c_append(crc32c::crc32c(&head[4..]), payload);
     if crc != header.crc {
         return Err(Invalid::Crc);
