@@ -3,7 +3,8 @@
 //! checkpoint usable, and a completed write is always the one loaded.
 
 use bourse_journal::{
-    checkpoint, FaultConfig, FaultStorage, Journal, JournalConfig, MemStorage, SplitMix64, Storage, StorageError,
+    FaultConfig, FaultStorage, Journal, JournalConfig, MemStorage, SplitMix64, Storage, StorageError,
+    checkpoint,
 };
 
 /// Delegates to a storage until `budget` operations have run, then fails everything: the process died
@@ -75,7 +76,9 @@ impl Storage for DiesAfter<'_> {
 }
 
 fn blob(sequence: u64) -> Vec<u8> {
-    (0..3000 + sequence as usize % 500).map(|i| (i as u64 * 7 + sequence) as u8).collect()
+    (0..3000 + sequence as usize % 500)
+        .map(|i| (i as u64 * 7 + sequence) as u8)
+        .collect()
 }
 
 #[test]
@@ -86,16 +89,31 @@ fn keeps_the_newest_k_and_loads_the_newest() {
         checkpoint::write(&mut storage, sequence, &blob(sequence), 3).expect("write");
     }
     assert_eq!(checkpoint::list(&mut storage).expect("list"), vec![30, 40, 50]);
-    let loaded = checkpoint::load_newest(&mut storage).expect("load").expect("some");
-    assert_eq!((loaded.sequence, loaded.blob, loaded.skipped_invalid), (50, blob(50), 0));
+    let loaded = checkpoint::load_newest(&mut storage)
+        .expect("load")
+        .expect("some");
+    assert_eq!(
+        (loaded.sequence, loaded.blob, loaded.skipped_invalid),
+        (50, blob(50), 0)
+    );
     // A damaged newest one is skipped.
     storage.file_mut(&checkpoint::file_name(50)).expect("file")[100] ^= 4;
-    let loaded = checkpoint::load_newest(&mut storage).expect("load").expect("some");
+    let loaded = checkpoint::load_newest(&mut storage)
+        .expect("load")
+        .expect("some");
     assert_eq!((loaded.sequence, loaded.skipped_invalid), (40, 1));
     // A truncated one too.
-    storage.file_mut(&checkpoint::file_name(40)).expect("file").truncate(200);
-    let loaded = checkpoint::load_newest(&mut storage).expect("load").expect("some");
-    assert_eq!((loaded.sequence, loaded.blob, loaded.skipped_invalid), (30, blob(30), 2));
+    storage
+        .file_mut(&checkpoint::file_name(40))
+        .expect("file")
+        .truncate(200);
+    let loaded = checkpoint::load_newest(&mut storage)
+        .expect("load")
+        .expect("some");
+    assert_eq!(
+        (loaded.sequence, loaded.blob, loaded.skipped_invalid),
+        (30, blob(30), 2)
+    );
 }
 
 #[test]
@@ -108,27 +126,47 @@ fn a_crash_at_any_step_leaves_a_usable_checkpoint() {
             checkpoint::write(&mut storage, 100, &blob(100), 2).expect("first");
             checkpoint::write(&mut storage, 200, &blob(200), 2).expect("second");
             let completed = {
-                let mut dying = DiesAfter { inner: &mut storage, budget };
+                let mut dying = DiesAfter {
+                    inner: &mut storage,
+                    budget,
+                };
                 checkpoint::write(&mut dying, 300, &blob(300), 2).is_ok()
             };
             if completed && full_steps.is_none() {
                 full_steps = Some(budget);
             }
             let mut after = storage.crash(rng.next_u64());
-            let loaded = checkpoint::load_newest(&mut after).expect("load").expect("a checkpoint survives");
-            assert!(loaded.sequence == 200 || loaded.sequence == 300, "budget {budget}: loaded {}", loaded.sequence);
+            let loaded = checkpoint::load_newest(&mut after)
+                .expect("load")
+                .expect("a checkpoint survives");
+            assert!(
+                loaded.sequence == 200 || loaded.sequence == 300,
+                "budget {budget}: loaded {}",
+                loaded.sequence
+            );
             assert_eq!(loaded.blob, blob(loaded.sequence), "budget {budget}");
             if completed {
-                assert_eq!(loaded.sequence, 300, "budget {budget}: a completed write must be loaded");
+                assert_eq!(
+                    loaded.sequence, 300,
+                    "budget {budget}: a completed write must be loaded"
+                );
             }
         }
     }
-    assert!(full_steps.is_some_and(|steps| steps >= 5), "the protocol has at least 5 steps: {full_steps:?}");
+    assert!(
+        full_steps.is_some_and(|steps| steps >= 5),
+        "the protocol has at least 5 steps: {full_steps:?}"
+    );
 }
 
 #[test]
 fn journal_checkpoint_then_replay_the_rest() {
-    let config = JournalConfig { segment_bytes: 8 << 10, payload_bytes_max: 1024, checkpoints_kept: 3, ..JournalConfig::default() };
+    let config = JournalConfig {
+        segment_bytes: 8 << 10,
+        payload_bytes_max: 1024,
+        checkpoints_kept: 3,
+        ..JournalConfig::default()
+    };
     let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
     for sequence in 1..=200u64 {
         journal.append(2, &sequence.to_le_bytes()).expect("append");
@@ -136,7 +174,9 @@ fn journal_checkpoint_then_replay_the_rest() {
             journal.commit_batch().expect("commit");
         }
         if sequence % 50 == 0 && sequence < 200 {
-            journal.write_checkpoint(sequence, format!("state at {sequence}").as_bytes()).expect("checkpoint");
+            journal
+                .write_checkpoint(sequence, format!("state at {sequence}").as_bytes())
+                .expect("checkpoint");
         }
     }
     let (mut journal, _) = Journal::open(journal.into_storage(), config).expect("reopen");
@@ -151,5 +191,8 @@ fn journal_checkpoint_then_replay_the_rest() {
         })
         .expect("replay");
     assert_eq!(replayed, (151..=200).collect::<Vec<_>>());
-    assert_eq!(checkpoint::list(&mut journal.into_storage()).expect("list"), vec![50, 100, 150]);
+    assert_eq!(
+        checkpoint::list(&mut journal.into_storage()).expect("list"),
+        vec![50, 100, 150]
+    );
 }

@@ -3,7 +3,8 @@
 //! repaired as a torn tail). `verify` must agree with recovery in every case.
 
 use bourse_journal::{
-    FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, RawRecord, SplitMix64, SyncPolicy, verify, walk,
+    FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, RawRecord, SplitMix64, SyncPolicy,
+    verify, walk,
 };
 
 fn config() -> JournalConfig {
@@ -45,19 +46,36 @@ fn layout(storage: &mut FaultStorage) -> Vec<(u64, u64, u64, u64, bool)> {
 
 /// Index in `layout` of the first record of the last batch.
 fn last_batch_start(layout: &[(u64, u64, u64, u64, bool)]) -> usize {
-    let commits: Vec<usize> = layout.iter().enumerate().filter(|(_, r)| r.4).map(|(i, _)| i).collect();
+    let commits: Vec<usize> = layout
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.4)
+        .map(|(i, _)| i)
+        .collect();
     commits[commits.len() - 2] + 1
 }
 
 fn expect_corruption(mut storage: FaultStorage, segment_id: u64, offset: u64, what: &str) {
     match verify(&mut storage) {
-        Err(JournalError::Corruption { segment_id: s, offset: o, .. }) => {
-            assert_eq!((s, o), (segment_id, offset), "{what}: verify names the damaged record")
+        Err(JournalError::Corruption {
+            segment_id: s,
+            offset: o,
+            ..
+        }) => {
+            assert_eq!(
+                (s, o),
+                (segment_id, offset),
+                "{what}: verify names the damaged record"
+            )
         }
         other => panic!("{what}: verify should report corruption, got {other:?}"),
     }
     match Journal::open(storage, config()) {
-        Err(JournalError::Corruption { segment_id: s, offset: o, reason }) => {
+        Err(JournalError::Corruption {
+            segment_id: s,
+            offset: o,
+            reason,
+        }) => {
             assert_eq!((s, o), (segment_id, offset), "{what}: {reason}")
         }
         Err(other) => panic!("{what}: expected corruption, got {other}"),
@@ -71,14 +89,19 @@ fn expect_torn_tail(mut storage: FaultStorage, last_good: u64, what: &str) {
     assert!(report.torn_tail.is_some(), "{what}: verify reports the torn tail");
     let (mut journal, recovery) = Journal::open(storage, config()).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(recovery.last_committed, last_good, "{what}");
-    let torn = recovery.torn_tail.unwrap_or_else(|| panic!("{what}: no torn tail reported"));
+    let torn = recovery
+        .torn_tail
+        .unwrap_or_else(|| panic!("{what}: no torn tail reported"));
     assert!(torn.dropped_bytes > 0, "{what}");
     // Repaired: appending works and a reopen is clean.
     journal.append(1, b"after repair").expect("append");
     journal.commit_batch().expect("commit");
     let (_, again) = Journal::open(journal.into_storage(), config()).expect("reopen");
     assert_eq!(again.last_committed, last_good + 1);
-    assert_eq!(again.torn_tail, None, "{what}: the repair was durable and complete");
+    assert_eq!(
+        again.torn_tail, None,
+        "{what}: the repair was durable and complete"
+    );
 }
 
 #[test]
@@ -101,7 +124,12 @@ fn bit_flips_mid_log_are_corruption() {
         let byte = offset + rng.below(bytes);
         let mut storage = pristine.clone();
         storage.flip_bit(segment_id, byte, rng.below(8) as u8);
-        expect_corruption(storage, segment_id, offset, &format!("trial {trial}: flip at {segment_id}:{byte}"));
+        expect_corruption(
+            storage,
+            segment_id,
+            offset,
+            &format!("trial {trial}: flip at {segment_id}:{byte}"),
+        );
     }
 }
 
@@ -109,7 +137,11 @@ fn bit_flips_mid_log_are_corruption() {
 fn flipped_segment_header_mid_log_is_corruption() {
     let pristine = build();
     let records = layout(&mut pristine.clone());
-    let second_segment = records.iter().map(|r| r.0).find(|&s| s != records[0].0).expect("two segments");
+    let second_segment = records
+        .iter()
+        .map(|r| r.0)
+        .find(|&s| s != records[0].0)
+        .expect("two segments");
     for byte in [0u64, 9, 17, 30, 61] {
         let mut storage = pristine.clone();
         storage.flip_bit(second_segment, byte, 3);
@@ -137,7 +169,12 @@ fn zeroed_blocks_mid_log_are_corruption() {
                 .find(|r| r.0 == segment_id && r.1 + r.2 > start)
                 .map(|r| r.1)
                 .expect("a record in the block");
-            expect_corruption(storage, segment_id, first_hit, &format!("{block} B block at {segment_id}:{start}"));
+            expect_corruption(
+                storage,
+                segment_id,
+                first_hit,
+                &format!("{block} B block at {segment_id}:{start}"),
+            );
         }
     }
 }
@@ -150,11 +187,16 @@ fn damage_in_the_last_batch_is_a_torn_tail() {
     let last_good = records[last_start - 1].3;
     let mut rng = SplitMix64::new(11);
     for trial in 0..100 {
-        let (segment_id, offset, bytes, _, _) = records[last_start + rng.below((records.len() - last_start) as u64) as usize];
+        let (segment_id, offset, bytes, _, _) =
+            records[last_start + rng.below((records.len() - last_start) as u64) as usize];
         let byte = offset + rng.below(bytes);
         let mut storage = pristine.clone();
         storage.flip_bit(segment_id, byte, rng.below(8) as u8);
-        expect_torn_tail(storage, last_good, &format!("trial {trial}: flip at {segment_id}:{byte}"));
+        expect_torn_tail(
+            storage,
+            last_good,
+            &format!("trial {trial}: flip at {segment_id}:{byte}"),
+        );
     }
     for block in [512u64, 4096] {
         for (segment_id, offset, bytes, ..) in records[last_start..].iter().copied() {
@@ -164,8 +206,16 @@ fn damage_in_the_last_batch_is_a_torn_tail() {
                 continue;
             }
             let mut storage = pristine.clone();
-            storage.zero(segment_id, start.max(64), block.min(config().segment_bytes - start.max(64)));
-            expect_torn_tail(storage, last_good, &format!("{block} B block at {segment_id}:{start}"));
+            storage.zero(
+                segment_id,
+                start.max(64),
+                block.min(config().segment_bytes - start.max(64)),
+            );
+            expect_torn_tail(
+                storage,
+                last_good,
+                &format!("{block} B block at {segment_id}:{start}"),
+            );
         }
     }
 }
