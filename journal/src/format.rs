@@ -41,9 +41,9 @@ pub const KIND_SEGMENT_END: u16 = 0xFFFE;
 /// Size of the checkpoint file header (the blob follows, then a 4-byte CRC32C trailer).
 pub const CHECKPOINT_HEADER_BYTES: u32 = 32;
 
-const _: () = assert!(SEGMENT_HEADER_BYTES % RECORD_ALIGN_BYTES == 0);
-const _: () = assert!(RECORD_HEADER_BYTES % RECORD_ALIGN_BYTES == 0);
-const _: () = assert!(COMMIT_RECORD_BYTES % RECORD_ALIGN_BYTES == 0);
+const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
+const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
+const _: () = assert!(COMMIT_RECORD_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 
 /// Bytes a record with `payload_bytes` of payload occupies on disk (header + padded payload).
 pub const fn record_bytes(payload_bytes: u32) -> u64 {
@@ -176,7 +176,7 @@ pub enum Invalid {
 pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]), Invalid> {
     let start = offset as usize;
     let header_end = start + RECORD_HEADER_BYTES as usize;
-    if offset % RECORD_ALIGN_BYTES as u64 != 0 || header_end > segment.len() {
+    if !offset.is_multiple_of(RECORD_ALIGN_BYTES as u64) || header_end > segment.len() {
         return Err(Invalid::Length);
     }
     let head = &segment[start..header_end];

@@ -151,8 +151,8 @@ impl<S: Storage> Reader<S> {
                     let due = self
                         .index
                         .last()
-                        .map_or(true, |e| header.sequence >= e.sequence + INDEX_STRIDE_RECORDS);
-                    if due && self.index.last().map_or(true, |e| header.sequence > e.sequence) {
+                        .is_none_or(|e| header.sequence >= e.sequence + INDEX_STRIDE_RECORDS);
+                    if due && self.index.last().is_none_or(|e| header.sequence > e.sequence) {
                         self.index.push(IndexEntry {
                             sequence: header.sequence,
                             segment_id: scanner.ids[at.segment_index],

@@ -90,7 +90,7 @@ impl JournalConfig {
             + format::record_bytes(self.payload_bytes_max)
             + format::record_bytes(COMMIT_PAYLOAD_BYTES)
             + SEGMENT_END_RECORD_BYTES as u64;
-        if self.segment_bytes % SEGMENT_ALIGN_BYTES != 0 || self.segment_bytes < needed {
+        if !self.segment_bytes.is_multiple_of(SEGMENT_ALIGN_BYTES) || self.segment_bytes < needed {
             return Err(JournalError::Config(format!(
                 "segment_bytes {} must be a multiple of {SEGMENT_ALIGN_BYTES} and at least {needed}",
                 self.segment_bytes

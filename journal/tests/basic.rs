@@ -249,7 +249,7 @@ fn eio_on_sync_poisons_and_never_releases() {
     let (mut journal, _) = Journal::open(&mut storage, small_config(SyncPolicy::Batch)).expect("open");
     journal.append(1, b"first").expect("append");
     assert_eq!(journal.commit_batch().expect("commit").released_up_to, 1);
-    drop(journal);
+    let _ = journal.into_storage();
     let syncs = storage.sync_count();
     storage.set_faults(FaultConfig {
         sync_eio_from: Some(syncs),
