@@ -180,7 +180,8 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
         return Err(Invalid::Length);
     }
     let head = &segment[start..header_end];
-    if head.iter().all(|&b| b == 0) {
+    let word = |at: usize| u64_at(head, at);
+    if word(0) | word(8) | word(16) == 0 {
         return Err(Invalid::Zero);
     }
     let header = RecordHeader {
@@ -189,7 +190,8 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
         sequence: u64_at(head, 8),
         kind: u16_at(head, 16),
     };
-    if header.kind == KIND_INVALID || head[18..24].iter().any(|&b| b != 0) {
+    // Bytes 18..24 are reserved: zero.
+    if header.kind == KIND_INVALID || word(16) >> 16 != 0 {
         return Err(Invalid::Kind);
     }
     if header.payload_bytes > PAYLOAD_BYTES_MAX
@@ -198,16 +200,15 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
         return Err(Invalid::Length);
     }
     let payload_end = header_end + header.payload_bytes as usize;
-    let payload = &segment[header_end..payload_end];
     let record_end = start + header.record_bytes() as usize;
     if segment[payload_end..record_end].iter().any(|&b| b != 0) {
         return Err(Invalid::Kind);
     }
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[4..]), payload);
-    if crc != header.crc {
+    // Header bytes 4..24 and the payload are contiguous: one CRC pass over both.
+    if crc32c::crc32c(&segment[start + 4..payload_end]) != header.crc {
         return Err(Invalid::Crc);
     }
-    Ok((header, payload))
+    Ok((header, &segment[header_end..payload_end]))
 }
 
 /// Decodes a record that a scan already checked (CRC included): bounds are checked, the CRC is not

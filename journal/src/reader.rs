@@ -232,7 +232,7 @@ impl<S: Storage> Reader<S> {
     /// # Errors
     /// Storage errors; [`JournalError::Corruption`] if checked bytes changed underneath.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, JournalError> {
-        loop {
+        let (segment_id, offset, header) = loop {
             let Some(scanner) = self.scanner.as_ref() else {
                 if !self.advance()? {
                     return Ok(None);
@@ -251,8 +251,7 @@ impl<S: Storage> Reader<S> {
                 continue;
             }
             let at = self.read_at;
-            let bytes = self.storage.segment(segment_id);
-            let Some((header, _)) = format::decode_record_trusted(bytes, at.offset) else {
+            let Some((header, _)) = format::decode_record_trusted(self.storage.segment(segment_id), at.offset) else {
                 return Err(JournalError::Corruption {
                     segment_id,
                     offset: at.offset,
@@ -260,32 +259,19 @@ impl<S: Storage> Reader<S> {
                 });
             };
             match header.kind {
-                KIND_SEGMENT_END => {
-                    self.read_at = Cursor {
-                        segment_index: at.segment_index + 1,
-                        offset: 0,
-                    }
-                }
+                KIND_SEGMENT_END => self.read_at = Cursor { segment_index: at.segment_index + 1, offset: 0 },
                 KIND_COMMIT => self.read_at.offset += header.record_bytes(),
-                kind if kind >= KIND_RESERVED_MIN => {
-                    unreachable!("the scanner stops at unknown reserved kinds")
-                }
+                kind if kind >= KIND_RESERVED_MIN => unreachable!("the scanner stops at unknown reserved kinds"),
                 _ => {
                     self.read_at.offset += header.record_bytes();
                     if header.sequence >= self.skip_below {
-                        let bytes = self.storage.segment(segment_id);
-                        let (header, payload) =
-                            format::decode_record_trusted(bytes, at.offset).expect("decoded just above");
-                        return Ok(Some(Record {
-                            sequence: header.sequence,
-                            kind: header.kind,
-                            payload,
-                            segment_id,
-                            offset: at.offset,
-                        }));
+                        break (segment_id, at.offset, header);
                     }
                 }
             }
-        }
+        };
+        let start = (offset + format::RECORD_HEADER_BYTES as u64) as usize;
+        let payload = &self.storage.segment(segment_id)[start..start + header.payload_bytes as usize];
+        Ok(Some(Record { sequence: header.sequence, kind: header.kind, payload, segment_id, offset }))
     }
 }

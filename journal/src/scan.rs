@@ -259,7 +259,11 @@ pub(crate) fn find_durable_later_batch<S: Storage>(
             let (header, _) = match format::decode_record(bytes, offset) {
                 Ok(decoded) => decoded,
                 Err(_) => {
-                    offset += align;
+                    // Skip zeroes fast: a record header holds a non-zero byte among its 24, so no record
+                    // can start more than 23 bytes before the next non-zero byte.
+                    let Some(nonzero) = next_nonzero(bytes, offset + align) else { break };
+                    let earliest = nonzero.saturating_sub(RECORD_HEADER_BYTES as u64 - 1).div_ceil(align) * align;
+                    offset = earliest.max(offset + align);
                     continue;
                 }
             };
@@ -315,13 +319,55 @@ pub(crate) fn find_durable_later_batch<S: Storage>(
     None
 }
 
+/// Bytes per step of the zero scans (a cache line).
+const ZERO_SCAN_CHUNK_BYTES: usize = 64;
+
+fn chunk_is_zero(chunk: &[u8]) -> bool {
+    if chunk.len() == ZERO_SCAN_CHUNK_BYTES {
+        let mut acc = 0u64;
+        for word in chunk.chunks_exact(8) {
+            acc |= u64::from_ne_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+        }
+        return acc == 0;
+    }
+    chunk.iter().all(|&b| b == 0)
+}
+
+/// Offset of the first non-zero byte of `bytes` at or after `from`, if any.
+pub(crate) fn next_nonzero(bytes: &[u8], from: u64) -> Option<u64> {
+    let from = (from as usize).min(bytes.len());
+    let mut at = from;
+    // Byte steps up to a chunk boundary, then whole chunks, then the rest.
+    while at < bytes.len() && at % ZERO_SCAN_CHUNK_BYTES != 0 {
+        if bytes[at] != 0 {
+            return Some(at as u64);
+        }
+        at += 1;
+    }
+    for chunk in bytes[at..].chunks(ZERO_SCAN_CHUNK_BYTES) {
+        if !chunk_is_zero(chunk) {
+            let inside = chunk.iter().position(|&b| b != 0).expect("non-zero chunk");
+            return Some((at + inside) as u64);
+        }
+        at += chunk.len();
+    }
+    None
+}
+
 /// Offset one past the last non-zero byte of `bytes` at or after `from` (`from` if none).
 pub(crate) fn nonzero_end(bytes: &[u8], from: u64) -> u64 {
     let from = (from as usize).min(bytes.len());
-    match bytes[from..].iter().rposition(|&b| b != 0) {
-        Some(last) => (from + last + 1) as u64,
-        None => from as u64,
+    let mut end = bytes.len();
+    while end > from {
+        let start = end.saturating_sub(ZERO_SCAN_CHUNK_BYTES).max(from);
+        let chunk = &bytes[start..end];
+        if !chunk_is_zero(chunk) {
+            let last = chunk.iter().rposition(|&b| b != 0).expect("non-zero chunk");
+            return (start + last + 1) as u64;
+        }
+        end = start;
     }
+    from as u64
 }
 
 /// What a recovery scan found.
