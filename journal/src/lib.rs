@@ -29,7 +29,9 @@ mod writer;
 pub use checkpoint::Checkpoint;
 pub use reader::{INDEX_STRIDE_RECORDS, IndexEntry, Reader, Record};
 pub use scan::StopReason;
-pub use storage::{FaultConfig, FaultStorage, MemStorage, MmapStorage, SplitMix64, Storage, StorageError};
+pub use storage::{
+    FaultConfig, FaultStorage, MemStorage, MmapStorage, SplitMix64, Storage, StorageError, WriteMode,
+};
 pub use verify::{BatchInfo, RawRecord, VerifyReport, verify, walk};
 pub use writer::{
     BATCH_RECORDS_MAX_DEFAULT, CHECKPOINTS_KEPT_DEFAULT, Committed, Journal, JournalConfig,

@@ -251,7 +251,9 @@ impl<S: Storage> Reader<S> {
                 continue;
             }
             let at = self.read_at;
-            let Some((header, _)) = format::decode_record_trusted(self.storage.segment(segment_id), at.offset) else {
+            let Some((header, _)) =
+                format::decode_record_trusted(self.storage.segment(segment_id), at.offset)
+            else {
                 return Err(JournalError::Corruption {
                     segment_id,
                     offset: at.offset,
@@ -259,9 +261,16 @@ impl<S: Storage> Reader<S> {
                 });
             };
             match header.kind {
-                KIND_SEGMENT_END => self.read_at = Cursor { segment_index: at.segment_index + 1, offset: 0 },
+                KIND_SEGMENT_END => {
+                    self.read_at = Cursor {
+                        segment_index: at.segment_index + 1,
+                        offset: 0,
+                    }
+                }
                 KIND_COMMIT => self.read_at.offset += header.record_bytes(),
-                kind if kind >= KIND_RESERVED_MIN => unreachable!("the scanner stops at unknown reserved kinds"),
+                kind if kind >= KIND_RESERVED_MIN => {
+                    unreachable!("the scanner stops at unknown reserved kinds")
+                }
                 _ => {
                     self.read_at.offset += header.record_bytes();
                     if header.sequence >= self.skip_below {
@@ -272,6 +281,12 @@ impl<S: Storage> Reader<S> {
         };
         let start = (offset + format::RECORD_HEADER_BYTES as u64) as usize;
         let payload = &self.storage.segment(segment_id)[start..start + header.payload_bytes as usize];
-        Ok(Some(Record { sequence: header.sequence, kind: header.kind, payload, segment_id, offset }))
+        Ok(Some(Record {
+            sequence: header.sequence,
+            kind: header.kind,
+            payload,
+            segment_id,
+            offset,
+        }))
     }
 }

@@ -261,8 +261,13 @@ pub(crate) fn find_durable_later_batch<S: Storage>(
                 Err(_) => {
                     // Skip zeroes fast: a record header holds a non-zero byte among its 24, so no record
                     // can start more than 23 bytes before the next non-zero byte.
-                    let Some(nonzero) = next_nonzero(bytes, offset + align) else { break };
-                    let earliest = nonzero.saturating_sub(RECORD_HEADER_BYTES as u64 - 1).div_ceil(align) * align;
+                    let Some(nonzero) = next_nonzero(bytes, offset + align) else {
+                        break;
+                    };
+                    let earliest = nonzero
+                        .saturating_sub(RECORD_HEADER_BYTES as u64 - 1)
+                        .div_ceil(align)
+                        * align;
                     offset = earliest.max(offset + align);
                     continue;
                 }
@@ -326,7 +331,9 @@ fn chunk_is_zero(chunk: &[u8]) -> bool {
     if chunk.len() == ZERO_SCAN_CHUNK_BYTES {
         let mut acc = 0u64;
         for word in chunk.chunks_exact(8) {
-            acc |= u64::from_ne_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+            acc |= u64::from_ne_bytes([
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ]);
         }
         return acc == 0;
     }

@@ -338,10 +338,12 @@ impl<S: Storage> Journal<S> {
     ) -> Result<RecordHeader, JournalError> {
         let header = RecordHeader::new(kind, sequence, payload);
         let (id, at) = (self.segment_id, self.offset);
-        let result = self
-            .storage
-            .write(id, at + format::RECORD_HEADER_BYTES as u64, payload)
-            .and_then(|()| self.storage.write(id, at, &header.encode()));
+        // Header then payload: contiguous, so buffering storages gather them into one write. The
+        // padding after the payload is already zero (segments are zero-filled, cut tails are zeroed).
+        let result = self.storage.write(id, at, &header.encode()).and_then(|()| {
+            self.storage
+                .write(id, at + format::RECORD_HEADER_BYTES as u64, payload)
+        });
         if let Err(e) = result {
             return self.poison(e);
         }
@@ -429,6 +431,9 @@ impl<S: Storage> Journal<S> {
             durable_sequence,
         };
         self.write_record(KIND_COMMIT, last, &commit.encode())?;
+        if let Err(e) = self.storage.flush() {
+            return self.poison(e);
+        }
         self.batch_records = 0;
         self.batch_crc = 0;
         self.batch_first_sequence = 0;

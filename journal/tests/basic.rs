@@ -2,7 +2,7 @@
 
 use bourse_journal::{
     FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, MemStorage, MmapStorage, Reader,
-    ReplayError, Storage, SyncPolicy,
+    ReplayError, Storage, SyncPolicy, WriteMode,
 };
 
 fn small_config(sync_policy: SyncPolicy) -> JournalConfig {
@@ -128,9 +128,15 @@ fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
 
 #[test]
 fn tailing_reader_follows_a_live_writer_across_segments() {
-    let dir = temp_dir("tail");
+    tailing_reader(WriteMode::WriteCalls);
+    tailing_reader(WriteMode::Mapped);
+}
+
+fn tailing_reader(mode: WriteMode) {
+    let dir = temp_dir(&format!("tail-{mode:?}"));
     let config = small_config(SyncPolicy::None);
-    let (mut journal, _) = Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("open");
+    let (mut journal, _) =
+        Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("open");
     let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
     assert!(reader.next_record().expect("read").is_none());
     let mut next_expected = 1u64;
@@ -161,9 +167,15 @@ fn tailing_reader_follows_a_live_writer_across_segments() {
 
 #[test]
 fn mmap_storage_round_trip_and_reopen() {
-    let dir = temp_dir("mmap");
+    mmap_round_trip(WriteMode::WriteCalls);
+    mmap_round_trip(WriteMode::Mapped);
+}
+
+fn mmap_round_trip(mode: WriteMode) {
+    let dir = temp_dir(&format!("mmap-{mode:?}"));
     let config = small_config(SyncPolicy::Batch);
-    let (mut journal, _) = Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("open");
+    let (mut journal, _) =
+        Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("open");
     for sequence in 1..=500u64 {
         journal
             .append(kind_for(sequence), &payload_for(sequence))
@@ -172,11 +184,13 @@ fn mmap_storage_round_trip_and_reopen() {
             journal.commit_batch().expect("commit");
         }
     }
+    // A batch left open is not recovered.
+    journal.append(1, b"never committed").expect("append");
     drop(journal);
     let (mut journal, recovery) =
-        Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("reopen");
+        Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("reopen");
     assert_eq!(recovery.last_committed, 500);
-    assert_eq!(recovery.torn_tail, None);
+    assert_eq!(recovery.torn_tail.map(|t| t.dropped_records), Some(1), "{mode:?}");
     let records = replay_all(&mut journal, 1);
     assert_eq!(records.len(), 500);
     assert!(records.iter().all(|(s, _, p)| p == &payload_for(*s)));

@@ -9,10 +9,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use bourse_journal::{Journal, JournalConfig, MmapStorage, SplitMix64, SyncPolicy};
+use bourse_journal::{Journal, JournalConfig, MmapStorage, SplitMix64, SyncPolicy, WriteMode};
 
 const CHILD_DIR_ENV: &str = "JOURNAL_CHILD_DIR";
 const CHILD_POLICY_ENV: &str = "JOURNAL_CHILD_POLICY";
+const CHILD_MODE_ENV: &str = "JOURNAL_CHILD_WRITE_MODE";
 /// Upper bound of batches a child writes if it is never killed.
 const CHILD_BATCHES_MAX: u64 = 1_000_000;
 const TRIALS: u64 = 60;
@@ -79,6 +80,7 @@ fn sigkill_at_random_moments_loses_nothing_released() {
             .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR_ENV, &dir)
             .env(CHILD_POLICY_ENV, policy)
+            .env(CHILD_MODE_ENV, if trial % 4 < 2 { "calls" } else { "mapped" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -22,7 +22,7 @@ mod mmap;
 
 pub use fault::{FaultConfig, FaultStorage, PAGE_BYTES, SECTOR_BYTES, SplitMix64};
 pub use memory::MemStorage;
-pub use mmap::MmapStorage;
+pub use mmap::{MmapStorage, WRITE_BUFFER_BYTES, WriteMode};
 
 /// An error from the storage below the journal.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,16 @@ pub trait Storage {
     /// If the write would run past the end of the segment (a writer bug).
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError>;
 
-    /// Makes `[offset, offset + bytes)` of segment `id` durable.
+    /// Hands every byte written so far to the kernel, so that a process crash cannot lose it
+    /// (storages that buffer writes); called at each commit. A no-op for the others.
+    ///
+    /// # Errors
+    /// I/O errors: what was written is in doubt, and the journal must stop.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Makes `[offset, offset + bytes)` of segment `id` durable (after flushing it).
     ///
     /// # Errors
     /// Any error (EIO): the range's durability is unknown, and the journal must stop.
@@ -158,6 +167,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
         (**self).write(id, offset, bytes)
+    }
+    fn flush(&mut self) -> Result<(), StorageError> {
+        (**self).flush()
     }
     fn sync(&mut self, id: u64, offset: u64, bytes: u64) -> Result<(), StorageError> {
         (**self).sync(id, offset, bytes)
