@@ -2,10 +2,10 @@
 //! plain `write(2)` / `read(2)` on the same file system, measured in the same run and reported as ratios.
 //!
 //! Topology: one thread, files in `BOURSE_BENCH_DIR` (default: the cargo target tmp dir, on /work).
-//! - append, sync `none`: the journal (mmap, commit every `batch` records) beside `write(2)` of the same
-//!   on-disk bytes, one call per record, and one call per batch.
-//! - append, sync `batch`: the journal (one msync per batch) beside `write(2)` + one `fdatasync` per
-//!   batch (per record and per batch writes).
+//! - append, sync `none`: the journal (commit every `batch` records), in both write modes, beside
+//!   `write(2)` of the same on-disk bytes, one call per record, and one call per batch.
+//! - append, sync `batch`: the journal (one sync per batch), both write modes, beside `write(2)` + one
+//!   `fdatasync` per batch (per record and per batch writes). Journal times include segment rolls.
 //! - recovery: `Journal::open` (full CRC scan) + replay of every record, beside a plain sequential
 //!   `read(2)` of the segment files (1 MiB buffer), page cache warm for both.
 //!
@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bourse_journal::{Journal, JournalConfig, MmapStorage, SyncPolicy, format};
+use bourse_journal::{Journal, JournalConfig, MmapStorage, SyncPolicy, WriteMode, format};
 
 const REPEATS: usize = 3;
 
@@ -38,12 +38,23 @@ fn bench_dir() -> PathBuf {
 }
 
 fn config(sync_policy: SyncPolicy) -> JournalConfig {
-    JournalConfig { sync_policy, ..JournalConfig::default() }
+    JournalConfig {
+        sync_policy,
+        ..JournalConfig::default()
+    }
 }
 
-fn journal_append(dir: &Path, policy: SyncPolicy, batch: u64, payload_bytes: usize, records: u64) -> Duration {
+fn journal_append(
+    dir: &Path,
+    mode: WriteMode,
+    policy: SyncPolicy,
+    batch: u64,
+    payload_bytes: usize,
+    records: u64,
+) -> Duration {
     let _ = std::fs::remove_dir_all(dir);
-    let (mut journal, _) = Journal::open(MmapStorage::open(dir).expect("dir"), config(policy)).expect("open");
+    let storage = MmapStorage::open_with(dir, mode).expect("dir");
+    let (mut journal, _) = Journal::open(storage, config(policy)).expect("open");
     let payload = vec![0xA5u8; payload_bytes];
     let start = Instant::now();
     for i in 0..records {
@@ -60,7 +71,14 @@ fn journal_append(dir: &Path, policy: SyncPolicy, batch: u64, payload_bytes: usi
 }
 
 /// Plain write(2) of the same on-disk bytes: one call per record (`per_batch` false) or per batch.
-fn baseline_append(path: &Path, sync: bool, per_batch: bool, batch: u64, payload_bytes: usize, records: u64) -> Duration {
+fn baseline_append(
+    path: &Path,
+    sync: bool,
+    per_batch: bool,
+    batch: u64,
+    payload_bytes: usize,
+    records: u64,
+) -> Duration {
     let _ = std::fs::remove_file(path);
     let record_bytes = format::record_bytes(payload_bytes as u32) as usize;
     let mut file = File::create(path).expect("create");
@@ -70,7 +88,8 @@ fn baseline_append(path: &Path, sync: bool, per_batch: bool, batch: u64, payload
     while i < records {
         let n = batch.min(records - i);
         if per_batch {
-            file.write_all(&buffer[..record_bytes * n as usize]).expect("write");
+            file.write_all(&buffer[..record_bytes * n as usize])
+                .expect("write");
         } else {
             for _ in 0..n {
                 file.write_all(&buffer[..record_bytes]).expect("write");
@@ -97,11 +116,13 @@ fn best(mut runs: Vec<Duration>) -> Duration {
 }
 
 fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
-    println!("## append (records/s; ratio = journal throughput / baseline throughput, >= 1 means the journal is faster)");
+    println!("## append (records/s; each ratio = journal time / baseline time, <= 1 means the journal is faster)");
+    println!("journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = WriteMode::Mapped (memcpy into the mapping + msync)");
+    println!();
     println!(
-        "| policy | payload B | batch | records | journal rec/s | write/record rec/s | ratio | write/batch rec/s | ratio |"
+        "| policy | payload B | batch | records | calls rec/s | mapped rec/s | write/record rec/s | write/batch rec/s | calls / write-record | calls / write-batch | mapped / write-record | mapped / write-batch |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let dir = root.join("append");
     let file = root.join("baseline.log");
     for &policy in policies {
@@ -111,21 +132,26 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     SyncPolicy::None => (false, sizes.none_records),
                     _ => (true, sizes.batch_batches[index] * batch),
                 };
-                let (mut ours, mut per_record, mut per_batch) = (Vec::new(), Vec::new(), Vec::new());
+                let mut runs: [Vec<Duration>; 4] = Default::default();
                 for _ in 0..REPEATS {
-                    ours.push(journal_append(&dir, policy, batch, payload_bytes, records));
-                    per_record.push(baseline_append(&file, sync, false, batch, payload_bytes, records));
-                    per_batch.push(baseline_append(&file, sync, true, batch, payload_bytes, records));
+                    runs[0].push(journal_append(&dir, WriteMode::WriteCalls, policy, batch, payload_bytes, records));
+                    runs[1].push(journal_append(&dir, WriteMode::Mapped, policy, batch, payload_bytes, records));
+                    runs[2].push(baseline_append(&file, sync, false, batch, payload_bytes, records));
+                    runs[3].push(baseline_append(&file, sync, true, batch, payload_bytes, records));
                 }
-                let (ours, per_record, per_batch) = (best(ours), best(per_record), best(per_batch));
+                let [calls, mapped, per_record, per_batch] = runs.map(best);
+                let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
                 println!(
-                    "| {} | {payload_bytes} | {batch} | {records} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} |",
+                    "| {} | {payload_bytes} | {batch} | {records} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
                     if sync { "batch" } else { "none" },
-                    per_second(records, ours),
+                    per_second(records, calls),
+                    per_second(records, mapped),
                     per_second(records, per_record),
-                    per_record.as_secs_f64() / ours.as_secs_f64(),
                     per_second(records, per_batch),
-                    per_batch.as_secs_f64() / ours.as_secs_f64(),
+                    ratio(calls, per_record),
+                    ratio(calls, per_batch),
+                    ratio(mapped, per_record),
+                    ratio(mapped, per_batch),
                 );
             }
         }
@@ -137,7 +163,8 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
     let records = sizes.recovery_records;
     let build_start = Instant::now();
     {
-        let (mut journal, _) = Journal::open(MmapStorage::open(&dir).expect("dir"), config(SyncPolicy::None)).expect("open");
+        let (mut journal, _) =
+            Journal::open(MmapStorage::open(&dir).expect("dir"), config(SyncPolicy::None)).expect("open");
         let mut payload = [0u8; 64];
         for i in 0..records {
             payload[..8].copy_from_slice(&i.to_le_bytes());
@@ -176,7 +203,8 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
         plain.push(start.elapsed());
 
         let start = Instant::now();
-        let (mut journal, recovery) = Journal::open(MmapStorage::open(&dir).expect("dir"), config(SyncPolicy::None)).expect("open");
+        let (mut journal, recovery) =
+            Journal::open(MmapStorage::open(&dir).expect("dir"), config(SyncPolicy::None)).expect("open");
         let scanned = start.elapsed();
         assert_eq!(recovery.last_committed, records);
         let mut sum = 0u64;
@@ -193,11 +221,20 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
     }
     let (ours, scan_only, plain) = (best(ours), best(scan_only), best(plain));
     println!();
-    println!("## recovery ({records} records of 64 B, batches of 256, {} segment files, {:.0} MiB; built in {:.1} s)", files.len(), file_bytes as f64 / (1 << 20) as f64, build.as_secs_f64());
+    println!(
+        "## recovery ({records} records of 64 B, batches of 256, {} segment files, {:.0} MiB; built in {:.1} s)",
+        files.len(),
+        file_bytes as f64 / (1 << 20) as f64,
+        build.as_secs_f64()
+    );
     println!("| what | time ms | records/s | MiB/s of segment files | ratio to plain read |");
     println!("|---|---|---|---|---|");
     let mib = file_bytes as f64 / (1 << 20) as f64;
-    for (name, d) in [("plain read(2) of the files", plain), ("open (scan + CRC check)", scan_only), ("open + replay of every record", ours)] {
+    for (name, d) in [
+        ("plain read(2) of the files", plain),
+        ("open (scan + CRC check)", scan_only),
+        ("open + replay of every record", ours),
+    ] {
         println!(
             "| {name} | {:.1} | {:.0} | {:.0} | {:.2} |",
             d.as_secs_f64() * 1e3,
@@ -212,12 +249,23 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
 fn main() {
     let quick = std::env::var_os("BOURSE_BENCH_QUICK").is_some();
     let sizes = if quick {
-        Sizes { none_records: 100_000, batch_batches: [20, 20, 20], recovery_records: 1_000_000 }
+        Sizes {
+            none_records: 100_000,
+            batch_batches: [20, 20, 20],
+            recovery_records: 1_000_000,
+        }
     } else {
-        Sizes { none_records: 1_000_000, batch_batches: [200, 200, 200], recovery_records: 10_000_000 }
+        Sizes {
+            none_records: 1_000_000,
+            batch_batches: [200, 200, 200],
+            recovery_records: 10_000_000,
+        }
     };
     let root = bench_dir();
-    println!("# journal benchmark in {} (best of {REPEATS}, alternating)", root.display());
+    println!(
+        "# journal benchmark in {} (best of {REPEATS}, alternating)",
+        root.display()
+    );
     let only = std::env::var("BOURSE_BENCH_ONLY").unwrap_or_default();
     match only.as_str() {
         "" | "append" => append_table(&root, &sizes, &[SyncPolicy::None, SyncPolicy::Batch]),
