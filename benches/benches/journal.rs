@@ -116,8 +116,12 @@ fn best(mut runs: Vec<Duration>) -> Duration {
 }
 
 fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
-    println!("## append (records/s; each ratio = journal time / baseline time, <= 1 means the journal is faster)");
-    println!("journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = WriteMode::Mapped (memcpy into the mapping + msync)");
+    println!(
+        "## append (records/s; each ratio = journal time / baseline time, <= 1 means the journal is faster)"
+    );
+    println!(
+        "journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = WriteMode::Mapped (memcpy into the mapping + msync)"
+    );
     println!();
     println!(
         "| policy | payload B | batch | records | calls rec/s | mapped rec/s | write/record rec/s | write/batch rec/s | calls / write-record | calls / write-batch | mapped / write-record | mapped / write-batch |"
@@ -134,8 +138,22 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                 };
                 let mut runs: [Vec<Duration>; 4] = Default::default();
                 for _ in 0..REPEATS {
-                    runs[0].push(journal_append(&dir, WriteMode::WriteCalls, policy, batch, payload_bytes, records));
-                    runs[1].push(journal_append(&dir, WriteMode::Mapped, policy, batch, payload_bytes, records));
+                    runs[0].push(journal_append(
+                        &dir,
+                        WriteMode::WriteCalls,
+                        policy,
+                        batch,
+                        payload_bytes,
+                        records,
+                    ));
+                    runs[1].push(journal_append(
+                        &dir,
+                        WriteMode::Mapped,
+                        policy,
+                        batch,
+                        payload_bytes,
+                        records,
+                    ));
                     runs[2].push(baseline_append(&file, sync, false, batch, payload_bytes, records));
                     runs[3].push(baseline_append(&file, sync, true, batch, payload_bytes, records));
                 }

@@ -5,12 +5,13 @@
 //! Records become *released* only through [`Journal::commit_batch`] (or [`Journal::sync`]): the returned
 //! [`Committed::released_up_to`] is the highest sequence whose outcome may be shown to anyone. What
 //! "released" survives depends on [`SyncPolicy`]:
-//! - `Batch` (default): the batch and its commit record are synced (`msync`) before `commit_batch` returns:
-//!   survives a process crash, an OS crash and a power loss.
+//! - `Batch` (default): the batch and its commit record are synced (`fdatasync` or `msync`, per the
+//!   storage's write mode) before `commit_batch` returns: survives a process crash, an OS crash and a
+//!   power loss.
 //! - `EveryBatches(n)`: one sync every `n` batches; `released_up_to` only moves when a sync completes, so
 //!   the promise is the same as `Batch`, with fewer syncs and later releases.
-//! - `None`: no sync; released when in the mapping. Survives a process crash (the page cache keeps the
-//!   pages), not an OS crash or power loss.
+//! - `None`: no sync; released once handed to the kernel (`Storage::flush`, done at every commit).
+//!   Survives a process crash (the page cache keeps the pages), not an OS crash or power loss.
 //!
 //! # Fail-stop
 //! Any storage error while appending, rolling or syncing poisons the writer: that call and every later
