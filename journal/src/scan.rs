@@ -345,7 +345,7 @@ pub(crate) fn next_nonzero(bytes: &[u8], from: u64) -> Option<u64> {
     let from = (from as usize).min(bytes.len());
     let mut at = from;
     // Byte steps up to a chunk boundary, then whole chunks, then the rest.
-    while at < bytes.len() && at % ZERO_SCAN_CHUNK_BYTES != 0 {
+    while at < bytes.len() && !at.is_multiple_of(ZERO_SCAN_CHUNK_BYTES) {
         if bytes[at] != 0 {
             return Some(at as u64);
         }

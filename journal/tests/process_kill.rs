@@ -45,8 +45,12 @@ fn child_writer() {
         Ok("none") => SyncPolicy::None,
         _ => SyncPolicy::Batch,
     };
+    let mode = match std::env::var(CHILD_MODE_ENV).as_deref() {
+        Ok("mapped") => WriteMode::Mapped,
+        _ => WriteMode::WriteCalls,
+    };
     let (mut journal, recovery) =
-        Journal::open(MmapStorage::open(&dir).expect("dir"), config(policy)).expect("open");
+        Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config(policy)).expect("open");
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     writeln!(out, "recovered {}", recovery.last_committed).expect("pipe");
