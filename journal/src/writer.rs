@@ -255,6 +255,7 @@ impl<S: Storage> Journal<S> {
             journal.create_segment(next_sequence)?;
             journal.committed_at = (journal.segment_id, journal.offset);
         }
+        journal.prepare_next_segment()?;
         let segments = journal.storage.segment_ids()?.len() as u32;
         let recovery = Recovery {
             first_sequence: scan.first_sequence,
@@ -371,6 +372,17 @@ impl<S: Storage> Journal<S> {
         }
         self.unsynced_offset = self.offset;
         Ok(())
+    }
+
+    /// Prepares the next segment ahead of time (zero-filled, synced, mapped), so that the next roll
+    /// does not write and sync a whole segment inline. Call it when idle (the daemon's journal stage,
+    /// when it has no work); `open` calls it once. Returns whether anything was done.
+    ///
+    /// # Errors
+    /// Storage errors (ENOSPC): the writer stays usable; the next roll will try again inline.
+    pub fn prepare_next_segment(&mut self) -> Result<bool, JournalError> {
+        self.usable()?;
+        Ok(self.storage.prepare_spare_segment(self.config.segment_bytes)?)
     }
 
     /// Appends one record to the open batch; returns its sequence number. Not released until

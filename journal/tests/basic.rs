@@ -176,14 +176,20 @@ fn mmap_round_trip(mode: WriteMode) {
     let config = small_config(SyncPolicy::Batch);
     let (mut journal, _) =
         Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("open");
+    let mut spares = 0;
     for sequence in 1..=500u64 {
         journal
             .append(kind_for(sequence), &payload_for(sequence))
             .expect("append");
         if sequence % 25 == 0 {
             journal.commit_batch().expect("commit");
+            // Idle time: prepare the next segment, so rolls take the spare.
+            if journal.prepare_next_segment().expect("spare") {
+                spares += 1;
+            }
         }
     }
+    assert!(spares >= 3, "rolls used prepared spares: {spares}");
     // A batch left open is not recovered.
     journal.append(1, b"never committed").expect("append");
     drop(journal);

@@ -51,6 +51,14 @@ const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
 const SEGMENT_SUFFIX: &str = ".seg";
 /// Suffix of a segment being created (removed if found at open).
 const SEGMENT_TEMP_SUFFIX: &str = ".seg.tmp";
+/// Name of the spare segment prepared ahead of the writer (a temporary: removed if found at open).
+const SPARE_NAME: &str = "spare.seg.tmp";
+
+/// A zero-filled, synced, mapped file ready to become the next segment.
+struct Spare {
+    file: File,
+    map: Map,
+}
 
 enum Map {
     ReadWrite(MmapMut),
@@ -103,6 +111,8 @@ pub struct MmapStorage {
     pending: Vec<u8>,
     pending_segment: u64,
     pending_offset: u64,
+    /// The next segment, prepared ahead (`prepare_spare_segment`).
+    spare: Option<Spare>,
 }
 
 impl std::fmt::Debug for MmapStorage {
@@ -165,6 +175,7 @@ impl MmapStorage {
             pending,
             pending_segment: 0,
             pending_offset: 0,
+            spare: None,
         };
         storage.remove_temporaries()?;
         storage.refresh()?;
@@ -188,6 +199,7 @@ impl MmapStorage {
             pending: Vec::new(),
             pending_segment: 0,
             pending_offset: 0,
+            spare: None,
         };
         storage.refresh()?;
         Ok(storage)
@@ -250,11 +262,16 @@ impl MmapStorage {
             .write(!self.read_only)
             .open(&path)
             .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
+        let map = self.map_file(&file, &path, populate)?;
+        Ok((file, map))
+    }
+
+    fn map_file(&self, file: &File, path: &Path, populate: bool) -> Result<Map, StorageError> {
         let map = if self.read_only || self.mode == WriteMode::WriteCalls {
             // SAFETY: segment files are created whole (temporary name, rename) and never truncated or
             // resized by bourse; the mapping covers the file's full size at open, so every access is
             // inside the file. Concurrent writes by the writer only change bytes, which readers check by CRC.
-            let map = unsafe { Mmap::map(&file) }
+            let map = unsafe { Mmap::map(file) }
                 .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
             // Map the pages in one call rather than one fault per 64 KiB while scanning (best effort).
             let _ = map.advise(Advice::PopulateRead);
@@ -262,7 +279,7 @@ impl MmapStorage {
         } else {
             // SAFETY: as above; in addition there is one writer per journal directory (the caller's
             // contract), so no other process writes through another mapping of this file.
-            let map = unsafe { MmapMut::map_mut(&file) }
+            let map = unsafe { MmapMut::map_mut(file) }
                 .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
             if !populate {
                 // An existing segment, about to be scanned by recovery: map its pages in one call
@@ -277,7 +294,7 @@ impl MmapStorage {
             }
             Map::ReadWrite(map)
         };
-        Ok((file, map))
+        Ok(map)
     }
 
     /// Index of segment `id`: the last one (the writer's) first, else a binary search (ids ascend).
@@ -286,6 +303,48 @@ impl MmapStorage {
             Some(last) if last.id == id => Some(self.segments.len() - 1),
             _ => self.segments.binary_search_by_key(&id, |s| s.id).ok(),
         }
+    }
+
+    /// Creates `path` with `bytes` reserved (`posix_fallocate`), zero-filled and `fsync`ed, and maps it
+    /// (writable mappings are populated for writing). `id` only names the segment in errors.
+    fn build_zeroed(&self, path: &Path, id: u64, bytes: u64) -> Result<(File, Map), StorageError> {
+        let io = |what: &str, e| StorageError::io(format!("{what} {}", path.display()), e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| io("create", e))?;
+        let length = i64::try_from(bytes).map_err(|_| StorageError::NoSpace {
+            segment_id: id,
+            bytes,
+        })?;
+        // posix_fallocate returns the error number instead of setting errno.
+        let rc = {
+            // SAFETY: plain FFI call on a file descriptor this function owns; no memory is passed.
+            unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) }
+        };
+        if rc != 0 {
+            let _ = std::fs::remove_file(path);
+            if rc == libc::ENOSPC || rc == libc::EFBIG {
+                return Err(StorageError::NoSpace {
+                    segment_id: id,
+                    bytes,
+                });
+            }
+            return Err(io("fallocate", std::io::Error::from_raw_os_error(rc)));
+        }
+        let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
+        let mut written = 0u64;
+        while written < bytes {
+            let chunk = (bytes - written).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
+            file.write_all(&zeros[..chunk]).map_err(|e| io("zero-fill", e))?;
+            written += chunk as u64;
+        }
+        file.sync_all().map_err(|e| io("fsync", e))?;
+        let map = self.map_file(&file, path, true)?;
+        Ok((file, map))
     }
 
     /// Hands the gathered bytes to the kernel (`WriteCalls`).
@@ -332,51 +391,40 @@ impl Storage for MmapStorage {
         );
         self.flush_pending()?;
         let name = segment_name(id);
-        let temp = self.path(&format!("{id:020}{SEGMENT_TEMP_SUFFIX}"));
-        let io = |what: &str, e| StorageError::io(format!("{what} {}", temp.display()), e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(|e| io("create", e))?;
-        let length = i64::try_from(bytes).map_err(|_| StorageError::NoSpace {
-            segment_id: id,
-            bytes,
-        })?;
-        // posix_fallocate returns the error number instead of setting errno.
-        let rc = {
-            // SAFETY: plain FFI call on a file descriptor this function owns; no memory is passed.
-            unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) }
-        };
-        if rc != 0 {
-            let _ = std::fs::remove_file(&temp);
-            if rc == libc::ENOSPC || rc == libc::EFBIG {
-                return Err(StorageError::NoSpace {
-                    segment_id: id,
-                    bytes,
-                });
-            }
-            return Err(io("fallocate", std::io::Error::from_raw_os_error(rc)));
-        }
-        let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
-        let mut written = 0u64;
-        while written < bytes {
-            let chunk = (bytes - written).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
-            file.write_all(&zeros[..chunk]).map_err(|e| io("zero-fill", e))?;
-            written += chunk as u64;
-        }
-        file.write_all_at(header, 0).map_err(|e| io("write header", e))?;
-        file.sync_all().map_err(|e| io("fsync", e))?;
-        drop(file);
         let target = self.path(&name);
-        std::fs::rename(&temp, &target).map_err(|e| io("rename", e))?;
+        let (file, map, source) = match self.spare.take() {
+            Some(spare) if spare.map.len() as u64 == bytes => {
+                let source = self.path(SPARE_NAME);
+                (spare.file, spare.map, source)
+            }
+            _ => {
+                let source = self.path(&format!("{id:020}{SEGMENT_TEMP_SUFFIX}"));
+                let (file, map) = self.build_zeroed(&source, id, bytes)?;
+                (file, map, source)
+            }
+        };
+        let io = |what: &str, e| StorageError::io(format!("{what} {}", source.display()), e);
+        file.write_all_at(header, 0).map_err(|e| io("write header", e))?;
+        file.sync_data().map_err(|e| io("fdatasync", e))?;
+        std::fs::rename(&source, &target).map_err(|e| io("rename", e))?;
         sync_directory(&self.dir)?;
-        let (file, map) = self.map_segment(&name, true)?;
         let at = self.segments.partition_point(|s| s.id < id);
         self.segments.insert(at, Segment { id, file, map });
         Ok(())
+    }
+
+    fn prepare_spare_segment(&mut self, bytes: u64) -> Result<bool, StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        if self.spare.as_ref().is_some_and(|s| s.map.len() as u64 == bytes) {
+            return Ok(false);
+        }
+        self.spare = None;
+        let path = self.path(SPARE_NAME);
+        let (file, map) = self.build_zeroed(&path, u64::MAX, bytes)?;
+        self.spare = Some(Spare { file, map });
+        Ok(true)
     }
 
     fn remove_segment(&mut self, id: u64) -> Result<(), StorageError> {

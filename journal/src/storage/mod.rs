@@ -75,6 +75,19 @@ pub trait Storage {
     /// [`StorageError::NoSpace`] when the space cannot be reserved; other I/O errors.
     fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError>;
 
+    /// Prepares, off the writer's hot path, a zero-filled segment of `bytes` for the next
+    /// `create_segment` of that size, so that a roll costs a header write, one data sync and a rename
+    /// instead of writing and syncing the whole segment. Returns whether anything was done (false: a spare
+    /// is already there, or the storage has no use for one).
+    ///
+    /// # Errors
+    /// [`StorageError::NoSpace`]; other I/O errors. The writer is unaffected: a roll without a spare
+    /// creates the segment itself.
+    fn prepare_spare_segment(&mut self, bytes: u64) -> Result<bool, StorageError> {
+        let _ = bytes;
+        Ok(false)
+    }
+
     /// Removes a segment, durably.
     ///
     /// # Errors
@@ -158,6 +171,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError> {
         (**self).create_segment(id, bytes, header)
+    }
+    fn prepare_spare_segment(&mut self, bytes: u64) -> Result<bool, StorageError> {
+        (**self).prepare_spare_segment(bytes)
     }
     fn remove_segment(&mut self, id: u64) -> Result<(), StorageError> {
         (**self).remove_segment(id)
