@@ -255,7 +255,6 @@ impl<S: Storage> Journal<S> {
             journal.create_segment(next_sequence)?;
             journal.committed_at = (journal.segment_id, journal.offset);
         }
-        journal.prepare_next_segment()?;
         let segments = journal.storage.segment_ids()?.len() as u32;
         let recovery = Recovery {
             first_sequence: scan.first_sequence,
@@ -328,7 +327,8 @@ impl<S: Storage> Journal<S> {
         }
         self.segment_id = id;
         self.offset = SEGMENT_HEADER_BYTES as u64;
-        self.unsynced_offset = self.offset;
+        // The first sync of a new segment starts at 0: it makes the header durable too.
+        self.unsynced_offset = 0;
         Ok(())
     }
 
@@ -376,7 +376,7 @@ impl<S: Storage> Journal<S> {
 
     /// Prepares the next segment ahead of time (zero-filled, synced, mapped), so that the next roll
     /// does not write and sync a whole segment inline. Call it when idle (the daemon's journal stage,
-    /// when it has no work); `open` calls it once. Returns whether anything was done.
+    /// when it has no work, e.g. right after `open`). Returns whether anything was done.
     ///
     /// # Errors
     /// Storage errors (ENOSPC): the writer stays usable; the next roll will try again inline.

@@ -4,7 +4,8 @@
 //! - Segments: every write dirties the 4 KiB pages it touches; `sync` of a range makes its (page-aligned)
 //!   pages durable. At [`FaultStorage::crash`], each dirty page independently is lost (reverts to its
 //!   last durable content), kept, or torn: each of its eight 512 B sectors kept or lost on its own.
-//!   Segment creation and removal are durable when they return (as the mmap storage makes them).
+//!   Segment creation (size, zeroes, name) and removal are durable when they return; a new segment's
+//!   header is a dirty page until a sync covers it (as the mmap storage's spare path leaves it).
 //! - Files: data is durable after `sync_file`; directory operations (create, rename, remove) after
 //!   `sync_dir`. At a crash, an unsynced file's data is its durable data, its current data, or a
 //!   sector-wise mix of both; of the directory operations since the last `sync_dir`, a prefix survives.
@@ -266,8 +267,13 @@ impl Storage for FaultStorage {
             });
         }
         self.current.create_segment(id, bytes, header)?;
-        self.durable.insert(id, self.current.segment(id).to_vec());
-        self.dirty_pages.remove(&id);
+        // The zeroes and the name are durable; the header only after a sync covering it.
+        self.durable.insert(id, vec![0u8; bytes as usize]);
+        let pages = self.dirty_pages.entry(id).or_default();
+        pages.clear();
+        if !header.is_empty() {
+            pages.extend(0..=(header.len() as u64 - 1) / PAGE_BYTES);
+        }
         Ok(())
     }
 

@@ -404,8 +404,9 @@ impl Storage for MmapStorage {
             }
         };
         let io = |what: &str, e| StorageError::io(format!("{what} {}", source.display()), e);
+        // The header is made durable by the journal's first sync of this segment, which starts at
+        // offset 0 (the `Storage::create_segment` contract): no data sync here.
         file.write_all_at(header, 0).map_err(|e| io("write header", e))?;
-        file.sync_data().map_err(|e| io("fdatasync", e))?;
         std::fs::rename(&source, &target).map_err(|e| io("rename", e))?;
         sync_directory(&self.dir)?;
         let at = self.segments.partition_point(|s| s.id < id);
