@@ -55,6 +55,8 @@ fn journal_append(
     let _ = std::fs::remove_dir_all(dir);
     let storage = MmapStorage::open_with(dir, mode).expect("dir");
     let (mut journal, _) = Journal::open(storage, config(policy)).expect("open");
+    // The daemon prepares the next segment when idle (here: before the load starts).
+    journal.prepare_next_segment().expect("spare");
     let payload = vec![0xA5u8; payload_bytes];
     let start = Instant::now();
     for i in 0..records {
