@@ -5,7 +5,7 @@
 //! mean. See `docs/journal.md` for the byte tables, the durability contract and the recovery rules.
 //!
 //! # Parts
-//! - [`format`]: the on-disk bytes (segment header, record header, commit payload, checkpoint file).
+//! - [`mod@format`]: the on-disk bytes (segment header, record header, commit payload, checkpoint file).
 //! - [`storage`]: where bytes live: [`MmapStorage`] (files), [`MemStorage`], [`FaultStorage`] (crash model).
 //! - [`Journal`]: the single writer: `open` (recovery) → `append`* → `commit_batch` (group commit).
 //! - [`Reader`]: committed records from any sequence, tailing a live journal through a sparse index.

@@ -14,8 +14,8 @@
 //! (10 M records: about 2 400 entries).
 //!
 //! # Limits
-//! A reader in another process sees batches once they are in the writer's mapping (committed), which can be
-//! before the writer's sync; replies wait for the sync, readers do not. A reader does not tell corruption
+//! A reader in another process sees a batch once the writer has committed it (its bytes are in the page
+//! cache), which can be before the writer's sync; replies wait for the sync, readers do not. A reader does not tell corruption
 //! from an unfinished tail (it just waits); `Journal::open` and `verify` do.
 
 use crate::JournalError;
