@@ -15,8 +15,8 @@
 //!
 //! # Limits
 //! A reader in another process sees a batch once the writer has committed it (its bytes are in the page
-//! cache), which can be before the writer's sync; replies wait for the sync, readers do not. A reader does not tell corruption
-//! from an unfinished tail (it just waits); `Journal::open` and `verify` do.
+//! cache), which can be before the writer's sync; replies wait for the sync, readers do not. A reader does
+//! not tell corruption from an unfinished tail (it just waits); `Journal::open` and `verify` do.
 
 use crate::JournalError;
 use crate::format::{self, KIND_COMMIT, KIND_RESERVED_MIN, KIND_SEGMENT_END, SEGMENT_HEADER_BYTES};

@@ -162,8 +162,10 @@ pub struct Recovery {
 pub struct Journal<S: Storage> {
     storage: S,
     config: JournalConfig,
-    /// Segment being written and the write offset in it.
+    /// Segment being written, its size (segments written under another config keep theirs) and the
+    /// write offset in it.
     segment_id: u64,
+    segment_bytes: u64,
     offset: u64,
     next_sequence: u64,
     first_sequence: u64,
@@ -238,6 +240,7 @@ impl<S: Storage> Journal<S> {
             storage,
             config,
             segment_id,
+            segment_bytes: 0,
             offset,
             next_sequence,
             first_sequence: scan.first_sequence,
@@ -251,6 +254,7 @@ impl<S: Storage> Journal<S> {
             poisoned: false,
             committed_at: (segment_id, offset),
         };
+        journal.segment_bytes = journal.storage.segment(segment_id).len() as u64;
         if offset == 0 {
             journal.create_segment(next_sequence)?;
             journal.committed_at = (journal.segment_id, journal.offset);
@@ -326,6 +330,7 @@ impl<S: Storage> Journal<S> {
             return self.poison(e);
         }
         self.segment_id = id;
+        self.segment_bytes = self.config.segment_bytes;
         self.offset = SEGMENT_HEADER_BYTES as u64;
         // The first sync of a new segment starts at 0: it makes the header durable too.
         self.unsynced_offset = 0;
@@ -355,7 +360,7 @@ impl<S: Storage> Journal<S> {
 
     /// Makes room for `record_bytes` (plus a segment-end record), rolling to a new segment if needed.
     fn ensure_room(&mut self, record_bytes: u64) -> Result<(), JournalError> {
-        if self.offset + record_bytes + SEGMENT_END_RECORD_BYTES as u64 <= self.config.segment_bytes {
+        if self.offset + record_bytes + SEGMENT_END_RECORD_BYTES as u64 <= self.segment_bytes {
             return Ok(());
         }
         self.write_record(KIND_SEGMENT_END, self.next_sequence, &[])?;

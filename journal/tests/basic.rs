@@ -331,3 +331,33 @@ fn replay_stops_at_a_visitor_error() {
     assert!(matches!(result, Err(ReplayError::Visitor("mismatch"))));
     assert_eq!(seen, 4);
 }
+
+#[test]
+fn reopening_with_another_segment_size_keeps_each_segment_within_its_own_size() {
+    let mut storage = MemStorage::new();
+    let mut sequence = 0u64;
+    for segment_kib in [16u64, 8, 32, 8] {
+        let config = JournalConfig {
+            segment_bytes: segment_kib << 10,
+            ..small_config(SyncPolicy::Batch)
+        };
+        let (mut journal, recovery) = Journal::open(storage, config).expect("open");
+        assert_eq!(recovery.last_committed, sequence);
+        for _ in 0..100 {
+            sequence += 1;
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+            if sequence % 4 == 0 {
+                journal.commit_batch().expect("commit");
+            }
+        }
+        journal.commit_batch().expect("commit");
+        storage = journal.into_storage();
+    }
+    let (mut journal, recovery) = Journal::open(storage, small_config(SyncPolicy::Batch)).expect("open");
+    assert_eq!(recovery.last_committed, sequence);
+    let records = replay_all(&mut journal, 1);
+    assert_eq!(records.len() as u64, sequence);
+    assert!(records.iter().all(|(s, _, p)| p == &payload_for(*s)));
+}
