@@ -348,7 +348,7 @@ fn reopening_with_another_segment_size_keeps_each_segment_within_its_own_size() 
             journal
                 .append(kind_for(sequence), &payload_for(sequence))
                 .expect("append");
-            if sequence % 4 == 0 {
+            if sequence.is_multiple_of(4) {
                 journal.commit_batch().expect("commit");
             }
         }
