@@ -33,6 +33,7 @@
     reason = "memmap2 mapping of segment files; each block has a SAFETY comment"
 )]
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -113,6 +114,8 @@ pub struct MmapStorage {
     pending_offset: u64,
     /// The next segment, prepared ahead (`prepare_spare_segment`).
     spare: Option<Spare>,
+    /// Index of the segment looked up last (scans and readers ask for the same one many times in a row).
+    lookup_hint: Cell<usize>,
 }
 
 impl std::fmt::Debug for MmapStorage {
@@ -176,6 +179,7 @@ impl MmapStorage {
             pending_segment: 0,
             pending_offset: 0,
             spare: None,
+            lookup_hint: Cell::new(0),
         };
         storage.remove_temporaries()?;
         storage.refresh()?;
@@ -200,6 +204,7 @@ impl MmapStorage {
             pending_segment: 0,
             pending_offset: 0,
             spare: None,
+            lookup_hint: Cell::new(0),
         };
         storage.refresh()?;
         Ok(storage)
@@ -299,10 +304,16 @@ impl MmapStorage {
 
     /// Index of segment `id`: the last one (the writer's) first, else a binary search (ids ascend).
     fn index_of(&self, id: u64) -> Option<usize> {
-        match self.segments.last() {
+        let hint = self.lookup_hint.get();
+        if self.segments.get(hint).is_some_and(|s| s.id == id) {
+            return Some(hint);
+        }
+        let index = match self.segments.last() {
             Some(last) if last.id == id => Some(self.segments.len() - 1),
             _ => self.segments.binary_search_by_key(&id, |s| s.id).ok(),
-        }
+        }?;
+        self.lookup_hint.set(index);
+        Some(index)
     }
 
     /// Creates `path` with `bytes` reserved (`posix_fallocate`), zero-filled and `fsync`ed, and maps it
