@@ -275,7 +275,9 @@ impl MmapStorage {
         let map = if self.read_only || self.mode == WriteMode::WriteCalls {
             // SAFETY: segment files are created whole (temporary name, rename) and never truncated or
             // resized by bourse; the mapping covers the file's full size at open, so every access is
-            // inside the file. Concurrent writes by the writer only change bytes, which readers check by CRC.
+            // inside the file. The writer never rewrites bytes of a committed batch (only a new writer's
+            // recovery zeroes an uncommitted tail), and bytes past the last commit a reader has checked
+            // may change while read: they are read as plain bytes and checked by CRC before any use.
             let map = unsafe { Mmap::map(file) }
                 .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
             // Map the pages in one call rather than one fault per 64 KiB while scanning (best effort).
@@ -286,16 +288,15 @@ impl MmapStorage {
             // contract), so no other process writes through another mapping of this file.
             let map = unsafe { MmapMut::map_mut(file) }
                 .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
-            if !populate {
+            if populate {
+                // A new segment, about to be written: take the write faults (page_mkwrite) now, when
+                // the spare is prepared, rather than one per page on the writer's path. Best effort:
+                // kernels before 5.14 do not know MADV_POPULATE_WRITE; the pages then fault as written.
+                let _ = map.advise(Advice::PopulateWrite);
+            } else {
                 // An existing segment, about to be scanned by recovery: map its pages in one call
                 // rather than one fault per 64 KiB (best effort).
                 let _ = map.advise(Advice::PopulateRead);
-            }
-            if populate {
-                // A new segment, about to be written: take the write faults (page_mkwrite) now, at the
-                // roll, rather than one per page on the writer's path. Best effort: kernels before 5.14
-                // do not know MADV_POPULATE_WRITE, and then the pages fault in as they are written.
-                let _ = map.advise(Advice::PopulateWrite);
             }
             Map::ReadWrite(map)
         };
