@@ -4,12 +4,15 @@
 //! `DIR/{first_sequence:020}.seg` for segments, any other name for files (checkpoints).
 //!
 //! # Segment creation (no SIGBUS, ENOSPC is fatal)
-//! A segment is built under a temporary name: `posix_fallocate` reserves every block (ENOSPC surfaces
-//! here, never later as a SIGBUS on a page fault), the file is zero-filled with `write(2)` ahead of the
-//! writer (so that later `fdatasync`s flush data only, no unwritten-extent conversion), the header is
-//! written, the file is `fsync`ed, renamed to its final name and the directory is `fsync`ed. Only then is
-//! it mapped, at its full, fixed size; the writer only writes inside that mapping, and segment files are
-//! never truncated, so no access can fall beyond the end of the file.
+//! A segment is built under a temporary name (`spare.seg.tmp` when prepared ahead by
+//! `prepare_spare_segment`, else `{id:020}.seg.tmp` at the roll): `posix_fallocate` reserves every block
+//! (ENOSPC surfaces here, never later as a SIGBUS on a page fault), the file is zero-filled with `write(2)`
+//! (so that later `fdatasync`s flush data only, no unwritten-extent conversion) and `fsync`ed, and mapped at
+//! its full, fixed size. At the roll its header is written, it is renamed to its final name and the
+//! directory is `fsync`ed; the header becomes durable with the journal's first sync of the segment, which
+//! starts at offset 0. The writer only writes inside the file's size, and segment files are never
+//! truncated, so no access can fall beyond the end of the file. Temporaries left by a crash are removed at
+//! open.
 //!
 //! # Two ways to write ([`WriteMode`])
 //! - `Mapped`: records are copied into a shared writable mapping; `sync` is `msync(MS_SYNC)` over the
@@ -27,7 +30,8 @@
 //!
 //! # Unsafe
 //! Mapping a file is `unsafe` in memmap2 because another process could truncate or change the file
-//! under the mapping. This module is the only place in the crate that maps files.
+//! under the mapping; `posix_fallocate` is an FFI call. This module is the only place in the crate with
+//! `unsafe`, each block under a `// SAFETY:` comment.
 #![allow(
     unsafe_code,
     reason = "memmap2 mapping of segment files; each block has a SAFETY comment"
