@@ -178,6 +178,8 @@ pub struct Journal<S: Storage> {
     unsynced_offset: u64,
     batches_since_sync: u32,
     poisoned: bool,
+    /// Oldest segment left without a sync at a roll (policy `None`), which `sync()` must cover.
+    oldest_unsynced_segment: Option<u64>,
     /// Segment id and offset just after the last commit record (where a reader's trusted prefix ends).
     committed_at: (u64, u64),
 }
@@ -253,6 +255,7 @@ impl<S: Storage> Journal<S> {
             batches_since_sync: 0,
             poisoned: false,
             committed_at: (segment_id, offset),
+            oldest_unsynced_segment: None,
         };
         journal.segment_bytes = journal.storage.segment(segment_id).len() as u64;
         if offset == 0 {
@@ -366,6 +369,9 @@ impl<S: Storage> Journal<S> {
         self.write_record(KIND_SEGMENT_END, self.next_sequence, &[])?;
         if self.config.sync_policy != SyncPolicy::None {
             self.sync_current()?;
+        } else if self.oldest_unsynced_segment.is_none() {
+            // Left unsynced: `sync()` will have to cover it.
+            self.oldest_unsynced_segment = Some(self.segment_id);
         }
         self.create_segment(self.next_sequence)
     }
@@ -478,6 +484,23 @@ impl<S: Storage> Journal<S> {
     /// A storage error poisons the writer.
     pub fn sync(&mut self) -> Result<Committed, JournalError> {
         self.usable()?;
+        if let Some(oldest) = self.oldest_unsynced_segment {
+            // Segments left unsynced at rolls (policy `None`): sync them whole.
+            let ids = match self.storage.segment_ids() {
+                Ok(ids) => ids,
+                Err(e) => return self.poison(e),
+            };
+            for id in ids
+                .into_iter()
+                .filter(|&id| id >= oldest && id != self.segment_id)
+            {
+                let bytes = self.storage.segment(id).len() as u64;
+                if let Err(e) = self.storage.sync(id, 0, bytes) {
+                    return self.poison(e);
+                }
+            }
+            self.oldest_unsynced_segment = None;
+        }
         self.sync_current()?;
         self.batches_since_sync = 0;
         self.released_up_to = self.written_up_to;
