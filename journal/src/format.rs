@@ -150,6 +150,16 @@ impl RecordHeader {
         out
     }
 
+    /// Reads the fields of a 24-byte header (no checks).
+    fn read(head: &[u8]) -> RecordHeader {
+        RecordHeader {
+            crc: u32_at(head, 0),
+            payload_bytes: u32_at(head, 4),
+            sequence: u64_at(head, 8),
+            kind: u16_at(head, 16),
+        }
+    }
+
     /// Bytes the whole record occupies on disk.
     pub fn record_bytes(&self) -> u64 {
         record_bytes(self.payload_bytes)
@@ -184,12 +194,7 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
     if word(0) | word(8) | word(16) == 0 {
         return Err(Invalid::Zero);
     }
-    let header = RecordHeader {
-        crc: u32_at(head, 0),
-        payload_bytes: u32_at(head, 4),
-        sequence: u64_at(head, 8),
-        kind: u16_at(head, 16),
-    };
+    let header = RecordHeader::read(head);
     // Bytes 18..24 are reserved: zero.
     if header.kind == KIND_INVALID || word(16) >> 16 != 0 {
         return Err(Invalid::Kind);
@@ -217,12 +222,7 @@ pub fn decode_record_trusted(segment: &[u8], offset: u64) -> Option<(RecordHeade
     let start = offset as usize;
     let header_end = start.checked_add(RECORD_HEADER_BYTES as usize)?;
     let head = segment.get(start..header_end)?;
-    let header = RecordHeader {
-        crc: u32_at(head, 0),
-        payload_bytes: u32_at(head, 4),
-        sequence: u64_at(head, 8),
-        kind: u16_at(head, 16),
-    };
+    let header = RecordHeader::read(head);
     if header.kind == KIND_INVALID {
         return None;
     }
@@ -246,7 +246,7 @@ pub struct CommitPayload {
 }
 
 impl CommitPayload {
-    /// Encodes the payload into its 16 bytes.
+    /// Encodes the payload into its 24 bytes.
     pub fn encode(&self) -> [u8; COMMIT_PAYLOAD_BYTES as usize] {
         let mut out = [0u8; COMMIT_PAYLOAD_BYTES as usize];
         out[0..8].copy_from_slice(&self.first_sequence.to_le_bytes());
