@@ -1,0 +1,300 @@
+//! Journal benchmark (harness = false): append throughput and recovery speed, each beside a baseline of
+//! plain `write(2)` / `read(2)` on the same file system, measured in the same run and reported as ratios.
+//!
+//! Topology: one thread, files in `BOURSE_BENCH_DIR` (default: the cargo target tmp dir, on /work).
+//! - append, sync `none`: the journal (commit every `batch` records), in both write modes, beside
+//!   `write(2)` of the same on-disk bytes, one call per record, and one call per batch.
+//! - append, sync `batch`: the journal (one sync per batch), both write modes, beside `write(2)` + one
+//!   `fdatasync` per batch (per record and per batch writes). Journal times include segment rolls.
+//! - recovery: `Journal::open` (full CRC scan) + replay of every record, beside a plain sequential
+//!   `read(2)` of the segment files (1 MiB buffer), page cache warm for both.
+//!
+//! Each measurement is repeated `REPEATS` times alternating journal and baseline; the best of each is
+//! reported. `BOURSE_BENCH_QUICK=1` shrinks the counts for a smoke run; `BOURSE_BENCH_ONLY=append`,
+//! `append-none`, `append-batch` or `recovery` runs one part.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bourse_journal::{Journal, JournalConfig, MmapStorage, SyncPolicy, WriteMode, format};
+
+const REPEATS: usize = 3;
+
+struct Sizes {
+    none_records: u64,
+    batch_batches: [u64; 3],
+    recovery_records: u64,
+}
+
+fn bench_dir() -> PathBuf {
+    let root = std::env::var_os("BOURSE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("journal-bench"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("bench dir");
+    root
+}
+
+fn config(sync_policy: SyncPolicy) -> JournalConfig {
+    JournalConfig {
+        sync_policy,
+        ..JournalConfig::default()
+    }
+}
+
+fn journal_append(
+    dir: &Path,
+    mode: WriteMode,
+    policy: SyncPolicy,
+    batch: u64,
+    payload_bytes: usize,
+    records: u64,
+) -> Duration {
+    let _ = std::fs::remove_dir_all(dir);
+    let storage = MmapStorage::open_with(dir, mode).expect("dir");
+    let (mut journal, _) = Journal::open(storage, config(policy)).expect("open");
+    // The daemon prepares the next segment when idle (here: before the load starts).
+    journal.prepare_next_segment().expect("spare");
+    let payload = vec![0xA5u8; payload_bytes];
+    let start = Instant::now();
+    for i in 0..records {
+        journal.append(1, &payload).expect("append");
+        if (i + 1) % batch == 0 {
+            journal.commit_batch().expect("commit");
+        }
+    }
+    journal.commit_batch().expect("commit");
+    let elapsed = start.elapsed();
+    drop(journal);
+    let _ = std::fs::remove_dir_all(dir);
+    elapsed
+}
+
+/// Plain write(2) of the same on-disk bytes: one call per record (`per_batch` false) or per batch.
+fn baseline_append(
+    path: &Path,
+    sync: bool,
+    per_batch: bool,
+    batch: u64,
+    payload_bytes: usize,
+    records: u64,
+) -> Duration {
+    let _ = std::fs::remove_file(path);
+    let record_bytes = format::record_bytes(payload_bytes as u32) as usize;
+    let mut file = File::create(path).expect("create");
+    let buffer = vec![0xA5u8; record_bytes * batch as usize];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < records {
+        let n = batch.min(records - i);
+        if per_batch {
+            file.write_all(&buffer[..record_bytes * n as usize])
+                .expect("write");
+        } else {
+            for _ in 0..n {
+                file.write_all(&buffer[..record_bytes]).expect("write");
+            }
+        }
+        if sync {
+            file.sync_data().expect("fdatasync");
+        }
+        i += n;
+    }
+    let elapsed = start.elapsed();
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    elapsed
+}
+
+fn per_second(count: u64, d: Duration) -> f64 {
+    count as f64 / d.as_secs_f64()
+}
+
+fn best(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[0]
+}
+
+fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
+    println!(
+        "## append (records/s; each ratio = journal time / baseline time, <= 1 means the journal is faster)"
+    );
+    println!(
+        "journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = WriteMode::Mapped (memcpy into the mapping + msync)"
+    );
+    println!();
+    println!(
+        "| policy | payload B | batch | records | calls rec/s | mapped rec/s | write/record rec/s | write/batch rec/s | calls / write-record | calls / write-batch | mapped / write-record | mapped / write-batch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let dir = root.join("append");
+    let file = root.join("baseline.log");
+    for &policy in policies {
+        for payload_bytes in [64usize, 128] {
+            for (index, batch) in [1u64, 16, 256].into_iter().enumerate() {
+                let (sync, records) = match policy {
+                    SyncPolicy::None => (false, sizes.none_records),
+                    _ => (true, sizes.batch_batches[index] * batch),
+                };
+                let mut runs: [Vec<Duration>; 4] = Default::default();
+                for _ in 0..REPEATS {
+                    runs[0].push(journal_append(
+                        &dir,
+                        WriteMode::WriteCalls,
+                        policy,
+                        batch,
+                        payload_bytes,
+                        records,
+                    ));
+                    runs[1].push(journal_append(
+                        &dir,
+                        WriteMode::Mapped,
+                        policy,
+                        batch,
+                        payload_bytes,
+                        records,
+                    ));
+                    runs[2].push(baseline_append(&file, sync, false, batch, payload_bytes, records));
+                    runs[3].push(baseline_append(&file, sync, true, batch, payload_bytes, records));
+                }
+                let [calls, mapped, per_record, per_batch] = runs.map(best);
+                let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+                println!(
+                    "| {} | {payload_bytes} | {batch} | {records} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    if sync { "batch" } else { "none" },
+                    per_second(records, calls),
+                    per_second(records, mapped),
+                    per_second(records, per_record),
+                    per_second(records, per_batch),
+                    ratio(calls, per_record),
+                    ratio(calls, per_batch),
+                    ratio(mapped, per_record),
+                    ratio(mapped, per_batch),
+                );
+            }
+        }
+    }
+}
+
+fn recovery_table(root: &Path, sizes: &Sizes) {
+    let dir = root.join("recovery");
+    let records = sizes.recovery_records;
+    let build_start = Instant::now();
+    {
+        let (mut journal, _) =
+            Journal::open(MmapStorage::open(&dir).expect("dir"), config(SyncPolicy::None)).expect("open");
+        let mut payload = [0u8; 64];
+        for i in 0..records {
+            payload[..8].copy_from_slice(&i.to_le_bytes());
+            journal.append(1, &payload).expect("append");
+            if (i + 1) % 256 == 0 {
+                journal.commit_batch().expect("commit");
+            }
+        }
+        journal.commit_batch().expect("commit");
+        journal.sync().expect("sync");
+    }
+    let build = build_start.elapsed();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    let file_bytes: u64 = files.iter().map(|p| p.metadata().expect("stat").len()).sum();
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut ours, mut scan_only, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        let start = Instant::now();
+        let mut total = 0u64;
+        for path in &files {
+            let mut file = File::open(path).expect("open");
+            loop {
+                let n = file.read(&mut buffer).expect("read");
+                if n == 0 {
+                    break;
+                }
+                total = total.wrapping_add(buffer[n - 1] as u64 + n as u64);
+            }
+        }
+        std::hint::black_box(total);
+        plain.push(start.elapsed());
+
+        let start = Instant::now();
+        let (mut journal, recovery) =
+            Journal::open(MmapStorage::open(&dir).expect("dir"), config(SyncPolicy::None)).expect("open");
+        let scanned = start.elapsed();
+        assert_eq!(recovery.last_committed, records);
+        let mut sum = 0u64;
+        let replayed = journal
+            .replay_from(1, |r| {
+                sum = sum.wrapping_add(r.payload[0] as u64);
+                Ok::<(), ()>(())
+            })
+            .expect("replay");
+        assert_eq!(replayed, records);
+        std::hint::black_box(sum);
+        ours.push(start.elapsed());
+        scan_only.push(scanned);
+    }
+    let (ours, scan_only, plain) = (best(ours), best(scan_only), best(plain));
+    println!();
+    println!(
+        "## recovery ({records} records of 64 B, batches of 256, {} segment files, {:.0} MiB; built in {:.1} s)",
+        files.len(),
+        file_bytes as f64 / (1 << 20) as f64,
+        build.as_secs_f64()
+    );
+    println!("| what | time ms | records/s | MiB/s of segment files | ratio to plain read |");
+    println!("|---|---|---|---|---|");
+    let mib = file_bytes as f64 / (1 << 20) as f64;
+    for (name, d) in [
+        ("plain read(2) of the files", plain),
+        ("open (scan + CRC check)", scan_only),
+        ("open + replay of every record", ours),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.0} | {:.0} | {:.2} |",
+            d.as_secs_f64() * 1e3,
+            per_second(records, d),
+            mib / d.as_secs_f64(),
+            plain.as_secs_f64() / d.as_secs_f64()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let quick = std::env::var_os("BOURSE_BENCH_QUICK").is_some();
+    let sizes = if quick {
+        Sizes {
+            none_records: 100_000,
+            batch_batches: [20, 20, 20],
+            recovery_records: 1_000_000,
+        }
+    } else {
+        Sizes {
+            none_records: 1_000_000,
+            batch_batches: [200, 200, 200],
+            recovery_records: 10_000_000,
+        }
+    };
+    let root = bench_dir();
+    println!(
+        "# journal benchmark in {} (best of {REPEATS}, alternating)",
+        root.display()
+    );
+    let only = std::env::var("BOURSE_BENCH_ONLY").unwrap_or_default();
+    match only.as_str() {
+        "" | "append" => append_table(&root, &sizes, &[SyncPolicy::None, SyncPolicy::Batch]),
+        "append-none" => append_table(&root, &sizes, &[SyncPolicy::None]),
+        "append-batch" => append_table(&root, &sizes, &[SyncPolicy::Batch]),
+        _ => {}
+    }
+    if only.is_empty() || only == "recovery" {
+        recovery_table(&root, &sizes);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

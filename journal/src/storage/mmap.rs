@@ -1,0 +1,582 @@
+//! [`MmapStorage`]: segment files in a directory, mapped with memmap2; checkpoint files beside them.
+//!
+//! # Layout
+//! `DIR/{first_sequence:020}.seg` for segments, any other name for files (checkpoints).
+//!
+//! # Segment creation (no SIGBUS, ENOSPC is fatal)
+//! A segment is built under a temporary name (`spare.seg.tmp` when prepared ahead by
+//! `prepare_spare_segment`, else `{id:020}.seg.tmp` at the roll): `posix_fallocate` reserves every block
+//! (ENOSPC surfaces here, never later as a SIGBUS on a page fault), the file is zero-filled with `write(2)`
+//! (so that later `fdatasync`s flush data only, no unwritten-extent conversion) and `fsync`ed, and mapped at
+//! its full, fixed size. At the roll its header is written, it is renamed to its final name and the
+//! directory is `fsync`ed; the header becomes durable with the journal's first sync of the segment, which
+//! starts at offset 0. The writer only writes inside the file's size, and segment files are never
+//! truncated, so no access can fall beyond the end of the file. Temporaries left by a crash are removed at
+//! open.
+//!
+//! # Two ways to write ([`WriteMode`])
+//! - `Mapped`: records are copied into a shared writable mapping; `sync` is `msync(MS_SYNC)` over the
+//!   page-aligned range (on Linux, `fdatasync` of that range). Cheapest per record (no system call), but
+//!   every page made clean by a sync takes a write fault (`page_mkwrite`) on its next write, and on ext4
+//!   (data=ordered) that ties the inode to the running jbd2 transaction, so each sync also commits the
+//!   file-system journal: measured about 5x the cost of `write` + `fdatasync` (docs/PERFORMANCE.md).
+//! - `WriteCalls` (default): records are gathered in a buffer of [`WRITE_BUFFER_BYTES`] and handed to the
+//!   kernel with `pwrite(2)` at each commit (`flush`), into the preallocated, zero-filled blocks; `sync` is
+//!   `fdatasync`. The segments are still mapped (read-only) for recovery, readers and replay, which see the
+//!   same page cache. One system call per batch; group commit costs what `write` + `fdatasync` costs.
+//!
+//! Either way the bytes of a committed batch are in the kernel (page cache) when `commit_batch` returns,
+//! so a process crash never loses them.
+//!
+//! # Unsafe
+//! Mapping a file is `unsafe` in memmap2 because another process could truncate or change the file
+//! under the mapping; `posix_fallocate` is an FFI call. This module is the only place in the crate with
+//! `unsafe`, each block under a `// SAFETY:` comment.
+#![allow(
+    unsafe_code,
+    reason = "memmap2 mapping of segment files; each block has a SAFETY comment"
+)]
+
+use std::cell::Cell;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap, MmapMut};
+
+use super::{Storage, StorageError};
+
+/// Size of the write-gathering buffer of [`WriteMode::WriteCalls`] (allocated once, at open).
+pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// Size of the zero buffer used to fill new segments.
+const ZERO_FILL_CHUNK_BYTES: usize = 1 << 20;
+/// File name suffix of segments.
+const SEGMENT_SUFFIX: &str = ".seg";
+/// Suffix of a segment being created (removed if found at open).
+const SEGMENT_TEMP_SUFFIX: &str = ".seg.tmp";
+/// Name of the spare segment prepared ahead of the writer (a temporary: removed if found at open).
+const SPARE_NAME: &str = "spare.seg.tmp";
+
+/// A zero-filled, synced, mapped file ready to become the next segment.
+struct Spare {
+    file: File,
+    map: Map,
+}
+
+enum Map {
+    ReadWrite(MmapMut),
+    ReadOnly(Mmap),
+}
+
+struct Segment {
+    id: u64,
+    file: File,
+    map: Map,
+}
+
+/// How a writable [`MmapStorage`] writes (see the module header).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Copy into a shared writable mapping; sync with `msync`.
+    Mapped,
+    /// Gather in a buffer, `pwrite(2)` at each flush; sync with `fdatasync`. Mappings are read-only.
+    #[default]
+    WriteCalls,
+}
+
+impl Map {
+    fn len(&self) -> usize {
+        match self {
+            Map::ReadWrite(m) => m.len(),
+            Map::ReadOnly(m) => m.len(),
+        }
+    }
+}
+
+impl Segment {
+    fn bytes(&self) -> &[u8] {
+        match &self.map {
+            Map::ReadWrite(m) => m,
+            Map::ReadOnly(m) => m,
+        }
+    }
+}
+
+/// Segments and files in a directory (see the module header).
+pub struct MmapStorage {
+    dir: PathBuf,
+    read_only: bool,
+    mode: WriteMode,
+    /// Mapped segments, ascending by id.
+    segments: Vec<Segment>,
+    /// `WriteCalls`: bytes written but not yet handed to the kernel, for `pending_segment` from
+    /// `pending_offset`. Capacity [`WRITE_BUFFER_BYTES`], never grown.
+    pending: Vec<u8>,
+    pending_segment: u64,
+    pending_offset: u64,
+    /// The next segment, prepared ahead (`prepare_spare_segment`).
+    spare: Option<Spare>,
+    /// Index of the segment looked up last (scans and readers ask for the same one many times in a row).
+    lookup_hint: Cell<usize>,
+}
+
+impl std::fmt::Debug for MmapStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmapStorage")
+            .field("dir", &self.dir)
+            .field("read_only", &self.read_only)
+            .field("mode", &self.mode)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+fn segment_name(id: u64) -> String {
+    format!("{id:020}{SEGMENT_SUFFIX}")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn sync_directory(dir: &Path) -> Result<(), StorageError> {
+    let handle = File::open(dir).map_err(|e| StorageError::io(format!("open {}", dir.display()), e))?;
+    handle
+        .sync_all()
+        .map_err(|e| StorageError::io(format!("fsync {}", dir.display()), e))
+}
+
+impl MmapStorage {
+    /// Opens (creating it if needed) the journal directory `dir` for writing and maps its segments.
+    ///
+    /// # Errors
+    /// I/O errors while creating, listing, opening or mapping.
+    pub fn open(dir: impl AsRef<Path>) -> Result<MmapStorage, StorageError> {
+        MmapStorage::open_with(dir, WriteMode::default())
+    }
+
+    /// Like [`MmapStorage::open`], choosing how to write.
+    ///
+    /// # Errors
+    /// I/O errors while creating, listing, opening or mapping.
+    pub fn open_with(dir: impl AsRef<Path>, mode: WriteMode) -> Result<MmapStorage, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
+        let pending = if mode == WriteMode::WriteCalls {
+            Vec::with_capacity(WRITE_BUFFER_BYTES)
+        } else {
+            Vec::new()
+        };
+        let mut storage = MmapStorage {
+            dir,
+            read_only: false,
+            mode,
+            segments: Vec::new(),
+            pending,
+            pending_segment: 0,
+            pending_offset: 0,
+            spare: None,
+            lookup_hint: Cell::new(0),
+        };
+        storage.remove_temporaries()?;
+        storage.refresh()?;
+        Ok(storage)
+    }
+
+    /// Opens `dir` read-only (tools, tailing readers in other processes); every write fails.
+    ///
+    /// # Errors
+    /// I/O errors; [`StorageError::NotFound`] if `dir` does not exist.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MmapStorage, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(StorageError::NotFound(dir.display().to_string()));
+        }
+        let mut storage = MmapStorage {
+            dir,
+            read_only: true,
+            mode: WriteMode::WriteCalls,
+            segments: Vec::new(),
+            pending: Vec::new(),
+            pending_segment: 0,
+            pending_offset: 0,
+            spare: None,
+            lookup_hint: Cell::new(0),
+        };
+        storage.refresh()?;
+        Ok(storage)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn remove_temporaries(&mut self) -> Result<(), StorageError> {
+        for name in self.list_names()? {
+            if name.ends_with(SEGMENT_TEMP_SUFFIX) {
+                let path = self.path(&name);
+                std::fs::remove_file(&path)
+                    .map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn list_names(&self) -> Result<Vec<String>, StorageError> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| StorageError::io(format!("list {}", self.dir.display()), e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(format!("list {}", self.dir.display()), e))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Maps segments that appeared since the last look (new segments of a writer in another process).
+    fn refresh(&mut self) -> Result<(), StorageError> {
+        for name in self.list_names()? {
+            let Some(id) = parse_segment_name(&name) else {
+                continue;
+            };
+            if self.segments.iter().any(|s| s.id == id) {
+                continue;
+            }
+            let (file, map) = self.map_segment(&name, false)?;
+            let at = self.segments.partition_point(|s| s.id < id);
+            self.segments.insert(at, Segment { id, file, map });
+        }
+        Ok(())
+    }
+
+    fn map_segment(&self, name: &str, populate: bool) -> Result<(File, Map), StorageError> {
+        let path = self.path(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!self.read_only)
+            .open(&path)
+            .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
+        let map = self.map_file(&file, &path, populate)?;
+        Ok((file, map))
+    }
+
+    fn map_file(&self, file: &File, path: &Path, populate: bool) -> Result<Map, StorageError> {
+        let map = if self.read_only || self.mode == WriteMode::WriteCalls {
+            // SAFETY: segment files are created whole (temporary name, rename) and never truncated or
+            // resized by bourse; the mapping covers the file's full size at open, so every access is
+            // inside the file. The writer never rewrites bytes of a committed batch (only a new writer's
+            // recovery zeroes an uncommitted tail), and bytes past the last commit a reader has checked
+            // may change while read: they are read as plain bytes and checked by CRC before any use.
+            let map = unsafe { Mmap::map(file) }
+                .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
+            // Map the pages in one call rather than one fault per 64 KiB while scanning (best effort).
+            let _ = map.advise(Advice::PopulateRead);
+            Map::ReadOnly(map)
+        } else {
+            // SAFETY: as above; in addition there is one writer per journal directory (the caller's
+            // contract), so no other process writes through another mapping of this file.
+            let map = unsafe { MmapMut::map_mut(file) }
+                .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
+            if populate {
+                // A new segment, about to be written: take the write faults (page_mkwrite) now, when
+                // the spare is prepared, rather than one per page on the writer's path. Best effort:
+                // kernels before 5.14 do not know MADV_POPULATE_WRITE; the pages then fault as written.
+                let _ = map.advise(Advice::PopulateWrite);
+            } else {
+                // An existing segment, about to be scanned by recovery: map its pages in one call
+                // rather than one fault per 64 KiB (best effort).
+                let _ = map.advise(Advice::PopulateRead);
+            }
+            Map::ReadWrite(map)
+        };
+        Ok(map)
+    }
+
+    /// Index of segment `id`: the last one (the writer's) first, else a binary search (ids ascend).
+    fn index_of(&self, id: u64) -> Option<usize> {
+        let hint = self.lookup_hint.get();
+        if self.segments.get(hint).is_some_and(|s| s.id == id) {
+            return Some(hint);
+        }
+        let index = match self.segments.last() {
+            Some(last) if last.id == id => Some(self.segments.len() - 1),
+            _ => self.segments.binary_search_by_key(&id, |s| s.id).ok(),
+        }?;
+        self.lookup_hint.set(index);
+        Some(index)
+    }
+
+    /// Creates `path` with `bytes` reserved (`posix_fallocate`), zero-filled and `fsync`ed, and maps it
+    /// (writable mappings are populated for writing). `id` only names the segment in errors.
+    fn build_zeroed(&self, path: &Path, id: u64, bytes: u64) -> Result<(File, Map), StorageError> {
+        let io = |what: &str, e| StorageError::io(format!("{what} {}", path.display()), e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| io("create", e))?;
+        let length = i64::try_from(bytes).map_err(|_| StorageError::NoSpace {
+            segment_id: id,
+            bytes,
+        })?;
+        // posix_fallocate returns the error number instead of setting errno.
+        let rc = {
+            // SAFETY: plain FFI call on a file descriptor this function owns; no memory is passed.
+            unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) }
+        };
+        if rc != 0 {
+            let _ = std::fs::remove_file(path);
+            if rc == libc::ENOSPC || rc == libc::EFBIG {
+                return Err(StorageError::NoSpace {
+                    segment_id: id,
+                    bytes,
+                });
+            }
+            return Err(io("fallocate", std::io::Error::from_raw_os_error(rc)));
+        }
+        let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
+        let mut written = 0u64;
+        while written < bytes {
+            let chunk = (bytes - written).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
+            file.write_all(&zeros[..chunk]).map_err(|e| io("zero-fill", e))?;
+            written += chunk as u64;
+        }
+        file.sync_all().map_err(|e| io("fsync", e))?;
+        let map = self.map_file(&file, path, true)?;
+        Ok((file, map))
+    }
+
+    /// Hands the gathered bytes to the kernel (`WriteCalls`).
+    fn flush_pending(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let (id, offset) = (self.pending_segment, self.pending_offset);
+        let segment = self
+            .find(id)
+            .ok_or_else(|| StorageError::NotFound(format!("segment {id}")))?;
+        let result = segment
+            .file
+            .write_all_at(&self.pending, offset)
+            .map_err(|e| StorageError::io(format!("pwrite segment {id} at {offset}"), e));
+        self.pending.clear();
+        result
+    }
+
+    fn find(&self, id: u64) -> Option<&Segment> {
+        self.index_of(id).map(|index| &self.segments[index])
+    }
+
+    fn find_mut(&mut self, id: u64) -> Option<&mut Segment> {
+        self.index_of(id).map(|index| &mut self.segments[index])
+    }
+}
+
+impl Storage for MmapStorage {
+    fn segment_ids(&mut self) -> Result<Vec<u64>, StorageError> {
+        if self.read_only {
+            self.refresh()?;
+        }
+        Ok(self.segments.iter().map(|s| s.id).collect())
+    }
+
+    fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        assert!(
+            header.len() as u64 <= bytes,
+            "segment header larger than the segment"
+        );
+        self.flush_pending()?;
+        let name = segment_name(id);
+        let target = self.path(&name);
+        let (file, map, source) = match self.spare.take() {
+            Some(spare) if spare.map.len() as u64 == bytes => {
+                let source = self.path(SPARE_NAME);
+                (spare.file, spare.map, source)
+            }
+            _ => {
+                let source = self.path(&format!("{id:020}{SEGMENT_TEMP_SUFFIX}"));
+                let (file, map) = self.build_zeroed(&source, id, bytes)?;
+                (file, map, source)
+            }
+        };
+        let io = |what: &str, e| StorageError::io(format!("{what} {}", source.display()), e);
+        // The header is made durable by the journal's first sync of this segment, which starts at
+        // offset 0 (the `Storage::create_segment` contract): no data sync here.
+        file.write_all_at(header, 0).map_err(|e| io("write header", e))?;
+        std::fs::rename(&source, &target).map_err(|e| io("rename", e))?;
+        sync_directory(&self.dir)?;
+        let at = self.segments.partition_point(|s| s.id < id);
+        self.segments.insert(at, Segment { id, file, map });
+        Ok(())
+    }
+
+    fn prepare_spare_segment(&mut self, bytes: u64) -> Result<bool, StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        if self.spare.as_ref().is_some_and(|s| s.map.len() as u64 == bytes) {
+            return Ok(false);
+        }
+        self.spare = None;
+        let path = self.path(SPARE_NAME);
+        let (file, map) = self.build_zeroed(&path, u64::MAX, bytes)?;
+        self.spare = Some(Spare { file, map });
+        Ok(true)
+    }
+
+    fn remove_segment(&mut self, id: u64) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        let index = self
+            .segments
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| StorageError::NotFound(format!("segment {id}")))?;
+        if self.pending_segment == id {
+            self.pending.clear();
+        }
+        self.segments.remove(index);
+        let path = self.path(&segment_name(id));
+        std::fs::remove_file(&path).map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
+        sync_directory(&self.dir)
+    }
+
+    fn segment(&self, id: u64) -> &[u8] {
+        self.find(id).map(Segment::bytes).unwrap_or(&[])
+    }
+
+    fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        let segment = self.find_mut(id).expect("write to a segment that does not exist");
+        let segment_bytes = segment.map.len();
+        assert!(
+            offset as usize + bytes.len() <= segment_bytes,
+            "write past the end of segment {id}"
+        );
+        if let Map::ReadWrite(map) = &mut segment.map {
+            map[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
+            return Ok(());
+        }
+        let contiguous =
+            self.pending_segment == id && self.pending_offset + self.pending.len() as u64 == offset;
+        if !self.pending.is_empty() && (!contiguous || self.pending.len() + bytes.len() > WRITE_BUFFER_BYTES)
+        {
+            self.flush_pending()?;
+        }
+        if bytes.len() > WRITE_BUFFER_BYTES {
+            let segment = self.find(id).expect("checked above");
+            return segment
+                .file
+                .write_all_at(bytes, offset)
+                .map_err(|e| StorageError::io(format!("pwrite segment {id} at {offset}"), e));
+        }
+        if self.pending.is_empty() {
+            self.pending_segment = id;
+            self.pending_offset = offset;
+        }
+        self.pending.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.flush_pending()
+    }
+
+    fn sync(&mut self, id: u64, offset: u64, bytes: u64) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        self.flush_pending()?;
+        let segment = self
+            .find(id)
+            .ok_or_else(|| StorageError::NotFound(format!("segment {id}")))?;
+        match &segment.map {
+            Map::ReadWrite(map) => map
+                .flush_range(offset as usize, bytes as usize)
+                .map_err(|e| StorageError::io(format!("msync segment {id} at {offset}"), e)),
+            Map::ReadOnly(_) => segment
+                .file
+                .sync_data()
+                .map_err(|e| StorageError::io(format!("fdatasync segment {id}"), e)),
+        }
+    }
+
+    fn file_names(&mut self) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list_names()?
+            .into_iter()
+            .filter(|n| parse_segment_name(n).is_none() && !n.ends_with(SEGMENT_TEMP_SUFFIX))
+            .collect())
+    }
+
+    fn write_file(&mut self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        let path = self.path(name);
+        std::fs::write(&path, bytes).map_err(|e| StorageError::io(format!("write {}", path.display()), e))
+    }
+
+    fn sync_file(&mut self, name: &str) -> Result<(), StorageError> {
+        let path = self.path(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
+        file.sync_all()
+            .map_err(|e| StorageError::io(format!("fsync {}", path.display()), e))
+    }
+
+    fn rename_file(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+        let (from, to) = (self.path(from), self.path(to));
+        std::fs::rename(&from, &to).map_err(|e| StorageError::io(format!("rename {}", from.display()), e))
+    }
+
+    fn remove_file(&mut self, name: &str) -> Result<(), StorageError> {
+        let path = self.path(name);
+        std::fs::remove_file(&path).map_err(|e| StorageError::io(format!("remove {}", path.display()), e))
+    }
+
+    fn sync_dir(&mut self) -> Result<(), StorageError> {
+        sync_directory(&self.dir)
+    }
+
+    fn read_file(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(format!("read {}", path.display()), e)),
+        }
+    }
+}
+
+impl Drop for MmapStorage {
+    fn drop(&mut self) {
+        // Best effort: a committed batch was already flushed; this hands over an unfinished one.
+        let _ = self.flush_pending();
+    }
+}

@@ -1,0 +1,363 @@
+//! Round trips, limits, readers (seek, tail), sync policies, and fatal errors (EIO, ENOSPC).
+
+use bourse_journal::{
+    FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, MemStorage, MmapStorage, Reader,
+    ReplayError, Storage, SyncPolicy, WriteMode,
+};
+
+fn small_config(sync_policy: SyncPolicy) -> JournalConfig {
+    JournalConfig {
+        segment_bytes: 16 << 10,
+        payload_bytes_max: 1024,
+        batch_records_max: 64,
+        sync_policy,
+        checkpoints_kept: 3,
+    }
+}
+
+/// Payload of record `sequence`: its length and bytes follow from the sequence, so any mix-up shows.
+fn payload_for(sequence: u64) -> Vec<u8> {
+    let len = (sequence * 37 % 300) as usize;
+    (0..len).map(|i| (sequence as usize * 31 + i) as u8).collect()
+}
+
+fn kind_for(sequence: u64) -> u16 {
+    1 + (sequence % 7) as u16
+}
+
+fn replay_all<S: Storage>(journal: &mut Journal<S>, from: u64) -> Vec<(u64, u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    journal
+        .replay_from(from, |r| {
+            out.push((r.sequence, r.kind, r.payload.to_vec()));
+            Ok::<(), ()>(())
+        })
+        .expect("replay");
+    out
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("journal-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn append_commit_reopen_replay_across_segments() {
+    let config = small_config(SyncPolicy::Batch);
+    let (mut journal, recovery) = Journal::open(MemStorage::new(), config).expect("open");
+    assert_eq!(recovery.last_committed, 0);
+    let mut sequence = 0;
+    for batch in 0..120u64 {
+        for _ in 0..(batch % 9 + 1) {
+            sequence += 1;
+            let got = journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+            assert_eq!(got, sequence);
+        }
+        let committed = journal.commit_batch().expect("commit");
+        assert_eq!(committed.released_up_to, sequence);
+    }
+    let storage = journal.into_storage();
+    let segments = storage.clone().segment_ids().expect("ids").len();
+    assert!(segments > 5, "the test must roll segments, got {segments}");
+    let (mut journal, recovery) = Journal::open(storage, config).expect("reopen");
+    assert_eq!(recovery.last_committed, sequence);
+    assert_eq!(recovery.records, sequence);
+    assert_eq!(recovery.batches, 120);
+    assert_eq!(recovery.torn_tail, None);
+    let records = replay_all(&mut journal, 1);
+    assert_eq!(records.len() as u64, sequence);
+    for (i, (seq, kind, payload)) in records.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1);
+        assert_eq!(*kind, kind_for(*seq));
+        assert_eq!(payload, &payload_for(*seq));
+    }
+    // Replay after a checkpoint sequence.
+    let tail = replay_all(&mut journal, 300);
+    assert_eq!(tail.first().map(|r| r.0), Some(300));
+    assert_eq!(tail.len() as u64, sequence - 299);
+    // Appending continues the sequence after reopen.
+    assert_eq!(journal.append(1, b"next").expect("append"), sequence + 1);
+    journal.commit_batch().expect("commit");
+    let (_, recovery) = Journal::open(journal.into_storage(), config).expect("reopen");
+    assert_eq!(recovery.last_committed, sequence + 1);
+}
+
+#[test]
+fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
+    let config = small_config(SyncPolicy::None);
+    let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
+    for sequence in 1..=9000u64 {
+        journal
+            .append(kind_for(sequence), &payload_for(sequence))
+            .expect("append");
+        if sequence % 10 == 0 {
+            journal.commit_batch().expect("commit");
+        }
+    }
+    // 9000 is committed; an open batch of 5 follows.
+    for sequence in 9001..=9005u64 {
+        journal
+            .append(kind_for(sequence), &payload_for(sequence))
+            .expect("append");
+    }
+    let storage = journal.into_storage();
+    let mut reader = Reader::new(storage.clone()).expect("reader");
+    for target in [1u64, 2, 777, 2048, 8999, 9000, 4097, 1500, 4, 8193] {
+        reader.seek(target).expect("seek");
+        let record = reader.next_record().expect("read").expect("a record");
+        assert_eq!(record.sequence, target);
+        assert_eq!(record.payload, payload_for(target).as_slice());
+    }
+    assert!(
+        reader.index().len() >= 3,
+        "the sparse index has an entry per stride: {:?}",
+        reader.index()
+    );
+    reader.seek(8995).expect("seek");
+    let mut seen = Vec::new();
+    while let Some(record) = reader.next_record().expect("read") {
+        seen.push(record.sequence);
+    }
+    assert_eq!(seen, (8995..=9000).collect::<Vec<_>>());
+    assert_eq!(reader.committed_up_to(), 9000);
+}
+
+#[test]
+fn tailing_reader_follows_a_live_writer_across_segments() {
+    tailing_reader(WriteMode::WriteCalls);
+    tailing_reader(WriteMode::Mapped);
+}
+
+fn tailing_reader(mode: WriteMode) {
+    let dir = temp_dir(&format!("tail-{mode:?}"));
+    let config = small_config(SyncPolicy::None);
+    let (mut journal, _) =
+        Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("open");
+    let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
+    assert!(reader.next_record().expect("read").is_none());
+    let mut next_expected = 1u64;
+    for round in 0..40u64 {
+        for _ in 0..(round % 5 + 1) * 7 {
+            let sequence = journal.next_sequence();
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+        }
+        // Not committed yet: invisible.
+        assert!(reader.next_record().expect("read").is_none());
+        journal.commit_batch().expect("commit");
+        while let Some(record) = reader.next_record().expect("read") {
+            assert_eq!(record.sequence, next_expected);
+            assert_eq!(record.payload, payload_for(next_expected).as_slice());
+            next_expected += 1;
+        }
+        assert_eq!(next_expected, journal.next_sequence());
+    }
+    assert!(
+        journal.storage().dir().read_dir().expect("ls").count() > 3,
+        "rolled segments"
+    );
+    drop(journal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mmap_storage_round_trip_and_reopen() {
+    mmap_round_trip(WriteMode::WriteCalls);
+    mmap_round_trip(WriteMode::Mapped);
+}
+
+fn mmap_round_trip(mode: WriteMode) {
+    let dir = temp_dir(&format!("mmap-{mode:?}"));
+    let config = small_config(SyncPolicy::Batch);
+    let (mut journal, _) =
+        Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("open");
+    let mut spares = 0;
+    for sequence in 1..=500u64 {
+        journal
+            .append(kind_for(sequence), &payload_for(sequence))
+            .expect("append");
+        if sequence % 25 == 0 {
+            journal.commit_batch().expect("commit");
+            // Idle time: prepare the next segment, so rolls take the spare.
+            if journal.prepare_next_segment().expect("spare") {
+                spares += 1;
+            }
+        }
+    }
+    assert!(spares >= 3, "rolls used prepared spares: {spares}");
+    // A batch left open is not recovered.
+    journal.append(1, b"never committed").expect("append");
+    drop(journal);
+    let (mut journal, recovery) =
+        Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("reopen");
+    assert_eq!(recovery.last_committed, 500);
+    assert_eq!(recovery.torn_tail.map(|t| t.dropped_records), Some(1), "{mode:?}");
+    let records = replay_all(&mut journal, 1);
+    assert_eq!(records.len(), 500);
+    assert!(records.iter().all(|(s, _, p)| p == &payload_for(*s)));
+    drop(journal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn operating_errors_leave_the_writer_usable() {
+    let (mut journal, _) = Journal::open(MemStorage::new(), small_config(SyncPolicy::Batch)).expect("open");
+    assert!(matches!(
+        journal.append(0, b"x"),
+        Err(JournalError::ReservedKind(0))
+    ));
+    assert!(matches!(
+        journal.append(0xFFFF, b"x"),
+        Err(JournalError::ReservedKind(0xFFFF))
+    ));
+    assert!(matches!(
+        journal.append(1, &[0u8; 1025]),
+        Err(JournalError::PayloadTooLarge { .. })
+    ));
+    for _ in 0..64 {
+        journal.append(1, b"x").expect("append");
+    }
+    assert!(matches!(
+        journal.append(1, b"x"),
+        Err(JournalError::BatchFull { records_max: 64 })
+    ));
+    assert_eq!(journal.commit_batch().expect("commit").released_up_to, 64);
+    assert!(!journal.is_poisoned());
+    assert!(matches!(
+        Journal::open(
+            MemStorage::new(),
+            JournalConfig {
+                segment_bytes: 1000,
+                ..JournalConfig::default()
+            }
+        ),
+        Err(JournalError::Config(_))
+    ));
+}
+
+#[test]
+fn every_batches_policy_releases_only_after_its_sync() {
+    let (mut journal, _) = Journal::open(
+        FaultStorage::new(FaultConfig::default()),
+        small_config(SyncPolicy::EveryBatches(3)),
+    )
+    .expect("open");
+    let syncs_before = journal.storage().sync_count();
+    let mut released = Vec::new();
+    for batch in 1..=6u64 {
+        journal.append(1, b"abc").expect("append");
+        released.push(journal.commit_batch().expect("commit"));
+        let _ = batch;
+    }
+    let up_to: Vec<u64> = released.iter().map(|c| c.released_up_to).collect();
+    assert_eq!(up_to, vec![0, 0, 3, 3, 3, 6]);
+    assert_eq!(released[3].written_up_to, 4);
+    assert_eq!(journal.storage().sync_count() - syncs_before, 2);
+    journal.append(1, b"abc").expect("append");
+    journal.commit_batch().expect("commit");
+    assert_eq!(journal.sync().expect("sync").released_up_to, 7);
+}
+
+#[test]
+fn eio_on_sync_poisons_and_never_releases() {
+    let mut storage = FaultStorage::new(FaultConfig::default());
+    let (mut journal, _) = Journal::open(&mut storage, small_config(SyncPolicy::Batch)).expect("open");
+    journal.append(1, b"first").expect("append");
+    assert_eq!(journal.commit_batch().expect("commit").released_up_to, 1);
+    let _ = journal.into_storage();
+    let syncs = storage.sync_count();
+    storage.set_faults(FaultConfig {
+        sync_eio_from: Some(syncs),
+        create_enospc_from: None,
+    });
+    let (mut journal, _) = Journal::open(&mut storage, small_config(SyncPolicy::Batch)).expect("open");
+    journal.append(1, b"second").expect("append");
+    let error = journal.commit_batch().expect_err("EIO");
+    assert!(matches!(error, JournalError::Storage(_)), "{error}");
+    assert!(journal.is_poisoned());
+    assert_eq!(journal.committed().released_up_to, 1);
+    assert!(matches!(journal.append(1, b"third"), Err(JournalError::Poisoned)));
+    assert!(matches!(journal.commit_batch(), Err(JournalError::Poisoned)));
+    assert!(matches!(journal.sync(), Err(JournalError::Poisoned)));
+}
+
+#[test]
+fn enospc_on_a_new_segment_is_fatal() {
+    let storage = FaultStorage::new(FaultConfig {
+        sync_eio_from: None,
+        create_enospc_from: Some(1),
+    });
+    let (mut journal, _) = Journal::open(storage, small_config(SyncPolicy::Batch)).expect("open");
+    let error = loop {
+        match journal.append(1, &[7u8; 1000]) {
+            Ok(_) => {
+                journal.commit_batch().expect("commit");
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            error,
+            JournalError::Storage(bourse_journal::StorageError::NoSpace { .. })
+        ),
+        "{error}"
+    );
+    assert!(matches!(journal.append(1, b"x"), Err(JournalError::Poisoned)));
+    let released = journal.committed().released_up_to;
+    let (mut journal, recovery) =
+        Journal::open(journal.into_storage().crash(1), small_config(SyncPolicy::Batch)).expect("recover");
+    assert_eq!(recovery.last_committed, released);
+    assert_eq!(replay_all(&mut journal, 1).len() as u64, released);
+}
+
+#[test]
+fn replay_stops_at_a_visitor_error() {
+    let (mut journal, _) = Journal::open(MemStorage::new(), small_config(SyncPolicy::None)).expect("open");
+    for _ in 0..10 {
+        journal.append(1, b"r").expect("append");
+    }
+    journal.commit_batch().expect("commit");
+    let mut seen = 0;
+    let result = journal.replay_from(1, |r| {
+        seen += 1;
+        if r.sequence == 4 { Err("mismatch") } else { Ok(()) }
+    });
+    assert!(matches!(result, Err(ReplayError::Visitor("mismatch"))));
+    assert_eq!(seen, 4);
+}
+
+#[test]
+fn reopening_with_another_segment_size_keeps_each_segment_within_its_own_size() {
+    let mut storage = MemStorage::new();
+    let mut sequence = 0u64;
+    for segment_kib in [16u64, 8, 32, 8] {
+        let config = JournalConfig {
+            segment_bytes: segment_kib << 10,
+            ..small_config(SyncPolicy::Batch)
+        };
+        let (mut journal, recovery) = Journal::open(storage, config).expect("open");
+        assert_eq!(recovery.last_committed, sequence);
+        for _ in 0..100 {
+            sequence += 1;
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+            if sequence.is_multiple_of(4) {
+                journal.commit_batch().expect("commit");
+            }
+        }
+        journal.commit_batch().expect("commit");
+        storage = journal.into_storage();
+    }
+    let (mut journal, recovery) = Journal::open(storage, small_config(SyncPolicy::Batch)).expect("open");
+    assert_eq!(recovery.last_committed, sequence);
+    let records = replay_all(&mut journal, 1);
+    assert_eq!(records.len() as u64, sequence);
+    assert!(records.iter().all(|(s, _, p)| p == &payload_for(*s)));
+}

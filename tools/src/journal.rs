@@ -1,0 +1,287 @@
+//! `bourse journal verify|dump|stats DIR`: read-only inspection of a journal directory.
+//!
+//! - `verify`: checks every CRC, sequence continuity and every commit; prints a summary. Exit 0 when
+//!   clean or when only a torn tail is found (an unfinished batch: `boursed` cuts it at start), 1 on
+//!   corruption of committed data (the message names the segment file and byte offset), 2 on other errors.
+//! - `dump`: every record in stream order: segment, offset, sequence, kind, length, CRC and the payload in
+//!   hex, with batch boundaries (commit records) and segment ends; `--json` prints one JSON object per
+//!   line (JSON Lines). Payloads go through a [`PayloadDecoder`]: today [`HexOnly`]; the book crate's
+//!   decoder plugs in there later (its text goes to `decoded`).
+//! - `stats`: counts, sizes, batch sizes, records per kind.
+//!
+//! Nothing here writes to the journal: the storage is opened read-only.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use bourse_journal::format::{KIND_COMMIT, KIND_SEGMENT_END};
+use bourse_journal::{JournalError, MmapStorage, RawRecord, VerifyReport};
+use clap::{Args, Subcommand};
+
+/// Exit code for corruption of committed data.
+pub(crate) const EXIT_CORRUPTION: i32 = 1;
+/// Exit code for other errors (no such directory, I/O).
+pub(crate) const EXIT_ERROR: i32 = 2;
+
+/// `bourse journal ...`
+#[derive(Args)]
+pub(crate) struct JournalArgs {
+    #[command(subcommand)]
+    command: JournalCommand,
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Check every CRC, the sequence continuity and every commit; print a summary.
+    Verify {
+        /// The journal directory.
+        dir: PathBuf,
+    },
+    /// Print the records readably (or as JSON Lines with --json).
+    Dump {
+        /// The journal directory.
+        dir: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Print records from this sequence on.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Print at most this many caller records.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Print counts, sizes and batch statistics.
+    Stats {
+        /// The journal directory.
+        dir: PathBuf,
+    },
+}
+
+/// Turns a payload into text for `dump`. The book crate will provide one that knows each kind.
+pub(crate) trait PayloadDecoder {
+    /// A readable form of `payload` of record `kind`, or `None` if this decoder does not know it.
+    fn decode(&self, kind: u16, payload: &[u8]) -> Option<String>;
+}
+
+/// The decoder used until the book crate has one: knows nothing, so dump shows hex only.
+pub(crate) struct HexOnly;
+
+impl PayloadDecoder for HexOnly {
+    fn decode(&self, _kind: u16, _payload: &[u8]) -> Option<String> {
+        None
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
+
+/// Runs a `bourse journal` command; returns the process exit code.
+pub(crate) fn run(args: JournalArgs) -> i32 {
+    let result = match args.command {
+        JournalCommand::Verify { dir } => verify(dir),
+        JournalCommand::Dump {
+            dir,
+            json,
+            from,
+            limit,
+        } => dump(dir, json, from, limit, &HexOnly),
+        JournalCommand::Stats { dir } => stats(dir),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error @ JournalError::Corruption { .. }) => {
+            eprintln!("bourse journal: CORRUPTION: {error}");
+            EXIT_CORRUPTION
+        }
+        Err(error) => {
+            eprintln!("bourse journal: {error}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn open(dir: &PathBuf) -> Result<MmapStorage, JournalError> {
+    Ok(MmapStorage::open_read_only(dir)?)
+}
+
+fn segment_file(segment_id: u64) -> String {
+    format!("{segment_id:020}.seg")
+}
+
+fn print_summary(report: &VerifyReport) {
+    println!(
+        "segments {}  records {}  batches {}  sequences {}..={}",
+        report.segments, report.records, report.batches, report.first_sequence, report.last_committed
+    );
+    if let Some((segment_id, offset, records, bytes)) = report.torn_tail {
+        println!(
+            "torn tail: {records} uncommitted records, {bytes} non-zero bytes after {} offset {offset} \
+             (never released; cut when the journal is next opened for writing)",
+            segment_file(segment_id)
+        );
+    }
+}
+
+fn verify(dir: PathBuf) -> Result<(), JournalError> {
+    let mut storage = open(&dir)?;
+    let report = bourse_journal::verify(&mut storage)?;
+    print_summary(&report);
+    println!("ok: every CRC, sequence and commit checked");
+    Ok(())
+}
+
+fn dump(
+    dir: PathBuf,
+    json: bool,
+    from: u64,
+    limit: Option<u64>,
+    decoder: &dyn PayloadDecoder,
+) -> Result<(), JournalError> {
+    let mut storage = open(&dir)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    let limit = limit.unwrap_or(u64::MAX);
+    let mut write_error = None;
+    let report = bourse_journal::walk(&mut storage, |r: RawRecord<'_>| {
+        if r.sequence < from || printed >= limit || write_error.is_some() {
+            return;
+        }
+        let line = if json {
+            json_line(&r, decoder)
+        } else {
+            text_line(&r, decoder)
+        };
+        if r.kind != KIND_COMMIT && r.kind != KIND_SEGMENT_END {
+            printed += 1;
+        }
+        if let Err(e) = writeln!(out, "{line}") {
+            write_error = Some(e);
+        }
+    })?;
+    if let Some(e) = write_error {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(JournalError::Storage(bourse_journal::StorageError::Io {
+                what: "write stdout".into(),
+                source: e,
+            }));
+        }
+        return Ok(());
+    }
+    if json {
+        let torn = match report.torn_tail {
+            Some((segment_id, offset, records, bytes)) => format!(
+                "{{\"segment_id\":{segment_id},\"offset\":{offset},\"uncommitted_records\":{records},\"bytes\":{bytes}}}"
+            ),
+            None => "null".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{{\"type\":\"summary\",\"segments\":{},\"records\":{},\"batches\":{},\"first_sequence\":{},\"last_committed\":{},\"torn_tail\":{torn}}}",
+            report.segments, report.records, report.batches, report.first_sequence, report.last_committed
+        );
+    } else {
+        let _ = out.flush();
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+fn text_line(r: &RawRecord<'_>, decoder: &dyn PayloadDecoder) -> String {
+    let place = format!("{} @{:>9}", segment_file(r.segment_id), r.offset);
+    match (r.kind, r.commit) {
+        (KIND_COMMIT, Some(b)) => format!(
+            "{place}  ---- commit  batch {}..={} ({} records)  batch crc {:08x}  durable up to {}",
+            b.first_sequence, b.last_sequence, b.record_count, b.batch_crc, b.durable_sequence
+        ),
+        (KIND_SEGMENT_END, _) => format!("{place}  ---- segment end, continues at sequence {}", r.sequence),
+        _ => {
+            let decoded = decoder
+                .decode(r.kind, r.payload)
+                .map(|d| format!("  {d}"))
+                .unwrap_or_default();
+            format!(
+                "{place}  seq {:>10}  kind {:#06x}  len {:>5}  crc {:08x}  {}{decoded}",
+                r.sequence,
+                r.kind,
+                r.payload.len(),
+                r.crc,
+                hex(r.payload)
+            )
+        }
+    }
+}
+
+fn json_line(r: &RawRecord<'_>, decoder: &dyn PayloadDecoder) -> String {
+    match (r.kind, r.commit) {
+        (KIND_COMMIT, Some(b)) => format!(
+            "{{\"type\":\"commit\",\"segment_id\":{},\"offset\":{},\"first_sequence\":{},\"last_sequence\":{},\"record_count\":{},\"batch_crc\":{},\"durable_sequence\":{}}}",
+            r.segment_id,
+            r.offset,
+            b.first_sequence,
+            b.last_sequence,
+            b.record_count,
+            b.batch_crc,
+            b.durable_sequence
+        ),
+        (KIND_SEGMENT_END, _) => format!(
+            "{{\"type\":\"segment_end\",\"segment_id\":{},\"offset\":{},\"next_sequence\":{}}}",
+            r.segment_id, r.offset, r.sequence
+        ),
+        _ => {
+            let decoded = decoder
+                .decode(r.kind, r.payload)
+                .map(|d| json_string(&d))
+                .unwrap_or_else(|| "null".into());
+            format!(
+                "{{\"type\":\"record\",\"segment_id\":{},\"offset\":{},\"sequence\":{},\"kind\":{},\"length\":{},\"crc\":{},\"payload_hex\":\"{}\",\"decoded\":{decoded}}}",
+                r.segment_id,
+                r.offset,
+                r.sequence,
+                r.kind,
+                r.payload.len(),
+                r.crc,
+                hex(r.payload)
+            )
+        }
+    }
+}
+
+fn stats(dir: PathBuf) -> Result<(), JournalError> {
+    let mut storage = open(&dir)?;
+    let report = bourse_journal::verify(&mut storage)?;
+    print_summary(&report);
+    let mean = if report.batches == 0 {
+        0.0
+    } else {
+        report.records as f64 / report.batches as f64
+    };
+    println!(
+        "batch size: mean {mean:.1} records, max {}",
+        report.batch_records_max
+    );
+    println!(
+        "bytes: payload {}  on disk (records, commits, padding) {}  overhead {:.1}%",
+        report.payload_bytes,
+        report.record_bytes,
+        if report.record_bytes == 0 {
+            0.0
+        } else {
+            100.0 * (report.record_bytes - report.payload_bytes) as f64 / report.record_bytes as f64
+        }
+    );
+    for (kind, count) in &report.records_by_kind {
+        println!("kind {kind:#06x}: {count} records");
+    }
+    Ok(())
+}
