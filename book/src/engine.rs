@@ -136,9 +136,12 @@ pub(crate) struct Trade {
 /// Why [`Engine::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
-    /// The bytes end early or a length is inconsistent.
-    #[error("snapshot truncated or malformed at byte {0}")]
-    Malformed(usize),
+    /// The bytes end early or hold an invalid value.
+    #[error("snapshot malformed: {0}")]
+    Malformed(#[from] crate::record::DecodeError),
+    /// Bytes follow the end of the snapshot.
+    #[error("{0} bytes after the end of the snapshot")]
+    TrailingBytes(usize),
     /// Magic or version unknown.
     #[error("not a bourse-book snapshot of a known version")]
     Version,

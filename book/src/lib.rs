@@ -34,6 +34,7 @@ pub mod config;
 mod engine;
 pub mod event;
 pub mod record;
+pub mod snapshot;
 mod tokens;
 pub mod types;
 pub mod workload;

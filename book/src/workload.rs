@@ -77,12 +77,18 @@ fn write_decimal(out: &mut [u8], mut value: u64) {
 }
 
 /// A configuration with `instruments` demo instruments and `logins` logins (one firm each; firm `n`
-/// uses the self-trade mode `StpMode::from_u8(n % 5)`), sized for benchmarks: 1 M orders, 4 M tokens.
+/// uses the self-trade mode `StpMode::from_u8(n % 5)`), with small tables (64 Ki orders, 256 Ki
+/// tokens); see [`demo_config_sized`] for benchmark sizes.
 pub fn demo_config(instruments: usize, logins: u32) -> EngineConfig {
+    demo_config_sized(instruments, logins, 1 << 16, 1 << 18)
+}
+
+/// [`demo_config`] with explicit `orders_max` and `tokens_max` (a day of N orders needs N tokens).
+pub fn demo_config_sized(instruments: usize, logins: u32, orders_max: u32, tokens_max: u32) -> EngineConfig {
     EngineConfig {
-        orders_max: 1 << 20,
+        orders_max,
         levels_max: 4096,
-        tokens_max: 1 << 22,
+        tokens_max,
         trades_max: 1 << 16,
         order_ref_first: 1,
         match_number_first: 1,
@@ -212,6 +218,10 @@ pub struct WorkloadParams {
     pub recent_tokens_max: usize,
     /// Simulated time advanced per command, nanoseconds.
     pub step_ns: u64,
+    /// `orders_max` of [`WorkloadParams::config`].
+    pub orders_max: u32,
+    /// `tokens_max` of [`WorkloadParams::config`]: at least the number of commands to run.
+    pub tokens_max: u32,
 }
 
 impl WorkloadParams {
@@ -226,12 +236,14 @@ impl WorkloadParams {
             lots_max: 10,
             recent_tokens_max: 4096,
             step_ns: 1_000,
+            orders_max: 1 << 16,
+            tokens_max: 1 << 18,
         }
     }
 
     /// The engine configuration this workload is written for.
     pub fn config(&self) -> EngineConfig {
-        demo_config(self.instruments, self.logins)
+        demo_config_sized(self.instruments, self.logins, self.orders_max, self.tokens_max)
     }
 }
 
