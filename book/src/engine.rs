@@ -584,7 +584,7 @@ impl Engine {
         if shares == 0 || shares > c.shares_max {
             return Err(RejectReason::InvalidShares);
         }
-        if shares % c.lot_size != 0 {
+        if !shares.is_multiple_of(c.lot_size) {
             return Err(RejectReason::InvalidLot);
         }
         let lots = Lots(shares / c.lot_size);
@@ -595,7 +595,7 @@ impl Engine {
         if post_only && ioc {
             return Err(RejectReason::InvalidOrderType);
         }
-        if !market && (price == 0 || price > PRICE_LIMIT_MAX || price % c.tick_size != 0) {
+        if !market && (price == 0 || price > PRICE_LIMIT_MAX || !price.is_multiple_of(c.tick_size)) {
             return Err(RejectReason::InvalidPrice);
         }
         if min_qty > 0 && (!ioc || min_qty > shares) {
@@ -1183,7 +1183,7 @@ impl Engine {
             Some(RejectReason::Other)
         } else if shares == 0 || shares / lot > order.open.0 {
             Some(RejectReason::InvalidShares)
-        } else if shares % lot != 0 {
+        } else if !shares.is_multiple_of(lot) {
             Some(RejectReason::InvalidLot)
         } else {
             None

@@ -134,7 +134,7 @@ impl Model {
         if market {
             return None;
         }
-        if price == 0 || price % TICK != 0 {
+        if price == 0 || !price.is_multiple_of(TICK) {
             return Some(RejectReason::InvalidPrice);
         }
         let (lo, hi) = self.collar(inst);
@@ -159,7 +159,7 @@ impl Model {
         }
         let inst = if o.symbol == symbol(0) { 0 } else { 1 };
         let market = o.price == PRICE_MARKET;
-        let reject = if o.shares % LOT != 0 {
+        let reject = if !o.shares.is_multiple_of(LOT) {
             Some(RejectReason::InvalidLot)
         } else if market && o.tif_s != 0 {
             Some(RejectReason::InvalidOrderType)
@@ -432,7 +432,7 @@ impl Model {
         let (inst, side, _) = self.live[&(r.login, r.existing_token)];
         let reject = if r.shares == 0 {
             Some(RejectReason::InvalidShares)
-        } else if r.shares % LOT != 0 {
+        } else if !r.shares.is_multiple_of(LOT) {
             Some(RejectReason::InvalidLot)
         } else if r.price == PRICE_MARKET {
             Some(RejectReason::InvalidOrderType)
