@@ -3,8 +3,9 @@
 //! [`Workload`] is deterministic: the same [`WorkloadParams`] (seed included) give the same commands on
 //! every machine. It uses its own [`SplitMix64`] generator (no `rand` dependency) and allocates only in
 //! [`Workload::new`]. It does not see the engine's events, so it issues cancels, reduces, replaces and
-//! modifies for tokens it sent recently (a ring of `recent_tokens_max`); those orders may already be
-//! filled, which the engine then ignores — as a real resending client would see.
+//! modifies for tokens it sent recently (a ring of `recent_tokens_max`; a full cancel or a replace
+//! forgets its token); those orders may already be filled, which the engine then ignores, as it would
+//! for a real client's late cancel. Cancels outweigh passive adds so that the book stays bounded.
 //!
 //! # Layout of the generated day
 //! Instruments `SYM0`, `SYM1`, ... (tick $0.01, lot 100 shares, reference $100.00, collar 10%); logins
@@ -152,11 +153,11 @@ impl Mix {
     /// The subset every peer order book supports: adds near the touch, cancels, aggressive limits,
     /// market orders.
     pub const COMMON: Mix = Mix {
-        add_passive: 50,
-        add_aggressive: 10,
+        add_passive: 40,
+        add_aggressive: 8,
         ioc: 0,
-        market: 5,
-        cancel: 35,
+        market: 4,
+        cancel: 48,
         reduce: 0,
         replace: 0,
         modify: 0,
@@ -166,11 +167,11 @@ impl Mix {
     };
     /// Everything the engine offers.
     pub const FULL: Mix = Mix {
-        add_passive: 40,
-        add_aggressive: 8,
+        add_passive: 30,
+        add_aggressive: 6,
         ioc: 5,
         market: 3,
-        cancel: 20,
+        cancel: 32,
         reduce: 5,
         replace: 8,
         modify: 3,
@@ -292,12 +293,18 @@ impl Workload {
         }
     }
 
-    fn pick_recent(&mut self) -> Option<(u32, Token, u8, usize)> {
+    /// A recent token; `forget` removes it (a full cancel or a replace ends that order).
+    fn pick_recent(&mut self, forget: bool) -> Option<(u32, Token, u8, usize)> {
         if self.recent.is_empty() {
             return None;
         }
         let i = self.rng.below(self.recent.len() as u64) as usize;
-        Some(self.recent[i])
+        let entry = self.recent[i];
+        if forget {
+            self.recent.swap_remove(i);
+            self.recent_next = self.recent_next.min(self.recent.len().saturating_sub(1));
+        }
+        Some(entry)
     }
 
     fn new_token(&mut self) -> Token {
@@ -344,7 +351,7 @@ impl Workload {
             pick -= u64::from(*w);
         }
         let command = match kind {
-            4..=7 => match self.pick_recent() {
+            4..=7 => match self.pick_recent(kind == 4 || kind == 6) {
                 Some(recent) => self.amend(kind, recent),
                 None => self.enter(0),
             },
