@@ -158,6 +158,7 @@ impl Engine {
             o.u32(e.login);
             o.b(&e.token.0);
             o.u32(e.order);
+            o.u32(e.generation);
         }
         o.len(self.expiries.len());
         for e in &self.expiries {
@@ -298,6 +299,7 @@ impl Engine {
                 login: r.u32()?,
                 token: Alpha(r.array()?),
                 order: r.u32()?,
+                generation: r.u32()?,
                 used: true,
             };
             if slot >= token_slots
@@ -351,7 +353,8 @@ impl Engine {
         }
         // Token entries and orders must point at each other; then the structural invariants.
         for (i, o) in engine.orders.iter().enumerate() {
-            if o.live && engine.tokens.slots[o.token_slot as usize].order != i as u32 {
+            let entry = &engine.tokens.slots[o.token_slot as usize];
+            if o.live && (entry.order != i as u32 || entry.generation != o.generation) {
                 return Err(RestoreError::Range("order token slot"));
             }
         }

@@ -253,7 +253,8 @@ pub struct Workload {
     params: WorkloadParams,
     rng: SplitMix64,
     now_ns: u64,
-    token_next: u64,
+    /// Next token number per login (index login - 1): each login numbers its tokens 1, 2, 3, ...
+    token_next: Vec<u64>,
     /// (login, token, side letter, instrument) of recent orders, a ring.
     recent: Vec<(u32, Token, u8, usize)>,
     recent_next: usize,
@@ -278,7 +279,7 @@ impl Workload {
             params,
             rng: SplitMix64(params.seed),
             now_ns: 0,
-            token_next: 1,
+            token_next: vec![1; params.logins as usize],
             recent: Vec::with_capacity(params.recent_tokens_max),
             recent_next: 0,
         }
@@ -307,9 +308,10 @@ impl Workload {
         Some(entry)
     }
 
-    fn new_token(&mut self) -> Token {
-        let t = token(self.token_next);
-        self.token_next += 1;
+    fn new_token(&mut self, login: u32) -> Token {
+        let next = &mut self.token_next[login as usize - 1];
+        let t = token(*next);
+        *next += 1;
         t
     }
 
@@ -374,7 +376,7 @@ impl Workload {
                 shares: lots * DEMO_LOT_SIZE,
             },
             6 => {
-                let replacement_token = self.new_token();
+                let replacement_token = self.new_token(login);
                 let aggressive = self.rng.below(4) == 0;
                 let price = self.price(side, aggressive);
                 self.remember((login, replacement_token, side, instrument));
@@ -410,7 +412,7 @@ impl Workload {
         let login = self.rng.below(u64::from(p.logins)) as u32 + 1;
         let instrument = self.rng.below(p.instruments as u64) as usize;
         let side = if self.rng.below(2) == 0 { b'B' } else { b'S' };
-        let token = self.new_token();
+        let token = self.new_token(login);
         let lots = self.rng.below(u64::from(p.lots_max)) as u32 + 1;
         let mut order = EnterOrder {
             login,
