@@ -108,7 +108,9 @@ fn snapshot_plus_replay_equals_straight_run() {
 
 #[test]
 fn snapshot_restore_rejects_bad_bytes() {
-    let config = WorkloadParams::new(0, Mix::FULL).config();
+    let mut params = WorkloadParams::new(0, Mix::FULL);
+    (params.orders_max, params.tokens_max) = (1 << 12, 1 << 12); // small tables: many restores below
+    let config = params.config();
     let mut engine = Engine::new(config.clone()).unwrap();
     let mut events = Vec::new();
     for (now, c) in commands(5, 3_000) {
