@@ -187,7 +187,7 @@ impl<'a> Reader<'a> {
             locate: self.u16()?,
         })
     }
-    fn party(&mut self) -> Result<Party, DecodeError> {
+    pub(crate) fn party(&mut self) -> Result<Party, DecodeError> {
         Ok(Party {
             login: self.u32()?,
             token: self.alpha()?,

@@ -16,7 +16,7 @@ use bourse_protocol::fields::Alpha;
 use crate::config::EngineConfig;
 use crate::engine::{Book, Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
 use crate::event::Party;
-use crate::record::{DecodeError, Reader};
+use crate::record::Reader;
 use crate::tokens::{DEAD, Entry};
 use crate::types::{Lots, Ticks};
 
@@ -326,22 +326,12 @@ impl Engine {
         }
         let n_trades = len(&mut r, engine.config.trades_max as usize, "trades")?;
         for _ in 0..n_trades {
-            let party = |r: &mut Reader<'_>| -> Result<Party, DecodeError> {
-                Ok(Party {
-                    login: r.u32()?,
-                    token: Alpha(r.array()?),
-                    order_ref: r.u64()?,
-                    firm: Alpha(r.array()?),
-                    side: r.u8()?,
-                    remaining: r.u32()?,
-                })
-            };
             let t = Trade {
                 match_number: r.u64()?,
                 instrument: r.u16()?,
                 busted: r.bool("busted")?,
-                resting: party(&mut r)?,
-                taking: party(&mut r)?,
+                resting: r.party()?,
+                taking: r.party()?,
             };
             if t.instrument as usize >= engine.books.len() {
                 return Err(RestoreError::Range("trade"));

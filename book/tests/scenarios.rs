@@ -144,6 +144,20 @@ fn parse_tif(s: &str) -> Result<u32, String> {
     }
 }
 
+/// `30s`, `500ms`, `7ns` or a bare number of nanoseconds.
+fn parse_time_ns(w: &str) -> Option<u64> {
+    let (digits, scale) = if let Some(d) = w.strip_suffix("ms") {
+        (d, 1_000_000)
+    } else if let Some(d) = w.strip_suffix("ns") {
+        (d, 1)
+    } else if let Some(d) = w.strip_suffix('s') {
+        (d, 1_000_000_000)
+    } else {
+        (w, 1)
+    };
+    digits.parse::<u64>().ok().map(|v| v * scale)
+}
+
 fn tif_text(t: u32) -> String {
     match t {
         0 => "ioc".into(),
@@ -525,19 +539,9 @@ fn run_fixture(text: &str) -> (Vec<String>, String) {
             transcript.push_str(raw);
             transcript.push('\n');
             if words.first() == Some(&"at") && words.len() == 2 {
-                let w = words[1];
-                let (digits, scale) = if let Some(d) = w.strip_suffix("ms") {
-                    (d, 1_000_000)
-                } else if let Some(d) = w.strip_suffix("ns") {
-                    (d, 1)
-                } else if let Some(d) = w.strip_suffix('s') {
-                    (d, 1_000_000_000)
-                } else {
-                    (w, 1)
-                };
-                match digits.parse::<u64>() {
-                    Ok(v) => now_ns = v * scale,
-                    Err(_) => errors.push(format!("line {line_no}: bad time {w}")),
+                match parse_time_ns(words[1]) {
+                    Some(t) => now_ns = t,
+                    None => errors.push(format!("line {line_no}: bad time {}", words[1])),
                 }
                 continue;
             }
@@ -586,20 +590,7 @@ fn actual_transcript(text: &str) -> String {
         if let Some(rest) = line.strip_prefix("> ") {
             let words: Vec<&str> = rest.split_whitespace().collect();
             if words.first() == Some(&"at") {
-                let w = words[1];
-                let v: u64 = w
-                    .trim_end_matches(|c: char| c.is_alphabetic())
-                    .parse()
-                    .unwrap_or(0);
-                now_ns = if w.ends_with("ms") {
-                    v * 1_000_000
-                } else if w.ends_with("ns") {
-                    v
-                } else if w.ends_with('s') {
-                    v * 1_000_000_000
-                } else {
-                    v
-                };
+                now_ns = parse_time_ns(words.get(1).copied().unwrap_or("")).unwrap_or(now_ns);
                 continue;
             }
             if let Ok(c) = parse_command(&words) {
