@@ -3,14 +3,16 @@
 //! The model is written for clarity, not speed: per instrument a `BTreeMap<price, VecDeque<order>>`
 //! per side, a `HashSet` of seen tokens and a `HashMap` of live ones. It covers the common subset:
 //! limit orders (day and IOC), market orders bounded by the collar, fill-or-kill, cancels and reduces,
-//! replaces, off-tick and outside-collar rejects, reused and foreign tokens. Firms have no self-trade
-//! prevention here (the scenario tables cover it).
+//! replaces, modifies, off-tick, off-lot and outside-collar rejects, reused and foreign tokens, and
+//! self-trade prevention: logins 1 and 3 trade for the same firm `M1`, whose mode each case draws.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use bourse_book::command::{EnterOrder, ReplaceOrder};
 use bourse_book::config::{EngineConfig, FirmConfig, InstrumentConfig, LoginConfig, StpMode};
-use bourse_book::event::{Accepted, Added, Canceled, Executed, Instrument, Party, Replaced};
+use bourse_book::event::{
+    Accepted, Added, Canceled, Executed, Instrument, Modified, Party, Replaced, SelfTradeCanceled,
+};
 use bourse_book::{Command, Engine, Event, Side};
 use bourse_protocol::fields::{Firm, PRICE_MARKET, Symbol, Token};
 use bourse_protocol::reason::{CancelReason, RejectReason};
@@ -29,7 +31,12 @@ fn firm(login: u32) -> Firm {
     Firm::new(&format!("M{login}")).unwrap()
 }
 
-fn config() -> EngineConfig {
+/// The firm number a login trades for: login 3 shares login 1's firm (self-trade prevention applies).
+fn firm_of(login: u32) -> u32 {
+    if login == 3 { 1 } else { login }
+}
+
+fn config(stp: StpMode) -> EngineConfig {
     EngineConfig {
         orders_max: 4096,
         levels_max: 512,
@@ -53,14 +60,14 @@ fn config() -> EngineConfig {
             .map(|l| FirmConfig {
                 firm: firm(l),
                 open_orders_max: 4096,
-                stp: StpMode::None,
+                stp: if l == 1 { stp } else { StpMode::None },
             })
             .collect(),
         logins: (1..=LOGINS)
             .map(|l| LoginConfig {
                 login: l,
-                firms: vec![firm(l)],
-                default_firm: firm(l),
+                firms: vec![firm(firm_of(l))],
+                default_firm: firm(firm_of(l)),
             })
             .collect(),
     }
@@ -89,6 +96,7 @@ struct Model {
     live: HashMap<(u32, Token), (usize, Side, u32)>,
     next_ref: u64,
     next_match: u64,
+    stp: StpMode,
 }
 
 struct Incoming {
@@ -106,8 +114,9 @@ struct Incoming {
 }
 
 impl Model {
-    fn new() -> Self {
+    fn new(stp: StpMode) -> Self {
         Self {
+            stp,
             books: (0..2).map(|_| MBook::default()).collect(),
             seen: HashSet::new(),
             live: HashMap::new(),
@@ -149,7 +158,13 @@ impl Model {
             Command::Enter(o) => self.enter(now, o, out),
             Command::Cancel { login, token, shares } => self.cancel(now, *login, *token, *shares, out),
             Command::Replace(r) => self.replace(now, r, out),
-            _ => unreachable!("the model covers enter, cancel, replace"),
+            Command::Modify {
+                login,
+                token,
+                side,
+                shares,
+            } => self.modify(now, *login, *token, *side, *shares, out),
+            _ => unreachable!("the model covers enter, cancel, replace, modify"),
         }
     }
 
@@ -189,7 +204,7 @@ impl Model {
             instrument: Self::instrument(inst),
             price: o.price,
             tif_s: o.tif_s,
-            firm: firm(o.login),
+            firm: firm(firm_of(o.login)),
             display: b'Y',
             min_qty: o.min_qty,
         }));
@@ -208,6 +223,11 @@ impl Model {
             inst,
         };
         self.execute(now, incoming, true, out);
+    }
+
+    /// Only firm M1 (logins 1 and 3) has self-trade prevention.
+    fn self_trade(&self, a: u32, b: u32) -> bool {
+        self.stp != StpMode::None && firm_of(a) == 1 && firm_of(b) == 1
     }
 
     /// The limit as a price: a market order's is its collar bound.
@@ -255,17 +275,32 @@ impl Model {
             })
         };
         if t.min_qty > 0 {
+            // What can trade right away, walking the queue in priority order as matching would.
             let book = &self.books[t.inst];
             let levels: Vec<(&u32, &VecDeque<MOrder>)> = match t.side {
                 Side::Buy => book.asks.iter().collect(),
                 Side::Sell => book.bids.iter().rev().collect(),
             };
-            let available: u32 = levels
-                .iter()
-                .filter(|(p, _)| Self::crosses(t.side, limit, **p))
-                .flat_map(|(_, q)| q.iter().map(|o| o.shares))
-                .sum();
-            if available.min(t.shares) < t.min_qty {
+            let (mut available, mut left) = (0u32, t.shares);
+            'walk: for (_, queue) in levels.iter().filter(|(p, _)| Self::crosses(t.side, limit, **p)) {
+                for o in queue.iter() {
+                    let q = o.shares.min(left);
+                    if self.self_trade(o.login, t.login) {
+                        match self.stp {
+                            StpMode::CancelNewest | StpMode::CancelBoth => break 'walk,
+                            StpMode::Decrement => left -= q,
+                            _ => {}
+                        }
+                    } else {
+                        available += q;
+                        left -= q;
+                    }
+                    if left == 0 {
+                        break 'walk;
+                    }
+                }
+            }
+            if available < t.min_qty {
                 out.push(canceled(&t, t.shares, CancelReason::ImmediateOrCancel));
                 return;
             }
@@ -286,6 +321,72 @@ impl Model {
             };
             let queue = levels.get_mut(&price).unwrap();
             let resting = queue.front_mut().unwrap();
+            let stp_applies =
+                self.stp != StpMode::None && firm_of(resting.login) == 1 && firm_of(t.login) == 1;
+            if stp_applies {
+                let prevented = resting.shares.min(t.shares);
+                let (resting_cut, taker_cut) = match self.stp {
+                    StpMode::CancelNewest => (0, t.shares),
+                    StpMode::CancelOldest => (resting.shares, 0),
+                    StpMode::CancelBoth => (resting.shares, t.shares),
+                    _ => (prevented, prevented),
+                };
+                let resting_side = t.side.opposite_for_model();
+                if resting_cut > 0 {
+                    resting.shares -= resting_cut;
+                    let r = resting.clone();
+                    if r.shares == 0 {
+                        queue.pop_front();
+                        self.live.remove(&(r.login, r.token));
+                        if queue.is_empty() {
+                            levels.remove(&price);
+                        }
+                    }
+                    out.push(Event::SelfTradeCanceled(SelfTradeCanceled {
+                        canceled: Canceled {
+                            timestamp_ns: now,
+                            login: r.login,
+                            token: r.token,
+                            order_ref: r.order_ref,
+                            instrument: Self::instrument(t.inst),
+                            side: resting_side,
+                            price,
+                            decrement: resting_cut,
+                            remaining: r.shares,
+                            reason: CancelReason::SelfMatchPrevention,
+                            on_book: true,
+                        },
+                        prevented,
+                        execution_price: price,
+                        liquidity: b'A',
+                    }));
+                }
+                if taker_cut > 0 {
+                    t.shares -= taker_cut;
+                    out.push(Event::SelfTradeCanceled(SelfTradeCanceled {
+                        canceled: Canceled {
+                            timestamp_ns: now,
+                            login: t.login,
+                            token: t.token,
+                            order_ref: t.order_ref,
+                            instrument: Self::instrument(t.inst),
+                            side: t.side,
+                            price: t.price,
+                            decrement: taker_cut,
+                            remaining: t.shares,
+                            reason: CancelReason::SelfMatchPrevention,
+                            on_book: false,
+                        },
+                        prevented,
+                        execution_price: price,
+                        liquidity: b'R',
+                    }));
+                    if t.shares == 0 {
+                        return;
+                    }
+                }
+                continue;
+            }
             let fill = resting.shares.min(t.shares);
             resting.shares -= fill;
             t.shares -= fill;
@@ -310,7 +411,7 @@ impl Model {
                     login: r.login,
                     token: r.token,
                     order_ref: r.order_ref,
-                    firm: firm(r.login),
+                    firm: firm(firm_of(r.login)),
                     side: r.side_letter,
                     remaining: r.shares,
                 },
@@ -318,7 +419,7 @@ impl Model {
                     login: t.login,
                     token: t.token,
                     order_ref: t.order_ref,
-                    firm: firm(t.login),
+                    firm: firm(firm_of(t.login)),
                     side: t.side_letter,
                     remaining: t.shares,
                 },
@@ -357,7 +458,7 @@ impl Model {
                 shares: t.shares,
                 instrument: Self::instrument(t.inst),
                 price: t.price,
-                firm: firm(t.login),
+                firm: firm(firm_of(t.login)),
                 attributed: false,
             }));
         }
@@ -422,6 +523,71 @@ impl Model {
         }));
     }
 
+    fn modify(
+        &mut self,
+        now: u64,
+        login: u32,
+        token: Token,
+        side_letter: u8,
+        shares: u32,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(open) = self.open_shares(login, token) else {
+            return;
+        };
+        let (inst, side, price) = self.live[&(login, token)];
+        let new_side = match side_letter {
+            b'B' => Some(Side::Buy),
+            b'S' | b'T' | b'E' => Some(Side::Sell),
+            _ => None,
+        };
+        let reject = if new_side != Some(side) {
+            Some(RejectReason::Other)
+        } else if shares == 0 || shares / LOT > open / LOT {
+            Some(RejectReason::InvalidShares)
+        } else if !shares.is_multiple_of(LOT) {
+            Some(RejectReason::InvalidLot)
+        } else {
+            None
+        };
+        if let Some(reason) = reject {
+            out.push(Event::Rejected {
+                timestamp_ns: now,
+                login,
+                token,
+                reason,
+            });
+            return;
+        }
+        let b = &mut self.books[inst];
+        let levels = if side == Side::Buy {
+            &mut b.bids
+        } else {
+            &mut b.asks
+        };
+        let order = levels
+            .get_mut(&price)
+            .unwrap()
+            .iter_mut()
+            .find(|o| o.login == login && o.token == token)
+            .unwrap();
+        order.side_letter = side_letter;
+        let order_ref = order.order_ref;
+        if open > shares {
+            self.take(login, token, open - shares);
+        }
+        out.push(Event::Modified(Modified {
+            timestamp_ns: now,
+            login,
+            token,
+            order_ref,
+            instrument: Self::instrument(inst),
+            side: side_letter,
+            shares,
+            decrement: open - shares,
+        }));
+    }
+
     fn replace(&mut self, now: u64, r: &ReplaceOrder, out: &mut Vec<Event>) {
         let Some(open) = self.open_shares(r.login, r.existing_token) else {
             return;
@@ -468,7 +634,7 @@ impl Model {
             instrument: Self::instrument(inst),
             price: r.price,
             tif_s: r.tif_s,
-            firm: firm(r.login),
+            firm: firm(firm_of(r.login)),
             display: b'Y',
             min_qty: 0,
             feed_replace,
@@ -496,6 +662,19 @@ impl Model {
         match side {
             Side::Buy => b.bids.iter().rev().map(|(p, q)| (*p, sum(q))).collect(),
             Side::Sell => b.asks.iter().map(|(p, q)| (*p, sum(q))).collect(),
+        }
+    }
+}
+
+trait Opposite {
+    fn opposite_for_model(self) -> Side;
+}
+
+impl Opposite for Side {
+    fn opposite_for_model(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
         }
     }
 }
@@ -563,16 +742,32 @@ fn command() -> impl Strategy<Value = Command> {
                 min_qty: 0,
             })
         });
-    prop_oneof![6 => enter, 3 => cancel, 2 => replace]
+    let modify = (
+        1..=LOGINS,
+        0u8..60,
+        prop_oneof![Just(b'B'), Just(b'S'), Just(b'T'), Just(b'E')],
+        0u32..7,
+    )
+        .prop_map(|(login, t, side, lots)| Command::Modify {
+            login,
+            token: token(t),
+            side,
+            shares: if lots == 6 { LOT + 3 } else { lots * LOT },
+        });
+    prop_oneof![6 => enter, 3 => cancel, 2 => replace, 1 => modify]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_agrees_with_the_reference_model(commands in prop::collection::vec(command(), 1..400)) {
-        let mut engine = Engine::new(config()).unwrap();
-        let mut model = Model::new();
+    fn engine_agrees_with_the_reference_model(
+        stp in 0u8..5,
+        commands in prop::collection::vec(command(), 1..400),
+    ) {
+        let stp = StpMode::from_u8(stp).unwrap();
+        let mut engine = Engine::new(config(stp)).unwrap();
+        let mut model = Model::new(stp);
         let (mut got, mut want) = (Vec::new(), Vec::new());
         let mut seen_refs = HashSet::new();
         for (i, c) in commands.iter().enumerate() {
