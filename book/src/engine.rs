@@ -32,6 +32,7 @@ use crate::event::{
     Accepted, Added, Canceled, Event, EventSink, Executed, Instrument, Modified, Party, Replaced,
     SelfTradeCanceled,
 };
+use crate::live::LiveTable;
 use crate::tokens::{Lookup, TokenTable};
 use crate::types::{Lots, Side, Ticks, display};
 
@@ -47,6 +48,8 @@ pub(crate) struct Order {
     pub(crate) expire_ns: u64,
     pub(crate) login: u32,
     pub(crate) token_slot: u32,
+    /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
+    pub(crate) live_slot: u32,
     pub(crate) price: Ticks,
     pub(crate) open: Lots,
     pub(crate) prev: u32,
@@ -61,11 +64,12 @@ pub(crate) struct Order {
 }
 
 /// A never-used arena slot.
-const ORDER_VACANT: Order = Order {
+pub(crate) const ORDER_VACANT: Order = Order {
     order_ref: 0,
     expire_ns: 0,
     login: 0,
     token_slot: 0,
+    live_slot: NIL,
     price: Ticks(0),
     open: Lots(0),
     prev: NIL,
@@ -225,6 +229,7 @@ pub struct Engine {
     pub(crate) orders: Vec<Order>,
     pub(crate) free: Vec<u32>,
     pub(crate) tokens: TokenTable,
+    pub(crate) live: LiveTable,
     pub(crate) expiries: Vec<Expiry>,
     pub(crate) trades: Vec<Trade>,
     pub(crate) order_ref_next: u64,
@@ -300,6 +305,7 @@ impl Engine {
             orders,
             free: Vec::with_capacity(orders_max),
             tokens: TokenTable::new(config.tokens_max),
+            live: LiveTable::new(config.orders_max),
             expiries: Vec::with_capacity(orders_max),
             trades: Vec::with_capacity(config.trades_max as usize),
             order_ref_next: config.order_ref_first,
@@ -481,6 +487,12 @@ impl Engine {
                 }
             }
         }
+        if self.live.count() != seen {
+            return Err(format!(
+                "live index holds {} orders, books {seen}",
+                self.live.count()
+            ));
+        }
         if seen != self.order_count() {
             return Err(format!(
                 "{seen} orders on books, {} live in arena",
@@ -496,6 +508,15 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Checks the live-order index entry by entry (O(capacity), unlike [`Engine::check_invariants`]):
+    /// every entry reachable from its home slot and matching its order.
+    ///
+    /// # Errors
+    /// A description of the first broken entry.
+    pub fn check_indexes(&self) -> Result<(), String> {
+        self.live.check(&self.orders)
     }
 
     // ----- lookups -----
@@ -710,7 +731,7 @@ impl Engine {
             return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
         };
         let token_slot = match self.tokens.lookup(o.login, &o.token) {
-            Lookup::Found(_) => return, // reused token: ignored
+            Lookup::Found => return, // reused token: ignored
             Lookup::Vacant(slot) => slot,
         };
         if self.tokens.is_full() {
@@ -835,6 +856,7 @@ impl Engine {
             expire_ns: v.expire_ns,
             login: t.login,
             token_slot,
+            live_slot: NIL,
             price: t.limit,
             open: t.remaining,
             prev: NIL,
@@ -851,6 +873,7 @@ impl Engine {
         let entry = &mut self.tokens.slots[token_slot as usize];
         entry.order = index;
         entry.generation = generation;
+        self.live.insert(t.login, t.token, index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
         if v.expire_ns > 0 {
             self.push_expiry(Expiry {
@@ -1124,6 +1147,8 @@ impl Engine {
         o.generation = o.generation.wrapping_add(1);
         o.prev = NIL;
         o.next = NIL;
+        let live_slot = std::mem::replace(&mut o.live_slot, NIL);
+        self.live.remove(live_slot, &mut self.orders);
         self.firms[order.firm as usize].open_orders -= 1;
         self.free.push(index);
     }
@@ -1146,12 +1171,7 @@ impl Engine {
 
     /// The arena index of the live order of (login, token), if any.
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
-        let Lookup::Found(slot) = self.tokens.lookup(login, token) else {
-            return None;
-        };
-        let entry = &self.tokens.slots[slot];
-        let order = self.orders.get(entry.order as usize)?;
-        (order.live && order.generation == entry.generation).then_some(entry.order)
+        self.live.get(login, token)
     }
 
     // ----- Cancel, Modify, Replace -----
@@ -1223,7 +1243,7 @@ impl Engine {
             return;
         };
         let token_slot = match self.tokens.lookup(r.login, &r.replacement_token) {
-            Lookup::Found(_) => return,
+            Lookup::Found => return,
             Lookup::Vacant(slot) => slot,
         };
         if self.tokens.is_full() {

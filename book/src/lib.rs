@@ -66,6 +66,7 @@ pub mod command;
 pub mod config;
 mod engine;
 pub mod event;
+mod live;
 pub mod record;
 pub mod snapshot;
 mod tokens;
