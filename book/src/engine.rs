@@ -238,6 +238,43 @@ pub struct Engine {
     scratch: Vec<u32>,
 }
 
+/// An empty `Vec` of capacity `capacity` whose memory has been written once, so that filling it
+/// during the trading day takes no page faults (allocation and first touch happen at start).
+fn pretouched<T: Clone>(capacity: usize, fill: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(capacity);
+    v.resize(capacity, fill);
+    v.clear();
+    v
+}
+
+const LEVEL_VACANT: Level = Level {
+    price: Ticks(0),
+    open: 0,
+    head: NIL,
+    tail: NIL,
+};
+const EXPIRY_VACANT: Expiry = Expiry {
+    expire_ns: 0,
+    order_ref: 0,
+    index: NIL,
+    generation: 0,
+};
+const PARTY_VACANT: Party = Party {
+    login: 0,
+    token: Token::BLANK,
+    order_ref: 0,
+    firm: Firm::BLANK,
+    side: 0,
+    remaining: 0,
+};
+const TRADE_VACANT: Trade = Trade {
+    match_number: 0,
+    instrument: 0,
+    busted: false,
+    resting: PARTY_VACANT,
+    taking: PARTY_VACANT,
+};
+
 fn position(levels: &[Level], side: Side, price: Ticks) -> Result<usize, usize> {
     match side {
         Side::Buy => levels.binary_search_by(|l| l.price.cmp(&price)),
@@ -265,8 +302,8 @@ impl Engine {
             .instruments
             .iter()
             .map(|_| Book {
-                bids: Vec::with_capacity(levels_max),
-                asks: Vec::with_capacity(levels_max),
+                bids: pretouched(levels_max, LEVEL_VACANT),
+                asks: pretouched(levels_max, LEVEL_VACANT),
                 halted: false,
                 last_trade_price: 0,
             })
@@ -294,24 +331,22 @@ impl Engine {
         let orders_max = config.orders_max as usize;
         // Touch the arena's pages now (fill, then empty: the capacity stays) so that the trading day
         // takes no page faults; `orders.len()` is the high-water mark of slots ever used.
-        let mut orders = Vec::with_capacity(orders_max);
-        orders.resize(orders_max, ORDER_VACANT);
-        orders.clear();
+        let orders = pretouched(orders_max, ORDER_VACANT);
         Ok(Self {
             books,
             symbols,
             firms: vec![FirmState::default(); config.firms.len()],
             logins,
             orders,
-            free: Vec::with_capacity(orders_max),
+            free: pretouched(orders_max, 0),
             tokens: TokenTable::new(config.tokens_max),
             live: LiveTable::new(config.orders_max),
-            expiries: Vec::with_capacity(orders_max),
-            trades: Vec::with_capacity(config.trades_max as usize),
+            expiries: pretouched(orders_max, EXPIRY_VACANT),
+            trades: pretouched(config.trades_max as usize, TRADE_VACANT),
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
-            scratch: Vec::with_capacity(orders_max),
+            scratch: pretouched(orders_max, 0),
             config,
         })
     }
