@@ -7,7 +7,10 @@
 //! - Books: per instrument and side, a `Vec<Level>` sorted so that the best price is the LAST element
 //!   (bids ascending, asks descending): taking liquidity pops from the end, and adding near the touch
 //!   moves only the few levels better than it. Each level is an intrusive FIFO list through the
-//!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side.
+//!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side. Finding a
+//!   level scans up to `TOUCH_SCAN_LEVELS` from the touch, then binary-searches the rest.
+//! - Live-order index (`live`): (login, token) → arena index of resting orders only, small and hot;
+//!   the day's token table (`tokens`) is consulted only to dedupe new tokens.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
 //! - Recent trades: a ring of `trades_max` entries, looked up by match number for busts.
@@ -275,10 +278,31 @@ const TRADE_VACANT: Trade = Trade {
     taking: PARTY_VACANT,
 };
 
+/// Levels scanned linearly from the touch before falling back to a binary search: most orders
+/// arrive at or near the touch, where a short predictable scan beats a binary search.
+const TOUCH_SCAN_LEVELS: usize = 8;
+
+/// Where `price` is (`Ok`) or would go (`Err`) in one side's levels (best price last).
 fn position(levels: &[Level], side: Side, price: Ticks) -> Result<usize, usize> {
+    // `behind(level)`: that level ranks behind `price` on this side (further from the touch).
+    let behind = |level: Ticks| match side {
+        Side::Buy => level < price,
+        Side::Sell => level > price,
+    };
+    let len = levels.len();
+    for i in (len.saturating_sub(TOUCH_SCAN_LEVELS)..len).rev() {
+        let level = levels[i].price;
+        if level == price {
+            return Ok(i);
+        }
+        if behind(level) {
+            return Err(i + 1);
+        }
+    }
+    let head = &levels[..len.saturating_sub(TOUCH_SCAN_LEVELS)];
     match side {
-        Side::Buy => levels.binary_search_by(|l| l.price.cmp(&price)),
-        Side::Sell => levels.binary_search_by(|l| price.cmp(&l.price)),
+        Side::Buy => head.binary_search_by(|l| l.price.cmp(&price)),
+        Side::Sell => head.binary_search_by(|l| price.cmp(&l.price)),
     }
 }
 
@@ -1541,6 +1565,49 @@ impl Engine {
             let o = self.orders[top.index as usize];
             if o.live && o.generation == top.generation {
                 self.cancel_lots(now_ns, top.index, o.open, CancelReason::Timeout, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::SplitMix64;
+
+    /// The touch scan plus binary search finds the same place as a plain binary search.
+    #[test]
+    fn position_agrees_with_binary_search() {
+        let mut rng = SplitMix64(3);
+        for _ in 0..5_000 {
+            let n = rng.below(30) as usize;
+            let mut prices: Vec<u32> = (0..n).map(|_| 1 + rng.below(60) as u32).collect();
+            prices.sort_unstable();
+            prices.dedup();
+            let price = Ticks(rng.below(62) as u32);
+            for side in [Side::Buy, Side::Sell] {
+                let mut ordered = prices.clone();
+                if side == Side::Sell {
+                    ordered.reverse();
+                }
+                let levels: Vec<Level> = ordered
+                    .iter()
+                    .map(|&p| Level {
+                        price: Ticks(p),
+                        open: 1,
+                        head: 0,
+                        tail: 0,
+                    })
+                    .collect();
+                let expected = match side {
+                    Side::Buy => levels.binary_search_by(|l| l.price.cmp(&price)),
+                    Side::Sell => levels.binary_search_by(|l| price.cmp(&l.price)),
+                };
+                assert_eq!(
+                    position(&levels, side, price),
+                    expected,
+                    "{side:?} {price:?} in {ordered:?}"
+                );
             }
         }
     }
