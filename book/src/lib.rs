@@ -1,6 +1,82 @@
 //! The matching engine of bourse: sans-IO, deterministic, price-time priority.
 //!
-//! `apply(command, now) -> events`: the engine owns the books, the order arena and the token table; it
-//! reads no clock, socket or random number, so the same commands give byte-identical events.
-//! It does not own wire formats (`bourse-protocol`) or durability (`bourse-journal`).
+//! The engine owns the books, the order arena and the (login, token) table; it reads no clock, socket
+//! or random number, so the same commands give byte-identical events. It does not own wire formats
+//! (`bourse-protocol`) or durability (`bourse-journal`).
+//!
+//! # API
+//! ```
+//! use bourse_book::{Command, Engine, EngineConfig, Event};
+//! # fn config() -> EngineConfig { bourse_book::workload::demo_config(2, 4) }
+//! let mut engine = Engine::new(config()).expect("valid config");
+//! let mut events: Vec<Event> = Vec::with_capacity(1024); // pre-size: no allocation while applying
+//! # let command = Command::ExpireDue;
+//! engine.apply(1_000, &command, &mut events);             // now_ns, command, sink
+//! ```
+//! - [`Engine::new`] validates an [`EngineConfig`] and allocates every table once.
+//! - [`Engine::apply`]`(now_ns, &Command, &mut impl EventSink)` applies one sequenced command; events
+//!   carry `now_ns` as their timestamp. `Vec<Event>` is an [`EventSink`].
+//! - [`record`]: stable little-endian encoding of [`Command`] and [`Event`] (the journal's payload).
+//! - [`Engine::snapshot`] / [`Engine::restore`] / [`Engine::state_hash`]: state to bytes and back.
+//! - [`workload`]: a seeded command-stream generator for tests and benchmarks.
+//!
+//! # Semantics
+//! `../shared/reference/decisions.md` and `docs/protocol.md`; the scenario fixtures in
+//! `book/tests/scenarios/` show every rule as commands in, events out. Where those leave room, the
+//! engine decides as follows (each choice is covered by a fixture):
+//! - Display: `Y` (displayed), `A` (displayed and attributed: ITCH `F`), `P` (post-only, displayed);
+//!   anything else is rejected `D`. Post-only with IOC or a market price is rejected `V`.
+//! - The order of the pre-trade checks is fixed (see the `engine` module header); the first failing
+//!   check gives the reason. An unknown login is rejected `L` without consuming the token.
+//! - Price collar: a limit price outside ±`collar_bps` of the last trade (or the reference price) is
+//!   rejected `K` on either side; the band is computed once, when the order arrives. A market order walks
+//!   up to the band's edge; its remainder is canceled `K` if liquidity remained beyond the edge, `I` if the
+//!   book ran out. A market order's notional is checked at the band edge of its side.
+//! - Open-order limit and order-arena capacity apply to orders that can rest (not IOC); the level
+//!   capacity check is conservative: an order needing a new level on a full side is rejected `Y` even if
+//!   it would have traded in full.
+//! - Replace: `shares` is the replacement's open size; the replacement inherits side, instrument and firm,
+//!   takes a new order reference, and is checked like a new order (a market price is rejected `V`); an
+//!   invalid replace is rejected with the replacement token, which it consumes, and the order stays.
+//! - Cancel: the intended size is rounded down to the lot. Modify: a side letter of the other side is
+//!   rejected `O`; zero or an increase is rejected `Z`; off-lot `e`.
+//! - Self-trade prevention uses the incoming order's firm mode, and applies only between orders of the
+//!   same firm. Minimum quantity is checked once, against what can trade after self-trade prevention.
+//! - Kill switch on: the firm's resting orders are canceled `S`, then new orders and replaces are
+//!   rejected `a` until it is switched off. Mass cancels and end of day cancel instrument by instrument
+//!   (configuration order), bids then asks, best price first, FIFO within a level.
+//! - End of day cancels every resting order (reason `E`, also the expiring ones) and clears the timers;
+//!   start of day (only after an end of day) forgets the day's tokens. Halt keeps resting orders, rejects
+//!   new orders and replaces `H`, and lets cancels, reduces and modifies through.
+//! - Bust: a trade among the last `trades_max` can be busted once; it changes neither the book nor the
+//!   collar's last price. Unknown or already busted match numbers are ignored.
+//!
+//! # Performance notes
+//! The day-unique (login, token) table is the largest structure and the main cache cost: it is
+//! touched only to dedupe a new token, and its probe groups keep a login's consecutive tokens together
+//! (see `tokens`). Cancel, replace and modify find live orders through a small live-order index
+//! (`live`). Level lookup scans a few levels from the touch before a binary search. `Engine::new`
+//! touches every pre-sized table so that the trading day takes no page faults. Run
+//! `cargo run --release -p bourse-book --example throughput` for figures beside a naive baseline.
+//!
+//! # Invariants (checked by the property tests after every command)
+//! The book is never crossed; open quantities are conserved; orders of a level are in FIFO order;
+//! order references and match numbers strictly increase and are never reused.
 #![forbid(unsafe_code)]
+
+pub mod command;
+pub mod config;
+mod engine;
+pub mod event;
+mod live;
+pub mod record;
+pub mod snapshot;
+mod tokens;
+pub mod types;
+pub mod workload;
+
+pub use command::{Command, EnterOrder, MassCancelScope, ReplaceOrder};
+pub use config::{EngineConfig, FirmConfig, InstrumentConfig, LoginConfig, StpMode};
+pub use engine::{Engine, RestoreError};
+pub use event::{Event, EventSink, FnSink};
+pub use types::{Lots, Side, Ticks};
