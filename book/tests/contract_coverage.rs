@@ -19,7 +19,10 @@ const DAEMON_ROWS: &[(&str, &str)] = &[
     ("IR-46", "a cancel over the throttle: the session layer's count"),
     // The engine's commands do not carry Capacity, ISO, Cross Type or Customer Type: the daemon echoes
     // them from the inbound message into Accepted/Replaced.
-    ("IR-39", "Capacity, ISO, Cross Type, Customer Type never reach the engine"),
+    (
+        "IR-39",
+        "Capacity, ISO, Cross Type, Customer Type never reach the engine",
+    ),
     // SoupBinTCP session layer: framing, login, timers, send queue, connection limits. (The cancels
     // that a disconnect triggers are the engine's EV-13, covered by a fixture.)
     ("IR-66", "session: far over the throttle, disconnect"),
@@ -121,11 +124,18 @@ fn every_engine_row_of_the_contract_has_a_fixture() {
     let doc = std::fs::read_to_string(root.join("../docs/protocol.md")).expect("docs/protocol.md");
     let rows = contract_rows(&doc);
     let unique: BTreeSet<&String> = rows.iter().collect();
-    assert_eq!(unique.len(), rows.len(), "a row ID appears twice in the contract's tables");
+    assert_eq!(
+        unique.len(),
+        rows.len(),
+        "a row ID appears twice in the contract's tables"
+    );
     // The parse must find both tables (85 input rows and 24 event rows when this test was written).
     let inputs = rows.iter().filter(|r| r.starts_with("IR-")).count();
     let events = rows.iter().filter(|r| r.starts_with("EV-")).count();
-    assert!(inputs >= 80 && events >= 20, "parsed only {inputs} IR and {events} EV rows");
+    assert!(
+        inputs >= 80 && events >= 20,
+        "parsed only {inputs} IR and {events} EV rows"
+    );
 
     let (refs, mut errors) = fixture_references(&root.join("tests/scenarios"));
     let daemon: BTreeMap<&str, &str> = DAEMON_ROWS.iter().copied().collect();
@@ -142,7 +152,10 @@ fn every_engine_row_of_the_contract_has_a_fixture() {
     }
     for (id, places) in &refs {
         if !unique.contains(id) {
-            errors.push(format!("{id} (at {}) is not a row of the contract", places.join(", ")));
+            errors.push(format!(
+                "{id} (at {}) is not a row of the contract",
+                places.join(", ")
+            ));
         }
     }
     assert!(errors.is_empty(), "contract coverage:\n  {}", errors.join("\n  "));
@@ -150,7 +163,10 @@ fn every_engine_row_of_the_contract_has_a_fixture() {
 
 #[test]
 fn the_coverage_parsers_see_what_they_should() {
-    assert_eq!(row_ids("# IR-12: x; EV-09..12 and IR-5 and EV-101"), ["IR-12", "EV-09", "EV-101"]);
+    assert_eq!(
+        row_ids("# IR-12: x; EV-09..12 and IR-5 and EV-101"),
+        ["IR-12", "EV-09", "EV-101"]
+    );
     let doc = "| ID | x |\n|---|---|\n| IR-01 | a IR-02 |\n| EV-07 | b |\ntext IR-03\n| IR-04x | c |\n";
     assert_eq!(contract_rows(doc), ["IR-01", "EV-07"]);
     let dir = std::env::temp_dir().join(format!("bourse-coverage-{}", std::process::id()));

@@ -587,8 +587,7 @@ impl Model {
             b'S' | b'T' | b'E' => Some(Side::Sell),
             _ => None,
         };
-        let refused =
-            new_side != Some(side) || shares == 0 || shares > open || !shares.is_multiple_of(LOT);
+        let refused = new_side != Some(side) || shares == 0 || shares > open || !shares.is_multiple_of(LOT);
         let b = &mut self.books[inst];
         let levels = if side == Side::Buy {
             &mut b.bids
