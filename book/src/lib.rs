@@ -37,7 +37,7 @@
 //!   book ran out. A market order's notional is checked at the band edge of its side.
 //! - Open-order limit and order-arena capacity apply to orders that can rest (not IOC); the level
 //!   capacity check is conservative: an order needing a new level on a full side is rejected `Y` even if
-//!   it would have traded in full.
+//!   it would have traded in full; a Replace of an order alone at its level counts that level as free.
 //! - Replace: `shares` is the replacement's open size; the replacement inherits side, instrument and firm,
 //!   takes a new order reference, and is checked like a new order (a market price is rejected `V`); an
 //!   invalid replace is rejected with the replacement token, which it consumes, and the order stays.
