@@ -10,6 +10,8 @@
 //!   zero bytes is not 0), so zero-filled space is never taken for data.
 //! - Kinds at or above [`KIND_RESERVED_MIN`] belong to the journal ([`KIND_COMMIT`], [`KIND_SEGMENT_END`]).
 
+use crate::crc;
+
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"BRSJRNL1";
 /// Magic bytes at the start of every checkpoint file.
@@ -83,7 +85,7 @@ impl SegmentHeader {
         out[12..16].copy_from_slice(&SEGMENT_HEADER_BYTES.to_le_bytes());
         out[16..24].copy_from_slice(&self.first_sequence.to_le_bytes());
         out[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
-        let crc = crc32c::crc32c(&out[0..60]);
+        let crc = crc::crc32c(&out[0..60]);
         out[60..64].copy_from_slice(&crc.to_le_bytes());
         out
     }
@@ -97,7 +99,7 @@ impl SegmentHeader {
         if head[0..8] != SEGMENT_MAGIC
             || u32_at(head, 8) != FORMAT_VERSION
             || u32_at(head, 12) != SEGMENT_HEADER_BYTES
-            || crc32c::crc32c(&head[0..60]) != u32_at(head, 60)
+            || crc::crc32c(&head[0..60]) != u32_at(head, 60)
         {
             return None;
         }
@@ -134,8 +136,8 @@ impl RecordHeader {
             sequence,
             kind,
         };
-        let bytes = header.encode();
-        header.crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[4..]), payload);
+        // Header bytes 4..24 and the payload in one pass, from the fields (nothing encoded twice).
+        header.crc = crc::record_crc(header.payload_bytes, sequence, kind, payload);
         header
     }
 
@@ -210,7 +212,7 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
         return Err(Invalid::Kind);
     }
     // Header bytes 4..24 and the payload are contiguous: one CRC pass over both.
-    if crc32c::crc32c(&segment[start + 4..payload_end]) != header.crc {
+    if crc::crc32c(&segment[start + 4..payload_end]) != header.crc {
         return Err(Invalid::Crc);
     }
     Ok((header, &segment[header_end..payload_end]))
@@ -272,7 +274,7 @@ impl CommitPayload {
 
 /// Folds one record CRC into a running batch CRC.
 pub fn batch_crc_append(batch_crc: u32, record_crc: u32) -> u32 {
-    crc32c::crc32c_append(batch_crc, &record_crc.to_le_bytes())
+    crc::append(batch_crc, &record_crc.to_le_bytes())
 }
 
 /// Encodes a checkpoint file: header, blob, CRC32C trailer over both.
@@ -284,7 +286,7 @@ pub fn encode_checkpoint(sequence: u64, blob: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&sequence.to_le_bytes());
     out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
     out.extend_from_slice(blob);
-    let crc = crc32c::crc32c(&out);
+    let crc = crc::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
@@ -305,7 +307,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Option<(u64, &[u8])> {
         return None;
     }
     let body_end = bytes.len() - 4;
-    if crc32c::crc32c(&bytes[..body_end]) != u32_at(bytes, body_end) {
+    if crc::crc32c(&bytes[..body_end]) != u32_at(bytes, body_end) {
         return None;
     }
     Some((sequence, &bytes[header..body_end]))

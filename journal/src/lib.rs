@@ -16,9 +16,11 @@
 //! - Sequence numbers of caller records go up by one, across batches and segments.
 //! - A batch is visible to readers and recovery only with its commit record; recovery never guesses the
 //!   end from zeros, and never skips over damaged committed data.
-//! - One writer per journal. Unsafe code lives only in `storage::mmap` (mapping files).
+//! - One writer per journal. Unsafe code lives only in `storage::mmap` (mapping files) and `crc` (the
+//!   SSE4.2 `crc32` instruction behind a runtime CPU check).
 
 pub mod checkpoint;
+mod crc;
 pub mod format;
 mod reader;
 mod scan;
