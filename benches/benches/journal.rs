@@ -9,9 +9,11 @@
 //! - recovery: `Journal::open` (full CRC scan) + replay of every record, beside a plain sequential
 //!   `read(2)` of the segment files (1 MiB buffer), page cache warm for both.
 //!
+//! - crc: the CRC32C of one 88-byte record, the journal's own beside the `crc32c` crate.
+//!
 //! Each measurement is repeated `REPEATS` times alternating journal and baseline; the best of each is
 //! reported. `BOURSE_BENCH_QUICK=1` shrinks the counts for a smoke run; `BOURSE_BENCH_ONLY=append`,
-//! `append-none`, `append-batch` or `recovery` runs one part.
+//! `append-none`, `append-batch`, `crc` or `recovery` runs one part.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -266,6 +268,60 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// CRC of one 88-byte record (64-byte payload; header bytes 4..24 + payload = 84 bytes): the `crc32c`
+/// crate over the encoded bytes, beside the journal's own (`RecordHeader::new`, one pass from the header
+/// fields), over `records` different records.
+fn crc_table(records: u64) {
+    let payload_bytes = 64usize;
+    let record_bytes = format::record_bytes(payload_bytes as u32) as usize;
+    // 1 MiB of records, walked round and round (stays in cache, like a scan of a warm segment).
+    let count = (1usize << 20) / record_bytes;
+    let mut image = vec![0u8; count * record_bytes];
+    for (i, record) in image.chunks_exact_mut(record_bytes).enumerate() {
+        let payload = [(i % 251) as u8; 64];
+        let header = format::RecordHeader::new(1, i as u64 + 1, &payload);
+        record[..24].copy_from_slice(&header.encode());
+        record[24..24 + payload_bytes].copy_from_slice(&payload);
+    }
+    let (mut crate_runs, mut ours_runs) = (Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        let start = Instant::now();
+        let mut acc = 0u32;
+        for i in 0..records as usize {
+            let record = &image[(i % count) * record_bytes..][..record_bytes];
+            acc ^= crc32c::crc32c(&record[4..24 + payload_bytes]);
+        }
+        std::hint::black_box(acc);
+        crate_runs.push(start.elapsed());
+        let start = Instant::now();
+        let mut acc = 0u32;
+        for i in 0..records as usize {
+            let record = &image[(i % count) * record_bytes..][..record_bytes];
+            acc ^= format::RecordHeader::new(1, i as u64, &record[24..24 + payload_bytes]).crc;
+        }
+        std::hint::black_box(acc);
+        ours_runs.push(start.elapsed());
+    }
+    let (crate_time, ours_time) = (best(crate_runs), best(ours_runs));
+    println!();
+    println!("## CRC32C of an 88-byte record (84 bytes covered), {records} records");
+    println!("| what | ns per record | ratio to the crate |");
+    println!("|---|---|---|");
+    for (name, d) in [
+        ("`crc32c` crate, `crc32c(&record[4..88])`", crate_time),
+        (
+            "journal, `RecordHeader::new` (crc32q loop from the fields)",
+            ours_time,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.2} |",
+            d.as_secs_f64() * 1e9 / records as f64,
+            d.as_secs_f64() / crate_time.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let quick = std::env::var_os("BOURSE_BENCH_QUICK").is_some();
     let sizes = if quick {
@@ -292,6 +348,9 @@ fn main() {
         "append-none" => append_table(&root, &sizes, &[SyncPolicy::None]),
         "append-batch" => append_table(&root, &sizes, &[SyncPolicy::Batch]),
         _ => {}
+    }
+    if only.is_empty() || only == "crc" {
+        crc_table(sizes.recovery_records);
     }
     if only.is_empty() || only == "recovery" {
         recovery_table(&root, &sizes);

@@ -40,7 +40,11 @@ const fn build_table() -> [[u32; 256]; 8] {
         let mut crc = n as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLYNOMIAL } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ POLYNOMIAL
+            } else {
+                crc >> 1
+            };
             bit += 1;
         }
         table[0][n] = crc;
@@ -77,6 +81,20 @@ pub(crate) fn append(crc: u32, data: &[u8]) -> u32 {
         }
     }
     !portable::update(!crc, data)
+}
+
+/// Continues `crc` over the four little-endian bytes of `value` (the batch CRC folds record CRCs).
+#[inline]
+pub(crate) fn append_u32(crc: u32, value: u32) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("sse4.2") {
+            // SAFETY: the CPU supports SSE4.2 (checked just above), the only requirement of the
+            // `#[target_feature(enable = "sse4.2")]` function.
+            return !unsafe { x86::update_u32(!crc, value) };
+        }
+    }
+    !portable::update(!crc, &value.to_le_bytes())
 }
 
 /// The CRC of a record: header bytes 4..24 (`payload_bytes`, `sequence`, `kind`, six reserved zero
@@ -140,6 +158,15 @@ mod x86 {
             state = _mm_crc32_u64(state, word);
         }
         tail(state as u32, chunks.remainder())
+    }
+
+    /// Updates a raw CRC state over the four little-endian bytes of `value`.
+    ///
+    /// # Safety
+    /// The CPU must support SSE4.2.
+    #[target_feature(enable = "sse4.2")]
+    pub(super) unsafe fn update_u32(crc: u32, value: u32) -> u32 {
+        _mm_crc32_u32(crc, value)
     }
 
     /// The last 0..8 bytes: 4, 2, then 1 at a time.
@@ -217,6 +244,11 @@ mod tests {
         }
 
         #[test]
+        fn append_u32_is_append_of_its_bytes(seed in any::<u32>(), value in any::<u32>()) {
+            prop_assert_eq!(append_u32(seed, value), crc32c::crc32c_append(seed, &value.to_le_bytes()));
+        }
+
+        #[test]
         fn append_splits_anywhere(data in proptest::collection::vec(any::<u8>(), 0..300), cut in any::<prop::sample::Index>()) {
             let cut = cut.index(data.len() + 1);
             prop_assert_eq!(append(crc32c(&data[..cut]), &data[cut..]), crc32c(&data));
@@ -239,7 +271,9 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("sse4.2") {
             return;
         }
-        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for start in 0..8 {
             for end in start..data.len() {
                 let slice = &data[start..end];

@@ -53,14 +53,17 @@ pub const fn record_bytes(payload_bytes: u32) -> u64 {
     RECORD_HEADER_BYTES as u64 + padded
 }
 
+#[inline]
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
+#[inline]
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(b)
 }
+#[inline]
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[at..at + 8]);
@@ -185,6 +188,7 @@ pub enum Invalid {
 ///
 /// # Errors
 /// [`Invalid`] says why the bytes there are not a valid record.
+#[inline]
 pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]), Invalid> {
     let start = offset as usize;
     let header_end = start + RECORD_HEADER_BYTES as usize;
@@ -220,6 +224,7 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
 
 /// Decodes a record that a scan already checked (CRC included): bounds are checked, the CRC is not
 /// recomputed. `None` if the bytes no longer look like a record (changed underneath).
+#[inline]
 pub fn decode_record_trusted(segment: &[u8], offset: u64) -> Option<(RecordHeader, &[u8])> {
     let start = offset as usize;
     let header_end = start.checked_add(RECORD_HEADER_BYTES as usize)?;
@@ -273,8 +278,9 @@ impl CommitPayload {
 }
 
 /// Folds one record CRC into a running batch CRC.
+#[inline]
 pub fn batch_crc_append(batch_crc: u32, record_crc: u32) -> u32 {
-    crc::append(batch_crc, &record_crc.to_le_bytes())
+    crc::append_u32(batch_crc, record_crc)
 }
 
 /// Encodes a checkpoint file: header, blob, CRC32C trailer over both.

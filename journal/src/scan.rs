@@ -219,16 +219,43 @@ impl Scanner {
                         found: header.sequence,
                     });
                 }
-                if self.batch_records == 0 {
-                    self.batch_first_sequence = header.sequence;
-                }
-                self.batch_records += 1;
-                self.batch_crc = format::batch_crc_append(self.batch_crc, header.crc);
-                self.next_sequence += 1;
-                self.at.offset += header.record_bytes();
+                self.take_record(&header);
                 Step::Record { at, header, payload }
             }
         }
+    }
+
+    /// Moves past a valid caller record carrying `next_sequence`: adds it to the open batch.
+    #[inline]
+    fn take_record(&mut self, header: &RecordHeader) {
+        if self.batch_records == 0 {
+            self.batch_first_sequence = header.sequence;
+        }
+        self.batch_records += 1;
+        self.batch_crc = format::batch_crc_append(self.batch_crc, header.crc);
+        self.next_sequence += 1;
+        self.at.offset += header.record_bytes();
+    }
+
+    /// The fast path of a scan that needs no per-record [`Step`]: passes the caller records at the
+    /// cursor, in the current segment, that [`Scanner::step`] would pass as `Step::Record` (valid, CRC
+    /// checked, carrying the next sequence), and stops before anything else (a commit, a segment end, an
+    /// invalid record, a wrong sequence, a segment header), which `step` then handles. Returns how many
+    /// records it passed.
+    pub(crate) fn pass_records<S: Storage>(&mut self, storage: &S) -> u64 {
+        if self.at.offset == 0 {
+            return 0;
+        }
+        let bytes = storage.segment(self.ids[self.at.segment_index]);
+        let mut passed = 0;
+        while let Ok((header, _)) = format::decode_record(bytes, self.at.offset) {
+            if header.kind >= KIND_RESERVED_MIN || header.sequence != self.next_sequence {
+                break;
+            }
+            self.take_record(&header);
+            passed += 1;
+        }
+        passed
     }
 }
 
@@ -426,6 +453,7 @@ pub(crate) fn recovery_scan<S: Storage>(storage: &S, ids: Vec<u64>) -> Result<Re
     }
     let mut scanner = Scanner::new(ids.clone(), 0, ids[0]);
     let (stop_at, reason) = loop {
+        scanner.pass_records(storage);
         match scanner.step(storage) {
             Step::Record { .. } | Step::SegmentStart | Step::SegmentEnd { .. } => {}
             Step::Commit { commit, .. } => {

@@ -237,6 +237,7 @@ impl<S: Storage> Journal<S> {
                 offset = end.offset;
             }
         }
+        storage.choose_write_mode(config.sync_policy != SyncPolicy::None)?;
         let next_sequence = scan.last_committed + 1;
         let mut journal = Journal {
             storage,

@@ -130,6 +130,7 @@ fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
 fn tailing_reader_follows_a_live_writer_across_segments() {
     tailing_reader(WriteMode::WriteCalls);
     tailing_reader(WriteMode::Mapped);
+    tailing_reader(WriteMode::Auto);
 }
 
 fn tailing_reader(mode: WriteMode) {
@@ -169,6 +170,67 @@ fn tailing_reader(mode: WriteMode) {
 fn mmap_storage_round_trip_and_reopen() {
     mmap_round_trip(WriteMode::WriteCalls);
     mmap_round_trip(WriteMode::Mapped);
+    mmap_round_trip(WriteMode::Auto);
+}
+
+#[test]
+fn auto_write_mode_follows_the_sync_policy_and_continues_after_reopen() {
+    for (policy, chosen) in [
+        (SyncPolicy::None, WriteMode::Mapped),
+        (SyncPolicy::Batch, WriteMode::WriteCalls),
+        (SyncPolicy::EveryBatches(3), WriteMode::WriteCalls),
+    ] {
+        let dir = temp_dir(&format!("auto-{policy:?}"));
+        let config = small_config(policy);
+        let mut next = 1u64;
+        for round in 0..3 {
+            let storage = MmapStorage::open(&dir).expect("dir");
+            assert_eq!(
+                storage.write_mode(),
+                WriteMode::Auto,
+                "undecided until the writer opens"
+            );
+            let (mut journal, recovery) = Journal::open(storage, config).expect("open");
+            assert_eq!(journal.storage().write_mode(), chosen, "{policy:?}");
+            assert_eq!(recovery.last_committed, next - 1, "{policy:?} round {round}");
+            assert!(recovery.torn_tail.is_none());
+            // Continues in the segment recovery ended in, then rolls into new ones.
+            for _ in 0..300 {
+                journal
+                    .append(kind_for(next), &payload_for(next))
+                    .expect("append");
+                if next % 10 == 0 {
+                    journal.commit_batch().expect("commit");
+                    if next % 100 == 0 {
+                        journal.prepare_next_segment().expect("spare");
+                    }
+                }
+                next += 1;
+            }
+            journal.commit_batch().expect("commit");
+            journal.sync().expect("sync");
+        }
+        let (mut journal, recovery) =
+            Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("reopen");
+        assert_eq!(recovery.last_committed, 900);
+        let records = replay_all(&mut journal, 1);
+        assert_eq!(records.len(), 900);
+        assert!(
+            records
+                .iter()
+                .all(|(s, k, p)| p == &payload_for(*s) && *k == kind_for(*s))
+        );
+        drop(journal);
+        let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
+        let mut seen = 0u64;
+        while let Some(record) = reader.next_record().expect("read") {
+            seen += 1;
+            assert_eq!(record.sequence, seen);
+            assert_eq!(record.payload, payload_for(seen).as_slice());
+        }
+        assert_eq!(seen, 900);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 fn mmap_round_trip(mode: WriteMode) {

@@ -20,10 +20,15 @@
 //!   every page made clean by a sync takes a write fault (`page_mkwrite`) on its next write, and on ext4
 //!   (data=ordered) that ties the inode to the running jbd2 transaction, so each sync also commits the
 //!   file-system journal: measured about 5x the cost of `write` + `fdatasync` (docs/PERFORMANCE.md).
-//! - `WriteCalls` (default): records are gathered in a buffer of [`WRITE_BUFFER_BYTES`] and handed to the
+//! - `WriteCalls`: records are gathered in a buffer of [`WRITE_BUFFER_BYTES`] and handed to the
 //!   kernel with `pwrite(2)` at each commit (`flush`), into the preallocated, zero-filled blocks; `sync` is
 //!   `fdatasync`. The segments are still mapped (read-only) for recovery, readers and replay, which see the
 //!   same page cache. One system call per batch; group commit costs what `write` + `fdatasync` costs.
+//!
+//! - `Auto` (default): the journal picks at open by its sync policy (`Storage::choose_write_mode`):
+//!   `Mapped` under `None`, `WriteCalls` under `Batch` and `EveryBatches`. Recovery always reads through
+//!   read-only mappings; with `Mapped` chosen, the segment the writer continues in is mapped again,
+//!   writable, and every new segment is mapped writable.
 //!
 //! Either way the bytes of a committed batch are in the kernel (page cache) when `commit_batch` returns,
 //! so a process crash never loses them.
@@ -82,8 +87,12 @@ pub enum WriteMode {
     /// Copy into a shared writable mapping; sync with `msync`.
     Mapped,
     /// Gather in a buffer, `pwrite(2)` at each flush; sync with `fdatasync`. Mappings are read-only.
-    #[default]
     WriteCalls,
+    /// Chosen by the journal's sync policy when the writer opens (`Storage::choose_write_mode`):
+    /// `Mapped` under policy `None` (no syncs: the cheapest appends), `WriteCalls` under `Batch` and
+    /// `EveryBatches` (the cheapest syncs). Until then it writes like `WriteCalls`.
+    #[default]
+    Auto,
 }
 
 impl Map {
@@ -169,7 +178,7 @@ impl MmapStorage {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)
             .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
-        let pending = if mode == WriteMode::WriteCalls {
+        let pending = if mode != WriteMode::Mapped {
             Vec::with_capacity(WRITE_BUFFER_BYTES)
         } else {
             Vec::new()
@@ -212,6 +221,12 @@ impl MmapStorage {
         };
         storage.refresh()?;
         Ok(storage)
+    }
+
+    /// How it writes now: the mode it was opened with, or for [`WriteMode::Auto`] the one chosen when
+    /// the journal's writer opened (`Auto` until then).
+    pub fn write_mode(&self) -> WriteMode {
+        self.mode
     }
 
     /// The directory.
@@ -276,7 +291,7 @@ impl MmapStorage {
     }
 
     fn map_file(&self, file: &File, path: &Path, populate: bool) -> Result<Map, StorageError> {
-        let map = if self.read_only || self.mode == WriteMode::WriteCalls {
+        let map = if self.read_only || self.mode != WriteMode::Mapped {
             // SAFETY: segment files are created whole (temporary name, rename) and never truncated or
             // resized by bourse; the mapping covers the file's full size at open, so every access is
             // inside the file. The writer never rewrites bytes of a committed batch (only a new writer's
@@ -427,6 +442,28 @@ impl Storage for MmapStorage {
         sync_directory(&self.dir)?;
         let at = self.segments.partition_point(|s| s.id < id);
         self.segments.insert(at, Segment { id, file, map });
+        Ok(())
+    }
+
+    fn choose_write_mode(&mut self, syncs: bool) -> Result<(), StorageError> {
+        if self.read_only || self.mode != WriteMode::Auto {
+            return Ok(());
+        }
+        if syncs {
+            self.mode = WriteMode::WriteCalls;
+            return Ok(());
+        }
+        self.flush_pending()?;
+        self.mode = WriteMode::Mapped;
+        // A spare prepared before the choice is mapped read-only: build it again later.
+        self.spare = None;
+        // The writer continues in the last segment: map it writable (older ones are never written
+        // again and keep their read-only mappings; `write` and `sync` handle both kinds).
+        if let Some(last) = self.segments.len().checked_sub(1) {
+            let path = self.path(&segment_name(self.segments[last].id));
+            let map = self.map_file(&self.segments[last].file, &path, false)?;
+            self.segments[last].map = map;
+        }
         Ok(())
     }
 

@@ -77,6 +77,17 @@ pub trait Storage {
     /// [`StorageError::NoSpace`] when the space cannot be reserved; other I/O errors.
     fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError>;
 
+    /// Told by the journal's writer once recovery is done, before it writes: whether its sync policy
+    /// syncs (`Batch`, `EveryBatches`) or not (`None`). A storage with a choice of write paths picks the
+    /// cheaper one for it ([`WriteMode::Auto`]); a no-op for the others.
+    ///
+    /// # Errors
+    /// I/O errors while switching (mapping a segment again).
+    fn choose_write_mode(&mut self, syncs: bool) -> Result<(), StorageError> {
+        let _ = syncs;
+        Ok(())
+    }
+
     /// Prepares, off the writer's hot path, a zero-filled segment of `bytes` for the next
     /// `create_segment` of that size, so that a roll costs a header write, one data sync and a rename
     /// instead of writing and syncing the whole segment. Returns whether anything was done (false: a spare
@@ -173,6 +184,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError> {
         (**self).create_segment(id, bytes, header)
+    }
+    fn choose_write_mode(&mut self, syncs: bool) -> Result<(), StorageError> {
+        (**self).choose_write_mode(syncs)
     }
     fn prepare_spare_segment(&mut self, bytes: u64) -> Result<bool, StorageError> {
         (**self).prepare_spare_segment(bytes)
