@@ -48,6 +48,7 @@ const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 const _: () = assert!(COMMIT_RECORD_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 
 /// Bytes a record with `payload_bytes` of payload occupies on disk (header + padded payload).
+#[inline]
 pub const fn record_bytes(payload_bytes: u32) -> u64 {
     let padded = (payload_bytes as u64).div_ceil(RECORD_ALIGN_BYTES as u64) * RECORD_ALIGN_BYTES as u64;
     RECORD_HEADER_BYTES as u64 + padded
@@ -128,6 +129,7 @@ pub struct RecordHeader {
 
 impl RecordHeader {
     /// Builds the header for `payload`, computing the CRC.
+    #[inline]
     pub fn new(kind: u16, sequence: u64, payload: &[u8]) -> RecordHeader {
         assert!(
             payload.len() as u64 <= PAYLOAD_BYTES_MAX as u64,
@@ -145,6 +147,7 @@ impl RecordHeader {
     }
 
     /// Encodes the header into its 24 bytes.
+    #[inline]
     pub fn encode(&self) -> [u8; RECORD_HEADER_BYTES as usize] {
         let mut out = [0u8; RECORD_HEADER_BYTES as usize];
         out[0..4].copy_from_slice(&self.crc.to_le_bytes());
@@ -156,6 +159,7 @@ impl RecordHeader {
     }
 
     /// Reads the fields of a 24-byte header (no checks).
+    #[inline]
     fn read(head: &[u8]) -> RecordHeader {
         RecordHeader {
             crc: u32_at(head, 0),
@@ -166,6 +170,7 @@ impl RecordHeader {
     }
 
     /// Bytes the whole record occupies on disk.
+    #[inline]
     pub fn record_bytes(&self) -> u64 {
         record_bytes(self.payload_bytes)
     }
