@@ -46,6 +46,48 @@ fn config(sync_policy: SyncPolicy) -> JournalConfig {
     }
 }
 
+/// Records per timed chunk of an append run (a multiple of every batch size measured).
+const CHUNK_RECORDS: u64 = 4096;
+const _: () = assert!(CHUNK_RECORDS.is_multiple_of(256));
+
+/// One append run: its total time and the times of its whole chunks of [`CHUNK_RECORDS`] records.
+struct Run {
+    total: Duration,
+    chunks: Vec<Duration>,
+}
+
+/// Cuts a run into chunks at batch ends (the clock is read once per chunk, not per record).
+struct Chunker {
+    start: Instant,
+    chunk_start: Instant,
+    chunks: Vec<Duration>,
+}
+
+impl Chunker {
+    fn start() -> Chunker {
+        let now = Instant::now();
+        Chunker {
+            start: now,
+            chunk_start: now,
+            chunks: Vec::with_capacity(1024),
+        }
+    }
+    /// Called after each batch with the number of records done so far.
+    fn batch_done(&mut self, records_done: u64) {
+        if records_done.is_multiple_of(CHUNK_RECORDS) {
+            let now = Instant::now();
+            self.chunks.push(now - self.chunk_start);
+            self.chunk_start = now;
+        }
+    }
+    fn finish(self) -> Run {
+        Run {
+            total: self.start.elapsed(),
+            chunks: self.chunks,
+        }
+    }
+}
+
 fn journal_append(
     dir: &Path,
     mode: WriteMode,
@@ -53,25 +95,26 @@ fn journal_append(
     batch: u64,
     payload_bytes: usize,
     records: u64,
-) -> Duration {
+) -> Run {
     let _ = std::fs::remove_dir_all(dir);
     let storage = MmapStorage::open_with(dir, mode).expect("dir");
     let (mut journal, _) = Journal::open(storage, config(policy)).expect("open");
     // The daemon prepares the next segment when idle (here: before the load starts).
     journal.prepare_next_segment().expect("spare");
     let payload = vec![0xA5u8; payload_bytes];
-    let start = Instant::now();
+    let mut chunker = Chunker::start();
     for i in 0..records {
         journal.append(1, &payload).expect("append");
         if (i + 1) % batch == 0 {
             journal.commit_batch().expect("commit");
+            chunker.batch_done(i + 1);
         }
     }
     journal.commit_batch().expect("commit");
-    let elapsed = start.elapsed();
+    let run = chunker.finish();
     drop(journal);
     let _ = std::fs::remove_dir_all(dir);
-    elapsed
+    run
 }
 
 /// Plain write(2) of the same on-disk bytes: one call per record (`per_batch` false) or per batch.
@@ -82,12 +125,12 @@ fn baseline_append(
     batch: u64,
     payload_bytes: usize,
     records: u64,
-) -> Duration {
+) -> Run {
     let _ = std::fs::remove_file(path);
     let record_bytes = format::record_bytes(payload_bytes as u32) as usize;
     let mut file = File::create(path).expect("create");
     let buffer = vec![0xA5u8; record_bytes * batch as usize];
-    let start = Instant::now();
+    let mut chunker = Chunker::start();
     let mut i = 0;
     while i < records {
         let n = batch.min(records - i);
@@ -103,11 +146,19 @@ fn baseline_append(
             file.sync_data().expect("fdatasync");
         }
         i += n;
+        chunker.batch_done(i);
     }
-    let elapsed = start.elapsed();
+    let run = chunker.finish();
     drop(file);
     let _ = std::fs::remove_file(path);
-    elapsed
+    run
+}
+
+/// Median time of one chunk over every chunk of every run (`None` if the runs are shorter than a chunk).
+fn median_chunk(runs: &[Run]) -> Option<Duration> {
+    let mut chunks: Vec<Duration> = runs.iter().flat_map(|r| r.chunks.iter().copied()).collect();
+    chunks.sort();
+    chunks.get(chunks.len() / 2).copied()
 }
 
 fn per_second(count: u64, d: Duration) -> f64 {
@@ -128,9 +179,13 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
     );
     println!();
     println!(
-        "| policy | payload B | batch | records | calls rec/s | mapped rec/s | write/record rec/s | write/batch rec/s | calls / write-record | calls / write-batch | mapped / write-record | mapped / write-batch |"
+        "steady = median time of a {CHUNK_RECORDS}-record chunk over all runs (robust to preemption by other processes; excludes the rare roll)"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!();
+    println!(
+        "| policy | payload B | batch | records | calls rec/s | mapped rec/s | write/record rec/s | write/batch rec/s | calls / write-record | calls / write-batch | mapped / write-record | mapped / write-batch | steady calls / write-batch | steady mapped / write-record | steady mapped / write-batch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let dir = root.join("append");
     let file = root.join("baseline.log");
     for &policy in policies {
@@ -140,7 +195,7 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     SyncPolicy::None => (false, sizes.none_records),
                     _ => (true, sizes.batch_batches[index] * batch),
                 };
-                let mut runs: [Vec<Duration>; 4] = Default::default();
+                let mut runs: [Vec<Run>; 4] = Default::default();
                 for _ in 0..REPEATS {
                     runs[0].push(journal_append(
                         &dir,
@@ -161,10 +216,16 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     runs[2].push(baseline_append(&file, sync, false, batch, payload_bytes, records));
                     runs[3].push(baseline_append(&file, sync, true, batch, payload_bytes, records));
                 }
-                let [calls, mapped, per_record, per_batch] = runs.map(best);
+                let steady = runs.each_ref().map(|r| median_chunk(r));
+                let [calls, mapped, per_record, per_batch] =
+                    runs.map(|r| best(r.into_iter().map(|run| run.total).collect()));
                 let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+                let steady_ratio = |a: usize, b: usize| match (steady[a], steady[b]) {
+                    (Some(a), Some(b)) => format!("{:.2}", ratio(a, b)),
+                    _ => "-".to_string(),
+                };
                 println!(
-                    "| {} | {payload_bytes} | {batch} | {records} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    "| {} | {payload_bytes} | {batch} | {records} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
                     if sync { "batch" } else { "none" },
                     per_second(records, calls),
                     per_second(records, mapped),
@@ -174,6 +235,9 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     ratio(calls, per_batch),
                     ratio(mapped, per_record),
                     ratio(mapped, per_batch),
+                    steady_ratio(0, 3),
+                    steady_ratio(1, 2),
+                    steady_ratio(1, 3),
                 );
             }
         }

@@ -87,6 +87,45 @@ fn append_commit_reopen_replay_across_segments() {
 }
 
 #[test]
+fn replay_from_any_sequence_skips_an_open_batch_across_a_roll() {
+    let config = small_config(SyncPolicy::None);
+    let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
+    let mut sequence = 0u64;
+    for batch in 0..40u64 {
+        for _ in 0..(batch % 7 + 1) {
+            sequence += 1;
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+        }
+        journal.commit_batch().expect("commit");
+    }
+    let committed = sequence;
+    // An open batch long enough to roll into a new segment: never replayed.
+    let segment_before = journal.position().0;
+    while journal.position().0 == segment_before {
+        sequence += 1;
+        journal
+            .append(kind_for(sequence), &payload_for(sequence))
+            .expect("append");
+    }
+    for from in 0..=committed + 2 {
+        let records = replay_all(&mut journal, from);
+        let expected: Vec<u64> = (from.max(1)..=committed).collect();
+        assert_eq!(
+            records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            expected,
+            "from {from}"
+        );
+        assert!(
+            records
+                .iter()
+                .all(|(s, k, p)| *k == kind_for(*s) && p == &payload_for(*s))
+        );
+    }
+}
+
+#[test]
 fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
     let config = small_config(SyncPolicy::None);
     let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
