@@ -198,6 +198,55 @@ impl<S: Storage> Journal<S> {
         config.validate()?;
         let ids = storage.segment_ids()?;
         let scan = scan::recovery_scan(&storage, ids).map_err(JournalError::from_corruption)?;
+        Journal::finish_open(storage, config, scan)
+    }
+
+    /// [`Journal::open`] and [`Journal::replay_from`]`(from_sequence, visit)` in one pass over the
+    /// files: each batch is visited as soon as recovery has checked its commit record, while its bytes
+    /// are still in the CPU cache, instead of reading the whole journal a second time. Returns the
+    /// journal, what recovery found, and the number of records visited. (Load the checkpoint first with
+    /// [`checkpoint::load_newest`] on the storage to know `from_sequence`.)
+    ///
+    /// Only committed batches are visited, in order, each whole. But recovery decides whether damage is
+    /// a torn tail or corruption only at the end of the scan: if this returns an error, the visitor may
+    /// already have seen records (all of them committed and checked, before the damage); discard what
+    /// it built.
+    ///
+    /// # Errors
+    /// As [`Journal::open`], in [`ReplayError::Journal`]; [`ReplayError::Visitor`] with the visitor's
+    /// error (the open stops there and the storage is dropped unchanged).
+    pub fn open_replay<E>(
+        mut storage: S,
+        config: JournalConfig,
+        from_sequence: u64,
+        mut visit: impl FnMut(Record<'_>) -> Result<(), E>,
+    ) -> Result<(Journal<S>, Recovery, u64), ReplayError<E>> {
+        config.validate().map_err(ReplayError::Journal)?;
+        let ids = storage
+            .segment_ids()
+            .map_err(|e| ReplayError::Journal(e.into()))?;
+        let mut visited = 0u64;
+        let on_batch = |storage: &S, ids: &[u64], start: scan::Cursor, commit_at: scan::Cursor| {
+            visited += scan::visit_checked(storage, ids, start, commit_at, from_sequence, &mut visit)
+                .map_err(|e| e.map_err(changed_underneath))?;
+            Ok(())
+        };
+        let scan = scan::recovery_scan_visiting(&storage, ids, on_batch).map_err(|e| match e {
+            scan::ScanError::Corruption(c) => ReplayError::Journal(JournalError::from_corruption(c)),
+            scan::ScanError::Visitor(Ok(e)) => ReplayError::Visitor(e),
+            scan::ScanError::Visitor(Err(e)) => ReplayError::Journal(e),
+        })?;
+        let (journal, recovery) =
+            Journal::finish_open(storage, config, scan).map_err(ReplayError::Journal)?;
+        Ok((journal, recovery, visited))
+    }
+
+    /// The second half of opening: cuts the torn tail, chooses the write mode, positions the writer.
+    fn finish_open(
+        mut storage: S,
+        config: JournalConfig,
+        scan: scan::RecoveryScan,
+    ) -> Result<(Journal<S>, Recovery), JournalError> {
         let mut torn_tail = None;
         let mut segment_id = 0;
         let mut offset = 0;
@@ -553,45 +602,21 @@ impl<S: Storage> Journal<S> {
             .map_err(|e| ReplayError::Journal(e.into()))?;
         // Segment ids are first sequences: start in the last segment starting at or before the target.
         let first = ids.partition_point(|&id| id <= from_sequence).saturating_sub(1);
-        let mut count = 0u64;
-        for &segment_id in ids[first..].iter().take_while(|&&id| id <= end_id) {
-            let bytes = self.storage.segment(segment_id);
-            let stop = if segment_id == end_id {
-                end_offset
-            } else {
-                bytes.len() as u64
-            };
-            let mut offset = SEGMENT_HEADER_BYTES as u64;
-            while offset < stop {
-                let changed = || {
-                    ReplayError::Journal(JournalError::Corruption {
-                        segment_id,
-                        offset,
-                        reason: "checked record changed underneath the replay".into(),
-                    })
-                };
-                let (header, payload) = format::decode_record_trusted(bytes, offset).ok_or_else(changed)?;
-                match header.kind {
-                    KIND_SEGMENT_END => break,
-                    KIND_COMMIT => {}
-                    kind if kind >= KIND_RESERVED_MIN => return Err(changed()),
-                    _ if header.sequence >= from_sequence => {
-                        visit(Record {
-                            sequence: header.sequence,
-                            kind: header.kind,
-                            payload,
-                            segment_id,
-                            offset,
-                        })
-                        .map_err(ReplayError::Visitor)?;
-                        count += 1;
-                    }
-                    _ => {}
-                }
-                offset += header.record_bytes();
-            }
-        }
-        Ok(count)
+        let Some(end) = ids.iter().position(|&id| id == end_id) else {
+            return Ok(0);
+        };
+        let from = scan::Cursor {
+            segment_index: first.min(end),
+            offset: 0,
+        };
+        let to = scan::Cursor {
+            segment_index: end,
+            offset: end_offset,
+        };
+        scan::visit_checked(&self.storage, &ids, from, to, from_sequence, &mut visit).map_err(|e| match e {
+            Ok(e) => ReplayError::Visitor(e),
+            Err(at) => ReplayError::Journal(changed_underneath(at)),
+        })
     }
 
     /// Where the writer is (segment id, offset): for tools and tests.
@@ -605,7 +630,16 @@ impl<S: Storage> Journal<S> {
     }
 }
 
-/// An error from [`Journal::replay_from`].
+/// The error for checked bytes (segment id, offset) that no longer decode as the record they were.
+fn changed_underneath((segment_id, offset): (u64, u64)) -> JournalError {
+    JournalError::Corruption {
+        segment_id,
+        offset,
+        reason: "checked record changed underneath the replay".into(),
+    }
+}
+
+/// An error from [`Journal::replay_from`] and [`Journal::open_replay`].
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError<E> {
     /// Reading the journal failed.

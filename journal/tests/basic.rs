@@ -126,6 +126,65 @@ fn replay_from_any_sequence_skips_an_open_batch_across_a_roll() {
 }
 
 #[test]
+fn open_replay_visits_what_open_then_replay_from_visits() {
+    // Batches of up to 80 records span segment rolls; the last batch is left open (a torn tail).
+    let config = small_config(SyncPolicy::Batch);
+    let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
+    let mut sequence = 0u64;
+    for batch in 0..30u64 {
+        for _ in 0..(batch * 13 % 60 + 1) {
+            sequence += 1;
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+        }
+        journal.commit_batch().expect("commit");
+    }
+    let committed = sequence;
+    for _ in 0..20 {
+        sequence += 1;
+        journal
+            .append(kind_for(sequence), &payload_for(sequence))
+            .expect("append");
+    }
+    let storage = journal.into_storage();
+    for from in [
+        0,
+        1,
+        2,
+        committed / 3,
+        committed / 2 + 1,
+        committed,
+        committed + 1,
+        u64::MAX,
+    ] {
+        let mut visited = Vec::new();
+        let (mut journal, recovery, count) = Journal::open_replay(storage.clone(), config, from, |r| {
+            visited.push((r.sequence, r.kind, r.payload.to_vec()));
+            Ok::<(), ()>(())
+        })
+        .expect("open_replay");
+        let (mut plain, plain_recovery) = Journal::open(storage.clone(), config).expect("open");
+        assert_eq!(recovery, plain_recovery);
+        assert_eq!(recovery.last_committed, committed);
+        assert_eq!(count, visited.len() as u64);
+        assert_eq!(visited, replay_all(&mut plain, from), "from {from}");
+        assert_eq!(visited, replay_all(&mut journal, from), "from {from}");
+        // The journal it returns appends after the last committed record.
+        assert_eq!(journal.append(1, b"next").expect("append"), committed + 1);
+    }
+    // A visitor error stops the open.
+    let result = Journal::open_replay(storage, config, 1, |r| {
+        if r.sequence == 100 {
+            Err(r.sequence)
+        } else {
+            Ok(())
+        }
+    });
+    assert!(matches!(result, Err(ReplayError::Visitor(100))));
+}
+
+#[test]
 fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
     let config = small_config(SyncPolicy::None);
     let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
