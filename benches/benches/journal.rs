@@ -6,8 +6,9 @@
 //!   `write(2)` of the same on-disk bytes, one call per record, and one call per batch.
 //! - append, sync `batch`: the journal (one sync per batch), both write modes, beside `write(2)` + one
 //!   `fdatasync` per batch (per record and per batch writes). Journal times include segment rolls.
-//! - recovery: `Journal::open` (full CRC scan) + replay of every record, beside a plain sequential
-//!   `read(2)` of the segment files (1 MiB buffer), page cache warm for both.
+//! - recovery: `Journal::open` (full CRC scan), then + `replay_from(1)` of every record, and
+//!   `Journal::open_replay` (both in one pass), beside a plain sequential `read(2)` of the segment files
+//!   (1 MiB buffer), page cache warm for all.
 //!
 //! - crc: the CRC32C of one 88-byte record, the journal's own beside the `crc32c` crate.
 //!
@@ -271,7 +272,7 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
     files.sort();
     let file_bytes: u64 = files.iter().map(|p| p.metadata().expect("stat").len()).sum();
     let mut buffer = vec![0u8; 1 << 20];
-    let (mut ours, mut scan_only, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut scan_only, mut plain, mut one_pass) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..REPEATS {
         let start = Instant::now();
         let mut total = 0u64;
@@ -304,8 +305,26 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
         std::hint::black_box(sum);
         ours.push(start.elapsed());
         scan_only.push(scanned);
+        drop(journal);
+
+        let start = Instant::now();
+        let mut sum = 0u64;
+        let (journal, recovery, replayed) = Journal::open_replay(
+            MmapStorage::open(&dir).expect("dir"),
+            config(SyncPolicy::None),
+            1,
+            |r| {
+                sum = sum.wrapping_add(r.payload[0] as u64);
+                Ok::<(), ()>(())
+            },
+        )
+        .expect("open_replay");
+        one_pass.push(start.elapsed());
+        assert_eq!((recovery.last_committed, replayed), (records, records));
+        std::hint::black_box(sum);
+        drop(journal);
     }
-    let (ours, scan_only, plain) = (best(ours), best(scan_only), best(plain));
+    let (ours, scan_only, plain, one_pass) = (best(ours), best(scan_only), best(plain), best(one_pass));
     println!();
     println!(
         "## recovery ({records} records of 64 B, batches of 256, {} segment files, {:.0} MiB; built in {:.1} s)",
@@ -319,7 +338,8 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
     for (name, d) in [
         ("plain read(2) of the files", plain),
         ("open (scan + CRC check)", scan_only),
-        ("open + replay of every record", ours),
+        ("open + replay_from(1) of every record", ours),
+        ("open_replay(1): open and replay in one pass", one_pass),
     ] {
         println!(
             "| {name} | {:.1} | {:.0} | {:.0} | {:.2} |",
