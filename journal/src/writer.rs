@@ -400,11 +400,7 @@ impl<S: Storage> Journal<S> {
         let (id, at) = (self.segment_id, self.offset);
         // Header then payload: contiguous, so buffering storages gather them into one write. The
         // padding after the payload is already zero (segments are zero-filled, cut tails are zeroed).
-        let result = self.storage.write(id, at, &header.encode()).and_then(|()| {
-            self.storage
-                .write(id, at + format::RECORD_HEADER_BYTES as u64, payload)
-        });
-        if let Err(e) = result {
+        if let Err(e) = self.storage.write_record(id, at, &header.encode(), payload) {
             return self.poison(e);
         }
         self.offset += header.record_bytes();

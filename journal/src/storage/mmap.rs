@@ -52,6 +52,7 @@ use std::path::{Path, PathBuf};
 use memmap2::{Advice, Mmap, MmapMut};
 
 use super::{Storage, StorageError};
+use crate::format::RECORD_HEADER_BYTES;
 
 /// Size of the write-gathering buffer of [`WriteMode::WriteCalls`] (allocated once, at open).
 pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -323,6 +324,7 @@ impl MmapStorage {
     }
 
     /// Index of segment `id`: the last one (the writer's) first, else a binary search (ids ascend).
+    #[inline]
     fn index_of(&self, id: u64) -> Option<usize> {
         let hint = self.lookup_hint.get();
         if self.segments.get(hint).is_some_and(|s| s.id == id) {
@@ -399,6 +401,7 @@ impl MmapStorage {
         self.index_of(id).map(|index| &self.segments[index])
     }
 
+    #[inline]
     fn find_mut(&mut self, id: u64) -> Option<&mut Segment> {
         self.index_of(id).map(|index| &mut self.segments[index])
     }
@@ -536,6 +539,32 @@ impl Storage for MmapStorage {
         }
         self.pending.extend_from_slice(bytes);
         Ok(())
+    }
+
+    #[inline]
+    fn write_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        header: &[u8; RECORD_HEADER_BYTES as usize],
+        payload: &[u8],
+    ) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        let segment = self.find_mut(id).expect("write to a segment that does not exist");
+        if let Map::ReadWrite(map) = &mut segment.map {
+            // One lookup and one bounds check; the header copy has a fixed size (no memcpy call).
+            let start = offset as usize;
+            let payload_start = start + header.len();
+            let end = payload_start + payload.len();
+            assert!(end <= map.len(), "write past the end of segment {id}");
+            map[start..payload_start].copy_from_slice(header);
+            map[payload_start..end].copy_from_slice(payload);
+            return Ok(());
+        }
+        self.write(id, offset, header)?;
+        self.write(id, offset + header.len() as u64, payload)
     }
 
     fn flush(&mut self) -> Result<(), StorageError> {

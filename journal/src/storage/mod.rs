@@ -20,6 +20,8 @@ mod fault;
 mod memory;
 mod mmap;
 
+use crate::format::RECORD_HEADER_BYTES;
+
 pub use fault::{FaultConfig, FaultStorage, PAGE_BYTES, SECTOR_BYTES, SplitMix64};
 pub use memory::MemStorage;
 pub use mmap::{MmapStorage, WRITE_BUFFER_BYTES, WriteMode};
@@ -119,6 +121,25 @@ pub trait Storage {
     /// If the write would run past the end of the segment (a writer bug).
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError>;
 
+    /// Copies a record, its encoded `header` then its `payload`, into segment `id` at `offset` (the
+    /// same as two `write`s; storages override it to look the segment up and check bounds once).
+    ///
+    /// # Errors
+    /// As [`Storage::write`].
+    ///
+    /// # Panics
+    /// As [`Storage::write`].
+    fn write_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        header: &[u8; RECORD_HEADER_BYTES as usize],
+        payload: &[u8],
+    ) -> Result<(), StorageError> {
+        self.write(id, offset, header)?;
+        self.write(id, offset + RECORD_HEADER_BYTES as u64, payload)
+    }
+
     /// Hands every byte written so far to the kernel, so that a process crash cannot lose it
     /// (storages that buffer writes); called at each commit. A no-op for the others.
     ///
@@ -199,6 +220,15 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
         (**self).write(id, offset, bytes)
+    }
+    fn write_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        header: &[u8; RECORD_HEADER_BYTES as usize],
+        payload: &[u8],
+    ) -> Result<(), StorageError> {
+        (**self).write_record(id, offset, header, payload)
     }
     fn flush(&mut self) -> Result<(), StorageError> {
         (**self).flush()
