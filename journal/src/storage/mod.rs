@@ -9,7 +9,8 @@
 //!
 //! # Contract
 //! - A segment is identified by the sequence number of its first record (`id`). `create_segment` returns
-//!   only once the segment exists at its full size, zero-filled, and its existence is durable (file and
+//!   only once the segment exists at its full size, reading as zeroes (written zeroes, or unwritten
+//!   extents, see `mmap`), and its existence is durable (file and
 //!   directory synced); it fails with [`StorageError::NoSpace`] if the space cannot be reserved.
 //! - `write` copies into a segment; it never extends it. Writing past the end is a programmer error.
 //! - `sync` makes the given range of a segment durable; after an error nothing can be assumed.
