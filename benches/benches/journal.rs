@@ -2,7 +2,8 @@
 //! plain `write(2)` / `read(2)` on the same file system, measured in the same run and reported as ratios.
 //!
 //! Topology: one thread, files in `BOURSE_BENCH_DIR` (default: the cargo target tmp dir, on /work).
-//! - append, sync `none`: the journal (commit every `batch` records), in both write modes, beside
+//! - append, sync `none`: the journal (commit every `batch` records), `WriteCalls` and the default
+//!   `Auto` (which picks `Mapped`), beside
 //!   `write(2)` of the same on-disk bytes, one call per record, and one call per batch.
 //! - append, sync `batch`: the journal (one sync per batch), both write modes, beside `write(2)` + one
 //!   `fdatasync` per batch (per record and per batch writes). Journal times include segment rolls.
@@ -176,7 +177,7 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
         "## append (records/s; each ratio = journal time / baseline time, <= 1 means the journal is faster)"
     );
     println!(
-        "journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = WriteMode::Mapped (memcpy into the mapping + msync)"
+        "journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = memcpy into the mapping + msync: under `none` WriteMode::Auto (the default, which picks Mapped), under `batch` WriteMode::Mapped"
     );
     println!();
     println!(
@@ -196,6 +197,11 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     SyncPolicy::None => (false, sizes.none_records),
                     _ => (true, sizes.batch_batches[index] * batch),
                 };
+                // Under `none` the default (`Auto`) is the mapped path users get: it picks `Mapped`.
+                let mapped_mode = match policy {
+                    SyncPolicy::None => WriteMode::Auto,
+                    _ => WriteMode::Mapped,
+                };
                 let mut runs: [Vec<Run>; 4] = Default::default();
                 for _ in 0..REPEATS {
                     runs[0].push(journal_append(
@@ -208,7 +214,7 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     ));
                     runs[1].push(journal_append(
                         &dir,
-                        WriteMode::Mapped,
+                        mapped_mode,
                         policy,
                         batch,
                         payload_bytes,
