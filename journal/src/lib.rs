@@ -7,7 +7,8 @@
 //! # Parts
 //! - [`mod@format`]: the on-disk bytes (segment header, record header, commit payload, checkpoint file).
 //! - [`storage`]: where bytes live: [`MmapStorage`] (files), [`MemStorage`], [`FaultStorage`] (crash model).
-//! - [`Journal`]: the single writer: `open` (recovery) → `append`* → `commit_batch` (group commit).
+//! - [`Journal`]: the single writer: `open` (recovery; `open_replay`: recovery and replay in one pass) →
+//!   `append`* → `commit_batch` (group commit).
 //! - [`Reader`]: committed records from any sequence, tailing a live journal through a sparse index.
 //! - [`checkpoint`]: snapshot blobs written atomically, the newest K kept.
 //! - [`verify`]: a read-only check of a whole journal, for tools.

@@ -297,9 +297,9 @@ fn auto_write_mode_follows_the_sync_policy_and_continues_after_reopen() {
                 journal
                     .append(kind_for(next), &payload_for(next))
                     .expect("append");
-                if next % 10 == 0 {
+                if next.is_multiple_of(10) {
                     journal.commit_batch().expect("commit");
-                    if next % 100 == 0 {
+                    if next.is_multiple_of(100) {
                         journal.prepare_next_segment().expect("spare");
                     }
                 }

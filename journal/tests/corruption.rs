@@ -7,13 +7,11 @@ use bourse_journal::{
     SyncPolicy, verify, walk,
 };
 
+/// What `Journal::open_replay` returns over a `FaultStorage`.
+type OpenReplay = Result<(Journal<FaultStorage>, bourse_journal::Recovery, u64), ReplayError<()>>;
+
 /// Opens with `open_replay(1, ..)`; returns the result and the sequences visited.
-fn open_replay_all(
-    storage: FaultStorage,
-) -> (
-    Result<(Journal<FaultStorage>, bourse_journal::Recovery, u64), ReplayError<()>>,
-    Vec<u64>,
-) {
+fn open_replay_all(storage: FaultStorage) -> (OpenReplay, Vec<u64>) {
     let mut seen = Vec::new();
     let result = Journal::open_replay(storage, config(), 1, |r| {
         seen.push(r.sequence);

@@ -71,7 +71,7 @@ pub trait Storage {
     /// I/O errors while listing.
     fn segment_ids(&mut self) -> Result<Vec<u64>, StorageError>;
 
-    /// Creates a segment of `bytes` bytes, zero-filled, with `header` at offset 0. Its size, its zeroes
+    /// Creates a segment of `bytes` bytes, reading as zeroes, with `header` at offset 0. Its size, its zeroes
     /// and its name are durable before this returns (a crash leaves it whole or absent); the header is
     /// durable once a `sync` covering offset 0 returns (the journal's first sync of a new segment starts
     /// at 0), so a crash before that may leave a whole, zero-filled segment without a header.
