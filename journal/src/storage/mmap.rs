@@ -18,7 +18,7 @@
 //! zero-fill: `posix_fallocate` leaves unwritten extents, which read as zeroes, and only the file's size
 //! and extents are synced. Writing and syncing 64 MiB of zeroes exists to spare later `fdatasync`s the
 //! extent conversion; with no syncs it only slowed the roll (a roll without a spare: 50-150 ms with the
-//! zero-fill, 20-60 ms without, on this project's machine). An explicit `Journal::sync` under policy
+//! zero-fill, 18-60 ms without, on this project's machine). An explicit `Journal::sync` under policy
 //! `None` then pays the conversion.
 //!
 //! # Two ways to write ([`WriteMode`])
