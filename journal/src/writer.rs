@@ -188,8 +188,9 @@ pub struct Journal<S: Storage> {
 const ZEROES: [u8; 4096] = [0u8; 4096];
 
 impl<S: Storage> Journal<S> {
-    /// Opens the journal in `storage`: recovers (cutting a torn tail durably), then is ready to append
-    /// after the last committed record.
+    /// Opens the journal in `storage`: recovers (cutting a torn tail durably), tells the storage whether
+    /// the sync policy syncs (`Storage::choose_write_mode`: [`crate::WriteMode::Auto`] picks its write path
+    /// here), then is ready to append after the last committed record.
     ///
     /// # Errors
     /// [`JournalError::Corruption`] if committed data is damaged (nothing is changed then);
