@@ -2,16 +2,20 @@
 //! plain `write(2)` / `read(2)` on the same file system, measured in the same run and reported as ratios.
 //!
 //! Topology: one thread, files in `BOURSE_BENCH_DIR` (default: the cargo target tmp dir, on /work).
-//! - append, sync `none`: the journal (commit every `batch` records), in both write modes, beside
+//! - append, sync `none`: the journal (commit every `batch` records), `WriteCalls` and the default
+//!   `Auto` (which picks `Mapped`), beside
 //!   `write(2)` of the same on-disk bytes, one call per record, and one call per batch.
 //! - append, sync `batch`: the journal (one sync per batch), both write modes, beside `write(2)` + one
 //!   `fdatasync` per batch (per record and per batch writes). Journal times include segment rolls.
-//! - recovery: `Journal::open` (full CRC scan) + replay of every record, beside a plain sequential
-//!   `read(2)` of the segment files (1 MiB buffer), page cache warm for both.
+//! - recovery: `Journal::open` (full CRC scan), then + `replay_from(1)` of every record, and
+//!   `Journal::open_replay` (both in one pass), beside a plain sequential `read(2)` of the segment files
+//!   (1 MiB buffer), page cache warm for all.
+//!
+//! - crc: the CRC32C of one 88-byte record, the journal's own beside the `crc32c` crate.
 //!
 //! Each measurement is repeated `REPEATS` times alternating journal and baseline; the best of each is
 //! reported. `BOURSE_BENCH_QUICK=1` shrinks the counts for a smoke run; `BOURSE_BENCH_ONLY=append`,
-//! `append-none`, `append-batch` or `recovery` runs one part.
+//! `append-none`, `append-batch`, `crc` or `recovery` runs one part.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -44,6 +48,48 @@ fn config(sync_policy: SyncPolicy) -> JournalConfig {
     }
 }
 
+/// Records per timed chunk of an append run (a multiple of every batch size measured).
+const CHUNK_RECORDS: u64 = 4096;
+const _: () = assert!(CHUNK_RECORDS.is_multiple_of(256));
+
+/// One append run: its total time and the times of its whole chunks of [`CHUNK_RECORDS`] records.
+struct Run {
+    total: Duration,
+    chunks: Vec<Duration>,
+}
+
+/// Cuts a run into chunks at batch ends (the clock is read once per chunk, not per record).
+struct Chunker {
+    start: Instant,
+    chunk_start: Instant,
+    chunks: Vec<Duration>,
+}
+
+impl Chunker {
+    fn start() -> Chunker {
+        let now = Instant::now();
+        Chunker {
+            start: now,
+            chunk_start: now,
+            chunks: Vec::with_capacity(1024),
+        }
+    }
+    /// Called after each batch with the number of records done so far.
+    fn batch_done(&mut self, records_done: u64) {
+        if records_done.is_multiple_of(CHUNK_RECORDS) {
+            let now = Instant::now();
+            self.chunks.push(now - self.chunk_start);
+            self.chunk_start = now;
+        }
+    }
+    fn finish(self) -> Run {
+        Run {
+            total: self.start.elapsed(),
+            chunks: self.chunks,
+        }
+    }
+}
+
 fn journal_append(
     dir: &Path,
     mode: WriteMode,
@@ -51,25 +97,26 @@ fn journal_append(
     batch: u64,
     payload_bytes: usize,
     records: u64,
-) -> Duration {
+) -> Run {
     let _ = std::fs::remove_dir_all(dir);
     let storage = MmapStorage::open_with(dir, mode).expect("dir");
     let (mut journal, _) = Journal::open(storage, config(policy)).expect("open");
     // The daemon prepares the next segment when idle (here: before the load starts).
     journal.prepare_next_segment().expect("spare");
     let payload = vec![0xA5u8; payload_bytes];
-    let start = Instant::now();
+    let mut chunker = Chunker::start();
     for i in 0..records {
         journal.append(1, &payload).expect("append");
         if (i + 1) % batch == 0 {
             journal.commit_batch().expect("commit");
+            chunker.batch_done(i + 1);
         }
     }
     journal.commit_batch().expect("commit");
-    let elapsed = start.elapsed();
+    let run = chunker.finish();
     drop(journal);
     let _ = std::fs::remove_dir_all(dir);
-    elapsed
+    run
 }
 
 /// Plain write(2) of the same on-disk bytes: one call per record (`per_batch` false) or per batch.
@@ -80,12 +127,12 @@ fn baseline_append(
     batch: u64,
     payload_bytes: usize,
     records: u64,
-) -> Duration {
+) -> Run {
     let _ = std::fs::remove_file(path);
     let record_bytes = format::record_bytes(payload_bytes as u32) as usize;
     let mut file = File::create(path).expect("create");
     let buffer = vec![0xA5u8; record_bytes * batch as usize];
-    let start = Instant::now();
+    let mut chunker = Chunker::start();
     let mut i = 0;
     while i < records {
         let n = batch.min(records - i);
@@ -101,11 +148,19 @@ fn baseline_append(
             file.sync_data().expect("fdatasync");
         }
         i += n;
+        chunker.batch_done(i);
     }
-    let elapsed = start.elapsed();
+    let run = chunker.finish();
     drop(file);
     let _ = std::fs::remove_file(path);
-    elapsed
+    run
+}
+
+/// Median time of one chunk over every chunk of every run (`None` if the runs are shorter than a chunk).
+fn median_chunk(runs: &[Run]) -> Option<Duration> {
+    let mut chunks: Vec<Duration> = runs.iter().flat_map(|r| r.chunks.iter().copied()).collect();
+    chunks.sort();
+    chunks.get(chunks.len() / 2).copied()
 }
 
 fn per_second(count: u64, d: Duration) -> f64 {
@@ -122,13 +177,17 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
         "## append (records/s; each ratio = journal time / baseline time, <= 1 means the journal is faster)"
     );
     println!(
-        "journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = WriteMode::Mapped (memcpy into the mapping + msync)"
+        "journal `calls` = WriteMode::WriteCalls (gathered pwrite + fdatasync), `mapped` = memcpy into the mapping + msync: under `none` WriteMode::Auto (the default, which picks Mapped), under `batch` WriteMode::Mapped"
     );
     println!();
     println!(
-        "| policy | payload B | batch | records | calls rec/s | mapped rec/s | write/record rec/s | write/batch rec/s | calls / write-record | calls / write-batch | mapped / write-record | mapped / write-batch |"
+        "steady = median time of a {CHUNK_RECORDS}-record chunk over all runs (robust to preemption by other processes; excludes the rare roll)"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!();
+    println!(
+        "| policy | payload B | batch | records | calls rec/s | mapped rec/s | write/record rec/s | write/batch rec/s | calls / write-record | calls / write-batch | mapped / write-record | mapped / write-batch | steady calls / write-batch | steady mapped / write-record | steady mapped / write-batch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let dir = root.join("append");
     let file = root.join("baseline.log");
     for &policy in policies {
@@ -138,7 +197,12 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     SyncPolicy::None => (false, sizes.none_records),
                     _ => (true, sizes.batch_batches[index] * batch),
                 };
-                let mut runs: [Vec<Duration>; 4] = Default::default();
+                // Under `none` the default (`Auto`) is the mapped path users get: it picks `Mapped`.
+                let mapped_mode = match policy {
+                    SyncPolicy::None => WriteMode::Auto,
+                    _ => WriteMode::Mapped,
+                };
+                let mut runs: [Vec<Run>; 4] = Default::default();
                 for _ in 0..REPEATS {
                     runs[0].push(journal_append(
                         &dir,
@@ -150,7 +214,7 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     ));
                     runs[1].push(journal_append(
                         &dir,
-                        WriteMode::Mapped,
+                        mapped_mode,
                         policy,
                         batch,
                         payload_bytes,
@@ -159,10 +223,16 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     runs[2].push(baseline_append(&file, sync, false, batch, payload_bytes, records));
                     runs[3].push(baseline_append(&file, sync, true, batch, payload_bytes, records));
                 }
-                let [calls, mapped, per_record, per_batch] = runs.map(best);
+                let steady = runs.each_ref().map(|r| median_chunk(r));
+                let [calls, mapped, per_record, per_batch] =
+                    runs.map(|r| best(r.into_iter().map(|run| run.total).collect()));
                 let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+                let steady_ratio = |a: usize, b: usize| match (steady[a], steady[b]) {
+                    (Some(a), Some(b)) => format!("{:.2}", ratio(a, b)),
+                    _ => "-".to_string(),
+                };
                 println!(
-                    "| {} | {payload_bytes} | {batch} | {records} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    "| {} | {payload_bytes} | {batch} | {records} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
                     if sync { "batch" } else { "none" },
                     per_second(records, calls),
                     per_second(records, mapped),
@@ -172,6 +242,9 @@ fn append_table(root: &Path, sizes: &Sizes, policies: &[SyncPolicy]) {
                     ratio(calls, per_batch),
                     ratio(mapped, per_record),
                     ratio(mapped, per_batch),
+                    steady_ratio(0, 3),
+                    steady_ratio(1, 2),
+                    steady_ratio(1, 3),
                 );
             }
         }
@@ -205,7 +278,7 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
     files.sort();
     let file_bytes: u64 = files.iter().map(|p| p.metadata().expect("stat").len()).sum();
     let mut buffer = vec![0u8; 1 << 20];
-    let (mut ours, mut scan_only, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut scan_only, mut plain, mut one_pass) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..REPEATS {
         let start = Instant::now();
         let mut total = 0u64;
@@ -238,8 +311,26 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
         std::hint::black_box(sum);
         ours.push(start.elapsed());
         scan_only.push(scanned);
+        drop(journal);
+
+        let start = Instant::now();
+        let mut sum = 0u64;
+        let (journal, recovery, replayed) = Journal::open_replay(
+            MmapStorage::open(&dir).expect("dir"),
+            config(SyncPolicy::None),
+            1,
+            |r| {
+                sum = sum.wrapping_add(r.payload[0] as u64);
+                Ok::<(), ()>(())
+            },
+        )
+        .expect("open_replay");
+        one_pass.push(start.elapsed());
+        assert_eq!((recovery.last_committed, replayed), (records, records));
+        std::hint::black_box(sum);
+        drop(journal);
     }
-    let (ours, scan_only, plain) = (best(ours), best(scan_only), best(plain));
+    let (ours, scan_only, plain, one_pass) = (best(ours), best(scan_only), best(plain), best(one_pass));
     println!();
     println!(
         "## recovery ({records} records of 64 B, batches of 256, {} segment files, {:.0} MiB; built in {:.1} s)",
@@ -253,7 +344,8 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
     for (name, d) in [
         ("plain read(2) of the files", plain),
         ("open (scan + CRC check)", scan_only),
-        ("open + replay of every record", ours),
+        ("open + replay_from(1) of every record", ours),
+        ("open_replay(1): open and replay in one pass", one_pass),
     ] {
         println!(
             "| {name} | {:.1} | {:.0} | {:.0} | {:.2} |",
@@ -264,6 +356,60 @@ fn recovery_table(root: &Path, sizes: &Sizes) {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CRC of one 88-byte record (64-byte payload; header bytes 4..24 + payload = 84 bytes): the `crc32c`
+/// crate over the encoded bytes, beside the journal's own (`RecordHeader::new`, one pass from the header
+/// fields), over `records` different records.
+fn crc_table(records: u64) {
+    let payload_bytes = 64usize;
+    let record_bytes = format::record_bytes(payload_bytes as u32) as usize;
+    // 1 MiB of records, walked round and round (stays in cache, like a scan of a warm segment).
+    let count = (1usize << 20) / record_bytes;
+    let mut image = vec![0u8; count * record_bytes];
+    for (i, record) in image.chunks_exact_mut(record_bytes).enumerate() {
+        let payload = [(i % 251) as u8; 64];
+        let header = format::RecordHeader::new(1, i as u64 + 1, &payload);
+        record[..24].copy_from_slice(&header.encode());
+        record[24..24 + payload_bytes].copy_from_slice(&payload);
+    }
+    let (mut crate_runs, mut ours_runs) = (Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        let start = Instant::now();
+        let mut acc = 0u32;
+        for i in 0..records as usize {
+            let record = &image[(i % count) * record_bytes..][..record_bytes];
+            acc ^= crc32c::crc32c(&record[4..24 + payload_bytes]);
+        }
+        std::hint::black_box(acc);
+        crate_runs.push(start.elapsed());
+        let start = Instant::now();
+        let mut acc = 0u32;
+        for i in 0..records as usize {
+            let record = &image[(i % count) * record_bytes..][..record_bytes];
+            acc ^= format::RecordHeader::new(1, i as u64, &record[24..24 + payload_bytes]).crc;
+        }
+        std::hint::black_box(acc);
+        ours_runs.push(start.elapsed());
+    }
+    let (crate_time, ours_time) = (best(crate_runs), best(ours_runs));
+    println!();
+    println!("## CRC32C of an 88-byte record (84 bytes covered), {records} records");
+    println!("| what | ns per record | ratio to the crate |");
+    println!("|---|---|---|");
+    for (name, d) in [
+        ("`crc32c` crate, `crc32c(&record[4..88])`", crate_time),
+        (
+            "journal, `RecordHeader::new` (crc32q loop from the fields)",
+            ours_time,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.2} |",
+            d.as_secs_f64() * 1e9 / records as f64,
+            d.as_secs_f64() / crate_time.as_secs_f64()
+        );
+    }
 }
 
 fn main() {
@@ -292,6 +438,9 @@ fn main() {
         "append-none" => append_table(&root, &sizes, &[SyncPolicy::None]),
         "append-batch" => append_table(&root, &sizes, &[SyncPolicy::Batch]),
         _ => {}
+    }
+    if only.is_empty() || only == "crc" {
+        crc_table(sizes.recovery_records);
     }
     if only.is_empty() || only == "recovery" {
         recovery_table(&root, &sizes);

@@ -10,6 +10,8 @@
 //!   zero bytes is not 0), so zero-filled space is never taken for data.
 //! - Kinds at or above [`KIND_RESERVED_MIN`] belong to the journal ([`KIND_COMMIT`], [`KIND_SEGMENT_END`]).
 
+use crate::crc;
+
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"BRSJRNL1";
 /// Magic bytes at the start of every checkpoint file.
@@ -46,19 +48,23 @@ const _: () = assert!(RECORD_HEADER_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 const _: () = assert!(COMMIT_RECORD_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
 
 /// Bytes a record with `payload_bytes` of payload occupies on disk (header + padded payload).
+#[inline]
 pub const fn record_bytes(payload_bytes: u32) -> u64 {
     let padded = (payload_bytes as u64).div_ceil(RECORD_ALIGN_BYTES as u64) * RECORD_ALIGN_BYTES as u64;
     RECORD_HEADER_BYTES as u64 + padded
 }
 
+#[inline]
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
+#[inline]
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(b)
 }
+#[inline]
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[at..at + 8]);
@@ -83,7 +89,7 @@ impl SegmentHeader {
         out[12..16].copy_from_slice(&SEGMENT_HEADER_BYTES.to_le_bytes());
         out[16..24].copy_from_slice(&self.first_sequence.to_le_bytes());
         out[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
-        let crc = crc32c::crc32c(&out[0..60]);
+        let crc = crc::crc32c(&out[0..60]);
         out[60..64].copy_from_slice(&crc.to_le_bytes());
         out
     }
@@ -97,7 +103,7 @@ impl SegmentHeader {
         if head[0..8] != SEGMENT_MAGIC
             || u32_at(head, 8) != FORMAT_VERSION
             || u32_at(head, 12) != SEGMENT_HEADER_BYTES
-            || crc32c::crc32c(&head[0..60]) != u32_at(head, 60)
+            || crc::crc32c(&head[0..60]) != u32_at(head, 60)
         {
             return None;
         }
@@ -123,6 +129,7 @@ pub struct RecordHeader {
 
 impl RecordHeader {
     /// Builds the header for `payload`, computing the CRC.
+    #[inline]
     pub fn new(kind: u16, sequence: u64, payload: &[u8]) -> RecordHeader {
         assert!(
             payload.len() as u64 <= PAYLOAD_BYTES_MAX as u64,
@@ -134,12 +141,13 @@ impl RecordHeader {
             sequence,
             kind,
         };
-        let bytes = header.encode();
-        header.crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[4..]), payload);
+        // Header bytes 4..24 and the payload in one pass, from the fields (nothing encoded twice).
+        header.crc = crc::record_crc(header.payload_bytes, sequence, kind, payload);
         header
     }
 
     /// Encodes the header into its 24 bytes.
+    #[inline]
     pub fn encode(&self) -> [u8; RECORD_HEADER_BYTES as usize] {
         let mut out = [0u8; RECORD_HEADER_BYTES as usize];
         out[0..4].copy_from_slice(&self.crc.to_le_bytes());
@@ -151,6 +159,7 @@ impl RecordHeader {
     }
 
     /// Reads the fields of a 24-byte header (no checks).
+    #[inline]
     fn read(head: &[u8]) -> RecordHeader {
         RecordHeader {
             crc: u32_at(head, 0),
@@ -161,6 +170,7 @@ impl RecordHeader {
     }
 
     /// Bytes the whole record occupies on disk.
+    #[inline]
     pub fn record_bytes(&self) -> u64 {
         record_bytes(self.payload_bytes)
     }
@@ -183,6 +193,7 @@ pub enum Invalid {
 ///
 /// # Errors
 /// [`Invalid`] says why the bytes there are not a valid record.
+#[inline]
 pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]), Invalid> {
     let start = offset as usize;
     let header_end = start + RECORD_HEADER_BYTES as usize;
@@ -210,7 +221,7 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
         return Err(Invalid::Kind);
     }
     // Header bytes 4..24 and the payload are contiguous: one CRC pass over both.
-    if crc32c::crc32c(&segment[start + 4..payload_end]) != header.crc {
+    if crc::crc32c(&segment[start + 4..payload_end]) != header.crc {
         return Err(Invalid::Crc);
     }
     Ok((header, &segment[header_end..payload_end]))
@@ -218,6 +229,7 @@ pub fn decode_record(segment: &[u8], offset: u64) -> Result<(RecordHeader, &[u8]
 
 /// Decodes a record that a scan already checked (CRC included): bounds are checked, the CRC is not
 /// recomputed. `None` if the bytes no longer look like a record (changed underneath).
+#[inline]
 pub fn decode_record_trusted(segment: &[u8], offset: u64) -> Option<(RecordHeader, &[u8])> {
     let start = offset as usize;
     let header_end = start.checked_add(RECORD_HEADER_BYTES as usize)?;
@@ -271,8 +283,9 @@ impl CommitPayload {
 }
 
 /// Folds one record CRC into a running batch CRC.
+#[inline]
 pub fn batch_crc_append(batch_crc: u32, record_crc: u32) -> u32 {
-    crc32c::crc32c_append(batch_crc, &record_crc.to_le_bytes())
+    crc::append_u32(batch_crc, record_crc)
 }
 
 /// Encodes a checkpoint file: header, blob, CRC32C trailer over both.
@@ -284,7 +297,7 @@ pub fn encode_checkpoint(sequence: u64, blob: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&sequence.to_le_bytes());
     out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
     out.extend_from_slice(blob);
-    let crc = crc32c::crc32c(&out);
+    let crc = crc::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
@@ -305,7 +318,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Option<(u64, &[u8])> {
         return None;
     }
     let body_end = bytes.len() - 4;
-    if crc32c::crc32c(&bytes[..body_end]) != u32_at(bytes, body_end) {
+    if crc::crc32c(&bytes[..body_end]) != u32_at(bytes, body_end) {
         return None;
     }
     Some((sequence, &bytes[header..body_end]))

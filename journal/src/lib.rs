@@ -7,7 +7,8 @@
 //! # Parts
 //! - [`mod@format`]: the on-disk bytes (segment header, record header, commit payload, checkpoint file).
 //! - [`storage`]: where bytes live: [`MmapStorage`] (files), [`MemStorage`], [`FaultStorage`] (crash model).
-//! - [`Journal`]: the single writer: `open` (recovery) → `append`* → `commit_batch` (group commit).
+//! - [`Journal`]: the single writer: `open` (recovery; `open_replay`: recovery and replay in one pass) →
+//!   `append`* → `commit_batch` (group commit).
 //! - [`Reader`]: committed records from any sequence, tailing a live journal through a sparse index.
 //! - [`checkpoint`]: snapshot blobs written atomically, the newest K kept.
 //! - [`verify`]: a read-only check of a whole journal, for tools.
@@ -16,9 +17,11 @@
 //! - Sequence numbers of caller records go up by one, across batches and segments.
 //! - A batch is visible to readers and recovery only with its commit record; recovery never guesses the
 //!   end from zeros, and never skips over damaged committed data.
-//! - One writer per journal. Unsafe code lives only in `storage::mmap` (mapping files).
+//! - One writer per journal. Unsafe code lives only in `storage::mmap` (mapping files) and `crc` (the
+//!   SSE4.2 `crc32` instruction behind a runtime CPU check).
 
 pub mod checkpoint;
+mod crc;
 pub mod format;
 mod reader;
 mod scan;

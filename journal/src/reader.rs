@@ -232,7 +232,7 @@ impl<S: Storage> Reader<S> {
     /// # Errors
     /// Storage errors; [`JournalError::Corruption`] if checked bytes changed underneath.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, JournalError> {
-        let (segment_id, offset, header) = loop {
+        let (segment_id, offset, header) = 'found: loop {
             let Some(scanner) = self.scanner.as_ref() else {
                 if !self.advance()? {
                     return Ok(None);
@@ -251,31 +251,47 @@ impl<S: Storage> Reader<S> {
                 continue;
             }
             let at = self.read_at;
-            let Some((header, _)) =
-                format::decode_record_trusted(self.storage.segment(segment_id), at.offset)
-            else {
-                return Err(JournalError::Corruption {
-                    segment_id,
-                    offset: at.offset,
-                    reason: "checked record changed underneath the reader".into(),
-                });
-            };
-            match header.kind {
-                KIND_SEGMENT_END => {
-                    self.read_at = Cursor {
-                        segment_index: at.segment_index + 1,
-                        offset: 0,
+            let mark = scanner.mark.at;
+            let bytes = self.storage.segment(segment_id);
+            // Records of the same segment up to the scanner's commit mark, without going back round the
+            // outer loop (one segment lookup for many records).
+            let mut offset = at.offset;
+            loop {
+                let Some((header, _)) = format::decode_record_trusted(bytes, offset) else {
+                    return Err(JournalError::Corruption {
+                        segment_id,
+                        offset,
+                        reason: "checked record changed underneath the reader".into(),
+                    });
+                };
+                match header.kind {
+                    KIND_SEGMENT_END => {
+                        self.read_at = Cursor {
+                            segment_index: at.segment_index + 1,
+                            offset: 0,
+                        };
+                        break;
+                    }
+                    KIND_COMMIT => offset += header.record_bytes(),
+                    kind if kind >= KIND_RESERVED_MIN => {
+                        unreachable!("the scanner stops at unknown reserved kinds")
+                    }
+                    _ => {
+                        let record_offset = offset;
+                        offset += header.record_bytes();
+                        if header.sequence >= self.skip_below {
+                            self.read_at.offset = offset;
+                            break 'found (segment_id, record_offset, header);
+                        }
                     }
                 }
-                KIND_COMMIT => self.read_at.offset += header.record_bytes(),
-                kind if kind >= KIND_RESERVED_MIN => {
-                    unreachable!("the scanner stops at unknown reserved kinds")
-                }
-                _ => {
-                    self.read_at.offset += header.record_bytes();
-                    if header.sequence >= self.skip_below {
-                        break (segment_id, at.offset, header);
-                    }
+                let here = Cursor {
+                    segment_index: at.segment_index,
+                    offset,
+                };
+                if here >= mark {
+                    self.read_at = here;
+                    break;
                 }
             }
         };

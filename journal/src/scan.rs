@@ -17,6 +17,7 @@ use crate::format::{
     self, COMMIT_PAYLOAD_BYTES, CommitPayload, Invalid, KIND_COMMIT, KIND_RESERVED_MIN, KIND_SEGMENT_END,
     RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, SegmentHeader,
 };
+use crate::reader::Record;
 use crate::storage::Storage;
 
 /// A place in the stream: a segment (by index in the scanner's id list) and a byte offset in it.
@@ -219,16 +220,43 @@ impl Scanner {
                         found: header.sequence,
                     });
                 }
-                if self.batch_records == 0 {
-                    self.batch_first_sequence = header.sequence;
-                }
-                self.batch_records += 1;
-                self.batch_crc = format::batch_crc_append(self.batch_crc, header.crc);
-                self.next_sequence += 1;
-                self.at.offset += header.record_bytes();
+                self.take_record(&header);
                 Step::Record { at, header, payload }
             }
         }
+    }
+
+    /// Moves past a valid caller record carrying `next_sequence`: adds it to the open batch.
+    #[inline]
+    fn take_record(&mut self, header: &RecordHeader) {
+        if self.batch_records == 0 {
+            self.batch_first_sequence = header.sequence;
+        }
+        self.batch_records += 1;
+        self.batch_crc = format::batch_crc_append(self.batch_crc, header.crc);
+        self.next_sequence += 1;
+        self.at.offset += header.record_bytes();
+    }
+
+    /// The fast path of a scan that needs no per-record [`Step`]: passes the caller records at the
+    /// cursor, in the current segment, that [`Scanner::step`] would pass as `Step::Record` (valid, CRC
+    /// checked, carrying the next sequence), and stops before anything else (a commit, a segment end, an
+    /// invalid record, a wrong sequence, a segment header), which `step` then handles. Returns how many
+    /// records it passed.
+    pub(crate) fn pass_records<S: Storage>(&mut self, storage: &S) -> u64 {
+        if self.at.offset == 0 {
+            return 0;
+        }
+        let bytes = storage.segment(self.ids[self.at.segment_index]);
+        let mut passed = 0;
+        while let Ok((header, _)) = format::decode_record(bytes, self.at.offset) {
+            if header.kind >= KIND_RESERVED_MIN || header.sequence != self.next_sequence {
+                break;
+            }
+            self.take_record(&header);
+            passed += 1;
+        }
+        passed
     }
 }
 
@@ -405,8 +433,95 @@ pub(crate) struct Corruption {
     pub(crate) later_segment_id: u64,
 }
 
+/// Why a recovery scan with a batch visitor did not finish.
+#[derive(Debug)]
+pub(crate) enum ScanError<E> {
+    /// Committed data is damaged.
+    Corruption(Corruption),
+    /// The batch visitor failed (the scan stopped there).
+    Visitor(E),
+}
+
+/// Walks the records between `from` (a record boundary or a segment start) and `to` (exclusive) that a
+/// scan has already checked, calling `visit` for caller records with sequence >= `from_sequence`. Returns
+/// how many it visited.
+///
+/// # Errors
+/// The visitor's error (the walk stops there); `None` inside means the checked bytes changed underneath
+/// (segment, offset).
+pub(crate) fn visit_checked<S: Storage, E>(
+    storage: &S,
+    ids: &[u64],
+    from: Cursor,
+    to: Cursor,
+    from_sequence: u64,
+    visit: &mut impl FnMut(Record<'_>) -> Result<(), E>,
+) -> Result<u64, Result<E, (u64, u64)>> {
+    let mut at = from;
+    let mut count = 0u64;
+    while at < to {
+        let segment_id = ids[at.segment_index];
+        let bytes = storage.segment(segment_id);
+        let stop = if at.segment_index == to.segment_index {
+            to.offset
+        } else {
+            bytes.len() as u64
+        };
+        let mut offset = at.offset.max(SEGMENT_HEADER_BYTES as u64);
+        let mut next_segment = false;
+        while offset < stop {
+            let Some((header, payload)) = format::decode_record_trusted(bytes, offset) else {
+                return Err(Err((segment_id, offset)));
+            };
+            match header.kind {
+                KIND_SEGMENT_END => {
+                    next_segment = true;
+                    break;
+                }
+                KIND_COMMIT => {}
+                kind if kind >= KIND_RESERVED_MIN => return Err(Err((segment_id, offset))),
+                _ if header.sequence >= from_sequence => {
+                    visit(Record {
+                        sequence: header.sequence,
+                        kind: header.kind,
+                        payload,
+                        segment_id,
+                        offset,
+                    })
+                    .map_err(Ok)?;
+                    count += 1;
+                }
+                _ => {}
+            }
+            offset += header.record_bytes();
+        }
+        if !next_segment && at.segment_index == to.segment_index {
+            break;
+        }
+        at = Cursor {
+            segment_index: at.segment_index + 1,
+            offset: 0,
+        };
+    }
+    Ok(count)
+}
+
 /// Scans the whole stream, tells torn tail from corruption; changes nothing.
 pub(crate) fn recovery_scan<S: Storage>(storage: &S, ids: Vec<u64>) -> Result<RecoveryScan, Corruption> {
+    let no_visits = |_: &S, _: &[u64], _: Cursor, _: Cursor| Ok::<(), std::convert::Infallible>(());
+    recovery_scan_visiting(storage, ids, no_visits).map_err(|e| match e {
+        ScanError::Corruption(c) => c,
+        ScanError::Visitor(never) => match never {},
+    })
+}
+
+/// [`recovery_scan`], calling `on_batch(storage, ids, batch_start, commit_at)` for each batch as soon as
+/// its commit record is checked (the batch's bytes are still in the CPU cache then).
+pub(crate) fn recovery_scan_visiting<S: Storage, E>(
+    storage: &S,
+    ids: Vec<u64>,
+    mut on_batch: impl FnMut(&S, &[u64], Cursor, Cursor) -> Result<(), E>,
+) -> Result<RecoveryScan, ScanError<E>> {
     let mut scan = RecoveryScan {
         ids: ids.clone(),
         end: Cursor {
@@ -426,11 +541,15 @@ pub(crate) fn recovery_scan<S: Storage>(storage: &S, ids: Vec<u64>) -> Result<Re
     }
     let mut scanner = Scanner::new(ids.clone(), 0, ids[0]);
     let (stop_at, reason) = loop {
+        scanner.pass_records(storage);
+        // Where the open batch started (the mark moves only at commits and empty segment starts).
+        let batch_start = scanner.mark.at;
         match scanner.step(storage) {
             Step::Record { .. } | Step::SegmentStart | Step::SegmentEnd { .. } => {}
-            Step::Commit { commit, .. } => {
+            Step::Commit { at, commit, .. } => {
                 scan.records += commit.record_count as u64;
                 scan.batches += 1;
+                on_batch(storage, &scanner.ids, batch_start, at).map_err(ScanError::Visitor)?;
             }
             Step::Stop { at, reason } => break (at, reason),
         }
@@ -440,13 +559,13 @@ pub(crate) fn recovery_scan<S: Storage>(storage: &S, ids: Vec<u64>) -> Result<Re
     scan.uncommitted_records = scanner.batch_records as u64;
     scan.stop = Some((stop_at, reason));
     if let Some(later) = find_durable_later_batch(storage, &ids, stop_at, scan.last_committed) {
-        return Err(Corruption {
+        return Err(ScanError::Corruption(Corruption {
             segment_id: ids[stop_at.segment_index],
             offset: stop_at.offset,
             reason,
             later,
             later_segment_id: ids[later.at.segment_index],
-        });
+        }));
     }
     // Everything non-zero after the end is the torn tail.
     for (index, &id) in ids.iter().enumerate().skip(scan.end.segment_index) {

@@ -87,6 +87,104 @@ fn append_commit_reopen_replay_across_segments() {
 }
 
 #[test]
+fn replay_from_any_sequence_skips_an_open_batch_across_a_roll() {
+    let config = small_config(SyncPolicy::None);
+    let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
+    let mut sequence = 0u64;
+    for batch in 0..40u64 {
+        for _ in 0..(batch % 7 + 1) {
+            sequence += 1;
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+        }
+        journal.commit_batch().expect("commit");
+    }
+    let committed = sequence;
+    // An open batch long enough to roll into a new segment: never replayed.
+    let segment_before = journal.position().0;
+    while journal.position().0 == segment_before {
+        sequence += 1;
+        journal
+            .append(kind_for(sequence), &payload_for(sequence))
+            .expect("append");
+    }
+    for from in 0..=committed + 2 {
+        let records = replay_all(&mut journal, from);
+        let expected: Vec<u64> = (from.max(1)..=committed).collect();
+        assert_eq!(
+            records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            expected,
+            "from {from}"
+        );
+        assert!(
+            records
+                .iter()
+                .all(|(s, k, p)| *k == kind_for(*s) && p == &payload_for(*s))
+        );
+    }
+}
+
+#[test]
+fn open_replay_visits_what_open_then_replay_from_visits() {
+    // Batches of up to 80 records span segment rolls; the last batch is left open (a torn tail).
+    let config = small_config(SyncPolicy::Batch);
+    let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
+    let mut sequence = 0u64;
+    for batch in 0..30u64 {
+        for _ in 0..(batch * 13 % 60 + 1) {
+            sequence += 1;
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+        }
+        journal.commit_batch().expect("commit");
+    }
+    let committed = sequence;
+    for _ in 0..20 {
+        sequence += 1;
+        journal
+            .append(kind_for(sequence), &payload_for(sequence))
+            .expect("append");
+    }
+    let storage = journal.into_storage();
+    for from in [
+        0,
+        1,
+        2,
+        committed / 3,
+        committed / 2 + 1,
+        committed,
+        committed + 1,
+        u64::MAX,
+    ] {
+        let mut visited = Vec::new();
+        let (mut journal, recovery, count) = Journal::open_replay(storage.clone(), config, from, |r| {
+            visited.push((r.sequence, r.kind, r.payload.to_vec()));
+            Ok::<(), ()>(())
+        })
+        .expect("open_replay");
+        let (mut plain, plain_recovery) = Journal::open(storage.clone(), config).expect("open");
+        assert_eq!(recovery, plain_recovery);
+        assert_eq!(recovery.last_committed, committed);
+        assert_eq!(count, visited.len() as u64);
+        assert_eq!(visited, replay_all(&mut plain, from), "from {from}");
+        assert_eq!(visited, replay_all(&mut journal, from), "from {from}");
+        // The journal it returns appends after the last committed record.
+        assert_eq!(journal.append(1, b"next").expect("append"), committed + 1);
+    }
+    // A visitor error stops the open.
+    let result = Journal::open_replay(storage, config, 1, |r| {
+        if r.sequence == 100 {
+            Err(r.sequence)
+        } else {
+            Ok(())
+        }
+    });
+    assert!(matches!(result, Err(ReplayError::Visitor(100))));
+}
+
+#[test]
 fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
     let config = small_config(SyncPolicy::None);
     let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
@@ -130,6 +228,7 @@ fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
 fn tailing_reader_follows_a_live_writer_across_segments() {
     tailing_reader(WriteMode::WriteCalls);
     tailing_reader(WriteMode::Mapped);
+    tailing_reader(WriteMode::Auto);
 }
 
 fn tailing_reader(mode: WriteMode) {
@@ -169,6 +268,67 @@ fn tailing_reader(mode: WriteMode) {
 fn mmap_storage_round_trip_and_reopen() {
     mmap_round_trip(WriteMode::WriteCalls);
     mmap_round_trip(WriteMode::Mapped);
+    mmap_round_trip(WriteMode::Auto);
+}
+
+#[test]
+fn auto_write_mode_follows_the_sync_policy_and_continues_after_reopen() {
+    for (policy, chosen) in [
+        (SyncPolicy::None, WriteMode::Mapped),
+        (SyncPolicy::Batch, WriteMode::WriteCalls),
+        (SyncPolicy::EveryBatches(3), WriteMode::WriteCalls),
+    ] {
+        let dir = temp_dir(&format!("auto-{policy:?}"));
+        let config = small_config(policy);
+        let mut next = 1u64;
+        for round in 0..3 {
+            let storage = MmapStorage::open(&dir).expect("dir");
+            assert_eq!(
+                storage.write_mode(),
+                WriteMode::Auto,
+                "undecided until the writer opens"
+            );
+            let (mut journal, recovery) = Journal::open(storage, config).expect("open");
+            assert_eq!(journal.storage().write_mode(), chosen, "{policy:?}");
+            assert_eq!(recovery.last_committed, next - 1, "{policy:?} round {round}");
+            assert!(recovery.torn_tail.is_none());
+            // Continues in the segment recovery ended in, then rolls into new ones.
+            for _ in 0..300 {
+                journal
+                    .append(kind_for(next), &payload_for(next))
+                    .expect("append");
+                if next.is_multiple_of(10) {
+                    journal.commit_batch().expect("commit");
+                    if next.is_multiple_of(100) {
+                        journal.prepare_next_segment().expect("spare");
+                    }
+                }
+                next += 1;
+            }
+            journal.commit_batch().expect("commit");
+            journal.sync().expect("sync");
+        }
+        let (mut journal, recovery) =
+            Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("reopen");
+        assert_eq!(recovery.last_committed, 900);
+        let records = replay_all(&mut journal, 1);
+        assert_eq!(records.len(), 900);
+        assert!(
+            records
+                .iter()
+                .all(|(s, k, p)| p == &payload_for(*s) && *k == kind_for(*s))
+        );
+        drop(journal);
+        let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
+        let mut seen = 0u64;
+        while let Some(record) = reader.next_record().expect("read") {
+            seen += 1;
+            assert_eq!(record.sequence, seen);
+            assert_eq!(record.payload, payload_for(seen).as_slice());
+        }
+        assert_eq!(seen, 900);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 fn mmap_round_trip(mode: WriteMode) {

@@ -3,9 +3,22 @@
 //! repaired as a torn tail). `verify` must agree with recovery in every case.
 
 use bourse_journal::{
-    FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, RawRecord, SplitMix64, SyncPolicy,
-    verify, walk,
+    FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, RawRecord, ReplayError, SplitMix64,
+    SyncPolicy, verify, walk,
 };
+
+/// What `Journal::open_replay` returns over a `FaultStorage`.
+type OpenReplay = Result<(Journal<FaultStorage>, bourse_journal::Recovery, u64), ReplayError<()>>;
+
+/// Opens with `open_replay(1, ..)`; returns the result and the sequences visited.
+fn open_replay_all(storage: FaultStorage) -> (OpenReplay, Vec<u64>) {
+    let mut seen = Vec::new();
+    let result = Journal::open_replay(storage, config(), 1, |r| {
+        seen.push(r.sequence);
+        Ok::<(), ()>(())
+    });
+    (result, seen)
+}
 
 fn config() -> JournalConfig {
     JournalConfig {
@@ -70,6 +83,21 @@ fn expect_corruption(mut storage: FaultStorage, segment_id: u64, offset: u64, wh
         }
         other => panic!("{what}: verify should report corruption, got {other:?}"),
     }
+    let (replayed, seen) = open_replay_all(storage.clone());
+    match replayed {
+        Err(ReplayError::Journal(JournalError::Corruption {
+            segment_id: s,
+            offset: o,
+            ..
+        })) => assert_eq!((s, o), (segment_id, offset), "{what}: open_replay"),
+        Err(other) => panic!("{what}: open_replay: expected corruption, got {other:?}"),
+        Ok((_, recovery, _)) => panic!("{what}: open_replay: corruption not detected: {recovery:?}"),
+    }
+    // What it visited before finding the damage: whole committed batches, in order, from 1.
+    assert!(
+        seen.iter().enumerate().all(|(i, &s)| s == i as u64 + 1),
+        "{what}: open_replay visited {seen:?}"
+    );
     match Journal::open(storage, config()) {
         Err(JournalError::Corruption {
             segment_id: s,
@@ -87,7 +115,17 @@ fn expect_torn_tail(mut storage: FaultStorage, last_good: u64, what: &str) {
     let report = verify(&mut storage).unwrap_or_else(|e| panic!("{what}: verify: {e}"));
     assert_eq!(report.last_committed, last_good, "{what}");
     assert!(report.torn_tail.is_some(), "{what}: verify reports the torn tail");
+    let (replayed, seen) = open_replay_all(storage.clone());
+    let (_, replay_recovery, visited) = replayed.unwrap_or_else(|e| panic!("{what}: open_replay: {e:?}"));
+    assert_eq!(replay_recovery.last_committed, last_good, "{what}");
+    assert_eq!(visited, last_good, "{what}");
+    assert_eq!(
+        seen,
+        (1..=last_good).collect::<Vec<_>>(),
+        "{what}: only committed records"
+    );
     let (mut journal, recovery) = Journal::open(storage, config()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(recovery, replay_recovery, "{what}");
     assert_eq!(recovery.last_committed, last_good, "{what}");
     let torn = recovery
         .torn_tail

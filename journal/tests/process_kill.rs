@@ -4,7 +4,9 @@
 //! The child is this test binary re-executed with `JOURNAL_CHILD_DIR` set: it runs only
 //! `child_writer`, which appends batches to the journal in that directory and prints `released N` after
 //! each commit. SIGKILL keeps the page cache, so this test proves the commit protocol and recovery under
-//! a real process death; the fault-injecting storage (tests/crash.rs) is what proves the syncs.
+//! a real process death; the fault-injecting storage (tests/crash.rs) is what proves the syncs. Trials
+//! cycle through both sync policies and the three write modes (`Auto` under `none` writes through the
+//! mapping into segments built without written zeroes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -47,6 +49,7 @@ fn child_writer() {
     };
     let mode = match std::env::var(CHILD_MODE_ENV).as_deref() {
         Ok("mapped") => WriteMode::Mapped,
+        Ok("auto") => WriteMode::Auto,
         _ => WriteMode::WriteCalls,
     };
     let (mut journal, recovery) =
@@ -84,7 +87,10 @@ fn sigkill_at_random_moments_loses_nothing_released() {
             .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR_ENV, &dir)
             .env(CHILD_POLICY_ENV, policy)
-            .env(CHILD_MODE_ENV, if trial % 4 < 2 { "calls" } else { "mapped" })
+            .env(
+                CHILD_MODE_ENV,
+                ["calls", "mapped", "auto"][(trial / 2 % 3) as usize],
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -9,7 +9,8 @@
 //!
 //! # Contract
 //! - A segment is identified by the sequence number of its first record (`id`). `create_segment` returns
-//!   only once the segment exists at its full size, zero-filled, and its existence is durable (file and
+//!   only once the segment exists at its full size, reading as zeroes (written zeroes, or unwritten
+//!   extents, see `mmap`), and its existence is durable (file and
 //!   directory synced); it fails with [`StorageError::NoSpace`] if the space cannot be reserved.
 //! - `write` copies into a segment; it never extends it. Writing past the end is a programmer error.
 //! - `sync` makes the given range of a segment durable; after an error nothing can be assumed.
@@ -19,6 +20,8 @@
 mod fault;
 mod memory;
 mod mmap;
+
+use crate::format::RECORD_HEADER_BYTES;
 
 pub use fault::{FaultConfig, FaultStorage, PAGE_BYTES, SECTOR_BYTES, SplitMix64};
 pub use memory::MemStorage;
@@ -68,7 +71,7 @@ pub trait Storage {
     /// I/O errors while listing.
     fn segment_ids(&mut self) -> Result<Vec<u64>, StorageError>;
 
-    /// Creates a segment of `bytes` bytes, zero-filled, with `header` at offset 0. Its size, its zeroes
+    /// Creates a segment of `bytes` bytes, reading as zeroes, with `header` at offset 0. Its size, its zeroes
     /// and its name are durable before this returns (a crash leaves it whole or absent); the header is
     /// durable once a `sync` covering offset 0 returns (the journal's first sync of a new segment starts
     /// at 0), so a crash before that may leave a whole, zero-filled segment without a header.
@@ -76,6 +79,17 @@ pub trait Storage {
     /// # Errors
     /// [`StorageError::NoSpace`] when the space cannot be reserved; other I/O errors.
     fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError>;
+
+    /// Told by the journal's writer once recovery is done, before it writes: whether its sync policy
+    /// syncs (`Batch`, `EveryBatches`) or not (`None`). A storage with a choice of write paths picks the
+    /// cheaper one for it ([`WriteMode::Auto`]); a no-op for the others.
+    ///
+    /// # Errors
+    /// I/O errors while switching (mapping a segment again).
+    fn choose_write_mode(&mut self, syncs: bool) -> Result<(), StorageError> {
+        let _ = syncs;
+        Ok(())
+    }
 
     /// Prepares, off the writer's hot path, a zero-filled segment of `bytes` for the next
     /// `create_segment` of that size, so that a roll costs a header write, one data sync and a rename
@@ -107,6 +121,25 @@ pub trait Storage {
     /// # Panics
     /// If the write would run past the end of the segment (a writer bug).
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError>;
+
+    /// Copies a record, its encoded `header` then its `payload`, into segment `id` at `offset` (the
+    /// same as two `write`s; storages override it to look the segment up and check bounds once).
+    ///
+    /// # Errors
+    /// As [`Storage::write`].
+    ///
+    /// # Panics
+    /// As [`Storage::write`].
+    fn write_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        header: &[u8; RECORD_HEADER_BYTES as usize],
+        payload: &[u8],
+    ) -> Result<(), StorageError> {
+        self.write(id, offset, header)?;
+        self.write(id, offset + RECORD_HEADER_BYTES as u64, payload)
+    }
 
     /// Hands every byte written so far to the kernel, so that a process crash cannot lose it
     /// (storages that buffer writes); called at each commit. A no-op for the others.
@@ -174,6 +207,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     fn create_segment(&mut self, id: u64, bytes: u64, header: &[u8]) -> Result<(), StorageError> {
         (**self).create_segment(id, bytes, header)
     }
+    fn choose_write_mode(&mut self, syncs: bool) -> Result<(), StorageError> {
+        (**self).choose_write_mode(syncs)
+    }
     fn prepare_spare_segment(&mut self, bytes: u64) -> Result<bool, StorageError> {
         (**self).prepare_spare_segment(bytes)
     }
@@ -185,6 +221,15 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
         (**self).write(id, offset, bytes)
+    }
+    fn write_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        header: &[u8; RECORD_HEADER_BYTES as usize],
+        payload: &[u8],
+    ) -> Result<(), StorageError> {
+        (**self).write_record(id, offset, header, payload)
     }
     fn flush(&mut self) -> Result<(), StorageError> {
         (**self).flush()
