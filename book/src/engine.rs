@@ -1,0 +1,1479 @@
+//! The engine: books, order arena, token table, expiry timers and the command handlers.
+//!
+//! # Layout
+//! - Order arena: `orders` (a `Vec` pre-sized to `orders_max`, grown only up to that capacity) plus a
+//!   free list; an order's index is stable while it lives, and a generation counter makes stale timer
+//!   entries harmless. Cancel by (login, token) is one token-table probe to the arena index: O(1).
+//! - Books: per instrument and side, a `Vec<Level>` sorted so that the best price is the LAST element
+//!   (bids ascending, asks descending): taking liquidity pops from the end, and adding near the touch
+//!   moves only the few levels better than it. Each level is an intrusive FIFO list through the
+//!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side.
+//! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
+//!   `orders_max`, drained by [`Command::ExpireDue`].
+//! - Recent trades: a ring of `trades_max` entries, looked up by match number for busts.
+//!
+//! # Determinism
+//! No clock, no randomness, no hash-map iteration: every loop walks arrays in index order or books in
+//! price-time order, so the same commands at the same times give the same events.
+//!
+//! # Order of checks on Enter Order
+//! unknown login (`L`, token not consumed) → reused token (ignored) → token table full (`Y`, not
+//! consumed) → day closed `C` → firm not allowed `L` → kill switch `a` → side `O` → symbol `S` → halted
+//! `H` → display `D` → TIF `O` → shares `Z` → lot `e` → price `X` (market not IOC / post-only market
+//! `V`) → minimum quantity `N` → collar `K` → notional `n` → open-order limit `U` → capacity `Y` →
+//! post-only would cross `P`.
+
+use bourse_protocol::fields::{Firm, PRICE_LIMIT_MAX, PRICE_MARKET, Symbol, Token};
+use bourse_protocol::reason::{CancelReason, RejectReason};
+
+use crate::command::{Command, EnterOrder, MassCancelScope, ReplaceOrder};
+use crate::config::{ConfigError, EngineConfig, StpMode, TIF_EXPIRING_MAX_S, TIF_SYSTEM_HOURS};
+use crate::event::{
+    Accepted, Added, Canceled, Event, EventSink, Executed, Instrument, Modified, Party, Replaced,
+    SelfTradeCanceled,
+};
+use crate::tokens::{DEAD, Lookup, TokenTable};
+use crate::types::{Lots, Side, Ticks, display};
+
+/// Null index of the intrusive lists.
+pub(crate) const NIL: u32 = u32::MAX;
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// A resting order in the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Order {
+    pub(crate) order_ref: u64,
+    /// 0 = rests until end of day.
+    pub(crate) expire_ns: u64,
+    pub(crate) login: u32,
+    pub(crate) token_slot: u32,
+    pub(crate) price: Ticks,
+    pub(crate) open: Lots,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    pub(crate) generation: u32,
+    pub(crate) token: Token,
+    pub(crate) firm: u16,
+    pub(crate) instrument: u16,
+    pub(crate) side_letter: u8,
+    pub(crate) display: u8,
+    pub(crate) live: bool,
+}
+
+impl Order {
+    pub(crate) fn side(&self) -> Side {
+        Side::from_letter(self.side_letter).expect("resting orders have a valid side")
+    }
+}
+
+/// One price level: total open lots and a FIFO list of orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Level {
+    pub(crate) price: Ticks,
+    pub(crate) open: u64,
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+}
+
+/// Per-instrument state.
+pub(crate) struct Book {
+    /// Ascending: best bid last.
+    pub(crate) bids: Vec<Level>,
+    /// Descending: best ask last.
+    pub(crate) asks: Vec<Level>,
+    pub(crate) halted: bool,
+    /// Wire price of the last trade, 0 before the first.
+    pub(crate) last_trade_price: u32,
+}
+
+impl Book {
+    pub(crate) fn levels(&self, side: Side) -> &Vec<Level> {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        }
+    }
+    fn levels_mut(&mut self, side: Side) -> &mut Vec<Level> {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+}
+
+/// Per-firm state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct FirmState {
+    pub(crate) killed: bool,
+    pub(crate) open_orders: u32,
+}
+
+/// A pending expiry (heap entry). Stale when the order at `index` no longer has `generation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Expiry {
+    pub(crate) expire_ns: u64,
+    pub(crate) order_ref: u64,
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl Expiry {
+    fn key(&self) -> (u64, u64) {
+        (self.expire_ns, self.order_ref)
+    }
+}
+
+/// A recent trade, kept for busts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Trade {
+    pub(crate) match_number: u64,
+    pub(crate) instrument: u16,
+    pub(crate) busted: bool,
+    pub(crate) resting: Party,
+    pub(crate) taking: Party,
+}
+
+/// Why [`Engine::restore`] refused a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The bytes end early or a length is inconsistent.
+    #[error("snapshot truncated or malformed at byte {0}")]
+    Malformed(usize),
+    /// Magic or version unknown.
+    #[error("not a bourse-book snapshot of a known version")]
+    Version,
+    /// The snapshot was taken under a different configuration.
+    #[error("snapshot configuration fingerprint {found:#x} differs from {expected:#x}")]
+    Config {
+        /// Fingerprint of this engine's configuration.
+        expected: u64,
+        /// Fingerprint in the snapshot.
+        found: u64,
+    },
+    /// A table in the snapshot is larger than its configured capacity, or an index is out of range.
+    #[error("snapshot value out of range: {0}")]
+    Range(&'static str),
+}
+
+/// The incoming order while it matches.
+struct Taker {
+    login: u32,
+    token: Token,
+    order_ref: u64,
+    firm: u16,
+    instrument: u16,
+    side: Side,
+    side_letter: u8,
+    display: u8,
+    /// Effective limit (a market order's is its collar bound).
+    limit: Ticks,
+    /// Wire price as entered (for events).
+    price_wire: u32,
+    market: bool,
+    remaining: Lots,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Filled,
+    Limit,
+    Exhausted,
+    SelfTrade,
+}
+
+/// What validation of a new or replacement order yields.
+struct Valid {
+    lots: Lots,
+    limit: Ticks,
+    market: bool,
+    ioc: bool,
+    expire_ns: u64,
+    min_qty: u32,
+}
+
+/// The matching engine. See the crate documentation for the API and [`Command`] for the inputs.
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) books: Vec<Book>,
+    /// (symbol, instrument index), sorted by symbol.
+    symbols: Vec<(Symbol, u16)>,
+    pub(crate) firms: Vec<FirmState>,
+    /// (login id, allowed firm indices, default firm index), sorted by login id.
+    logins: Vec<(u32, Vec<u16>, u16)>,
+    pub(crate) orders: Vec<Order>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) tokens: TokenTable,
+    pub(crate) expiries: Vec<Expiry>,
+    pub(crate) trades: Vec<Trade>,
+    pub(crate) order_ref_next: u64,
+    pub(crate) match_number_next: u64,
+    pub(crate) closed: bool,
+    scratch: Vec<u32>,
+}
+
+fn position(levels: &[Level], side: Side, price: Ticks) -> Result<usize, usize> {
+    match side {
+        Side::Buy => levels.binary_search_by(|l| l.price.cmp(&price)),
+        Side::Sell => levels.binary_search_by(|l| price.cmp(&l.price)),
+    }
+}
+
+/// True when an incoming order on `side` with limit `limit` trades with a resting level at `price`.
+fn crosses(side: Side, limit: Ticks, price: Ticks) -> bool {
+    match side {
+        Side::Buy => price <= limit,
+        Side::Sell => price >= limit,
+    }
+}
+
+impl Engine {
+    /// Validates `config` and allocates every table to its limits.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a configuration the engine cannot run with.
+    pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let levels_max = config.levels_max as usize;
+        let books = config
+            .instruments
+            .iter()
+            .map(|_| Book {
+                bids: Vec::with_capacity(levels_max),
+                asks: Vec::with_capacity(levels_max),
+                halted: false,
+                last_trade_price: 0,
+            })
+            .collect();
+        let mut symbols: Vec<(Symbol, u16)> = config
+            .instruments
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.symbol, i as u16))
+            .collect();
+        symbols.sort();
+        let firm_index = |f: &Firm| config.firms.iter().position(|c| c.firm == *f).expect("validated") as u16;
+        let mut logins: Vec<(u32, Vec<u16>, u16)> = config
+            .logins
+            .iter()
+            .map(|l| {
+                (
+                    l.login,
+                    l.firms.iter().map(firm_index).collect(),
+                    firm_index(&l.default_firm),
+                )
+            })
+            .collect();
+        logins.sort();
+        let orders_max = config.orders_max as usize;
+        Ok(Self {
+            books,
+            symbols,
+            firms: vec![FirmState::default(); config.firms.len()],
+            logins,
+            orders: Vec::with_capacity(orders_max),
+            free: Vec::with_capacity(orders_max),
+            tokens: TokenTable::new(config.tokens_max),
+            expiries: Vec::with_capacity(orders_max),
+            trades: Vec::with_capacity(config.trades_max as usize),
+            order_ref_next: config.order_ref_first,
+            match_number_next: config.match_number_first,
+            closed: false,
+            scratch: Vec::with_capacity(orders_max),
+            config,
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Applies one sequenced command at time `now_ns` (nanoseconds since midnight of the trading day),
+    /// writing its events to `out` in publication order. Never panics on bad input: a bad command is a
+    /// reject event or, where the protocol says so, ignored (no event).
+    ///
+    /// # Panics
+    /// Only on a broken internal invariant (a bug), never on input.
+    pub fn apply(&mut self, now_ns: u64, command: &Command, out: &mut impl EventSink) {
+        match command {
+            Command::Enter(order) => self.enter(now_ns, order, out),
+            Command::Cancel { login, token, shares } => self.cancel(now_ns, *login, token, *shares, out),
+            Command::Replace(order) => self.replace(now_ns, order, out),
+            Command::Modify {
+                login,
+                token,
+                side,
+                shares,
+            } => self.modify(now_ns, *login, token, *side, *shares, out),
+            Command::MassCancel { scope, reason } => self.mass_cancel(now_ns, *scope, *reason, out),
+            Command::KillSwitch { firm, on } => self.kill_switch(now_ns, firm, *on, out),
+            Command::ExpireDue => self.expire_due(now_ns, out),
+            Command::EndOfDay => self.end_of_day(now_ns, out),
+            Command::StartOfDay => {
+                if self.closed {
+                    self.tokens.clear();
+                    self.closed = false;
+                    out.push(Event::SystemEvent {
+                        timestamp_ns: now_ns,
+                        code: b'S',
+                    });
+                }
+            }
+            Command::Halt { symbol } => self.set_halt(now_ns, symbol, true, out),
+            Command::Resume { symbol } => self.set_halt(now_ns, symbol, false, out),
+            Command::BustTrade { match_number } => self.bust(now_ns, *match_number, out),
+        }
+    }
+
+    // ----- queries (tests, tools) -----
+
+    /// Number of live (resting) orders.
+    pub fn order_count(&self) -> usize {
+        self.orders.len() - self.free.len()
+    }
+
+    /// The next order reference number the engine will assign.
+    pub fn order_ref_next(&self) -> u64 {
+        self.order_ref_next
+    }
+
+    /// The next match number the engine will assign.
+    pub fn match_number_next(&self) -> u64 {
+        self.match_number_next
+    }
+
+    /// Depth of one side of an instrument, best first: (price, total shares, order count) per level.
+    /// Returns an empty list for an unknown symbol. Allocates: for tests and tools, not the hot path.
+    pub fn depth(&self, symbol: &Symbol, side: Side) -> Vec<(u32, u64, u32)> {
+        let Some(i) = self.instrument_index(symbol) else {
+            return Vec::new();
+        };
+        let c = &self.config.instruments[i];
+        self.books[i]
+            .levels(side)
+            .iter()
+            .rev()
+            .map(|l| {
+                let mut count = 0;
+                let mut o = l.head;
+                while o != NIL {
+                    count += 1;
+                    o = self.orders[o as usize].next;
+                }
+                (l.price.0 * c.tick_size, l.open * u64::from(c.lot_size), count)
+            })
+            .collect()
+    }
+
+    /// Orders of one side of an instrument in priority order (best level first, FIFO within it):
+    /// (order ref, price, open shares, login, token). Allocates: for tests and tools.
+    pub fn orders_in_priority(&self, symbol: &Symbol, side: Side) -> Vec<(u64, u32, u32, u32, Token)> {
+        let Some(i) = self.instrument_index(symbol) else {
+            return Vec::new();
+        };
+        let c = &self.config.instruments[i];
+        let mut out = Vec::new();
+        for l in self.books[i].levels(side).iter().rev() {
+            let mut o = l.head;
+            while o != NIL {
+                let order = &self.orders[o as usize];
+                out.push((
+                    order.order_ref,
+                    order.price.0 * c.tick_size,
+                    order.open.0 * c.lot_size,
+                    order.login,
+                    order.token,
+                ));
+                o = order.next;
+            }
+        }
+        out
+    }
+
+    /// Whether the trading day is closed (after end of day, before start of day).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Checks the structural invariants (never crossed, level totals equal their orders, FIFO lists
+    /// consistent, every live order in exactly one level, firm open counts right).
+    ///
+    /// # Errors
+    /// A description of the first broken invariant.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut seen = 0usize;
+        let mut firm_open = vec![0u32; self.firms.len()];
+        for (i, book) in self.books.iter().enumerate() {
+            if let (Some(b), Some(a)) = (book.bids.last(), book.asks.last())
+                && b.price >= a.price
+            {
+                return Err(format!(
+                    "instrument {i} crossed: bid {:?} ask {:?}",
+                    b.price, a.price
+                ));
+            }
+            for side in [Side::Buy, Side::Sell] {
+                let levels = book.levels(side);
+                for w in levels.windows(2) {
+                    let ordered = match side {
+                        Side::Buy => w[0].price < w[1].price,
+                        Side::Sell => w[0].price > w[1].price,
+                    };
+                    if !ordered {
+                        return Err(format!("instrument {i} {side:?} levels out of order"));
+                    }
+                }
+                for l in levels {
+                    let (mut sum, mut o, mut prev, mut last_ref) = (0u64, l.head, NIL, 0u64);
+                    if o == NIL {
+                        return Err(format!("instrument {i} empty level {:?}", l.price));
+                    }
+                    while o != NIL {
+                        let order = &self.orders[o as usize];
+                        if !order.live || order.prev != prev || order.price != l.price || order.side() != side
+                        {
+                            return Err(format!("order {o} badly linked in level {:?}", l.price));
+                        }
+                        if order.open.0 == 0 {
+                            return Err(format!("order {o} rests with zero size"));
+                        }
+                        // FIFO: later entries have larger refs (every rest takes a fresh ref).
+                        if order.order_ref <= last_ref {
+                            return Err(format!("level {:?} not in FIFO order", l.price));
+                        }
+                        last_ref = order.order_ref;
+                        sum += u64::from(order.open.0);
+                        firm_open[order.firm as usize] += 1;
+                        seen += 1;
+                        prev = o;
+                        o = order.next;
+                    }
+                    if prev != l.tail || sum != l.open {
+                        return Err(format!("level {:?} tail or total wrong", l.price));
+                    }
+                }
+            }
+        }
+        if seen != self.order_count() {
+            return Err(format!(
+                "{seen} orders on books, {} live in arena",
+                self.order_count()
+            ));
+        }
+        for (f, s) in self.firms.iter().enumerate() {
+            if s.open_orders != firm_open[f] {
+                return Err(format!(
+                    "firm {f} open count {} vs {}",
+                    s.open_orders, firm_open[f]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    // ----- lookups -----
+
+    fn instrument_index(&self, symbol: &Symbol) -> Option<usize> {
+        self.symbols
+            .binary_search_by(|(s, _)| s.cmp(symbol))
+            .ok()
+            .map(|i| self.symbols[i].1 as usize)
+    }
+
+    fn login_index(&self, login: u32) -> Option<usize> {
+        self.logins.binary_search_by(|(l, _, _)| l.cmp(&login)).ok()
+    }
+
+    fn firm_index(&self, firm: &Firm) -> Option<u16> {
+        self.config
+            .firms
+            .iter()
+            .position(|c| c.firm == *firm)
+            .map(|i| i as u16)
+    }
+
+    fn instrument_event(&self, i: u16) -> Instrument {
+        let c = &self.config.instruments[i as usize];
+        Instrument {
+            symbol: c.symbol,
+            locate: c.locate,
+        }
+    }
+
+    fn price_wire(&self, i: u16, ticks: Ticks) -> u32 {
+        ticks.0 * self.config.instruments[i as usize].tick_size
+    }
+
+    fn shares(&self, i: u16, lots: Lots) -> u32 {
+        lots.0 * self.config.instruments[i as usize].lot_size
+    }
+
+    /// Collar band (lower, upper) in wire price units; (0, u64::MAX) when disabled.
+    fn collar(&self, i: usize) -> (u64, u64) {
+        let c = &self.config.instruments[i];
+        if c.collar_bps == 0 {
+            return (0, u64::MAX);
+        }
+        let last = self.books[i].last_trade_price;
+        let reference = u64::from(if last > 0 { last } else { c.reference_price });
+        let half = reference * u64::from(c.collar_bps) / 10_000;
+        (reference.saturating_sub(half), reference + half)
+    }
+
+    fn party(&self, order: &Order, remaining: Lots) -> Party {
+        Party {
+            login: order.login,
+            token: order.token,
+            order_ref: order.order_ref,
+            firm: self.config.firms[order.firm as usize].firm,
+            side: order.side_letter,
+            remaining: self.shares(order.instrument, remaining),
+        }
+    }
+
+    fn taker_party(&self, t: &Taker) -> Party {
+        Party {
+            login: t.login,
+            token: t.token,
+            order_ref: t.order_ref,
+            firm: self.config.firms[t.firm as usize].firm,
+            side: t.side_letter,
+            remaining: self.shares(t.instrument, t.remaining),
+        }
+    }
+
+    fn take_order_ref(&mut self) -> u64 {
+        let r = self.order_ref_next;
+        self.order_ref_next += 1;
+        r
+    }
+
+    // ----- validation -----
+
+    /// Checks shared by Enter and Replace, from "halted" on.
+    #[allow(clippy::too_many_arguments)]
+    fn validate(
+        &self,
+        now_ns: u64,
+        inst: usize,
+        firm: u16,
+        side: Side,
+        shares: u32,
+        price: u32,
+        tif_s: u32,
+        display_value: u8,
+        min_qty: u32,
+        replace: bool,
+    ) -> Result<Valid, RejectReason> {
+        let c = &self.config.instruments[inst];
+        let book = &self.books[inst];
+        if book.halted {
+            return Err(RejectReason::Halted);
+        }
+        if !display::is_valid(display_value) {
+            return Err(RejectReason::InvalidDisplay);
+        }
+        if tif_s > TIF_SYSTEM_HOURS {
+            return Err(RejectReason::Other);
+        }
+        let ioc = tif_s == 0;
+        let post_only = display_value == display::POST_ONLY;
+        if shares == 0 || shares > c.shares_max {
+            return Err(RejectReason::InvalidShares);
+        }
+        if shares % c.lot_size != 0 {
+            return Err(RejectReason::InvalidLot);
+        }
+        let lots = Lots(shares / c.lot_size);
+        let market = price == PRICE_MARKET;
+        if market && (!ioc || replace || post_only) {
+            return Err(RejectReason::InvalidOrderType);
+        }
+        if post_only && ioc {
+            return Err(RejectReason::InvalidOrderType);
+        }
+        if !market && (price == 0 || price > PRICE_LIMIT_MAX || price % c.tick_size != 0) {
+            return Err(RejectReason::InvalidPrice);
+        }
+        if min_qty > 0 && (!ioc || min_qty > shares) {
+            return Err(RejectReason::InvalidMinimumQuantity);
+        }
+        let (lower, upper) = self.collar(inst);
+        let limit = if market {
+            match side {
+                Side::Buy => Ticks((upper / u64::from(c.tick_size)).min(u64::from(u32::MAX)) as u32),
+                Side::Sell => Ticks(lower.div_ceil(u64::from(c.tick_size)) as u32),
+            }
+        } else {
+            if u64::from(price) < lower || u64::from(price) > upper {
+                return Err(RejectReason::PriceCollar);
+            }
+            Ticks(price / c.tick_size)
+        };
+        let notional_price = if market {
+            let reference = u64::from(if book.last_trade_price > 0 {
+                book.last_trade_price
+            } else {
+                c.reference_price
+            });
+            match side {
+                Side::Buy if upper != u64::MAX => upper,
+                Side::Sell if lower > 0 => lower,
+                _ => reference,
+            }
+        } else {
+            u64::from(price)
+        };
+        if u128::from(notional_price) * u128::from(shares) > u128::from(c.notional_max) {
+            return Err(RejectReason::NotionalLimit);
+        }
+        if !ioc && !replace {
+            let f = &self.config.firms[firm as usize];
+            if self.firms[firm as usize].open_orders >= f.open_orders_max {
+                return Err(RejectReason::OpenOrderLimit);
+            }
+            if self.free.is_empty() && self.orders.len() >= self.config.orders_max as usize {
+                return Err(RejectReason::CapacityFull);
+            }
+        }
+        if !ioc {
+            let levels = book.levels(side);
+            if levels.len() >= self.config.levels_max as usize && position(levels, side, limit).is_err() {
+                return Err(RejectReason::CapacityFull);
+            }
+        }
+        if post_only && self.would_cross(inst, side, limit) {
+            return Err(RejectReason::PostOnlyWouldCross);
+        }
+        let expire_ns = if (1..=TIF_EXPIRING_MAX_S).contains(&tif_s) {
+            now_ns.saturating_add(u64::from(tif_s) * NS_PER_S)
+        } else {
+            0
+        };
+        Ok(Valid {
+            lots,
+            limit,
+            market,
+            ioc,
+            expire_ns,
+            min_qty,
+        })
+    }
+
+    fn would_cross(&self, inst: usize, side: Side, limit: Ticks) -> bool {
+        self.books[inst]
+            .levels(side.opposite())
+            .last()
+            .is_some_and(|l| crosses(side, limit, l.price))
+    }
+
+    fn reject(&self, now_ns: u64, login: u32, token: Token, reason: RejectReason, out: &mut impl EventSink) {
+        out.push(Event::Rejected {
+            timestamp_ns: now_ns,
+            login,
+            token,
+            reason,
+        });
+    }
+
+    // ----- Enter -----
+
+    fn enter(&mut self, now_ns: u64, o: &EnterOrder, out: &mut impl EventSink) {
+        let Some(login_ix) = self.login_index(o.login) else {
+            return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
+        };
+        let token_slot = match self.tokens.lookup(o.login, &o.token) {
+            Lookup::Found(_) => return, // reused token: ignored
+            Lookup::Vacant(slot) => slot,
+        };
+        if self.tokens.is_full() {
+            return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out);
+        }
+        self.tokens.insert(token_slot, o.login, o.token, DEAD);
+        let checked = self.check_enter(now_ns, login_ix, o);
+        let (firm, inst, side, v) = match checked {
+            Ok(x) => x,
+            Err(reason) => return self.reject(now_ns, o.login, o.token, reason, out),
+        };
+        let order_ref = self.take_order_ref();
+        out.push(Event::Accepted(Accepted {
+            timestamp_ns: now_ns,
+            login: o.login,
+            token: o.token,
+            order_ref,
+            side: o.side,
+            shares: o.shares,
+            instrument: self.instrument_event(inst),
+            price: o.price,
+            tif_s: o.tif_s,
+            firm: self.config.firms[firm as usize].firm,
+            display: o.display,
+            min_qty: o.min_qty,
+        }));
+        let mut t = Taker {
+            login: o.login,
+            token: o.token,
+            order_ref,
+            firm,
+            instrument: inst,
+            side,
+            side_letter: o.side,
+            display: o.display,
+            limit: v.limit,
+            price_wire: o.price,
+            market: v.market,
+            remaining: v.lots,
+        };
+        self.execute(now_ns, &mut t, &v, token_slot as u32, true, out);
+    }
+
+    fn check_enter(
+        &self,
+        now_ns: u64,
+        login_ix: usize,
+        o: &EnterOrder,
+    ) -> Result<(u16, u16, Side, Valid), RejectReason> {
+        if self.closed {
+            return Err(RejectReason::Closed);
+        }
+        let (_, allowed, default_firm) = &self.logins[login_ix];
+        let firm = if o.firm.is_blank() {
+            *default_firm
+        } else {
+            match self.firm_index(&o.firm) {
+                Some(f) if allowed.contains(&f) => f,
+                _ => return Err(RejectReason::FirmNotAuthorized),
+            }
+        };
+        if self.firms[firm as usize].killed {
+            return Err(RejectReason::KillSwitch);
+        }
+        let side = Side::from_letter(o.side).ok_or(RejectReason::Other)?;
+        let inst = self
+            .instrument_index(&o.symbol)
+            .ok_or(RejectReason::InvalidStock)?;
+        let v = self.validate(
+            now_ns, inst, firm, side, o.shares, o.price, o.tif_s, o.display, o.min_qty, false,
+        )?;
+        Ok((firm, inst as u16, side, v))
+    }
+
+    /// Minimum-quantity check, matching, then rest or cancel the remainder.
+    fn execute(
+        &mut self,
+        now_ns: u64,
+        t: &mut Taker,
+        v: &Valid,
+        token_slot: u32,
+        emit_added: bool,
+        out: &mut impl EventSink,
+    ) {
+        if v.min_qty > 0 {
+            let available = self.takeable(t);
+            if self.shares(t.instrument, available) < v.min_qty {
+                let remaining = t.remaining;
+                t.remaining = Lots(0);
+                return self.cancel_taker(now_ns, t, remaining, CancelReason::ImmediateOrCancel, out);
+            }
+        }
+        let stop = self.match_incoming(now_ns, t, out);
+        if t.remaining.0 == 0 {
+            return;
+        }
+        if v.ioc {
+            let reason = if t.market && stop == Stop::Limit {
+                CancelReason::MarketCollar
+            } else {
+                CancelReason::ImmediateOrCancel
+            };
+            let remaining = t.remaining;
+            t.remaining = Lots(0);
+            return self.cancel_taker(now_ns, t, remaining, reason, out);
+        }
+        // Rest.
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                assert!(
+                    self.orders.len() < self.config.orders_max as usize,
+                    "arena capacity checked in validate"
+                );
+                self.orders.push(Order {
+                    order_ref: 0,
+                    expire_ns: 0,
+                    login: 0,
+                    token_slot: 0,
+                    price: Ticks(0),
+                    open: Lots(0),
+                    prev: NIL,
+                    next: NIL,
+                    generation: 0,
+                    token: Token::BLANK,
+                    firm: 0,
+                    instrument: 0,
+                    side_letter: 0,
+                    display: 0,
+                    live: false,
+                });
+                (self.orders.len() - 1) as u32
+            }
+        };
+        let generation = self.orders[index as usize].generation;
+        self.orders[index as usize] = Order {
+            order_ref: t.order_ref,
+            expire_ns: v.expire_ns,
+            login: t.login,
+            token_slot,
+            price: t.limit,
+            open: t.remaining,
+            prev: NIL,
+            next: NIL,
+            generation,
+            token: t.token,
+            firm: t.firm,
+            instrument: t.instrument,
+            side_letter: t.side_letter,
+            display: t.display,
+            live: true,
+        };
+        self.link(index);
+        self.tokens.slots[token_slot as usize].order = index;
+        self.firms[t.firm as usize].open_orders += 1;
+        if v.expire_ns > 0 {
+            self.push_expiry(Expiry {
+                expire_ns: v.expire_ns,
+                order_ref: t.order_ref,
+                index,
+                generation,
+            });
+        }
+        if emit_added {
+            out.push(Event::Added(Added {
+                timestamp_ns: now_ns,
+                order_ref: t.order_ref,
+                side: t.side,
+                shares: self.shares(t.instrument, t.remaining),
+                instrument: self.instrument_event(t.instrument),
+                price: self.price_wire(t.instrument, t.limit),
+                firm: self.config.firms[t.firm as usize].firm,
+                attributed: t.display == display::ATTRIBUTABLE,
+            }));
+        }
+    }
+
+    fn cancel_taker(
+        &self,
+        now_ns: u64,
+        t: &Taker,
+        decrement: Lots,
+        reason: CancelReason,
+        out: &mut impl EventSink,
+    ) {
+        out.push(Event::Canceled(self.taker_canceled(now_ns, t, decrement, reason)));
+    }
+
+    fn taker_canceled(&self, now_ns: u64, t: &Taker, decrement: Lots, reason: CancelReason) -> Canceled {
+        Canceled {
+            timestamp_ns: now_ns,
+            login: t.login,
+            token: t.token,
+            order_ref: t.order_ref,
+            instrument: self.instrument_event(t.instrument),
+            side: t.side,
+            price: t.price_wire,
+            decrement: self.shares(t.instrument, decrement),
+            remaining: self.shares(t.instrument, t.remaining),
+            reason,
+            on_book: false,
+        }
+    }
+
+    fn order_canceled(&self, now_ns: u64, order: &Order, decrement: Lots, reason: CancelReason) -> Canceled {
+        Canceled {
+            timestamp_ns: now_ns,
+            login: order.login,
+            token: order.token,
+            order_ref: order.order_ref,
+            instrument: self.instrument_event(order.instrument),
+            side: order.side(),
+            price: self.price_wire(order.instrument, order.price),
+            decrement: self.shares(order.instrument, decrement),
+            remaining: self.shares(order.instrument, Lots(order.open.0 - decrement.0)),
+            reason,
+            on_book: true,
+        }
+    }
+
+    /// Lots the taker could trade right now, excluding what self-trade prevention would stop.
+    fn takeable(&self, t: &Taker) -> Lots {
+        let stp = self.config.firms[t.firm as usize].stp;
+        let levels = self.books[t.instrument as usize].levels(t.side.opposite());
+        let (mut available, mut remaining) = (0u32, t.remaining.0);
+        for level in levels.iter().rev() {
+            if !crosses(t.side, t.limit, level.price) {
+                break;
+            }
+            let mut o = level.head;
+            while o != NIL {
+                let r = &self.orders[o as usize];
+                let q = r.open.0.min(remaining);
+                if stp != StpMode::None && r.firm == t.firm {
+                    match stp {
+                        StpMode::CancelNewest | StpMode::CancelBoth => return Lots(available),
+                        StpMode::Decrement => remaining -= q,
+                        StpMode::CancelOldest | StpMode::None => {}
+                    }
+                } else {
+                    available += q;
+                    remaining -= q;
+                }
+                if remaining == 0 {
+                    return Lots(available);
+                }
+                o = r.next;
+            }
+        }
+        Lots(available)
+    }
+
+    fn match_incoming(&mut self, now_ns: u64, t: &mut Taker, out: &mut impl EventSink) -> Stop {
+        let inst = t.instrument as usize;
+        let opposite = t.side.opposite();
+        let stp = self.config.firms[t.firm as usize].stp;
+        // Bounded: every iteration removes an order or lots from the book, or ends the loop.
+        loop {
+            if t.remaining.0 == 0 {
+                return Stop::Filled;
+            }
+            let Some(level) = self.books[inst].levels(opposite).last() else {
+                return Stop::Exhausted;
+            };
+            if !crosses(t.side, t.limit, level.price) {
+                return Stop::Limit;
+            }
+            let index = level.head;
+            let resting = self.orders[index as usize];
+            let price = self.price_wire(t.instrument, resting.price);
+            if stp != StpMode::None && resting.firm == t.firm {
+                let prevented = Lots(resting.open.0.min(t.remaining.0));
+                let (resting_decrement, taker_decrement) = match stp {
+                    StpMode::CancelNewest => (Lots(0), t.remaining),
+                    StpMode::CancelOldest => (resting.open, Lots(0)),
+                    StpMode::CancelBoth => (resting.open, t.remaining),
+                    StpMode::Decrement | StpMode::None => (prevented, prevented),
+                };
+                if resting_decrement.0 > 0 {
+                    let canceled = self.order_canceled(
+                        now_ns,
+                        &resting,
+                        resting_decrement,
+                        CancelReason::SelfMatchPrevention,
+                    );
+                    out.push(Event::SelfTradeCanceled(SelfTradeCanceled {
+                        canceled,
+                        prevented: self.shares(t.instrument, prevented),
+                        execution_price: price,
+                        liquidity: b'A',
+                    }));
+                    self.take_lots(index, resting_decrement);
+                }
+                if taker_decrement.0 > 0 {
+                    t.remaining = Lots(t.remaining.0 - taker_decrement.0);
+                    let canceled =
+                        self.taker_canceled(now_ns, t, taker_decrement, CancelReason::SelfMatchPrevention);
+                    out.push(Event::SelfTradeCanceled(SelfTradeCanceled {
+                        canceled,
+                        prevented: self.shares(t.instrument, prevented),
+                        execution_price: price,
+                        liquidity: b'R',
+                    }));
+                    if t.remaining.0 == 0 {
+                        return Stop::SelfTrade;
+                    }
+                }
+                continue;
+            }
+            let fill = Lots(resting.open.0.min(t.remaining.0));
+            t.remaining = Lots(t.remaining.0 - fill.0);
+            self.take_lots(index, fill);
+            let match_number = self.match_number_next;
+            self.match_number_next += 1;
+            self.books[inst].last_trade_price = price;
+            let resting_party = self.party(&resting, Lots(resting.open.0 - fill.0));
+            let taking_party = self.taker_party(t);
+            self.record_trade(Trade {
+                match_number,
+                instrument: t.instrument,
+                busted: false,
+                resting: resting_party,
+                taking: taking_party,
+            });
+            out.push(Event::Executed(Executed {
+                timestamp_ns: now_ns,
+                match_number,
+                instrument: self.instrument_event(t.instrument),
+                price,
+                shares: self.shares(t.instrument, fill),
+                resting: resting_party,
+                taking: taking_party,
+            }));
+        }
+    }
+
+    fn record_trade(&mut self, trade: Trade) {
+        let max = self.config.trades_max as usize;
+        if self.trades.len() < max {
+            self.trades.push(trade);
+        } else {
+            let slot = ((trade.match_number - self.config.match_number_first) % max as u64) as usize;
+            self.trades[slot] = trade;
+        }
+    }
+
+    // ----- book primitives -----
+
+    /// Appends a live order to the tail of its level (creating the level).
+    fn link(&mut self, index: u32) {
+        let order = self.orders[index as usize];
+        let side = order.side();
+        let levels = self.books[order.instrument as usize].levels_mut(side);
+        let at = match position(levels, side, order.price) {
+            Ok(at) => at,
+            Err(at) => {
+                assert!(
+                    levels.len() < levels.capacity(),
+                    "level capacity checked in validate"
+                );
+                levels.insert(
+                    at,
+                    Level {
+                        price: order.price,
+                        open: 0,
+                        head: NIL,
+                        tail: NIL,
+                    },
+                );
+                at
+            }
+        };
+        let level = &mut levels[at];
+        let tail = level.tail;
+        level.open += u64::from(order.open.0);
+        level.tail = index;
+        if tail == NIL {
+            level.head = index;
+        }
+        if tail != NIL {
+            self.orders[tail as usize].next = index;
+        }
+        let o = &mut self.orders[index as usize];
+        o.prev = tail;
+        o.next = NIL;
+    }
+
+    /// Takes `lots` off a resting order; at zero it leaves the book and the arena.
+    fn take_lots(&mut self, index: u32, lots: Lots) {
+        let order = self.orders[index as usize];
+        assert!(order.live && lots.0 <= order.open.0 && lots.0 > 0);
+        let side = order.side();
+        let levels = self.books[order.instrument as usize].levels_mut(side);
+        let at = match levels.last() {
+            Some(l) if l.price == order.price => levels.len() - 1,
+            _ => position(levels, side, order.price).expect("a live order's level exists"),
+        };
+        levels[at].open -= u64::from(lots.0);
+        let open = Lots(order.open.0 - lots.0);
+        self.orders[index as usize].open = open;
+        if open.0 > 0 {
+            return;
+        }
+        // Unlink.
+        let (prev, next) = (order.prev, order.next);
+        if prev != NIL {
+            self.orders[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.orders[next as usize].prev = prev;
+        }
+        let levels = self.books[order.instrument as usize].levels_mut(side);
+        let level = &mut levels[at];
+        if level.head == index {
+            level.head = next;
+        }
+        if level.tail == index {
+            level.tail = prev;
+        }
+        if level.head == NIL {
+            levels.remove(at);
+        }
+        let o = &mut self.orders[index as usize];
+        o.live = false;
+        o.generation = o.generation.wrapping_add(1);
+        o.prev = NIL;
+        o.next = NIL;
+        self.tokens.slots[order.token_slot as usize].order = DEAD;
+        self.firms[order.firm as usize].open_orders -= 1;
+        self.free.push(index);
+    }
+
+    /// Cancels `decrement` lots of a resting order (all of it when equal to its open size).
+    fn cancel_lots(
+        &mut self,
+        now_ns: u64,
+        index: u32,
+        decrement: Lots,
+        reason: CancelReason,
+        out: &mut impl EventSink,
+    ) {
+        let order = self.orders[index as usize];
+        out.push(Event::Canceled(
+            self.order_canceled(now_ns, &order, decrement, reason),
+        ));
+        self.take_lots(index, decrement);
+    }
+
+    fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
+        match self.tokens.lookup(login, token) {
+            Lookup::Found(slot) if self.tokens.slots[slot].order != DEAD => {
+                Some(self.tokens.slots[slot].order)
+            }
+            _ => None,
+        }
+    }
+
+    // ----- Cancel, Modify, Replace -----
+
+    fn cancel(&mut self, now_ns: u64, login: u32, token: &Token, shares: u32, out: &mut impl EventSink) {
+        let Some(index) = self.live_order(login, token) else {
+            return;
+        };
+        let order = self.orders[index as usize];
+        let lot = self.config.instruments[order.instrument as usize].lot_size;
+        let intended = Lots(shares / lot);
+        if intended.0 >= order.open.0 {
+            return;
+        }
+        self.cancel_lots(
+            now_ns,
+            index,
+            Lots(order.open.0 - intended.0),
+            CancelReason::UserRequested,
+            out,
+        );
+    }
+
+    fn modify(
+        &mut self,
+        now_ns: u64,
+        login: u32,
+        token: &Token,
+        side: u8,
+        shares: u32,
+        out: &mut impl EventSink,
+    ) {
+        let Some(index) = self.live_order(login, token) else {
+            return;
+        };
+        let order = self.orders[index as usize];
+        let lot = self.config.instruments[order.instrument as usize].lot_size;
+        let reason = if Side::from_letter(side) != Some(order.side()) {
+            Some(RejectReason::Other)
+        } else if shares == 0 || shares / lot > order.open.0 {
+            Some(RejectReason::InvalidShares)
+        } else if shares % lot != 0 {
+            Some(RejectReason::InvalidLot)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return self.reject(now_ns, login, *token, reason, out);
+        }
+        let decrement = Lots(order.open.0 - shares / lot);
+        self.orders[index as usize].side_letter = side;
+        if decrement.0 > 0 {
+            self.take_lots(index, decrement);
+        }
+        out.push(Event::Modified(Modified {
+            timestamp_ns: now_ns,
+            login,
+            token: *token,
+            order_ref: order.order_ref,
+            instrument: self.instrument_event(order.instrument),
+            side,
+            shares,
+            decrement: self.shares(order.instrument, decrement),
+        }));
+    }
+
+    fn replace(&mut self, now_ns: u64, r: &ReplaceOrder, out: &mut impl EventSink) {
+        let Some(index) = self.live_order(r.login, &r.existing_token) else {
+            return;
+        };
+        let token_slot = match self.tokens.lookup(r.login, &r.replacement_token) {
+            Lookup::Found(_) => return,
+            Lookup::Vacant(slot) => slot,
+        };
+        if self.tokens.is_full() {
+            return self.reject(
+                now_ns,
+                r.login,
+                r.replacement_token,
+                RejectReason::CapacityFull,
+                out,
+            );
+        }
+        self.tokens.insert(token_slot, r.login, r.replacement_token, DEAD);
+        let old = self.orders[index as usize];
+        let side = old.side();
+        let checked = if self.closed {
+            Err(RejectReason::Closed)
+        } else if self.firms[old.firm as usize].killed {
+            Err(RejectReason::KillSwitch)
+        } else {
+            self.validate(
+                now_ns,
+                old.instrument as usize,
+                old.firm,
+                side,
+                r.shares,
+                r.price,
+                r.tif_s,
+                r.display,
+                r.min_qty,
+                true,
+            )
+        };
+        let v = match checked {
+            Ok(v) => v,
+            Err(reason) => return self.reject(now_ns, r.login, r.replacement_token, reason, out),
+        };
+        let feed_replace = !v.ioc && !self.would_cross(old.instrument as usize, side, v.limit);
+        self.take_lots(index, old.open);
+        let order_ref = self.take_order_ref();
+        out.push(Event::Replaced(Replaced {
+            timestamp_ns: now_ns,
+            login: r.login,
+            previous_token: old.token,
+            previous_order_ref: old.order_ref,
+            previous_remaining: self.shares(old.instrument, old.open),
+            token: r.replacement_token,
+            order_ref,
+            side: old.side_letter,
+            shares: r.shares,
+            instrument: self.instrument_event(old.instrument),
+            price: r.price,
+            tif_s: r.tif_s,
+            firm: self.config.firms[old.firm as usize].firm,
+            display: r.display,
+            min_qty: r.min_qty,
+            feed_replace,
+        }));
+        let mut t = Taker {
+            login: r.login,
+            token: r.replacement_token,
+            order_ref,
+            firm: old.firm,
+            instrument: old.instrument,
+            side,
+            side_letter: old.side_letter,
+            display: r.display,
+            limit: v.limit,
+            price_wire: r.price,
+            market: false,
+            remaining: v.lots,
+        };
+        self.execute(now_ns, &mut t, &v, token_slot as u32, !feed_replace, out);
+    }
+
+    // ----- mass actions -----
+
+    /// Cancels every resting order matching `filter`, instrument by instrument (config order), bids then
+    /// asks, best level first, FIFO within a level.
+    fn cancel_where(
+        &mut self,
+        now_ns: u64,
+        instrument: Option<usize>,
+        filter: impl Fn(&Order) -> bool,
+        reason: CancelReason,
+        out: &mut impl EventSink,
+    ) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let range = match instrument {
+            Some(i) => i..i + 1,
+            None => 0..self.books.len(),
+        };
+        for i in range {
+            for side in [Side::Buy, Side::Sell] {
+                for level in self.books[i].levels(side).iter().rev() {
+                    let mut o = level.head;
+                    while o != NIL {
+                        let order = &self.orders[o as usize];
+                        if filter(order) {
+                            scratch.push(o);
+                        }
+                        o = order.next;
+                    }
+                }
+            }
+        }
+        for &index in &scratch {
+            let open = self.orders[index as usize].open;
+            self.cancel_lots(now_ns, index, open, reason, out);
+        }
+        scratch.clear();
+        self.scratch = scratch;
+    }
+
+    fn mass_cancel(
+        &mut self,
+        now_ns: u64,
+        scope: MassCancelScope,
+        reason: CancelReason,
+        out: &mut impl EventSink,
+    ) {
+        match scope {
+            MassCancelScope::Firm(firm) => {
+                if let Some(f) = self.firm_index(&firm) {
+                    self.cancel_where(now_ns, None, |o| o.firm == f, reason, out);
+                }
+            }
+            MassCancelScope::Login(login) => {
+                self.cancel_where(now_ns, None, |o| o.login == login, reason, out)
+            }
+            MassCancelScope::Instrument(symbol) => {
+                if let Some(i) = self.instrument_index(&symbol) {
+                    self.cancel_where(now_ns, Some(i), |_| true, reason, out);
+                }
+            }
+        }
+    }
+
+    fn kill_switch(&mut self, now_ns: u64, firm: &Firm, on: bool, out: &mut impl EventSink) {
+        let Some(f) = self.firm_index(firm) else { return };
+        self.firms[f as usize].killed = on;
+        if on {
+            self.cancel_where(now_ns, None, |o| o.firm == f, CancelReason::Supervisory, out);
+        }
+        out.push(Event::KillSwitch {
+            timestamp_ns: now_ns,
+            firm: *firm,
+            on,
+        });
+    }
+
+    fn end_of_day(&mut self, now_ns: u64, out: &mut impl EventSink) {
+        if self.closed {
+            return;
+        }
+        self.cancel_where(now_ns, None, |_| true, CancelReason::Closed, out);
+        self.expiries.clear();
+        self.closed = true;
+        out.push(Event::SystemEvent {
+            timestamp_ns: now_ns,
+            code: b'E',
+        });
+    }
+
+    fn set_halt(&mut self, now_ns: u64, symbol: &Symbol, halted: bool, out: &mut impl EventSink) {
+        let Some(i) = self.instrument_index(symbol) else {
+            return;
+        };
+        if self.books[i].halted == halted {
+            return;
+        }
+        self.books[i].halted = halted;
+        out.push(Event::TradingAction {
+            timestamp_ns: now_ns,
+            instrument: self.instrument_event(i as u16),
+            halted,
+        });
+    }
+
+    fn bust(&mut self, now_ns: u64, match_number: u64, out: &mut impl EventSink) {
+        let first = self.config.match_number_first;
+        if match_number < first || match_number >= self.match_number_next {
+            return;
+        }
+        let slot = ((match_number - first) % u64::from(self.config.trades_max)) as usize;
+        let Some(trade) = self.trades.get_mut(slot) else {
+            return;
+        };
+        if trade.match_number != match_number || trade.busted {
+            return;
+        }
+        trade.busted = true;
+        let trade = *trade;
+        out.push(Event::Broken {
+            timestamp_ns: now_ns,
+            match_number,
+            instrument: self.instrument_event(trade.instrument),
+            resting: trade.resting,
+            taking: trade.taking,
+        });
+    }
+
+    // ----- expiry heap -----
+
+    fn push_expiry(&mut self, e: Expiry) {
+        if self.expiries.len() == self.expiries.capacity() {
+            // Drop stale entries (orders gone since), then rebuild the heap. Live entries < orders_max.
+            let orders = &self.orders;
+            self.expiries.retain(|x| {
+                let o = &orders[x.index as usize];
+                o.live && o.generation == x.generation
+            });
+            for i in (0..self.expiries.len() / 2).rev() {
+                self.sift_down(i);
+            }
+        }
+        assert!(self.expiries.len() < self.expiries.capacity());
+        self.expiries.push(e);
+        let mut i = self.expiries.len() - 1;
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.expiries[parent].key() <= self.expiries[i].key() {
+                break;
+            }
+            self.expiries.swap(parent, i);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.expiries.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut m = i;
+            if l < n && self.expiries[l].key() < self.expiries[m].key() {
+                m = l;
+            }
+            if r < n && self.expiries[r].key() < self.expiries[m].key() {
+                m = r;
+            }
+            if m == i {
+                return;
+            }
+            self.expiries.swap(i, m);
+            i = m;
+        }
+    }
+
+    fn expire_due(&mut self, now_ns: u64, out: &mut impl EventSink) {
+        // Bounded by the heap's length: each iteration pops one entry.
+        while let Some(top) = self.expiries.first().copied() {
+            if top.expire_ns > now_ns {
+                break;
+            }
+            let last = self.expiries.pop().expect("non-empty");
+            if !self.expiries.is_empty() {
+                self.expiries[0] = last;
+                self.sift_down(0);
+            }
+            let o = self.orders[top.index as usize];
+            if o.live && o.generation == top.generation {
+                self.cancel_lots(now_ns, top.index, o.open, CancelReason::Timeout, out);
+            }
+        }
+    }
+}
