@@ -35,7 +35,7 @@
 //! outcome every engine must reproduce.
 
 use crate::model::ReferenceBook;
-use crate::rng::SplitMix64;
+use crate::rng::{Draw, SplitMix64};
 
 /// An order id as the workload names it: dense, starting at 1, never reused.
 pub type OrderId = u64;
@@ -267,7 +267,7 @@ pub fn generate(config: &WorkloadConfig) -> Workload {
 
     let mut generator = Generator {
         config,
-        rng: SplitMix64::new(config.seed),
+        rng: SplitMix64(config.seed),
         model: ReferenceBook::with_capacity(config.ops_count + 1),
         next_id: 1,
         live_orders_peak: 0,

@@ -3,6 +3,7 @@
 //! No timing here: the benchmark binary measures; this only checks.
 
 use bourse_benches::engine::{BenchBook, BookOutcome, replay};
+use bourse_benches::engines::bourse::BourseBook;
 use bourse_benches::engines::lobster::LobsterBook;
 use bourse_benches::engines::matchcore::MatchcoreBook;
 use bourse_benches::engines::orderbook_rs::OrderbookRsBook;
@@ -86,6 +87,16 @@ fn reference_model_replayed_reaches_its_own_expected_outcome() {
     let workload = workload();
     let outcome = run(ReferenceBook::with_capacity(OPS_COUNT), &workload);
     assert_same("reference model", &outcome, &workload.expected);
+}
+
+#[test]
+fn bourse_book_does_the_same_matching() {
+    let workload = workload();
+    assert_same(
+        "bourse-book",
+        &run(BourseBook::new(&workload.sizing), &workload),
+        &workload.expected,
+    );
 }
 
 #[test]
