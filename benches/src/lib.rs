@@ -9,12 +9,15 @@
 //!   volume, same trade count).
 //! - [`engines`]: the adapters for bourse-book and each peer crate.
 //! - [`measure`]: replay with timings (throughput and per-operation latency histograms).
+//! - [`full_mix`]: "our full mix", bourse-book alone on every command kind it offers.
 //!
 //! Timings live only in the harness binaries (`src/bin`), never in tests: the tests check that every
 //! engine did the same matching.
 
 pub mod engine;
 pub mod engines;
+pub mod full_mix;
+pub mod measure;
 pub mod model;
 pub mod rng;
 pub mod workload;
