@@ -11,7 +11,7 @@ use bourse_benches::model::ReferenceBook;
 use bourse_benches::workload::{OpKind, Workload, WorkloadConfig, generate};
 
 /// Same seed as the benchmark binary's default; 50k operations keep the test quick in debug builds.
-const SEED: u64 = 0xB0_5E_2026;
+const SEED: u64 = 0xB05E_2026;
 const OPS_COUNT: usize = 50_000;
 
 fn workload() -> Workload {

@@ -29,7 +29,7 @@ use bourse_benches::model::ReferenceBook;
 use bourse_benches::workload::{OpKind, Workload, WorkloadConfig, generate};
 
 /// Default seed of both modes.
-const SEED_DEFAULT: u64 = 0xB0_5E_2026;
+const SEED_DEFAULT: u64 = 0xB05E_2026;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
