@@ -190,7 +190,7 @@ impl EngineConfig {
             if a.tick_size == 0
                 || a.lot_size == 0
                 || !price_ok(a.reference_price)
-                || a.reference_price % a.tick_size != 0
+                || !a.reference_price.is_multiple_of(a.tick_size)
                 || a.shares_max < a.lot_size
             {
                 return Err(ConfigError::InstrumentValue(name));

@@ -32,7 +32,7 @@ use crate::event::{
     Accepted, Added, Canceled, Event, EventSink, Executed, Instrument, Modified, Party, Replaced,
     SelfTradeCanceled,
 };
-use crate::tokens::{DEAD, Lookup, TokenTable};
+use crate::tokens::{Lookup, TokenTable};
 use crate::types::{Lots, Side, Ticks, display};
 
 /// Null index of the intrusive lists.
@@ -59,6 +59,25 @@ pub(crate) struct Order {
     pub(crate) display: u8,
     pub(crate) live: bool,
 }
+
+/// A never-used arena slot.
+const ORDER_VACANT: Order = Order {
+    order_ref: 0,
+    expire_ns: 0,
+    login: 0,
+    token_slot: 0,
+    price: Ticks(0),
+    open: Lots(0),
+    prev: NIL,
+    next: NIL,
+    generation: 0,
+    token: Token::BLANK,
+    firm: 0,
+    instrument: 0,
+    side_letter: 0,
+    display: 0,
+    live: false,
+};
 
 impl Order {
     pub(crate) fn side(&self) -> Side {
@@ -136,9 +155,12 @@ pub(crate) struct Trade {
 /// Why [`Engine::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
-    /// The bytes end early or a length is inconsistent.
-    #[error("snapshot truncated or malformed at byte {0}")]
-    Malformed(usize),
+    /// The bytes end early or hold an invalid value.
+    #[error("snapshot malformed: {0}")]
+    Malformed(#[from] crate::record::DecodeError),
+    /// Bytes follow the end of the snapshot.
+    #[error("{0} bytes after the end of the snapshot")]
+    TrailingBytes(usize),
     /// Magic or version unknown.
     #[error("not a bourse-book snapshot of a known version")]
     Version,
@@ -265,12 +287,17 @@ impl Engine {
             .collect();
         logins.sort();
         let orders_max = config.orders_max as usize;
+        // Touch the arena's pages now (fill, then empty: the capacity stays) so that the trading day
+        // takes no page faults; `orders.len()` is the high-water mark of slots ever used.
+        let mut orders = Vec::with_capacity(orders_max);
+        orders.resize(orders_max, ORDER_VACANT);
+        orders.clear();
         Ok(Self {
             books,
             symbols,
             firms: vec![FirmState::default(); config.firms.len()],
             logins,
-            orders: Vec::with_capacity(orders_max),
+            orders,
             free: Vec::with_capacity(orders_max),
             tokens: TokenTable::new(config.tokens_max),
             expiries: Vec::with_capacity(orders_max),
@@ -581,7 +608,7 @@ impl Engine {
         if shares == 0 || shares > c.shares_max {
             return Err(RejectReason::InvalidShares);
         }
-        if shares % c.lot_size != 0 {
+        if !shares.is_multiple_of(c.lot_size) {
             return Err(RejectReason::InvalidLot);
         }
         let lots = Lots(shares / c.lot_size);
@@ -592,7 +619,7 @@ impl Engine {
         if post_only && ioc {
             return Err(RejectReason::InvalidOrderType);
         }
-        if !market && (price == 0 || price > PRICE_LIMIT_MAX || price % c.tick_size != 0) {
+        if !market && (price == 0 || price > PRICE_LIMIT_MAX || !price.is_multiple_of(c.tick_size)) {
             return Err(RejectReason::InvalidPrice);
         }
         if min_qty > 0 && (!ioc || min_qty > shares) {
@@ -689,7 +716,7 @@ impl Engine {
         if self.tokens.is_full() {
             return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out);
         }
-        self.tokens.insert(token_slot, o.login, o.token, DEAD);
+        self.tokens.insert(token_slot, o.login, o.token);
         let checked = self.check_enter(now_ns, login_ix, o);
         let (firm, inst, side, v) = match checked {
             Ok(x) => x,
@@ -798,23 +825,7 @@ impl Engine {
                     self.orders.len() < self.config.orders_max as usize,
                     "arena capacity checked in validate"
                 );
-                self.orders.push(Order {
-                    order_ref: 0,
-                    expire_ns: 0,
-                    login: 0,
-                    token_slot: 0,
-                    price: Ticks(0),
-                    open: Lots(0),
-                    prev: NIL,
-                    next: NIL,
-                    generation: 0,
-                    token: Token::BLANK,
-                    firm: 0,
-                    instrument: 0,
-                    side_letter: 0,
-                    display: 0,
-                    live: false,
-                });
+                self.orders.push(ORDER_VACANT);
                 (self.orders.len() - 1) as u32
             }
         };
@@ -837,7 +848,9 @@ impl Engine {
             live: true,
         };
         self.link(index);
-        self.tokens.slots[token_slot as usize].order = index;
+        let entry = &mut self.tokens.slots[token_slot as usize];
+        entry.order = index;
+        entry.generation = generation;
         self.firms[t.firm as usize].open_orders += 1;
         if v.expire_ns > 0 {
             self.push_expiry(Expiry {
@@ -1111,7 +1124,6 @@ impl Engine {
         o.generation = o.generation.wrapping_add(1);
         o.prev = NIL;
         o.next = NIL;
-        self.tokens.slots[order.token_slot as usize].order = DEAD;
         self.firms[order.firm as usize].open_orders -= 1;
         self.free.push(index);
     }
@@ -1132,13 +1144,14 @@ impl Engine {
         self.take_lots(index, decrement);
     }
 
+    /// The arena index of the live order of (login, token), if any.
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
-        match self.tokens.lookup(login, token) {
-            Lookup::Found(slot) if self.tokens.slots[slot].order != DEAD => {
-                Some(self.tokens.slots[slot].order)
-            }
-            _ => None,
-        }
+        let Lookup::Found(slot) = self.tokens.lookup(login, token) else {
+            return None;
+        };
+        let entry = &self.tokens.slots[slot];
+        let order = self.orders.get(entry.order as usize)?;
+        (order.live && order.generation == entry.generation).then_some(entry.order)
     }
 
     // ----- Cancel, Modify, Replace -----
@@ -1180,7 +1193,7 @@ impl Engine {
             Some(RejectReason::Other)
         } else if shares == 0 || shares / lot > order.open.0 {
             Some(RejectReason::InvalidShares)
-        } else if shares % lot != 0 {
+        } else if !shares.is_multiple_of(lot) {
             Some(RejectReason::InvalidLot)
         } else {
             None
@@ -1222,7 +1235,7 @@ impl Engine {
                 out,
             );
         }
-        self.tokens.insert(token_slot, r.login, r.replacement_token, DEAD);
+        self.tokens.insert(token_slot, r.login, r.replacement_token);
         let old = self.orders[index as usize];
         let side = old.side();
         let checked = if self.closed {

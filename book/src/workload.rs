@@ -3,8 +3,9 @@
 //! [`Workload`] is deterministic: the same [`WorkloadParams`] (seed included) give the same commands on
 //! every machine. It uses its own [`SplitMix64`] generator (no `rand` dependency) and allocates only in
 //! [`Workload::new`]. It does not see the engine's events, so it issues cancels, reduces, replaces and
-//! modifies for tokens it sent recently (a ring of `recent_tokens_max`); those orders may already be
-//! filled, which the engine then ignores — as a real resending client would see.
+//! modifies for tokens it sent recently (a ring of `recent_tokens_max`; a full cancel or a replace
+//! forgets its token); those orders may already be filled, which the engine then ignores, as it would
+//! for a real client's late cancel. Cancels outweigh passive adds so that the book stays bounded.
 //!
 //! # Layout of the generated day
 //! Instruments `SYM0`, `SYM1`, ... (tick $0.01, lot 100 shares, reference $100.00, collar 10%); logins
@@ -77,12 +78,18 @@ fn write_decimal(out: &mut [u8], mut value: u64) {
 }
 
 /// A configuration with `instruments` demo instruments and `logins` logins (one firm each; firm `n`
-/// uses the self-trade mode `StpMode::from_u8(n % 5)`), sized for benchmarks: 1 M orders, 4 M tokens.
+/// uses the self-trade mode `StpMode::from_u8(n % 5)`), with small tables (64 Ki orders, 256 Ki
+/// tokens); see [`demo_config_sized`] for benchmark sizes.
 pub fn demo_config(instruments: usize, logins: u32) -> EngineConfig {
+    demo_config_sized(instruments, logins, 1 << 16, 1 << 18)
+}
+
+/// [`demo_config`] with explicit `orders_max` and `tokens_max` (a day of N orders needs N tokens).
+pub fn demo_config_sized(instruments: usize, logins: u32, orders_max: u32, tokens_max: u32) -> EngineConfig {
     EngineConfig {
-        orders_max: 1 << 20,
+        orders_max,
         levels_max: 4096,
-        tokens_max: 1 << 22,
+        tokens_max,
         trades_max: 1 << 16,
         order_ref_first: 1,
         match_number_first: 1,
@@ -146,11 +153,11 @@ impl Mix {
     /// The subset every peer order book supports: adds near the touch, cancels, aggressive limits,
     /// market orders.
     pub const COMMON: Mix = Mix {
-        add_passive: 50,
-        add_aggressive: 10,
+        add_passive: 40,
+        add_aggressive: 8,
         ioc: 0,
-        market: 5,
-        cancel: 35,
+        market: 4,
+        cancel: 48,
         reduce: 0,
         replace: 0,
         modify: 0,
@@ -160,11 +167,11 @@ impl Mix {
     };
     /// Everything the engine offers.
     pub const FULL: Mix = Mix {
-        add_passive: 40,
-        add_aggressive: 8,
+        add_passive: 30,
+        add_aggressive: 6,
         ioc: 5,
         market: 3,
-        cancel: 20,
+        cancel: 32,
         reduce: 5,
         replace: 8,
         modify: 3,
@@ -212,6 +219,10 @@ pub struct WorkloadParams {
     pub recent_tokens_max: usize,
     /// Simulated time advanced per command, nanoseconds.
     pub step_ns: u64,
+    /// `orders_max` of [`WorkloadParams::config`].
+    pub orders_max: u32,
+    /// `tokens_max` of [`WorkloadParams::config`]: at least the number of commands to run.
+    pub tokens_max: u32,
 }
 
 impl WorkloadParams {
@@ -226,12 +237,14 @@ impl WorkloadParams {
             lots_max: 10,
             recent_tokens_max: 4096,
             step_ns: 1_000,
+            orders_max: 1 << 16,
+            tokens_max: 1 << 18,
         }
     }
 
     /// The engine configuration this workload is written for.
     pub fn config(&self) -> EngineConfig {
-        demo_config(self.instruments, self.logins)
+        demo_config_sized(self.instruments, self.logins, self.orders_max, self.tokens_max)
     }
 }
 
@@ -240,7 +253,8 @@ pub struct Workload {
     params: WorkloadParams,
     rng: SplitMix64,
     now_ns: u64,
-    token_next: u64,
+    /// Next token number per login (index login - 1): each login numbers its tokens 1, 2, 3, ...
+    token_next: Vec<u64>,
     /// (login, token, side letter, instrument) of recent orders, a ring.
     recent: Vec<(u32, Token, u8, usize)>,
     recent_next: usize,
@@ -265,7 +279,7 @@ impl Workload {
             params,
             rng: SplitMix64(params.seed),
             now_ns: 0,
-            token_next: 1,
+            token_next: vec![1; params.logins as usize],
             recent: Vec::with_capacity(params.recent_tokens_max),
             recent_next: 0,
         }
@@ -280,17 +294,24 @@ impl Workload {
         }
     }
 
-    fn pick_recent(&mut self) -> Option<(u32, Token, u8, usize)> {
+    /// A recent token; `forget` removes it (a full cancel or a replace ends that order).
+    fn pick_recent(&mut self, forget: bool) -> Option<(u32, Token, u8, usize)> {
         if self.recent.is_empty() {
             return None;
         }
         let i = self.rng.below(self.recent.len() as u64) as usize;
-        Some(self.recent[i])
+        let entry = self.recent[i];
+        if forget {
+            self.recent.swap_remove(i);
+            self.recent_next = self.recent_next.min(self.recent.len().saturating_sub(1));
+        }
+        Some(entry)
     }
 
-    fn new_token(&mut self) -> Token {
-        let t = token(self.token_next);
-        self.token_next += 1;
+    fn new_token(&mut self, login: u32) -> Token {
+        let next = &mut self.token_next[login as usize - 1];
+        let t = token(*next);
+        *next += 1;
         t
     }
 
@@ -332,7 +353,7 @@ impl Workload {
             pick -= u64::from(*w);
         }
         let command = match kind {
-            4..=7 => match self.pick_recent() {
+            4..=7 => match self.pick_recent(kind == 4 || kind == 6) {
                 Some(recent) => self.amend(kind, recent),
                 None => self.enter(0),
             },
@@ -355,7 +376,7 @@ impl Workload {
                 shares: lots * DEMO_LOT_SIZE,
             },
             6 => {
-                let replacement_token = self.new_token();
+                let replacement_token = self.new_token(login);
                 let aggressive = self.rng.below(4) == 0;
                 let price = self.price(side, aggressive);
                 self.remember((login, replacement_token, side, instrument));
@@ -391,7 +412,7 @@ impl Workload {
         let login = self.rng.below(u64::from(p.logins)) as u32 + 1;
         let instrument = self.rng.below(p.instruments as u64) as usize;
         let side = if self.rng.below(2) == 0 { b'B' } else { b'S' };
-        let token = self.new_token();
+        let token = self.new_token(login);
         let lots = self.rng.below(u64::from(p.lots_max)) as u32 + 1;
         let mut order = EnterOrder {
             login,

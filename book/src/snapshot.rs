@@ -1,0 +1,359 @@
+//! State snapshot: every book, the order arena, the token table, timers, recent trades and counters to
+//! bytes and back, plus a stable state hash.
+//!
+//! # Layout (little-endian, version 1)
+//! `magic "BKSNAP" | version u16 | config fingerprint u64 | order_ref_next u64 | match_number_next u64 |
+//! closed u8 | books | firms | orders | free list | tokens | expiries | trades`, each table as a `u32`
+//! count then its entries (see the code for the exact fields; the arena is written raw, slot by slot, so
+//! that restore reproduces the same slot assignment and a restored engine continues byte-identically).
+//! The config fingerprint is FNV-1a over a canonical encoding of the [`EngineConfig`]; restoring under a
+//! different configuration is refused.
+//!
+//! The state hash is FNV-1a 64 over the snapshot bytes: equal hashes mean equal state.
+
+use bourse_protocol::fields::Alpha;
+
+use crate::config::EngineConfig;
+use crate::engine::{Book, Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
+use crate::event::Party;
+use crate::record::Reader;
+use crate::tokens::{DEAD, Entry};
+use crate::types::{Lots, Ticks};
+
+const MAGIC: &[u8; 6] = b"BKSNAP";
+const VERSION: u16 = 1;
+
+/// FNV-1a, 64 bit.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+struct Out<'a>(&'a mut Vec<u8>);
+
+impl Out<'_> {
+    fn b(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(v);
+    }
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.b(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.b(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.b(&v.to_le_bytes());
+    }
+    fn len(&mut self, v: usize) {
+        self.u32(u32::try_from(v).expect("tables are below u32::MAX"));
+    }
+    fn party(&mut self, p: &Party) {
+        self.u32(p.login);
+        self.b(&p.token.0);
+        self.u64(p.order_ref);
+        self.b(&p.firm.0);
+        self.u8(p.side);
+        self.u32(p.remaining);
+    }
+}
+
+/// Fingerprint of a configuration (FNV-1a over a canonical encoding).
+pub fn config_fingerprint(config: &EngineConfig) -> u64 {
+    let mut bytes = Vec::new();
+    let mut o = Out(&mut bytes);
+    o.u32(config.orders_max);
+    o.u32(config.levels_max);
+    o.u32(config.tokens_max);
+    o.u32(config.trades_max);
+    o.u64(config.order_ref_first);
+    o.u64(config.match_number_first);
+    o.len(config.instruments.len());
+    for i in &config.instruments {
+        o.b(&i.symbol.0);
+        o.u16(i.locate);
+        o.u32(i.tick_size);
+        o.u32(i.lot_size);
+        o.u32(i.collar_bps);
+        o.u32(i.reference_price);
+        o.u32(i.shares_max);
+        o.u64(i.notional_max);
+    }
+    o.len(config.firms.len());
+    for f in &config.firms {
+        o.b(&f.firm.0);
+        o.u32(f.open_orders_max);
+        o.u8(f.stp as u8);
+    }
+    o.len(config.logins.len());
+    for l in &config.logins {
+        o.u32(l.login);
+        o.len(l.firms.len());
+        for f in &l.firms {
+            o.b(&f.0);
+        }
+        o.b(&l.default_firm.0);
+    }
+    fnv1a64(&bytes)
+}
+
+impl Engine {
+    /// Appends a snapshot of the whole engine state to `out` (allocates: not for the hot path).
+    pub fn snapshot(&self, out: &mut Vec<u8>) {
+        let mut o = Out(out);
+        o.b(MAGIC);
+        o.u16(VERSION);
+        o.u64(config_fingerprint(&self.config));
+        o.u64(self.order_ref_next);
+        o.u64(self.match_number_next);
+        o.u8(u8::from(self.closed));
+        for book in &self.books {
+            o.u8(u8::from(book.halted));
+            o.u32(book.last_trade_price);
+            for levels in [&book.bids, &book.asks] {
+                o.len(levels.len());
+                for l in levels.iter() {
+                    o.u32(l.price.0);
+                    o.u64(l.open);
+                    o.u32(l.head);
+                    o.u32(l.tail);
+                }
+            }
+        }
+        for f in &self.firms {
+            o.u8(u8::from(f.killed));
+            o.u32(f.open_orders);
+        }
+        o.len(self.orders.len());
+        for x in &self.orders {
+            o.u64(x.order_ref);
+            o.u64(x.expire_ns);
+            o.u32(x.login);
+            o.u32(x.token_slot);
+            o.u32(x.price.0);
+            o.u32(x.open.0);
+            o.u32(x.prev);
+            o.u32(x.next);
+            o.u32(x.generation);
+            o.b(&x.token.0);
+            o.u16(x.firm);
+            o.u16(x.instrument);
+            o.u8(x.side_letter);
+            o.u8(x.display);
+            o.u8(u8::from(x.live));
+        }
+        o.len(self.free.len());
+        for &i in &self.free {
+            o.u32(i);
+        }
+        o.len(self.tokens.len as usize);
+        for (slot, e) in self.tokens.slots.iter().enumerate().filter(|(_, e)| e.used) {
+            o.len(slot);
+            o.u32(e.login);
+            o.b(&e.token.0);
+            o.u32(e.order);
+            o.u32(e.generation);
+        }
+        o.len(self.expiries.len());
+        for e in &self.expiries {
+            o.u64(e.expire_ns);
+            o.u64(e.order_ref);
+            o.u32(e.index);
+            o.u32(e.generation);
+        }
+        o.len(self.trades.len());
+        for t in &self.trades {
+            o.u64(t.match_number);
+            o.u16(t.instrument);
+            o.u8(u8::from(t.busted));
+            o.party(&t.resting);
+            o.party(&t.taking);
+        }
+    }
+
+    /// A stable 64-bit hash of the whole state (FNV-1a over [`Engine::snapshot`]).
+    pub fn state_hash(&self) -> u64 {
+        let mut bytes = Vec::new();
+        self.snapshot(&mut bytes);
+        fnv1a64(&bytes)
+    }
+
+    /// Rebuilds an engine from `config` and a snapshot taken under the same configuration.
+    ///
+    /// # Errors
+    /// [`RestoreError`] for malformed bytes, another version or configuration, or out-of-range values;
+    /// a configuration error is reported as `RestoreError::Range("config")`.
+    pub fn restore(config: EngineConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
+        let mut engine = Engine::new(config).map_err(|_| RestoreError::Range("config"))?;
+        let mut r = Reader::new(bytes);
+        let magic: [u8; 6] = r.array()?;
+        if &magic != MAGIC || r.u16()? != VERSION {
+            return Err(RestoreError::Version);
+        }
+        let expected = config_fingerprint(&engine.config);
+        let found = r.u64()?;
+        if found != expected {
+            return Err(RestoreError::Config { expected, found });
+        }
+        engine.order_ref_next = r.u64()?;
+        engine.match_number_next = r.u64()?;
+        engine.closed = r.bool("closed")?;
+        let orders_max = engine.config.orders_max as usize;
+        let levels_max = engine.config.levels_max as usize;
+        let len = |r: &mut Reader<'_>, max: usize, what: &'static str| -> Result<usize, RestoreError> {
+            let n = r.u32()? as usize;
+            if n > max {
+                Err(RestoreError::Range(what))
+            } else {
+                Ok(n)
+            }
+        };
+        for i in 0..engine.books.len() {
+            let halted = r.bool("halted")?;
+            let last_trade_price = r.u32()?;
+            let mut sides = [Vec::new(), Vec::new()];
+            for levels in &mut sides {
+                let n = len(&mut r, levels_max, "levels")?;
+                *levels = Vec::with_capacity(levels_max);
+                for _ in 0..n {
+                    levels.push(Level {
+                        price: Ticks(r.u32()?),
+                        open: r.u64()?,
+                        head: r.u32()?,
+                        tail: r.u32()?,
+                    });
+                }
+            }
+            let [bids, asks] = sides;
+            engine.books[i] = Book {
+                bids,
+                asks,
+                halted,
+                last_trade_price,
+            };
+        }
+        for f in 0..engine.firms.len() {
+            engine.firms[f] = FirmState {
+                killed: r.bool("killed")?,
+                open_orders: r.u32()?,
+            };
+        }
+        let n = len(&mut r, orders_max, "orders")?;
+        let token_slots = engine.tokens.slots.len();
+        for _ in 0..n {
+            let o = Order {
+                order_ref: r.u64()?,
+                expire_ns: r.u64()?,
+                login: r.u32()?,
+                token_slot: r.u32()?,
+                price: Ticks(r.u32()?),
+                open: Lots(r.u32()?),
+                prev: r.u32()?,
+                next: r.u32()?,
+                generation: r.u32()?,
+                token: Alpha(r.array()?),
+                firm: r.u16()?,
+                instrument: r.u16()?,
+                side_letter: r.u8()?,
+                display: r.u8()?,
+                live: r.bool("live")?,
+            };
+            let index_ok = |i: u32| i == NIL || (i as usize) < n;
+            if o.live
+                && (crate::Side::from_letter(o.side_letter).is_none()
+                    || o.firm as usize >= engine.firms.len()
+                    || o.instrument as usize >= engine.books.len()
+                    || o.token_slot as usize >= token_slots
+                    || !index_ok(o.prev)
+                    || !index_ok(o.next))
+            {
+                return Err(RestoreError::Range("order"));
+            }
+            engine.orders.push(o);
+        }
+        for book in &engine.books {
+            for l in book.bids.iter().chain(book.asks.iter()) {
+                if l.head as usize >= n || l.tail as usize >= n {
+                    return Err(RestoreError::Range("level"));
+                }
+            }
+        }
+        let n_free = len(&mut r, orders_max, "free")?;
+        for _ in 0..n_free {
+            let i = r.u32()?;
+            if i as usize >= n || engine.orders[i as usize].live {
+                return Err(RestoreError::Range("free"));
+            }
+            engine.free.push(i);
+        }
+        let n_tokens = len(&mut r, engine.config.tokens_max as usize, "tokens")?;
+        for _ in 0..n_tokens {
+            let slot = r.u32()? as usize;
+            let e = Entry {
+                login: r.u32()?,
+                token: Alpha(r.array()?),
+                order: r.u32()?,
+                generation: r.u32()?,
+                used: true,
+            };
+            if slot >= token_slots
+                || engine.tokens.slots[slot].used
+                || (e.order != DEAD && e.order as usize >= n)
+            {
+                return Err(RestoreError::Range("token"));
+            }
+            engine.tokens.slots[slot] = e;
+            engine.tokens.len += 1;
+        }
+        let n_expiries = len(&mut r, orders_max, "expiries")?;
+        for _ in 0..n_expiries {
+            let e = Expiry {
+                expire_ns: r.u64()?,
+                order_ref: r.u64()?,
+                index: r.u32()?,
+                generation: r.u32()?,
+            };
+            if e.index as usize >= n {
+                return Err(RestoreError::Range("expiry"));
+            }
+            engine.expiries.push(e);
+        }
+        let n_trades = len(&mut r, engine.config.trades_max as usize, "trades")?;
+        for _ in 0..n_trades {
+            let t = Trade {
+                match_number: r.u64()?,
+                instrument: r.u16()?,
+                busted: r.bool("busted")?,
+                resting: r.party()?,
+                taking: r.party()?,
+            };
+            if t.instrument as usize >= engine.books.len() {
+                return Err(RestoreError::Range("trade"));
+            }
+            engine.trades.push(t);
+        }
+        if r.pos != bytes.len() {
+            return Err(RestoreError::TrailingBytes(bytes.len() - r.pos));
+        }
+        // Token entries and orders must point at each other; then the structural invariants.
+        for (i, o) in engine.orders.iter().enumerate() {
+            let entry = &engine.tokens.slots[o.token_slot as usize];
+            if o.live && (entry.order != i as u32 || entry.generation != o.generation) {
+                return Err(RestoreError::Range("order token slot"));
+            }
+        }
+        if engine.orders.iter().filter(|o| o.live).count() != engine.order_count() {
+            return Err(RestoreError::Range("free list"));
+        }
+        engine
+            .check_invariants()
+            .map_err(|_| RestoreError::Range("invariants"))?;
+        Ok(engine)
+    }
+}

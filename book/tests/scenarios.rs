@@ -1,0 +1,651 @@
+//! Scenario tables: readable text fixtures (`tests/scenarios/*.txt`), commands in, exact events out.
+//!
+//! # Format
+//! - `# ...` comment; blank lines are ignored.
+//! - `> command ...` applies a command at the current time (see [`parse_command`] for the syntax).
+//! - `< event ...` lines following a command are exactly the events it must produce, in order; a
+//!   command followed by no `<` line must produce no event.
+//! - `= bids SYMBOL 10.00x300 9.99x100` / `= asks SYMBOL ...` asserts the depth (price x shares, best
+//!   first); `= queue SYMBOL B 1/A 2/C` asserts the priority order of one side (login/token).
+//! - `> at 30s` (or `ms`, `ns`) sets the clock; otherwise each command advances it by 1 µs.
+//!
+//! The runner's fixed configuration is in [`config`]. `BLESS=1 cargo test --test scenarios` prints the
+//! actual events of a failing file, `BLESS=write` rewrites its `<` lines (for writing new fixtures: every
+//! expected line must then be reviewed by hand, which is the point of the fixtures).
+
+use std::fmt::Write as _;
+
+use bourse_book::command::{EnterOrder, MassCancelScope, ReplaceOrder};
+use bourse_book::config::{EngineConfig, FirmConfig, InstrumentConfig, LoginConfig, StpMode};
+use bourse_book::event::{Canceled, Event, Party};
+use bourse_book::{Command, Engine, Side};
+use bourse_protocol::fields::{Alpha, Firm, PRICE_MARKET, Symbol, Token};
+use bourse_protocol::reason::CancelReason;
+
+fn firm(s: &str) -> Firm {
+    Firm::new(s).unwrap()
+}
+fn symbol(s: &str) -> Symbol {
+    Symbol::new(s).unwrap()
+}
+fn token(s: &str) -> Token {
+    Token::new(s).unwrap()
+}
+
+/// Instruments: ACME (tick $0.01, lot 1, reference $10.00, collar 10%, ≤ 10,000 shares, ≤ $50,000),
+/// LOTS (tick $0.05, lot 100, reference $20.00, collar 5%). Firms: F1, F2 (no STP), STPN (cancel newest),
+/// STPO (cancel oldest), STPB (cancel both), STPD (decrement), LIM (2 open orders at most).
+/// Logins: 1 (default F1; also STPN, STPO, STPB, STPD, LIM), 2 (F2 only), 3 (default F1; also STPN,
+/// STPO, STPB, STPD: a second login of the same accounts). Capacity: 6 orders, 3 levels per side.
+fn config() -> EngineConfig {
+    let firm_cfg = |name: &str, stp: StpMode, open: u32| FirmConfig {
+        firm: firm(name),
+        open_orders_max: open,
+        stp,
+    };
+    let all = ["F1", "STPN", "STPO", "STPB", "STPD", "LIM"].map(firm).to_vec();
+    EngineConfig {
+        orders_max: 6,
+        levels_max: 3,
+        tokens_max: 256,
+        trades_max: 4,
+        order_ref_first: 1,
+        match_number_first: 1,
+        instruments: vec![
+            InstrumentConfig {
+                symbol: symbol("ACME"),
+                locate: 1,
+                tick_size: 100,
+                lot_size: 1,
+                collar_bps: 1_000,
+                reference_price: 100_000,
+                shares_max: 10_000,
+                notional_max: 500_000_000,
+            },
+            InstrumentConfig {
+                symbol: symbol("LOTS"),
+                locate: 2,
+                tick_size: 500,
+                lot_size: 100,
+                collar_bps: 500,
+                reference_price: 200_000,
+                shares_max: 100_000,
+                notional_max: 10_000_000_000,
+            },
+        ],
+        firms: vec![
+            firm_cfg("F1", StpMode::None, 100),
+            firm_cfg("F2", StpMode::None, 100),
+            firm_cfg("STPN", StpMode::CancelNewest, 100),
+            firm_cfg("STPO", StpMode::CancelOldest, 100),
+            firm_cfg("STPB", StpMode::CancelBoth, 100),
+            firm_cfg("STPD", StpMode::Decrement, 100),
+            firm_cfg("LIM", StpMode::None, 2),
+        ],
+        logins: vec![
+            LoginConfig {
+                login: 1,
+                firms: all.clone(),
+                default_firm: firm("F1"),
+            },
+            LoginConfig {
+                login: 2,
+                firms: vec![firm("F2")],
+                default_firm: firm("F2"),
+            },
+            LoginConfig {
+                login: 3,
+                firms: all[..5].to_vec(),
+                default_firm: firm("F1"),
+            },
+        ],
+    }
+}
+
+fn parse_price(s: &str) -> Result<u32, String> {
+    if s == "MKT" {
+        return Ok(PRICE_MARKET);
+    }
+    let s = s.strip_prefix('@').unwrap_or(s);
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 4 {
+        return Err(format!("price {s}: more than 4 decimals"));
+    }
+    let whole: u64 = whole.parse().map_err(|_| format!("bad price {s}"))?;
+    let frac_value: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| format!("bad price {s}"))?
+    };
+    let value = whole * 10_000 + frac_value * 10u64.pow(4 - frac.len() as u32);
+    u32::try_from(value).map_err(|_| format!("price {s} too large"))
+}
+
+fn price_text(p: u32) -> String {
+    if p == PRICE_MARKET {
+        return "MKT".into();
+    }
+    let mut s = format!("{}.{:04}", p / 10_000, p % 10_000);
+    while s.ends_with('0') && s.len() - s.find('.').unwrap() > 3 {
+        s.pop();
+    }
+    s
+}
+
+fn parse_tif(s: &str) -> Result<u32, String> {
+    match s {
+        "ioc" => Ok(0),
+        "day" => Ok(99_999),
+        "mkt-hours" => Ok(99_998),
+        _ => s
+            .trim_end_matches('s')
+            .parse()
+            .map_err(|_| format!("bad tif {s}")),
+    }
+}
+
+/// `30s`, `500ms`, `7ns` or a bare number of nanoseconds.
+fn parse_time_ns(w: &str) -> Option<u64> {
+    let (digits, scale) = if let Some(d) = w.strip_suffix("ms") {
+        (d, 1_000_000)
+    } else if let Some(d) = w.strip_suffix("ns") {
+        (d, 1)
+    } else if let Some(d) = w.strip_suffix('s') {
+        (d, 1_000_000_000)
+    } else {
+        (w, 1)
+    };
+    digits.parse::<u64>().ok().map(|v| v * scale)
+}
+
+fn tif_text(t: u32) -> String {
+    match t {
+        0 => "ioc".into(),
+        99_999 => "day".into(),
+        99_998 => "mkt-hours".into(),
+        n => format!("{n}s"),
+    }
+}
+
+fn letter(s: &str) -> Result<u8, String> {
+    match s.as_bytes() {
+        [b] => Ok(*b),
+        _ => Err(format!("expected one letter, got {s}")),
+    }
+}
+
+/// Options `key=value` after the positional arguments.
+fn options<'a>(words: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, String> {
+    words
+        .iter()
+        .map(|w| {
+            w.split_once('=')
+                .ok_or_else(|| format!("expected key=value, got {w}"))
+        })
+        .collect()
+}
+
+/// Command syntax (prices in dollars, `MKT` for market; TIF `ioc`, `day`, `mkt-hours` or `30s`):
+/// - `enter LOGIN TOKEN SIDE SHARES SYMBOL PRICE [tif=day] [firm=] [display=Y] [min=0]`
+/// - `cancel LOGIN TOKEN SHARES`
+/// - `replace LOGIN OLD NEW SHARES PRICE [tif=day] [display=Y] [min=0]`
+/// - `modify LOGIN TOKEN SIDE SHARES`
+/// - `masscancel firm F | login N | symbol S  [reason=S]`
+/// - `kill FIRM on|off`, `expire`, `eod`, `sod`, `halt SYMBOL`, `resume SYMBOL`, `bust MATCH`
+fn parse_command(words: &[&str]) -> Result<Command, String> {
+    let num = |s: &str| s.parse::<u32>().map_err(|_| format!("bad number {s}"));
+    let need = |n: usize| {
+        if words.len() < n {
+            Err(format!("{}: too few arguments", words[0]))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match words[0] {
+        "enter" => {
+            need(7)?;
+            let mut o = EnterOrder {
+                login: num(words[1])?,
+                token: token(words[2]),
+                side: letter(words[3])?,
+                shares: num(words[4])?,
+                symbol: symbol(words[5]),
+                price: parse_price(words[6])?,
+                tif_s: 99_999,
+                firm: Firm::BLANK,
+                display: b'Y',
+                min_qty: 0,
+            };
+            for (k, v) in options(&words[7..])? {
+                match k {
+                    "tif" => o.tif_s = parse_tif(v)?,
+                    "firm" => o.firm = firm(v),
+                    "display" => o.display = letter(v)?,
+                    "min" => o.min_qty = num(v)?,
+                    _ => return Err(format!("unknown option {k}")),
+                }
+            }
+            Command::Enter(o)
+        }
+        "cancel" => {
+            need(4)?;
+            Command::Cancel {
+                login: num(words[1])?,
+                token: token(words[2]),
+                shares: num(words[3])?,
+            }
+        }
+        "replace" => {
+            need(6)?;
+            let mut r = ReplaceOrder {
+                login: num(words[1])?,
+                existing_token: token(words[2]),
+                replacement_token: token(words[3]),
+                shares: num(words[4])?,
+                price: parse_price(words[5])?,
+                tif_s: 99_999,
+                display: b'Y',
+                min_qty: 0,
+            };
+            for (k, v) in options(&words[6..])? {
+                match k {
+                    "tif" => r.tif_s = parse_tif(v)?,
+                    "display" => r.display = letter(v)?,
+                    "min" => r.min_qty = num(v)?,
+                    _ => return Err(format!("unknown option {k}")),
+                }
+            }
+            Command::Replace(r)
+        }
+        "modify" => {
+            need(5)?;
+            Command::Modify {
+                login: num(words[1])?,
+                token: token(words[2]),
+                side: letter(words[3])?,
+                shares: num(words[4])?,
+            }
+        }
+        "masscancel" => {
+            need(3)?;
+            let scope = match words[1] {
+                "firm" => MassCancelScope::Firm(firm(words[2])),
+                "login" => MassCancelScope::Login(num(words[2])?),
+                "symbol" => MassCancelScope::Instrument(symbol(words[2])),
+                s => return Err(format!("bad scope {s}")),
+            };
+            let mut reason = CancelReason::Supervisory;
+            for (k, v) in options(&words[3..])? {
+                match k {
+                    "reason" => reason = CancelReason::from_code(letter(v)?).ok_or("bad reason")?,
+                    _ => return Err(format!("unknown option {k}")),
+                }
+            }
+            Command::MassCancel { scope, reason }
+        }
+        "kill" => {
+            need(3)?;
+            Command::KillSwitch {
+                firm: firm(words[1]),
+                on: words[2] == "on",
+            }
+        }
+        "expire" => Command::ExpireDue,
+        "eod" => Command::EndOfDay,
+        "sod" => Command::StartOfDay,
+        "halt" => {
+            need(2)?;
+            Command::Halt {
+                symbol: symbol(words[1]),
+            }
+        }
+        "resume" => {
+            need(2)?;
+            Command::Resume {
+                symbol: symbol(words[1]),
+            }
+        }
+        "bust" => {
+            need(2)?;
+            Command::BustTrade {
+                match_number: words[1].parse().map_err(|_| "bad match number")?,
+            }
+        }
+        w => return Err(format!("unknown command {w}")),
+    })
+}
+
+fn who(login: u32, token: &Token) -> String {
+    format!("{login}/{}", token.as_str_lossy())
+}
+
+fn party(p: &Party) -> String {
+    format!(
+        "{} ref={} {} {} left={}",
+        who(p.login, &p.token),
+        p.order_ref,
+        p.side as char,
+        p.firm,
+        p.remaining
+    )
+}
+
+fn canceled(c: &Canceled) -> String {
+    let side = match c.side {
+        Side::Buy => 'B',
+        Side::Sell => 'S',
+    };
+    format!(
+        "{} ref={} {side} {} @{} -{} left={} reason={} {}",
+        who(c.login, &c.token),
+        c.order_ref,
+        c.instrument.symbol,
+        price_text(c.price),
+        c.decrement,
+        c.remaining,
+        c.reason.code() as char,
+        if c.on_book { "book" } else { "nobook" }
+    )
+}
+
+/// One event as a fixture line (without the `< `).
+fn render(e: &Event) -> String {
+    match e {
+        Event::Accepted(a) => {
+            let mut s = format!(
+                "accepted {} ref={} {} {} {} @{} {} {} {}",
+                who(a.login, &a.token),
+                a.order_ref,
+                a.side as char,
+                a.shares,
+                a.instrument.symbol,
+                price_text(a.price),
+                tif_text(a.tif_s),
+                a.firm,
+                a.display as char
+            );
+            if a.min_qty > 0 {
+                let _ = write!(s, " min={}", a.min_qty);
+            }
+            s
+        }
+        Event::Added(a) => format!(
+            "added ref={} {} {} {} @{} {}{}",
+            a.order_ref,
+            a.side.itch_letter() as char,
+            a.shares,
+            a.instrument.symbol,
+            price_text(a.price),
+            a.firm,
+            if a.attributed { " attributed" } else { "" }
+        ),
+        Event::Executed(x) => format!(
+            "executed #{} {} {} @{} resting {} | taking {}",
+            x.match_number,
+            x.instrument.symbol,
+            x.shares,
+            price_text(x.price),
+            party(&x.resting),
+            party(&x.taking)
+        ),
+        Event::Canceled(c) => format!("canceled {}", canceled(c)),
+        Event::SelfTradeCanceled(s) => format!(
+            "aiq-canceled {} prevented={} @{} liq={}",
+            canceled(&s.canceled),
+            s.prevented,
+            price_text(s.execution_price),
+            s.liquidity as char
+        ),
+        Event::Replaced(r) => {
+            let mut s = format!(
+                "replaced {} ref={} left={} -> {} ref={} {} {} {} @{} {} {} {} feed={}",
+                who(r.login, &r.previous_token),
+                r.previous_order_ref,
+                r.previous_remaining,
+                r.token.as_str_lossy(),
+                r.order_ref,
+                r.side as char,
+                r.shares,
+                r.instrument.symbol,
+                price_text(r.price),
+                tif_text(r.tif_s),
+                r.firm,
+                r.display as char,
+                if r.feed_replace { "replace" } else { "delete" }
+            );
+            if r.min_qty > 0 {
+                let _ = write!(s, " min={}", r.min_qty);
+            }
+            s
+        }
+        Event::Modified(m) => format!(
+            "modified {} ref={} {} {} {} -{}",
+            who(m.login, &m.token),
+            m.order_ref,
+            m.instrument.symbol,
+            m.side as char,
+            m.shares,
+            m.decrement
+        ),
+        Event::Rejected {
+            login, token, reason, ..
+        } => {
+            format!("rejected {} reason={}", who(*login, token), reason.code() as char)
+        }
+        Event::TradingAction {
+            instrument, halted, ..
+        } => {
+            format!(
+                "trading {} {}",
+                instrument.symbol,
+                if *halted { "halted" } else { "resumed" }
+            )
+        }
+        Event::SystemEvent { code, .. } => format!("system {}", *code as char),
+        Event::Broken {
+            match_number,
+            instrument,
+            resting,
+            taking,
+            ..
+        } => {
+            format!(
+                "broken #{match_number} {} resting {} | taking {}",
+                instrument.symbol,
+                party(resting),
+                party(taking)
+            )
+        }
+        Event::KillSwitch { firm, on, .. } => format!("killswitch {firm} {}", if *on { "on" } else { "off" }),
+    }
+}
+
+fn depth_text(engine: &Engine, sym: &Symbol, side: Side) -> String {
+    engine
+        .depth(sym, side)
+        .iter()
+        .map(|(p, q, _)| format!("{}x{q}", price_text(*p)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn queue_text(engine: &Engine, sym: &Symbol, side: Side) -> String {
+    engine
+        .orders_in_priority(sym, side)
+        .iter()
+        .map(|(_, _, _, login, tok)| who(*login, tok))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs one fixture; returns the list of mismatches (empty = pass) and the actual transcript.
+fn run_fixture(text: &str) -> (Vec<String>, String) {
+    let mut engine = Engine::new(config()).expect("scenario config is valid");
+    let mut errors = Vec::new();
+    let mut transcript = String::new();
+    let mut now_ns = 0u64;
+    let mut pending: Option<(usize, Vec<String>, Vec<String>)> = None; // (line, expected, actual)
+    let flush = |pending: &mut Option<(usize, Vec<String>, Vec<String>)>, errors: &mut Vec<String>| {
+        if let Some((line, expected, actual)) = pending.take()
+            && expected != actual
+        {
+            errors.push(format!(
+                "line {line}: events differ\n  expected:\n    {}\n  actual:\n    {}",
+                expected.join("\n    "),
+                actual.join("\n    ")
+            ));
+        }
+    };
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if let Some(rest) = line.strip_prefix("< ") {
+            match pending.as_mut() {
+                Some((_, expected, _)) => expected.push(rest.trim().to_string()),
+                None => errors.push(format!("line {line_no}: event line without a command")),
+            }
+            transcript.push_str(raw);
+            transcript.push('\n');
+            continue;
+        }
+        flush(&mut pending, &mut errors);
+        if let Some(rest) = line.strip_prefix("= ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let (actual, expected) = match words.as_slice() {
+                ["bids", sym, levels @ ..] => {
+                    (depth_text(&engine, &symbol(sym), Side::Buy), levels.join(" "))
+                }
+                ["asks", sym, levels @ ..] => {
+                    (depth_text(&engine, &symbol(sym), Side::Sell), levels.join(" "))
+                }
+                ["queue", sym, side, orders @ ..] => {
+                    let side = if *side == "B" { Side::Buy } else { Side::Sell };
+                    (queue_text(&engine, &symbol(sym), side), orders.join(" "))
+                }
+                _ => {
+                    errors.push(format!("line {line_no}: bad assertion {rest}"));
+                    continue;
+                }
+            };
+            if actual != expected {
+                errors.push(format!("line {line_no}: {rest}\n  actual: {actual}"));
+            }
+            transcript.push_str(raw);
+            transcript.push('\n');
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("> ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            transcript.push_str(raw);
+            transcript.push('\n');
+            if words.first() == Some(&"at") && words.len() == 2 {
+                match parse_time_ns(words[1]) {
+                    Some(t) => now_ns = t,
+                    None => errors.push(format!("line {line_no}: bad time {}", words[1])),
+                }
+                continue;
+            }
+            let command = match parse_command(&words) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(format!("line {line_no}: {e}"));
+                    continue;
+                }
+            };
+            now_ns += 1_000;
+            let mut events = Vec::new();
+            engine.apply(now_ns, &command, &mut events);
+            if let Err(e) = engine.check_invariants() {
+                errors.push(format!("line {line_no}: invariant broken: {e}"));
+            }
+            let actual: Vec<String> = events.iter().map(render).collect();
+            for e in &events {
+                assert_eq!(e.timestamp_ns(), now_ns, "every event carries the command's time");
+            }
+            pending = Some((line_no, Vec::new(), actual));
+            continue;
+        }
+        if !(line.is_empty() || line.starts_with('#')) {
+            errors.push(format!("line {line_no}: unrecognised line: {line}"));
+        }
+        transcript.push_str(raw);
+        transcript.push('\n');
+    }
+    flush(&mut pending, &mut errors);
+    (errors, transcript)
+}
+
+/// The transcript with actual events (for BLESS): commands and comments kept, `<` lines regenerated.
+fn actual_transcript(text: &str) -> String {
+    let mut engine = Engine::new(config()).expect("valid");
+    let mut out = String::new();
+    let mut now_ns = 0u64;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.starts_with("< ") {
+            continue;
+        }
+        out.push_str(raw);
+        out.push('\n');
+        if let Some(rest) = line.strip_prefix("> ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            if words.first() == Some(&"at") {
+                now_ns = parse_time_ns(words.get(1).copied().unwrap_or("")).unwrap_or(now_ns);
+                continue;
+            }
+            if let Ok(c) = parse_command(&words) {
+                now_ns += 1_000;
+                let mut events = Vec::new();
+                engine.apply(now_ns, &c, &mut events);
+                for e in &events {
+                    out.push_str("< ");
+                    out.push_str(&render(e));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn scenario_fixtures() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 8,
+        "expected the scenario files in {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    let mut commands = 0;
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        commands += text.lines().filter(|l| l.trim().starts_with("> ")).count();
+        let (errors, _) = run_fixture(&text);
+        if !errors.is_empty() {
+            match std::env::var("BLESS").as_deref() {
+                Ok("write") => std::fs::write(path, actual_transcript(&text)).unwrap(),
+                Ok(_) => eprintln!("==== actual {}\n{}", path.display(), actual_transcript(&text)),
+                Err(_) => {}
+            }
+            failures.push(format!("{}:\n{}", path.display(), errors.join("\n")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(commands > 100, "only {commands} scenario commands");
+}
+
+#[test]
+fn the_runner_catches_a_wrong_expectation() {
+    let text = "> enter 1 A B 100 ACME 10.00\n< accepted 1/A ref=1 B 100 ACME @10.00 day F1 Y\n< added ref=1 B 100 ACME @10.00 F2\n";
+    let (errors, _) = run_fixture(text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (errors, _) = run_fixture("> enter 1 A B 100 ACME 10.00\n= bids ACME 10.00x200\n");
+    assert_eq!(errors.len(), 2, "missing events and wrong depth: {errors:?}");
+    let _ = Alpha::<1>::BLANK;
+}
