@@ -12,8 +12,8 @@
 //!   price band, tokens for every order id (tokens are day-unique).
 //!
 //! # What the adapter adds to bourse's cost
-//! Each workload id becomes a 14-byte OUCH token (`T` + 13 base-32 digits, a few shifts) and each call
-//! builds a `Command`; events go to a counting sink (executions → volume and trades, rejects →
+//! Each workload id becomes a 14-byte OUCH token (`T` and the id in decimal, as a sequential client
+//! numbers its orders; formatted from a digit-pair table) and each call builds a `Command`; events go to a counting sink (executions → volume and trades, rejects →
 //! `rejects`). Every cost here is counted against bourse. A replace is cancel + new, as for the peers.
 
 use bourse_book::{
@@ -35,10 +35,6 @@ const TIF_DAY_S: u32 = 99_999;
 const TIF_IOC_S: u32 = 0;
 /// Recent trades kept for busts (the side-by-side run busts none).
 const TRADES_MAX: u32 = 1 << 16;
-/// Digits of a token after its leading `T`.
-const TOKEN_DIGITS: usize = 13;
-/// Base-32 alphabet of token digits (no `I`, `O`: readable in logs).
-const TOKEN_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKLMNPQRSTUVWX";
 
 fn symbol() -> Symbol {
     Alpha(*b"BENCH   ")
@@ -48,14 +44,19 @@ fn firm() -> Firm {
     Alpha(*b"F1  ")
 }
 
-/// The token of workload order `id`: `T` then 13 base-32 digits (ids below 2^65 are distinct).
+/// The token of workload order `id`: `T` and the id in decimal, left-justified, space-padded — the form
+/// sequential OUCH clients use, and the same bytes as the book crate's `bourse_book::workload::token`
+/// (checked by a test). Formatted with `itoa` (digit pairs from a table): on the wire the token comes
+/// for free, so the adapter keeps its cost, charged to bourse-book, as low as it reasonably can.
+///
+/// # Panics
+/// If `id` has more than 13 decimal digits (a programmer error: workloads are far smaller).
 #[inline(always)]
 pub fn order_token(id: OrderId) -> Token {
-    let mut bytes = [b'T'; 14];
-    for (digit, byte) in bytes[1..].iter_mut().enumerate() {
-        let shift = 5 * (TOKEN_DIGITS - 1 - digit);
-        *byte = TOKEN_ALPHABET[((id >> shift) & 31) as usize];
-    }
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(id).as_bytes();
+    let mut bytes = *b"T             ";
+    bytes[1..=digits.len()].copy_from_slice(digits);
     Alpha(bytes)
 }
 
@@ -240,16 +241,16 @@ mod tests {
     use super::order_token;
 
     #[test]
-    fn tokens_are_distinct_fixed_width_ascii() {
-        let tokens: Vec<_> = [0, 1, 31, 32, 1 << 40, u64::MAX]
-            .iter()
-            .map(|id| order_token(*id))
-            .collect();
-        for (i, token) in tokens.iter().enumerate() {
-            assert!(token.0.iter().all(u8::is_ascii_alphanumeric));
-            assert_eq!(token.0[0], b'T');
-            assert!(tokens[..i].iter().all(|other| other != token));
+    fn tokens_match_the_book_crates_form_and_are_distinct() {
+        let ids = [0, 1, 9, 10, 99, 100, 1 << 40, 9_999_999_999_999];
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(order_token(*id), bourse_book::workload::token(*id), "id {id}");
+            assert!(
+                ids[..i]
+                    .iter()
+                    .all(|other| order_token(*other) != order_token(*id))
+            );
         }
-        assert_eq!(&order_token(33).0, b"T0000000000011");
+        assert_eq!(&order_token(33).0, b"T33           ");
     }
 }
