@@ -7,7 +7,10 @@
 //! - Books: per instrument and side, a `Vec<Level>` sorted so that the best price is the LAST element
 //!   (bids ascending, asks descending): taking liquidity pops from the end, and adding near the touch
 //!   moves only the few levels better than it. Each level is an intrusive FIFO list through the
-//!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side.
+//!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side. Finding a
+//!   level scans up to `TOUCH_SCAN_LEVELS` from the touch, then binary-searches the rest.
+//! - Live-order index (`live`): (login, token) → arena index of resting orders only, small and hot;
+//!   the day's token table (`tokens`) is consulted only to dedupe new tokens.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
 //! - Recent trades: a ring of `trades_max` entries, looked up by match number for busts.
@@ -32,6 +35,7 @@ use crate::event::{
     Accepted, Added, Canceled, Event, EventSink, Executed, Instrument, Modified, Party, Replaced,
     SelfTradeCanceled,
 };
+use crate::live::LiveTable;
 use crate::tokens::{Lookup, TokenTable};
 use crate::types::{Lots, Side, Ticks, display};
 
@@ -47,6 +51,8 @@ pub(crate) struct Order {
     pub(crate) expire_ns: u64,
     pub(crate) login: u32,
     pub(crate) token_slot: u32,
+    /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
+    pub(crate) live_slot: u32,
     pub(crate) price: Ticks,
     pub(crate) open: Lots,
     pub(crate) prev: u32,
@@ -61,11 +67,12 @@ pub(crate) struct Order {
 }
 
 /// A never-used arena slot.
-const ORDER_VACANT: Order = Order {
+pub(crate) const ORDER_VACANT: Order = Order {
     order_ref: 0,
     expire_ns: 0,
     login: 0,
     token_slot: 0,
+    live_slot: NIL,
     price: Ticks(0),
     open: Lots(0),
     prev: NIL,
@@ -225,6 +232,7 @@ pub struct Engine {
     pub(crate) orders: Vec<Order>,
     pub(crate) free: Vec<u32>,
     pub(crate) tokens: TokenTable,
+    pub(crate) live: LiveTable,
     pub(crate) expiries: Vec<Expiry>,
     pub(crate) trades: Vec<Trade>,
     pub(crate) order_ref_next: u64,
@@ -233,10 +241,68 @@ pub struct Engine {
     scratch: Vec<u32>,
 }
 
+/// An empty `Vec` of capacity `capacity` whose memory has been written once, so that filling it
+/// during the trading day takes no page faults (allocation and first touch happen at start).
+fn pretouched<T: Clone>(capacity: usize, fill: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(capacity);
+    v.resize(capacity, fill);
+    v.clear();
+    v
+}
+
+const LEVEL_VACANT: Level = Level {
+    price: Ticks(0),
+    open: 0,
+    head: NIL,
+    tail: NIL,
+};
+const EXPIRY_VACANT: Expiry = Expiry {
+    expire_ns: 0,
+    order_ref: 0,
+    index: NIL,
+    generation: 0,
+};
+const PARTY_VACANT: Party = Party {
+    login: 0,
+    token: Token::BLANK,
+    order_ref: 0,
+    firm: Firm::BLANK,
+    side: 0,
+    remaining: 0,
+};
+const TRADE_VACANT: Trade = Trade {
+    match_number: 0,
+    instrument: 0,
+    busted: false,
+    resting: PARTY_VACANT,
+    taking: PARTY_VACANT,
+};
+
+/// Levels scanned linearly from the touch before falling back to a binary search: most orders
+/// arrive at or near the touch, where a short predictable scan beats a binary search.
+const TOUCH_SCAN_LEVELS: usize = 8;
+
+/// Where `price` is (`Ok`) or would go (`Err`) in one side's levels (best price last).
 fn position(levels: &[Level], side: Side, price: Ticks) -> Result<usize, usize> {
+    // `behind(level)`: that level ranks behind `price` on this side (further from the touch).
+    let behind = |level: Ticks| match side {
+        Side::Buy => level < price,
+        Side::Sell => level > price,
+    };
+    let len = levels.len();
+    for i in (len.saturating_sub(TOUCH_SCAN_LEVELS)..len).rev() {
+        let level = levels[i].price;
+        if level == price {
+            return Ok(i);
+        }
+        if behind(level) {
+            return Err(i + 1);
+        }
+    }
+    let head = &levels[..len.saturating_sub(TOUCH_SCAN_LEVELS)];
     match side {
-        Side::Buy => levels.binary_search_by(|l| l.price.cmp(&price)),
-        Side::Sell => levels.binary_search_by(|l| price.cmp(&l.price)),
+        Side::Buy => head.binary_search_by(|l| l.price.cmp(&price)),
+        Side::Sell => head.binary_search_by(|l| price.cmp(&l.price)),
     }
 }
 
@@ -260,8 +326,8 @@ impl Engine {
             .instruments
             .iter()
             .map(|_| Book {
-                bids: Vec::with_capacity(levels_max),
-                asks: Vec::with_capacity(levels_max),
+                bids: pretouched(levels_max, LEVEL_VACANT),
+                asks: pretouched(levels_max, LEVEL_VACANT),
                 halted: false,
                 last_trade_price: 0,
             })
@@ -289,23 +355,22 @@ impl Engine {
         let orders_max = config.orders_max as usize;
         // Touch the arena's pages now (fill, then empty: the capacity stays) so that the trading day
         // takes no page faults; `orders.len()` is the high-water mark of slots ever used.
-        let mut orders = Vec::with_capacity(orders_max);
-        orders.resize(orders_max, ORDER_VACANT);
-        orders.clear();
+        let orders = pretouched(orders_max, ORDER_VACANT);
         Ok(Self {
             books,
             symbols,
             firms: vec![FirmState::default(); config.firms.len()],
             logins,
             orders,
-            free: Vec::with_capacity(orders_max),
+            free: pretouched(orders_max, 0),
             tokens: TokenTable::new(config.tokens_max),
-            expiries: Vec::with_capacity(orders_max),
-            trades: Vec::with_capacity(config.trades_max as usize),
+            live: LiveTable::new(config.orders_max),
+            expiries: pretouched(orders_max, EXPIRY_VACANT),
+            trades: pretouched(config.trades_max as usize, TRADE_VACANT),
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
-            scratch: Vec::with_capacity(orders_max),
+            scratch: pretouched(orders_max, 0),
             config,
         })
     }
@@ -481,6 +546,12 @@ impl Engine {
                 }
             }
         }
+        if self.live.count() != seen {
+            return Err(format!(
+                "live index holds {} orders, books {seen}",
+                self.live.count()
+            ));
+        }
         if seen != self.order_count() {
             return Err(format!(
                 "{seen} orders on books, {} live in arena",
@@ -496,6 +567,15 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Checks the live-order index entry by entry (O(capacity), unlike [`Engine::check_invariants`]):
+    /// every entry reachable from its home slot and matching its order.
+    ///
+    /// # Errors
+    /// A description of the first broken entry.
+    pub fn check_indexes(&self) -> Result<(), String> {
+        self.live.check(&self.orders)
     }
 
     // ----- lookups -----
@@ -710,7 +790,7 @@ impl Engine {
             return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
         };
         let token_slot = match self.tokens.lookup(o.login, &o.token) {
-            Lookup::Found(_) => return, // reused token: ignored
+            Lookup::Found => return, // reused token: ignored
             Lookup::Vacant(slot) => slot,
         };
         if self.tokens.is_full() {
@@ -835,6 +915,7 @@ impl Engine {
             expire_ns: v.expire_ns,
             login: t.login,
             token_slot,
+            live_slot: NIL,
             price: t.limit,
             open: t.remaining,
             prev: NIL,
@@ -851,6 +932,7 @@ impl Engine {
         let entry = &mut self.tokens.slots[token_slot as usize];
         entry.order = index;
         entry.generation = generation;
+        self.live.insert(t.login, t.token, index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
         if v.expire_ns > 0 {
             self.push_expiry(Expiry {
@@ -1124,6 +1206,8 @@ impl Engine {
         o.generation = o.generation.wrapping_add(1);
         o.prev = NIL;
         o.next = NIL;
+        let live_slot = std::mem::replace(&mut o.live_slot, NIL);
+        self.live.remove(live_slot, &mut self.orders);
         self.firms[order.firm as usize].open_orders -= 1;
         self.free.push(index);
     }
@@ -1146,12 +1230,7 @@ impl Engine {
 
     /// The arena index of the live order of (login, token), if any.
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
-        let Lookup::Found(slot) = self.tokens.lookup(login, token) else {
-            return None;
-        };
-        let entry = &self.tokens.slots[slot];
-        let order = self.orders.get(entry.order as usize)?;
-        (order.live && order.generation == entry.generation).then_some(entry.order)
+        self.live.get(login, token)
     }
 
     // ----- Cancel, Modify, Replace -----
@@ -1223,7 +1302,7 @@ impl Engine {
             return;
         };
         let token_slot = match self.tokens.lookup(r.login, &r.replacement_token) {
-            Lookup::Found(_) => return,
+            Lookup::Found => return,
             Lookup::Vacant(slot) => slot,
         };
         if self.tokens.is_full() {
@@ -1486,6 +1565,49 @@ impl Engine {
             let o = self.orders[top.index as usize];
             if o.live && o.generation == top.generation {
                 self.cancel_lots(now_ns, top.index, o.open, CancelReason::Timeout, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::SplitMix64;
+
+    /// The touch scan plus binary search finds the same place as a plain binary search.
+    #[test]
+    fn position_agrees_with_binary_search() {
+        let mut rng = SplitMix64(3);
+        for _ in 0..5_000 {
+            let n = rng.below(30) as usize;
+            let mut prices: Vec<u32> = (0..n).map(|_| 1 + rng.below(60) as u32).collect();
+            prices.sort_unstable();
+            prices.dedup();
+            let price = Ticks(rng.below(62) as u32);
+            for side in [Side::Buy, Side::Sell] {
+                let mut ordered = prices.clone();
+                if side == Side::Sell {
+                    ordered.reverse();
+                }
+                let levels: Vec<Level> = ordered
+                    .iter()
+                    .map(|&p| Level {
+                        price: Ticks(p),
+                        open: 1,
+                        head: 0,
+                        tail: 0,
+                    })
+                    .collect();
+                let expected = match side {
+                    Side::Buy => levels.binary_search_by(|l| l.price.cmp(&price)),
+                    Side::Sell => levels.binary_search_by(|l| price.cmp(&l.price)),
+                };
+                assert_eq!(
+                    position(&levels, side, price),
+                    expected,
+                    "{side:?} {price:?} in {ordered:?}"
+                );
             }
         }
     }

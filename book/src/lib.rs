@@ -52,9 +52,11 @@
 //!   collar's last price. Unknown or already busted match numbers are ignored.
 //!
 //! # Performance notes
-//! The day-unique (login, token) table is the largest structure and the main cache cost; its probe
-//! groups keep a login's consecutive tokens together (see `tokens`). `Engine::new` touches the order
-//! arena so that the trading day takes no page faults. Run
+//! The day-unique (login, token) table is the largest structure and the main cache cost: it is
+//! touched only to dedupe a new token, and its probe groups keep a login's consecutive tokens together
+//! (see `tokens`). Cancel, replace and modify find live orders through a small live-order index
+//! (`live`). Level lookup scans a few levels from the touch before a binary search. `Engine::new`
+//! touches every pre-sized table so that the trading day takes no page faults. Run
 //! `cargo run --release -p bourse-book --example throughput` for figures beside a naive baseline.
 //!
 //! # Invariants (checked by the property tests after every command)
@@ -66,6 +68,7 @@ pub mod command;
 pub mod config;
 mod engine;
 pub mod event;
+mod live;
 pub mod record;
 pub mod snapshot;
 mod tokens;

@@ -252,6 +252,7 @@ impl Engine {
                 expire_ns: r.u64()?,
                 login: r.u32()?,
                 token_slot: r.u32()?,
+                live_slot: NIL,
                 price: Ticks(r.u32()?),
                 open: Lots(r.u32()?),
                 prev: r.u32()?,
@@ -351,9 +352,23 @@ impl Engine {
         if engine.orders.iter().filter(|o| o.live).count() != engine.order_count() {
             return Err(RestoreError::Range("free list"));
         }
+        // Rebuild the live-order index (not in the snapshot: its layout is an accelerator only).
+        for i in 0..engine.orders.len() {
+            let o = engine.orders[i];
+            if o.live {
+                if engine.live.get(o.login, &o.token).is_some() {
+                    return Err(RestoreError::Range("duplicate live token"));
+                }
+                engine.live.insert(o.login, o.token, i as u32, &mut engine.orders);
+            }
+        }
         engine
             .check_invariants()
             .map_err(|_| RestoreError::Range("invariants"))?;
+        engine
+            .live
+            .check(&engine.orders)
+            .map_err(|_| RestoreError::Range("live index"))?;
         Ok(engine)
     }
 }

@@ -52,8 +52,8 @@ pub(crate) struct TokenTable {
 
 /// What a lookup found.
 pub(crate) enum Lookup {
-    /// Present, at this slot.
-    Found(usize),
+    /// Present.
+    Found,
     /// Absent; this is the slot to insert into.
     Vacant(usize),
 }
@@ -68,7 +68,7 @@ fn probe_start(login: u32, token: &Token, mask: usize) -> usize {
     group + offset
 }
 
-fn hash(login: u32, b: &[u8; 14]) -> u64 {
+pub(crate) fn hash(login: u32, b: &[u8; 14]) -> u64 {
     let a = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
     let c = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], 0, 0]);
     let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ c.rotate_left(29) ^ u64::from(login);
@@ -98,7 +98,7 @@ impl TokenTable {
                 return Lookup::Vacant(i);
             }
             if e.login == login && e.token == *token {
-                return Lookup::Found(i);
+                return Lookup::Found;
             }
             i = (i + 1) & self.mask;
         }

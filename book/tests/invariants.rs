@@ -8,10 +8,15 @@ fn run_checked(seed: u64, mix: Mix, commands: usize) {
     let mut engine = Engine::new(params.config()).unwrap();
     let mut events = Vec::with_capacity(4096);
     let (mut last_ref, mut last_match) = (0u64, 0u64);
-    for (now_ns, command) in Workload::new(params).take(commands) {
+    for (i, (now_ns, command)) in Workload::new(params).take(commands).enumerate() {
         events.clear();
         engine.apply(now_ns, &command, &mut events);
         if let Err(e) = engine.check_invariants() {
+            panic!("seed {seed}: after {command:?}: {e}");
+        }
+        if i % 1_000 == 999
+            && let Err(e) = engine.check_indexes()
+        {
             panic!("seed {seed}: after {command:?}: {e}");
         }
         for e in &events {

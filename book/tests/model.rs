@@ -791,6 +791,7 @@ proptest! {
                 }
             }
         }
+        engine.check_indexes().map_err(TestCaseError::fail)?;
         // The stream really traded (a long random stream always does in this narrow price band).
         if commands.len() > 300 {
             prop_assert!(model.next_match > 1, "no trade in {} commands", commands.len());
