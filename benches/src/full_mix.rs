@@ -12,15 +12,19 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bourse_book::workload::{Mix, Workload, WorkloadParams};
-use bourse_book::{Command, Engine, Event, FnSink};
+use bourse_book::config::TOKENS_MAX_LIMIT;
+use bourse_book::workload::{Mix, Workload, WorkloadParams, demo_config_sized};
+use bourse_book::{Command, Engine, EngineConfig, Event, FnSink};
 use bourse_protocol::fields::PRICE_MARKET;
+use bourse_protocol::reason::RejectReason;
 use hdrhistogram::Histogram;
 
 use crate::measure::{latency_histogram, record_ns};
 
 /// Commands generated per chunk.
 pub const CHUNK_COMMANDS: usize = 1 << 16;
+/// Live orders the full-mix engine can hold (the book crate's earlier demo size).
+pub const FULL_MIX_ORDERS_MAX: u32 = 1 << 20;
 /// Capacity of the event buffer (cleared after every command; never grown by the workload's commands).
 pub const EVENTS_MAX: usize = 1 << 16;
 
@@ -134,6 +138,8 @@ pub struct FullMixRun {
     pub executions_count: u64,
     /// Live orders at the end.
     pub live_orders_end: usize,
+    /// Reject events per reason, sorted by reason (per-operation runs only).
+    pub reject_reasons: Vec<(RejectReason, u64)>,
 }
 
 impl FullMixRun {
@@ -148,6 +154,22 @@ pub fn full_mix_params(seed: u64) -> WorkloadParams {
     WorkloadParams::new(seed, Mix::FULL)
 }
 
+/// The engine configuration of a full-mix run of `commands_count` commands: the book crate's demo
+/// configuration with room for [`FULL_MIX_ORDERS_MAX`] live orders and a token for every command (each
+/// command consumes at most one new token), so no command meets a capacity limit — the mix's rejects are
+/// the risk checks it asks for, nothing else.
+///
+/// # Panics
+/// If `commands_count` is above the engine's token limit (a programmer error).
+pub fn full_mix_config(params: &WorkloadParams, commands_count: usize) -> EngineConfig {
+    let tokens_max = u32::try_from(commands_count.max(1)).expect("token count fits in u32");
+    assert!(
+        tokens_max <= TOKENS_MAX_LIMIT,
+        "{commands_count} commands need more tokens than the engine allows"
+    );
+    demo_config_sized(params.instruments, params.logins, FULL_MIX_ORDERS_MAX, tokens_max)
+}
+
 /// Replays `commands_count` full-mix commands from `seed` into a fresh engine. With `per_operation`
 /// the clock is read around every command (latency histograms); without, once around each chunk.
 ///
@@ -155,7 +177,8 @@ pub fn full_mix_params(seed: u64) -> WorkloadParams {
 /// If the book crate's demo configuration is refused (a bug there).
 pub fn run_full_mix(seed: u64, commands_count: usize, per_operation: bool) -> FullMixRun {
     let params = full_mix_params(seed);
-    let mut engine = Engine::new(params.config()).expect("the demo configuration is valid");
+    let mut engine =
+        Engine::new(full_mix_config(&params, commands_count)).expect("the demo configuration is valid");
     let mut workload = Workload::new(params);
     let mut chunk: Vec<(u64, Command)> = Vec::with_capacity(CHUNK_COMMANDS);
     let mut events: Vec<Event> = Vec::with_capacity(EVENTS_MAX);
@@ -167,6 +190,7 @@ pub fn run_full_mix(seed: u64, commands_count: usize, per_operation: bool) -> Fu
         events_count: 0,
         executions_count: 0,
         live_orders_end: 0,
+        reject_reasons: Vec::new(),
     };
     let mut left = commands_count;
     while left > 0 {
@@ -206,6 +230,17 @@ pub fn run_full_mix(seed: u64, commands_count: usize, per_operation: bool) -> Fu
 
 fn tally(run: &mut FullMixRun, class: FullMixClass, events: &[Event]) {
     run.class_counts[class.index()] += 1;
+    for event in events {
+        if let Event::Rejected { reason, .. } = event {
+            match run
+                .reject_reasons
+                .binary_search_by_key(reason, |(known, _)| *known)
+            {
+                Ok(at) => run.reject_reasons[at].1 += 1,
+                Err(at) => run.reject_reasons.insert(at, (*reason, 1)),
+            }
+        }
+    }
     run.events_count += events.len() as u64;
     run.executions_count += events
         .iter()
@@ -231,5 +266,14 @@ mod tests {
         }
         assert_eq!(timed.class_counts.iter().sum::<u64>(), 20_000);
         assert!(timed.executions_count > 1_000);
+        let rejects: u64 = timed.reject_reasons.iter().map(|(_, count)| count).sum();
+        assert!(rejects >= timed.class_counts[FullMixClass::RiskReject.index()]);
+        // Sized so that no command meets a capacity limit.
+        assert!(
+            timed
+                .reject_reasons
+                .iter()
+                .all(|(reason, _)| *reason != RejectReason::CapacityFull)
+        );
     }
 }

@@ -15,6 +15,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use bourse_protocol::reason::RejectReason;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 
@@ -289,6 +290,29 @@ fn full_mix(args: &Args) -> Result<()> {
         timed.events_count,
         timed.executions_count,
         timed.live_orders_end
+    );
+    if timed
+        .reject_reasons
+        .iter()
+        .any(|(reason, _)| *reason == RejectReason::CapacityFull)
+    {
+        bail!(
+            "the full mix met a capacity limit ({:?}): its numbers would be rejects",
+            timed.reject_reasons
+        );
+    }
+    let reasons: Vec<String> = timed
+        .reject_reasons
+        .iter()
+        .map(|(reason, count)| format!("{reason:?} {count}"))
+        .collect();
+    println!(
+        "reject events by reason: {}\n",
+        if reasons.is_empty() {
+            "none".to_owned()
+        } else {
+            reasons.join(", ")
+        }
     );
     println!("| operation | count | p50 | p99 | p99.9 | max |");
     println!("|---|---:|---:|---:|---:|---:|");
