@@ -250,7 +250,7 @@ fn tally(run: &mut FullMixRun, class: FullMixClass, events: &[Event]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{FullMixClass, run_full_mix};
+    use super::{FullMixClass, RejectReason, run_full_mix};
 
     #[test]
     fn full_mix_exercises_every_class_and_both_modes_agree() {
