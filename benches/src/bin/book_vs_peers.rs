@@ -2,7 +2,8 @@
 //!
 //! Mode `side-by-side` generates the fixed-seed workload (`bourse_benches::workload`), then for each of
 //! `--rounds` rounds replays it into a fresh instance of every engine in turn (untimed per operation:
-//! one clock pair around the replay) and keeps the median ops/s; then one more replay per engine with a
+//! one clock pair around the replay) and reports the median ops/s and the median of the per-round
+//! ratios (the replays of one round ran back to back, under the same load); then one more replay per engine with a
 //! clock pair around every operation gives p50/p99/p99.9 per operation kind. After every replay the
 //! engine's depth per level, traded volume and trade count must equal the reference model's, or the run
 //! stops: numbers from an engine that did different matching mean nothing.
@@ -82,7 +83,7 @@ struct Args {
     #[arg(long, default_value_t = 2_000_000)]
     full_mix_commands: usize,
     /// Throughput rounds (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Engines in the side-by-side run (comma separated).
     #[arg(
@@ -195,22 +196,29 @@ fn side_by_side(args: &Args) -> Result<()> {
         }
     }
     let medians: Vec<f64> = ops_per_s.iter().map(|runs| median(runs)).collect();
-    let bourse = args
-        .engines
-        .iter()
-        .position(|engine| *engine == EngineId::Bourse)
-        .map(|slot| medians[slot]);
+    let bourse_slot = args.engines.iter().position(|engine| *engine == EngineId::Bourse);
+    // The ratio to each engine is the median of per-round ratios: the two replays of a round ran
+    // back to back, so they shared the machine's load; medians of separate columns need not.
+    let ratio_to = |slot: usize| -> Option<f64> {
+        let bourse_runs = &ops_per_s[bourse_slot?];
+        let ratios: Vec<f64> = bourse_runs
+            .iter()
+            .zip(&ops_per_s[slot])
+            .map(|(bourse, other)| bourse / other)
+            .collect();
+        Some(median(&ratios))
+    };
 
-    println!("### Throughput (median of {rounds} rounds; every run checked for same matching)\n");
-    println!("| engine | ops/s (median) | min..max over rounds | ns/op | bourse-book ÷ engine |");
+    println!("### Throughput ({rounds} rounds; every run checked for same matching)\n");
+    println!(
+        "| engine | ops/s (median) | min..max over rounds | ns/op (median) | bourse-book ÷ engine (median of per-round ratios) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for (slot, engine) in args.engines.iter().enumerate() {
         let runs = &ops_per_s[slot];
         let low = runs.iter().copied().fold(f64::INFINITY, f64::min);
         let high = runs.iter().copied().fold(0.0, f64::max);
-        let ratio = bourse.map_or("–".to_owned(), |bourse| {
-            format!("{:.2}×", bourse / medians[slot])
-        });
+        let ratio = ratio_to(slot).map_or("–".to_owned(), |ratio| format!("{ratio:.2}×"));
         println!(
             "| {} | {:.0} | {:.0}..{:.0} | {:.0} | {ratio} |",
             name(*engine),
@@ -226,11 +234,12 @@ fn side_by_side(args: &Args) -> Result<()> {
         .enumerate()
         .filter(|(_, engine)| engine.is_peer())
         .max_by(|(a, _), (b, _)| medians[*a].total_cmp(&medians[*b]));
-    if let (Some(bourse), Some((slot, engine))) = (bourse, fastest_peer) {
+    if let Some((slot, engine)) = fastest_peer
+        && let Some(ratio) = ratio_to(slot)
+    {
         println!(
-            "\nbourse-book ÷ fastest peer ({}): {:.2}× (target ≥ 1.5×)\n",
-            name(*engine),
-            bourse / medians[slot]
+            "\nbourse-book ÷ fastest peer ({}): {ratio:.2}× (target ≥ 1.5×)\n",
+            name(*engine)
         );
     }
 
