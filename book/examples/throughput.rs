@@ -106,12 +106,11 @@ fn main() {
     let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(42);
     for (mix_name, mix) in [("common", Mix::COMMON), ("full", Mix::FULL)] {
         let mut params = WorkloadParams::new(seed, mix);
-        params.tokens_max = (n as u32 + 1).next_power_of_two();
         params.orders_max = 1 << 20;
         let commands: Vec<(u64, Command)> = Workload::new(params).take(n).collect();
         println!("== mix {mix_name}: {n} commands, seed {seed}");
 
-        let mut engine = Engine::new(params.config()).expect("valid config");
+        let mut engine = Engine::new(params.config_for(n)).expect("valid config");
         let mut latencies = vec![0u32; n];
         let mut events = 0u64;
         let mut sink = FnSink(|_e: Event| events += 1);

@@ -6,6 +6,17 @@
 //! stays in cache. An unknown token and a dead one are both "not here", which is all those commands need
 //! (both are ignored).
 //!
+//! # Trade-off (measured, see the report of the commit that added it)
+//! The index is "small and hot" only while `orders_max` is small: it has 2 × `orders_max` slots of 24
+//! bytes, and every order that rests inserts at a random slot. With `orders_max` sized to the workload
+//! (the book-bench side-by-side run: ~6 k) cancels of older live orders got much cheaper than probing
+//! the day's token table. With `orders_max` = 1 Mi (48 MiB of index) and clients that cancel mostly
+//! recent tokens (`examples/throughput`), the random insert costs a cache miss per resting order and the
+//! previous design (live state read through the token table) was faster. A locality-grouped home slot
+//! here (as in `tokens`) was tried and was slower on the side-by-side run (long probe runs to shift on
+//! deletion). Smaller entries (a fingerprint and the arena index, 8 bytes, verified against the arena)
+//! are the next step to try.
+//!
 //! Open addressing with linear probing and backward-shift deletion (no tombstones, so probe sequences
 //! never degrade). Each resting order records its slot (`Order::live_slot`); a deletion that shifts an
 //! entry updates that entry's order. The layout is an accelerator only: it is not part of the snapshot

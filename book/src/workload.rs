@@ -242,7 +242,27 @@ impl WorkloadParams {
         }
     }
 
-    /// The engine configuration this workload is written for.
+    /// The engine configuration for a run of `commands` commands: tokens for every command (each Enter
+    /// and Replace takes a day-unique token; a full token table rejects `Y`), `orders_max` as set.
+    ///
+    /// # Panics
+    /// If `commands` is above [`crate::config::TOKENS_MAX_LIMIT`].
+    pub fn config_for(&self, commands: usize) -> EngineConfig {
+        let tokens_max = u32::try_from(commands.max(1)).expect("commands fit in u32");
+        assert!(
+            tokens_max <= crate::config::TOKENS_MAX_LIMIT,
+            "{commands} commands need too many tokens"
+        );
+        demo_config_sized(
+            self.instruments,
+            self.logins,
+            self.orders_max,
+            tokens_max.max(self.tokens_max),
+        )
+    }
+
+    /// The engine configuration this workload is written for, with `tokens_max` as set (default 256 Ki:
+    /// enough for about 300 k commands; use [`WorkloadParams::config_for`] for longer runs).
     pub fn config(&self) -> EngineConfig {
         demo_config_sized(self.instruments, self.logins, self.orders_max, self.tokens_max)
     }

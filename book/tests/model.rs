@@ -2,7 +2,8 @@
 //!
 //! The model is written for clarity, not speed: per instrument a `BTreeMap<price, VecDeque<order>>`
 //! per side, a `HashSet` of seen tokens and a `HashMap` of live ones. It covers the common subset:
-//! limit orders (day and IOC), market orders bounded by the collar, fill-or-kill, cancels and reduces,
+//! limit orders (day, IOC, and 1-3 s expiring with ExpireDue timers), market orders bounded by the
+//! collar, fill-or-kill, cancels and reduces,
 //! replaces, modifies, off-tick, off-lot and outside-collar rejects, reused and foreign tokens, and
 //! self-trade prevention: logins 1 and 3 trade for the same firm `M1`, whose mode each case draws.
 
@@ -80,6 +81,8 @@ struct MOrder {
     order_ref: u64,
     side_letter: u8,
     shares: u32,
+    /// 0 = rests until end of day.
+    expire_ns: u64,
 }
 
 #[derive(Default)]
@@ -164,7 +167,8 @@ impl Model {
                 side,
                 shares,
             } => self.modify(now, *login, *token, *side, *shares, out),
-            _ => unreachable!("the model covers enter, cancel, replace, modify"),
+            Command::ExpireDue => self.expire(now, out),
+            _ => unreachable!("the model covers enter, cancel, replace, modify, expire"),
         }
     }
 
@@ -442,12 +446,18 @@ impl Model {
             Side::Buy => &mut book.bids,
             Side::Sell => &mut book.asks,
         };
+        let expire_ns = if (1..=99_997).contains(&t.tif_s) {
+            now + u64::from(t.tif_s) * 1_000_000_000
+        } else {
+            0
+        };
         levels.entry(t.price).or_default().push_back(MOrder {
             login: t.login,
             token: t.token,
             order_ref: t.order_ref,
             side_letter: t.side_letter,
             shares: t.shares,
+            expire_ns,
         });
         self.live.insert((t.login, t.token), (t.inst, t.side, t.price));
         if emit_added {
@@ -521,6 +531,38 @@ impl Model {
             reason: CancelReason::UserRequested,
             on_book: true,
         }));
+    }
+
+    /// Cancels (reason T) every live order whose time is up, earliest first, then by order reference.
+    fn expire(&mut self, now: u64, out: &mut Vec<Event>) {
+        let mut due: Vec<(u64, u64, u32, Token)> = Vec::new();
+        for b in &self.books {
+            for q in b.bids.values().chain(b.asks.values()) {
+                for o in q {
+                    if o.expire_ns > 0 && o.expire_ns <= now {
+                        due.push((o.expire_ns, o.order_ref, o.login, o.token));
+                    }
+                }
+            }
+        }
+        due.sort();
+        for (_, order_ref, login, token) in due {
+            let open = self.open_shares(login, token).unwrap();
+            let (after, inst, side, price) = self.take(login, token, open).unwrap();
+            out.push(Event::Canceled(Canceled {
+                timestamp_ns: now,
+                login,
+                token,
+                order_ref,
+                instrument: Self::instrument(inst),
+                side,
+                price,
+                decrement: open,
+                remaining: after.shares,
+                reason: CancelReason::Timeout,
+                on_book: true,
+            }));
+        }
     }
 
     fn modify(
@@ -694,7 +736,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => prop_oneof![Just(90_000u32), Just(110_000)], // outside the collar
     ];
     let lots = prop_oneof![4 => (1u32..=5).prop_map(|l| l * LOT), 1 => Just(LOT + 1)];
-    let tif = prop_oneof![4 => Just(99_999u32), 2 => Just(0u32)];
+    let tif = prop_oneof![4 => Just(99_999u32), 2 => Just(0u32), 1 => 1u32..=3];
     let enter = (
         login.clone(),
         tok.clone(),
@@ -754,7 +796,7 @@ fn command() -> impl Strategy<Value = Command> {
             side,
             shares: if lots == 6 { LOT + 3 } else { lots * LOT },
         });
-    prop_oneof![6 => enter, 3 => cancel, 2 => replace, 1 => modify]
+    prop_oneof![6 => enter, 3 => cancel, 2 => replace, 1 => modify, 1 => Just(Command::ExpireDue)]
 }
 
 proptest! {
@@ -771,7 +813,7 @@ proptest! {
         let (mut got, mut want) = (Vec::new(), Vec::new());
         let mut seen_refs = HashSet::new();
         for (i, c) in commands.iter().enumerate() {
-            let now = (i as u64 + 1) * 1_000;
+            let now = (i as u64 + 1) * 100_000_000; // 0.1 s per command: a 1..3 s TIF expires mid-stream
             got.clear();
             want.clear();
             engine.apply(now, c, &mut got);
