@@ -1209,6 +1209,110 @@ impl Message {
     }
 }
 
+/// Fuzz and corpus check of the ITCH decoder: decodes `input` as one message with [`Message::decode`] and
+/// returns the result, after checking that
+/// - a decoded message has the input's type and length, re-encodes to the input's bytes (for the snapshot end
+///   marker: to its canonical form, the decoder also taking zero padding as `docs/protocol.md` says), decodes
+///   again to itself, and refuses a buffer one byte short without writing to it;
+/// - an error is the one the input explains: [`DecodeError::Empty`] only for no bytes,
+///   [`DecodeError::UnknownType`] only for a type [`message_len`] does not know, [`DecodeError::Truncated`] /
+///   [`DecodeError::WrongLength`] only for a shorter / longer input, and a bad code only at the right length.
+///
+/// # Panics
+/// If the decoder breaks one of those properties (that is what the fuzzer looks for).
+pub fn fuzz_check_message(input: &[u8]) -> Result<Message, DecodeError> {
+    let decoded = Message::decode(input);
+    match decoded {
+        Ok(message) => {
+            assert_eq!(message.message_type(), input[0], "decoded type is the type byte");
+            assert_eq!(message.len(), input.len(), "decoded length is the input's");
+            assert_eq!(message_len(input[0]), Some(input.len()));
+            assert_eq!(message.header().is_none(), input[0] == SnapshotEnd::TYPE);
+            if let Some(header) = message.header() {
+                assert_eq!(HeaderWire::new(input[0], header).as_bytes(), &input[..HEADER_LEN]);
+            }
+            let mut scratch = [0u8; MESSAGE_LEN_MAX];
+            let len = message
+                .encode(&mut scratch)
+                .expect("MESSAGE_LEN_MAX holds every message");
+            let mut canonical = [0u8; MESSAGE_LEN_MAX];
+            canonical[..input.len()].copy_from_slice(input);
+            if input[0] == SnapshotEnd::TYPE {
+                // Zero padding decodes too; the encoder writes spaces: leading zeros before the last digit.
+                let field = &mut canonical[1..=SNAPSHOT_DIGITS];
+                for byte in field[..SNAPSHOT_DIGITS - 1].iter_mut() {
+                    match *byte {
+                        b' ' | b'0' => *byte = b' ',
+                        _ => break,
+                    }
+                }
+            }
+            assert_eq!(
+                &scratch[..len],
+                &canonical[..input.len()],
+                "re-encodes to its bytes"
+            );
+            assert_eq!(
+                Message::decode(&scratch[..len]),
+                Ok(message),
+                "decode(encode(m)) != m"
+            );
+            let mut short = [0xA5u8; MESSAGE_LEN_MAX];
+            assert_eq!(
+                message.encode(&mut short[..len - 1]),
+                Err(EncodeError::BufferTooSmall {
+                    needed: len,
+                    available: len - 1
+                })
+            );
+            assert!(short.iter().all(|&b| b == 0xA5), "a refused encode wrote bytes");
+        }
+        Err(error) => {
+            let expected = input.first().and_then(|&t| message_len(t));
+            match error {
+                DecodeError::Empty => assert!(input.is_empty()),
+                DecodeError::UnknownType { message_type } => {
+                    assert_eq!(Some(&message_type), input.first());
+                    assert_eq!(expected, None);
+                }
+                DecodeError::Truncated {
+                    message_type,
+                    expected: len,
+                    actual,
+                } => {
+                    assert_eq!((Some(&message_type), Some(len)), (input.first(), expected));
+                    assert!(actual == input.len() && actual < len);
+                }
+                DecodeError::WrongLength {
+                    message_type,
+                    expected: len,
+                    actual,
+                } => {
+                    assert_eq!((Some(&message_type), Some(len)), (input.first(), expected));
+                    assert!(actual == input.len() && actual > len);
+                }
+                DecodeError::BadSide(code)
+                | DecodeError::BadEventCode(code)
+                | DecodeError::BadTradingState(code)
+                | DecodeError::BadPrintable(code) => {
+                    assert_eq!(expected, Some(input.len()), "a bad code only at the right length");
+                    assert!(input[1..].contains(&code), "the bad code is in the input");
+                }
+                DecodeError::BadSnapshotDigit { offset, byte } => {
+                    assert_eq!(input.first(), Some(&SnapshotEnd::TYPE));
+                    assert_eq!(expected, Some(input.len()));
+                    assert_eq!(input.get(1 + offset), Some(&byte));
+                }
+                DecodeError::SnapshotSequenceOverflow => {
+                    assert_eq!(input.first(), Some(&SnapshotEnd::TYPE));
+                    assert_eq!(expected, Some(input.len()));
+                }
+            }
+        }
+    }
+    decoded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
