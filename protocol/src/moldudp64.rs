@@ -461,6 +461,7 @@ impl PacketBuilder {
     ///
     /// # Errors
     /// [`PushError::Full`] if the packet cannot take it (flush first), [`PushError::TooLarge`] if no packet can.
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<&mut [u8], PushError> {
         let payload_bytes_max = self.buffer.len();
         let block_len = BLOCK_LEN_PREFIX + len;
@@ -494,6 +495,7 @@ impl PacketBuilder {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve); nothing is appended then.
+    #[inline]
     pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
         self.reserve(message.len())?.copy_from_slice(message);
         Ok(())
@@ -503,6 +505,7 @@ impl PacketBuilder {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve); nothing is appended then.
+    #[inline]
     pub fn push_itch(&mut self, message: &itch::Message) -> Result<(), PushError> {
         let slot = self.reserve(message.len())?;
         let written = message.encode(slot);
