@@ -13,7 +13,8 @@
 //!   Unsequenced Data, Client Heartbeats) read in 4 KiB / 64 KiB chunks through `StreamBuffer`
 //!   (`spare_mut`/`commit`/`next_packet`, as the server does), framing only (`stream_buffer`) and framing plus
 //!   OUCH decode (`stream_buffer_ouch`), beside `memcpy` (the same chunks copied into a buffer, which is what
-//!   the socket read costs).
+//!   the socket read costs) and `length_prefix_walk` (stepping from length prefix to length prefix over the
+//!   whole stream, no copy, no checks: the serial dependency every framer pays, a floor, not a decoder).
 //!
 //! Limits: [`MESSAGES`] messages per iteration in the message groups; [`STREAM_BYTES_MAX`] bytes of stream.
 //! Workloads are deterministic (a fixed xorshift seed), built before measuring; nothing allocates while
@@ -396,6 +397,17 @@ fn frame_stream(buffer: &mut StreamBuffer, stream: &[u8], chunk_bytes: usize, ou
     counts
 }
 
+/// Counts the frames of a well-formed `stream` by stepping from length prefix to length prefix.
+fn length_prefix_walk(stream: &[u8]) -> usize {
+    let mut frames = 0;
+    let mut at = 0;
+    while let Some(prefix) = stream.get(at..at + 2) {
+        at += 2 + usize::from(u16::from_be_bytes([prefix[0], prefix[1]]));
+        frames += 1;
+    }
+    frames
+}
+
 fn bench_soupbintcp_stream(c: &mut Criterion) {
     let (stream, frames) = client_stream();
     let mut buffer = StreamBuffer::new(STREAM_BUFFER_BYTES, FRAME_SIZE_MAX_DEFAULT);
@@ -416,6 +428,12 @@ fn bench_soupbintcp_stream(c: &mut Criterion) {
                     black_box(&mut copy_target);
                 }
             });
+        });
+        // Reference, not a decoder: the serial chain every framer pays (read a length, step past the frame),
+        // with no validation and no copy; what is left above it is the decoder's own cost.
+        assert_eq!(length_prefix_walk(&stream), frames);
+        group.bench_function("length_prefix_walk", |b| {
+            b.iter(|| length_prefix_walk(black_box(&stream)))
         });
         let framed = frame_stream(&mut buffer, &stream, chunk_bytes, false);
         let decoded = frame_stream(&mut buffer, &stream, chunk_bytes, true);
