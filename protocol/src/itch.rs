@@ -423,6 +423,7 @@ const _: () = assert!(size_of::<SnapshotEndWire>() == 1 + SNAPSHOT_DIGITS);
 const _: () = assert!(size_of::<TradeWire>() == MESSAGE_LEN_MAX);
 
 impl HeaderWire {
+    #[inline]
     fn new(message_type: u8, header: &Header) -> Self {
         Self {
             message_type,
@@ -432,6 +433,7 @@ impl HeaderWire {
         }
     }
 
+    #[inline]
     fn typed(&self) -> Header {
         Header {
             stock_locate: self.stock_locate.get(),
@@ -441,8 +443,14 @@ impl HeaderWire {
     }
 }
 
-/// Checks the length of `bytes` against `expected` and reads the layout.
-fn read_exact<W: FromBytes>(message_type: u8, bytes: &[u8], expected: usize) -> Result<W, DecodeError> {
+/// Checks the length of `bytes` against `expected` and views them as the layout, in place: copying the layout
+/// out first costs a store-forwarding stall per field on the decode path (see `benches/PROTOCOL_RESULTS.md`).
+#[inline]
+fn read_exact<W: FromBytes + KnownLayout + Immutable + Unaligned>(
+    message_type: u8,
+    bytes: &[u8],
+    expected: usize,
+) -> Result<&W, DecodeError> {
     if bytes.len() < expected {
         return Err(DecodeError::Truncated {
             message_type,
@@ -457,14 +465,16 @@ fn read_exact<W: FromBytes>(message_type: u8, bytes: &[u8], expected: usize) -> 
             actual: bytes.len(),
         });
     }
-    // The length is exact, so this cannot fail; map the impossible error rather than unwrap.
-    W::read_from_bytes(bytes).map_err(|_| DecodeError::Truncated {
+    // The length is exact and the layout unaligned, so this cannot fail; map the impossible error rather than
+    // unwrap.
+    W::ref_from_bytes(bytes).map_err(|_| DecodeError::Truncated {
         message_type,
         expected,
         actual: bytes.len(),
     })
 }
 
+#[inline]
 fn write_exact<W: IntoBytes + Immutable>(wire: &W, buf: &mut [u8]) -> Result<usize, EncodeError> {
     let bytes = wire.as_bytes();
     let Some(target) = buf.get_mut(..bytes.len()) else {
@@ -492,11 +502,12 @@ macro_rules! message_codec {
             /// [`DecodeError::Empty`], [`DecodeError::UnknownType`] if the first byte is not [`Self::TYPE`],
             /// [`DecodeError::Truncated`] / [`DecodeError::WrongLength`] if `bytes` is not [`Self::LEN`] long,
             /// or the error of a bad code inside.
+            #[inline]
             pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
                 match bytes.first() {
                     None => Err(DecodeError::Empty),
                     Some(&t) if t != Self::TYPE => Err(DecodeError::UnknownType { message_type: t }),
-                    Some(_) => Self::from_wire(&read_exact::<$wire>(Self::TYPE, bytes, Self::LEN)?),
+                    Some(_) => Self::from_wire(read_exact::<$wire>(Self::TYPE, bytes, Self::LEN)?),
                 }
             }
 
@@ -504,6 +515,7 @@ macro_rules! message_codec {
             ///
             /// # Errors
             /// [`EncodeError::BufferTooSmall`] if `buf` is shorter than [`Self::LEN`]; nothing is written then.
+            #[inline]
             pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
                 write_exact(&self.wire(), buf)
             }
@@ -521,6 +533,7 @@ pub struct SystemEvent {
 }
 
 impl SystemEvent {
+    #[inline]
     fn wire(&self) -> SystemEventWire {
         SystemEventWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -528,6 +541,7 @@ impl SystemEvent {
         }
     }
 
+    #[inline]
     fn from_wire(w: &SystemEventWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -574,6 +588,7 @@ pub struct StockDirectory {
 }
 
 impl StockDirectory {
+    #[inline]
     fn wire(&self) -> StockDirectoryWire {
         StockDirectoryWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -594,6 +609,7 @@ impl StockDirectory {
         }
     }
 
+    #[inline]
     fn from_wire(w: &StockDirectoryWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -632,6 +648,7 @@ pub struct TradingAction {
 }
 
 impl TradingAction {
+    #[inline]
     fn wire(&self) -> TradingActionWire {
         TradingActionWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -642,6 +659,7 @@ impl TradingAction {
         }
     }
 
+    #[inline]
     fn from_wire(w: &TradingActionWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -673,6 +691,7 @@ pub struct AddOrder {
 }
 
 impl AddOrder {
+    #[inline]
     fn wire(&self) -> AddOrderWire {
         AddOrderWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -684,6 +703,7 @@ impl AddOrder {
         }
     }
 
+    #[inline]
     fn from_wire(w: &AddOrderWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -717,6 +737,7 @@ pub struct AddOrderMpid {
 }
 
 impl AddOrderMpid {
+    #[inline]
     fn wire(&self) -> AddOrderMpidWire {
         AddOrderMpidWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -729,6 +750,7 @@ impl AddOrderMpid {
         }
     }
 
+    #[inline]
     fn from_wire(w: &AddOrderMpidWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -757,6 +779,7 @@ pub struct OrderExecuted {
 }
 
 impl OrderExecuted {
+    #[inline]
     fn wire(&self) -> OrderExecutedWire {
         OrderExecutedWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -766,6 +789,7 @@ impl OrderExecuted {
         }
     }
 
+    #[inline]
     fn from_wire(w: &OrderExecutedWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -795,6 +819,7 @@ pub struct OrderExecutedWithPrice {
 }
 
 impl OrderExecutedWithPrice {
+    #[inline]
     fn wire(&self) -> OrderExecutedWithPriceWire {
         OrderExecutedWithPriceWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -806,6 +831,7 @@ impl OrderExecutedWithPrice {
         }
     }
 
+    #[inline]
     fn from_wire(w: &OrderExecutedWithPriceWire) -> Result<Self, DecodeError> {
         let printable = match w.printable {
             b'Y' => true,
@@ -836,6 +862,7 @@ pub struct OrderCancel {
 }
 
 impl OrderCancel {
+    #[inline]
     fn wire(&self) -> OrderCancelWire {
         OrderCancelWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -844,6 +871,7 @@ impl OrderCancel {
         }
     }
 
+    #[inline]
     fn from_wire(w: &OrderCancelWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -864,6 +892,7 @@ pub struct OrderDelete {
 }
 
 impl OrderDelete {
+    #[inline]
     fn wire(&self) -> OrderDeleteWire {
         OrderDeleteWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -871,6 +900,7 @@ impl OrderDelete {
         }
     }
 
+    #[inline]
     fn from_wire(w: &OrderDeleteWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -897,6 +927,7 @@ pub struct OrderReplace {
 }
 
 impl OrderReplace {
+    #[inline]
     fn wire(&self) -> OrderReplaceWire {
         OrderReplaceWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -907,6 +938,7 @@ impl OrderReplace {
         }
     }
 
+    #[inline]
     fn from_wire(w: &OrderReplaceWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -939,6 +971,7 @@ pub struct Trade {
 }
 
 impl Trade {
+    #[inline]
     fn wire(&self) -> TradeWire {
         TradeWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -951,6 +984,7 @@ impl Trade {
         }
     }
 
+    #[inline]
     fn from_wire(w: &TradeWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -975,6 +1009,7 @@ pub struct BrokenTrade {
 }
 
 impl BrokenTrade {
+    #[inline]
     fn wire(&self) -> BrokenTradeWire {
         BrokenTradeWire {
             header: HeaderWire::new(Self::TYPE, &self.header),
@@ -982,6 +1017,7 @@ impl BrokenTrade {
         }
     }
 
+    #[inline]
     fn from_wire(w: &BrokenTradeWire) -> Result<Self, DecodeError> {
         Ok(Self {
             header: w.header.typed(),
@@ -1000,6 +1036,7 @@ pub struct SnapshotEnd {
 }
 
 impl SnapshotEnd {
+    #[inline]
     fn wire(&self) -> SnapshotEndWire {
         let mut digits = [b' '; SNAPSHOT_DIGITS];
         let mut value = self.sequence_number;
@@ -1019,6 +1056,7 @@ impl SnapshotEnd {
         }
     }
 
+    #[inline]
     fn from_wire(w: &SnapshotEndWire) -> Result<Self, DecodeError> {
         let field = &w.sequence_number;
         let first_digit = field.iter().position(|&b| b != b' ').unwrap_or(SNAPSHOT_DIGITS);
@@ -1104,6 +1142,7 @@ impl Message {
     /// # Errors
     /// [`DecodeError::Empty`] for no bytes, [`DecodeError::UnknownType`], [`DecodeError::Truncated`] if shorter
     /// than the type's length, [`DecodeError::WrongLength`] if longer, or the error of a bad code inside.
+    #[inline]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Some(&message_type) = bytes.first() else {
             return Err(DecodeError::Empty);
@@ -1132,6 +1171,7 @@ impl Message {
     ///
     /// # Errors
     /// [`EncodeError::BufferTooSmall`] if `buf` is shorter than [`Message::len`]; nothing is written then.
+    #[inline]
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         match self {
             Self::SystemEvent(m) => m.encode(buf),
@@ -1207,6 +1247,110 @@ impl Message {
             Self::SnapshotEnd(_) => return None,
         })
     }
+}
+
+/// Fuzz and corpus check of the ITCH decoder: decodes `input` as one message with [`Message::decode`] and
+/// returns the result, after checking that
+/// - a decoded message has the input's type and length, re-encodes to the input's bytes (for the snapshot end
+///   marker: to its canonical form, the decoder also taking zero padding as `docs/protocol.md` says), decodes
+///   again to itself, and refuses a buffer one byte short without writing to it;
+/// - an error is the one the input explains: [`DecodeError::Empty`] only for no bytes,
+///   [`DecodeError::UnknownType`] only for a type [`message_len`] does not know, [`DecodeError::Truncated`] /
+///   [`DecodeError::WrongLength`] only for a shorter / longer input, and a bad code only at the right length.
+///
+/// # Panics
+/// If the decoder breaks one of those properties (that is what the fuzzer looks for).
+pub fn fuzz_check_message(input: &[u8]) -> Result<Message, DecodeError> {
+    let decoded = Message::decode(input);
+    match decoded {
+        Ok(message) => {
+            assert_eq!(message.message_type(), input[0], "decoded type is the type byte");
+            assert_eq!(message.len(), input.len(), "decoded length is the input's");
+            assert_eq!(message_len(input[0]), Some(input.len()));
+            assert_eq!(message.header().is_none(), input[0] == SnapshotEnd::TYPE);
+            if let Some(header) = message.header() {
+                assert_eq!(HeaderWire::new(input[0], header).as_bytes(), &input[..HEADER_LEN]);
+            }
+            let mut scratch = [0u8; MESSAGE_LEN_MAX];
+            let len = message
+                .encode(&mut scratch)
+                .expect("MESSAGE_LEN_MAX holds every message");
+            let mut canonical = [0u8; MESSAGE_LEN_MAX];
+            canonical[..input.len()].copy_from_slice(input);
+            if input[0] == SnapshotEnd::TYPE {
+                // Zero padding decodes too; the encoder writes spaces: leading zeros before the last digit.
+                let field = &mut canonical[1..=SNAPSHOT_DIGITS];
+                for byte in field[..SNAPSHOT_DIGITS - 1].iter_mut() {
+                    match *byte {
+                        b' ' | b'0' => *byte = b' ',
+                        _ => break,
+                    }
+                }
+            }
+            assert_eq!(
+                &scratch[..len],
+                &canonical[..input.len()],
+                "re-encodes to its bytes"
+            );
+            assert_eq!(
+                Message::decode(&scratch[..len]),
+                Ok(message),
+                "decode(encode(m)) != m"
+            );
+            let mut short = [0xA5u8; MESSAGE_LEN_MAX];
+            assert_eq!(
+                message.encode(&mut short[..len - 1]),
+                Err(EncodeError::BufferTooSmall {
+                    needed: len,
+                    available: len - 1
+                })
+            );
+            assert!(short.iter().all(|&b| b == 0xA5), "a refused encode wrote bytes");
+        }
+        Err(error) => {
+            let expected = input.first().and_then(|&t| message_len(t));
+            match error {
+                DecodeError::Empty => assert!(input.is_empty()),
+                DecodeError::UnknownType { message_type } => {
+                    assert_eq!(Some(&message_type), input.first());
+                    assert_eq!(expected, None);
+                }
+                DecodeError::Truncated {
+                    message_type,
+                    expected: len,
+                    actual,
+                } => {
+                    assert_eq!((Some(&message_type), Some(len)), (input.first(), expected));
+                    assert!(actual == input.len() && actual < len);
+                }
+                DecodeError::WrongLength {
+                    message_type,
+                    expected: len,
+                    actual,
+                } => {
+                    assert_eq!((Some(&message_type), Some(len)), (input.first(), expected));
+                    assert!(actual == input.len() && actual > len);
+                }
+                DecodeError::BadSide(code)
+                | DecodeError::BadEventCode(code)
+                | DecodeError::BadTradingState(code)
+                | DecodeError::BadPrintable(code) => {
+                    assert_eq!(expected, Some(input.len()), "a bad code only at the right length");
+                    assert!(input[1..].contains(&code), "the bad code is in the input");
+                }
+                DecodeError::BadSnapshotDigit { offset, byte } => {
+                    assert_eq!(input.first(), Some(&SnapshotEnd::TYPE));
+                    assert_eq!(expected, Some(input.len()));
+                    assert_eq!(input.get(1 + offset), Some(&byte));
+                }
+                DecodeError::SnapshotSequenceOverflow => {
+                    assert_eq!(input.first(), Some(&SnapshotEnd::TYPE));
+                    assert_eq!(expected, Some(input.len()));
+                }
+            }
+        }
+    }
+    decoded
 }
 
 #[cfg(test)]

@@ -461,6 +461,7 @@ impl PacketBuilder {
     ///
     /// # Errors
     /// [`PushError::Full`] if the packet cannot take it (flush first), [`PushError::TooLarge`] if no packet can.
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<&mut [u8], PushError> {
         let payload_bytes_max = self.buffer.len();
         let block_len = BLOCK_LEN_PREFIX + len;
@@ -494,6 +495,7 @@ impl PacketBuilder {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve); nothing is appended then.
+    #[inline]
     pub fn push(&mut self, message: &[u8]) -> Result<(), PushError> {
         self.reserve(message.len())?.copy_from_slice(message);
         Ok(())
@@ -503,6 +505,7 @@ impl PacketBuilder {
     ///
     /// # Errors
     /// As [`reserve`](Self::reserve); nothing is appended then.
+    #[inline]
     pub fn push_itch(&mut self, message: &itch::Message) -> Result<(), PushError> {
         let slot = self.reserve(message.len())?;
         let written = message.encode(slot);
@@ -762,4 +765,168 @@ impl GapTracker {
         self.counters.requests += 1;
         Some(request)
     }
+}
+
+/// What [`fuzz_check_packet`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketCheck {
+    /// [`Packet::decode`]: the packet's kind and number of messages, or the error.
+    pub packet: Result<(PacketKind, usize), PacketError>,
+    /// [`Request::decode`] of the same bytes.
+    pub request: Result<Request, PacketError>,
+    /// Blocks that decoded as an ITCH message (each block also went through [`itch::fuzz_check_message`]).
+    pub itch_messages: usize,
+}
+
+/// Fuzz and corpus check of the MoldUDP64 readers: decodes `input` as a downstream packet and as a request and
+/// checks that
+/// - a packet's header re-encodes to the first 20 bytes; its messages come out numbered contiguously from the
+///   header's Sequence Number, as many as its kind says, and their length-prefixed blocks are exactly the bytes
+///   after the header; every block passes [`itch::fuzz_check_message`];
+/// - a [`PacketBuilder`] whose payload limit is the input's length rebuilds a data packet byte for byte (the
+///   builder accepts an exact fit), and gives the same bytes for a heartbeat or end of session;
+/// - a [`GapTracker`] expecting the packet's first number delivers all of its messages once, and none on a
+///   second copy;
+/// - a request decodes exactly when the input is 20 bytes and re-encodes to them;
+/// - every error is the one the input explains.
+///
+/// Returns what was decoded.
+///
+/// # Panics
+/// If a reader breaks one of those properties (that is what the fuzzer looks for).
+pub fn fuzz_check_packet(input: &[u8]) -> PacketCheck {
+    let request = Request::decode(input);
+    match request {
+        Ok(request) => {
+            assert_eq!(input.len(), HEADER_LEN);
+            assert_eq!(request.to_bytes(), input, "a request re-encodes to its bytes");
+        }
+        Err(PacketError::Truncated { len }) => assert!(len == input.len() && len < HEADER_LEN),
+        Err(PacketError::TrailingBytes { extra }) => assert_eq!(HEADER_LEN + extra, input.len()),
+        Err(other) => panic!("a request cannot fail with {other:?}"),
+    }
+    let mut itch_messages = 0;
+    let packet = match Packet::decode(input) {
+        Ok(packet) => {
+            let header = *packet.header();
+            assert_eq!(
+                header.to_bytes(),
+                input[..HEADER_LEN],
+                "a header re-encodes to its bytes"
+            );
+            let range = packet.sequence_range();
+            let count = match packet.kind() {
+                PacketKind::Data => usize::from(header.message_count),
+                PacketKind::Heartbeat | PacketKind::EndOfSession => 0,
+            };
+            assert_eq!(range.start, header.sequence_number);
+            assert_eq!(range.end - range.start, count as u64);
+            assert_eq!(packet.next_sequence_number(), range.end);
+            let messages = packet.messages();
+            assert_eq!(messages.size_hint(), (count, Some(count)));
+            // Walk the blocks: each is its length prefix then the message the iterator handed out.
+            let mut offset = HEADER_LEN;
+            let mut seen = 0usize;
+            for (sequence_number, message) in messages {
+                assert_eq!(
+                    sequence_number,
+                    range.start + seen as u64,
+                    "messages numbered in order"
+                );
+                let prefix = u16::try_from(message.len()).expect("a block is at most u16::MAX bytes");
+                assert_eq!(input[offset..offset + BLOCK_LEN_PREFIX], prefix.to_be_bytes());
+                offset += BLOCK_LEN_PREFIX;
+                assert_eq!(&input[offset..offset + message.len()], message);
+                offset += message.len();
+                seen += 1;
+                if itch::fuzz_check_message(message).is_ok() {
+                    itch_messages += 1;
+                }
+            }
+            assert_eq!((seen, offset), (count, input.len()), "the blocks fill the packet");
+            check_rebuild(&packet, input);
+            check_tracker(&packet, count);
+            Ok((packet.kind(), count))
+        }
+        Err(error) => {
+            match error {
+                PacketError::Truncated { len } => assert!(len == input.len() && len < HEADER_LEN),
+                PacketError::BlockTruncated { index, message_count } => {
+                    assert_eq!(input[18..HEADER_LEN], message_count.to_be_bytes());
+                    assert!(index < message_count && message_count != END_OF_SESSION_COUNT);
+                }
+                PacketError::TrailingBytes { extra } => {
+                    assert!(extra > 0 && HEADER_LEN + extra <= input.len());
+                }
+                PacketError::SequenceOverflow => {
+                    let header = read_header(input).expect("overflow is found after the header");
+                    assert!(matches!(header.kind(), PacketKind::Data));
+                    assert!(
+                        header
+                            .sequence_number
+                            .checked_add(u64::from(header.message_count))
+                            .is_none()
+                    );
+                }
+            }
+            Err(error)
+        }
+    };
+    PacketCheck {
+        packet,
+        request,
+        itch_messages,
+    }
+}
+
+/// [`fuzz_check_packet`]: a builder reproduces a decoded packet's bytes, where a builder can make it.
+fn check_rebuild(packet: &Packet<'_>, input: &[u8]) {
+    let header = packet.header();
+    let payload_bytes_max = input.len().max(HEADER_LEN + BLOCK_LEN_PREFIX + 1);
+    // A builder numbers from 1 and is limited to one UDP payload; other packets cannot come from it.
+    if header.sequence_number == 0 || payload_bytes_max > PAYLOAD_BYTES_MAX {
+        return;
+    }
+    let mut builder = PacketBuilder::new(header.session, header.sequence_number, payload_bytes_max);
+    match packet.kind() {
+        PacketKind::Data => {
+            for (sequence_number, message) in packet.messages() {
+                assert_eq!(builder.next_sequence_number(), sequence_number);
+                assert_eq!(builder.push(message), Ok(()), "an exact fit is accepted");
+            }
+            assert_eq!(builder.len(), input.len());
+            assert_eq!(builder.flush(), Some(input), "the builder rebuilds the packet");
+            assert_eq!(builder.next_sequence_number(), packet.next_sequence_number());
+        }
+        PacketKind::Heartbeat => assert_eq!(builder.heartbeat(), input),
+        PacketKind::EndOfSession => assert_eq!(builder.end_of_session(), input),
+    }
+}
+
+/// [`fuzz_check_packet`]: a tracker expecting the packet's first number takes all of it, once.
+fn check_tracker(packet: &Packet<'_>, count: usize) {
+    let header = packet.header();
+    if header.sequence_number == 0 {
+        return;
+    }
+    let mut tracker = GapTracker::starting_at(
+        GapTrackerConfig::default(),
+        Some(header.session),
+        header.sequence_number,
+    );
+    assert!(
+        tracker.on_packet(packet, 0).eq(packet.messages()),
+        "first copy delivered whole"
+    );
+    assert_eq!(tracker.next_expected(), packet.next_sequence_number());
+    assert_eq!(
+        tracker.on_packet(packet, 1).count(),
+        0,
+        "second copy delivered again"
+    );
+    assert_eq!(tracker.counters().delivered, count as u64);
+    assert_eq!(tracker.counters().duplicates, count as u64);
+    assert_eq!(tracker.gap(), None);
+    let ended = packet.kind() == PacketKind::EndOfSession;
+    assert_eq!(tracker.state() == TrackerState::Ended, ended);
 }

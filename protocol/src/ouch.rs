@@ -590,6 +590,7 @@ const _: () = assert!(size_of::<EnterOrder>() == 49);
 
 impl EnterOrder {
     /// An Enter Order for `terms`.
+    #[inline]
     pub fn new(order_token: Token, terms: &OrderTerms, customer_type: u8) -> Self {
         Self {
             message_type: Self::MESSAGE_TYPE,
@@ -790,6 +791,7 @@ impl<'a> Inbound<'a> {
     ///
     /// # Errors
     /// See [`Message::decode`]; [`DecodeError::UnknownType`] for a type that is not `O`, `U`, `X` or `M`.
+    #[inline]
     pub fn decode(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let &message_type = bytes.first().ok_or(DecodeError::Empty)?;
         Ok(match message_type {

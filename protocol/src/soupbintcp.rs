@@ -411,6 +411,7 @@ impl<'a> Packet<'a> {
     /// [`DecodeError::ZeroLength`] for an empty slice, [`DecodeError::UnknownType`],
     /// [`DecodeError::WrongLength`] for a fixed-size type with another length, [`DecodeError::Numeric`],
     /// [`DecodeError::UnknownLoginRejectCode`].
+    #[inline]
     pub fn decode(packet: &'a [u8]) -> Result<Self, DecodeError> {
         let (&code, payload) = packet.split_first().ok_or(DecodeError::ZeroLength)?;
         let packet_type =
@@ -589,6 +590,7 @@ pub fn write_frame_header(
 /// # Errors
 /// [`DecodeError::Oversize`] as soon as the length prefix announces a frame above `frame_size_max` (before the
 /// rest arrives), and every error of [`Packet::decode`] once the frame is complete.
+#[inline]
 pub fn decode_frame(buf: &[u8], frame_size_max: usize) -> Result<Option<(Packet<'_>, usize)>, DecodeError> {
     let Some(prefix) = buf.first_chunk::<FRAME_HEADER_LEN>() else {
         return Ok(None);
@@ -745,6 +747,7 @@ impl StreamBuffer {
     ///
     /// # Errors
     /// Every error of [`decode_frame`]; the offending bytes stay in the buffer.
+    #[inline]
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, DecodeError> {
         // Disjoint field borrows: the packet borrows `bytes` while `start` moves past it.
         let Self {
