@@ -5,8 +5,9 @@
 //!   corruption of committed data (the message names the segment file and byte offset), 2 on other errors.
 //! - `dump`: every record in stream order: segment, offset, sequence, kind, length, CRC and the payload in
 //!   hex, with batch boundaries (commit records) and segment ends; `--json` prints one JSON object per
-//!   line (JSON Lines). Payloads go through a [`PayloadDecoder`]: today [`HexOnly`]; the book crate's
-//!   decoder plugs in there later (its text goes to `decoded`).
+//!   line (JSON Lines). Payloads go through a [`PayloadDecoder`]: [`BookRecords`] shows every payload that
+//!   is a `bourse-book` command or event record (`bourse_book::record`) decoded (the text goes to
+//!   `decoded`); anything else is shown as hex only.
 //! - `stats`: counts, sizes, batch sizes, records per kind.
 //!
 //! Nothing here writes to the journal: the storage is opened read-only.
@@ -64,12 +65,25 @@ pub(crate) trait PayloadDecoder {
     fn decode(&self, kind: u16, payload: &[u8]) -> Option<String>;
 }
 
-/// The decoder used until the book crate has one: knows nothing, so dump shows hex only.
-pub(crate) struct HexOnly;
+/// Decodes payloads that are whole `bourse-book` records: a command (record kind byte below 0x80) or an
+/// event (0x80 and above), whatever journal kind carries them. A payload that is not exactly one valid
+/// record stays hex only.
+pub(crate) struct BookRecords;
 
-impl PayloadDecoder for HexOnly {
-    fn decode(&self, _kind: u16, _payload: &[u8]) -> Option<String> {
-        None
+impl PayloadDecoder for BookRecords {
+    fn decode(&self, _kind: u16, payload: &[u8]) -> Option<String> {
+        let record_kind = *payload.get(1)?;
+        if record_kind < 0x80 {
+            match bourse_book::Command::decode(payload) {
+                Ok((command, used)) if used == payload.len() => Some(format!("{command:?}")),
+                _ => None,
+            }
+        } else {
+            match bourse_book::Event::decode(payload) {
+                Ok((event, used)) if used == payload.len() => Some(format!("{event:?}")),
+                _ => None,
+            }
+        }
     }
 }
 
@@ -94,7 +108,7 @@ pub(crate) fn run(args: JournalArgs) -> i32 {
             json,
             from,
             limit,
-        } => dump(dir, json, from, limit, &HexOnly),
+        } => dump(dir, json, from, limit, &BookRecords),
         JournalCommand::Stats { dir } => stats(dir),
     };
     match result {

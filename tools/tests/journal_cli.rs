@@ -143,3 +143,61 @@ fn verify_names_the_offset_of_corruption() {
     assert_eq!(code, 2, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Payloads that are `bourse-book` records are shown decoded; other payloads stay hex only.
+#[test]
+fn dump_decodes_book_records() {
+    use bourse_book::workload::{Mix, Workload, WorkloadParams};
+    use bourse_book::{Engine, Event};
+
+    let dir = temp_dir("book");
+    let params = WorkloadParams::new(7, Mix::COMMON);
+    let mut engine = Engine::new(params.config_for(200)).expect("config");
+    let mut workload = Workload::new(params);
+    let (mut journal, _) = Journal::open(MmapStorage::open(&dir).expect("dir"), config()).expect("open");
+    let mut events: Vec<Event> = Vec::with_capacity(1024);
+    let mut buf = [0u8; 256];
+    let mut executions = 0;
+    for _ in 0..200 {
+        let (now_ns, command) = workload.next_command();
+        let len = command.encode(&mut buf).expect("encode");
+        journal.append(1, &buf[..len]).expect("append");
+        events.clear();
+        engine.apply(now_ns, &command, &mut events);
+        for event in &events {
+            executions += usize::from(matches!(event, Event::Executed(_)));
+            let len = event.encode(&mut buf).expect("encode");
+            journal.append(2, &buf[..len]).expect("append");
+        }
+        journal.commit_batch().expect("commit");
+    }
+    journal.append(3, b"not a book record").expect("append");
+    journal.commit_batch().expect("commit");
+    drop(journal);
+    assert!(executions > 0, "the workload traded");
+
+    let path = dir.to_str().expect("path");
+    let (code, text, _) = bourse(&["journal", "dump", path]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("Enter("),
+        "commands decoded:\n{}",
+        &text[..text.len().min(2000)]
+    );
+    assert!(text.contains("Executed("), "events decoded");
+    let (code, json, _) = bourse(&["journal", "dump", "--json", path]);
+    assert_eq!(code, 0);
+    let records: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|v| v["type"] == "record")
+        .collect();
+    let last = records.last().expect("records");
+    assert!(last["decoded"].is_null(), "a foreign payload is hex only");
+    assert!(
+        records[..records.len() - 1]
+            .iter()
+            .all(|r| r["decoded"].is_string()),
+        "every book record decoded"
+    );
+}
