@@ -1,0 +1,256 @@
+//! Adapter for bourse-book: `Engine::apply(now_ns, &Command, &mut impl EventSink)` with OUCH-shaped
+//! commands, on one instrument, one login and one firm with self-trade prevention off.
+//!
+//! # Configuration for the side-by-side run (and why)
+//! - tick size $0.01 (100 price units), so a workload price of `t` ticks is the wire price `100 t`;
+//!   lot size 1 share, as every peer counts shares.
+//! - **Price collar off** (`collar_bps = 0`): peers have no collar; the workload never sends a market
+//!   order for more than the opposite side holds, so it never needs one.
+//! - Quantity and notional limits above anything the workload sends; one firm, STP off, an open-order
+//!   limit above the workload's peak: no risk check ever rejects (a reject would show in `rejects`).
+//! - Capacities from the workload's [`EngineSizing`]: arena for the peak of live orders, levels for the
+//!   price band, tokens for every order id (tokens are day-unique).
+//!
+//! # What the adapter adds to bourse's cost
+//! Each workload id becomes a 14-byte OUCH token (`T` and the id in decimal, as a sequential client
+//! numbers its orders; formatted from a digit-pair table) and each call builds a `Command`; events go to a counting sink (executions → volume and trades, rejects →
+//! `rejects`). Every cost here is counted against bourse. A replace is cancel + new, as for the peers.
+
+use bourse_book::{
+    Command, Engine, EngineConfig, EnterOrder, Event, FirmConfig, FnSink, InstrumentConfig, LoginConfig,
+    StpMode,
+};
+use bourse_protocol::fields::{Alpha, Firm, PRICE_MARKET, Symbol, Token};
+
+use crate::engine::{BenchBook, BookOutcome, Level};
+use crate::workload::{EngineSizing, LimitOrder, MarketOrder, OrderId, Side};
+
+/// Wire price units per workload tick ($0.01).
+pub const TICK_SIZE: u32 = 100;
+/// The login every order comes from.
+const LOGIN: u32 = 1;
+/// OUCH time in force "system hours": rests until end of day.
+const TIF_DAY_S: u32 = 99_999;
+/// OUCH time in force 0: immediate or cancel.
+const TIF_IOC_S: u32 = 0;
+/// Recent trades kept for busts (the side-by-side run busts none).
+const TRADES_MAX: u32 = 1 << 16;
+
+fn symbol() -> Symbol {
+    Alpha(*b"BENCH   ")
+}
+
+fn firm() -> Firm {
+    Alpha(*b"F1  ")
+}
+
+/// The token of workload order `id`: `T` and the id in decimal, left-justified, space-padded — the form
+/// sequential OUCH clients use, and the same bytes as the book crate's `bourse_book::workload::token`
+/// (checked by a test). Formatted with `itoa` (digit pairs from a table): on the wire the token comes
+/// for free, so the adapter keeps its cost, charged to bourse-book, as low as it reasonably can.
+///
+/// # Panics
+/// If `id` has more than 13 decimal digits (a programmer error: workloads are far smaller).
+#[inline(always)]
+pub fn order_token(id: OrderId) -> Token {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(id).as_bytes();
+    let mut bytes = *b"T             ";
+    bytes[1..=digits.len()].copy_from_slice(digits);
+    Alpha(bytes)
+}
+
+/// The engine configuration for a side-by-side workload of this size.
+///
+/// # Panics
+/// If the workload is larger than the engine's hard limits allow (a programmer error).
+pub fn side_by_side_config(sizing: &EngineSizing) -> EngineConfig {
+    let live_orders_max = u32::try_from(sizing.live_orders_max).expect("live orders fit in u32");
+    let orders_max = live_orders_max.saturating_mul(2).max(1_024);
+    let band_ticks =
+        u32::try_from(sizing.price_max_ticks - sizing.price_min_ticks).expect("band fits in u32");
+    let tokens_max = u32::try_from(sizing.order_id_max + 1).expect("order ids fit in u32");
+    let shares_max = u32::try_from(sizing.order_qty_max).expect("order sizes fit in u32");
+    let price_max = u64::from(TICK_SIZE) * (sizing.price_max_ticks + 1);
+    EngineConfig {
+        orders_max,
+        // Levels per side: the whole band, plus the ticks a passive order may sit past its edge.
+        levels_max: band_ticks + 8,
+        tokens_max,
+        trades_max: TRADES_MAX,
+        order_ref_first: 1,
+        match_number_first: 1,
+        instruments: vec![InstrumentConfig {
+            symbol: symbol(),
+            locate: 1,
+            tick_size: TICK_SIZE,
+            lot_size: 1,
+            collar_bps: 0,
+            reference_price: u32::try_from(u64::from(TICK_SIZE) * sizing.price_min_ticks.max(1))
+                .expect("reference price fits in u32"),
+            shares_max,
+            notional_max: price_max * u64::from(shares_max),
+        }],
+        firms: vec![FirmConfig {
+            firm: firm(),
+            open_orders_max: orders_max,
+            stp: StpMode::None,
+        }],
+        logins: vec![LoginConfig {
+            login: LOGIN,
+            firms: vec![firm()],
+            default_firm: firm(),
+        }],
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    traded_volume: u64,
+    trade_count: u64,
+    rejects: u64,
+}
+
+/// `bourse_book::Engine` behind the [`BenchBook`] adapter.
+pub struct BourseBook {
+    engine: Engine,
+    /// Time passed to `apply`: one nanosecond per call (the engine only orders by it).
+    now_ns: u64,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for BourseBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BourseBook")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+fn side_letter(side: Side) -> u8 {
+    match side {
+        Side::Buy => b'B',
+        Side::Sell => b'S',
+    }
+}
+
+impl BourseBook {
+    /// An engine configured by [`side_by_side_config`].
+    ///
+    /// # Panics
+    /// If the engine refuses the configuration (a programmer error in [`side_by_side_config`]).
+    pub fn new(sizing: &EngineSizing) -> Self {
+        let engine = Engine::new(side_by_side_config(sizing)).expect("side-by-side config is valid");
+        Self {
+            engine,
+            now_ns: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    #[inline(always)]
+    fn apply(&mut self, command: &Command) {
+        self.now_ns += 1;
+        let counters = &mut self.counters;
+        let mut sink = FnSink(|event: Event| match event {
+            Event::Executed(executed) => {
+                counters.trade_count += 1;
+                counters.traded_volume += u64::from(executed.shares);
+            }
+            Event::Rejected { .. } => counters.rejects += 1,
+            _ => {}
+        });
+        self.engine.apply(self.now_ns, command, &mut sink);
+    }
+
+    #[inline(always)]
+    fn enter(&mut self, id: OrderId, side: Side, qty: u64, price: u32, tif_s: u32) {
+        let Ok(shares) = u32::try_from(qty) else {
+            self.counters.rejects += 1;
+            return;
+        };
+        self.apply(&Command::Enter(EnterOrder {
+            login: LOGIN,
+            token: order_token(id),
+            side: side_letter(side),
+            shares,
+            symbol: symbol(),
+            price,
+            tif_s,
+            firm: Firm::BLANK,
+            display: b'Y',
+            min_qty: 0,
+        }));
+    }
+}
+
+impl BenchBook for BourseBook {
+    fn name(&self) -> &'static str {
+        "bourse-book"
+    }
+
+    #[inline]
+    fn add_limit(&mut self, order: &LimitOrder) {
+        let Some(price) = u32::try_from(order.price_ticks)
+            .ok()
+            .and_then(|ticks| ticks.checked_mul(TICK_SIZE))
+        else {
+            self.counters.rejects += 1;
+            return;
+        };
+        self.enter(order.id, order.side, order.qty, price, TIF_DAY_S);
+    }
+
+    #[inline]
+    fn cancel(&mut self, id: OrderId) {
+        self.apply(&Command::Cancel {
+            login: LOGIN,
+            token: order_token(id),
+            shares: 0,
+        });
+    }
+
+    #[inline]
+    fn market(&mut self, order: &MarketOrder) {
+        self.enter(order.id, order.side, order.qty, PRICE_MARKET, TIF_IOC_S);
+    }
+
+    fn outcome(&self) -> BookOutcome {
+        let levels = |side: bourse_book::Side| -> Vec<Level> {
+            self.engine
+                .depth(&symbol(), side)
+                .into_iter()
+                .map(|(price, shares, _orders)| Level {
+                    price_ticks: u64::from(price / TICK_SIZE),
+                    qty: shares,
+                })
+                .collect()
+        };
+        BookOutcome {
+            bids: levels(bourse_book::Side::Buy),
+            asks: levels(bourse_book::Side::Sell),
+            traded_volume: self.counters.traded_volume,
+            trade_count: self.counters.trade_count,
+            rejects: self.counters.rejects,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::order_token;
+
+    #[test]
+    fn tokens_match_the_book_crates_form_and_are_distinct() {
+        let ids = [0, 1, 9, 10, 99, 100, 1 << 40, 9_999_999_999_999];
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(order_token(*id), bourse_book::workload::token(*id), "id {id}");
+            assert!(
+                ids[..i]
+                    .iter()
+                    .all(|other| order_token(*other) != order_token(*id))
+            );
+        }
+        assert_eq!(&order_token(33).0, b"T33           ");
+    }
+}
