@@ -36,7 +36,7 @@ use crate::event::{
     SelfTradeCanceled,
 };
 use crate::live::LiveTable;
-use crate::tokens::{Lookup, TokenTable};
+use crate::tokens::{Insert, TokenTable};
 use crate::types::{Lots, Side, Ticks, display};
 
 /// Null index of the intrusive lists.
@@ -50,7 +50,6 @@ pub(crate) struct Order {
     /// 0 = rests until end of day.
     pub(crate) expire_ns: u64,
     pub(crate) login: u32,
-    pub(crate) token_slot: u32,
     /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
     pub(crate) live_slot: u32,
     pub(crate) price: Ticks,
@@ -71,7 +70,6 @@ pub(crate) const ORDER_VACANT: Order = Order {
     order_ref: 0,
     expire_ns: 0,
     login: 0,
-    token_slot: 0,
     live_slot: NIL,
     price: Ticks(0),
     open: Lots(0),
@@ -363,7 +361,7 @@ impl Engine {
             logins,
             orders,
             free: pretouched(orders_max, 0),
-            tokens: TokenTable::new(config.tokens_max),
+            tokens: TokenTable::new(config.logins.len(), config.tokens_max),
             live: LiveTable::new(config.orders_max),
             expiries: pretouched(orders_max, EXPIRY_VACANT),
             trades: pretouched(config.trades_max as usize, TRADE_VACANT),
@@ -587,7 +585,7 @@ impl Engine {
             .map(|i| self.symbols[i].1 as usize)
     }
 
-    fn login_index(&self, login: u32) -> Option<usize> {
+    pub(crate) fn login_index(&self, login: u32) -> Option<usize> {
         self.logins.binary_search_by(|(l, _, _)| l.cmp(&login)).ok()
     }
 
@@ -789,14 +787,11 @@ impl Engine {
         let Some(login_ix) = self.login_index(o.login) else {
             return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
         };
-        let token_slot = match self.tokens.lookup(o.login, &o.token) {
-            Lookup::Found => return, // reused token: ignored
-            Lookup::Vacant(slot) => slot,
-        };
-        if self.tokens.is_full() {
-            return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out);
+        match self.tokens.insert(login_ix, &o.token) {
+            Insert::Added => {}
+            Insert::Known => return, // reused token: ignored
+            Insert::Full => return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out),
         }
-        self.tokens.insert(token_slot, o.login, o.token);
         let checked = self.check_enter(now_ns, login_ix, o);
         let (firm, inst, side, v) = match checked {
             Ok(x) => x,
@@ -831,7 +826,7 @@ impl Engine {
             market: v.market,
             remaining: v.lots,
         };
-        self.execute(now_ns, &mut t, &v, token_slot as u32, true, out);
+        self.execute(now_ns, &mut t, &v, true, out);
     }
 
     fn check_enter(
@@ -871,7 +866,6 @@ impl Engine {
         now_ns: u64,
         t: &mut Taker,
         v: &Valid,
-        token_slot: u32,
         emit_added: bool,
         out: &mut impl EventSink,
     ) {
@@ -914,7 +908,6 @@ impl Engine {
             order_ref: t.order_ref,
             expire_ns: v.expire_ns,
             login: t.login,
-            token_slot,
             live_slot: NIL,
             price: t.limit,
             open: t.remaining,
@@ -929,9 +922,6 @@ impl Engine {
             live: true,
         };
         self.link(index);
-        let entry = &mut self.tokens.slots[token_slot as usize];
-        entry.order = index;
-        entry.generation = generation;
         self.live.insert(t.login, t.token, index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
         if v.expire_ns > 0 {
@@ -1301,20 +1291,22 @@ impl Engine {
         let Some(index) = self.live_order(r.login, &r.existing_token) else {
             return;
         };
-        let token_slot = match self.tokens.lookup(r.login, &r.replacement_token) {
-            Lookup::Found => return,
-            Lookup::Vacant(slot) => slot,
+        let Some(login_ix) = self.login_index(r.login) else {
+            return; // unreachable in practice: a live order's login is configured
         };
-        if self.tokens.is_full() {
-            return self.reject(
-                now_ns,
-                r.login,
-                r.replacement_token,
-                RejectReason::CapacityFull,
-                out,
-            );
+        match self.tokens.insert(login_ix, &r.replacement_token) {
+            Insert::Added => {}
+            Insert::Known => return,
+            Insert::Full => {
+                return self.reject(
+                    now_ns,
+                    r.login,
+                    r.replacement_token,
+                    RejectReason::CapacityFull,
+                    out,
+                );
+            }
         }
-        self.tokens.insert(token_slot, r.login, r.replacement_token);
         let old = self.orders[index as usize];
         let side = old.side();
         let checked = if self.closed {
@@ -1374,7 +1366,7 @@ impl Engine {
             market: false,
             remaining: v.lots,
         };
-        self.execute(now_ns, &mut t, &v, token_slot as u32, !feed_replace, out);
+        self.execute(now_ns, &mut t, &v, !feed_replace, out);
     }
 
     // ----- mass actions -----
