@@ -922,7 +922,7 @@ impl Engine {
             live: true,
         };
         self.link(index);
-        self.live.insert(t.login, t.token, index, &mut self.orders);
+        self.live.insert(index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
         if v.expire_ns > 0 {
             self.push_expiry(Expiry {
@@ -1220,7 +1220,7 @@ impl Engine {
 
     /// The arena index of the live order of (login, token), if any.
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
-        self.live.get(login, token)
+        self.live.get(login, token, &self.orders)
     }
 
     // ----- Cancel, Modify, Replace -----

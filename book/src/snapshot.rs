@@ -362,10 +362,10 @@ impl Engine {
         for i in 0..engine.orders.len() {
             let o = engine.orders[i];
             if o.live {
-                if engine.live.get(o.login, &o.token).is_some() {
+                if engine.live.get(o.login, &o.token, &engine.orders).is_some() {
                     return Err(RestoreError::Range("duplicate live token"));
                 }
-                engine.live.insert(o.login, o.token, i as u32, &mut engine.orders);
+                engine.live.insert(i as u32, &mut engine.orders);
             }
         }
         engine
