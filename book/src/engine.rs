@@ -36,19 +36,22 @@ use crate::event::{
     SelfTradeCanceled,
 };
 use crate::live::LiveTable;
-use crate::tokens::{Insert, TokenTable};
+use crate::tokens::{Insert, TokenTable, TokenWords};
 use crate::types::{Lots, Side, Ticks, display};
 
 /// Null index of the intrusive lists.
 pub(crate) const NIL: u32 = u32::MAX;
 const NS_PER_S: u64 = 1_000_000_000;
 
-/// A resting order in the arena.
+/// A resting order in the arena (72 bytes). `repr(C)` keeps the token's words at offset 16, so whole-order
+/// copies move them with the same 16-byte accesses that read them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Order {
     pub(crate) order_ref: u64,
     /// 0 = rests until end of day.
     pub(crate) expire_ns: u64,
+    pub(crate) token: TokenWords,
     pub(crate) login: u32,
     /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
     pub(crate) live_slot: u32,
@@ -57,13 +60,14 @@ pub(crate) struct Order {
     pub(crate) prev: u32,
     pub(crate) next: u32,
     pub(crate) generation: u32,
-    pub(crate) token: Token,
     pub(crate) firm: u16,
     pub(crate) instrument: u16,
     pub(crate) side_letter: u8,
     pub(crate) display: u8,
     pub(crate) live: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Order>() == 72);
 
 /// A never-used arena slot.
 pub(crate) const ORDER_VACANT: Order = Order {
@@ -76,7 +80,7 @@ pub(crate) const ORDER_VACANT: Order = Order {
     prev: NIL,
     next: NIL,
     generation: 0,
-    token: Token::BLANK,
+    token: TokenWords::BLANK,
     firm: 0,
     instrument: 0,
     side_letter: 0,
@@ -184,8 +188,8 @@ pub enum RestoreError {
 
 /// The incoming order while it matches.
 struct Taker {
+    token: TokenWords,
     login: u32,
-    token: Token,
     order_ref: u64,
     firm: u16,
     instrument: u16,
@@ -472,7 +476,7 @@ impl Engine {
                     order.price.0 * c.tick_size,
                     order.open.0 * c.lot_size,
                     order.login,
-                    order.token,
+                    order.token.token(),
                 ));
                 o = order.next;
             }
@@ -628,7 +632,7 @@ impl Engine {
     fn party(&self, order: &Order, remaining: Lots) -> Party {
         Party {
             login: order.login,
-            token: order.token,
+            token: order.token.token(),
             order_ref: order.order_ref,
             firm: self.config.firms[order.firm as usize].firm,
             side: order.side_letter,
@@ -639,7 +643,7 @@ impl Engine {
     fn taker_party(&self, t: &Taker) -> Party {
         Party {
             login: t.login,
-            token: t.token,
+            token: t.token.token(),
             order_ref: t.order_ref,
             firm: self.config.firms[t.firm as usize].firm,
             side: t.side_letter,
@@ -787,7 +791,8 @@ impl Engine {
         let Some(login_ix) = self.login_index(o.login) else {
             return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
         };
-        match self.tokens.insert(login_ix, &o.token) {
+        let token = TokenWords::of(&o.token);
+        match self.tokens.insert(login_ix, token) {
             Insert::Added => {}
             Insert::Known => return, // reused token: ignored
             Insert::Full => return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out),
@@ -814,7 +819,7 @@ impl Engine {
         }));
         let mut t = Taker {
             login: o.login,
-            token: o.token,
+            token,
             order_ref,
             firm,
             instrument: inst,
@@ -961,7 +966,7 @@ impl Engine {
         Canceled {
             timestamp_ns: now_ns,
             login: t.login,
-            token: t.token,
+            token: t.token.token(),
             order_ref: t.order_ref,
             instrument: self.instrument_event(t.instrument),
             side: t.side,
@@ -977,7 +982,7 @@ impl Engine {
         Canceled {
             timestamp_ns: now_ns,
             login: order.login,
-            token: order.token,
+            token: order.token.token(),
             order_ref: order.order_ref,
             instrument: self.instrument_event(order.instrument),
             side: order.side(),
@@ -1220,7 +1225,7 @@ impl Engine {
 
     /// The arena index of the live order of (login, token), if any.
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
-        self.live.get(login, token, &self.orders)
+        self.live.get(login, TokenWords::of(token), &self.orders)
     }
 
     // ----- Cancel, Modify, Replace -----
@@ -1294,7 +1299,8 @@ impl Engine {
         let Some(login_ix) = self.login_index(r.login) else {
             return; // unreachable in practice: a live order's login is configured
         };
-        match self.tokens.insert(login_ix, &r.replacement_token) {
+        let replacement = TokenWords::of(&r.replacement_token);
+        match self.tokens.insert(login_ix, replacement) {
             Insert::Added => {}
             Insert::Known => return,
             Insert::Full => {
@@ -1337,7 +1343,7 @@ impl Engine {
         out.push(Event::Replaced(Replaced {
             timestamp_ns: now_ns,
             login: r.login,
-            previous_token: old.token,
+            previous_token: old.token.token(),
             previous_order_ref: old.order_ref,
             previous_remaining: self.shares(old.instrument, old.open),
             token: r.replacement_token,
@@ -1354,7 +1360,7 @@ impl Engine {
         }));
         let mut t = Taker {
             login: r.login,
-            token: r.replacement_token,
+            token: replacement,
             order_ref,
             firm: old.firm,
             instrument: old.instrument,

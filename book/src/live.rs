@@ -17,7 +17,7 @@
 //! entry updates that entry's order. The layout is an accelerator only: it is not part of the snapshot
 //! (restore rebuilds it) and never shows in events.
 
-use bourse_protocol::fields::Token;
+use crate::tokens::TokenWords;
 
 use crate::engine::{NIL, Order};
 
@@ -40,8 +40,8 @@ pub(crate) struct LiveTable {
 /// The entry hash: well mixed (the table is small and hot, so no locality grouping, which would only
 /// lengthen probe runs here).
 #[inline]
-fn hash32(login: u32, token: &Token) -> u32 {
-    crate::tokens::hash(login, &token.0) as u32
+fn hash32(login: u32, token: TokenWords) -> u32 {
+    crate::tokens::hash(login, token) as u32
 }
 
 impl LiveTable {
@@ -57,7 +57,7 @@ impl LiveTable {
 
     /// The arena index of the live order of (login, token).
     #[inline]
-    pub(crate) fn get(&self, login: u32, token: &Token, orders: &[Order]) -> Option<u32> {
+    pub(crate) fn get(&self, login: u32, token: TokenWords, orders: &[Order]) -> Option<u32> {
         let h = hash32(login, token);
         let mut i = h as usize & self.mask;
         // Bounded: at most `orders_max` entries in twice as many slots, so an empty slot exists.
@@ -68,7 +68,7 @@ impl LiveTable {
             }
             if e.hash == h {
                 let o = &orders[e.order as usize];
-                if o.login == login && o.token == *token {
+                if o.login == login && o.token == token {
                     return Some(e.order);
                 }
             }
@@ -82,7 +82,7 @@ impl LiveTable {
     #[inline]
     pub(crate) fn insert(&mut self, order: u32, orders: &mut [Order]) {
         let o = &orders[order as usize];
-        let h = hash32(o.login, &o.token);
+        let h = hash32(o.login, o.token);
         let mut i = h as usize & self.mask;
         for _ in 0..self.slots.len() {
             let e = self.slots[i];
@@ -146,10 +146,10 @@ impl LiveTable {
         for (i, e) in self.slots.iter().enumerate().filter(|(_, e)| e.order != NIL) {
             n += 1;
             let o = orders.get(e.order as usize).ok_or("live entry past the arena")?;
-            if !o.live || o.live_slot as usize != i || hash32(o.login, &o.token) != e.hash {
+            if !o.live || o.live_slot as usize != i || hash32(o.login, o.token) != e.hash {
                 return Err(format!("live entry {i} does not match its order"));
             }
-            if self.get(o.login, &o.token, orders) != Some(e.order) {
+            if self.get(o.login, o.token, orders) != Some(e.order) {
                 return Err(format!("live entry {i} unreachable from its home slot"));
             }
         }
@@ -171,14 +171,14 @@ mod tests {
         let orders_max = 8u32;
         let mut table = LiveTable::new(orders_max);
         let mut orders = vec![crate::engine::ORDER_VACANT; orders_max as usize];
-        let mut present: std::collections::BTreeMap<u32, (u32, Token)> = Default::default();
+        let mut present: std::collections::BTreeMap<u32, (u32, TokenWords)> = Default::default();
         let mut rng = SplitMix64(7);
         let mut next_token = 0u64;
         for _ in 0..20_000 {
             let free: Vec<u32> = (0..orders_max).filter(|i| !present.contains_key(i)).collect();
             if !free.is_empty() && (present.is_empty() || rng.below(2) == 0) {
                 let index = free[rng.below(free.len() as u64) as usize];
-                let (login, token) = (1 + rng.below(3) as u32, crate::workload::token(next_token));
+                let (login, token) = (1 + rng.below(3) as u32, TokenWords::of(&crate::workload::token(next_token)));
                 next_token += 1;
                 orders[index as usize].live = true;
                 orders[index as usize].login = login;
@@ -195,7 +195,7 @@ mod tests {
             }
             table.check(&orders).unwrap();
             for (index, (login, token)) in &present {
-                assert_eq!(table.get(*login, token, &orders), Some(*index));
+                assert_eq!(table.get(*login, *token, &orders), Some(*index));
             }
             assert_eq!(table.count(), present.len());
         }

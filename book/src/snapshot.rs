@@ -17,6 +17,7 @@ use crate::config::EngineConfig;
 use crate::engine::{Book, Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
 use crate::event::Party;
 use crate::record::Reader;
+use crate::tokens::TokenWords;
 use crate::types::{Lots, Ticks};
 
 const MAGIC: &[u8; 6] = b"BKSNAP";
@@ -139,7 +140,7 @@ impl Engine {
             o.u32(x.prev);
             o.u32(x.next);
             o.u32(x.generation);
-            o.b(&x.token.0);
+            o.b(&x.token.token().0);
             o.u16(x.firm);
             o.u16(x.instrument);
             o.u8(x.side_letter);
@@ -262,7 +263,7 @@ impl Engine {
                 prev: r.u32()?,
                 next: r.u32()?,
                 generation: r.u32()?,
-                token: Alpha(r.array()?),
+                token: TokenWords::of(&Alpha(r.array()?)),
                 firm: r.u16()?,
                 instrument: r.u16()?,
                 side_letter: r.u8()?,
@@ -350,7 +351,7 @@ impl Engine {
         for o in engine.orders.iter().filter(|o| o.live) {
             let known = engine
                 .login_index(o.login)
-                .is_some_and(|login_ix| engine.tokens.contains(login_ix, &o.token));
+                .is_some_and(|login_ix| engine.tokens.contains(login_ix, &o.token.token()));
             if !known {
                 return Err(RestoreError::Range("order token"));
             }
@@ -362,7 +363,7 @@ impl Engine {
         for i in 0..engine.orders.len() {
             let o = engine.orders[i];
             if o.live {
-                if engine.live.get(o.login, &o.token, &engine.orders).is_some() {
+                if engine.live.get(o.login, o.token, &engine.orders).is_some() {
                     return Err(RestoreError::Range("duplicate live token"));
                 }
                 engine.live.insert(i as u32, &mut engine.orders);

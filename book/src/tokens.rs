@@ -33,12 +33,46 @@ use bourse_protocol::fields::{Alpha, Token};
 /// Keys per log chunk (16 KiB of keys).
 pub(crate) const CHUNK_LEN: usize = 1024;
 
+/// A token held as two 8-byte words (bytes 0..8 and 8..14, little-endian, zero-padded) inside the
+/// engine's orders and takers: it is copied as one 16-byte move, where a bare 14-byte token is copied
+/// as two overlapping 8-byte moves and a later full load of it cannot be store-forwarded (a stall on
+/// every copy). Events still carry [`Token`] ([`TokenWords::token`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TokenWords(pub(crate) [u64; 2]);
+
+impl TokenWords {
+    /// The blank token.
+    pub(crate) const BLANK: Self = Self::of(&Token::BLANK);
+
+    /// The words of a token.
+    #[inline]
+    pub(crate) const fn of(t: &Token) -> Self {
+        let b = t.0;
+        Self([
+            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], 0, 0]),
+        ])
+    }
+
+    /// The token.
+    #[inline]
+    pub(crate) fn token(self) -> Token {
+        let (a, c) = (self.0[0].to_le_bytes(), self.0[1].to_le_bytes());
+        Alpha([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], c[0], c[1], c[2], c[3], c[4], c[5]])
+    }
+}
+
 /// A token as an order-preserving (shortlex) integer key. Never 0.
 #[inline]
 pub(crate) fn key(token: &Token) -> u128 {
-    let mut be = [0u8; 16];
-    be[2..].copy_from_slice(&token.0);
-    let bytes = u128::from_be_bytes(be);
+    key_of(TokenWords::of(token))
+}
+
+/// [`key`] of a token's words.
+#[inline]
+pub(crate) fn key_of(w: TokenWords) -> u128 {
+    // Big-endian value of the 14 bytes: bytes 0..8 then 8..14.
+    let bytes = u128::from(w.0[0].swap_bytes()) << 48 | u128::from(w.0[1].swap_bytes() >> 16);
     // Trailing spaces are the low zero bytes of `bytes ^ spaces`.
     const SPACES: u128 = 0x2020_2020_2020_2020_2020_2020_2020;
     let trailing = ((bytes ^ SPACES).trailing_zeros() / 8).min(14);
@@ -53,12 +87,10 @@ pub(crate) fn token_of(key: u128) -> Token {
     Alpha(bytes)
 }
 
-/// Well-mixed hash of a login and a 14-byte token (also used by the live-order index).
+/// Well-mixed hash of a login and a token (the live-order index's).
 #[inline]
-pub(crate) fn hash(login: u32, b: &[u8; 14]) -> u64 {
-    let a = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let c = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], 0, 0]);
-    mix(a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ c.rotate_left(29) ^ u64::from(login))
+pub(crate) fn hash(login: u32, w: TokenWords) -> u64 {
+    mix(w.0[0].wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ w.0[1].rotate_left(29) ^ u64::from(login))
 }
 
 #[inline]
@@ -151,8 +183,8 @@ impl TokenTable {
 
     /// Records (login, token) unless known or the day is full. `login_ix` < the logins given to `new`.
     #[inline]
-    pub(crate) fn insert(&mut self, login_ix: usize, token: &Token) -> Insert {
-        let k = key(token);
+    pub(crate) fn insert(&mut self, login_ix: usize, token: TokenWords) -> Insert {
+        let k = key_of(token);
         let highest = self.logins[login_ix].highest;
         if k > highest {
             // Fast path: above every token of this login, so new.
@@ -304,7 +336,7 @@ impl TokenTable {
         if login_ix >= self.logins.len() || key(token) >= self.logins[login_ix].highest {
             return false;
         }
-        self.insert(login_ix, token) == Insert::Added
+        self.insert(login_ix, TokenWords::of(token)) == Insert::Added
     }
 }
 
@@ -323,6 +355,7 @@ mod tests {
             let k = key(&t);
             assert!(k > prev, "token {id} not above the previous one");
             assert_eq!(token_of(k), t);
+            assert_eq!(TokenWords::of(&t).token(), t);
             prev = k;
         }
         assert!(key(&Alpha(*b"              ")) != 0);
@@ -343,7 +376,7 @@ mod tests {
             } else {
                 Insert::Added
             };
-            assert_eq!(table.insert(login, &t), expected, "step {step}: login {login} token {t:?}");
+            assert_eq!(table.insert(login, TokenWords::of(&t)), expected, "step {step}: login {login} token {t:?}");
             if expected == Insert::Added {
                 model.insert((login, t));
             }
