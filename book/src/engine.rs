@@ -103,18 +103,121 @@ pub(crate) struct Level {
     pub(crate) tail: u32,
 }
 
+/// Ticks covered by each side's price → level index ([`Book::find`]), centred on the instrument's
+/// reference price: a level inside is found in O(1); a price outside falls back to the search from the
+/// touch. 64 KiB per side and instrument.
+pub(crate) const LEVEL_INDEX_TICKS: u32 = 1 << 14;
+
 /// Per-instrument state.
 pub(crate) struct Book {
     /// Ascending: best bid last.
     pub(crate) bids: Vec<Level>,
     /// Descending: best ask last.
     pub(crate) asks: Vec<Level>,
+    /// Per side (bids, asks): for the price `index_base + i` ticks, 1 + the index of its level in the
+    /// side's `Vec`, or 0 when that price has no level. An accelerator only (not in the snapshot).
+    index: [Vec<u32>; 2],
+    /// Lowest price in ticks covered by `index`.
+    index_base: u32,
     pub(crate) halted: bool,
     /// Wire price of the last trade, 0 before the first.
     pub(crate) last_trade_price: u32,
 }
 
+const fn side_ix(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
 impl Book {
+    /// An empty book whose level index is centred on `reference_ticks`; every table pre-touched.
+    pub(crate) fn new(levels_max: usize, reference_ticks: u32) -> Self {
+        Self {
+            bids: pretouched(levels_max, LEVEL_VACANT),
+            asks: pretouched(levels_max, LEVEL_VACANT),
+            index: [0, 1].map(|_| {
+                let mut v = Vec::with_capacity(LEVEL_INDEX_TICKS as usize);
+                v.resize(LEVEL_INDEX_TICKS as usize, 0);
+                v
+            }),
+            index_base: reference_ticks.saturating_sub(LEVEL_INDEX_TICKS / 2),
+            halted: false,
+            last_trade_price: 0,
+        }
+    }
+
+    /// Where `price` is (`Ok`) or would go (`Err`) in one side's levels (best price last): O(1) when
+    /// the price is in the index window and has a level, else the search from the touch.
+    #[inline]
+    pub(crate) fn find(&self, side: Side, price: Ticks) -> Result<usize, usize> {
+        let slot = price.0.wrapping_sub(self.index_base) as usize;
+        match self.index[side_ix(side)].get(slot) {
+            Some(&v) if v != 0 => Ok(v as usize - 1),
+            _ => position(self.levels(side), side, price),
+        }
+    }
+
+    /// Inserts a level at `at` (as [`Book::find`] said) and reindexes the levels it shifted.
+    fn insert_level(&mut self, side: Side, at: usize, level: Level) {
+        self.levels_mut(side).insert(at, level);
+        self.reindex_from(side, at);
+    }
+
+    /// Removes the level at `at` and reindexes the levels it shifted.
+    fn remove_level(&mut self, side: Side, at: usize) {
+        let price = self.levels_mut(side).remove(at).price;
+        let slot = price.0.wrapping_sub(self.index_base) as usize;
+        if let Some(v) = self.index[side_ix(side)].get_mut(slot) {
+            *v = 0;
+        }
+        self.reindex_from(side, at);
+    }
+
+    /// Writes the index entries of the levels from `from` on (those a Vec insert/remove shifted: the
+    /// better ones, near the touch).
+    fn reindex_from(&mut self, side: Side, from: usize) {
+        let base = self.index_base;
+        let (levels, index) = match side {
+            Side::Buy => (&self.bids, &mut self.index[0]),
+            Side::Sell => (&self.asks, &mut self.index[1]),
+        };
+        for (i, l) in levels.iter().enumerate().skip(from) {
+            if let Some(v) = index.get_mut(l.price.0.wrapping_sub(base) as usize) {
+                *v = i as u32 + 1;
+            }
+        }
+    }
+
+    /// Rebuilds both sides' index from the levels (restore).
+    pub(crate) fn reindex(&mut self) {
+        self.index[0].fill(0);
+        self.index[1].fill(0);
+        self.reindex_from(Side::Buy, 0);
+        self.reindex_from(Side::Sell, 0);
+    }
+
+    /// Checks the index against the levels: O(levels) for `full == false`, O(window) otherwise.
+    pub(crate) fn check_index(&self, full: bool) -> Result<(), String> {
+        for side in [Side::Buy, Side::Sell] {
+            let (levels, index) = (self.levels(side), &self.index[side_ix(side)]);
+            let mut inside = 0;
+            for (i, l) in levels.iter().enumerate() {
+                if let Some(&v) = index.get(l.price.0.wrapping_sub(self.index_base) as usize) {
+                    inside += 1;
+                    if v as usize != i + 1 {
+                        return Err(format!("{side:?} level {:?} indexed {v}, at {i}", l.price));
+                    }
+                }
+            }
+            if full && index.iter().filter(|&&v| v != 0).count() != inside {
+                return Err(format!("{side:?} level index holds stale entries"));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn levels(&self, side: Side) -> &Vec<Level> {
         match side {
             Side::Buy => &self.bids,
@@ -327,12 +430,7 @@ impl Engine {
         let books = config
             .instruments
             .iter()
-            .map(|_| Book {
-                bids: pretouched(levels_max, LEVEL_VACANT),
-                asks: pretouched(levels_max, LEVEL_VACANT),
-                halted: false,
-                last_trade_price: 0,
-            })
+            .map(|c| Book::new(levels_max, c.reference_price / c.tick_size))
             .collect();
         let mut symbols: Vec<(Symbol, u16)> = config
             .instruments
@@ -498,6 +596,8 @@ impl Engine {
         let mut seen = 0usize;
         let mut firm_open = vec![0u32; self.firms.len()];
         for (i, book) in self.books.iter().enumerate() {
+            book.check_index(false)
+                .map_err(|e| format!("instrument {i}: {e}"))?;
             if let (Some(b), Some(a)) = (book.bids.last(), book.asks.last())
                 && b.price >= a.price
             {
@@ -577,6 +677,10 @@ impl Engine {
     /// # Errors
     /// A description of the first broken entry.
     pub fn check_indexes(&self) -> Result<(), String> {
+        for (i, book) in self.books.iter().enumerate() {
+            book.check_index(true)
+                .map_err(|e| format!("instrument {i}: {e}"))?;
+        }
         self.live.check(&self.orders)
     }
 
@@ -747,7 +851,7 @@ impl Engine {
         }
         if !ioc {
             let levels = book.levels(side);
-            if levels.len() >= self.config.levels_max as usize && position(levels, side, limit).is_err() {
+            if levels.len() >= self.config.levels_max as usize && book.find(side, limit).is_err() {
                 return Err(RejectReason::CapacityFull);
             }
         }
@@ -1126,15 +1230,17 @@ impl Engine {
     fn link(&mut self, index: u32) {
         let order = self.orders[index as usize];
         let side = order.side();
-        let levels = self.books[order.instrument as usize].levels_mut(side);
-        let at = match position(levels, side, order.price) {
+        let book = &mut self.books[order.instrument as usize];
+        let at = match book.find(side, order.price) {
             Ok(at) => at,
             Err(at) => {
+                let levels = book.levels(side);
                 assert!(
                     levels.len() < levels.capacity(),
                     "level capacity checked in validate"
                 );
-                levels.insert(
+                book.insert_level(
+                    side,
                     at,
                     Level {
                         price: order.price,
@@ -1146,7 +1252,7 @@ impl Engine {
                 at
             }
         };
-        let level = &mut levels[at];
+        let level = &mut book.levels_mut(side)[at];
         let tail = level.tail;
         level.open += u64::from(order.open.0);
         level.tail = index;
@@ -1166,12 +1272,11 @@ impl Engine {
         let order = self.orders[index as usize];
         assert!(order.live && lots.0 <= order.open.0 && lots.0 > 0);
         let side = order.side();
-        let levels = self.books[order.instrument as usize].levels_mut(side);
-        let at = match levels.last() {
-            Some(l) if l.price == order.price => levels.len() - 1,
-            _ => position(levels, side, order.price).expect("a live order's level exists"),
-        };
-        levels[at].open -= u64::from(lots.0);
+        let book = &mut self.books[order.instrument as usize];
+        let at = book
+            .find(side, order.price)
+            .expect("a live order's level exists");
+        book.levels_mut(side)[at].open -= u64::from(lots.0);
         let open = Lots(order.open.0 - lots.0);
         self.orders[index as usize].open = open;
         if open.0 > 0 {
@@ -1185,8 +1290,8 @@ impl Engine {
         if next != NIL {
             self.orders[next as usize].prev = prev;
         }
-        let levels = self.books[order.instrument as usize].levels_mut(side);
-        let level = &mut levels[at];
+        let book = &mut self.books[order.instrument as usize];
+        let level = &mut book.levels_mut(side)[at];
         if level.head == index {
             level.head = next;
         }
@@ -1194,7 +1299,7 @@ impl Engine {
             level.tail = prev;
         }
         if level.head == NIL {
-            levels.remove(at);
+            book.remove_level(side, at);
         }
         let o = &mut self.orders[index as usize];
         o.live = false;
@@ -1572,6 +1677,42 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::workload::SplitMix64;
+
+    /// The price-indexed `Book::find` agrees with the search, and the index stays exact, while levels
+    /// come and go across (and beyond) both edges of the index window.
+    #[test]
+    fn level_index_agrees_with_search_across_the_window_edges() {
+        let reference = LEVEL_INDEX_TICKS; // window [reference / 2, 3 × reference / 2)
+        let mut book = Book::new(64, reference);
+        let (lo, hi) = (book.index_base - 20, book.index_base + LEVEL_INDEX_TICKS + 20);
+        let edges = [lo, book.index_base, book.index_base + LEVEL_INDEX_TICKS - 1, hi];
+        let mut rng = SplitMix64(11);
+        for _ in 0..3_000 {
+            let side = if rng.below(2) == 0 { Side::Buy } else { Side::Sell };
+            let price = if rng.below(4) == 0 {
+                Ticks(edges[rng.below(4) as usize] - 10 + rng.below(20) as u32)
+            } else {
+                Ticks(lo + rng.below(u64::from(hi - lo)) as u32)
+            };
+            let found = book.find(side, price);
+            assert_eq!(found, position(book.levels(side), side, price));
+            match found {
+                Ok(at) => book.remove_level(side, at),
+                Err(at) if book.levels(side).len() < 64 => book.insert_level(
+                    side,
+                    at,
+                    Level {
+                        price,
+                        open: 1,
+                        head: 0,
+                        tail: 0,
+                    },
+                ),
+                Err(_) => {}
+            }
+            book.check_index(true).unwrap();
+        }
+    }
 
     /// The touch scan plus binary search finds the same place as a plain binary search.
     #[test]

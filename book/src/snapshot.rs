@@ -14,7 +14,7 @@
 use bourse_protocol::fields::Alpha;
 
 use crate::config::EngineConfig;
-use crate::engine::{Book, Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
+use crate::engine::{Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
 use crate::event::Party;
 use crate::record::Reader;
 use crate::tokens::TokenWords;
@@ -238,12 +238,11 @@ impl Engine {
                 }
             }
             let [bids, asks] = sides;
-            engine.books[i] = Book {
-                bids,
-                asks,
-                halted,
-                last_trade_price,
-            };
+            let book = &mut engine.books[i];
+            (book.bids, book.asks) = (bids, asks);
+            book.halted = halted;
+            book.last_trade_price = last_trade_price;
+            book.reindex();
         }
         for f in 0..engine.firms.len() {
             engine.firms[f] = FirmState {
