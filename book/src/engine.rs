@@ -764,7 +764,10 @@ impl Engine {
     // ----- validation -----
 
     /// Checks shared by Enter and Replace, from "halted" on.
+    /// Inlined: its `Result<Valid, _>` then stays in registers instead of being written to the stack
+    /// in pieces and read back whole (a store-forwarding stall on every Enter, seen in the profile).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn validate(
         &self,
         now_ns: u64,
@@ -938,6 +941,8 @@ impl Engine {
         self.execute(now_ns, &mut t, &v, true, out);
     }
 
+    /// Inlined for the same reason as [`Engine::validate`].
+    #[inline(always)]
     fn check_enter(
         &self,
         now_ns: u64,
