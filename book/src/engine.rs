@@ -340,6 +340,9 @@ pub struct Engine {
     pub(crate) live: LiveTable,
     pub(crate) expiries: Vec<Expiry>,
     pub(crate) trades: Vec<Trade>,
+    /// Ring slot of the next trade: `(match_number_next - match_number_first) % trades_max`, kept
+    /// incrementally (no division per trade); not in the snapshot (restore derives it).
+    pub(crate) trade_slot_next: usize,
     pub(crate) order_ref_next: u64,
     pub(crate) match_number_next: u64,
     pub(crate) closed: bool,
@@ -467,6 +470,7 @@ impl Engine {
             live: LiveTable::new(config.orders_max),
             expiries: pretouched(orders_max, EXPIRY_VACANT),
             trades: pretouched(config.trades_max as usize, TRADE_VACANT),
+            trade_slot_next: 0,
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
@@ -1219,14 +1223,20 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn record_trade(&mut self, trade: Trade) {
         let max = self.config.trades_max as usize;
+        let slot = self.trade_slot_next;
+        debug_assert_eq!(
+            slot as u64,
+            (trade.match_number - self.config.match_number_first) % max as u64
+        );
         if self.trades.len() < max {
             self.trades.push(trade);
         } else {
-            let slot = ((trade.match_number - self.config.match_number_first) % max as u64) as usize;
             self.trades[slot] = trade;
         }
+        self.trade_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
     }
 
     // ----- book primitives -----
