@@ -12,8 +12,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bourse_book::config::TOKENS_MAX_LIMIT;
-use bourse_book::workload::{Mix, Workload, WorkloadParams, demo_config_sized};
+use bourse_book::workload::{Mix, Workload, WorkloadParams};
 use bourse_book::{Command, Engine, EngineConfig, Event, FnSink};
 use bourse_protocol::fields::PRICE_MARKET;
 use bourse_protocol::reason::RejectReason;
@@ -23,8 +22,9 @@ use crate::measure::{latency_histogram, record_ns};
 
 /// Commands generated per chunk.
 pub const CHUNK_COMMANDS: usize = 1 << 16;
-/// Live orders the full-mix engine can hold (the book crate's earlier demo size).
-pub const FULL_MIX_ORDERS_MAX: u32 = 1 << 20;
+/// Live orders the full-mix engine can hold: above the ~80 k a 2 M-command run leaves resting, and
+/// small enough that the live-order index stays cache-sized (it has 2 slots per order).
+pub const FULL_MIX_ORDERS_MAX: u32 = 1 << 17;
 /// Capacity of the event buffer (cleared after every command; never grown by the workload's commands).
 pub const EVENTS_MAX: usize = 1 << 16;
 
@@ -154,20 +154,18 @@ pub fn full_mix_params(seed: u64) -> WorkloadParams {
     WorkloadParams::new(seed, Mix::FULL)
 }
 
-/// The engine configuration of a full-mix run of `commands_count` commands: the book crate's demo
-/// configuration with room for [`FULL_MIX_ORDERS_MAX`] live orders and a token for every command (each
-/// command consumes at most one new token), so no command meets a capacity limit — the mix's rejects are
-/// the risk checks it asks for, nothing else.
+/// The engine configuration of a full-mix run of `commands_count` commands: the book crate's
+/// `config_for` (a token for every command) with room for [`FULL_MIX_ORDERS_MAX`] live orders, so no
+/// command meets a capacity limit — the mix's rejects are the risk checks it asks for, nothing else.
 ///
 /// # Panics
 /// If `commands_count` is above the engine's token limit (a programmer error).
 pub fn full_mix_config(params: &WorkloadParams, commands_count: usize) -> EngineConfig {
-    let tokens_max = u32::try_from(commands_count.max(1)).expect("token count fits in u32");
-    assert!(
-        tokens_max <= TOKENS_MAX_LIMIT,
-        "{commands_count} commands need more tokens than the engine allows"
-    );
-    demo_config_sized(params.instruments, params.logins, FULL_MIX_ORDERS_MAX, tokens_max)
+    WorkloadParams {
+        orders_max: FULL_MIX_ORDERS_MAX,
+        ..*params
+    }
+    .config_for(commands_count)
 }
 
 /// Replays `commands_count` full-mix commands from `seed` into a fresh engine. With `per_operation`
