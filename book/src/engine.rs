@@ -3,17 +3,24 @@
 //! # Layout
 //! - Order arena: `orders` (a `Vec` pre-sized to `orders_max`, grown only up to that capacity) plus a
 //!   free list; an order's index is stable while it lives, and a generation counter makes stale timer
-//!   entries harmless. Cancel by (login, token) is one token-table probe to the arena index: O(1).
+//!   entries harmless. An order is one 72-byte value holding its token as two words
+//!   ([`crate::tokens::TokenWords`]); cancel by (login, token) is one live-index probe: O(1).
 //! - Books: per instrument and side, a `Vec<Level>` sorted so that the best price is the LAST element
 //!   (bids ascending, asks descending): taking liquidity pops from the end, and adding near the touch
 //!   moves only the few levels better than it. Each level is an intrusive FIFO list through the
 //!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side. Finding a
-//!   level scans up to `TOUCH_SCAN_LEVELS` from the touch, then binary-searches the rest.
-//! - Live-order index (`live`): (login, token) → arena index of resting orders only, small and hot;
-//!   the day's token table (`tokens`) is consulted only to dedupe new tokens.
+//!   level is O(1) through a price-indexed window (`LEVEL_INDEX_TICKS` around the reference price:
+//!   price → position in the `Vec`, rewritten for the few levels a Vec insert/remove shifts); outside
+//!   the window (or for a new level's place) it scans up to `TOUCH_SCAN_LEVELS` from the touch, then
+//!   binary-searches the rest.
+//! - Live-order index (`live`): (login, token) → arena index of resting orders only, 8-byte entries,
+//!   small and hot; the day's token set (`tokens`) is consulted only to dedupe new tokens, and an
+//!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
-//! - Recent trades: a ring of `trades_max` entries, looked up by match number for busts.
+//! - Recent trades: a ring of `trades_max` entries (next slot kept incrementally), looked up by match
+//!   number for busts.
+//! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
 //! # Determinism
 //! No clock, no randomness, no hash-map iteration: every loop walks arrays in index order or books in
@@ -138,8 +145,9 @@ impl Book {
             bids: pretouched(levels_max, LEVEL_VACANT),
             asks: pretouched(levels_max, LEVEL_VACANT),
             index: [0, 1].map(|_| {
-                let mut v = Vec::with_capacity(LEVEL_INDEX_TICKS as usize);
-                v.resize(LEVEL_INDEX_TICKS as usize, 0);
+                // Written now (not a lazily zeroed allocation), so the day takes no page faults here.
+                let mut v = vec![u32::MAX; LEVEL_INDEX_TICKS as usize];
+                v.fill(0);
                 v
             }),
             index_base: reference_ticks.saturating_sub(LEVEL_INDEX_TICKS / 2),
@@ -979,14 +987,7 @@ impl Engine {
     }
 
     /// Minimum-quantity check, matching, then rest or cancel the remainder.
-    fn execute(
-        &mut self,
-        now_ns: u64,
-        t: &mut Taker,
-        v: &Valid,
-        emit_added: bool,
-        out: &mut impl EventSink,
-    ) {
+    fn execute(&mut self, now_ns: u64, t: &mut Taker, v: &Valid, emit_added: bool, out: &mut impl EventSink) {
         if v.min_qty > 0 {
             let available = self.takeable(t);
             if self.shares(t.instrument, available) < v.min_qty {
@@ -1288,9 +1289,12 @@ impl Engine {
         assert!(order.live && lots.0 <= order.open.0 && lots.0 > 0);
         let side = order.side();
         let book = &mut self.books[order.instrument as usize];
-        let at = book
-            .find(side, order.price)
-            .expect("a live order's level exists");
+        let levels = book.levels(side);
+        let at = match levels.last() {
+            // The touch (every maker a taker fills): no index lookup.
+            Some(l) if l.price == order.price => levels.len() - 1,
+            _ => book.find(side, order.price).expect("a live order's level exists"),
+        };
         book.levels_mut(side)[at].open -= u64::from(lots.0);
         let open = Lots(order.open.0 - lots.0);
         self.orders[index as usize].open = open;

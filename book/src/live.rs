@@ -178,7 +178,10 @@ mod tests {
             let free: Vec<u32> = (0..orders_max).filter(|i| !present.contains_key(i)).collect();
             if !free.is_empty() && (present.is_empty() || rng.below(2) == 0) {
                 let index = free[rng.below(free.len() as u64) as usize];
-                let (login, token) = (1 + rng.below(3) as u32, TokenWords::of(&crate::workload::token(next_token)));
+                let (login, token) = (
+                    1 + rng.below(3) as u32,
+                    TokenWords::of(&crate::workload::token(next_token)),
+                );
                 next_token += 1;
                 orders[index as usize].live = true;
                 orders[index as usize].login = login;

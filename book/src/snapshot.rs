@@ -344,7 +344,9 @@ impl Engine {
             engine.trades.push(t);
         }
         // Trades are numbered consecutively from match_number_first and the ring fills in that order.
-        let trades_recorded = engine.match_number_next.checked_sub(engine.config.match_number_first);
+        let trades_recorded = engine
+            .match_number_next
+            .checked_sub(engine.config.match_number_first);
         let ring_full = engine.trades.len() == engine.config.trades_max as usize;
         if trades_recorded.is_none_or(|n| !ring_full && n != engine.trades.len() as u64) {
             return Err(RestoreError::Range("trade count"));

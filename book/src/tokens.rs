@@ -58,7 +58,9 @@ impl TokenWords {
     #[inline]
     pub(crate) fn token(self) -> Token {
         let (a, c) = (self.0[0].to_le_bytes(), self.0[1].to_le_bytes());
-        Alpha([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], c[0], c[1], c[2], c[3], c[4], c[5]])
+        Alpha([
+            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], c[0], c[1], c[2], c[3], c[4], c[5],
+        ])
     }
 }
 
@@ -350,7 +352,19 @@ mod tests {
     #[test]
     fn keys_order_sequential_tokens_and_round_trip() {
         let mut prev = 0u128;
-        for id in [0u64, 1, 9, 10, 11, 99, 100, 12_345, 9_999_999, 10_000_000, 1 << 40] {
+        for id in [
+            0u64,
+            1,
+            9,
+            10,
+            11,
+            99,
+            100,
+            12_345,
+            9_999_999,
+            10_000_000,
+            1 << 40,
+        ] {
             let t = token(id);
             let k = key(&t);
             assert!(k > prev, "token {id} not above the previous one");
@@ -376,7 +390,11 @@ mod tests {
             } else {
                 Insert::Added
             };
-            assert_eq!(table.insert(login, TokenWords::of(&t)), expected, "step {step}: login {login} token {t:?}");
+            assert_eq!(
+                table.insert(login, TokenWords::of(&t)),
+                expected,
+                "step {step}: login {login} token {t:?}"
+            );
             if expected == Insert::Added {
                 model.insert((login, t));
             }
