@@ -26,12 +26,21 @@
 //! No clock, no randomness, no hash-map iteration: every loop walks arrays in index order or books in
 //! price-time order, so the same commands at the same times give the same events.
 //!
-//! # Order of checks on Enter Order
-//! unknown login (`L`, token not consumed) → reused token (ignored) → token table full (`Y`, not
-//! consumed) → day closed `C` → firm not allowed `L` → kill switch `a` → side `O` → symbol `S` → halted
-//! `H` → display `D` → TIF `O` → shares `Z` → lot `e` → price `X` (market not IOC / post-only market
-//! `V`) → minimum quantity `N` → collar `K` → notional `n` → open-order limit `U` → capacity `Y` →
-//! post-only would cross `P`.
+//! # Order of checks on Enter Order (docs/protocol.md 3.3, "Check order"; #1, throttle, is the daemon's)
+//! unknown login (`L`, token not consumed; the daemon never sends one) → reused token (ignored) →
+//! token table full (`Y`, not consumed) → #2 day closed `C` → #3 firm not allowed `L` → #4 kill switch
+//! `a` → #5 symbol `S` → #6 halted `H` → #7 side, TIF `O` → #8 display `D` (not `Y`/`A`/`P`,
+//! post-only with IOC, a Replace changing attribution) → #9 shares `Z` → #10 lot `e` → #11 price `X`
+//! → #12 market not IOC or in a Replace `V` → #13 minimum quantity `N` → #14 collar `K` → #15
+//! notional `n` → #16 open-order limit `U` → #17 capacity `Y` (order arena, or a new price level on a
+//! full side) → #18 post-only would cross `P`. #16 and the arena part of #17 apply only to orders that
+//! can rest (not IOC) and not to a Replace. A Replace first needs a live existing order (else
+//! ignored) and a fresh replacement token (else ignored), then runs #2, #4, #6-#15, #17 (levels), #18.
+//!
+//! # Modify Order
+//! Refused with [`Event::CancelRejected`] (OUCH Cancel Reject `I`), the order unchanged, when the side
+//! letter is not the order's side (buy <-> sell, or not `B`/`S`/`T`/`E`), Shares is 0, above the open
+//! size, or off the lot.
 
 use bourse_protocol::fields::{Firm, PRICE_LIMIT_MAX, PRICE_MARKET, Symbol, Token};
 use bourse_protocol::reason::{CancelReason, RejectReason};
@@ -775,7 +784,12 @@ impl Engine {
 
     // ----- validation -----
 
-    /// Checks shared by Enter and Replace, from "halted" on.
+    /// Checks shared by Enter and Replace, from the TIF check (#7 of the check order) on; the caller
+    /// has checked the day, the firm, the kill switch, the symbol, the halt and the side.
+    /// `replaced_display` is the Display of the order a Replace replaces (`None` for an Enter);
+    /// `frees_level`: that order is alone at its level, which it leaves (so a full side gets a level
+    /// back for the replacement).
+    ///
     /// Inlined: its `Result<Valid, _>` then stays in registers instead of being written to the stack
     /// in pieces and read back whole (a store-forwarding stall on every Enter, seen in the profile).
     #[allow(clippy::too_many_arguments)]
@@ -791,21 +805,24 @@ impl Engine {
         tif_s: u32,
         display_value: u8,
         min_qty: u32,
-        replace: bool,
+        replaced_display: Option<u8>,
+        frees_level: bool,
     ) -> Result<Valid, RejectReason> {
         let c = &self.config.instruments[inst];
         let book = &self.books[inst];
-        if book.halted {
-            return Err(RejectReason::Halted);
-        }
-        if !display::is_valid(display_value) {
-            return Err(RejectReason::InvalidDisplay);
-        }
+        let replace = replaced_display.is_some();
         if tif_s > TIF_SYSTEM_HOURS {
             return Err(RejectReason::Other);
         }
         let ioc = tif_s == 0;
         let post_only = display_value == display::POST_ONLY;
+        // Display: the value, post-only with IOC, and (Replace) a change of attribution, which the
+        // feed's Order Replace cannot show.
+        let attribution_changes = replaced_display
+            .is_some_and(|d| (d == display::ATTRIBUTABLE) != (display_value == display::ATTRIBUTABLE));
+        if !display::is_valid(display_value) || (post_only && ioc) || attribution_changes {
+            return Err(RejectReason::InvalidDisplay);
+        }
         if shares == 0 || shares > c.shares_max {
             return Err(RejectReason::InvalidShares);
         }
@@ -814,14 +831,11 @@ impl Engine {
         }
         let lots = Lots(shares / c.lot_size);
         let market = price == PRICE_MARKET;
-        if market && (!ioc || replace || post_only) {
-            return Err(RejectReason::InvalidOrderType);
-        }
-        if post_only && ioc {
-            return Err(RejectReason::InvalidOrderType);
-        }
         if !market && (price == 0 || price > PRICE_LIMIT_MAX || !price.is_multiple_of(c.tick_size)) {
             return Err(RejectReason::InvalidPrice);
+        }
+        if market && (!ioc || replace) {
+            return Err(RejectReason::InvalidOrderType);
         }
         if min_qty > 0 && (!ioc || min_qty > shares) {
             return Err(RejectReason::InvalidMinimumQuantity);
@@ -866,7 +880,8 @@ impl Engine {
         }
         if !ioc {
             let levels = book.levels(side);
-            if levels.len() >= self.config.levels_max as usize && book.find(side, limit).is_err() {
+            let in_use = levels.len() - usize::from(frees_level);
+            if in_use >= self.config.levels_max as usize && book.find(side, limit).is_err() {
                 return Err(RejectReason::CapacityFull);
             }
         }
@@ -976,12 +991,15 @@ impl Engine {
         if self.firms[firm as usize].killed {
             return Err(RejectReason::KillSwitch);
         }
-        let side = Side::from_letter(o.side).ok_or(RejectReason::Other)?;
         let inst = self
             .instrument_index(&o.symbol)
             .ok_or(RejectReason::InvalidStock)?;
+        if self.books[inst].halted {
+            return Err(RejectReason::Halted);
+        }
+        let side = Side::from_letter(o.side).ok_or(RejectReason::Other)?;
         let v = self.validate(
-            now_ns, inst, firm, side, o.shares, o.price, o.tif_s, o.display, o.min_qty, false,
+            now_ns, inst, firm, side, o.shares, o.price, o.tif_s, o.display, o.min_qty, None, false,
         )?;
         Ok((firm, inst as u16, side, v))
     }
@@ -1347,6 +1365,15 @@ impl Engine {
         self.take_lots(index, decrement);
     }
 
+    /// True when the resting order at `index` is the only order of its level.
+    fn alone_at_level(&self, index: u32) -> bool {
+        let order = &self.orders[index as usize];
+        let book = &self.books[order.instrument as usize];
+        let levels = book.levels(order.side());
+        book.find(order.side(), order.price)
+            .is_ok_and(|i| levels[i].head == index && levels[i].tail == index)
+    }
+
     /// The arena index of the live order of (login, token), if any.
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
         self.live.get(login, TokenWords::of(token), &self.orders)
@@ -1387,17 +1414,20 @@ impl Engine {
         };
         let order = self.orders[index as usize];
         let lot = self.config.instruments[order.instrument as usize].lot_size;
-        let reason = if Side::from_letter(side) != Some(order.side()) {
-            Some(RejectReason::Other)
-        } else if shares == 0 || shares / lot > order.open.0 {
-            Some(RejectReason::InvalidShares)
-        } else if !shares.is_multiple_of(lot) {
-            Some(RejectReason::InvalidLot)
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return self.reject(now_ns, login, *token, reason, out);
+        // Refused (Cancel Reject, order unchanged): a side letter that is not this order's side
+        // (buy <-> sell, or not `B`/`S`/`T`/`E`), Shares 0, an increase, or off the lot.
+        let refused = Side::from_letter(side) != Some(order.side())
+            || shares == 0
+            || shares / lot > order.open.0
+            || !shares.is_multiple_of(lot);
+        if refused {
+            out.push(Event::CancelRejected {
+                timestamp_ns: now_ns,
+                login,
+                token: *token,
+                order_ref: order.order_ref,
+            });
+            return;
         }
         let decrement = Lots(order.open.0 - shares / lot);
         self.orders[index as usize].side_letter = side;
@@ -1443,6 +1473,8 @@ impl Engine {
             Err(RejectReason::Closed)
         } else if self.firms[old.firm as usize].killed {
             Err(RejectReason::KillSwitch)
+        } else if self.books[old.instrument as usize].halted {
+            Err(RejectReason::Halted)
         } else {
             self.validate(
                 now_ns,
@@ -1454,7 +1486,8 @@ impl Engine {
                 r.tif_s,
                 r.display,
                 r.min_qty,
-                true,
+                Some(old.display),
+                self.alone_at_level(index),
             )
         };
         let v = match checked {

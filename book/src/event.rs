@@ -13,6 +13,7 @@
 //! | [`Event::Replaced`] | `U` Replaced | `U` Order Replace if `feed_replace`, else `D` Delete of the previous ref (an `Added` follows if the replacement rests) |
 //! | [`Event::Modified`] | `M` Order Modified | `X` Cancel of `decrement` shares if non-zero |
 //! | [`Event::Rejected`] | `J` Rejected | – |
+//! | [`Event::CancelRejected`] | `I` Cancel Reject (the order is unchanged) | – |
 //! | [`Event::TradingAction`] | – | `H` Trading Action (`H` halted / `T` trading) |
 //! | [`Event::SystemEvent`] | `S` System Event | `S` System Event |
 //! | [`Event::Broken`] | `B` Broken Trade to both sides | `B` Broken Trade |
@@ -234,7 +235,7 @@ pub enum Event {
     Replaced(Replaced),
     /// See [`Modified`].
     Modified(Modified),
-    /// An Enter, Replace or Modify was rejected; a rejected Enter or Replace consumes its token.
+    /// An Enter or Replace was rejected; it consumes its token (for a Replace: the replacement token).
     Rejected {
         /// Event time.
         timestamp_ns: u64,
@@ -244,6 +245,19 @@ pub enum Event {
         token: Token,
         /// Why.
         reason: RejectReason,
+    },
+    /// A Modify Order of a live order was refused (OUCH Cancel Reject `I`): the order is unchanged,
+    /// still live, and keeps its priority. Not a Rejected `J`, which would tell an OUCH client the
+    /// order is dead.
+    CancelRejected {
+        /// Event time.
+        timestamp_ns: u64,
+        /// Owning login.
+        login: u32,
+        /// The order's token.
+        token: Token,
+        /// The order's reference number (for the journal; OUCH `I` carries only the token).
+        order_ref: u64,
     },
     /// An instrument was halted or resumed.
     TradingAction {
@@ -297,6 +311,7 @@ impl Event {
             Self::Replaced(e) => e.timestamp_ns,
             Self::Modified(e) => e.timestamp_ns,
             Self::Rejected { timestamp_ns, .. }
+            | Self::CancelRejected { timestamp_ns, .. }
             | Self::TradingAction { timestamp_ns, .. }
             | Self::SystemEvent { timestamp_ns, .. }
             | Self::Broken { timestamp_ns, .. }

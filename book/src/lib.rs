@@ -25,26 +25,31 @@
 //! `book/tests/scenarios/` show every rule as commands in, events out. Where those leave room, the
 //! engine decides as follows (each choice is covered by a fixture):
 //! - Display: `Y` (displayed), `A` (displayed and attributed: ITCH `F`), `P` (post-only, displayed);
-//!   anything else is rejected `D`. Post-only with IOC or a market price is rejected `V`.
-//! - The order of the pre-trade checks is fixed (see the `engine` module header); the first failing
-//!   check gives the reason. An unknown login is rejected `L` without consuming the token.
+//!   anything else is rejected `D`, and so is post-only with IOC (a post-only market order is IOC or
+//!   rejected `V`). A Replace may not change the attribution (`A` <-> `Y`/`P`): rejected `D`.
+//! - The order of the pre-trade checks is the contract's (docs/protocol.md 3.3, "Check order"; the
+//!   `engine` module header maps it); the first failing check gives the reason. An unknown login (which
+//!   the daemon never sends) is rejected `L` without consuming the token; a full token table is
+//!   rejected `Y` without consuming it.
 //! - Price collar: a limit price outside ±`collar_bps` of the last trade (or the reference price) is
 //!   rejected `K` on either side; the band is computed once, when the order arrives. A market order walks
 //!   up to the band's edge; its remainder is canceled `K` if liquidity remained beyond the edge, `I` if the
 //!   book ran out. A market order's notional is checked at the band edge of its side.
 //! - Open-order limit and order-arena capacity apply to orders that can rest (not IOC); the level
 //!   capacity check is conservative: an order needing a new level on a full side is rejected `Y` even if
-//!   it would have traded in full.
+//!   it would have traded in full; a Replace of an order alone at its level counts that level as free.
 //! - Replace: `shares` is the replacement's open size; the replacement inherits side, instrument and firm,
 //!   takes a new order reference, and is checked like a new order (a market price is rejected `V`); an
 //!   invalid replace is rejected with the replacement token, which it consumes, and the order stays.
-//! - Cancel: the intended size is rounded down to the lot. Modify: a side letter of the other side is
-//!   rejected `O`; zero or an increase is rejected `Z`; off-lot `e`.
+//! - Cancel: the intended size is rounded down to the lot; at or above the open size it is ignored.
+//!   Modify: a side letter of the other side (or no side), zero, an increase or an off-lot size is
+//!   refused with [`Event::CancelRejected`] (OUCH Cancel Reject `I`) and the order is unchanged.
 //! - Self-trade prevention uses the incoming order's firm mode, and applies only between orders of the
 //!   same firm. Minimum quantity is checked once, against what can trade after self-trade prevention.
 //! - Kill switch on: the firm's resting orders are canceled `S`, then new orders and replaces are
-//!   rejected `a` until it is switched off. Mass cancels and end of day cancel instrument by instrument
-//!   (configuration order), bids then asks, best price first, FIFO within a level.
+//!   rejected `a` until it is switched off. Mass cancels (kill switch, cancel-on-disconnect `L`) and end
+//!   of day cancel instrument by instrument (configuration order), bids then asks, best price first,
+//!   FIFO within a level.
 //! - End of day cancels every resting order (reason `E`, also the expiring ones) and clears the timers;
 //!   start of day (only after an end of day) forgets the day's tokens. Halt keeps resting orders, rejects
 //!   new orders and replaces `H`, and lets cancels, reduces and modifies through.

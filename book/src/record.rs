@@ -22,8 +22,11 @@
 //! | 0x0A | Halt | | 0x8A | SystemEvent |
 //! | 0x0B | Resume | | 0x8B | Broken |
 //! | 0x0C | BustTrade | | 0x8C | KillSwitch |
+//! | | | | 0x8D | CancelRejected (timestamp u64, login u32, token 14, order_ref u64) |
 //!
 //! A change of any layout bumps [`RECORD_VERSION`]; decoding a record of another version is an error.
+//! A new kind (0x8D was added after version 1 shipped) changes no existing layout, so it does not bump
+//! the version: older decoders report it as an unknown kind.
 //! Decoding never panics: every malformed input is a [`DecodeError`].
 
 use bourse_protocol::fields::Alpha;
@@ -491,6 +494,18 @@ impl Event {
                 w.bytes(&token.0)?;
                 w.u8(reason.code())?;
             }
+            Event::CancelRejected {
+                timestamp_ns,
+                login,
+                token,
+                order_ref,
+            } => {
+                w.u8(0x8D)?;
+                w.u64(*timestamp_ns)?;
+                w.u32(*login)?;
+                w.bytes(&token.0)?;
+                w.u64(*order_ref)?;
+            }
             Event::TradingAction {
                 timestamp_ns,
                 instrument,
@@ -614,6 +629,12 @@ impl Event {
                 login: r.u32()?,
                 token: r.alpha::<14>()?,
                 reason: RejectReason::from_code(r.u8()?).ok_or(DecodeError::Value("reject reason"))?,
+            },
+            0x8D => Event::CancelRejected {
+                timestamp_ns: r.u64()?,
+                login: r.u32()?,
+                token: r.alpha::<14>()?,
+                order_ref: r.u64()?,
             },
             0x89 => Event::TradingAction {
                 timestamp_ns: r.u64()?,

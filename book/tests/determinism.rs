@@ -168,8 +168,27 @@ fn records_round_trip_and_reject_malformed_bytes() {
             assert_eq!(Event::decode(&buf[..n - 1]), Err(DecodeError::Truncated));
         }
     }
-    // The stream exercised most event kinds.
+    // The stream exercised most event kinds, the Cancel Reject of a refused Modify among them.
     assert!(kinds.len() >= 9, "event kinds seen: {kinds:x?}");
+    assert!(
+        kinds.contains(&0x8D),
+        "no CancelRejected in the stream: {kinds:x?}"
+    );
+    // CancelRejected (kind 0x8D), byte by byte as the layout table in `record` gives it.
+    let e = Event::CancelRejected {
+        timestamp_ns: 0x0102_0304,
+        login: 7,
+        token: bourse_protocol::fields::Token::new("T1").unwrap(),
+        order_ref: 9,
+    };
+    let n = e.encode(&mut buf).unwrap();
+    let mut expected = vec![1u8, 0x8D];
+    expected.extend(0x0102_0304u64.to_le_bytes());
+    expected.extend(7u32.to_le_bytes());
+    expected.extend(b"T1            ");
+    expected.extend(9u64.to_le_bytes());
+    assert_eq!(&buf[..n], &expected[..]);
+    assert_eq!(Event::decode(&buf[..n]).unwrap(), (e, n));
     assert_eq!(Command::decode(&[2, 1]), Err(DecodeError::Version(2)));
     assert_eq!(Command::decode(&[1, 0x7F]), Err(DecodeError::Kind(0x7F)));
     assert_eq!(Event::decode(&[1, 0x01]), Err(DecodeError::Kind(0x01)));

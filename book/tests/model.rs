@@ -178,8 +178,12 @@ impl Model {
         }
         let inst = if o.symbol == symbol(0) { 0 } else { 1 };
         let market = o.price == PRICE_MARKET;
+        // The contract's check order (docs/protocol.md 3.3): lot #10, price #11, market type #12,
+        // minimum quantity #13, collar #14.
         let reject = if !o.shares.is_multiple_of(LOT) {
             Some(RejectReason::InvalidLot)
+        } else if !market && (o.price == 0 || !o.price.is_multiple_of(TICK)) {
+            Some(RejectReason::InvalidPrice)
         } else if market && o.tif_s != 0 {
             Some(RejectReason::InvalidOrderType)
         } else if o.min_qty > 0 && (o.tif_s != 0 || o.min_qty > o.shares) {
@@ -583,24 +587,7 @@ impl Model {
             b'S' | b'T' | b'E' => Some(Side::Sell),
             _ => None,
         };
-        let reject = if new_side != Some(side) {
-            Some(RejectReason::Other)
-        } else if shares == 0 || shares / LOT > open / LOT {
-            Some(RejectReason::InvalidShares)
-        } else if !shares.is_multiple_of(LOT) {
-            Some(RejectReason::InvalidLot)
-        } else {
-            None
-        };
-        if let Some(reason) = reject {
-            out.push(Event::Rejected {
-                timestamp_ns: now,
-                login,
-                token,
-                reason,
-            });
-            return;
-        }
+        let refused = new_side != Some(side) || shares == 0 || shares > open || !shares.is_multiple_of(LOT);
         let b = &mut self.books[inst];
         let levels = if side == Side::Buy {
             &mut b.bids
@@ -613,8 +600,18 @@ impl Model {
             .iter_mut()
             .find(|o| o.login == login && o.token == token)
             .unwrap();
-        order.side_letter = side_letter;
         let order_ref = order.order_ref;
+        if refused {
+            // Cancel Reject: the order stays exactly as it was.
+            out.push(Event::CancelRejected {
+                timestamp_ns: now,
+                login,
+                token,
+                order_ref,
+            });
+            return;
+        }
+        order.side_letter = side_letter;
         if open > shares {
             self.take(login, token, open - shares);
         }

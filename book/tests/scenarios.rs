@@ -432,6 +432,12 @@ fn render(e: &Event) -> String {
         } => {
             format!("rejected {} reason={}", who(*login, token), reason.code() as char)
         }
+        Event::CancelRejected {
+            login,
+            token,
+            order_ref,
+            ..
+        } => format!("cancel-rejected {} ref={order_ref}", who(*login, token)),
         Event::TradingAction {
             instrument, halted, ..
         } => {
