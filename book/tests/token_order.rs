@@ -16,7 +16,7 @@ fn scramble(t: Token) -> Token {
 }
 
 fn scrambled(c: &Command) -> Command {
-    let mut c = c.clone();
+    let mut c = *c;
     match &mut c {
         Command::Enter(o) => o.token = scramble(o.token),
         Command::Cancel { token, .. } | Command::Modify { token, .. } => *token = scramble(*token),
@@ -51,7 +51,7 @@ fn scrambled_tokens_give_the_same_events_and_survive_a_snapshot() {
         for i in (0..stream.len()).step_by(7) {
             let j = rng.below(i as u64 + 1) as usize;
             if let Command::Enter(_) = stream[j].1 {
-                stream[i] = (stream[i].0, stream[j].1.clone());
+                stream[i] = (stream[i].0, stream[j].1);
             }
         }
         let shuffled: Vec<(u64, Command)> = stream.iter().map(|(t, c)| (*t, scrambled(c))).collect();
