@@ -9,7 +9,8 @@
 //!   (bids ascending, asks descending): taking liquidity pops from the end, and adding near the touch
 //!   moves only the few levels better than it. Each level is an intrusive FIFO list through the
 //!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side. Finding a
-//!   level is O(1) through a price-indexed window (`LEVEL_INDEX_TICKS` around the reference price:
+//!   level is O(1) through a price-indexed window (2 × `levels_max` ticks, at most `LEVEL_INDEX_TICKS`,
+//!   around the reference price:
 //!   price → position in the `Vec`, rewritten for the few levels a Vec insert/remove shifts); outside
 //!   the window (or for a new level's place) it scans up to `TOUCH_SCAN_LEVELS` from the touch, then
 //!   binary-searches the rest.
@@ -119,9 +120,11 @@ pub(crate) struct Level {
     pub(crate) tail: u32,
 }
 
-/// Ticks covered by each side's price → level index ([`Book::find`]), centred on the instrument's
-/// reference price: a level inside is found in O(1); a price outside falls back to the search from the
-/// touch. 64 KiB per side and instrument.
+/// Upper bound of the ticks covered by each side's price → level index ([`Book::find`]). The window is
+/// `2 × levels_max` ticks rounded up to a power of two (at least 16, at most this), centred on the
+/// instrument's reference price: 8 bytes per tick per instrument (both sides), a third of what the
+/// pre-sized level `Vec`s take, so memory stays proportional to the configuration. A level inside is
+/// found in O(1); a price outside falls back to the search from the touch.
 pub(crate) const LEVEL_INDEX_TICKS: u32 = 1 << 14;
 
 /// Per-instrument state.
@@ -150,16 +153,20 @@ const fn side_ix(side: Side) -> usize {
 impl Book {
     /// An empty book whose level index is centred on `reference_ticks`; every table pre-touched.
     pub(crate) fn new(levels_max: usize, reference_ticks: u32) -> Self {
+        let window = u32::try_from(levels_max.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .clamp(16, LEVEL_INDEX_TICKS)
+            .next_power_of_two();
         Self {
             bids: pretouched(levels_max, LEVEL_VACANT),
             asks: pretouched(levels_max, LEVEL_VACANT),
             index: [0, 1].map(|_| {
                 // Written now (not a lazily zeroed allocation), so the day takes no page faults here.
-                let mut v = vec![u32::MAX; LEVEL_INDEX_TICKS as usize];
+                let mut v = vec![u32::MAX; window as usize];
                 v.fill(0);
                 v
             }),
-            index_base: reference_ticks.saturating_sub(LEVEL_INDEX_TICKS / 2),
+            index_base: reference_ticks.saturating_sub(window / 2),
             halted: false,
             last_trade_price: 0,
         }
@@ -1734,10 +1741,11 @@ mod tests {
     /// come and go across (and beyond) both edges of the index window.
     #[test]
     fn level_index_agrees_with_search_across_the_window_edges() {
-        let reference = LEVEL_INDEX_TICKS; // window [reference / 2, 3 × reference / 2)
-        let mut book = Book::new(64, reference);
-        let (lo, hi) = (book.index_base - 20, book.index_base + LEVEL_INDEX_TICKS + 20);
-        let edges = [lo, book.index_base, book.index_base + LEVEL_INDEX_TICKS - 1, hi];
+        let mut book = Book::new(64, 1_000); // window: 128 ticks from 936
+        let window = book.index[0].len() as u32;
+        assert_eq!((window, book.index_base), (128, 936));
+        let (lo, hi) = (book.index_base - 20, book.index_base + window + 20);
+        let edges = [lo, book.index_base, book.index_base + window - 1, hi];
         let mut rng = SplitMix64(11);
         for _ in 0..3_000 {
             let side = if rng.below(2) == 0 { Side::Buy } else { Side::Sell };
