@@ -25,8 +25,10 @@
 //! `ceil(tokens_max / CHUNK_LEN) + logins` chunks of [`CHUNK_LEN`] keys (each login wastes at most one
 //! partly filled chunk); the exceptions table has the next power of two ≥ 2 × `tokens_max` slots (at
 //! least 16), so a probe sequence always ends at an empty slot even if every token came out of order.
-//! Both are allocated and touched at start; nothing grows during the day. Hashing is a fixed
-//! multiply-xorshift: deterministic, no seed.
+//! Both are allocated and touched at start; nothing grows during the day. Each login's chunk directory
+//! reserves room for the whole pool (`4 × chunks` bytes of address space per login, touched only as the
+//! login's log grows): cheap for the tens of logins an exchange day has, to revisit (a shared directory)
+//! if a configuration ever holds thousands. Hashing is a fixed multiply-xorshift: deterministic, no seed.
 
 use bourse_protocol::fields::{Alpha, Token};
 
