@@ -3,17 +3,25 @@
 //! # Layout
 //! - Order arena: `orders` (a `Vec` pre-sized to `orders_max`, grown only up to that capacity) plus a
 //!   free list; an order's index is stable while it lives, and a generation counter makes stale timer
-//!   entries harmless. Cancel by (login, token) is one token-table probe to the arena index: O(1).
+//!   entries harmless. An order is one 72-byte value holding its token as two words
+//!   ([`crate::tokens::TokenWords`]); cancel by (login, token) is one live-index probe: O(1).
 //! - Books: per instrument and side, a `Vec<Level>` sorted so that the best price is the LAST element
 //!   (bids ascending, asks descending): taking liquidity pops from the end, and adding near the touch
 //!   moves only the few levels better than it. Each level is an intrusive FIFO list through the
 //!   orders' `prev`/`next` indices, with its total open lots. Capacity `levels_max` per side. Finding a
-//!   level scans up to `TOUCH_SCAN_LEVELS` from the touch, then binary-searches the rest.
-//! - Live-order index (`live`): (login, token) → arena index of resting orders only, small and hot;
-//!   the day's token table (`tokens`) is consulted only to dedupe new tokens.
+//!   level is O(1) through a price-indexed window (2 × `levels_max` ticks, at most `LEVEL_INDEX_TICKS`,
+//!   around the reference price:
+//!   price → position in the `Vec`, rewritten for the few levels a Vec insert/remove shifts); outside
+//!   the window (or for a new level's place) it scans up to `TOUCH_SCAN_LEVELS` from the touch, then
+//!   binary-searches the rest.
+//! - Live-order index (`live`): (login, token) → arena index of resting orders only, 8-byte entries,
+//!   small and hot; the day's token set (`tokens`) is consulted only to dedupe new tokens, and an
+//!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
-//! - Recent trades: a ring of `trades_max` entries, looked up by match number for busts.
+//! - Recent trades: a ring of `trades_max` entries (next slot kept incrementally), looked up by match
+//!   number for busts.
+//! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
 //! # Determinism
 //! No clock, no randomness, no hash-map iteration: every loop walks arrays in index order or books in
@@ -45,21 +53,23 @@ use crate::event::{
     SelfTradeCanceled,
 };
 use crate::live::LiveTable;
-use crate::tokens::{Lookup, TokenTable};
+use crate::tokens::{Insert, TokenTable, TokenWords};
 use crate::types::{Lots, Side, Ticks, display};
 
 /// Null index of the intrusive lists.
 pub(crate) const NIL: u32 = u32::MAX;
 const NS_PER_S: u64 = 1_000_000_000;
 
-/// A resting order in the arena.
+/// A resting order in the arena (72 bytes). `repr(C)` keeps the token's words at offset 16, so whole-order
+/// copies move them with the same 16-byte accesses that read them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Order {
     pub(crate) order_ref: u64,
     /// 0 = rests until end of day.
     pub(crate) expire_ns: u64,
+    pub(crate) token: TokenWords,
     pub(crate) login: u32,
-    pub(crate) token_slot: u32,
     /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
     pub(crate) live_slot: u32,
     pub(crate) price: Ticks,
@@ -67,7 +77,6 @@ pub(crate) struct Order {
     pub(crate) prev: u32,
     pub(crate) next: u32,
     pub(crate) generation: u32,
-    pub(crate) token: Token,
     pub(crate) firm: u16,
     pub(crate) instrument: u16,
     pub(crate) side_letter: u8,
@@ -75,19 +84,20 @@ pub(crate) struct Order {
     pub(crate) live: bool,
 }
 
+const _: () = assert!(std::mem::size_of::<Order>() == 72);
+
 /// A never-used arena slot.
 pub(crate) const ORDER_VACANT: Order = Order {
     order_ref: 0,
     expire_ns: 0,
     login: 0,
-    token_slot: 0,
     live_slot: NIL,
     price: Ticks(0),
     open: Lots(0),
     prev: NIL,
     next: NIL,
     generation: 0,
-    token: Token::BLANK,
+    token: TokenWords::BLANK,
     firm: 0,
     instrument: 0,
     side_letter: 0,
@@ -110,18 +120,128 @@ pub(crate) struct Level {
     pub(crate) tail: u32,
 }
 
+/// Upper bound of the ticks covered by each side's price → level index ([`Book::find`]). The window is
+/// `2 × levels_max` ticks rounded up to a power of two (at least 16, at most this), centred on the
+/// instrument's reference price: 8 bytes per tick per instrument (both sides), a third of what the
+/// pre-sized level `Vec`s take, so memory stays proportional to the configuration. A level inside is
+/// found in O(1); a price outside falls back to the search from the touch.
+pub(crate) const LEVEL_INDEX_TICKS: u32 = 1 << 14;
+
 /// Per-instrument state.
 pub(crate) struct Book {
     /// Ascending: best bid last.
     pub(crate) bids: Vec<Level>,
     /// Descending: best ask last.
     pub(crate) asks: Vec<Level>,
+    /// Per side (bids, asks): for the price `index_base + i` ticks, 1 + the index of its level in the
+    /// side's `Vec`, or 0 when that price has no level. An accelerator only (not in the snapshot).
+    index: [Vec<u32>; 2],
+    /// Lowest price in ticks covered by `index`.
+    index_base: u32,
     pub(crate) halted: bool,
     /// Wire price of the last trade, 0 before the first.
     pub(crate) last_trade_price: u32,
 }
 
+const fn side_ix(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
 impl Book {
+    /// An empty book whose level index is centred on `reference_ticks`; every table pre-touched.
+    pub(crate) fn new(levels_max: usize, reference_ticks: u32) -> Self {
+        let window = u32::try_from(levels_max.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .clamp(16, LEVEL_INDEX_TICKS)
+            .next_power_of_two();
+        Self {
+            bids: pretouched(levels_max, LEVEL_VACANT),
+            asks: pretouched(levels_max, LEVEL_VACANT),
+            index: [0, 1].map(|_| {
+                // Written now (not a lazily zeroed allocation), so the day takes no page faults here.
+                let mut v = vec![u32::MAX; window as usize];
+                v.fill(0);
+                v
+            }),
+            index_base: reference_ticks.saturating_sub(window / 2),
+            halted: false,
+            last_trade_price: 0,
+        }
+    }
+
+    /// Where `price` is (`Ok`) or would go (`Err`) in one side's levels (best price last): O(1) when
+    /// the price is in the index window and has a level, else the search from the touch.
+    #[inline]
+    pub(crate) fn find(&self, side: Side, price: Ticks) -> Result<usize, usize> {
+        let slot = price.0.wrapping_sub(self.index_base) as usize;
+        match self.index[side_ix(side)].get(slot) {
+            Some(&v) if v != 0 => Ok(v as usize - 1),
+            _ => position(self.levels(side), side, price),
+        }
+    }
+
+    /// Inserts a level at `at` (as [`Book::find`] said) and reindexes the levels it shifted.
+    fn insert_level(&mut self, side: Side, at: usize, level: Level) {
+        self.levels_mut(side).insert(at, level);
+        self.reindex_from(side, at);
+    }
+
+    /// Removes the level at `at` and reindexes the levels it shifted.
+    fn remove_level(&mut self, side: Side, at: usize) {
+        let price = self.levels_mut(side).remove(at).price;
+        let slot = price.0.wrapping_sub(self.index_base) as usize;
+        if let Some(v) = self.index[side_ix(side)].get_mut(slot) {
+            *v = 0;
+        }
+        self.reindex_from(side, at);
+    }
+
+    /// Writes the index entries of the levels from `from` on (those a Vec insert/remove shifted: the
+    /// better ones, near the touch).
+    fn reindex_from(&mut self, side: Side, from: usize) {
+        let base = self.index_base;
+        let (levels, index) = match side {
+            Side::Buy => (&self.bids, &mut self.index[0]),
+            Side::Sell => (&self.asks, &mut self.index[1]),
+        };
+        for (i, l) in levels.iter().enumerate().skip(from) {
+            if let Some(v) = index.get_mut(l.price.0.wrapping_sub(base) as usize) {
+                *v = i as u32 + 1;
+            }
+        }
+    }
+
+    /// Rebuilds both sides' index from the levels (restore).
+    pub(crate) fn reindex(&mut self) {
+        self.index[0].fill(0);
+        self.index[1].fill(0);
+        self.reindex_from(Side::Buy, 0);
+        self.reindex_from(Side::Sell, 0);
+    }
+
+    /// Checks the index against the levels: O(levels) for `full == false`, O(window) otherwise.
+    pub(crate) fn check_index(&self, full: bool) -> Result<(), String> {
+        for side in [Side::Buy, Side::Sell] {
+            let (levels, index) = (self.levels(side), &self.index[side_ix(side)]);
+            let mut inside = 0;
+            for (i, l) in levels.iter().enumerate() {
+                if let Some(&v) = index.get(l.price.0.wrapping_sub(self.index_base) as usize) {
+                    inside += 1;
+                    if v as usize != i + 1 {
+                        return Err(format!("{side:?} level {:?} indexed {v}, at {i}", l.price));
+                    }
+                }
+            }
+            if full && index.iter().filter(|&&v| v != 0).count() != inside {
+                return Err(format!("{side:?} level index holds stale entries"));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn levels(&self, side: Side) -> &Vec<Level> {
         match side {
             Side::Buy => &self.bids,
@@ -195,8 +315,8 @@ pub enum RestoreError {
 
 /// The incoming order while it matches.
 struct Taker {
+    token: TokenWords,
     login: u32,
-    token: Token,
     order_ref: u64,
     firm: u16,
     instrument: u16,
@@ -244,6 +364,9 @@ pub struct Engine {
     pub(crate) live: LiveTable,
     pub(crate) expiries: Vec<Expiry>,
     pub(crate) trades: Vec<Trade>,
+    /// Ring slot of the next trade: `(match_number_next - match_number_first) % trades_max`, kept
+    /// incrementally (no division per trade); not in the snapshot (restore derives it).
+    pub(crate) trade_slot_next: usize,
     pub(crate) order_ref_next: u64,
     pub(crate) match_number_next: u64,
     pub(crate) closed: bool,
@@ -334,12 +457,7 @@ impl Engine {
         let books = config
             .instruments
             .iter()
-            .map(|_| Book {
-                bids: pretouched(levels_max, LEVEL_VACANT),
-                asks: pretouched(levels_max, LEVEL_VACANT),
-                halted: false,
-                last_trade_price: 0,
-            })
+            .map(|c| Book::new(levels_max, c.reference_price / c.tick_size))
             .collect();
         let mut symbols: Vec<(Symbol, u16)> = config
             .instruments
@@ -372,10 +490,11 @@ impl Engine {
             logins,
             orders,
             free: pretouched(orders_max, 0),
-            tokens: TokenTable::new(config.tokens_max),
+            tokens: TokenTable::new(config.logins.len(), config.tokens_max),
             live: LiveTable::new(config.orders_max),
             expiries: pretouched(orders_max, EXPIRY_VACANT),
             trades: pretouched(config.trades_max as usize, TRADE_VACANT),
+            trade_slot_next: 0,
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
@@ -483,7 +602,7 @@ impl Engine {
                     order.price.0 * c.tick_size,
                     order.open.0 * c.lot_size,
                     order.login,
-                    order.token,
+                    order.token.token(),
                 ));
                 o = order.next;
             }
@@ -505,6 +624,8 @@ impl Engine {
         let mut seen = 0usize;
         let mut firm_open = vec![0u32; self.firms.len()];
         for (i, book) in self.books.iter().enumerate() {
+            book.check_index(false)
+                .map_err(|e| format!("instrument {i}: {e}"))?;
             if let (Some(b), Some(a)) = (book.bids.last(), book.asks.last())
                 && b.price >= a.price
             {
@@ -584,6 +705,10 @@ impl Engine {
     /// # Errors
     /// A description of the first broken entry.
     pub fn check_indexes(&self) -> Result<(), String> {
+        for (i, book) in self.books.iter().enumerate() {
+            book.check_index(true)
+                .map_err(|e| format!("instrument {i}: {e}"))?;
+        }
         self.live.check(&self.orders)
     }
 
@@ -596,7 +721,7 @@ impl Engine {
             .map(|i| self.symbols[i].1 as usize)
     }
 
-    fn login_index(&self, login: u32) -> Option<usize> {
+    pub(crate) fn login_index(&self, login: u32) -> Option<usize> {
         self.logins.binary_search_by(|(l, _, _)| l.cmp(&login)).ok()
     }
 
@@ -639,7 +764,7 @@ impl Engine {
     fn party(&self, order: &Order, remaining: Lots) -> Party {
         Party {
             login: order.login,
-            token: order.token,
+            token: order.token.token(),
             order_ref: order.order_ref,
             firm: self.config.firms[order.firm as usize].firm,
             side: order.side_letter,
@@ -650,7 +775,7 @@ impl Engine {
     fn taker_party(&self, t: &Taker) -> Party {
         Party {
             login: t.login,
-            token: t.token,
+            token: t.token.token(),
             order_ref: t.order_ref,
             firm: self.config.firms[t.firm as usize].firm,
             side: t.side_letter,
@@ -671,7 +796,11 @@ impl Engine {
     /// `replaced_display` is the Display of the order a Replace replaces (`None` for an Enter);
     /// `frees_level`: that order is alone at its level, which it leaves (so a full side gets a level
     /// back for the replacement).
+    ///
+    /// Inlined: its `Result<Valid, _>` then stays in registers instead of being written to the stack
+    /// in pieces and read back whole (a store-forwarding stall on every Enter, seen in the profile).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn validate(
         &self,
         now_ns: u64,
@@ -759,7 +888,7 @@ impl Engine {
         if !ioc {
             let levels = book.levels(side);
             let in_use = levels.len() - usize::from(frees_level);
-            if in_use >= self.config.levels_max as usize && position(levels, side, limit).is_err() {
+            if in_use >= self.config.levels_max as usize && book.find(side, limit).is_err() {
                 return Err(RejectReason::CapacityFull);
             }
         }
@@ -803,14 +932,12 @@ impl Engine {
         let Some(login_ix) = self.login_index(o.login) else {
             return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
         };
-        let token_slot = match self.tokens.lookup(o.login, &o.token) {
-            Lookup::Found => return, // reused token: ignored
-            Lookup::Vacant(slot) => slot,
-        };
-        if self.tokens.is_full() {
-            return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out);
+        let token = TokenWords::of(&o.token);
+        match self.tokens.insert(login_ix, token) {
+            Insert::Added => {}
+            Insert::Known => return, // reused token: ignored
+            Insert::Full => return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out),
         }
-        self.tokens.insert(token_slot, o.login, o.token);
         let checked = self.check_enter(now_ns, login_ix, o);
         let (firm, inst, side, v) = match checked {
             Ok(x) => x,
@@ -833,7 +960,7 @@ impl Engine {
         }));
         let mut t = Taker {
             login: o.login,
-            token: o.token,
+            token,
             order_ref,
             firm,
             instrument: inst,
@@ -845,9 +972,11 @@ impl Engine {
             market: v.market,
             remaining: v.lots,
         };
-        self.execute(now_ns, &mut t, &v, token_slot as u32, true, out);
+        self.execute(now_ns, &mut t, &v, true, out);
     }
 
+    /// Inlined for the same reason as [`Engine::validate`].
+    #[inline(always)]
     fn check_enter(
         &self,
         now_ns: u64,
@@ -883,15 +1012,7 @@ impl Engine {
     }
 
     /// Minimum-quantity check, matching, then rest or cancel the remainder.
-    fn execute(
-        &mut self,
-        now_ns: u64,
-        t: &mut Taker,
-        v: &Valid,
-        token_slot: u32,
-        emit_added: bool,
-        out: &mut impl EventSink,
-    ) {
+    fn execute(&mut self, now_ns: u64, t: &mut Taker, v: &Valid, emit_added: bool, out: &mut impl EventSink) {
         if v.min_qty > 0 {
             let available = self.takeable(t);
             if self.shares(t.instrument, available) < v.min_qty {
@@ -931,7 +1052,6 @@ impl Engine {
             order_ref: t.order_ref,
             expire_ns: v.expire_ns,
             login: t.login,
-            token_slot,
             live_slot: NIL,
             price: t.limit,
             open: t.remaining,
@@ -946,10 +1066,7 @@ impl Engine {
             live: true,
         };
         self.link(index);
-        let entry = &mut self.tokens.slots[token_slot as usize];
-        entry.order = index;
-        entry.generation = generation;
-        self.live.insert(t.login, t.token, index, &mut self.orders);
+        self.live.insert(index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
         if v.expire_ns > 0 {
             self.push_expiry(Expiry {
@@ -988,7 +1105,7 @@ impl Engine {
         Canceled {
             timestamp_ns: now_ns,
             login: t.login,
-            token: t.token,
+            token: t.token.token(),
             order_ref: t.order_ref,
             instrument: self.instrument_event(t.instrument),
             side: t.side,
@@ -1004,7 +1121,7 @@ impl Engine {
         Canceled {
             timestamp_ns: now_ns,
             login: order.login,
-            token: order.token,
+            token: order.token.token(),
             order_ref: order.order_ref,
             instrument: self.instrument_event(order.instrument),
             side: order.side(),
@@ -1132,14 +1249,20 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn record_trade(&mut self, trade: Trade) {
         let max = self.config.trades_max as usize;
+        let slot = self.trade_slot_next;
+        debug_assert_eq!(
+            slot as u64,
+            (trade.match_number - self.config.match_number_first) % max as u64
+        );
         if self.trades.len() < max {
             self.trades.push(trade);
         } else {
-            let slot = ((trade.match_number - self.config.match_number_first) % max as u64) as usize;
             self.trades[slot] = trade;
         }
+        self.trade_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
     }
 
     // ----- book primitives -----
@@ -1148,15 +1271,17 @@ impl Engine {
     fn link(&mut self, index: u32) {
         let order = self.orders[index as usize];
         let side = order.side();
-        let levels = self.books[order.instrument as usize].levels_mut(side);
-        let at = match position(levels, side, order.price) {
+        let book = &mut self.books[order.instrument as usize];
+        let at = match book.find(side, order.price) {
             Ok(at) => at,
             Err(at) => {
+                let levels = book.levels(side);
                 assert!(
                     levels.len() < levels.capacity(),
                     "level capacity checked in validate"
                 );
-                levels.insert(
+                book.insert_level(
+                    side,
                     at,
                     Level {
                         price: order.price,
@@ -1168,7 +1293,7 @@ impl Engine {
                 at
             }
         };
-        let level = &mut levels[at];
+        let level = &mut book.levels_mut(side)[at];
         let tail = level.tail;
         level.open += u64::from(order.open.0);
         level.tail = index;
@@ -1188,12 +1313,14 @@ impl Engine {
         let order = self.orders[index as usize];
         assert!(order.live && lots.0 <= order.open.0 && lots.0 > 0);
         let side = order.side();
-        let levels = self.books[order.instrument as usize].levels_mut(side);
+        let book = &mut self.books[order.instrument as usize];
+        let levels = book.levels(side);
         let at = match levels.last() {
+            // The touch (every maker a taker fills): no index lookup.
             Some(l) if l.price == order.price => levels.len() - 1,
-            _ => position(levels, side, order.price).expect("a live order's level exists"),
+            _ => book.find(side, order.price).expect("a live order's level exists"),
         };
-        levels[at].open -= u64::from(lots.0);
+        book.levels_mut(side)[at].open -= u64::from(lots.0);
         let open = Lots(order.open.0 - lots.0);
         self.orders[index as usize].open = open;
         if open.0 > 0 {
@@ -1207,8 +1334,8 @@ impl Engine {
         if next != NIL {
             self.orders[next as usize].prev = prev;
         }
-        let levels = self.books[order.instrument as usize].levels_mut(side);
-        let level = &mut levels[at];
+        let book = &mut self.books[order.instrument as usize];
+        let level = &mut book.levels_mut(side)[at];
         if level.head == index {
             level.head = next;
         }
@@ -1216,7 +1343,7 @@ impl Engine {
             level.tail = prev;
         }
         if level.head == NIL {
-            levels.remove(at);
+            book.remove_level(side, at);
         }
         let o = &mut self.orders[index as usize];
         o.live = false;
@@ -1248,14 +1375,15 @@ impl Engine {
     /// True when the resting order at `index` is the only order of its level.
     fn alone_at_level(&self, index: u32) -> bool {
         let order = &self.orders[index as usize];
-        let levels = self.books[order.instrument as usize].levels(order.side());
-        position(levels, order.side(), order.price)
+        let book = &self.books[order.instrument as usize];
+        let levels = book.levels(order.side());
+        book.find(order.side(), order.price)
             .is_ok_and(|i| levels[i].head == index && levels[i].tail == index)
     }
 
     /// The arena index of the live order of (login, token), if any.
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
-        self.live.get(login, token)
+        self.live.get(login, TokenWords::of(token), &self.orders)
     }
 
     // ----- Cancel, Modify, Replace -----
@@ -1329,20 +1457,23 @@ impl Engine {
         let Some(index) = self.live_order(r.login, &r.existing_token) else {
             return;
         };
-        let token_slot = match self.tokens.lookup(r.login, &r.replacement_token) {
-            Lookup::Found => return,
-            Lookup::Vacant(slot) => slot,
+        let Some(login_ix) = self.login_index(r.login) else {
+            return; // unreachable in practice: a live order's login is configured
         };
-        if self.tokens.is_full() {
-            return self.reject(
-                now_ns,
-                r.login,
-                r.replacement_token,
-                RejectReason::CapacityFull,
-                out,
-            );
+        let replacement = TokenWords::of(&r.replacement_token);
+        match self.tokens.insert(login_ix, replacement) {
+            Insert::Added => {}
+            Insert::Known => return,
+            Insert::Full => {
+                return self.reject(
+                    now_ns,
+                    r.login,
+                    r.replacement_token,
+                    RejectReason::CapacityFull,
+                    out,
+                );
+            }
         }
-        self.tokens.insert(token_slot, r.login, r.replacement_token);
         let old = self.orders[index as usize];
         let side = old.side();
         let checked = if self.closed {
@@ -1376,7 +1507,7 @@ impl Engine {
         out.push(Event::Replaced(Replaced {
             timestamp_ns: now_ns,
             login: r.login,
-            previous_token: old.token,
+            previous_token: old.token.token(),
             previous_order_ref: old.order_ref,
             previous_remaining: self.shares(old.instrument, old.open),
             token: r.replacement_token,
@@ -1393,7 +1524,7 @@ impl Engine {
         }));
         let mut t = Taker {
             login: r.login,
-            token: r.replacement_token,
+            token: replacement,
             order_ref,
             firm: old.firm,
             instrument: old.instrument,
@@ -1405,7 +1536,7 @@ impl Engine {
             market: false,
             remaining: v.lots,
         };
-        self.execute(now_ns, &mut t, &v, token_slot as u32, !feed_replace, out);
+        self.execute(now_ns, &mut t, &v, !feed_replace, out);
     }
 
     // ----- mass actions -----
@@ -1605,6 +1736,43 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::workload::SplitMix64;
+
+    /// The price-indexed `Book::find` agrees with the search, and the index stays exact, while levels
+    /// come and go across (and beyond) both edges of the index window.
+    #[test]
+    fn level_index_agrees_with_search_across_the_window_edges() {
+        let mut book = Book::new(64, 1_000); // window: 128 ticks from 936
+        let window = book.index[0].len() as u32;
+        assert_eq!((window, book.index_base), (128, 936));
+        let (lo, hi) = (book.index_base - 20, book.index_base + window + 20);
+        let edges = [lo, book.index_base, book.index_base + window - 1, hi];
+        let mut rng = SplitMix64(11);
+        for _ in 0..3_000 {
+            let side = if rng.below(2) == 0 { Side::Buy } else { Side::Sell };
+            let price = if rng.below(4) == 0 {
+                Ticks(edges[rng.below(4) as usize] - 10 + rng.below(20) as u32)
+            } else {
+                Ticks(lo + rng.below(u64::from(hi - lo)) as u32)
+            };
+            let found = book.find(side, price);
+            assert_eq!(found, position(book.levels(side), side, price));
+            match found {
+                Ok(at) => book.remove_level(side, at),
+                Err(at) if book.levels(side).len() < 64 => book.insert_level(
+                    side,
+                    at,
+                    Level {
+                        price,
+                        open: 1,
+                        head: 0,
+                        tail: 0,
+                    },
+                ),
+                Err(_) => {}
+            }
+            book.check_index(true).unwrap();
+        }
+    }
 
     /// The touch scan plus binary search finds the same place as a plain binary search.
     #[test]

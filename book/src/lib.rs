@@ -57,10 +57,11 @@
 //!   collar's last price. Unknown or already busted match numbers are ignored.
 //!
 //! # Performance notes
-//! The day-unique (login, token) table is the largest structure and the main cache cost: it is
-//! touched only to dedupe a new token, and its probe groups keep a login's consecutive tokens together
-//! (see `tokens`). Cancel, replace and modify find live orders through a small live-order index
-//! (`live`). Level lookup scans a few levels from the touch before a binary search. `Engine::new`
+//! The day-unique (login, token) set is built for increasing tokens: a token above the login's
+//! highest is new without a probe and is appended to the login's sorted log; resends are a binary
+//! search of that log; out-of-order tokens go to a small exceptions set (see `tokens`: correct for
+//! any order). Cancel, replace and modify find live orders through a small live-order index
+//! (`live`). Level lookup is O(1) through a price-indexed window around the reference price. `Engine::new`
 //! touches every pre-sized table so that the trading day takes no page faults. Run
 //! `cargo run --release -p bourse-book --example throughput` for figures beside a naive baseline.
 //!

@@ -6,39 +6,30 @@
 //! stays in cache. An unknown token and a dead one are both "not here", which is all those commands need
 //! (both are ignored).
 //!
-//! # Trade-off (measured, see the report of the commit that added it)
-//! The index is "small and hot" only while `orders_max` is small: it has 2 × `orders_max` slots of 24
-//! bytes, and every order that rests inserts at a random slot. With `orders_max` sized to the workload
-//! (the book-bench side-by-side run: ~6 k) cancels of older live orders got much cheaper than probing
-//! the day's token table. With `orders_max` = 1 Mi (48 MiB of index) and clients that cancel mostly
-//! recent tokens (`examples/throughput`), the random insert costs a cache miss per resting order and the
-//! previous design (live state read through the token table) was faster. A locality-grouped home slot
-//! here (as in `tokens`) was tried and was slower on the side-by-side run (long probe runs to shift on
-//! deletion). Smaller entries (a fingerprint and the arena index, 8 bytes, verified against the arena)
-//! are the next step to try.
+//! # Entries: 8 bytes
+//! An entry is the 32-bit hash of (login, token) and the arena index; a hash match is confirmed against
+//! the order in the arena (which the caller reads next anyway). Small entries keep the index in cache
+//! even when `orders_max` is large, and backward-shift deletion reads the stored hash instead of
+//! rehashing every entry it moves.
 //!
 //! Open addressing with linear probing and backward-shift deletion (no tombstones, so probe sequences
 //! never degrade). Each resting order records its slot (`Order::live_slot`); a deletion that shifts an
 //! entry updates that entry's order. The layout is an accelerator only: it is not part of the snapshot
 //! (restore rebuilds it) and never shows in events.
 
-use bourse_protocol::fields::Token;
+use crate::tokens::TokenWords;
 
 use crate::engine::{NIL, Order};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LiveEntry {
-    login: u32,
-    token: Token,
+    /// Low 32 bits of the (login, token) hash: the home slot is `hash & mask`.
+    hash: u32,
     /// Arena index, or [`NIL`] for an empty slot.
     order: u32,
 }
 
-const EMPTY: LiveEntry = LiveEntry {
-    login: 0,
-    token: Token::BLANK,
-    order: NIL,
-};
+const EMPTY: LiveEntry = LiveEntry { hash: 0, order: NIL };
 
 pub(crate) struct LiveTable {
     slots: Vec<LiveEntry>,
@@ -46,15 +37,17 @@ pub(crate) struct LiveTable {
     len: usize,
 }
 
-/// Home slot: a well-mixed hash (the table is small and hot, so no locality grouping, which would
-/// only lengthen probe runs here).
-fn home(login: u32, token: &Token, mask: usize) -> usize {
-    crate::tokens::hash(login, &token.0) as usize & mask
+/// The entry hash: well mixed (the table is small and hot, so no locality grouping, which would only
+/// lengthen probe runs here).
+#[inline]
+fn hash32(login: u32, token: TokenWords) -> u32 {
+    crate::tokens::hash(login, token) as u32
 }
 
 impl LiveTable {
     pub(crate) fn new(orders_max: u32) -> Self {
         let len = (orders_max as usize * 2).next_power_of_two().max(16);
+        assert!(len <= 1 << 32, "live index larger than its 32-bit hashes address");
         Self {
             slots: vec![EMPTY; len],
             mask: len - 1,
@@ -63,16 +56,21 @@ impl LiveTable {
     }
 
     /// The arena index of the live order of (login, token).
-    pub(crate) fn get(&self, login: u32, token: &Token) -> Option<u32> {
-        let mut i = home(login, token, self.mask);
+    #[inline]
+    pub(crate) fn get(&self, login: u32, token: TokenWords, orders: &[Order]) -> Option<u32> {
+        let h = hash32(login, token);
+        let mut i = h as usize & self.mask;
         // Bounded: at most `orders_max` entries in twice as many slots, so an empty slot exists.
         for _ in 0..self.slots.len() {
-            let e = &self.slots[i];
+            let e = self.slots[i];
             if e.order == NIL {
                 return None;
             }
-            if e.login == login && e.token == *token {
-                return Some(e.order);
+            if e.hash == h {
+                let o = &orders[e.order as usize];
+                if o.login == login && o.token == token {
+                    return Some(e.order);
+                }
             }
             i = (i + 1) & self.mask;
         }
@@ -80,17 +78,24 @@ impl LiveTable {
     }
 
     /// Adds a resting order (its (login, token) is not present: tokens are day-unique).
-    pub(crate) fn insert(&mut self, login: u32, token: Token, order: u32, orders: &mut [Order]) {
-        let mut i = home(login, &token, self.mask);
+    /// The order at `order` must already hold its login and token.
+    #[inline]
+    pub(crate) fn insert(&mut self, order: u32, orders: &mut [Order]) {
+        let o = &orders[order as usize];
+        let h = hash32(o.login, o.token);
+        let mut i = h as usize & self.mask;
         for _ in 0..self.slots.len() {
-            if self.slots[i].order == NIL {
-                self.slots[i] = LiveEntry { login, token, order };
+            let e = self.slots[i];
+            if e.order == NIL {
+                self.slots[i] = LiveEntry { hash: h, order };
                 orders[order as usize].live_slot = i as u32;
                 self.len += 1;
                 return;
             }
-            assert!(
-                !(self.slots[i].login == login && self.slots[i].token == token),
+            debug_assert!(
+                !(e.hash == h
+                    && orders[e.order as usize].login == orders[order as usize].login
+                    && orders[e.order as usize].token == orders[order as usize].token),
                 "a live token is inserted twice"
             );
             i = (i + 1) & self.mask;
@@ -100,6 +105,7 @@ impl LiveTable {
 
     /// Removes the entry at `slot` (an order leaving the book), shifting later entries of its probe run
     /// back so that no tombstone is needed.
+    #[inline]
     pub(crate) fn remove(&mut self, slot: u32, orders: &mut [Order]) {
         let mut hole = slot as usize;
         assert!(self.slots[hole].order != NIL, "removing an empty live slot");
@@ -112,7 +118,7 @@ impl LiveTable {
             if e.order == NIL {
                 return;
             }
-            let k = home(e.login, &e.token, self.mask);
+            let k = e.hash as usize & self.mask;
             // The entry may move into the hole only if its home is not cyclically in (hole, j].
             let stays = if hole <= j {
                 hole < k && k <= j
@@ -140,10 +146,10 @@ impl LiveTable {
         for (i, e) in self.slots.iter().enumerate().filter(|(_, e)| e.order != NIL) {
             n += 1;
             let o = orders.get(e.order as usize).ok_or("live entry past the arena")?;
-            if !o.live || o.live_slot as usize != i || o.login != e.login || o.token != e.token {
+            if !o.live || o.live_slot as usize != i || hash32(o.login, o.token) != e.hash {
                 return Err(format!("live entry {i} does not match its order"));
             }
-            if self.get(e.login, &e.token) != Some(e.order) {
+            if self.get(o.login, o.token, orders) != Some(e.order) {
                 return Err(format!("live entry {i} unreachable from its home slot"));
             }
         }
@@ -165,19 +171,22 @@ mod tests {
         let orders_max = 8u32;
         let mut table = LiveTable::new(orders_max);
         let mut orders = vec![crate::engine::ORDER_VACANT; orders_max as usize];
-        let mut present: std::collections::BTreeMap<u32, (u32, Token)> = Default::default();
+        let mut present: std::collections::BTreeMap<u32, (u32, TokenWords)> = Default::default();
         let mut rng = SplitMix64(7);
         let mut next_token = 0u64;
         for _ in 0..20_000 {
             let free: Vec<u32> = (0..orders_max).filter(|i| !present.contains_key(i)).collect();
             if !free.is_empty() && (present.is_empty() || rng.below(2) == 0) {
                 let index = free[rng.below(free.len() as u64) as usize];
-                let (login, token) = (1 + rng.below(3) as u32, crate::workload::token(next_token));
+                let (login, token) = (
+                    1 + rng.below(3) as u32,
+                    TokenWords::of(&crate::workload::token(next_token)),
+                );
                 next_token += 1;
                 orders[index as usize].live = true;
                 orders[index as usize].login = login;
                 orders[index as usize].token = token;
-                table.insert(login, token, index, &mut orders);
+                table.insert(index, &mut orders);
                 present.insert(index, (login, token));
             } else {
                 let keys: Vec<u32> = present.keys().copied().collect();
@@ -189,7 +198,7 @@ mod tests {
             }
             table.check(&orders).unwrap();
             for (index, (login, token)) in &present {
-                assert_eq!(table.get(*login, token), Some(*index));
+                assert_eq!(table.get(*login, *token, &orders), Some(*index));
             }
             assert_eq!(table.count(), present.len());
         }

@@ -1,7 +1,7 @@
 //! State snapshot: every book, the order arena, the token table, timers, recent trades and counters to
 //! bytes and back, plus a stable state hash.
 //!
-//! # Layout (little-endian, version 1)
+//! # Layout (little-endian, version 2)
 //! `magic "BKSNAP" | version u16 | config fingerprint u64 | order_ref_next u64 | match_number_next u64 |
 //! closed u8 | books | firms | orders | free list | tokens | expiries | trades`, each table as a `u32`
 //! count then its entries (see the code for the exact fields; the arena is written raw, slot by slot, so
@@ -14,14 +14,14 @@
 use bourse_protocol::fields::Alpha;
 
 use crate::config::EngineConfig;
-use crate::engine::{Book, Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
+use crate::engine::{Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
 use crate::event::Party;
 use crate::record::Reader;
-use crate::tokens::{DEAD, Entry};
+use crate::tokens::TokenWords;
 use crate::types::{Lots, Ticks};
 
 const MAGIC: &[u8; 6] = b"BKSNAP";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 
 /// FNV-1a, 64 bit.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -135,13 +135,12 @@ impl Engine {
             o.u64(x.order_ref);
             o.u64(x.expire_ns);
             o.u32(x.login);
-            o.u32(x.token_slot);
             o.u32(x.price.0);
             o.u32(x.open.0);
             o.u32(x.prev);
             o.u32(x.next);
             o.u32(x.generation);
-            o.b(&x.token.0);
+            o.b(&x.token.token().0);
             o.u16(x.firm);
             o.u16(x.instrument);
             o.u8(x.side_letter);
@@ -152,13 +151,21 @@ impl Engine {
         for &i in &self.free {
             o.u32(i);
         }
+        // Tokens in a canonical order: each login's in-order log (increasing), then the out-of-order
+        // exceptions sorted by (login index, key), so equal sets of the same history give equal bytes.
         o.len(self.tokens.len as usize);
-        for (slot, e) in self.tokens.slots.iter().enumerate().filter(|(_, e)| e.used) {
-            o.len(slot);
-            o.u32(e.login);
-            o.b(&e.token.0);
-            o.u32(e.order);
-            o.u32(e.generation);
+        for login_ix in 0..self.tokens.logins() {
+            let log: Vec<_> = self.tokens.log_tokens(login_ix).collect();
+            o.len(log.len());
+            for t in &log {
+                o.b(&t.0);
+            }
+        }
+        let exceptions = self.tokens.exception_tokens();
+        o.len(exceptions.len());
+        for (login_ix, t) in &exceptions {
+            o.u32(*login_ix);
+            o.b(&t.0);
         }
         o.len(self.expiries.len());
         for e in &self.expiries {
@@ -231,12 +238,11 @@ impl Engine {
                 }
             }
             let [bids, asks] = sides;
-            engine.books[i] = Book {
-                bids,
-                asks,
-                halted,
-                last_trade_price,
-            };
+            let book = &mut engine.books[i];
+            (book.bids, book.asks) = (bids, asks);
+            book.halted = halted;
+            book.last_trade_price = last_trade_price;
+            book.reindex();
         }
         for f in 0..engine.firms.len() {
             engine.firms[f] = FirmState {
@@ -245,20 +251,18 @@ impl Engine {
             };
         }
         let n = len(&mut r, orders_max, "orders")?;
-        let token_slots = engine.tokens.slots.len();
         for _ in 0..n {
             let o = Order {
                 order_ref: r.u64()?,
                 expire_ns: r.u64()?,
                 login: r.u32()?,
-                token_slot: r.u32()?,
                 live_slot: NIL,
                 price: Ticks(r.u32()?),
                 open: Lots(r.u32()?),
                 prev: r.u32()?,
                 next: r.u32()?,
                 generation: r.u32()?,
-                token: Alpha(r.array()?),
+                token: TokenWords::of(&Alpha(r.array()?)),
                 firm: r.u16()?,
                 instrument: r.u16()?,
                 side_letter: r.u8()?,
@@ -270,7 +274,6 @@ impl Engine {
                 && (crate::Side::from_letter(o.side_letter).is_none()
                     || o.firm as usize >= engine.firms.len()
                     || o.instrument as usize >= engine.books.len()
-                    || o.token_slot as usize >= token_slots
                     || !index_ok(o.prev)
                     || !index_ok(o.next))
             {
@@ -293,24 +296,25 @@ impl Engine {
             }
             engine.free.push(i);
         }
-        let n_tokens = len(&mut r, engine.config.tokens_max as usize, "tokens")?;
-        for _ in 0..n_tokens {
-            let slot = r.u32()? as usize;
-            let e = Entry {
-                login: r.u32()?,
-                token: Alpha(r.array()?),
-                order: r.u32()?,
-                generation: r.u32()?,
-                used: true,
-            };
-            if slot >= token_slots
-                || engine.tokens.slots[slot].used
-                || (e.order != DEAD && e.order as usize >= n)
-            {
-                return Err(RestoreError::Range("token"));
+        let tokens_max = engine.config.tokens_max as usize;
+        let n_tokens = len(&mut r, tokens_max, "tokens")?;
+        for login_ix in 0..engine.tokens.logins() {
+            let n_log = len(&mut r, tokens_max, "token log")?;
+            for _ in 0..n_log {
+                if !engine.tokens.restore_log(login_ix, &Alpha(r.array()?)) {
+                    return Err(RestoreError::Range("token log"));
+                }
             }
-            engine.tokens.slots[slot] = e;
-            engine.tokens.len += 1;
+        }
+        let n_exceptions = len(&mut r, tokens_max, "token exceptions")?;
+        for _ in 0..n_exceptions {
+            let login_ix = r.u32()? as usize;
+            if !engine.tokens.restore_exception(login_ix, &Alpha(r.array()?)) {
+                return Err(RestoreError::Range("token exception"));
+            }
+        }
+        if engine.tokens.len as usize != n_tokens {
+            return Err(RestoreError::Range("token count"));
         }
         let n_expiries = len(&mut r, orders_max, "expiries")?;
         for _ in 0..n_expiries {
@@ -339,14 +343,28 @@ impl Engine {
             }
             engine.trades.push(t);
         }
+        // Trades are numbered consecutively from match_number_first and the ring fills in that order.
+        let trades_recorded = engine
+            .match_number_next
+            .checked_sub(engine.config.match_number_first);
+        let ring_full = engine.trades.len() == engine.config.trades_max as usize;
+        if trades_recorded.is_none_or(|n| !ring_full && n != engine.trades.len() as u64) {
+            return Err(RestoreError::Range("trade count"));
+        }
+        engine.trade_slot_next = (engine
+            .match_number_next
+            .wrapping_sub(engine.config.match_number_first)
+            % u64::from(engine.config.trades_max)) as usize;
         if r.pos != bytes.len() {
             return Err(RestoreError::TrailingBytes(bytes.len() - r.pos));
         }
-        // Token entries and orders must point at each other; then the structural invariants.
-        for (i, o) in engine.orders.iter().enumerate() {
-            let entry = &engine.tokens.slots[o.token_slot as usize];
-            if o.live && (entry.order != i as u32 || entry.generation != o.generation) {
-                return Err(RestoreError::Range("order token slot"));
+        // Every live order's token was used today by its login; then the structural invariants.
+        for o in engine.orders.iter().filter(|o| o.live) {
+            let known = engine
+                .login_index(o.login)
+                .is_some_and(|login_ix| engine.tokens.contains(login_ix, &o.token.token()));
+            if !known {
+                return Err(RestoreError::Range("order token"));
             }
         }
         if engine.orders.iter().filter(|o| o.live).count() != engine.order_count() {
@@ -356,10 +374,10 @@ impl Engine {
         for i in 0..engine.orders.len() {
             let o = engine.orders[i];
             if o.live {
-                if engine.live.get(o.login, &o.token).is_some() {
+                if engine.live.get(o.login, o.token, &engine.orders).is_some() {
                     return Err(RestoreError::Range("duplicate live token"));
                 }
-                engine.live.insert(o.login, o.token, i as u32, &mut engine.orders);
+                engine.live.insert(i as u32, &mut engine.orders);
             }
         }
         engine
