@@ -24,8 +24,8 @@ use bourse_book::config::{FIRMS_MAX_LIMIT, INSTRUMENTS_MAX_LIMIT, ORDERS_MAX_LIM
 use bourse_book::{EngineConfig, FirmConfig, InstrumentConfig, LoginConfig, StpMode};
 use bourse_journal::{JournalConfig, SEGMENT_ALIGN_BYTES, SyncPolicy};
 use bourse_protocol::fields::{Firm, PRICE_LIMIT_MAX, Symbol};
-use bourse_protocol::moldudp64;
-use bourse_protocol::soupbintcp::{Password, Username};
+use bourse_protocol::soupbintcp::{self, Password, Username};
+use bourse_protocol::{itch, moldudp64};
 use serde::Deserialize;
 
 use crate::agent::{IdleStrategy, ThreadingMode};
@@ -34,14 +34,15 @@ use crate::agent::{IdleStrategy, ThreadingMode};
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
 /// Smallest accepted `order_entry.frame_size_max`: the 2-byte length plus the largest Login Request (52).
-pub const FRAME_SIZE_MIN: u32 = 54;
+pub const FRAME_SIZE_MIN: u32 = soupbintcp::FRAME_SIZE_MAX_MIN as u32;
 /// Largest accepted `order_entry.frame_size_max`: the 2-byte length plus a `u16` packet length.
-pub const FRAME_SIZE_LIMIT: u32 = 2 + u16::MAX as u32;
+pub const FRAME_SIZE_LIMIT: u32 = soupbintcp::FRAME_SIZE_LIMIT as u32;
 /// Largest accepted `order_entry.sessions_max` and `snapshot.sessions_max`.
 pub const SESSIONS_MAX_LIMIT: u32 = 1 << 20;
 /// Smallest accepted `market_data.payload_bytes_max`: a MoldUDP64 header plus one block of the largest
-/// ITCH 5.0 message (NOII, 50 bytes).
-pub const MARKET_DATA_PAYLOAD_MIN: u32 = (moldudp64::HEADER_LEN + moldudp64::BLOCK_LEN_PREFIX + 50) as u32;
+/// ITCH 5.0 message bourse sends.
+pub const MARKET_DATA_PAYLOAD_MIN: u32 =
+    (moldudp64::HEADER_LEN + moldudp64::BLOCK_LEN_PREFIX + itch::MESSAGE_LEN_MAX) as u32;
 /// Largest accepted ring capacity (records).
 pub const RING_CAPACITY_LIMIT: u32 = 1 << 24;
 /// Largest accepted timer value in milliseconds (one day).
@@ -341,10 +342,23 @@ impl From<StpName> for StpMode {
 pub struct FirmSection {
     /// Firm, 1 to 4 printable ASCII bytes.
     pub firm: String,
-    /// Resting orders of this firm across all instruments.
+    /// Resting orders of this firm across all instruments (default [`FIRM_OPEN_ORDERS_MAX_DEFAULT`]).
+    #[serde(default = "open_orders_max_default")]
     pub open_orders_max: u32,
-    /// Self-trade prevention mode.
+    /// Self-trade prevention mode (default `none`).
+    #[serde(default = "stp_mode_default")]
     pub stp_mode: StpName,
+}
+
+/// `firms[].open_orders_max` when the key is absent.
+pub const FIRM_OPEN_ORDERS_MAX_DEFAULT: u32 = 10_000;
+
+fn open_orders_max_default() -> u32 {
+    FIRM_OPEN_ORDERS_MAX_DEFAULT
+}
+
+fn stp_mode_default() -> StpName {
+    StpName::None
 }
 
 fn cancel_on_disconnect_default() -> bool {
@@ -931,6 +945,24 @@ mod tests {
     }
 
     #[test]
+    fn optional_keys_take_their_documented_defaults() {
+        let text = with(|t| {
+            let firm = t["firms"].as_array_mut().unwrap()[2].as_table_mut().unwrap();
+            firm.remove("open_orders_max");
+            firm.remove("stp_mode");
+            t["logins"].as_array_mut().unwrap()[2]
+                .as_table_mut()
+                .unwrap()
+                .remove("cancel_on_disconnect");
+        });
+        let config = Config::from_toml(&text).unwrap();
+        let engine = config.engine_config();
+        assert_eq!(engine.firms[2].open_orders_max, FIRM_OPEN_ORDERS_MAX_DEFAULT);
+        assert_eq!(engine.firms[2].stp, StpMode::None);
+        assert!(config.session_logins()[2].cancel_on_disconnect);
+    }
+
+    #[test]
     fn sync_every_batches_converts() {
         let config = Config::from_toml(&set("journal", "sync", "every_batches")).unwrap();
         assert_eq!(config.journal_config().sync_policy, SyncPolicy::EveryBatches(8));
@@ -1022,7 +1054,7 @@ mod tests {
             (
                 set("market_data", "payload_bytes_max", 40),
                 "market_data.payload_bytes_max",
-                "is below 72",
+                "is below 66",
             ),
             (
                 set("market_data", "payload_bytes_max", 70_000),
@@ -1222,6 +1254,34 @@ mod tests {
             assert_eq!(error.key(), Some(key), "{message}");
             assert!(message.starts_with(&format!("config: {key} = ")), "{message}");
             assert!(message.contains(needle), "{key}: {message} lacks {needle:?}");
+        }
+    }
+
+    /// Every key of the default appears in docs/OPERATIONS.md "Configuration" (so the doc cannot drift).
+    #[test]
+    fn every_key_is_documented() {
+        let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/OPERATIONS.md");
+        let doc = std::fs::read_to_string(doc_path).unwrap();
+        let table: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let mut keys = Vec::new();
+        for (section, value) in &table {
+            match value {
+                toml::Value::Table(t) => keys.extend(t.keys().map(|k| format!("`{section}.{k}`"))),
+                toml::Value::Array(items) => {
+                    for item in items {
+                        let t = item.as_table().unwrap();
+                        keys.extend(t.keys().map(|k| format!("`{section}[].{k}`")));
+                    }
+                }
+                other => panic!("top-level value {section} = {other}"),
+            }
+        }
+        assert!(keys.len() > 60, "{keys:?}");
+        for key in keys {
+            assert!(
+                doc.contains(&format!("| {key} |")),
+                "{key} is not documented in {doc_path}"
+            );
         }
     }
 

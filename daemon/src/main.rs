@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bourse_daemon::config::{Config, DEFAULT_TOML};
+use bourse_daemon::agent::ThreadingMode;
+use bourse_daemon::config::{Config, DEFAULT_TOML, SyncName};
 use clap::Parser;
 
 /// The bourse exchange daemon.
@@ -50,13 +51,21 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        let sync = match config.journal.sync {
+            SyncName::None => "none".to_owned(),
+            SyncName::Batch => "batch".to_owned(),
+            SyncName::EveryBatches => format!("every_batches ({})", config.journal.sync_every_batches),
+        };
+        let threading = match config.threading.mode {
+            ThreadingMode::Auto => "auto",
+            ThreadingMode::Shared => "shared",
+            ThreadingMode::Pinned => "pinned",
+        };
         println!(
-            "boursed: config ok: {} instruments, {} firms, {} logins, sync {:?}, threading {:?}",
+            "boursed: config ok: {} instruments, {} firms, {} logins, sync {sync}, threading {threading}",
             config.instruments.len(),
             config.firms.len(),
             config.logins.len(),
-            config.journal.sync,
-            config.threading.mode
         );
         return ExitCode::SUCCESS;
     }

@@ -31,8 +31,16 @@ fn print_default_config_round_trips_through_the_parser() {
     // And the printed text, saved to a file, checks clean.
     let path = temp_file("printed.toml", &text);
     let out = boursed(&["--config", path.to_str().unwrap(), "--check-config"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("config ok"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("config ok: 4 instruments, 3 firms, 4 logins, sync batch, threading auto")
+    );
 }
 
 #[test]
@@ -43,7 +51,10 @@ fn check_config_fails_with_the_key_named() {
     let out = boursed(&["--config", path.to_str().unwrap(), "--check-config"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("config: order_entry.frame_size_max = 20 is below 54"), "{stderr}");
+    assert!(
+        stderr.contains("config: order_entry.frame_size_max = 20 is below 54"),
+        "{stderr}"
+    );
 
     let typo = DEFAULT_TOML.replace("sessions_max = 64", "sessions_mx = 64");
     let path = temp_file("typo.toml", &typo);
@@ -63,5 +74,8 @@ fn plain_run_says_the_pipeline_is_not_built() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("not built yet"));
     // A bad config is reported before that, with exit 1.
     let path = temp_file("bad-run.toml", "nonsense = 1\n");
-    assert_eq!(boursed(&["--config", path.to_str().unwrap()]).status.code(), Some(1));
+    assert_eq!(
+        boursed(&["--config", path.to_str().unwrap()]).status.code(),
+        Some(1)
+    );
 }
