@@ -66,6 +66,15 @@ impl ResolvedMode {
     }
 }
 
+impl From<ResolvedMode> for bourse_protocol::admin::ThreadingModeName {
+    fn from(mode: ResolvedMode) -> Self {
+        match mode {
+            ResolvedMode::Shared => Self::Shared,
+            ResolvedMode::Pinned => Self::Pinned,
+        }
+    }
+}
+
 /// Why a runner did not start.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RunnerError {

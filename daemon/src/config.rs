@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use bourse_book::config::{FIRMS_MAX_LIMIT, INSTRUMENTS_MAX_LIMIT, ORDERS_MAX_LIMIT, TOKENS_MAX_LIMIT};
 use bourse_book::{EngineConfig, FirmConfig, InstrumentConfig, LoginConfig, StpMode};
 use bourse_journal::{JournalConfig, SEGMENT_ALIGN_BYTES, SyncPolicy};
+use bourse_protocol::admin::SyncPolicyName;
 use bourse_protocol::fields::{Firm, PRICE_LIMIT_MAX, Symbol};
 use bourse_protocol::soupbintcp::{self, Password, Username};
 use bourse_protocol::{itch, moldudp64};
@@ -37,6 +38,10 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 pub const FRAME_SIZE_MIN: u32 = soupbintcp::FRAME_SIZE_MAX_MIN as u32;
 /// Largest accepted `order_entry.frame_size_max`: the 2-byte length plus a `u16` packet length.
 pub const FRAME_SIZE_LIMIT: u32 = soupbintcp::FRAME_SIZE_LIMIT as u32;
+const _: () = assert!(MARKET_DATA_PAYLOAD_MIN as usize <= moldudp64::PAYLOAD_BYTES_DEFAULT);
+const _: () = assert!(FRAME_SIZE_MIN as usize <= soupbintcp::FRAME_SIZE_MAX_DEFAULT);
+const _: () = assert!(FRAME_SIZE_MIN < FRAME_SIZE_LIMIT);
+
 /// Largest accepted `order_entry.sessions_max` and `snapshot.sessions_max`.
 pub const SESSIONS_MAX_LIMIT: u32 = 1 << 20;
 /// Smallest accepted `market_data.payload_bytes_max`: a MoldUDP64 header plus one block of the largest
@@ -397,11 +402,11 @@ pub struct SessionLogin {
 }
 
 fn text<const N: usize>(key: String, value: &str) -> Result<bourse_protocol::fields::Alpha<N>, ConfigError> {
-    if value.is_empty() || value.starts_with(' ') {
+    if value.is_empty() || value.starts_with(' ') || value.ends_with(' ') {
         return Err(invalid(
             key,
             format!("{value:?}"),
-            "must start with a printable non-space character",
+            "must not be empty or start or end with a space",
         ));
     }
     bourse_protocol::fields::Alpha::<N>::new(value).ok_or_else(|| {
@@ -461,6 +466,15 @@ impl Config {
         self.validate_instruments()?;
         self.validate_firms()?;
         self.validate_logins()?;
+        // The engine's own rules, in case they are stricter than ours (the checks above should have caught
+        // every case; this keeps a future engine rule from surfacing only at start-up of the pipeline).
+        self.engine_config().validate().map_err(|e| {
+            invalid(
+                "engine",
+                "[engine], [[instruments]], [[firms]], [[logins]]",
+                format!("is rejected by the engine: {e}"),
+            )
+        })?;
         Ok(())
     }
 
@@ -689,11 +703,10 @@ impl Config {
         })?;
         for (i, a) in self.instruments.iter().enumerate() {
             let key = |field: &str| format!("instruments[{i}].{field}");
-            let symbol: Symbol = text(key("symbol"), &a.symbol)?;
+            let _: Symbol = text(key("symbol"), &a.symbol)?;
             if self.instruments[..i].iter().any(|b| b.symbol == a.symbol) {
                 return Err(invalid(key("symbol"), &a.symbol, "is listed twice"));
             }
-            let _ = symbol;
             range(&key("tick_size"), a.tick_size, 1, PRICE_LIMIT_MAX)?;
             range(&key("lot_size"), a.lot_size, 1, u32::MAX)?;
             range(&key("collar_bps"), a.collar_bps, 0, 10_000)?;
@@ -858,6 +871,15 @@ impl Config {
         }
     }
 
+    /// The sync policy as the admin `status` reply names it.
+    pub fn sync_policy_name(&self) -> SyncPolicyName {
+        match self.journal.sync {
+            SyncName::None => SyncPolicyName::None,
+            SyncName::Batch => SyncPolicyName::Batch,
+            SyncName::EveryBatches => SyncPolicyName::EveryBatches(self.journal.sync_every_batches),
+        }
+    }
+
     /// The idle strategy of agent threads.
     pub fn idle_strategy(&self) -> IdleStrategy {
         let t = &self.threading;
@@ -923,6 +945,7 @@ mod tests {
         let journal = config.journal_config();
         journal.validate().unwrap();
         assert_eq!(journal.sync_policy, SyncPolicy::Batch);
+        assert_eq!(config.sync_policy_name(), SyncPolicyName::Batch);
         let logins = config.session_logins();
         assert_eq!(logins[0].username, Username::new("alice").unwrap());
         assert!(!logins[2].cancel_on_disconnect);
@@ -966,6 +989,7 @@ mod tests {
     fn sync_every_batches_converts() {
         let config = Config::from_toml(&set("journal", "sync", "every_batches")).unwrap();
         assert_eq!(config.journal_config().sync_policy, SyncPolicy::EveryBatches(8));
+        assert_eq!(config.sync_policy_name(), SyncPolicyName::EveryBatches(8));
     }
 
     #[test]
@@ -1162,7 +1186,17 @@ mod tests {
             (
                 set_item("instruments", 1, "symbol", ""),
                 "instruments[1].symbol",
-                "printable",
+                "empty",
+            ),
+            (
+                set_item("instruments", 1, "symbol", "AAPL "),
+                "instruments[1].symbol",
+                "end with a space",
+            ),
+            (
+                set_item("instruments", 1, "symbol", "A\u{7f}"),
+                "instruments[1].symbol",
+                "printable ASCII",
             ),
             (
                 set_item("instruments", 1, "symbol", "AAPL"),
