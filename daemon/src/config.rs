@@ -956,6 +956,12 @@ mod tests {
     }
 
     #[test]
+    fn embedded_default_builds_an_engine() {
+        let engine = bourse_book::Engine::new(Config::embedded_default().engine_config());
+        assert!(engine.is_ok(), "{:?}", engine.err());
+    }
+
+    #[test]
     fn omitted_login_firms_default_to_the_default_firm() {
         let text = with(|t| {
             t["logins"].as_array_mut().unwrap()[0]
