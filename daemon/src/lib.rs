@@ -1,5 +1,12 @@
 //! The pieces of `boursed`, the exchange daemon: the only crate with threads, sockets, clocks and pinning.
 //!
-//! Built so far: [`ring`], the SPSC ring between stages. The pipeline itself is issue 5.
+//! Built so far:
+//! - [`ring`], the SPSC ring between stages;
+//! - [`agent`], stages as agents and the `shared` / `pinned` runners (threading is configuration);
+//! - [`config`], the TOML configuration with its embedded default, validation and conversions.
+//!
+//! The pipeline itself (sessions, sequencer, matching, journal, market data, admin) is issue 5.
 
+pub mod agent;
+pub mod config;
 pub mod ring;

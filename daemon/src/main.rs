@@ -1,8 +1,74 @@
 //! `boursed`, the exchange daemon: TCP order entry -> sequencer -> matching -> journal -> multicast.
 //!
-//! Not built yet (issue 5): this binary only says so.
+//! Built so far: the configuration. `--print-default-config` prints the embedded default;
+//! `--config FILE --check-config` validates a file (exit 0 when valid, 1 with an error naming the key).
+//! Running the exchange is not built yet (issue 5): a plain run says so and exits 2.
 
-fn main() {
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bourse_daemon::agent::ThreadingMode;
+use bourse_daemon::config::{Config, DEFAULT_TOML, SyncName};
+use clap::Parser;
+
+/// The bourse exchange daemon.
+#[derive(Debug, Parser)]
+#[command(name = "boursed", version, about)]
+struct Args {
+    /// Configuration file (TOML); without it the embedded default is used.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the embedded default configuration and exit.
+    #[arg(long, conflicts_with_all = ["config", "check_config"])]
+    print_default_config: bool,
+    /// Validate the configuration and exit: 0 when valid, 1 otherwise.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        None => Config::from_toml(DEFAULT_TOML).map_err(|e| e.to_string()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("config: cannot read {}: {e}", path.display()))?;
+            Config::from_toml(&text).map_err(|e| format!("{e} (in {})", path.display()))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.print_default_config {
+        print!("{DEFAULT_TOML}");
+        return ExitCode::SUCCESS;
+    }
+    let config = match load(args.config.as_ref()) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("boursed: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check_config {
+        let sync = match config.journal.sync {
+            SyncName::None => "none".to_owned(),
+            SyncName::Batch => "batch".to_owned(),
+            SyncName::EveryBatches => format!("every_batches ({})", config.journal.sync_every_batches),
+        };
+        let threading = match config.threading.mode {
+            ThreadingMode::Auto => "auto",
+            ThreadingMode::Shared => "shared",
+            ThreadingMode::Pinned => "pinned",
+        };
+        println!(
+            "boursed: config ok: {} instruments, {} firms, {} logins, sync {sync}, threading {threading}",
+            config.instruments.len(),
+            config.firms.len(),
+            config.logins.len(),
+        );
+        return ExitCode::SUCCESS;
+    }
     println!("boursed: the pipeline is not built yet (see docs/ARCHITECTURE.md)");
-    std::process::exit(2);
+    ExitCode::from(2)
 }

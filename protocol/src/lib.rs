@@ -6,7 +6,8 @@
 //! - [`itch`]: ITCH 5.0 market-data messages, and the GLIMPSE-style snapshot end marker;
 //! - [`moldudp64`]: MoldUDP64 packets, a packet builder and a receiver gap tracker;
 //! - [`fields`]: the primitive field types shared by all of them (space-padded ASCII, prices);
-//! - [`reason`]: the reject and cancel reason letters bourse sends, in one place.
+//! - [`reason`]: the reject and cancel reason letters bourse sends, in one place;
+//! - [`admin`]: the admin endpoint's line-delimited JSON request and reply types (serde derives only).
 //!
 //! It does not own sockets, clocks, threads or the meaning of an order (that is `bourse-book`).
 //!
@@ -18,6 +19,7 @@
 //! The byte tables are in `docs/protocol.md`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod fields;
 pub mod itch;
 pub mod moldudp64;

@@ -1,0 +1,81 @@
+//! The `boursed` binary's configuration flags, run as a process.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use bourse_daemon::config::{Config, DEFAULT_TOML};
+
+fn boursed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_boursed"))
+        .args(args)
+        .output()
+        .expect("run boursed")
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("boursed-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn print_default_config_round_trips_through_the_parser() {
+    let out = boursed(&["--print-default-config"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, DEFAULT_TOML);
+    let config = Config::from_toml(&text).unwrap();
+    assert_eq!(config.engine_config(), Config::embedded_default().engine_config());
+    // And the printed text, saved to a file, checks clean.
+    let path = temp_file("printed.toml", &text);
+    let out = boursed(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("config ok: 4 instruments, 3 firms, 4 logins, sync batch, threading auto")
+    );
+}
+
+#[test]
+fn check_config_fails_with_the_key_named() {
+    let bad = DEFAULT_TOML.replace("frame_size_max = 1024", "frame_size_max = 20");
+    assert_ne!(bad, DEFAULT_TOML);
+    let path = temp_file("bad.toml", &bad);
+    let out = boursed(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config: order_entry.frame_size_max = 20 is below 54"),
+        "{stderr}"
+    );
+
+    let typo = DEFAULT_TOML.replace("sessions_max = 64", "sessions_mx = 64");
+    let path = temp_file("typo.toml", &typo);
+    let out = boursed(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sessions_mx"));
+
+    let out = boursed(&["--config", "/nonexistent/boursed.toml", "--check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn plain_run_says_the_pipeline_is_not_built() {
+    let out = boursed(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not built yet"));
+    // A bad config is reported before that, with exit 1.
+    let path = temp_file("bad-run.toml", "nonsense = 1\n");
+    assert_eq!(
+        boursed(&["--config", path.to_str().unwrap()]).status.code(),
+        Some(1)
+    );
+}
