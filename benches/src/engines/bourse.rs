@@ -13,7 +13,9 @@
 //!
 //! # What the adapter adds to bourse's cost
 //! Each workload id becomes a 14-byte OUCH token (`T` and the id in decimal, as a sequential client
-//! numbers its orders; formatted from a digit-pair table) and each call builds a `Command`; events go to a counting sink (executions → volume and trades, rejects →
+//! numbers its orders) and each call builds a `Command`. A new order's token comes from an ASCII
+//! decimal counter incremented in place (a sequential client keeps its next token; workload ids of new
+//! orders are consecutive), a cancel's is formatted from the id with `itoa`; events go to a counting sink (executions → volume and trades, rejects →
 //! `rejects`). Every cost here is counted against bourse. A replace is cancel + new, as for the peers.
 
 use bourse_book::{
@@ -58,6 +60,65 @@ pub fn order_token(id: OrderId) -> Token {
     let mut bytes = *b"T             ";
     bytes[1..=digits.len()].copy_from_slice(digits);
     Alpha(bytes)
+}
+
+/// The next token a sequential client would send: the ASCII decimal counter is incremented in place
+/// (carry over trailing `9`s), as a real OUCH client keeps its next token, instead of formatting each
+/// id from scratch. Produces exactly the bytes of [`order_token`] (checked by a test).
+#[derive(Debug, Clone, Copy)]
+struct TokenCounter {
+    /// The workload id whose token `bytes` holds.
+    id: OrderId,
+    /// `order_token(id)`.
+    bytes: [u8; 14],
+    /// Number of decimal digits in `bytes[1..]`.
+    digits: usize,
+    /// The increment carried past the first digit: `bytes` is not `order_token(id)` (formatted on use).
+    stale: bool,
+}
+
+impl TokenCounter {
+    fn at(id: OrderId) -> Self {
+        let bytes = order_token(id).0;
+        let digits = bytes[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        Self {
+            id,
+            bytes,
+            digits,
+            stale: false,
+        }
+    }
+
+    /// The token of `id`: the counter's when `id` is the next in sequence (then advanced), else
+    /// formatted (and the counter moves to `id + 1`).
+    #[inline(always)]
+    fn token(&mut self, id: OrderId) -> Token {
+        if id != self.id || self.stale {
+            *self = Self::at(id);
+        }
+        let token = Alpha(self.bytes);
+        self.advance();
+        token
+    }
+
+    /// Moves to `id + 1` by incrementing the decimal digits in place.
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.id += 1;
+        let mut i = self.digits;
+        // Bounded: at most `digits` carries.
+        while i >= 1 {
+            if self.bytes[i] == b'9' {
+                self.bytes[i] = b'0';
+                i -= 1;
+            } else {
+                self.bytes[i] += 1;
+                return;
+            }
+        }
+        // All nines: one more digit (rare; formatted from scratch on use).
+        self.stale = true;
+    }
 }
 
 /// The engine configuration for a side-by-side workload of this size.
@@ -117,6 +178,8 @@ pub struct BourseBook {
     /// Time passed to `apply`: one nanosecond per call (the engine only orders by it).
     now_ns: u64,
     counters: Counters,
+    /// The next token of new orders (workload ids of new orders are sequential).
+    next_token: TokenCounter,
 }
 
 impl std::fmt::Debug for BourseBook {
@@ -145,6 +208,7 @@ impl BourseBook {
             engine,
             now_ns: 0,
             counters: Counters::default(),
+            next_token: TokenCounter::at(0),
         }
     }
 
@@ -169,9 +233,10 @@ impl BourseBook {
             self.counters.rejects += 1;
             return;
         };
+        let token = self.next_token.token(id);
         self.apply(&Command::Enter(EnterOrder {
             login: LOGIN,
-            token: order_token(id),
+            token,
             side: side_letter(side),
             shares,
             symbol: symbol(),
@@ -238,7 +303,21 @@ impl BenchBook for BourseBook {
 
 #[cfg(test)]
 mod tests {
-    use super::order_token;
+    use super::{TokenCounter, order_token};
+
+    #[test]
+    fn the_token_counter_gives_the_formatted_tokens_in_and_out_of_sequence() {
+        let mut counter = TokenCounter::at(0);
+        for id in 0..=10_050 {
+            assert_eq!(counter.token(id), order_token(id), "id {id}");
+        }
+        // Out of sequence (a jump, a step back), then across a change of length.
+        for id in [99_998, 99_999, 100_000, 100_001, 7, 8, 9, 10, 9_999_999_999_999] {
+            assert_eq!(counter.token(id), order_token(id), "id {id}");
+        }
+        assert_eq!(&counter.token(0).0, b"T0            ");
+        assert_eq!(&counter.token(1).0, b"T1            ");
+    }
 
     #[test]
     fn tokens_match_the_book_crates_form_and_are_distinct() {
