@@ -13,9 +13,10 @@
 //!
 //! # What the adapter adds to bourse's cost
 //! Each workload id becomes a 14-byte OUCH token (`T` and the id in decimal, as a sequential client
-//! numbers its orders) and each call builds a `Command`. A new order's token comes from an ASCII
-//! decimal counter incremented in place (a sequential client keeps its next token; workload ids of new
-//! orders are consecutive), a cancel's is formatted from the id with `itoa`; events go to a counting sink (executions → volume and trades, rejects →
+//! numbers its orders). A new order's token comes from an ASCII decimal counter incremented in place
+//! inside one reusable Enter command (a client keeps its next token and a message template; workload
+//! ids of new orders are consecutive); a cancel's token is formatted from the id with `itoa` and its
+//! `Command` built per call. Events go to a counting sink (executions → volume and trades, rejects →
 //! `rejects`). Every cost here is counted against bourse. A replace is cancel + new, as for the peers.
 
 use bourse_book::{
