@@ -54,7 +54,7 @@ use crate::event::{
 };
 use crate::live::LiveTable;
 use crate::tokens::{Insert, TokenTable, TokenWords};
-use crate::types::{Lots, Side, Ticks, display};
+use crate::types::{Divisor, Lots, Side, Ticks, display};
 
 /// Null index of the intrusive lists.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -278,6 +278,13 @@ impl Expiry {
     }
 }
 
+/// An instrument's tick and lot sizes, ready to divide by.
+#[derive(Clone, Copy, Debug)]
+struct InstrumentDivisors {
+    tick: Divisor,
+    lot: Divisor,
+}
+
 /// A recent trade, kept for busts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Trade {
@@ -353,6 +360,8 @@ struct Valid {
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) books: Vec<Book>,
+    /// Per instrument: its tick size and lot size as [`Divisor`]s (derived from the configuration).
+    divisors: Vec<InstrumentDivisors>,
     /// (symbol, instrument index), sorted by symbol.
     symbols: Vec<(Symbol, u16)>,
     pub(crate) firms: Vec<FirmState>,
@@ -466,6 +475,14 @@ impl Engine {
             .map(|(i, c)| (c.symbol, i as u16))
             .collect();
         symbols.sort();
+        let divisors = config
+            .instruments
+            .iter()
+            .map(|c| InstrumentDivisors {
+                tick: Divisor::new(c.tick_size),
+                lot: Divisor::new(c.lot_size),
+            })
+            .collect();
         let firm_index = |f: &Firm| config.firms.iter().position(|c| c.firm == *f).expect("validated") as u16;
         let mut logins: Vec<(u32, Vec<u16>, u16)> = config
             .logins
@@ -484,6 +501,7 @@ impl Engine {
         // takes no page faults; `orders.len()` is the high-water mark of slots ever used.
         let orders = pretouched(orders_max, ORDER_VACANT);
         Ok(Self {
+            divisors,
             books,
             symbols,
             firms: vec![FirmState::default(); config.firms.len()],
@@ -833,12 +851,15 @@ impl Engine {
         if shares == 0 || shares > c.shares_max {
             return Err(RejectReason::InvalidShares);
         }
-        if !shares.is_multiple_of(c.lot_size) {
+        let divisors = self.divisors[inst];
+        let (lots, odd_shares) = divisors.lot.div_rem(shares);
+        if odd_shares != 0 {
             return Err(RejectReason::InvalidLot);
         }
-        let lots = Lots(shares / c.lot_size);
+        let lots = Lots(lots);
         let market = price == PRICE_MARKET;
-        if !market && (price == 0 || price > PRICE_LIMIT_MAX || !price.is_multiple_of(c.tick_size)) {
+        let (price_ticks, odd_price) = divisors.tick.div_rem(price);
+        if !market && (price == 0 || price > PRICE_LIMIT_MAX || odd_price != 0) {
             return Err(RejectReason::InvalidPrice);
         }
         if market && (!ioc || replace) {
@@ -857,7 +878,7 @@ impl Engine {
             if u64::from(price) < lower || u64::from(price) > upper {
                 return Err(RejectReason::PriceCollar);
             }
-            Ticks(price / c.tick_size)
+            Ticks(price_ticks)
         };
         let notional_price = if market {
             let reference = u64::from(if book.last_trade_price > 0 {
@@ -1393,8 +1414,7 @@ impl Engine {
             return;
         };
         let order = self.orders[index as usize];
-        let lot = self.config.instruments[order.instrument as usize].lot_size;
-        let intended = Lots(shares / lot);
+        let intended = Lots(self.divisors[order.instrument as usize].lot.div(shares));
         if intended.0 >= order.open.0 {
             return;
         }

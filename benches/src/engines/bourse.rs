@@ -13,7 +13,10 @@
 //!
 //! # What the adapter adds to bourse's cost
 //! Each workload id becomes a 14-byte OUCH token (`T` and the id in decimal, as a sequential client
-//! numbers its orders; formatted from a digit-pair table) and each call builds a `Command`; events go to a counting sink (executions → volume and trades, rejects →
+//! numbers its orders). A new order's token comes from an ASCII decimal counter incremented in place
+//! inside one reusable Enter command (a client keeps its next token and a message template; workload
+//! ids of new orders are consecutive); a cancel's token is formatted from the id with `itoa` and its
+//! `Command` built per call. Events go to a counting sink (executions → volume and trades, rejects →
 //! `rejects`). Every cost here is counted against bourse. A replace is cancel + new, as for the peers.
 
 use bourse_book::{
@@ -58,6 +61,65 @@ pub fn order_token(id: OrderId) -> Token {
     let mut bytes = *b"T             ";
     bytes[1..=digits.len()].copy_from_slice(digits);
     Alpha(bytes)
+}
+
+/// The next token a sequential client would send: an ASCII decimal counter incremented in place (carry
+/// over trailing `9`s), as a real OUCH client keeps its next token, instead of formatting each id from
+/// scratch. The digits live in the token field of the adapter's reusable Enter message (a client's
+/// message template): the token reaches the engine without a copy through a temporary, whose two
+/// overlapping 8-byte halves would stall the engine's first read of it (store forwarding). Produces
+/// exactly the bytes of [`order_token`] (checked by a test).
+#[derive(Debug, Clone, Copy)]
+struct TokenCounter {
+    /// The workload id whose token the template holds.
+    id: OrderId,
+    /// Number of decimal digits after the `T`.
+    digits: usize,
+    /// The increment carried past the first digit (or nothing set yet): the template is not
+    /// `order_token(id)` (formatted on use).
+    stale: bool,
+}
+
+impl TokenCounter {
+    /// A counter whose template must be formatted on first use.
+    const fn new() -> Self {
+        Self {
+            id: 0,
+            digits: 0,
+            stale: true,
+        }
+    }
+
+    /// Makes `token` the token of `id`: as it is when `id` is the next in sequence, else formatted.
+    #[inline(always)]
+    fn prepare(&mut self, id: OrderId, token: &mut Token) {
+        if id != self.id || self.stale {
+            *token = order_token(id);
+            self.id = id;
+            self.digits = token.0[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+            self.stale = false;
+        }
+    }
+
+    /// Moves `token` (the token of the counter's id) to the token of the next id, in place.
+    #[inline(always)]
+    fn advance(&mut self, token: &mut Token) {
+        self.id += 1;
+        let bytes = &mut token.0;
+        let mut i = self.digits;
+        // Bounded: at most `digits` carries.
+        while i >= 1 {
+            if bytes[i] == b'9' {
+                bytes[i] = b'0';
+                i -= 1;
+            } else {
+                bytes[i] += 1;
+                return;
+            }
+        }
+        // All nines: one more digit (rare; formatted from scratch on use).
+        self.stale = true;
+    }
 }
 
 /// The engine configuration for a side-by-side workload of this size.
@@ -117,6 +179,11 @@ pub struct BourseBook {
     /// Time passed to `apply`: one nanosecond per call (the engine only orders by it).
     now_ns: u64,
     counters: Counters,
+    /// The reusable Enter message (always `Command::Enter`), passed to the engine by reference and
+    /// updated field by field; its token is the next new order's (see [`TokenCounter`]).
+    enter: Command,
+    /// The counter behind `enter.token` (workload ids of new orders are sequential).
+    next_token: TokenCounter,
 }
 
 impl std::fmt::Debug for BourseBook {
@@ -145,13 +212,31 @@ impl BourseBook {
             engine,
             now_ns: 0,
             counters: Counters::default(),
+            enter: Command::Enter(EnterOrder {
+                login: LOGIN,
+                token: Token::BLANK,
+                side: b'B',
+                shares: 0,
+                symbol: symbol(),
+                price: 0,
+                tif_s: 0,
+                firm: Firm::BLANK,
+                display: b'Y',
+                min_qty: 0,
+            }),
+            next_token: TokenCounter::new(),
         }
     }
 
     #[inline(always)]
     fn apply(&mut self, command: &Command) {
-        self.now_ns += 1;
-        let counters = &mut self.counters;
+        Self::apply_to(&mut self.engine, &mut self.now_ns, &mut self.counters, command);
+    }
+
+    /// [`Self::apply`] with the fields borrowed apart (the command may be one of `self`'s).
+    #[inline(always)]
+    fn apply_to(engine: &mut Engine, now_ns: &mut u64, counters: &mut Counters, command: &Command) {
+        *now_ns += 1;
         let mut sink = FnSink(|event: Event| match event {
             Event::Executed(executed) => {
                 counters.trade_count += 1;
@@ -160,7 +245,7 @@ impl BourseBook {
             Event::Rejected { .. } => counters.rejects += 1,
             _ => {}
         });
-        self.engine.apply(self.now_ns, command, &mut sink);
+        engine.apply(*now_ns, command, &mut sink);
     }
 
     #[inline(always)]
@@ -169,18 +254,24 @@ impl BourseBook {
             self.counters.rejects += 1;
             return;
         };
-        self.apply(&Command::Enter(EnterOrder {
-            login: LOGIN,
-            token: order_token(id),
-            side: side_letter(side),
-            shares,
-            symbol: symbol(),
-            price,
-            tif_s,
-            firm: Firm::BLANK,
-            display: b'Y',
-            min_qty: 0,
-        }));
+        let Command::Enter(enter) = &mut self.enter else {
+            unreachable!("the template is an Enter")
+        };
+        self.next_token.prepare(id, &mut enter.token);
+        enter.side = side_letter(side);
+        enter.shares = shares;
+        enter.price = price;
+        enter.tif_s = tif_s;
+        Self::apply_to(
+            &mut self.engine,
+            &mut self.now_ns,
+            &mut self.counters,
+            &self.enter,
+        );
+        let Command::Enter(enter) = &mut self.enter else {
+            unreachable!("the template is an Enter")
+        };
+        self.next_token.advance(&mut enter.token);
     }
 }
 
@@ -238,7 +329,29 @@ impl BenchBook for BourseBook {
 
 #[cfg(test)]
 mod tests {
-    use super::order_token;
+    use super::{TokenCounter, order_token};
+    use bourse_protocol::fields::Token;
+
+    #[test]
+    fn the_token_counter_gives_the_formatted_tokens_in_and_out_of_sequence() {
+        let mut counter = TokenCounter::new();
+        let mut template = Token::BLANK;
+        let mut token = |id| {
+            counter.prepare(id, &mut template);
+            let token = template;
+            counter.advance(&mut template);
+            token
+        };
+        for id in 0..=10_050 {
+            assert_eq!(token(id), order_token(id), "id {id}");
+        }
+        // Out of sequence (a jump, a step back), then across a change of length.
+        for id in [99_998, 99_999, 100_000, 100_001, 7, 8, 9, 10, 9_999_999_999_999] {
+            assert_eq!(token(id), order_token(id), "id {id}");
+        }
+        assert_eq!(&token(0).0, b"T0            ");
+        assert_eq!(&token(1).0, b"T1            ");
+    }
 
     #[test]
     fn tokens_match_the_book_crates_form_and_are_distinct() {
