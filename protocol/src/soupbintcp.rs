@@ -817,7 +817,16 @@ impl StreamBuffer {
             let Some(packet) = rest.get(FRAME_HEADER_LEN..frame_size) else {
                 break Ok(frames);
             };
-            match Packet::decode(packet) {
+            // The data packets (all but a handful of a session's frames) skip the general decoder: any length
+            // is valid for them, so the type byte alone decides.
+            const UNSEQUENCED: u8 = PacketType::UnsequencedData.code();
+            const SEQUENCED: u8 = PacketType::SequencedData.code();
+            let decoded = match packet.split_first() {
+                Some((&UNSEQUENCED, payload)) => Ok(Packet::UnsequencedData(payload)),
+                Some((&SEQUENCED, payload)) => Ok(Packet::SequencedData(payload)),
+                _ => Packet::decode(packet),
+            };
+            match decoded {
                 Ok(packet) => {
                     cursor += frame_size;
                     frames += 1;
