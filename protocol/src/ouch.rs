@@ -47,7 +47,7 @@
 //! Constructors take typed values (`Rejected::new` takes a [`RejectReason`], `Canceled::new` a
 //! [`CancelReason`]); [`Message::encode`] writes the bytes into the caller's buffer and returns the length;
 //! [`Message::encode_in_place`] writes the same bytes field by field straight into the caller's buffer (no
-//! stack copy of the message first: the form for the server's reply path); [`Message::as_wire`] gives the
+//! stack image of the message first; measured as fast as `encode`, not faster); [`Message::as_wire`] gives the
 //! bytes in place.
 //!
 //! # Limits
@@ -442,9 +442,9 @@ pub trait Message: TryFromBytes + IntoBytes + KnownLayout + Immutable + Unaligne
 
     /// Writes the message to the front of `out` field by field, each field stored straight at its offset, and
     /// returns its length ([`Message::LEN`]): the same bytes as [`Message::encode`]. With the constructor
-    /// inlined (`Executed::new(..).encode_in_place(out)`) no copy of the message is built on the stack first, so
-    /// the output is not read back through narrower stores (the store-forwarding stall `encode` can pay, see
-    /// `benches/PROTOCOL_RESULTS.md`).
+    /// inlined (`Executed::new(..).encode_in_place(out)`) no image of the message is built on the stack and
+    /// copied out. Measured (`benches/PROTOCOL_RESULTS.md`): as fast as `encode` within the noise for Enter
+    /// Order and Executed, both about 3.5x to 4x a copy: a store per field costs what the stack image did.
     ///
     /// # Errors
     /// [`EncodeError`] if `out` is shorter than the message; nothing is written then.

@@ -212,26 +212,23 @@ fn a_drained_buffer_restarts_at_the_front_without_copying() {
     assert_eq!(buffer.spare_mut().len(), 64);
 }
 
-/// Drains `stream` fed in chunks whose sizes cycle through `sizes` with `next_packet`, recording what it saw:
-/// `Ok(packet)` per frame, then the first error (and stops there).
-fn drain_with_next_packet(
+/// What a drain saw: `Ok(packet)` per frame (as text), then the first error, or the pending bytes at the end.
+type Seen = Vec<Result<String, DecodeError>>;
+
+/// Feeds `stream` into a buffer in chunks whose sizes cycle through `sizes`, calling `drain` before the first
+/// chunk and after each one; `drain` records what it saw and returns `false` after an error (the feed stops).
+fn feed(
     stream: &[u8],
     sizes: &[usize],
     frame_size_max: usize,
-) -> Vec<Result<String, DecodeError>> {
+    mut drain: impl FnMut(&mut StreamBuffer, &mut Seen) -> bool,
+) -> Seen {
     let mut buffer = StreamBuffer::new(4 * frame_size_max, frame_size_max);
     let mut seen = Vec::new();
     let mut fed = 0;
     for &size in sizes.iter().cycle().take(stream.len() + 1) {
-        loop {
-            match buffer.next_packet() {
-                Ok(Some(packet)) => seen.push(Ok(format!("{packet:?}"))),
-                Ok(None) => break,
-                Err(error) => {
-                    seen.push(Err(error));
-                    return seen;
-                }
-            }
+        if !drain(&mut buffer, &mut seen) {
+            return seen;
         }
         if fed == stream.len() {
             break;
@@ -242,6 +239,24 @@ fn drain_with_next_packet(
     seen
 }
 
+/// The reference: `next_packet` until `Ok(None)` after every chunk.
+fn drain_with_next_packet(stream: &[u8], sizes: &[usize], frame_size_max: usize) -> Seen {
+    feed(stream, sizes, frame_size_max, |buffer, seen| {
+        // Bounded: every iteration but the last consumes a frame of at least 3 bytes.
+        for _ in 0..=stream.len() {
+            match buffer.next_packet() {
+                Ok(Some(packet)) => seen.push(Ok(format!("{packet:?}"))),
+                Ok(None) => return true,
+                Err(error) => {
+                    seen.push(Err(error));
+                    return false;
+                }
+            }
+        }
+        true
+    })
+}
+
 /// The same with `for_each_packet`, at most `frames_max` frames per call and a `Break` after every
 /// `break_every`-th frame (0: never), so partial drains are exercised too.
 fn drain_with_for_each(
@@ -250,11 +265,8 @@ fn drain_with_for_each(
     frame_size_max: usize,
     frames_max: usize,
     break_every: usize,
-) -> Vec<Result<String, DecodeError>> {
-    let mut buffer = StreamBuffer::new(4 * frame_size_max, frame_size_max);
-    let mut seen = Vec::new();
-    let mut fed = 0;
-    for &size in sizes.iter().cycle().take(stream.len() + 1) {
+) -> Seen {
+    feed(stream, sizes, frame_size_max, |buffer, seen| {
         // Bounded: each call either consumes at least one frame or returns 0 (drained).
         for _ in 0..=stream.len() {
             let mut count = 0;
@@ -268,26 +280,19 @@ fn drain_with_for_each(
                 }
             });
             match result {
+                Ok(0) => return true,
                 Ok(frames) => {
                     assert_eq!(frames, count, "the count is the frames handed out");
                     assert!(frames <= frames_max);
-                    if frames == 0 {
-                        break;
-                    }
                 }
                 Err(error) => {
                     seen.push(Err(error));
-                    return seen;
+                    return false;
                 }
             }
         }
-        if fed == stream.len() {
-            break;
-        }
-        fed += buffer.push(&stream[fed..(fed + size).min(stream.len())]);
-    }
-    seen.push(Ok(format!("pending {:?}", buffer.pending())));
-    seen
+        true
+    })
 }
 
 proptest! {
