@@ -5,14 +5,20 @@
 //! - `ouch_enter_order`: decode (`Inbound::decode` and reading the fields a server reads) and encode
 //!   (`EnterOrder::new` + `encode`) of [`MESSAGES`] Enter Orders, beside `copy_49_bytes` (each message copied
 //!   into the same output slot encode writes).
+//!   `encode_in_place` is the same through `Message::encode_in_place` (stored field by field into the slot).
+//! - `ouch_executed`: the server's hottest reply, Executed (40 bytes) from the execution's fields, `encode`
+//!   against `encode_in_place`, beside `copy_40_bytes`.
 //! - `itch_add_order`: the same for ITCH Add Order (36 bytes), beside `copy_36_bytes`.
 //! - `moldudp64_pack_add_orders`: a `PacketBuilder` packing [`MESSAGES`] Add Orders into 1400-byte packets
-//!   (`push_itch`: encoded in place; `push`: pre-encoded bytes), beside `copy_blocks` (the same length-prefixed
+//!   (`push_itch`: encoded in place into the reserved slot; `reserve_encode`: what `push_itch` did before,
+//!   `reserve` then `itch::Message::encode`; `reserve_add_order_in_place`: `reserve` then the typed
+//!   `AddOrder::encode_in_place`, no enum dispatch; `push`: pre-encoded bytes), beside `copy_blocks` (the same length-prefixed
 //!   blocks copied into one packet buffer with the same packet boundaries).
 //! - `soupbintcp_stream_4KiB` / `_64KiB`: about 1 MiB of mixed client frames (Enter, Cancel and Replace in
 //!   Unsequenced Data, Client Heartbeats) read in 4 KiB / 64 KiB chunks through `StreamBuffer`
 //!   (`spare_mut`/`commit`/`next_packet`, as the server does), framing only (`stream_buffer`) and framing plus
-//!   OUCH decode (`stream_buffer_ouch`), beside `memcpy` (the same chunks copied into a buffer, which is what
+//!   OUCH decode (`stream_buffer_ouch`), the same through the draining `for_each_packet`
+//!   (`for_each_packet`, `for_each_packet_ouch`), beside `memcpy` (the same chunks copied into a buffer, which is what
 //!   the socket read costs) and `length_prefix_walk` (stepping from length prefix to length prefix over the
 //!   whole stream, no copy, no checks: the serial dependency every framer pays, a floor, not a decoder).
 //!
@@ -21,6 +27,7 @@
 //! measured.
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
 
 use bourse_protocol::fields::{Firm, Symbol, Token};
 use bourse_protocol::itch;
@@ -39,6 +46,8 @@ const STREAM_BUFFER_BYTES: usize = 64 * 1024;
 
 const ENTER_LEN: usize = 49;
 const ADD_ORDER_LEN: usize = 36;
+const EXECUTED_LEN: usize = 40;
+const _: () = assert!(<ouch::Executed as ouch::Message>::LEN == EXECUTED_LEN);
 const _: () = assert!(ouch::EnterOrder::LEN == ENTER_LEN);
 const _: () = assert!(itch::AddOrder::LEN == ADD_ORDER_LEN);
 
@@ -133,17 +142,18 @@ fn copy_messages<const N: usize>(wire: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Checks that `encode` writes `wire` into `out`, then measures it as the group's `encode`.
+/// Checks that `encode` writes `wire` into `out` (over garbage), then measures it as the group's `name`.
 fn bench_encode(
     group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
     out: &mut [u8],
     wire: &[u8],
     encode: impl Fn(&mut [u8]),
 ) {
-    out.fill(0);
+    out.fill(0xA5);
     encode(out);
-    assert_eq!(out, wire, "encode writes the workload's bytes");
-    group.bench_function("encode", |b| {
+    assert_eq!(out, wire, "{name} writes the workload's bytes");
+    group.bench_function(name, |b| {
         b.iter(|| {
             encode(out);
             black_box(&mut *out);
@@ -191,7 +201,83 @@ fn bench_ouch_enter_order(c: &mut Criterion) {
             debug_assert_eq!(len, ENTER_LEN);
         }
     };
-    bench_encode(&mut group, &mut out, &wire, encode);
+    bench_encode(&mut group, "encode", &mut out, &wire, encode);
+    let encode_in_place = |out: &mut [u8]| {
+        for ((token, terms), dst) in black_box(&terms).iter().zip(out.chunks_exact_mut(ENTER_LEN)) {
+            let len = ouch::EnterOrder::new(*token, terms, b'R')
+                .encode_in_place(dst)
+                .expect("49-byte slot");
+            debug_assert_eq!(len, ENTER_LEN);
+        }
+    };
+    bench_encode(&mut group, "encode_in_place", &mut out, &wire, encode_in_place);
+    group.finish();
+}
+
+/// The fields the matching stage hands the reply path for one execution.
+#[derive(Clone, Copy)]
+struct Execution {
+    timestamp_ns: u64,
+    token: Token,
+    shares: u32,
+    price: u32,
+    match_number: u64,
+}
+
+/// The server's hottest reply: OUCH Executed (40 bytes) built from the execution's fields, `encode` (built on
+/// the stack, then copied) against `encode_in_place` (stored field by field into the output slot).
+fn bench_ouch_executed(c: &mut Criterion) {
+    let mut rng = XorShift(0x6A09_E667_F3BC_C909);
+    let executions: Vec<Execution> = (0..MESSAGES as u64)
+        .map(|i| Execution {
+            timestamp_ns: 34_200_000_000_000 + i * 1000,
+            token: token(rng.below(MESSAGES as u64)),
+            shares: 100 * (1 + rng.below(50) as u32),
+            price: 1_500_000 + 100 * rng.below(1000) as u32,
+            match_number: 1 + i,
+        })
+        .collect();
+    let executed = |e: &Execution| {
+        ouch::Executed::new(
+            e.timestamp_ns,
+            e.token,
+            e.shares,
+            e.price,
+            ouch::LiquidityFlag::Added,
+            e.match_number,
+        )
+    };
+    let wire: Vec<u8> = executions
+        .iter()
+        .flat_map(|e| executed(e).as_wire().to_vec())
+        .collect();
+    let mut out = vec![0u8; wire.len()];
+
+    let mut group = c.benchmark_group("ouch_executed");
+    group.throughput(Throughput::Elements(MESSAGES as u64));
+    group.bench_function("copy_40_bytes", |b| {
+        b.iter(|| copy_messages::<EXECUTED_LEN>(black_box(&wire), black_box(&mut out)));
+    });
+    let encode = |out: &mut [u8]| {
+        for (e, dst) in black_box(&executions)
+            .iter()
+            .zip(out.chunks_exact_mut(EXECUTED_LEN))
+        {
+            let len = executed(e).encode(dst).expect("40-byte slot");
+            debug_assert_eq!(len, EXECUTED_LEN);
+        }
+    };
+    bench_encode(&mut group, "encode", &mut out, &wire, encode);
+    let encode_in_place = |out: &mut [u8]| {
+        for (e, dst) in black_box(&executions)
+            .iter()
+            .zip(out.chunks_exact_mut(EXECUTED_LEN))
+        {
+            let len = executed(e).encode_in_place(dst).expect("40-byte slot");
+            debug_assert_eq!(len, EXECUTED_LEN);
+        }
+    };
+    bench_encode(&mut group, "encode_in_place", &mut out, &wire, encode_in_place);
     group.finish();
 }
 
@@ -225,7 +311,14 @@ fn bench_itch_add_order(c: &mut Criterion) {
             debug_assert_eq!(len, ADD_ORDER_LEN);
         }
     };
-    bench_encode(&mut group, &mut out, &wire, encode);
+    bench_encode(&mut group, "encode", &mut out, &wire, encode);
+    let encode_in_place = |out: &mut [u8]| {
+        for (order, dst) in black_box(&orders).iter().zip(out.chunks_exact_mut(ADD_ORDER_LEN)) {
+            let len = order.encode_in_place(dst).expect("36-byte slot");
+            debug_assert_eq!(len, ADD_ORDER_LEN);
+        }
+    };
+    bench_encode(&mut group, "encode_in_place", &mut out, &wire, encode_in_place);
     group.finish();
 }
 
@@ -285,6 +378,52 @@ fn bench_moldudp64_pack(c: &mut Criterion) {
         }
         packed_bytes + black_box(builder.flush().expect("messages pushed")).len()
     };
+    // What push_itch did before it encoded in place: reserve the slot, then `itch::Message::encode` (the
+    // message built on the stack, then copied into the slot).
+    let pack_reserve_encode = |builder: &mut PacketBuilder| {
+        let mut packed_bytes = 0;
+        for message in black_box(&orders) {
+            let slot = match builder.reserve(message.len()) {
+                Ok(slot) => slot,
+                Err(PushError::Full) => {
+                    packed_bytes += black_box(builder.flush().expect("a full packet")).len();
+                    builder
+                        .reserve(message.len())
+                        .expect("an empty packet takes an Add Order")
+                }
+                Err(error) => panic!("{error}"),
+            };
+            message.encode(slot).expect("a slot of the message's length");
+        }
+        packed_bytes + black_box(builder.flush().expect("messages pushed")).len()
+    };
+    // A publisher that knows the type: reserve, then the typed in-place encoder (no enum dispatch).
+    let add_orders: Vec<itch::AddOrder> = orders
+        .iter()
+        .map(|m| match m {
+            itch::Message::AddOrder(order) => *order,
+            _ => unreachable!("the workload holds only Add Orders"),
+        })
+        .collect();
+    let pack_typed_in_place = |builder: &mut PacketBuilder| {
+        let mut packed_bytes = 0;
+        for order in black_box(&add_orders) {
+            let slot = match builder.reserve(itch::AddOrder::LEN) {
+                Ok(slot) => slot,
+                Err(PushError::Full) => {
+                    packed_bytes += black_box(builder.flush().expect("a full packet")).len();
+                    builder
+                        .reserve(itch::AddOrder::LEN)
+                        .expect("an empty packet takes an Add Order")
+                }
+                Err(error) => panic!("{error}"),
+            };
+            order
+                .encode_in_place(slot)
+                .expect("a slot of the message's length");
+        }
+        packed_bytes + black_box(builder.flush().expect("messages pushed")).len()
+    };
     let pack_bytes = |builder: &mut PacketBuilder| {
         let mut packed_bytes = 0;
         for message in black_box(&wire).chunks_exact(ADD_ORDER_LEN) {
@@ -305,7 +444,13 @@ fn bench_moldudp64_pack(c: &mut Criterion) {
         packet_bytes,
         "push packs the expected bytes"
     );
+    assert_eq!(pack_reserve_encode(&mut builder), packet_bytes);
+    assert_eq!(pack_typed_in_place(&mut builder), packet_bytes);
     group.bench_function("push_itch", |b| b.iter(|| pack_itch(&mut builder)));
+    group.bench_function("reserve_encode", |b| b.iter(|| pack_reserve_encode(&mut builder)));
+    group.bench_function("reserve_add_order_in_place", |b| {
+        b.iter(|| pack_typed_in_place(&mut builder))
+    });
     group.bench_function("push", |b| b.iter(|| pack_bytes(&mut builder)));
     group.finish();
 }
@@ -394,6 +539,46 @@ fn frame_stream(buffer: &mut StreamBuffer, stream: &[u8], chunk_bytes: usize, ou
     counts
 }
 
+/// [`frame_stream`] with the draining API: `for_each_packet` instead of a `next_packet` loop.
+fn frame_stream_drain(
+    buffer: &mut StreamBuffer,
+    stream: &[u8],
+    chunk_bytes: usize,
+    ouch: bool,
+) -> StreamCounts {
+    buffer.clear();
+    let mut counts = StreamCounts::default();
+    let mut fed = 0;
+    while fed < stream.len() {
+        let spare = buffer.spare_mut();
+        let n = spare.len().min(chunk_bytes).min(stream.len() - fed);
+        spare[..n].copy_from_slice(&stream[fed..fed + n]);
+        buffer.commit(n);
+        fed += n;
+        let frames = buffer
+            .for_each_packet(usize::MAX, |packet| {
+                if let Packet::UnsequencedData(payload) = packet {
+                    counts.payload_bytes += payload.len();
+                    if ouch {
+                        match Inbound::decode(payload).expect("valid OUCH") {
+                            Inbound::EnterOrder(order) => {
+                                counts.enter_orders += 1;
+                                black_box((order.order_token, order.shares.get(), order.price.get()));
+                            }
+                            other => {
+                                black_box(other.token());
+                            }
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            })
+            .expect("a well-formed stream");
+        counts.frames += frames;
+    }
+    counts
+}
+
 /// Counts the frames of a well-formed `stream` by stepping from length prefix to length prefix.
 fn length_prefix_walk(stream: &[u8]) -> usize {
     let mut frames = 0;
@@ -440,11 +625,25 @@ fn bench_soupbintcp_stream(c: &mut Criterion) {
             "every frame decoded"
         );
         assert!(decoded.enter_orders > frames / 2, "{decoded:?}");
+        assert_eq!(
+            frame_stream_drain(&mut buffer, &stream, chunk_bytes, false),
+            framed
+        );
+        assert_eq!(
+            frame_stream_drain(&mut buffer, &stream, chunk_bytes, true),
+            decoded
+        );
         group.bench_function("stream_buffer", |b| {
             b.iter(|| frame_stream(&mut buffer, black_box(&stream), chunk_bytes, false));
         });
         group.bench_function("stream_buffer_ouch", |b| {
             b.iter(|| frame_stream(&mut buffer, black_box(&stream), chunk_bytes, true));
+        });
+        group.bench_function("for_each_packet", |b| {
+            b.iter(|| frame_stream_drain(&mut buffer, black_box(&stream), chunk_bytes, false));
+        });
+        group.bench_function("for_each_packet_ouch", |b| {
+            b.iter(|| frame_stream_drain(&mut buffer, black_box(&stream), chunk_bytes, true));
         });
         group.finish();
     }
@@ -458,6 +657,7 @@ fn bench_soupbintcp_stream(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_ouch_enter_order,
+    bench_ouch_executed,
     bench_itch_add_order,
     bench_moldudp64_pack,
     bench_soupbintcp_stream

@@ -26,3 +26,11 @@ pub mod moldudp64;
 pub mod ouch;
 pub mod reason;
 pub mod soupbintcp;
+
+/// Copies one field's bytes to `offset` in `dst`: the building block of the in-place encoders
+/// ([`ouch::Message::encode_in_place`], `itch::*::encode_in_place`). Inlined with a constant offset and length,
+/// so the bounds check folds away and the field is stored straight from a register.
+#[inline(always)]
+pub(crate) fn write_field<const N: usize>(dst: &mut [u8; N], offset: usize, bytes: &[u8]) {
+    dst[offset..offset + bytes.len()].copy_from_slice(bytes);
+}

@@ -9,6 +9,24 @@ use proptest::prelude::*;
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
+    /// The in-place encoder over a buffer full of garbage leaves exactly `encode`'s bytes, and nothing past them.
+    #[test]
+    fn encode_in_place_writes_the_bytes_of_encode(m in itch_strategy::message(false), garbage in any::<u8>(), short in any::<prop::sample::Index>()) {
+        let mut expected = [0u8; MESSAGE_LEN_MAX];
+        let len = m.encode(&mut expected).unwrap();
+        let mut out = [garbage; MESSAGE_LEN_MAX + 4];
+        prop_assert_eq!(m.encode_in_place(&mut out), Ok(len));
+        prop_assert_eq!(&out[..len], &expected[..len]);
+        prop_assert!(out[len..].iter().all(|&b| b == garbage));
+        let mut small = [garbage; MESSAGE_LEN_MAX];
+        let short_len = short.index(len);
+        prop_assert_eq!(
+            m.encode_in_place(&mut small[..short_len]),
+            Err(EncodeError::BufferTooSmall { needed: len, available: short_len })
+        );
+        prop_assert!(small.iter().all(|&b| b == garbage));
+    }
+
     #[test]
     fn decode_of_encode_is_identity(m in itch_strategy::message(false)) {
         let mut buf = [0u8; MESSAGE_LEN_MAX];

@@ -143,6 +143,50 @@ proptest! {
     }
 
     #[test]
+    fn outbound_encode_in_place_writes_the_bytes_of_encode(m in outbound(), garbage in any::<u8>(), short in any::<prop::sample::Index>()) {
+        // The in-place path over a buffer full of garbage must leave exactly encode's bytes: every byte written.
+        let mut expected = [0u8; MESSAGE_LEN_MAX];
+        let len = m.encode(&mut expected).unwrap();
+        let mut out = [garbage; MESSAGE_LEN_MAX];
+        prop_assert_eq!(m.encode_in_place(&mut out), Ok(len));
+        prop_assert_eq!(&out[..len], &expected[..len]);
+        prop_assert!(out[len..].iter().all(|&b| b == garbage), "nothing written past the message");
+        // A short buffer is an error and is left untouched.
+        let mut small = [garbage; MESSAGE_LEN_MAX];
+        let short_len = short.index(len);
+        prop_assert_eq!(
+            m.encode_in_place(&mut small[..short_len]),
+            Err(EncodeError { needed: len, available: short_len })
+        );
+        prop_assert!(small.iter().all(|&b| b == garbage));
+    }
+
+    #[test]
+    fn inbound_encode_in_place_writes_the_bytes_of_encode(m in inbound(), garbage in any::<u8>()) {
+        let mut expected = [0u8; MESSAGE_LEN_MAX];
+        let len = m.encode(&mut expected).unwrap();
+        let mut out = [garbage; MESSAGE_LEN_MAX];
+        prop_assert_eq!(m.encode_in_place(&mut out), Ok(len));
+        prop_assert_eq!(&out[..len], &expected[..len]);
+        prop_assert!(out[len..].iter().all(|&b| b == garbage));
+    }
+
+    #[test]
+    fn constructed_replies_encode_in_place_as_encode(t in terms(), k in token(), ts in any::<u64>(), n in any::<u64>(), s in any::<u32>(), garbage in any::<u8>()) {
+        // The server's form: constructor straight into the output buffer, per message type.
+        fn same<M: Message>(m: M, garbage: u8) -> bool {
+            let mut out = [garbage; MESSAGE_LEN_MAX];
+            m.encode_in_place(&mut out) == Ok(M::LEN) && out[..M::LEN] == *m.as_wire()
+        }
+        prop_assert!(same(EnterOrder::new(k, &t, b'R'), garbage));
+        prop_assert!(same(Accepted::new(ts, k, &t, n, OrderState::Live), garbage));
+        prop_assert!(same(Replaced::new(ts, k, &t, n, OrderState::Live, k), garbage));
+        prop_assert!(same(Executed::new(ts, k, s, t.price, LiquidityFlag::Added, n), garbage));
+        prop_assert!(same(Canceled::new(ts, k, s, CancelReason::UserRequested), garbage));
+        prop_assert!(same(Rejected::new(ts, k, RejectReason::InvalidPrice), garbage));
+    }
+
+    #[test]
     fn terms_survive_enter_accepted_and_replaced(t in terms(), k in token(), ts in any::<u64>()) {
         prop_assert_eq!(EnterOrder::new(k, &t, b' ').terms(), t);
         prop_assert_eq!(Accepted::new(ts, k, &t, 1, OrderState::Live).terms(), t);

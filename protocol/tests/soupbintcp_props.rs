@@ -211,3 +211,136 @@ fn a_drained_buffer_restarts_at_the_front_without_copying() {
     assert_eq!(buffer.next_packet(), Ok(None));
     assert_eq!(buffer.spare_mut().len(), 64);
 }
+
+/// What a drain saw: `Ok(packet)` per frame (as text), then the first error, or the pending bytes at the end.
+type Seen = Vec<Result<String, DecodeError>>;
+
+/// Feeds `stream` into a buffer in chunks whose sizes cycle through `sizes`, calling `drain` before the first
+/// chunk and after each one; `drain` records what it saw and returns `false` after an error (the feed stops).
+fn feed(
+    stream: &[u8],
+    sizes: &[usize],
+    frame_size_max: usize,
+    mut drain: impl FnMut(&mut StreamBuffer, &mut Seen) -> bool,
+) -> Seen {
+    let mut buffer = StreamBuffer::new(4 * frame_size_max, frame_size_max);
+    let mut seen = Vec::new();
+    let mut fed = 0;
+    for &size in sizes.iter().cycle().take(stream.len() + 1) {
+        if !drain(&mut buffer, &mut seen) {
+            return seen;
+        }
+        if fed == stream.len() {
+            break;
+        }
+        fed += buffer.push(&stream[fed..(fed + size).min(stream.len())]);
+    }
+    seen.push(Ok(format!("pending {:?}", buffer.pending())));
+    seen
+}
+
+/// The reference: `next_packet` until `Ok(None)` after every chunk.
+fn drain_with_next_packet(stream: &[u8], sizes: &[usize], frame_size_max: usize) -> Seen {
+    feed(stream, sizes, frame_size_max, |buffer, seen| {
+        // Bounded: every iteration but the last consumes a frame of at least 3 bytes.
+        for _ in 0..=stream.len() {
+            match buffer.next_packet() {
+                Ok(Some(packet)) => seen.push(Ok(format!("{packet:?}"))),
+                Ok(None) => return true,
+                Err(error) => {
+                    seen.push(Err(error));
+                    return false;
+                }
+            }
+        }
+        true
+    })
+}
+
+/// The same with `for_each_packet`, at most `frames_max` frames per call and a `Break` after every
+/// `break_every`-th frame (0: never), so partial drains are exercised too.
+fn drain_with_for_each(
+    stream: &[u8],
+    sizes: &[usize],
+    frame_size_max: usize,
+    frames_max: usize,
+    break_every: usize,
+) -> Seen {
+    feed(stream, sizes, frame_size_max, |buffer, seen| {
+        // Bounded: each call either consumes at least one frame or returns 0 (drained).
+        for _ in 0..=stream.len() {
+            let mut count = 0;
+            let result = buffer.for_each_packet(frames_max, |packet| {
+                seen.push(Ok(format!("{packet:?}")));
+                count += 1;
+                if break_every != 0 && count % break_every == 0 {
+                    core::ops::ControlFlow::Break(())
+                } else {
+                    core::ops::ControlFlow::Continue(())
+                }
+            });
+            match result {
+                Ok(0) => return true,
+                Ok(frames) => {
+                    assert_eq!(frames, count, "the count is the frames handed out");
+                    assert!(frames <= frames_max);
+                }
+                Err(error) => {
+                    seen.push(Err(error));
+                    return false;
+                }
+            }
+        }
+        true
+    })
+}
+
+proptest! {
+    #[test]
+    fn for_each_packet_matches_next_packet_on_valid_streams(
+        specs in proptest::collection::vec(spec(), 0..30),
+        sizes in proptest::collection::vec(1usize..200, 1..8),
+        cut in any::<prop::sample::Index>(),
+        frames_max in 1usize..6,
+        break_every in 0usize..4,
+    ) {
+        let mut stream = encode_all(&specs);
+        // Sometimes end mid-frame, so a partial frame is left pending.
+        let keep = cut.index(stream.len() + 1);
+        stream.truncate(keep);
+        let reference = drain_with_next_packet(&stream, &sizes, FRAME_SIZE_MAX_DEFAULT);
+        let drained = drain_with_for_each(&stream, &sizes, FRAME_SIZE_MAX_DEFAULT, frames_max, break_every);
+        prop_assert_eq!(drained, reference);
+    }
+
+    #[test]
+    fn for_each_packet_matches_next_packet_on_random_bytes(
+        prefix in proptest::collection::vec(spec(), 0..6),
+        noise in proptest::collection::vec(any::<u8>(), 0..400),
+        sizes in proptest::collection::vec(1usize..64, 1..6),
+        frame_size_max in prop_oneof![Just(FRAME_SIZE_MAX_DEFAULT), 100usize..300],
+        frames_max in prop_oneof![Just(usize::MAX), 1usize..4],
+    ) {
+        // Valid frames, then random bytes: zero lengths, oversize prefixes, unknown types, wrong lengths.
+        let mut stream = encode_all(&prefix);
+        stream.extend_from_slice(&noise);
+        let reference = drain_with_next_packet(&stream, &sizes, frame_size_max);
+        let drained = drain_with_for_each(&stream, &sizes, frame_size_max, frames_max, 0);
+        prop_assert_eq!(drained, reference);
+    }
+}
+
+#[test]
+fn for_each_packet_reports_zero_length_and_oversize_like_next_packet() {
+    for stream in [
+        &[0u8, 1, b'R', 0, 0][..],
+        &[0, 1, b'R', 0xff, 0xff, b'U'][..],
+        &[0, 1, b'R', 0, 1, b'?'][..],
+    ] {
+        let reference = drain_with_next_packet(stream, &[stream.len()], FRAME_SIZE_MAX_DEFAULT);
+        let drained = drain_with_for_each(stream, &[stream.len()], FRAME_SIZE_MAX_DEFAULT, usize::MAX, 0);
+        assert_eq!(drained, reference);
+        assert_eq!(reference.len(), 2, "one heartbeat, then the error: {reference:?}");
+        assert!(reference[1].is_err());
+    }
+}
