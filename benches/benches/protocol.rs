@@ -1,5 +1,5 @@
 //! Criterion benches of the wire protocol crate, each beside a plain copy of the same bytes measured in the
-//! same run (results and how to read them: `benches/PROTOCOL_RESULTS.md`).
+//! same run (results and how to read them: `docs/PERFORMANCE.md`, "Protocol").
 //!
 //! Topology: one thread, everything in memory, no sockets. Each group holds its baseline:
 //! - `ouch_enter_order`: decode (`Inbound::decode` and reading the fields a server reads) and encode

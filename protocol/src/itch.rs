@@ -445,7 +445,7 @@ impl HeaderWire {
 }
 
 /// Checks the length of `bytes` against `expected` and views them as the layout, in place: copying the layout
-/// out first costs a store-forwarding stall per field on the decode path (see `benches/PROTOCOL_RESULTS.md`).
+/// out first costs a store-forwarding stall per field on the decode path (see `docs/PERFORMANCE.md`, "Protocol").
 #[inline]
 fn read_exact<W: FromBytes + KnownLayout + Immutable + Unaligned>(
     message_type: u8,
@@ -554,7 +554,7 @@ macro_rules! encode_in_place {
         impl $typed {
             /// Writes the message at the start of `buf` field by field, each field stored straight at its
             /// offset, and returns its length ([`Self::LEN`]): the same bytes as `encode`, without building the
-            /// message on the stack first. Measured (`benches/PROTOCOL_RESULTS.md`): as fast as `encode` alone;
+            /// message on the stack first. Measured (`docs/PERFORMANCE.md`, "Protocol"): as fast as `encode` alone;
             /// 15% to 38% faster into a `PacketBuilder::reserve` slot.
             ///
             /// # Errors
@@ -1364,7 +1364,7 @@ impl Message {
 
     /// [`Message::encode`] field by field (each type's `encode_in_place`): the same bytes, no stack image of
     /// the message. Through this 13-way dispatch it measured slower than `encode` (see
-    /// `benches/PROTOCOL_RESULTS.md`); prefer the typed `encode_in_place` when the type is known.
+    /// `docs/PERFORMANCE.md`, "Protocol"); prefer the typed `encode_in_place` when the type is known.
     ///
     /// # Errors
     /// [`EncodeError::BufferTooSmall`] if `buf` is shorter than [`Message::len`]; nothing is written then.

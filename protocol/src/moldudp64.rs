@@ -504,7 +504,7 @@ impl PacketBuilder {
     /// Encodes an ITCH message straight into the packet as one block ([`itch::Message::encode`] into the
     /// reserved slot). A publisher that knows the message type statically is faster with the typed in-place
     /// encoder, no enum dispatch: `order.encode_in_place(builder.reserve(itch::AddOrder::LEN)?)` (15% to 38% less
-    /// per Add Order in `benches/PROTOCOL_RESULTS.md`; through the enum, `encode_in_place` measured slower than
+    /// per Add Order in `docs/PERFORMANCE.md`, "Protocol"; through the enum, `encode_in_place` measured slower than
     /// `encode`, so this method keeps `encode`).
     ///
     /// # Errors

@@ -443,7 +443,7 @@ pub trait Message: TryFromBytes + IntoBytes + KnownLayout + Immutable + Unaligne
     /// Writes the message to the front of `out` field by field, each field stored straight at its offset, and
     /// returns its length ([`Message::LEN`]): the same bytes as [`Message::encode`]. With the constructor
     /// inlined (`Executed::new(..).encode_in_place(out)`) no image of the message is built on the stack and
-    /// copied out. Measured (`benches/PROTOCOL_RESULTS.md`): as fast as `encode` within the noise for Enter
+    /// copied out. Measured (`docs/PERFORMANCE.md`, "Protocol"): as fast as `encode` within the noise for Enter
     /// Order and Executed, both about 3.5x to 4x a copy: a store per field costs what the stack image did.
     ///
     /// # Errors

@@ -778,7 +778,7 @@ impl StreamBuffer {
     /// straight path: the completeness checks, one compare that covers both bad lengths (zero and oversize), and
     /// Sequenced / Unsequenced Data recognized on the type byte alone (the general [`Packet::decode`] only for the
     /// other types). Measured 16% to 34% less time per frame than a `next_packet` loop
-    /// (`benches/PROTOCOL_RESULTS.md`). Use it on the hot read path; `next_packet` stays for callers that pull
+    /// (`docs/PERFORMANCE.md`, "Protocol"). Use it on the hot read path; `next_packet` stays for callers that pull
     /// one frame at a time.
     ///
     /// # Errors
