@@ -19,7 +19,8 @@
 //!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
-//! - Recent trades: a ring of `trades_max` entries (next slot kept incrementally), looked up by match
+//! - Recent trades: a ring of `trades_max` 64-byte entries (next slot kept incrementally), plus a ring
+//!   of the takers those trades share (one entry per trading taker, not per fill), looked up by match
 //!   number for busts.
 //! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
@@ -285,14 +286,60 @@ struct InstrumentDivisors {
     lot: Divisor,
 }
 
-/// A recent trade, kept for busts.
+/// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
+/// that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`); the entry keeps
+/// only the taker's remaining shares after this fill. See [`Engine::trade_taking`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(64))]
 pub(crate) struct Trade {
     pub(crate) match_number: u64,
+    pub(crate) resting: Party,
+    /// Shares still open on the taker after this fill (its `Party::remaining`).
+    pub(crate) taking_remaining: u32,
+    /// Slot in [`Engine::takers`] of this fill's taker.
+    pub(crate) taker: u32,
     pub(crate) instrument: u16,
     pub(crate) busted: bool,
-    pub(crate) resting: Party,
-    pub(crate) taking: Party,
+}
+
+const _: () = assert!(std::mem::size_of::<Trade>() == 64);
+
+/// What every fill of one taker shares (its [`Party`] without `remaining`), recorded once per taker
+/// that trades. Ring of `trades_max` entries: each taker recorded has at least one fill, so a taker's
+/// entry is overwritten only after `trades_max` later fills, when all of its own fills have left the
+/// trade ring too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TakerRecord {
+    pub(crate) order_ref: u64,
+    pub(crate) login: u32,
+    pub(crate) firm: Firm,
+    pub(crate) token: Token,
+    pub(crate) side: u8,
+}
+
+impl TakerRecord {
+    /// The taker's fields of `party` (all but `remaining`).
+    pub(crate) fn of(party: &Party) -> Self {
+        Self {
+            order_ref: party.order_ref,
+            login: party.login,
+            firm: party.firm,
+            token: party.token,
+            side: party.side,
+        }
+    }
+
+    /// The taker's party with `remaining` shares open.
+    pub(crate) fn party(&self, remaining: u32) -> Party {
+        Party {
+            login: self.login,
+            token: self.token,
+            order_ref: self.order_ref,
+            firm: self.firm,
+            side: self.side,
+            remaining,
+        }
+    }
 }
 
 /// Why [`Engine::restore`] refused a snapshot.
@@ -376,6 +423,11 @@ pub struct Engine {
     /// Ring slot of the next trade: `(match_number_next - match_number_first) % trades_max`, kept
     /// incrementally (no division per trade); not in the snapshot (restore derives it).
     pub(crate) trade_slot_next: usize,
+    /// Takers of the trades in `trades` (see [`TakerRecord`]); not in the snapshot as such (the
+    /// snapshot holds each trade's full taking party; restore records one taker per trade).
+    pub(crate) takers: Vec<TakerRecord>,
+    /// Ring slot of the next taker recorded.
+    pub(crate) taker_slot_next: usize,
     pub(crate) order_ref_next: u64,
     pub(crate) match_number_next: u64,
     pub(crate) closed: bool,
@@ -413,10 +465,18 @@ const PARTY_VACANT: Party = Party {
 };
 const TRADE_VACANT: Trade = Trade {
     match_number: 0,
+    resting: PARTY_VACANT,
+    taking_remaining: 0,
+    taker: 0,
     instrument: 0,
     busted: false,
-    resting: PARTY_VACANT,
-    taking: PARTY_VACANT,
+};
+const TAKER_VACANT: TakerRecord = TakerRecord {
+    order_ref: 0,
+    login: 0,
+    firm: Firm::BLANK,
+    token: Token::BLANK,
+    side: 0,
 };
 
 /// Levels scanned linearly from the touch before falling back to a binary search: most orders
@@ -513,6 +573,8 @@ impl Engine {
             expiries: pretouched(orders_max, EXPIRY_VACANT),
             trades: pretouched(config.trades_max as usize, TRADE_VACANT),
             trade_slot_next: 0,
+            takers: pretouched(config.trades_max as usize, TAKER_VACANT),
+            taker_slot_next: 0,
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
@@ -1190,6 +1252,8 @@ impl Engine {
         let inst = t.instrument as usize;
         let opposite = t.side.opposite();
         let stp = self.config.firms[t.firm as usize].stp;
+        // This taker's slot in `takers`, recorded at its first fill.
+        let mut taker_slot: Option<u32> = None;
         // Bounded: every iteration removes an order or lots from the book, or ends the loop.
         loop {
             if t.remaining.0 == 0 {
@@ -1251,12 +1315,21 @@ impl Engine {
             self.books[inst].last_trade_price = price;
             let resting_party = self.party(&resting, Lots(resting.open.0 - fill.0));
             let taking_party = self.taker_party(t);
+            let taker = match taker_slot {
+                Some(slot) => slot,
+                None => {
+                    let slot = self.record_taker(TakerRecord::of(&taking_party));
+                    taker_slot = Some(slot);
+                    slot
+                }
+            };
             self.record_trade(Trade {
                 match_number,
+                resting: resting_party,
+                taking_remaining: taking_party.remaining,
+                taker,
                 instrument: t.instrument,
                 busted: false,
-                resting: resting_party,
-                taking: taking_party,
             });
             out.push(Event::Executed(Executed {
                 timestamp_ns: now_ns,
@@ -1284,6 +1357,26 @@ impl Engine {
             self.trades[slot] = trade;
         }
         self.trade_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
+    }
+
+    /// Records a taker's shared fields; returns its slot in `takers`.
+    #[inline]
+    fn record_taker(&mut self, taker: TakerRecord) -> u32 {
+        let max = self.config.trades_max as usize;
+        let slot = self.taker_slot_next;
+        if self.takers.len() < max {
+            debug_assert_eq!(slot, self.takers.len());
+            self.takers.push(taker);
+        } else {
+            self.takers[slot] = taker;
+        }
+        self.taker_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
+        u32::try_from(slot).expect("trades_max fits in u32")
+    }
+
+    /// The taking party of a recorded trade.
+    pub(crate) fn trade_taking(&self, trade: &Trade) -> Party {
+        self.takers[trade.taker as usize].party(trade.taking_remaining)
     }
 
     // ----- book primitives -----
@@ -1683,7 +1776,7 @@ impl Engine {
             match_number,
             instrument: self.instrument_event(trade.instrument),
             resting: trade.resting,
-            taking: trade.taking,
+            taking: self.trade_taking(&trade),
         });
     }
 

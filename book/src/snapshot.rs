@@ -14,7 +14,7 @@
 use bourse_protocol::fields::Alpha;
 
 use crate::config::EngineConfig;
-use crate::engine::{Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, Trade};
+use crate::engine::{Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, TakerRecord, Trade};
 use crate::event::Party;
 use crate::record::Reader;
 use crate::tokens::TokenWords;
@@ -180,7 +180,7 @@ impl Engine {
             o.u16(t.instrument);
             o.u8(u8::from(t.busted));
             o.party(&t.resting);
-            o.party(&t.taking);
+            o.party(&self.trade_taking(t));
         }
     }
 
@@ -331,17 +331,25 @@ impl Engine {
         }
         let n_trades = len(&mut r, engine.config.trades_max as usize, "trades")?;
         for _ in 0..n_trades {
-            let t = Trade {
-                match_number: r.u64()?,
-                instrument: r.u16()?,
-                busted: r.bool("busted")?,
-                resting: r.party()?,
-                taking: r.party()?,
-            };
-            if t.instrument as usize >= engine.books.len() {
+            let match_number = r.u64()?;
+            let instrument = r.u16()?;
+            let busted = r.bool("busted")?;
+            let resting = r.party()?;
+            let taking = r.party()?;
+            if instrument as usize >= engine.books.len() {
                 return Err(RestoreError::Range("trade"));
             }
-            engine.trades.push(t);
+            // One taker record per restored trade, in the same slot (the snapshot keeps full parties).
+            let taker = u32::try_from(engine.takers.len()).expect("trades_max fits in u32");
+            engine.takers.push(TakerRecord::of(&taking));
+            engine.trades.push(Trade {
+                match_number,
+                resting,
+                taking_remaining: taking.remaining,
+                taker,
+                instrument,
+                busted,
+            });
         }
         // Trades are numbered consecutively from match_number_first and the ring fills in that order.
         let trades_recorded = engine
@@ -355,6 +363,9 @@ impl Engine {
             .match_number_next
             .wrapping_sub(engine.config.match_number_first)
             % u64::from(engine.config.trades_max)) as usize;
+        // Takers are recorded from the next trade's slot on: a new taker overwrites the record of a
+        // restored trade only once that trade has been overwritten (each taker has at least one fill).
+        engine.taker_slot_next = engine.trade_slot_next;
         if r.pos != bytes.len() {
             return Err(RestoreError::TrailingBytes(bytes.len() - r.pos));
         }

@@ -655,3 +655,61 @@ fn the_runner_catches_a_wrong_expectation() {
     assert_eq!(errors.len(), 2, "missing events and wrong depth: {errors:?}");
     let _ = Alpha::<1>::BLANK;
 }
+
+/// Busts after the trade ring (4 entries) has wrapped, with takers of several fills each, on the engine
+/// and on one restored from a snapshot taken mid-way: every match number still in the ring gives a
+/// Broken with the very parties of its Executed event, older ones give nothing.
+#[test]
+fn busts_after_the_ring_wraps_name_the_parties_of_each_fill() {
+    let apply = |engine: &mut Engine, line: &str, executed: &mut Vec<(u64, Party, Party)>| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut events = Vec::new();
+        engine.apply(0, &parse_command(&words).unwrap(), &mut events);
+        for e in events {
+            if let Event::Executed(x) = e {
+                executed.push((x.match_number, x.resting, x.taking));
+            }
+        }
+    };
+    // Three resting sells of 100 and one buy of 300 that takes all three: three fills per round.
+    let round = |engine: &mut Engine, n: u32, executed: &mut Vec<(u64, Party, Party)>| {
+        for k in 0..3 {
+            apply(engine, &format!("enter 2 S{n}_{k} S 100 ACME 10.00"), executed);
+        }
+        apply(engine, &format!("enter 1 B{n} B 300 ACME 10.00"), executed);
+    };
+    let mut engine = Engine::new(config()).unwrap();
+    let mut executed = Vec::new();
+    round(&mut engine, 1, &mut executed);
+    round(&mut engine, 2, &mut executed);
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes);
+    let mut restored = Engine::restore(config(), &bytes).unwrap();
+    let mut executed_restored = executed.clone();
+    round(&mut engine, 3, &mut executed);
+    round(&mut restored, 3, &mut executed_restored);
+    assert_eq!(executed, executed_restored);
+    assert_eq!(executed.len(), 9);
+    for e in [&mut engine, &mut restored] {
+        for m in 1..=9u64 {
+            let mut events = Vec::new();
+            e.apply(0, &Command::BustTrade { match_number: m }, &mut events);
+            let (_, resting, taking) = executed[(m - 1) as usize];
+            if m >= 6 {
+                assert_eq!(events.len(), 1, "match {m}");
+                let Event::Broken {
+                    match_number,
+                    resting: r,
+                    taking: t,
+                    ..
+                } = events[0]
+                else {
+                    panic!("match {m}: {:?}", events[0]);
+                };
+                assert_eq!((match_number, r, t), (m, resting, taking), "match {m}");
+            } else {
+                assert!(events.is_empty(), "match {m} left the ring");
+            }
+        }
+    }
+}
