@@ -86,111 +86,48 @@ pub struct Header {
     pub timestamp: Timestamp48,
 }
 
-/// Buy/Sell Indicator of Add Order and Trade.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// `B`: a buy order.
-    Buy,
-    /// `S`: a sell order.
-    Sell,
-}
-
-impl Side {
-    /// The wire code.
-    pub const fn code(self) -> u8 {
-        match self {
-            Self::Buy => b'B',
-            Self::Sell => b'S',
-        }
-    }
-
-    /// The side for a wire code, or `None` if it is not `B` or `S`.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            b'B' => Some(Self::Buy),
-            b'S' => Some(Self::Sell),
-            _ => None,
-        }
+letter_enum! {
+    /// Buy/Sell Indicator of Add Order and Trade.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    Side {
+        /// `B`: a buy order.
+        Buy = b'B',
+        /// `S`: a sell order.
+        Sell = b'S',
     }
 }
 
-/// Event Code of System Event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EventCode {
-    /// `O`: start of messages (first message of the day).
-    StartOfMessages,
-    /// `S`: start of system hours.
-    StartOfSystemHours,
-    /// `Q`: start of market hours.
-    StartOfMarketHours,
-    /// `M`: end of market hours.
-    EndOfMarketHours,
-    /// `E`: end of system hours.
-    EndOfSystemHours,
-    /// `C`: end of messages (last message of the day).
-    EndOfMessages,
-}
-
-impl EventCode {
-    /// The wire code.
-    pub const fn code(self) -> u8 {
-        match self {
-            Self::StartOfMessages => b'O',
-            Self::StartOfSystemHours => b'S',
-            Self::StartOfMarketHours => b'Q',
-            Self::EndOfMarketHours => b'M',
-            Self::EndOfSystemHours => b'E',
-            Self::EndOfMessages => b'C',
-        }
-    }
-
-    /// The event for a wire code, or `None` if ITCH 5.0 does not define it.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            b'O' => Some(Self::StartOfMessages),
-            b'S' => Some(Self::StartOfSystemHours),
-            b'Q' => Some(Self::StartOfMarketHours),
-            b'M' => Some(Self::EndOfMarketHours),
-            b'E' => Some(Self::EndOfSystemHours),
-            b'C' => Some(Self::EndOfMessages),
-            _ => None,
-        }
+letter_enum! {
+    /// Event Code of System Event.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    EventCode {
+        /// `O`: start of messages (first message of the day).
+        StartOfMessages = b'O',
+        /// `S`: start of system hours.
+        StartOfSystemHours = b'S',
+        /// `Q`: start of market hours.
+        StartOfMarketHours = b'Q',
+        /// `M`: end of market hours.
+        EndOfMarketHours = b'M',
+        /// `E`: end of system hours.
+        EndOfSystemHours = b'E',
+        /// `C`: end of messages (last message of the day).
+        EndOfMessages = b'C',
     }
 }
 
-/// Trading State of Trading Action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TradingState {
-    /// `H`: halted across all venues.
-    Halted,
-    /// `P`: paused (LULD pause).
-    Paused,
-    /// `Q`: quotation only period.
-    QuotationOnly,
-    /// `T`: trading.
-    Trading,
-}
-
-impl TradingState {
-    /// The wire code.
-    pub const fn code(self) -> u8 {
-        match self {
-            Self::Halted => b'H',
-            Self::Paused => b'P',
-            Self::QuotationOnly => b'Q',
-            Self::Trading => b'T',
-        }
-    }
-
-    /// The state for a wire code, or `None` if ITCH 5.0 does not define it.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            b'H' => Some(Self::Halted),
-            b'P' => Some(Self::Paused),
-            b'Q' => Some(Self::QuotationOnly),
-            b'T' => Some(Self::Trading),
-            _ => None,
-        }
+letter_enum! {
+    /// Trading State of Trading Action.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    TradingState {
+        /// `H`: halted across all venues.
+        Halted = b'H',
+        /// `P`: paused (LULD pause).
+        Paused = b'P',
+        /// `Q`: quotation only period.
+        QuotationOnly = b'Q',
+        /// `T`: trading.
+        Trading = b'T',
     }
 }
 

@@ -19,6 +19,9 @@
 //! The byte tables are in `docs/protocol.md`.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod letters;
+
 pub mod admin;
 pub mod fields;
 pub mod itch;

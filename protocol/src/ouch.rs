@@ -67,43 +67,16 @@ use crate::write_field;
 /// The size of the largest OUCH 4.2 message ([`Replaced`]); a buffer of this size holds any of them.
 pub const MESSAGE_LEN_MAX: usize = 80;
 
+/// OUCH letter fields: [`letter_enum!`] plus the zerocopy derives that let a layout hold them directly.
 macro_rules! code_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $code:literal ),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, Hash, TryFromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-        )]
-        #[repr(u8)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant = $code ),+
-        }
-
-        impl core::fmt::Display for $name {
-            /// The wire letter.
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                core::fmt::Write::write_char(f, char::from(self.code()))
-            }
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// The letter on the wire.
-            pub const fn code(self) -> u8 {
-                self as u8
-            }
-
-            /// The value for a wire letter, or `None` for a letter this field does not define.
-            pub const fn from_code(code: u8) -> Option<Self> {
-                match code {
-                    $( $code => Some(Self::$variant), )+
-                    _ => None,
-                }
-            }
+    ($(#[$meta:meta])* $name:ident { $($body:tt)* }) => {
+        letter_enum! {
+            $(#[$meta])*
+            #[derive(
+                Clone, Copy, Debug, PartialEq, Eq, Hash, TryFromBytes, IntoBytes, KnownLayout, Immutable,
+                Unaligned,
+            )]
+            $name { $($body)* }
         }
     };
 }
