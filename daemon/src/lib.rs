@@ -9,4 +9,6 @@
 
 pub mod agent;
 pub mod config;
+pub mod msg;
 pub mod ring;
+pub mod stats;

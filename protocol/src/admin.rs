@@ -248,6 +248,9 @@ pub struct DepthReply {
     pub symbol: String,
     /// Whether trading is halted.
     pub halted: bool,
+    /// The last MoldUDP64 sequence number the core had released when it read the book: a feed receiver
+    /// that has applied exactly the messages up to it holds the same book.
+    pub feed_sequence: u64,
     /// Bids, highest price first.
     pub bids: Vec<DepthLevel>,
     /// Asks, lowest price first.
@@ -272,6 +275,19 @@ pub struct StageLatency {
     pub p999_ns: u64,
     /// Largest sample, nanoseconds.
     pub max_ns: u64,
+    /// The percentile distribution (HdrHistogram's quantile iteration, 5 ticks per half distance), for
+    /// plots: `quantile_ppm` is the quantile in parts per million.
+    pub points: Vec<LatencyPoint>,
+}
+
+/// One point of a latency distribution in [`StageLatency`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyPoint {
+    /// Quantile in parts per million (990000 = p99).
+    pub quantile_ppm: u32,
+    /// Latency at that quantile, nanoseconds.
+    pub value_ns: u64,
 }
 
 #[cfg(test)]
@@ -347,6 +363,7 @@ mod tests {
             AdminReply::Depth(DepthReply {
                 symbol: "AAPL".into(),
                 halted: false,
+                feed_sequence: 12,
                 bids: vec![DepthLevel {
                     price: 1_899_900,
                     shares: 300,
@@ -363,6 +380,10 @@ mod tests {
                     p99_ns: 20_000,
                     p999_ns: 40_000,
                     max_ns: 80_000,
+                    points: vec![LatencyPoint {
+                        quantile_ppm: 500_000,
+                        value_ns: 9_000,
+                    }],
                 }],
             },
             AdminReply::Done {
@@ -455,11 +476,11 @@ mod tests {
             ),
             (
                 &replies[2],
-                r#"{"type":"depth","symbol":"AAPL","halted":false,"bids":[{"price":1899900,"shares":300,"orders":2}],"asks":[]}"#,
+                r#"{"type":"depth","symbol":"AAPL","halted":false,"feed_sequence":12,"bids":[{"price":1899900,"shares":300,"orders":2}],"asks":[]}"#,
             ),
             (
                 &replies[3],
-                r#"{"type":"latency","stages":[{"stage":"wire_to_wire","count":100,"p50_ns":9000,"p90_ns":12000,"p99_ns":20000,"p999_ns":40000,"max_ns":80000}]}"#,
+                r#"{"type":"latency","stages":[{"stage":"wire_to_wire","count":100,"p50_ns":9000,"p90_ns":12000,"p99_ns":20000,"p999_ns":40000,"max_ns":80000,"points":[{"quantile_ppm":500000,"value_ns":9000}]}]}"#,
             ),
             (
                 &replies[4],

@@ -25,6 +25,7 @@ mod letters;
 pub mod admin;
 pub mod fields;
 pub mod itch;
+pub mod journaled;
 pub mod moldudp64;
 pub mod ouch;
 pub mod reason;

@@ -1,0 +1,156 @@
+//! What stages publish for the admin endpoint: session rows, counters and latency histograms.
+//!
+//! Stages own their histograms and counters and record into them without allocation or locks. Every
+//! [`PUBLISH_INTERVAL_NS`] (and never on the per-message path) a stage copies them here with
+//! `try_lock`: a stage never waits for the admin thread; if the lock is busy it publishes next time.
+//! Copying a histogram into a slot of the same bounds (`reset` + `add`) allocates nothing.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bourse_protocol::admin::{LatencyPoint, SessionInfo, StageLatency};
+use hdrhistogram::Histogram;
+
+/// How often a stage copies its numbers here, nanoseconds.
+pub const PUBLISH_INTERVAL_NS: u64 = 100_000_000;
+/// Largest latency a histogram holds, nanoseconds (larger samples are clamped to it).
+pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
+
+/// Stage names, in the order `latency` lists them.
+pub const STAGES: [&str; 5] = ["ingress", "matching", "journal", "market_data", "wire_to_wire"];
+
+/// A latency histogram with bourse's bounds (1 ns .. [`LATENCY_NS_MAX`], 3 significant digits).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3).expect("static histogram bounds are valid")
+}
+
+/// Records `ns` into `h` without allocating (clamped into the bounds).
+#[inline]
+pub fn record(h: &mut Histogram<u64>, ns: u64) {
+    h.saturating_record(ns.clamp(1, LATENCY_NS_MAX));
+}
+
+/// Numbers shared between the stages and the admin thread.
+pub struct Shared {
+    sessions: Mutex<Vec<SessionInfo>>,
+    histograms: Mutex<Vec<Histogram<u64>>>,
+    /// Logged-in order-entry sessions (ingress writes).
+    pub sessions_logged_in: AtomicU64,
+    /// Live orders in the engine (core writes).
+    pub orders: AtomicU64,
+    /// Engine events journaled since start (core writes).
+    pub events_total: AtomicU64,
+    /// Sequence number of the last journaled record (core writes).
+    pub journal_sequence: AtomicU64,
+    /// Last MoldUDP64 sequence number released to the feed (core writes).
+    pub feed_sequence: AtomicU64,
+    /// Ring fill, in [`STAGES`]-independent order: commands, replies, market data (writers: consumers).
+    pub ring_len: [AtomicU64; 3],
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}
+
+impl Shared {
+    /// Empty numbers, one histogram slot per stage in [`STAGES`].
+    pub fn new() -> Shared {
+        Shared {
+            sessions: Mutex::new(Vec::new()),
+            histograms: Mutex::new(STAGES.iter().map(|_| latency_histogram()).collect()),
+            sessions_logged_in: AtomicU64::new(0),
+            orders: AtomicU64::new(0),
+            events_total: AtomicU64::new(0),
+            journal_sequence: AtomicU64::new(0),
+            feed_sequence: AtomicU64::new(0),
+            ring_len: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    /// Replaces the session table (ingress, every publish interval). Skipped if the lock is busy.
+    pub fn publish_sessions(&self, rows: impl FnOnce(&mut Vec<SessionInfo>)) {
+        if let Ok(mut guard) = self.sessions.try_lock() {
+            guard.clear();
+            rows(&mut guard);
+        }
+    }
+
+    /// The last published session table.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Copies a stage's histogram (stage name from [`STAGES`]). Skipped if the lock is busy.
+    pub fn publish_histogram(&self, stage: &str, h: &Histogram<u64>) {
+        let Some(index) = STAGES.iter().position(|s| *s == stage) else {
+            debug_assert!(false, "unknown stage {stage}");
+            return;
+        };
+        if let Ok(mut guard) = self.histograms.try_lock() {
+            let slot = &mut guard[index];
+            slot.reset();
+            let _ = slot.add(h);
+        }
+    }
+
+    /// Percentiles and distribution of every stage, for the admin `latency` reply.
+    pub fn latency(&self) -> Vec<StageLatency> {
+        let Ok(guard) = self.histograms.lock() else {
+            return Vec::new();
+        };
+        STAGES
+            .iter()
+            .zip(guard.iter())
+            .map(|(stage, h)| StageLatency {
+                stage: (*stage).to_string(),
+                count: h.len(),
+                p50_ns: h.value_at_quantile(0.50),
+                p90_ns: h.value_at_quantile(0.90),
+                p99_ns: h.value_at_quantile(0.99),
+                p999_ns: h.value_at_quantile(0.999),
+                max_ns: h.max(),
+                points: h
+                    .iter_quantiles(5)
+                    .map(|v| LatencyPoint {
+                        quantile_ppm: (v.quantile_iterated_to() * 1_000_000.0) as u32,
+                        value_ns: v.value_iterated_to(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_histogram_reads_back() {
+        let shared = Shared::new();
+        let mut h = latency_histogram();
+        for ns in 1..=1000u64 {
+            record(&mut h, ns * 1000);
+        }
+        shared.publish_histogram("wire_to_wire", &h);
+        let rows = shared.latency();
+        let w2w = rows.iter().find(|r| r.stage == "wire_to_wire").unwrap();
+        assert_eq!(w2w.count, 1000);
+        assert!(w2w.p50_ns >= 499_000 && w2w.p50_ns <= 501_000, "{}", w2w.p50_ns);
+        assert!(w2w.points.len() > 10);
+        assert!(
+            w2w.points
+                .windows(2)
+                .all(|p| p[0].quantile_ppm <= p[1].quantile_ppm)
+        );
+        let ingress = rows.iter().find(|r| r.stage == "ingress").unwrap();
+        assert_eq!(ingress.count, 0);
+    }
+}

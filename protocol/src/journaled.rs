@@ -1,0 +1,154 @@
+//! The daemon's own journal records: what `boursed` writes beside the book's command and event records,
+//! so that session replay and MoldUDP64 re-requests are reads of the journal, not recomputation.
+//!
+//! The journal stores `(kind u16, payload)`; the book owns kinds `0x0001..=0x00FF` (its record kind byte,
+//! see `bourse_book::record`). This module owns `0x0100..=0x01FF`. Integers are little-endian (journal
+//! bytes, not wire bytes); the embedded OUCH and ITCH messages are their exact wire bytes.
+//!
+//! | kind | name | payload |
+//! |---|---|---|
+//! | 0x0100 | [`KIND_SEQUENCED`] | `timestamp_ns u64`: the sequencer's timestamp of the book command record that follows |
+//! | 0x0101 | [`KIND_OUCH`] | `login u32, session_seq u64, OUCH 4.2 outbound message` (one Sequenced Data packet's payload) |
+//! | 0x0102 | [`KIND_ITCH`] | `feed_seq u64, ITCH 5.0 message` (one MoldUDP64 message block's data) |
+//! | 0x0103 | [`KIND_DAY`] | `event u8 ([DAY_START] or [DAY_END]), session 10 bytes` |
+//! | 0x0104 | [`KIND_ADMIN`] | `action u8 ([ADMIN_DISABLE], [ADMIN_ENABLE], [ADMIN_LOGOUT]), login u32` |
+//!
+//! Order inside a batch: for each sequenced command, `KIND_SEQUENCED`, the book command record, the book
+//! event records it caused, then the OUCH and ITCH records those events produced, in publication order.
+//! Decoding never panics: a short payload is `None`.
+
+use crate::fields::Alpha;
+
+/// The timestamp of the book command record that follows.
+pub const KIND_SEQUENCED: u16 = 0x0100;
+/// One OUCH message in a login's sequenced stream.
+pub const KIND_OUCH: u16 = 0x0101;
+/// One ITCH message on the feed.
+pub const KIND_ITCH: u16 = 0x0102;
+/// A trading day started or ended.
+pub const KIND_DAY: u16 = 0x0103;
+/// An operator action on a login that the engine does not see.
+pub const KIND_ADMIN: u16 = 0x0104;
+
+/// [`KIND_DAY`] event: the day named by the session started.
+pub const DAY_START: u8 = b'S';
+/// [`KIND_DAY`] event: the day named by the session ended (end of day done).
+pub const DAY_END: u8 = b'E';
+/// [`KIND_ADMIN`] action: login disabled (its Login Requests get `J` `A`).
+pub const ADMIN_DISABLE: u8 = b'D';
+/// [`KIND_ADMIN`] action: login enabled again.
+pub const ADMIN_ENABLE: u8 = b'N';
+/// [`KIND_ADMIN`] action: the operator forced the login's connection closed.
+pub const ADMIN_LOGOUT: u8 = b'L';
+
+/// Bytes before the OUCH message in a [`KIND_OUCH`] payload.
+pub const OUCH_PREFIX_LEN: usize = 12;
+/// Bytes before the ITCH message in a [`KIND_ITCH`] payload.
+pub const ITCH_PREFIX_LEN: usize = 8;
+
+/// Writes a [`KIND_OUCH`] payload into `out`; returns its length. `out` must hold `12 + message.len()`.
+pub fn encode_ouch(out: &mut [u8], login: u32, session_seq: u64, message: &[u8]) -> usize {
+    out[0..4].copy_from_slice(&login.to_le_bytes());
+    out[4..12].copy_from_slice(&session_seq.to_le_bytes());
+    out[12..12 + message.len()].copy_from_slice(message);
+    OUCH_PREFIX_LEN + message.len()
+}
+
+/// Reads a [`KIND_OUCH`] payload: `(login, session_seq, message)`.
+pub fn decode_ouch(payload: &[u8]) -> Option<(u32, u64, &[u8])> {
+    if payload.len() <= OUCH_PREFIX_LEN {
+        return None;
+    }
+    let login = u32::from_le_bytes(payload[0..4].try_into().ok()?);
+    let seq = u64::from_le_bytes(payload[4..12].try_into().ok()?);
+    Some((login, seq, &payload[OUCH_PREFIX_LEN..]))
+}
+
+/// Writes a [`KIND_ITCH`] payload into `out`; returns its length. `out` must hold `8 + message.len()`.
+pub fn encode_itch(out: &mut [u8], feed_seq: u64, message: &[u8]) -> usize {
+    out[0..8].copy_from_slice(&feed_seq.to_le_bytes());
+    out[8..8 + message.len()].copy_from_slice(message);
+    ITCH_PREFIX_LEN + message.len()
+}
+
+/// Reads a [`KIND_ITCH`] payload: `(feed_seq, message)`.
+pub fn decode_itch(payload: &[u8]) -> Option<(u64, &[u8])> {
+    if payload.len() <= ITCH_PREFIX_LEN {
+        return None;
+    }
+    let seq = u64::from_le_bytes(payload[0..8].try_into().ok()?);
+    Some((seq, &payload[ITCH_PREFIX_LEN..]))
+}
+
+/// A [`KIND_SEQUENCED`] payload.
+pub fn encode_sequenced(timestamp_ns: u64) -> [u8; 8] {
+    timestamp_ns.to_le_bytes()
+}
+
+/// Reads a [`KIND_SEQUENCED`] payload.
+pub fn decode_sequenced(payload: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(payload.get(0..8)?.try_into().ok()?))
+}
+
+/// A [`KIND_DAY`] payload.
+pub fn encode_day(event: u8, session: Alpha<10>) -> [u8; 11] {
+    let mut out = [0u8; 11];
+    out[0] = event;
+    out[1..].copy_from_slice(&session.0);
+    out
+}
+
+/// Reads a [`KIND_DAY`] payload: `(event, session)`.
+pub fn decode_day(payload: &[u8]) -> Option<(u8, Alpha<10>)> {
+    if payload.len() != 11 {
+        return None;
+    }
+    let bytes: [u8; 10] = payload[1..11].try_into().ok()?;
+    Some((payload[0], Alpha(bytes)))
+}
+
+/// A [`KIND_ADMIN`] payload.
+pub fn encode_admin(action: u8, login: u32) -> [u8; 5] {
+    let mut out = [0u8; 5];
+    out[0] = action;
+    out[1..5].copy_from_slice(&login.to_le_bytes());
+    out
+}
+
+/// Reads a [`KIND_ADMIN`] payload: `(action, login)`.
+pub fn decode_admin(payload: &[u8]) -> Option<(u8, u32)> {
+    if payload.len() != 5 {
+        return None;
+    }
+    Some((payload[0], u32::from_le_bytes(payload[1..5].try_into().ok()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut buf = [0u8; 64];
+        let n = encode_ouch(&mut buf, 7, 42, b"Sabc");
+        assert_eq!(decode_ouch(&buf[..n]), Some((7, 42, &b"Sabc"[..])));
+        let n = encode_itch(&mut buf, 9, b"A12");
+        assert_eq!(decode_itch(&buf[..n]), Some((9, &b"A12"[..])));
+        assert_eq!(decode_sequenced(&encode_sequenced(5)), Some(5));
+        let s = Alpha::<10>(*b"2026112601");
+        assert_eq!(decode_day(&encode_day(DAY_START, s)), Some((DAY_START, s)));
+        assert_eq!(
+            decode_admin(&encode_admin(ADMIN_DISABLE, 3)),
+            Some((ADMIN_DISABLE, 3))
+        );
+    }
+
+    #[test]
+    fn short_payloads_are_none() {
+        assert_eq!(decode_ouch(&[0u8; 12]), None);
+        assert_eq!(decode_itch(&[0u8; 8]), None);
+        assert_eq!(decode_sequenced(&[0u8; 7]), None);
+        assert_eq!(decode_day(&[0u8; 10]), None);
+        assert_eq!(decode_admin(&[0u8; 4]), None);
+    }
+}
