@@ -131,3 +131,24 @@ impl ToFeed {
         }
     }
 }
+
+/// The shutdown handshake (SIGTERM, SIGINT, admin `shutdown`), one flag per step, each set by one stage:
+/// 1. `main` (or admin) sets [`Lifecycle::shutdown`];
+/// 2. ingress stops accepting, closes every connection (no End of Session), pushes
+///    [`RequestBody::SessionEnded`] for each logged-in one (retrying while the ring is full), closes its
+///    listener, then sets [`Lifecycle::ingress_closed`]; it keeps draining `ToSession` and drops it;
+/// 3. the core, once `ingress_closed` is set and its request ring is empty, applies and commits what is
+///    left, releases it, writes a checkpoint and sets [`Lifecycle::core_closed`];
+/// 4. market data, once `core_closed` is set and its ring is empty, flushes and sets
+///    [`Lifecycle::feed_closed`]; `main` then stops the runners and exits 0.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    /// Step 1: stop was asked.
+    pub shutdown: std::sync::atomic::AtomicBool,
+    /// Step 2 done.
+    pub ingress_closed: std::sync::atomic::AtomicBool,
+    /// Step 3 done.
+    pub core_closed: std::sync::atomic::AtomicBool,
+    /// Step 4 done.
+    pub feed_closed: std::sync::atomic::AtomicBool,
+}
