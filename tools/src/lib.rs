@@ -1,0 +1,19 @@
+//! bourse-tools: the client side of the bourse exchange, as a library the `bourse` binary, the benchmark
+//! harness and the integration tests share.
+//!
+//! - [`load`]: the load generator (N market-maker sessions, open loop, order-to-ack latency from the
+//!   scheduled send time), a scripted SoupBinTCP echo server for baselines and tests, and helpers that
+//!   write a `boursed` config and start `boursed` on free ports.
+//! - [`hgrm`]: the HdrHistogram percentile distribution text (`.hgrm`), written and parsed.
+//! - [`plot`]: SVG percentile plots.
+//! - [`demo`]: `bourse demo`, the one-command tour.
+//!
+//! This crate never depends on `bourse-daemon`: it speaks to `boursed` only through the wire protocols of
+//! `bourse-protocol`, as any other client would. Every socket here talks to 127.0.0.1 (or the multicast
+//! groups on the loopback interface); every loop is bounded by a timeout or a count.
+
+#![forbid(unsafe_code)]
+
+pub mod hgrm;
+pub mod load;
+pub mod plot;
