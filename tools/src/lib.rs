@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod demo;
 pub mod hgrm;
 pub mod load;
 pub mod plot;

@@ -16,12 +16,18 @@ struct Cli {
 enum Command {
     /// Inspect a journal directory: verify, dump, stats (read-only).
     Journal(journal::JournalArgs),
+    /// Load generator: N market-maker sessions, open loop, order-to-ack percentiles, .hgrm and SVG plot.
+    Load(bourse_tools::load::cli::LoadArgs),
+    /// Start boursed on free ports, trade on it for a few seconds, explain what happened, clean up.
+    Demo(bourse_tools::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Journal(args)) => std::process::exit(journal::run(args)),
+        Some(Command::Load(args)) => std::process::exit(bourse_tools::load::cli::run(&args)),
+        Some(Command::Demo(args)) => std::process::exit(bourse_tools::demo::run(&args)),
         None => Ok(()),
     }
 }
