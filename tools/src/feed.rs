@@ -31,7 +31,6 @@
 use std::collections::VecDeque;
 use std::io::{self, IsTerminal, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,7 +38,6 @@ use std::time::{Duration, Instant};
 use bourse_book::feed::{FeedBook, FeedBookLimits};
 use bourse_protocol::admin::{DEPTH_LEVELS_MAX, DepthLevel, DepthReply};
 use bourse_protocol::fields::Symbol;
-use bourse_protocol::itch;
 use bourse_protocol::moldudp64::{self, GapTracker, GapTrackerConfig, PacketKind, Session, TrackerState};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -207,7 +205,11 @@ impl Sockets {
             .map_err(io_context("set the re-request socket non-blocking"))?;
         let mut rerequest = UdpSocket::from_std(rerequest);
         let registry = poll.registry();
-        for (socket, token) in [(&mut a, TOKEN_A), (&mut b, TOKEN_B), (&mut rerequest, TOKEN_REREQUEST)] {
+        for (socket, token) in [
+            (&mut a, TOKEN_A),
+            (&mut b, TOKEN_B),
+            (&mut rerequest, TOKEN_REREQUEST),
+        ] {
             registry
                 .register(socket, token, Interest::READABLE)
                 .map_err(io_context("register a socket"))?;
@@ -493,9 +495,9 @@ impl FeedReceiver {
         }
         let now_ns = self.now_ns();
         let state = &mut self.state;
-        let (read, backlog) = self
-            .sockets
-            .drain(PACKETS_PER_POLL_MAX, |from, bytes| state.on_packet(from, bytes, now_ns))?;
+        let (read, backlog) = self.sockets.drain(PACKETS_PER_POLL_MAX, |from, bytes| {
+            state.on_packet(from, bytes, now_ns)
+        })?;
         self.backlog = backlog;
         self.maybe_request()?;
         Ok(read)
@@ -521,7 +523,11 @@ impl FeedReceiver {
         }
         self.state.counters.requests += 1;
         self.last_request = Some(Instant::now());
-        match self.sockets.rerequest.send_to(&request.to_bytes(), self.config.rerequest) {
+        match self
+            .sockets
+            .rerequest
+            .send_to(&request.to_bytes(), self.config.rerequest)
+        {
             Ok(_) => Ok(()),
             // UDP: a full socket buffer or an unreachable port loses the request; the tracker asks again.
             Err(error)
@@ -612,7 +618,11 @@ impl FeedReceiver {
         let book = &self.state.book;
         let locate = book.locate_of(*symbol)?;
         let (bids, asks) = book.depth(*symbol, levels)?;
-        let level = |(price, shares, orders): (u32, u64, u32)| DepthLevel { price, shares, orders };
+        let level = |(price, shares, orders): (u32, u64, u32)| DepthLevel {
+            price,
+            shares,
+            orders,
+        };
         Some(DepthReply {
             symbol: symbol.as_str_lossy().into_owned(),
             halted: book.is_halted(locate),
@@ -628,6 +638,436 @@ impl FeedReceiver {
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// `bourse md`
+
+/// Defaults of the embedded default config, used when neither explicit addresses nor a ports file are given.
+const GROUP_A_DEFAULT: &str = "239.192.77.1:26477";
+const GROUP_B_DEFAULT: &str = "239.192.77.2:26478";
+const REREQUEST_DEFAULT: &str = "127.0.0.1:26479";
+const SNAPSHOT_DEFAULT: &str = "127.0.0.1:26401";
+/// How often the live view is redrawn.
+const VIEW_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the stop flag and the duration are checked.
+const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `bourse md`: join the feed, keep every book, show them live, count, and optionally verify against the
+/// engine's depth.
+#[derive(clap::Args, Clone, Debug)]
+pub struct MdArgs {
+    /// Market data group A (default: the ports file's, else the default config's 239.192.77.1:26477).
+    #[arg(long, value_name = "GROUP:PORT")]
+    pub group_a: Option<SocketAddrV4>,
+    /// Market data group B (default: the ports file's, else 239.192.77.2:26478).
+    #[arg(long, value_name = "GROUP:PORT")]
+    pub group_b: Option<SocketAddrV4>,
+    /// The re-request server (default: the ports file's, else 127.0.0.1:26479).
+    #[arg(long, value_name = "ADDR")]
+    pub rerequest: Option<SocketAddr>,
+    /// The snapshot server (default: the ports file's, else 127.0.0.1:26401).
+    #[arg(long, value_name = "ADDR")]
+    pub snapshot: Option<SocketAddr>,
+    /// The interface to join the groups on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub interface: Ipv4Addr,
+    /// Login for the snapshot session.
+    #[arg(long, default_value = "demo")]
+    pub user: String,
+    /// Password for the snapshot session.
+    #[arg(long, default_value = "demo")]
+    pub password: String,
+    /// Do not take a snapshot: re-request the day from sequence 1 instead.
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Stop after this many seconds (default: until Ctrl-C or the end of session).
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Price levels per side in the live view.
+    #[arg(long, default_value_t = 5)]
+    pub levels: usize,
+    /// No live view (it is off anyway when stdout is not a terminal).
+    #[arg(long)]
+    pub no_view: bool,
+    /// At the end, wait for a quiet point and compare every book with the engine's depth (admin); exit 1 on
+    /// a mismatch.
+    #[arg(long)]
+    pub verify: bool,
+    /// Attempts at finding a quiet point for `--verify` (each polls the feed up to 100 ms).
+    #[arg(long, default_value_t = 100)]
+    pub verify_attempts: u32,
+    /// Resting orders the receiver's book can hold.
+    #[arg(long, default_value_t = 200_000)]
+    pub orders_max: u32,
+}
+
+/// The addresses `md` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MdAddresses {
+    group_a: SocketAddrV4,
+    group_b: SocketAddrV4,
+    rerequest: SocketAddr,
+    snapshot: SocketAddr,
+}
+
+fn v4(address: SocketAddr, key: &str) -> Result<SocketAddrV4, String> {
+    match address {
+        SocketAddr::V4(v4) => Ok(v4),
+        SocketAddr::V6(_) => Err(format!("{key} {address} is not an IPv4 group")),
+    }
+}
+
+fn md_addresses(args: &MdArgs, options: &GlobalOptions) -> Result<MdAddresses, String> {
+    let ports = match &options.ports_file {
+        Some(path) => Some(Ports::read(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let parse_default = |text: &str| -> SocketAddr { text.parse().unwrap_or_else(|_| unreachable!()) };
+    Ok(MdAddresses {
+        group_a: match (args.group_a, ports) {
+            (Some(a), _) => a,
+            (None, Some(p)) => v4(p.market_data_a, "market_data_a")?,
+            (None, None) => v4(parse_default(GROUP_A_DEFAULT), "group a")?,
+        },
+        group_b: match (args.group_b, ports) {
+            (Some(b), _) => b,
+            (None, Some(p)) => v4(p.market_data_b, "market_data_b")?,
+            (None, None) => v4(parse_default(GROUP_B_DEFAULT), "group b")?,
+        },
+        rerequest: args
+            .rerequest
+            .or(ports.map(|p| p.rerequest))
+            .unwrap_or_else(|| parse_default(REREQUEST_DEFAULT)),
+        snapshot: args
+            .snapshot
+            .or(ports.map(|p| p.snapshot))
+            .unwrap_or_else(|| parse_default(SNAPSHOT_DEFAULT)),
+    })
+}
+
+/// The result of comparing one book with the engine's depth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookMismatch {
+    /// The engine's depth (admin).
+    pub engine: DepthReply,
+    /// The receiver's book.
+    pub feed: DepthReply,
+}
+
+/// What `--verify` found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Instruments compared at a quiet point.
+    pub compared: Vec<String>,
+    /// Instruments whose books differ.
+    pub mismatches: Vec<BookMismatch>,
+    /// Instruments for which no quiet point was found within the attempts.
+    pub unverified: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when every instrument was compared and agreed.
+    pub fn is_ok(&self) -> bool {
+        self.mismatches.is_empty() && self.unverified.is_empty() && !self.compared.is_empty()
+    }
+}
+
+/// Compares every book of `receiver` with the engine's depth from `admin`, each at a quiet point: a depth
+/// reply whose `feed_sequence` equals the receiver's applied sequence (and no gap open). Polls the feed
+/// between attempts; at most `attempts` rounds.
+///
+/// # Errors
+/// [`AdminError`](crate::admin::AdminError) when admin fails (an error reply included), [`FeedError`] as a
+/// string when the feed fails.
+pub fn verify_books(
+    receiver: &mut FeedReceiver,
+    admin: &mut AdminClient,
+    attempts: u32,
+) -> Result<VerifyReport, String> {
+    let mut pending: Vec<Symbol> = receiver.symbols();
+    let mut report = VerifyReport::default();
+    for _ in 0..attempts {
+        if pending.is_empty() {
+            break;
+        }
+        // Catch up with what is in flight: poll until the gap is closed and a poll brings nothing new.
+        receiver
+            .poll_until(STOP_CHECK_INTERVAL, |r| r.gap().is_none())
+            .map_err(|e| e.to_string())?;
+        while receiver
+            .poll(Duration::from_millis(5))
+            .map_err(|e| e.to_string())?
+            > 0
+        {}
+        if receiver.gap().is_some() {
+            continue;
+        }
+        let mut still = Vec::new();
+        for symbol in pending {
+            let name = symbol.as_str_lossy().into_owned();
+            let engine = admin.depth(&name, DEPTH_LEVELS_MAX).map_err(|e| e.to_string())?;
+            if engine.feed_sequence != receiver.applied_sequence() {
+                still.push(symbol);
+                continue;
+            }
+            let feed = receiver
+                .depth(&symbol, DEPTH_LEVELS_MAX as usize)
+                .unwrap_or_else(|| DepthReply {
+                    symbol: name.clone(),
+                    halted: false,
+                    feed_sequence: receiver.applied_sequence(),
+                    bids: Vec::new(),
+                    asks: Vec::new(),
+                });
+            if engine.bids != feed.bids || engine.asks != feed.asks || engine.halted != feed.halted {
+                report.mismatches.push(BookMismatch { engine, feed });
+            }
+            report.compared.push(name);
+        }
+        pending = still;
+    }
+    report.unverified = pending.iter().map(|s| s.as_str_lossy().into_owned()).collect();
+    Ok(report)
+}
+
+/// A line-by-line diff of two books: each level where they differ.
+pub fn book_diff(mismatch: &BookMismatch) -> String {
+    let mut out = format!(
+        "{} at feed sequence {}: engine (admin depth) vs feed\n",
+        mismatch.engine.symbol, mismatch.engine.feed_sequence
+    );
+    if mismatch.engine.halted != mismatch.feed.halted {
+        out.push_str(&format!(
+            "  halted: engine {} feed {}\n",
+            mismatch.engine.halted, mismatch.feed.halted
+        ));
+    }
+    for (side, engine, feed) in [
+        ("bid", &mismatch.engine.bids, &mismatch.feed.bids),
+        ("ask", &mismatch.engine.asks, &mismatch.feed.asks),
+    ] {
+        for i in 0..engine.len().max(feed.len()) {
+            let show = |level: Option<&DepthLevel>| match level {
+                Some(l) => format!(
+                    "{} x {} ({} orders)",
+                    admin::format_price(l.price),
+                    l.shares,
+                    l.orders
+                ),
+                None => "-".to_owned(),
+            };
+            let (e, f) = (engine.get(i), feed.get(i));
+            if e != f {
+                out.push_str(&format!(
+                    "  {side} level {}: engine {}  feed {}\n",
+                    i + 1,
+                    show(e),
+                    show(f)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The live view: counters, then each book's top levels.
+fn render_view(receiver: &FeedReceiver, levels: usize, elapsed: Duration) -> String {
+    let counters = receiver.counters();
+    let mut out = format!(
+        "bourse md  session {}  sequence {}  {:.1} s\nmessages {}  duplicates {}  gaps {}  recovered {}  requests {}{}\n\n",
+        receiver
+            .session()
+            .map_or_else(|| "-".to_owned(), |s| s.as_str_lossy().into_owned()),
+        receiver.applied_sequence(),
+        elapsed.as_secs_f64(),
+        counters.messages,
+        counters.duplicates,
+        counters.gaps,
+        counters.recovered,
+        counters.requests,
+        if receiver.end_of_session_seen() {
+            "  END OF SESSION"
+        } else {
+            ""
+        },
+    );
+    for symbol in receiver.symbols() {
+        if let Some(depth) = receiver.depth(&symbol, levels) {
+            out.push_str(&admin::depth_table(&depth));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn summary_json(receiver: &FeedReceiver, verify: Option<&VerifyReport>) -> serde_json::Value {
+    let counters = receiver.counters();
+    let books: Vec<serde_json::Value> = receiver
+        .symbols()
+        .iter()
+        .filter_map(|s| receiver.depth(s, DEPTH_LEVELS_MAX as usize))
+        .map(|d| serde_json::to_value(d).unwrap_or_default())
+        .collect();
+    serde_json::json!({
+        "session": receiver.session().map(|s| s.as_str_lossy().into_owned()),
+        "applied_sequence": receiver.applied_sequence(),
+        "messages": counters.messages,
+        "duplicates": counters.duplicates,
+        "gaps": counters.gaps,
+        "recovered": counters.recovered,
+        "requests": counters.requests,
+        "bad_packets": counters.bad_packets,
+        "book_errors": counters.book_errors,
+        "first_book_error": receiver.first_book_error(),
+        "snapshot_sequence": counters.snapshot_sequence,
+        "snapshot_messages": counters.snapshot_messages,
+        "gap_open": receiver.gap().map(|g| [g.start, g.end]),
+        "end_of_session": receiver.end_of_session_seen(),
+        "books": books,
+        "verify": verify.map(|v| serde_json::json!({
+            "ok": v.is_ok(),
+            "compared": v.compared,
+            "unverified": v.unverified,
+            "mismatches": v.mismatches.iter().map(|m| serde_json::json!({
+                "engine": m.engine,
+                "feed": m.feed,
+            })).collect::<Vec<_>>(),
+        })),
+    })
+}
+
+/// Runs `bourse md`; returns the exit code (0 ok, 1 verify mismatch or no quiet point, 2 cannot join the
+/// feed, take the snapshot or reach admin).
+pub fn run_md(args: &MdArgs, options: &GlobalOptions) -> i32 {
+    let addresses = match md_addresses(args, options) {
+        Ok(addresses) => addresses,
+        Err(error) => {
+            eprintln!("bourse md: {error}");
+            return admin::EXIT_UNREACHABLE;
+        }
+    };
+    let mut config = FeedConfig::new(addresses.group_a, addresses.group_b, addresses.rerequest);
+    config.interface = args.interface;
+    config.book_limits.orders_max = args.orders_max.max(1);
+    let receiver = if args.no_snapshot {
+        FeedReceiver::join(config)
+    } else {
+        let source = SnapshotSource {
+            address: addresses.snapshot,
+            user: args.user.clone(),
+            password: args.password.clone(),
+            timeout: Duration::from_secs(30),
+        };
+        FeedReceiver::join_with_snapshot(config, &source)
+    };
+    let mut receiver = match receiver {
+        Ok(receiver) => receiver,
+        Err(error) => {
+            eprintln!(
+                "bourse md: cannot join the feed (groups {} and {}, snapshot {}): {error}",
+                addresses.group_a, addresses.group_b, addresses.snapshot
+            );
+            return admin::EXIT_UNREACHABLE;
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Without the handler Ctrl-C still stops the process, only without the summary.
+        let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
+    }
+    let view = !args.no_view && !options.json && io::stdout().is_terminal();
+    let started = Instant::now();
+    let duration = args.duration.map(|s| Duration::from_secs_f64(s.max(0.0)));
+    let mut last_view: Option<Instant> = None;
+    loop {
+        if stop.load(Ordering::Relaxed)
+            || duration.is_some_and(|d| started.elapsed() >= d)
+            || receiver.is_ended()
+        {
+            break;
+        }
+        if let Err(error) = receiver.poll(STOP_CHECK_INTERVAL) {
+            eprintln!("bourse md: {error}");
+            return admin::EXIT_UNREACHABLE;
+        }
+        if view && last_view.is_none_or(|t| t.elapsed() >= VIEW_INTERVAL) {
+            last_view = Some(Instant::now());
+            let mut stdout = io::stdout().lock();
+            let _ = write!(
+                stdout,
+                "\x1b[2J\x1b[H{}",
+                render_view(&receiver, args.levels, started.elapsed())
+            );
+            let _ = stdout.flush();
+        }
+    }
+
+    let mut code = admin::EXIT_OK;
+    let verify = if args.verify {
+        let address = match options.admin_address() {
+            Ok(address) => address,
+            Err(error) => {
+                eprintln!("bourse md: {error}");
+                return admin::EXIT_UNREACHABLE;
+            }
+        };
+        let mut client = match AdminClient::connect(&address) {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!("bourse md: {error}");
+                return admin::EXIT_UNREACHABLE;
+            }
+        };
+        match verify_books(&mut receiver, &mut client, args.verify_attempts) {
+            Ok(report) => {
+                if !report.is_ok() {
+                    code = admin::EXIT_ADMIN_ERROR;
+                }
+                Some(report)
+            }
+            Err(error) => {
+                eprintln!("bourse md: verify: {error}");
+                return admin::EXIT_UNREACHABLE;
+            }
+        }
+    } else {
+        None
+    };
+
+    if options.json {
+        println!("{}", summary_json(&receiver, verify.as_ref()));
+    } else {
+        print!("{}", render_view(&receiver, args.levels, started.elapsed()));
+    }
+    if let Some(report) = &verify {
+        for mismatch in &report.mismatches {
+            eprint!("{}", book_diff(mismatch));
+        }
+        if !report.unverified.is_empty() {
+            eprintln!(
+                "bourse md: no quiet point found for {} within {} attempts",
+                report.unverified.join(", "),
+                args.verify_attempts
+            );
+        }
+        if report.compared.is_empty() && report.unverified.is_empty() {
+            eprintln!("bourse md: verify: the feed announced no instrument");
+        }
+        if !options.json {
+            println!(
+                "verify: {} ({} books compared, {} differ)",
+                if report.is_ok() { "ok" } else { "FAILED" },
+                report.compared.len(),
+                report.mismatches.len()
+            );
+        }
+    }
+    if let Some(error) = receiver.first_book_error() {
+        eprintln!("bourse md: the book refused a message: {error}");
+    }
+    code
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{TcpListener, UdpSocket as StdUdpSocket};
@@ -636,6 +1076,7 @@ mod tests {
     use std::thread;
 
     use bourse_protocol::fields::Alpha;
+    use bourse_protocol::itch;
     use bourse_protocol::itch::{
         AddOrder, EventCode, Header, Message, OrderCancel, OrderDelete, Side, SnapshotEnd, StockDirectory,
         SystemEvent, Timestamp48,
@@ -695,7 +1136,11 @@ mod tests {
         ];
         for i in 0..30u64 {
             let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
-            let price = if side == Side::Buy { 1_890_000 - 100 * (i as u32 % 5) } else { 1_910_000 + 100 * (i as u32 % 5) };
+            let price = if side == Side::Buy {
+                1_890_000 - 100 * (i as u32 % 5)
+            } else {
+                1_910_000 + 100 * (i as u32 % 5)
+            };
             messages.push(add(i + 1, side, 100 + i as u32, price));
         }
         for reference in [3u64, 8, 13] {
@@ -736,7 +1181,13 @@ mod tests {
     /// A group of its own for each test: 239.255.<pid>.<n> on a port that was free.
     fn groups(n: u8) -> (SocketAddrV4, SocketAddrV4) {
         let pid = std::process::id();
-        let port = |()| StdUdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = |()| {
+            StdUdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
         let a = SocketAddrV4::new(Ipv4Addr::new(239, 255, (pid % 250) as u8, n), port(()));
         let b = SocketAddrV4::new(Ipv4Addr::new(239, 255, (pid % 250) as u8, n + 1), port(()));
         (a, b)
@@ -746,7 +1197,9 @@ mod tests {
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
         socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
         socket.set_multicast_loop_v4(true).unwrap();
-        socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        socket
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
         socket.into()
     }
 
@@ -766,10 +1219,16 @@ mod tests {
             // Bounded: a test never runs this for more than a minute.
             let deadline = Instant::now() + Duration::from_secs(60);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let Ok((n, from)) = socket.recv_from(&mut buffer) else { continue };
+                let Ok((n, from)) = socket.recv_from(&mut buffer) else {
+                    continue;
+                };
                 let request = Request::decode(&buffer[..n]).unwrap();
                 requests.push(request);
-                let end = request.range().end.min(request.sequence_number + answer_max).min(messages.len() as u64 + 1);
+                let end = request
+                    .range()
+                    .end
+                    .min(request.sequence_number + answer_max)
+                    .min(messages.len() as u64 + 1);
                 for sequence in request.sequence_number..end {
                     socket.send_to(&packet(&messages, sequence, 1), from).unwrap();
                 }
@@ -780,14 +1239,21 @@ mod tests {
     }
 
     fn expected_book(messages: &[Message]) -> FeedBook {
-        let mut book = FeedBook::new(FeedConfig::new(groups(1).0, groups(1).1, "127.0.0.1:1".parse().unwrap()).book_limits);
+        let mut book = FeedBook::new(
+            FeedConfig::new(groups(1).0, groups(1).1, "127.0.0.1:1".parse().unwrap()).book_limits,
+        );
         for message in messages {
             book.apply(message).unwrap();
         }
         book
     }
 
-    fn depth_of(book: &FeedBook) -> (Vec<(u32, u64, u32)>, Vec<(u32, u64, u32)>) {
+    fn depth_of(
+        book: &FeedBook,
+    ) -> (
+        Vec<bourse_book::feed::DepthLevel>,
+        Vec<bourse_book::feed::DepthLevel>,
+    ) {
         book.depth(Symbol::new("AAPL").unwrap(), 100).unwrap()
     }
 
@@ -838,10 +1304,20 @@ mod tests {
         assert_eq!(counters.messages, total);
         assert_eq!(receiver.applied_sequence(), total);
         assert!(counters.gaps >= 1, "{counters:?}");
-        assert!(counters.recovered >= 4, "5, 6 and the last two come from re-requests: {counters:?}");
+        assert!(
+            counters.recovered >= 4,
+            "5, 6 and the last two come from re-requests: {counters:?}"
+        );
         assert_eq!(counters.requests, requests.len() as u64);
-        assert!(requests.iter().all(|r| r.session == session() && r.requested_count >= 1));
-        assert!(requests.iter().all(|r| r.range().end <= total + 1), "never beyond the end: {requests:?}");
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.session == session() && r.requested_count >= 1)
+        );
+        assert!(
+            requests.iter().all(|r| r.range().end <= total + 1),
+            "never beyond the end: {requests:?}"
+        );
         assert!(counters.duplicates > 0, "{counters:?}");
         assert_eq!(counters.bad_packets, 1);
         assert_eq!(counters.book_errors, 0, "{:?}", receiver.first_book_error());
@@ -882,7 +1358,11 @@ mod tests {
         let counters = receiver.counters();
         assert_eq!(counters.requests, 3, "capped");
         assert_eq!(requests.len(), 3);
-        assert!(requests.iter().all(|r| r.sequence_number == 3 && r.requested_count == 2));
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.sequence_number == 3 && r.requested_count == 2)
+        );
         assert_eq!(counters.gaps, 1, "one gap episode");
         assert_eq!(receiver.gap(), Some(3..5));
         assert_eq!(receiver.applied_sequence(), 2);
@@ -916,7 +1396,9 @@ mod tests {
                 frame(Packet::SequencedData(&encode(message)));
             }
             before_end();
-            frame(Packet::SequencedData(&encode(&Message::SnapshotEnd(SnapshotEnd { sequence_number: n }))));
+            frame(Packet::SequencedData(&encode(&Message::SnapshotEnd(
+                SnapshotEnd { sequence_number: n },
+            ))));
             // The client logs out; wait for it to close.
             let mut rest = Vec::new();
             let _ = std::io::Read::read_to_end(&mut stream, &mut rest);
@@ -963,7 +1445,8 @@ mod tests {
             password: "demo".into(),
             timeout: Duration::from_secs(30),
         };
-        let mut receiver = FeedReceiver::join_with_snapshot(FeedConfig::new(group_a, group_b, rerequest), &source).unwrap();
+        let mut receiver =
+            FeedReceiver::join_with_snapshot(FeedConfig::new(group_a, group_b, rerequest), &source).unwrap();
         snapshot_thread.join().unwrap();
         let send = sender();
         for sequence in 34..=total {
@@ -971,7 +1454,9 @@ mod tests {
         }
         let end = PacketHeader::end_of_session(session(), total + 1).to_bytes();
         send.send_to(&end, group_b).unwrap();
-        let done = receiver.poll_until(Duration::from_secs(30), |r| r.is_ended()).unwrap();
+        let done = receiver
+            .poll_until(Duration::from_secs(30), |r| r.is_ended())
+            .unwrap();
         stop.store(true, Ordering::Relaxed);
         server.join().unwrap();
         assert!(done, "{receiver:?}");
@@ -983,9 +1468,138 @@ mod tests {
         assert_eq!(counters.book_errors, 0, "{:?}", receiver.first_book_error());
         assert_eq!(depth_of(receiver.book()), depth_of(&expected_book(&script)));
     }
+
+    /// An admin endpoint answering every depth request with `reply(symbol)`.
+    fn fake_admin(reply: impl Fn(&str) -> String + Send + 'static) -> (String, thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let handle = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            let mut served = 0;
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stream)) {
+                let Ok(line) = line else { break };
+                let request: bourse_protocol::admin::AdminRequest = serde_json::from_str(&line).unwrap();
+                let bourse_protocol::admin::AdminRequest::Depth { symbol, levels } = request else {
+                    panic!("{line}")
+                };
+                assert_eq!(levels, DEPTH_LEVELS_MAX);
+                writer.write_all(reply(&symbol).as_bytes()).unwrap();
+                writer.write_all(b"\n").unwrap();
+                served += 1;
+            }
+            served
+        });
+        (address, handle)
+    }
+
+    fn depth_json(book: &FeedBook, feed_sequence: u64) -> String {
+        let (bids, asks) = depth_of(book);
+        let level = |(price, shares, orders): (u32, u64, u32)| DepthLevel {
+            price,
+            shares,
+            orders,
+        };
+        serde_json::to_string(&bourse_protocol::admin::AdminReply::Depth(DepthReply {
+            symbol: "AAPL".into(),
+            halted: false,
+            feed_sequence,
+            bids: bids.into_iter().map(level).collect(),
+            asks: asks.into_iter().map(level).collect(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn verify_compares_at_a_quiet_point_and_reports_differences() {
+        let script = script();
+        let messages: Vec<Vec<u8>> = script.iter().map(encode).collect();
+        let total = messages.len() as u64;
+        let (group_a, group_b) = groups(40);
+        let mut receiver =
+            FeedReceiver::join(FeedConfig::new(group_a, group_b, "127.0.0.1:9".parse().unwrap())).unwrap();
+        let send = sender();
+        send.send_to(&packet(&messages, 1, 20), group_a).unwrap();
+        send.send_to(&packet(&messages, 21, total - 20), group_b).unwrap();
+        assert!(
+            receiver
+                .poll_until(Duration::from_secs(30), |r| r.applied_sequence() == total)
+                .unwrap()
+        );
+        let expected = expected_book(&script);
+
+        // Agreeing depth at the receiver's sequence: ok.
+        let json = depth_json(&expected, total);
+        let (address, server) = fake_admin(move |_| json.clone());
+        let mut admin = AdminClient::connect(&address).unwrap();
+        let report = verify_books(&mut receiver, &mut admin, 5).unwrap();
+        drop(admin);
+        assert_eq!(server.join().unwrap(), 1);
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.compared, ["AAPL"]);
+
+        // A different book at the same sequence: a mismatch with a diff naming the level.
+        let mut other = expected_book(&script);
+        other.apply(&add(999, Side::Buy, 7, 1_895_000)).unwrap();
+        let json = depth_json(&other, total);
+        let (address, server) = fake_admin(move |_| json.clone());
+        let mut admin = AdminClient::connect(&address).unwrap();
+        let report = verify_books(&mut receiver, &mut admin, 5).unwrap();
+        drop(admin);
+        server.join().unwrap();
+        assert!(!report.is_ok());
+        assert_eq!(report.mismatches.len(), 1);
+        let diff = book_diff(&report.mismatches[0]);
+        assert!(
+            diff.contains("bid level 1: engine 189.5000 x 7 (1 orders)"),
+            "{diff}"
+        );
+
+        // The engine is always ahead of the receiver: no quiet point, bounded attempts, unverified.
+        let json = depth_json(&expected, total + 5);
+        let (address, server) = fake_admin(move |_| json.clone());
+        let mut admin = AdminClient::connect(&address).unwrap();
+        let report = verify_books(&mut receiver, &mut admin, 3).unwrap();
+        drop(admin);
+        assert_eq!(server.join().unwrap(), 3);
+        assert_eq!(report.unverified, ["AAPL"]);
+        assert!(!report.is_ok());
+    }
+
+    #[test]
+    fn md_addresses_come_from_flags_then_the_ports_file_then_the_defaults() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            global: GlobalOptions,
+            #[command(flatten)]
+            md: MdArgs,
+        }
+        let cli = Cli::parse_from(["md"]);
+        let addresses = md_addresses(&cli.md, &cli.global).unwrap();
+        assert_eq!(addresses.group_a, GROUP_A_DEFAULT.parse().unwrap());
+        assert_eq!(addresses.snapshot, SNAPSHOT_DEFAULT.parse().unwrap());
+
+        let ports = std::env::temp_dir().join(format!("bourse-md-ports-{}", std::process::id()));
+        std::fs::write(
+            &ports,
+            "order_entry=127.0.0.1:1\nsnapshot=127.0.0.1:2\nrerequest=127.0.0.1:3\nadmin=127.0.0.1:4\n\
+             market_data_a=239.1.1.1:5\nmarket_data_b=239.1.1.2:6\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "md",
+            "--ports-file",
+            ports.to_str().unwrap(),
+            "--group-b",
+            "239.9.9.9:7",
+        ]);
+        let addresses = md_addresses(&cli.md, &cli.global).unwrap();
+        let _ = std::fs::remove_file(&ports);
+        assert_eq!(addresses.group_a, "239.1.1.1:5".parse().unwrap());
+        assert_eq!(addresses.group_b, "239.9.9.9:7".parse().unwrap());
+        assert_eq!(addresses.rerequest, "127.0.0.1:3".parse().unwrap());
+        assert_eq!(addresses.snapshot, "127.0.0.1:2".parse().unwrap());
+    }
 }
-/// md args (wip)
-#[derive(clap::Args, Debug)]
-pub struct MdArgs {}
-/// md (wip)
-pub fn run_md(_args: &MdArgs, _options: &GlobalOptions) -> i32 { 0 }
