@@ -30,6 +30,8 @@ use bourse_protocol::admin::{
 use bourse_protocol::fields::PRICE_SCALE;
 use clap::{Args, Subcommand};
 
+use crate::plot;
+
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: the daemon answered with an `error` reply (or `md --verify` found a mismatch).
@@ -843,220 +845,26 @@ pub fn latency_table(stages: &[StageLatency]) -> String {
     table.render()
 }
 
-/// The percentile plot of [`AdminReply::Latency`] as SVG: one line per stage with samples.
+/// The percentile plot of [`AdminReply::Latency`] as SVG (drawn by [`crate::plot`]): one line per stage
+/// with samples, x = percentile on the log `1/(1-q)` axis, y = latency in microseconds.
 pub fn latency_svg(stages: &[StageLatency]) -> String {
-    let series: Vec<PlotSeries<'_>> = stages
+    let series: Vec<plot::Series> = stages
         .iter()
         .filter(|s| s.count > 0 && !s.points.is_empty())
-        .map(|s| PlotSeries {
-            label: &s.stage,
-            points: &s.points,
+        .map(|s| plot::Series {
+            name: s.stage.clone(),
+            points: s.points.iter().map(latency_point).collect(),
         })
         .collect();
-    percentile_svg("bourse latency by percentile", &series)
+    plot::percentile_svg("bourse latency by percentile", "us", &series)
 }
 
-/// One line of a percentile plot.
-#[derive(Clone, Copy, Debug)]
-pub struct PlotSeries<'a> {
-    /// Legend text.
-    pub label: &'a str,
-    /// Its points (quantile in ppm, latency in ns).
-    pub points: &'a [LatencyPoint],
-}
-
-/// Plot width and height in pixels.
-const PLOT_SIZE: (f64, f64) = (900.0, 540.0);
-/// Margins: left, right, top, bottom.
-const PLOT_MARGIN: (f64, f64, f64, f64) = (80.0, 170.0, 50.0, 60.0);
-/// The largest "nines" the x axis shows: 1/(1-q) up to 10^6 (p99.9999).
-const PLOT_NINES_MAX: f64 = 6.0;
-const PLOT_COLORS: [&str; 8] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-];
-
-/// The x position of a quantile on the usual log axis: log10(1/(1-q)), capped at [`PLOT_NINES_MAX`].
-fn nines(quantile_ppm: u32) -> f64 {
-    let rest = 1.0 - f64::from(quantile_ppm.min(1_000_000)) / 1e6;
-    if rest <= 0.0 {
-        PLOT_NINES_MAX
-    } else {
-        (1.0 / rest).log10().clamp(0.0, PLOT_NINES_MAX)
-    }
-}
-
-fn xml_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&apos;".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-/// A hand-written SVG percentile plot: x = percentile on a log10(1/(1-q)) axis (0%, 90%, 99%, ...), y =
-/// latency in microseconds (linear from 0), one polyline per series, a legend on the right.
-pub fn percentile_svg(title: &str, series: &[PlotSeries<'_>]) -> String {
-    let (width, height) = PLOT_SIZE;
-    let (left, right, top, bottom) = PLOT_MARGIN;
-    let plot_w = width - left - right;
-    let plot_h = height - top - bottom;
-    let x_max = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| nines(p.quantile_ppm)))
-        .fold(2.0_f64, f64::max)
-        .ceil()
-        .min(PLOT_NINES_MAX);
-    let y_max_us = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.value_ns as f64 / 1000.0))
-        .fold(0.0_f64, f64::max);
-    let y_max_us = nice_ceiling(y_max_us);
-    let x_of = |n: f64| left + n / x_max * plot_w;
-    let y_of = |us: f64| top + plot_h - us / y_max_us * plot_h;
-
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="28" font-size="16" text-anchor="middle">{}</text>"#,
-        left + plot_w / 2.0,
-        xml_escape(title)
-    );
-    // Grid and x ticks: 0%, 90%, 99%, ...
-    for tick in 0..=(x_max as u32) {
-        let x = x_of(f64::from(tick));
-        let label = match tick {
-            0 => "0%".to_owned(),
-            n => format!("{}%", percentile_label(n)),
-        };
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#dddddd"/>"##,
-            top + plot_h
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
-            top + plot_h + 18.0
-        );
-    }
-    for step in 0..=5 {
-        let us = y_max_us * f64::from(step) / 5.0;
-        let y = y_of(us);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#dddddd"/>"##,
-            left + plot_w
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            y + 4.0,
-            trim_number(us)
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile</text>"#,
-        left + plot_w / 2.0,
-        height - 15.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">latency (us)</text>"#,
-        top + plot_h / 2.0,
-        top + plot_h / 2.0
-    );
-    for (i, s) in series.iter().enumerate() {
-        let color = PLOT_COLORS[i % PLOT_COLORS.len()];
-        let points: Vec<String> = s
-            .points
-            .iter()
-            .map(|p| {
-                format!(
-                    "{:.1},{:.1}",
-                    x_of(nines(p.quantile_ppm)),
-                    y_of(p.value_ns as f64 / 1000.0)
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-            points.join(" ")
-        );
-        let legend_y = top + 16.0 + 20.0 * i as f64;
-        let legend_x = left + plot_w + 16.0;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{legend_x}" y1="{legend_y}" x2="{:.1}" y2="{legend_y}" stroke="{color}" stroke-width="3"/>"#,
-            legend_x + 20.0
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-            legend_x + 26.0,
-            legend_y + 4.0,
-            xml_escape(s.label)
-        );
-    }
-    if series.is_empty() {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">no samples</text>"#,
-            left + plot_w / 2.0,
-            top + plot_h / 2.0
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-/// `90`, `99`, `99.9`, ... for 1, 2, 3, ... nines.
-fn percentile_label(nines: u32) -> String {
-    match nines {
-        0 => "0".to_owned(),
-        1 => "90".to_owned(),
-        n => format!("99.{}", "9".repeat(n as usize - 2))
-            .trim_end_matches('.')
-            .to_owned(),
-    }
-}
-
-/// The smallest of 1, 2, 5 x 10^k at or above `value` (at least 1).
-fn nice_ceiling(value: f64) -> f64 {
-    let mut scale = 1.0;
-    while scale * 10.0 < value {
-        scale *= 10.0;
-    }
-    for step in [1.0, 2.0, 5.0, 10.0] {
-        if scale * step >= value {
-            return scale * step;
-        }
-    }
-    scale * 10.0
-}
-
-fn trim_number(value: f64) -> String {
-    let text = format!("{value:.2}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+/// A latency point as `(quantile, microseconds)`.
+fn latency_point(point: &LatencyPoint) -> (f64, f64) {
+    (
+        f64::from(point.quantile_ppm) / 1e6,
+        point.value_ns as f64 / 1000.0,
+    )
 }
 
 #[cfg(test)]
@@ -1219,7 +1027,9 @@ mod tests {
             let tag = &rest[start + 1..end];
             assert!(!tag.contains('<'), "{tag}");
             assert_eq!(tag.matches('"').count() % 2, 0, "unbalanced quotes in {tag}");
-            if let Some(name) = tag.strip_prefix('/') {
+            if tag.starts_with('?') {
+                // The XML declaration.
+            } else if let Some(name) = tag.strip_prefix('/') {
                 assert_eq!(stack.pop().as_deref(), Some(name), "mismatched </{name}>");
             } else if !tag.ends_with('/') {
                 let name = tag.split_whitespace().next().unwrap().to_owned();
@@ -1256,7 +1066,7 @@ mod tests {
         let stages = vec![stage("wire_to_wire", 10), stage("a<b&c", 3), stage("empty", 0)];
         let svg = latency_svg(&stages);
         assert_well_formed(&svg);
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert_eq!(
             svg.matches("<polyline").count(),
             2,
@@ -1265,6 +1075,7 @@ mod tests {
         assert!(svg.contains("a&lt;b&amp;c"));
         assert!(svg.contains(">99.9%<"));
         // 7 points on the line; the last (q = 1) sits at the right edge.
+        assert!(svg.contains(r#"data-name="wire_to_wire""#));
         let line = svg.lines().find(|l| l.starts_with("<polyline")).unwrap();
         let coords = line.split("points=\"").nth(1).unwrap().trim_end_matches("\"/>");
         assert_eq!(coords.split(' ').count(), 7);
@@ -1277,11 +1088,5 @@ mod tests {
             "x grows with the percentile: {xs:?}"
         );
         assert_well_formed(&latency_svg(&[]));
-        assert_eq!(percentile_label(1), "90");
-        assert_eq!(percentile_label(2), "99");
-        assert_eq!(percentile_label(4), "99.99");
-        assert_eq!(nice_ceiling(7.0), 10.0);
-        assert_eq!(nice_ceiling(12.0), 20.0);
-        assert_eq!(nice_ceiling(0.0), 1.0);
     }
 }
