@@ -6,36 +6,38 @@
 //! 1. Find `boursed` (next to `bourse`, then on `PATH`), take `boursed --print-default-config`, make every port
 //!    0, give it fresh multicast groups, a journal in a temporary directory and a 50 ms market-data heartbeat,
 //!    start it and wait for its ports file ([`START_TIMEOUT`]).
-//! 2. Join both multicast groups ([`FeedListener`]): a MoldUDP64 [`GapTracker`] delivers each message once,
-//!    asks the re-request server for every gap (the start-of-day messages sent before it joined included),
-//!    counts messages, trades and gaps.
+//! 2. Join both multicast groups with [`FeedReceiver`] on a thread: each message applied once, every gap
+//!    asked of the re-request server (the start-of-day messages sent before it joined included), a book per
+//!    instrument.
 //! 3. Run the load generator with the config's logins (alice, bob, carol, demo) for `--duration` seconds at
 //!    `--rate` requests per second.
-//! 4. Wait until the listener has every message ([`FEED_SETTLE_TIMEOUT`]), ask admin for the top of each book
-//!    and the daemon's own latency, print the summary, write the plot, shut the daemon down (admin
-//!    `shutdown`, killed after [`STOP_TIMEOUT`]) and remove the directory.
+//! 4. Wait until the listener has every message ([`FEED_SETTLE_TIMEOUT`]), compare its books with the engine's
+//!    at a quiet point ([`verify_books`]), ask admin for the top of each book and the daemon's own latency,
+//!    print the summary, write the plot, shut the daemon down (admin `shutdown`, killed after
+//!    [`STOP_TIMEOUT`]) and remove the directory.
 //!
 //! Exit code 0 when the demo ran and everything was consistent (every request answered, every gap
-//! recovered), 1 when it ran but something did not add up, 2 when it could not run.
+//! recovered, the feed's books equal to the engine's), 1 when it ran but something did not add up, 2 when it
+//! could not run. The last line is machine-readable: `demo ok: trades=N gaps=N gaps_open=0 books_agree=true
+//! unanswered=0`.
 
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bourse_protocol::admin::{AdminReply, AdminRequest, DepthReply};
 use bourse_protocol::fields::PRICE_SCALE;
-use bourse_protocol::moldudp64::{GapTracker, GapTrackerConfig, Packet as MoldPacket, TrackerState};
 use clap::Args;
-use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::admin::AdminClient;
+use crate::feed::{FeedConfig, FeedReceiver, verify_books};
 use crate::load::cli::{boursed_default_config, write_outputs};
 use crate::load::daemon::{
-    Daemon, DaemonConfigOptions, find_boursed, fresh_groups, instruments_from_config, logins_from_config,
-    temp_dir,
+    Daemon, DaemonConfigOptions, Ports, find_boursed, fresh_groups, instruments_from_config,
+    logins_from_config, temp_dir,
 };
 use crate::load::{self, Limit, LoadConfig, format_ns, latency_table};
 
@@ -47,8 +49,10 @@ pub const FEED_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on each admin request.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest UDP datagram the listener reads.
-const DATAGRAM_BYTES_MAX: usize = 65_536;
+/// Longest wait of one feed poll (the stop flag is checked between polls).
+const FEED_POLL: Duration = Duration::from_millis(10);
+/// Rounds of [`verify_books`] looking for a quiet point.
+const VERIFY_ATTEMPTS: u32 = 50;
 /// Market-data heartbeat of the demo daemon: a dropped last packet shows as a gap within this.
 const DEMO_MD_HEARTBEAT_MS: u64 = 50;
 
@@ -78,164 +82,53 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// What the market-data listener saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FeedCounts {
-    /// MoldUDP64 packets received (A, B and re-request answers).
-    pub packets: u64,
-    /// Messages delivered (each sequence number once).
-    pub messages: u64,
-    /// Executions on the feed (ITCH `E` and `C`): the trades.
-    pub trades: u64,
-    /// Orders added on the feed (ITCH `A` and `F`).
-    pub adds: u64,
-    /// Gaps seen (times the tracker went from in sync to missing messages).
-    pub gaps: u64,
-    /// Gaps closed again.
-    pub recovered: u64,
-    /// Re-requests sent.
-    pub requests: u64,
-    /// Whether every announced message was delivered at the end.
-    pub synchronized: bool,
-    /// The last sequence number delivered.
-    pub last_sequence: u64,
-}
-
-/// A MoldUDP64 listener on groups A and B with gap recovery through the re-request server, on its own thread.
-#[derive(Debug)]
-pub struct FeedListener {
+/// The market-data receiver ([`FeedReceiver`]: A/B arbitration, gap re-requests, a book per instrument) run
+/// on its own thread while the load runs, handed back when stopped.
+struct FeedThread {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<io::Result<FeedCounts>>>,
+    thread: Option<JoinHandle<Result<FeedReceiver, String>>>,
 }
 
-fn join_group(group: SocketAddr) -> io::Result<UdpSocket> {
-    let SocketAddr::V4(group) = group else {
-        return Err(io::Error::other("market data group is not IPv4"));
-    };
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SocketAddr::V4(SocketAddrV4::new(*group.ip(), group.port())).into())?;
-    socket.join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
-impl FeedListener {
-    /// Joins `a` and `b` and starts listening; gaps are asked of `rerequest`.
-    ///
-    /// # Errors
-    /// Socket set-up errors.
-    pub fn start(a: SocketAddr, b: SocketAddr, rerequest: SocketAddr) -> io::Result<Self> {
-        let sockets = [join_group(a)?, join_group(b)?, UdpSocket::bind("127.0.0.1:0")?];
-        sockets[2].set_nonblocking(true)?;
+impl FeedThread {
+    fn start(ports: &Ports) -> Result<Self, String> {
+        let (SocketAddr::V4(a), SocketAddr::V4(b)) = (ports.market_data_a, ports.market_data_b) else {
+            return Err("market data groups are not IPv4".into());
+        };
+        let mut receiver =
+            FeedReceiver::join(FeedConfig::new(a, b, ports.rerequest)).map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("demo-feed".into())
-            .spawn(move || listen(&sockets, rerequest, &flag))?;
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    receiver.poll(FEED_POLL).map_err(|e| e.to_string())?;
+                }
+                Ok(receiver)
+            })
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             stop,
             thread: Some(thread),
         })
     }
 
-    /// Stops listening: once in sync (or after `settle`), returns the counts.
-    ///
-    /// # Errors
-    /// The socket error that ended the listener.
-    pub fn finish(mut self) -> io::Result<FeedCounts> {
+    fn finish(mut self) -> Result<FeedReceiver, String> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("feed listener panicked")),
-            None => Ok(FeedCounts::default()),
+            _ => Err("the market-data thread panicked".into()),
         }
     }
 }
 
-impl Drop for FeedListener {
+impl Drop for FeedThread {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
-}
-
-fn listen(sockets: &[UdpSocket; 3], rerequest: SocketAddr, stop: &AtomicBool) -> io::Result<FeedCounts> {
-    let start = Instant::now();
-    let mut tracker = GapTracker::new(GapTrackerConfig {
-        gap_wait_ns: 2_000_000,
-        request_timeout_ns: 100_000_000,
-        ..GapTrackerConfig::default()
-    });
-    let mut counts = FeedCounts::default();
-    let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
-    let mut in_gap = false;
-    let mut stop_window: Option<(Instant, Instant)> = None;
-    loop {
-        let mut got = false;
-        for socket in sockets {
-            // Bounded drain per socket per round.
-            for _ in 0..1024 {
-                let n = match socket.recv(&mut buffer) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                got = true;
-                counts.packets += 1;
-                let Ok(packet) = MoldPacket::decode(&buffer[..n]) else {
-                    continue;
-                };
-                let now_ns = start.elapsed().as_nanos() as u64;
-                for (sequence, message) in tracker.on_packet(&packet, now_ns) {
-                    counts.messages += 1;
-                    counts.last_sequence = sequence;
-                    match message.first() {
-                        Some(b'E' | b'C') => counts.trades += 1,
-                        Some(b'A' | b'F') => counts.adds += 1,
-                        _ => {}
-                    }
-                }
-            }
-        }
-        let now_ns = start.elapsed().as_nanos() as u64;
-        let gap_now = tracker.state() == TrackerState::Gap;
-        if gap_now && !in_gap {
-            counts.gaps += 1;
-        } else if !gap_now && in_gap {
-            counts.recovered += 1;
-        }
-        in_gap = gap_now;
-        if let Some(request) = tracker.poll_request(now_ns) {
-            let _ = sockets[2].send_to(&request.to_bytes(), rerequest);
-        }
-        if !got {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        if stop.load(Ordering::Relaxed) {
-            // Settle: keep listening a few heartbeats (they announce a dropped last packet), then stop once in
-            // sync; never past FEED_SETTLE_TIMEOUT.
-            let now = Instant::now();
-            let (earliest, deadline) =
-                *stop_window.get_or_insert((now + settle_time(), now + FEED_SETTLE_TIMEOUT));
-            if (now >= earliest && !gap_now) || now >= deadline {
-                break;
-            }
-        }
-    }
-    counts.requests = tracker.counters().requests;
-    counts.synchronized = tracker.state() != TrackerState::Gap;
-    Ok(counts)
-}
-
-/// How long the listener keeps listening after it is asked to stop, when in sync: long enough for a few
-/// heartbeats, which announce a dropped last packet.
-fn settle_time() -> Duration {
-    Duration::from_millis(6 * DEMO_MD_HEARTBEAT_MS)
 }
 
 fn price(p: u32) -> String {
@@ -338,8 +231,7 @@ fn demo_in(
         ports.market_data_b,
         ports.rerequest
     );
-    let feed = FeedListener::start(ports.market_data_a, ports.market_data_b, ports.rerequest)
-        .map_err(|e| format!("market-data listener: {e}"))?;
+    let feed = FeedThread::start(&ports).map_err(|e| format!("market-data listener: {e}"))?;
     let names: Vec<&str> = logins.iter().map(|l| l.username.as_str()).collect();
     println!(
         "  {} market makers ({}) send {:.0} orders/s for {:.1}s: quotes on both sides near the touch, cancels, \
@@ -356,7 +248,14 @@ fn demo_in(
     config.busy_poll = false;
     config.poll = load::PollMode::Epoll;
     let report = load::run(&config, &mut |p| eprintln!("  {}", p.line())).map_err(|e| e.to_string())?;
-    let feed_counts = feed.finish().map_err(|e| format!("market-data listener: {e}"))?;
+    let mut receiver = feed.finish().map_err(|e| format!("market-data listener: {e}"))?;
+    // Catch up (a dropped last packet shows at the next heartbeat) and compare every book with the engine's.
+    let _ = receiver.poll_until(FEED_SETTLE_TIMEOUT, |r| r.gap().is_none());
+    let verify = AdminClient::connect_with(&ports.admin.to_string(), ADMIN_TIMEOUT, ADMIN_TIMEOUT)
+        .map_err(|e| e.to_string())
+        .and_then(|mut admin| verify_books(&mut receiver, &mut admin, VERIFY_ATTEMPTS));
+    let feed_counts = receiver.counters();
+    let feed_in_sync = receiver.gap().is_none();
     let mut books = Vec::new();
     for instrument in &instruments {
         let symbol = instrument.symbol.as_str_lossy().into_owned();
@@ -433,24 +332,45 @@ fn demo_in(
         report.unanswered
     );
     println!(
-        "  trades: {} on the market-data feed; the market makers received {} fills ({} shares)",
-        feed_counts.trades, report.fills, report.fill_shares
+        "  trades: {} (the market makers received {} fills for {} shares; every trade has one taker)",
+        report.taker_fills, report.fills, report.fill_shares
     );
     println!(
-        "  market data: {} packets, {} messages ({} orders added), {} gaps found, {} recovered through {} \
-         re-requests{}",
-        feed_counts.packets,
+        "  market data: {} packets on A, {} on B (identical copies), {} messages applied; {} gaps found and \
+         {} re-requests sent, {} messages recovered through them{}",
+        feed_counts.packets_a,
+        feed_counts.packets_b,
         feed_counts.messages,
-        feed_counts.adds,
         feed_counts.gaps,
-        feed_counts.recovered,
         feed_counts.requests,
-        if feed_counts.synchronized {
-            ""
+        feed_counts.recovered,
+        if feed_in_sync {
+            "; every gap recovered"
         } else {
-            " (NOT in sync at the end)"
+            "; a gap is STILL OPEN"
         }
     );
+    let books_agree = match &verify {
+        Ok(v) if v.is_ok() => {
+            println!(
+                "  the books rebuilt from market data equal the engine's books ({} instruments compared)",
+                v.compared.len()
+            );
+            true
+        }
+        Ok(v) => {
+            println!(
+                "  books from market data DIFFER from the engine's: {} differ, {} not compared",
+                v.mismatches.len(),
+                v.unverified.len()
+            );
+            false
+        }
+        Err(e) => {
+            println!("  could not compare the books: {e}");
+            false
+        }
+    };
     println!("Top of book at the end (price x shares)");
     for line in &books {
         println!("{line}");
@@ -475,16 +395,14 @@ fn demo_in(
             "its temporary directory is removed"
         }
     );
-    let consistent = report.unanswered == 0
-        && report.disconnects == 0
-        && feed_counts.synchronized
-        && feed_counts.gaps == feed_counts.recovered;
+    let consistent = report.unanswered == 0 && report.disconnects == 0 && feed_in_sync && books_agree;
     println!(
-        "demo {}: trades={} gaps={} recovered={} unanswered={}",
+        "demo {}: trades={} gaps={} gaps_open={} books_agree={} unanswered={}",
         if consistent { "ok" } else { "INCONSISTENT" },
-        feed_counts.trades,
+        report.taker_fills,
         feed_counts.gaps,
-        feed_counts.recovered,
+        u8::from(!feed_in_sync),
+        books_agree,
         report.unanswered
     );
     Ok(consistent)

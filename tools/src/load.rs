@@ -291,6 +291,9 @@ pub struct LoadReport {
     pub fills: u64,
     /// Shares executed.
     pub fill_shares: u64,
+    /// Executions in which the session's order took liquidity (Liquidity Flag `R`): one per trade, so the
+    /// number of trades when every participant is one of the sessions.
+    pub taker_fills: u64,
     /// Cancels the session did not ask for, by reason letter (IOC remainders `I`, collars `K`, ...).
     pub other_cancels: Vec<(char, u64)>,
     /// Replies for tokens with no request waiting (should be 0).
@@ -370,9 +373,10 @@ impl LoadReport {
             letters(&self.rejected)
         ));
         out.push_str(&format!(
-            "fills {} ({} shares); other cancels {}{}\n",
+            "fills {} ({} shares, {} as taker); other cancels {}{}\n",
             self.fills,
             self.fill_shares,
+            self.taker_fills,
             self.other_cancels.iter().map(|(_, n)| n).sum::<u64>(),
             letters(&self.other_cancels)
         ));
@@ -417,6 +421,7 @@ impl LoadReport {
             "rejected": map(&self.rejected),
             "fills": self.fills,
             "fill_shares": self.fill_shares,
+            "taker_fills": self.taker_fills,
             "other_cancels": map(&self.other_cancels),
             "unmatched": self.unmatched,
             "disconnects": self.disconnects,
@@ -538,6 +543,7 @@ struct Tally {
     rejected: [u64; 256],
     fills: u64,
     fill_shares: u64,
+    taker_fills: u64,
     other_cancels: [u64; 256],
     unmatched: u64,
     disconnects: u64,
@@ -560,6 +566,7 @@ impl Tally {
             rejected: [0; 256],
             fills: 0,
             fill_shares: 0,
+            taker_fills: 0,
             other_cancels: [0; 256],
             unmatched: 0,
             disconnects: 0,
@@ -860,6 +867,9 @@ impl Core {
             Outbound::Executed(e) => {
                 tally.fills += 1;
                 tally.fill_shares += u64::from(e.executed_shares.get());
+                if e.liquidity_flag == ouch::LiquidityFlag::Removed {
+                    tally.taker_fills += 1;
+                }
                 let token = e.order_token;
                 if let Some(order) = self.orders.iter_mut().find(|o| o.token == token) {
                     order.open = order.open.saturating_sub(e.executed_shares.get());
@@ -1224,6 +1234,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         rejected: letters_of(&tally.rejected),
         fills: tally.fills,
         fill_shares: tally.fill_shares,
+        taker_fills: tally.taker_fills,
         other_cancels: letters_of(&tally.other_cancels),
         unmatched: tally.unmatched,
         disconnects: tally.disconnects,
@@ -1510,7 +1521,7 @@ mod tests {
         core.on_ouch(executed(6).as_wire(), 20, &instruments, &mut tally);
         assert_eq!((tally.ignored, tally.acked, core.pending.len()), (1, 0, 0));
         assert!(core.orders.is_empty());
-        assert_eq!((tally.fills, tally.fill_shares), (2, 10));
+        assert_eq!((tally.fills, tally.fill_shares, tally.taker_fills), (2, 10, 0));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `bourse load`: the load generator from the command line.
 //!
-//! The order-entry address comes from `--order-entry ADDR` or a `boursed` ports file (`--ports-file`); the
+//! The order-entry address comes from `--order-entry ADDR` or a `boursed` ports file (the global
+//! `--ports-file`); the
 //! logins from the daemon's config (`--users-from-config FILE`, every `[[logins]]`) or from `--user` /
 //! `--password` lists; the instruments from the same config file, else from `--instruments-from-config`,
 //! else from `boursed --print-default-config`. Prints a progress line on stderr every second, then the
-//! summary (or `--json`), and writes the `.hgrm` distribution and the SVG plot when asked.
+//! summary (or, with the global `--json`, the report as JSON), and writes the `.hgrm` distribution and the SVG plot when asked.
 //! Exit codes: 0 when every request was acked or ignored (its order gone first), 1 when some were unanswered
 //! or a session was closed by the exchange, 2 on errors (bad arguments, no connection, login refused).
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::daemon::{find_boursed, instruments_from_config, logins_from_config, parse_ports};
+use super::daemon::{Ports, find_boursed, instruments_from_config, logins_from_config};
 use super::{Credentials, Instrument, Limit, LoadConfig, LoadReport, PollMode};
 use crate::{hgrm, plot};
 
@@ -71,9 +72,6 @@ pub struct LoadArgs {
     /// Write a percentile plot (SVG).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -112,10 +110,10 @@ pub fn boursed_default_config() -> Result<String, String> {
 ///
 /// # Errors
 /// A message naming the bad argument or file.
-pub fn load_config(args: &LoadArgs) -> Result<LoadConfig, String> {
-    let order_entry = match (&args.order_entry, &args.ports_file) {
+pub fn load_config(args: &LoadArgs, ports_file: Option<&Path>) -> Result<LoadConfig, String> {
+    let order_entry = match (&args.order_entry, ports_file) {
         (Some(addr), _) => *addr,
-        (None, Some(file)) => parse_ports(&read(file)?).map_err(|e| e.to_string())?.order_entry,
+        (None, Some(file)) => Ports::parse(&read(file)?).map_err(|e| e.to_string())?.order_entry,
         (None, None) => return Err("give --order-entry or --ports-file".into()),
     };
     let config_text = match &args.users_from_config {
@@ -202,9 +200,9 @@ pub fn write_outputs(
     Ok(written)
 }
 
-/// Runs `bourse load`; returns the exit code.
-pub fn run(args: &LoadArgs) -> i32 {
-    let config = match load_config(args) {
+/// Runs `bourse load` (`ports_file` and `json` are the global options); returns the exit code.
+pub fn run(args: &LoadArgs, ports_file: Option<&Path>, json: bool) -> i32 {
+    let config = match load_config(args, ports_file) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("bourse load: {message}");
@@ -234,7 +232,7 @@ pub fn run(args: &LoadArgs) -> i32 {
             return EXIT_ERROR;
         }
     };
-    if args.json {
+    if json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.summary());

@@ -1,5 +1,6 @@
 //! `boursed` for tools and tests: writes a config from a base TOML text, starts the binary on free ports,
-//! reads its ports file, talks to its admin endpoint, and stops it.
+//! reads its ports file ([`crate::admin::Ports`]), talks to its admin endpoint ([`crate::admin::AdminClient`]),
+//! and stops it.
 //!
 //! This module never links the daemon: it edits the config as TOML text (the `toml` crate) and runs the
 //! `boursed` executable, as an operator would.
@@ -15,8 +16,7 @@
 //! - At most [`LOAD_LOGINS_MAX`] generated logins (5 digits).
 //! - Start-up is bounded by the caller's timeout; [`Daemon`] kills the process on drop if it still runs.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ use bourse_protocol::admin::{AdminReply, AdminRequest};
 use toml::{Table, Value};
 
 use super::{Credentials, Instrument};
+use crate::admin::AdminClient;
+pub use crate::admin::Ports;
 
 /// The firm generated load logins trade for.
 pub const LOAD_FIRM: &str = "LOAD";
@@ -333,48 +335,6 @@ pub fn instruments_from_config(text: &str) -> Result<Vec<Instrument>, DaemonErro
         .collect()
 }
 
-/// The addresses `boursed` bound, from its ports file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ports {
-    /// SoupBinTCP order entry.
-    pub order_entry: SocketAddr,
-    /// Snapshot server.
-    pub snapshot: SocketAddr,
-    /// MoldUDP64 re-request server (UDP).
-    pub rerequest: SocketAddr,
-    /// Admin endpoint.
-    pub admin: SocketAddr,
-    /// Multicast group A.
-    pub market_data_a: SocketAddr,
-    /// Multicast group B.
-    pub market_data_b: SocketAddr,
-}
-
-/// Parses a ports file (`key=value` lines; the stdout line's `key=value` words work too).
-///
-/// # Errors
-/// [`DaemonError::Protocol`] naming a missing or unparsable key.
-pub fn parse_ports(text: &str) -> Result<Ports, DaemonError> {
-    let find = |key: &str| -> Result<SocketAddr, DaemonError> {
-        text.split_whitespace()
-            .filter_map(|word| word.split_once('='))
-            .find(|(k, _)| *k == key)
-            .ok_or_else(|| DaemonError::Protocol(format!("ports file: no {key}")))
-            .and_then(|(_, v)| {
-                v.parse()
-                    .map_err(|_| DaemonError::Protocol(format!("ports file: {key}={v} is not host:port")))
-            })
-    };
-    Ok(Ports {
-        order_entry: find("order_entry")?,
-        snapshot: find("snapshot")?,
-        rerequest: find("rerequest")?,
-        admin: find("admin")?,
-        market_data_a: find("market_data_a")?,
-        market_data_b: find("market_data_b")?,
-    })
-}
-
 /// `boursed` next to the running executable (or its parent directory, for test executables in
 /// `target/<profile>/deps`), then on `PATH`.
 pub fn find_boursed() -> Option<PathBuf> {
@@ -466,7 +426,7 @@ impl Daemon {
                 });
             }
             if let Ok(text) = std::fs::read_to_string(&ports_file)
-                && let Ok(ports) = parse_ports(&text)
+                && let Ok(ports) = Ports::parse(&text)
             {
                 return Ok(Daemon {
                     child,
@@ -493,7 +453,12 @@ impl Daemon {
     /// # Errors
     /// [`DaemonError::Io`] for socket errors, [`DaemonError::Protocol`] for a reply that does not decode.
     pub fn admin(&self, request: &AdminRequest, timeout: Duration) -> Result<AdminReply, DaemonError> {
-        admin_request(self.ports.admin, request, timeout)
+        let mut client = AdminClient::connect_with(&self.ports.admin.to_string(), timeout, timeout)
+            .map_err(|e| DaemonError::Protocol(e.to_string()))?;
+        client
+            .request(request)
+            .map(|response| response.reply)
+            .map_err(|e| DaemonError::Protocol(e.to_string()))
     }
 
     /// Asks for a shutdown over admin and waits up to `timeout` for the exit; kills it after that.
@@ -528,38 +493,6 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
     }
-}
-
-/// One admin request on a fresh connection to `admin`: a JSON line out, a JSON line back.
-///
-/// # Errors
-/// [`DaemonError::Io`] for socket errors, [`DaemonError::Protocol`] for a reply that does not decode.
-pub fn admin_request(
-    admin: SocketAddr,
-    request: &AdminRequest,
-    timeout: Duration,
-) -> Result<AdminReply, DaemonError> {
-    let mut stream = TcpStream::connect_timeout(&admin, timeout).map_err(io_error("connect to admin"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(io_error("admin timeout"))?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(io_error("admin timeout"))?;
-    let mut line = serde_json::to_string(request).map_err(|e| DaemonError::Protocol(e.to_string()))?;
-    line.push('\n');
-    stream
-        .write_all(line.as_bytes())
-        .map_err(io_error("admin write"))?;
-    let mut reply = String::new();
-    BufReader::new(std::io::Read::take(
-        stream,
-        bourse_protocol::admin::ADMIN_LINE_BYTES_MAX as u64,
-    ))
-    .read_line(&mut reply)
-    .map_err(io_error("admin read"))?;
-    serde_json::from_str(reply.trim_end())
-        .map_err(|e| DaemonError::Protocol(format!("admin reply {reply:?}: {e}")))
 }
 
 #[cfg(test)]
@@ -670,18 +603,5 @@ firm = "ALFA"
             daemon_config("x = 1", &options),
             Err(DaemonError::Config(_))
         ));
-    }
-
-    #[test]
-    fn ports_file_parses() {
-        let text = "order_entry=127.0.0.1:1\nsnapshot=127.0.0.1:2\nrerequest=127.0.0.1:3\nadmin=127.0.0.1:4\n\
-                    market_data_a=239.1.1.1:5\nmarket_data_b=239.1.1.2:6\n";
-        let ports = parse_ports(text).unwrap();
-        assert_eq!(ports.admin.port(), 4);
-        assert_eq!(ports.market_data_b.to_string(), "239.1.1.2:6");
-        let line = "boursed: listening order_entry=127.0.0.1:1 snapshot=127.0.0.1:2 rerequest=127.0.0.1:3 \
-                    admin=127.0.0.1:4 market_data_a=239.1.1.1:5 market_data_b=239.1.1.2:6";
-        assert_eq!(parse_ports(line).unwrap(), ports);
-        assert!(parse_ports("order_entry=127.0.0.1:1").is_err());
     }
 }
