@@ -1,0 +1,526 @@
+//! The end-to-end benchmark: order-to-ack round trips and throughput against a real `boursed`, each beside a
+//! baseline measured in the same run on the same machine.
+//!
+//! Run: `cargo build --release -p bourse-daemon && cargo run --release -p bourse-benches --bin e2e`
+//! (`--quick` for a short smoke run, `--markdown FILE` to write the result table, `--plot FILE` for an SVG).
+//!
+//! # Topology (a 2-core machine)
+//! The harness (the client) runs pinned to the last core; every server runs pinned to the first one: the
+//! ping-pong and echo servers as threads of this process, `boursed` as a child process (`taskset -a -p`).
+//! Everything talks over loopback TCP, and every side busy-polls non-blocking sockets.
+//!
+//! # Rows
+//! - **floor**: a raw TCP ping-pong of the sizes of one Enter Order round trip (a 52-byte frame out, a
+//!   69-byte Accepted frame back), one at a time: the physical floor of this machine.
+//! - **echo**: the same load generator as the `boursed` rows, against a scripted SoupBinTCP + OUCH server that
+//!   answers at once ([`bourse_tools::load::echo`]): the client and transport cost with the same framing and
+//!   batching, nothing behind the socket.
+//! - **boursed**: `threading.mode = "shared"`, `threading.idle = "busy_spin"` (every stage on one
+//!   busy-polling thread), sync `none` and `batch`, 1 and 100 sessions, open loop at a rate where requests
+//!   rarely queue; latency from each request's scheduled send time.
+//! - **throughput**: rising offered load (open loop), echo and `boursed` (sync `none`), the achieved rate and
+//!   p50/p99/p99.9 per step; the ratio of the best achieved rates.
+//! - **10,000 sessions**: `boursed` with 10,000 logged-in sessions at the single-session rate; its p99 against
+//!   the single-session row's.
+//!
+//! Targets (issue 5): p50 order-to-ack within 1.5x of the floor and p99 within 2x with sync `none`;
+//! throughput at least half of the echo's; p99 with 10,000 sessions within 1.2x of one session.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bourse_tools::load::daemon::{
+    Daemon, DaemonConfigOptions, daemon_config, find_boursed, instruments_from_config, load_logins,
+    temp_dir,
+};
+use bourse_tools::load::echo::{EchoOptions, EchoServer};
+use bourse_tools::load::{self, Limit, LoadConfig, LoadReport, PollMode, format_ns, new_histogram};
+use bourse_tools::plot::{self, Series};
+use clap::Parser;
+use hdrhistogram::Histogram;
+
+/// A 2+1+49-byte Enter Order frame.
+const REQUEST_BYTES: usize = 52;
+/// A 2+1+66-byte Accepted frame.
+const REPLY_BYTES: usize = 69;
+/// Bound on `boursed` start-up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on its shutdown.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(about = "bourse end-to-end benchmark: order-to-ack and throughput beside ping-pong and echo baselines")]
+struct Args {
+    /// Seconds per latency row.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seconds per throughput step.
+    #[arg(long, default_value_t = 2.0)]
+    step_seconds: f64,
+    /// Offered requests per second of the latency rows.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// Offered rates of the throughput steps.
+    #[arg(long, value_delimiter = ',', default_value = "25000,50000,100000,200000,400000")]
+    rates: Vec<f64>,
+    /// Sessions of the throughput steps.
+    #[arg(long, default_value_t = 10)]
+    throughput_sessions: usize,
+    /// Sessions of the many-sessions row.
+    #[arg(long, default_value_t = 10_000)]
+    many_sessions: usize,
+    /// A short smoke run (1 s rows, two throughput steps, 1,000 sessions).
+    #[arg(long)]
+    quick: bool,
+    /// Write the result tables as Markdown.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write the latency distributions as an SVG percentile plot.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// The boursed executable (default: next to this one).
+    #[arg(long)]
+    boursed: Option<PathBuf>,
+}
+
+/// One latency row.
+struct Row {
+    name: String,
+    sync: &'static str,
+    sessions: usize,
+    offered_per_s: f64,
+    achieved_per_s: f64,
+    histogram: Histogram<u64>,
+    note: String,
+}
+
+impl Row {
+    fn from_report(name: &str, sync: &'static str, report: &LoadReport) -> Row {
+        let mut note = String::new();
+        if report.unanswered > 0 || report.disconnects > 0 {
+            note = format!("{} unanswered, {} disconnects", report.unanswered, report.disconnects);
+        }
+        if report.rejected_total() > 0 {
+            let letters: Vec<String> = report.rejected.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+            note.push_str(&format!(" rejects {}", letters.join(" ")));
+        }
+        Row {
+            name: name.to_owned(),
+            sync,
+            sessions: report.sessions,
+            offered_per_s: report.offered_per_s,
+            achieved_per_s: report.achieved_per_s(),
+            histogram: report.latency.clone(),
+            note,
+        }
+    }
+}
+
+fn q(h: &Histogram<u64>, quantile: f64) -> u64 {
+    h.value_at_quantile(quantile)
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1000.0)
+}
+
+fn pin_to(core: usize) {
+    if let Some(ids) = core_affinity::get_core_ids()
+        && let Some(id) = ids.get(core.min(ids.len().saturating_sub(1)))
+    {
+        let _ = core_affinity::set_for_current(*id);
+    }
+}
+
+fn cores() -> usize {
+    core_affinity::get_core_ids().map_or(1, |ids| ids.len())
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (10,000 sessions need 10,000 descriptors here, and
+/// `boursed`, which inherits the limit, as many there). Returns the soft limit in force.
+#[allow(unsafe_code)]
+fn raise_nofile_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid, exclusive pointer to a local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit through a valid pointer to a local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+    }
+    limit.rlim_cur
+}
+
+fn spin_read_exact(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                std::hint::spin_loop();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn spin_write_all(stream: &mut TcpStream, buf: &[u8]) -> io::Result<()> {
+    let mut sent = 0;
+    while sent < buf.len() {
+        match stream.write(&buf[sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                std::hint::spin_loop();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The floor: one 52-byte request and one 69-byte reply at a time over loopback, both sides busy-polling.
+fn ping_pong(duration: Duration) -> Result<Histogram<u64>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> io::Result<()> {
+        pin_to(0);
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        stream.set_nonblocking(true)?;
+        let mut request = [0u8; REQUEST_BYTES];
+        let reply = [b'A'; REPLY_BYTES];
+        while spin_read_exact(&mut stream, &mut request)? {
+            spin_write_all(&mut stream, &reply)?;
+        }
+        Ok(())
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    stream.set_nonblocking(true)?;
+    let request = [b'O'; REQUEST_BYTES];
+    let mut reply = [0u8; REPLY_BYTES];
+    let mut histogram = new_histogram();
+    let warm_up_end = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < warm_up_end {
+        spin_write_all(&mut stream, &request)?;
+        spin_read_exact(&mut stream, &mut reply)?;
+    }
+    let end = Instant::now() + duration;
+    while Instant::now() < end {
+        let start = Instant::now();
+        spin_write_all(&mut stream, &request)?;
+        if !spin_read_exact(&mut stream, &mut reply)? {
+            bail!("ping-pong server closed");
+        }
+        histogram.saturating_record(start.elapsed().as_nanos() as u64);
+    }
+    drop(stream);
+    server.join().map_err(|_| anyhow::anyhow!("ping-pong server panicked"))??;
+    Ok(histogram)
+}
+
+struct Bench {
+    boursed: PathBuf,
+    base_config: String,
+    instruments: Vec<load::Instrument>,
+}
+
+impl Bench {
+    fn start_daemon(&self, sync: &str, logins: usize, dir: &std::path::Path) -> Result<Daemon> {
+        let options = DaemonConfigOptions {
+            journal_dir: dir.join("journal"),
+            load_logins: Some(logins),
+            sync: Some(sync.to_owned()),
+            threading_mode: Some("shared".into()),
+            idle: Some("busy_spin".into()),
+            market_data: None,
+            throttle_msgs_per_s: Some(10_000_000),
+            orders_max: Some(4_000_000),
+            tokens_max: Some(20_000_000),
+            market_data_heartbeat_ms: None,
+        };
+        let text = daemon_config(&self.base_config, &options)?;
+        let daemon = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT)?;
+        // Server on the first core, client on the last.
+        let _ = Command::new("taskset")
+            .args(["-a", "-c", "-p", "0", &daemon.pid().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        Ok(daemon)
+    }
+
+    fn run_load(
+        &self,
+        addr: std::net::SocketAddr,
+        sessions: usize,
+        rate: f64,
+        seconds: f64,
+        seed: u64,
+    ) -> Result<LoadReport> {
+        let mut config = LoadConfig::new(addr, load_logins(sessions), self.instruments.clone());
+        config.rate_per_s = rate;
+        config.limit = Limit::Duration(Duration::from_secs_f64(seconds));
+        config.seed = seed;
+        config.busy_poll = true;
+        config.poll = PollMode::Auto;
+        config.connect_timeout = Duration::from_secs(120);
+        config.drain_timeout = Duration::from_secs(10);
+        config.progress_interval = None;
+        Ok(load::run(&config, &mut |_| {})?)
+    }
+}
+
+fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.seconds = args.seconds.min(1.0);
+        args.step_seconds = args.step_seconds.min(1.0);
+        args.rates.truncate(2);
+        args.many_sessions = args.many_sessions.min(1000);
+    }
+    let nofile = raise_nofile_limit();
+    let boursed = args
+        .boursed
+        .clone()
+        .or_else(find_boursed)
+        .context("boursed not found next to e2e: cargo build --release -p bourse-daemon")?;
+    let output = Command::new(&boursed).arg("--print-default-config").output()?;
+    let base_config = String::from_utf8(output.stdout)?;
+    let instruments = instruments_from_config(&base_config)?;
+    let bench = Bench {
+        boursed,
+        base_config,
+        instruments,
+    };
+    pin_to(cores() - 1);
+    eprintln!(
+        "e2e: {} cores, RLIMIT_NOFILE {nofile}, boursed {}",
+        cores(),
+        bench.boursed.display()
+    );
+
+    // (a) the floor.
+    eprintln!("e2e: ping-pong floor ({:.0}s)", args.seconds);
+    let floor = ping_pong(Duration::from_secs_f64(args.seconds))?;
+    let floor_p50 = q(&floor, 0.5);
+    let floor_p99 = q(&floor, 0.99);
+    let mut rows = vec![Row {
+        name: "floor: raw TCP ping-pong 52 B / 69 B".into(),
+        sync: "-",
+        sessions: 1,
+        offered_per_s: f64::NAN,
+        achieved_per_s: floor.len() as f64 / args.seconds,
+        histogram: floor.clone(),
+        note: "closed loop, one at a time".into(),
+    }];
+
+    // Echo baseline with the load generator. A new thread inherits its creator's affinity: pin this thread
+    // to the server core while the echo thread starts, then back.
+    pin_to(0);
+    let echo = EchoServer::start(EchoOptions {
+        busy_poll: true,
+        stall: None,
+    });
+    pin_to(cores() - 1);
+    let echo = echo?;
+    for sessions in [1usize, 100] {
+        eprintln!("e2e: echo, {sessions} sessions");
+        let report = bench.run_load(echo.addr(), sessions, args.rate, args.seconds, 1)?;
+        rows.push(Row::from_report("echo (load generator, scripted server)", "-", &report));
+    }
+
+    // (b) boursed latency rows; (d) rides on the sync none daemon.
+    let mut single_none_p99 = None;
+    let mut none_p50 = None;
+    for sync in ["none", "batch"] {
+        let dir = temp_dir("e2e")?;
+        let daemon = bench.start_daemon(sync, 100, &dir)?;
+        for sessions in [1usize, 100] {
+            eprintln!("e2e: boursed sync {sync}, {sessions} sessions");
+            let report = bench.run_load(daemon.ports.order_entry, sessions, args.rate, args.seconds, 2)?;
+            let row = Row::from_report("boursed order-to-ack", static_sync(sync), &report);
+            if sync == "none" && sessions == 1 {
+                single_none_p99 = Some(q(&row.histogram, 0.99));
+                none_p50 = Some(q(&row.histogram, 0.5));
+            }
+            rows.push(row);
+        }
+        let mut daemon = daemon;
+        let _ = daemon.stop(STOP_TIMEOUT);
+        drop(daemon);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // (d) many sessions.
+    eprintln!("e2e: boursed sync none, {} sessions", args.many_sessions);
+    let many = {
+        let dir = temp_dir("e2e")?;
+        let mut daemon = bench.start_daemon("none", args.many_sessions, &dir)?;
+        let result = bench.run_load(daemon.ports.order_entry, args.many_sessions, args.rate, args.seconds, 3);
+        let _ = daemon.stop(STOP_TIMEOUT);
+        drop(daemon);
+        let _ = std::fs::remove_dir_all(&dir);
+        result?
+    };
+    let many_row = Row::from_report("boursed, many sessions connected", "none", &many);
+    let many_p99 = q(&many_row.histogram, 0.99);
+    rows.push(many_row);
+
+    // (c) throughput.
+    let mut steps: Vec<(&'static str, Row)> = Vec::new();
+    for rate in &args.rates {
+        eprintln!("e2e: throughput echo at {rate}/s");
+        let report = bench.run_load(echo.addr(), args.throughput_sessions, *rate, args.step_seconds, 4)?;
+        steps.push(("echo", Row::from_report("echo", "-", &report)));
+    }
+    let _ = echo.stop();
+    {
+        let dir = temp_dir("e2e")?;
+        let mut daemon = bench.start_daemon("none", args.throughput_sessions, &dir)?;
+        for rate in &args.rates {
+            eprintln!("e2e: throughput boursed at {rate}/s");
+            let report = bench.run_load(
+                daemon.ports.order_entry,
+                args.throughput_sessions,
+                *rate,
+                args.step_seconds,
+                5,
+            )?;
+            steps.push(("boursed", Row::from_report("boursed", "none", &report)));
+        }
+        let _ = daemon.stop(STOP_TIMEOUT);
+        drop(daemon);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // The report.
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
+         `shared` + `busy_spin`. Latency rows: open loop at {:.0} requests/s for {:.0} s each, latency from \
+         the scheduled send time; the floor is a closed-loop ping-pong of the same sizes.\n\n",
+        cores(),
+        args.rate,
+        args.seconds
+    ));
+    md.push_str("| row | sync | sessions | achieved/s | p50 us | p90 us | p99 us | p99.9 us | max us | p50 / floor p50 | p99 / floor p99 | note |\n");
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for row in &rows {
+        let h = &row.histogram;
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x | {} |\n",
+            row.name,
+            row.sync,
+            row.sessions,
+            row.achieved_per_s,
+            us(q(h, 0.5)),
+            us(q(h, 0.9)),
+            us(q(h, 0.99)),
+            us(q(h, 0.999)),
+            us(h.max()),
+            q(h, 0.5) as f64 / floor_p50.max(1) as f64,
+            q(h, 0.99) as f64 / floor_p99.max(1) as f64,
+            row.note
+        ));
+    }
+    md.push_str(&format!(
+        "\nThroughput: {} sessions, open loop, {:.0} s per step.\n\n",
+        args.throughput_sessions, args.step_seconds
+    ));
+    md.push_str("| server | offered/s | achieved/s | p50 us | p99 us | p99.9 us | note |\n|---|---:|---:|---:|---:|---:|---|\n");
+    for (server, row) in &steps {
+        let h = &row.histogram;
+        md.push_str(&format!(
+            "| {server} | {:.0} | {:.0} | {} | {} | {} | {} |\n",
+            row.offered_per_s,
+            row.achieved_per_s,
+            us(q(h, 0.5)),
+            us(q(h, 0.99)),
+            us(q(h, 0.999)),
+            row.note
+        ));
+    }
+    let best = |server: &str| {
+        steps
+            .iter()
+            .filter(|(s, _)| *s == server)
+            .map(|(_, r)| r.achieved_per_s)
+            .fold(0.0f64, f64::max)
+    };
+    let (echo_best, boursed_best) = (best("echo"), best("boursed"));
+    let p50_ratio = none_p50.unwrap_or(0) as f64 / floor_p50.max(1) as f64;
+    let p99_ratio = single_none_p99.unwrap_or(0) as f64 / floor_p99.max(1) as f64;
+    let throughput_ratio = boursed_best / echo_best.max(1.0);
+    let many_ratio = many_p99 as f64 / single_none_p99.unwrap_or(1).max(1) as f64;
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    md.push_str("\nTargets (issue 5):\n\n");
+    md.push_str(&format!(
+        "- p50 order-to-ack (sync none, 1 session) / ping-pong p50 = {}/{} = **{p50_ratio:.2}x** (target <= 1.5x): {}\n",
+        format_ns(none_p50.unwrap_or(0)),
+        format_ns(floor_p50),
+        verdict(p50_ratio <= 1.5)
+    ));
+    md.push_str(&format!(
+        "- p99 order-to-ack (sync none, 1 session) / ping-pong p99 = {}/{} = **{p99_ratio:.2}x** (target <= 2x): {}\n",
+        format_ns(single_none_p99.unwrap_or(0)),
+        format_ns(floor_p99),
+        verdict(p99_ratio <= 2.0)
+    ));
+    md.push_str(&format!(
+        "- best throughput boursed / echo = {boursed_best:.0}/{echo_best:.0} per s = **{throughput_ratio:.2}x** (target >= 0.5x): {}\n",
+        verdict(throughput_ratio >= 0.5)
+    ));
+    md.push_str(&format!(
+        "- p99 with {} sessions / p99 with 1 session (sync none, same rate) = {}/{} = **{many_ratio:.2}x** (target <= 1.2x): {}\n",
+        args.many_sessions,
+        format_ns(many_p99),
+        format_ns(single_none_p99.unwrap_or(0)),
+        verdict(many_ratio <= 1.2)
+    ));
+    println!("{md}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &md).with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let series: Vec<Series> = rows
+            .iter()
+            .map(|r| {
+                plot::series_from_histogram(
+                    &format!("{} (sync {}, {} sessions)", r.name, r.sync, r.sessions),
+                    &r.histogram,
+                    1000.0,
+                )
+            })
+            .collect();
+        std::fs::write(path, plot::percentile_svg("bourse end to end: round trip", "us", &series))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn static_sync(sync: &str) -> &'static str {
+    match sync {
+        "none" => "none",
+        "batch" => "batch",
+        _ => "?",
+    }
+}
