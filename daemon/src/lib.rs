@@ -9,6 +9,8 @@
 
 pub mod agent;
 pub mod config;
+pub mod machine;
 pub mod msg;
+pub mod outputs;
 pub mod ring;
 pub mod stats;
