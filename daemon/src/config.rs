@@ -430,6 +430,15 @@ fn alpha<const N: usize>(s: &str) -> bourse_protocol::fields::Alpha<N> {
 }
 
 impl Config {
+    /// The sync policy as operators read it: `none`, `batch` or `every_batches (N)`.
+    pub fn sync_policy_label(&self) -> String {
+        match self.journal.sync {
+            SyncName::None => "none".to_owned(),
+            SyncName::Batch => "batch".to_owned(),
+            SyncName::EveryBatches => format!("every_batches ({})", self.journal.sync_every_batches),
+        }
+    }
+
     /// The embedded default, parsed and validated.
     ///
     /// # Panics

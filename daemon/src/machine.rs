@@ -94,7 +94,12 @@ impl Machine {
     }
 
     /// A machine from restored parts.
-    pub fn with_engine(engine_config: EngineConfig, engine: Engine, day: Option<DayState>, echo: EchoTable) -> Machine {
+    pub fn with_engine(
+        engine_config: EngineConfig,
+        engine: Engine,
+        day: Option<DayState>,
+        echo: EchoTable,
+    ) -> Machine {
         let directory = engine_config
             .instruments
             .iter()
@@ -162,14 +167,21 @@ impl Machine {
             day_start_journal_seq: seq,
             next_session_seq: vec![1; logins + 1],
             next_feed_seq: 1,
-            disabled: self.day.as_ref().map_or_else(|| vec![false; logins + 1], |d| d.disabled.clone()),
+            disabled: self
+                .day
+                .as_ref()
+                .map_or_else(|| vec![false; logins + 1], |d| d.disabled.clone()),
             last_timestamp_ns: timestamp_ns,
         });
         // Halts last across days: re-apply them silently (the block below shows the state).
         for (d, &h) in self.directory.iter().zip(&halted) {
             if h {
                 self.events.clear();
-                self.engine.apply(timestamp_ns, &Command::Halt { symbol: d.symbol }, &mut self.events);
+                self.engine.apply(
+                    timestamp_ns,
+                    &Command::Halt { symbol: d.symbol },
+                    &mut self.events,
+                );
             }
         }
         let directory = std::mem::take(&mut self.directory);
@@ -211,7 +223,9 @@ impl Machine {
     ) -> Result<(), StepError> {
         sink.record(j::KIND_SEQUENCED, &j::encode_sequenced(timestamp_ns, echo))?;
         let mut buf = [0u8; bourse_book::record::COMMAND_SIZE_MAX];
-        let n = command.encode(&mut buf).expect("COMMAND_SIZE_MAX holds every command");
+        let n = command
+            .encode(&mut buf)
+            .expect("COMMAND_SIZE_MAX holds every command");
         sink.record(u16::from(buf[1]), &buf[..n])?;
         if let Some(day) = self.day.as_mut() {
             day.last_timestamp_ns = day.last_timestamp_ns.max(timestamp_ns);
@@ -256,8 +270,10 @@ impl Machine {
         if result.is_ok() && end_of_day {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMessages, sink);
             if result.is_ok() {
-                let (session, day_base_unix_ns) =
-                    self.day.as_ref().map_or((Alpha::BLANK, 0), |d| (d.session, d.day_base_unix_ns));
+                let (session, day_base_unix_ns) = self
+                    .day
+                    .as_ref()
+                    .map_or((Alpha::BLANK, 0), |d| (d.session, d.day_base_unix_ns));
                 let record = j::DayRecord {
                     event: j::DAY_END,
                     session,
@@ -283,7 +299,12 @@ impl Machine {
     ///
     /// # Errors
     /// From the sink.
-    pub fn login_action(&mut self, action: u8, login: u32, sink: &mut impl RecordSink) -> Result<u64, StepError> {
+    pub fn login_action(
+        &mut self,
+        action: u8,
+        login: u32,
+        sink: &mut impl RecordSink,
+    ) -> Result<u64, StepError> {
         let seq = sink.record(j::KIND_ADMIN, &j::encode_admin(action, login))?;
         if let Some(day) = self.day.as_mut()
             && let Some(slot) = day.disabled.get_mut(login as usize)
@@ -349,7 +370,9 @@ impl Machine {
 
     /// Symbol of instrument `locate` (1-based), if any.
     pub fn symbol(&self, locate: u16) -> Option<Symbol> {
-        self.directory.get(usize::from(locate).checked_sub(1)?).map(|d| d.symbol)
+        self.directory
+            .get(usize::from(locate).checked_sub(1)?)
+            .map(|d| d.symbol)
     }
 
     /// The checkpoint blob: day state, echo table, engine snapshot.
@@ -436,7 +459,8 @@ impl Machine {
             let e = r.take(2)?;
             echo.insert(order_ref, [e[0], e[1]]);
         }
-        let engine = Engine::restore(engine_config.clone(), &blob[r.pos..]).map_err(|e| format!("engine: {e}"))?;
+        let engine =
+            Engine::restore(engine_config.clone(), &blob[r.pos..]).map_err(|e| format!("engine: {e}"))?;
         Ok(Machine::with_engine(engine_config, engine, day, echo))
     }
 }
@@ -450,7 +474,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("checkpoint truncated")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or("checkpoint truncated")?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)

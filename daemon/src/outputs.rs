@@ -69,7 +69,9 @@ fn itch_side(side: BookSide) -> itch::Side {
 macro_rules! emit_itch {
     ($out:expr, $msg:expr) => {{
         let mut buf = [0u8; itch::MESSAGE_LEN_MAX];
-        let n = $msg.encode(&mut buf).expect("MESSAGE_LEN_MAX holds every ITCH message");
+        let n = $msg
+            .encode(&mut buf)
+            .expect("MESSAGE_LEN_MAX holds every ITCH message");
         $out(Output::Itch { bytes: &buf[..n] });
     }};
 }
@@ -94,7 +96,12 @@ pub fn system_event(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, code: i
 }
 
 /// Stock Directory for one instrument (locate = position from 1).
-pub fn stock_directory(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, locate: u16, entry: &DirectoryEntry) {
+pub fn stock_directory(
+    out: &mut impl FnMut(Output<'_>),
+    timestamp_ns: u64,
+    locate: u16,
+    entry: &DirectoryEntry,
+) {
     emit_itch!(
         out,
         itch::StockDirectory {
@@ -118,7 +125,13 @@ pub fn stock_directory(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, loca
 }
 
 /// Stock Trading Action.
-pub fn trading_action(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, locate: u16, symbol: Symbol, halted: bool) {
+pub fn trading_action(
+    out: &mut impl FnMut(Output<'_>),
+    timestamp_ns: u64,
+    locate: u16,
+    symbol: Symbol,
+    halted: bool,
+) {
     emit_itch!(
         out,
         itch::TradingAction {
@@ -136,7 +149,12 @@ pub fn trading_action(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, locat
 }
 
 /// OUCH System Event to every login `1..=logins`.
-pub fn ouch_system_event(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, logins: u32, code: ouch::EventCode) {
+pub fn ouch_system_event(
+    out: &mut impl FnMut(Output<'_>),
+    timestamp_ns: u64,
+    logins: u32,
+    code: ouch::EventCode,
+) {
     let msg = ouch::SystemEvent::new(timestamp_ns, code);
     for login in 1..=logins {
         emit_ouch(out, login, &msg);
@@ -178,7 +196,13 @@ pub fn map_events(
     }
 }
 
-fn map_event(event: &Event, echo: [u8; 3], table: &mut EchoTable, logins: u32, out: &mut impl FnMut(Output<'_>)) {
+fn map_event(
+    event: &Event,
+    echo: [u8; 3],
+    table: &mut EchoTable,
+    logins: u32,
+    out: &mut impl FnMut(Output<'_>),
+) {
     match event {
         Event::Accepted(a) => {
             table.insert(a.order_ref, [echo[0], echo[2]]);
@@ -195,7 +219,13 @@ fn map_event(event: &Event, echo: [u8; 3], table: &mut EchoTable, logins: u32, o
                 minimum_quantity: a.min_qty,
                 cross_type: echo[2],
             };
-            let msg = ouch::Accepted::new(a.timestamp_ns, a.token, &terms, a.order_ref, ouch::OrderState::Live);
+            let msg = ouch::Accepted::new(
+                a.timestamp_ns,
+                a.token,
+                &terms,
+                a.order_ref,
+                ouch::OrderState::Live,
+            );
             emit_ouch(out, a.login, &msg);
         }
         Event::Added(a) => {

@@ -160,7 +160,10 @@ mod tests {
         assert_eq!(decode_ouch(&buf[..n]), Some((7, 42, &b"Sabc"[..])));
         let n = encode_itch(&mut buf, 9, b"A12");
         assert_eq!(decode_itch(&buf[..n]), Some((9, &b"A12"[..])));
-        assert_eq!(decode_sequenced(&encode_sequenced(5, *b"PNN")), Some((5, *b"PNN")));
+        assert_eq!(
+            decode_sequenced(&encode_sequenced(5, *b"PNN")),
+            Some((5, *b"PNN"))
+        );
         let day = DayRecord {
             event: DAY_START,
             session: Alpha::<10>(*b"2026112601"),
