@@ -283,13 +283,11 @@ pub struct ThreadingConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RingsConfig {
-    /// Ingress -> sequencer commands.
+    /// Ingress -> core requests.
     pub commands_capacity: u32,
-    /// Matching -> journal outcomes.
-    pub outcomes_capacity: u32,
-    /// Journal -> ingress replies released to sessions.
+    /// Core -> ingress: OUCH replies released to sessions (and session control).
     pub replies_capacity: u32,
-    /// Journal -> market data.
+    /// Core -> market data: ITCH messages released to the feed.
     pub market_data_capacity: u32,
 }
 
@@ -690,7 +688,6 @@ impl Config {
         let r = &self.rings;
         for (key, capacity) in [
             ("rings.commands_capacity", r.commands_capacity),
-            ("rings.outcomes_capacity", r.outcomes_capacity),
             ("rings.replies_capacity", r.replies_capacity),
             ("rings.market_data_capacity", r.market_data_capacity),
         ] {
