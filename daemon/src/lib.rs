@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod ingress;
 pub mod msg;
 pub mod ring;
 pub mod stats;
