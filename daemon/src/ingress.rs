@@ -798,7 +798,7 @@ impl Ingress {
     fn flush(&mut self, slot: u32) -> usize {
         let index = slot as usize;
         let st = &mut self.st;
-        let s = &mut st.sessions[index];
+        let s = &st.sessions[index];
         if s.phase == Phase::Free {
             return 0;
         }
@@ -806,53 +806,19 @@ impl Ingress {
             self.finalize(slot, false);
             return 1;
         }
-        let Some(stream) = s.stream.as_mut() else {
-            return 0;
+        let written = match st.write_out(slot) {
+            Ok(written) => written,
+            Err(()) => {
+                st.close(slot, Close::Abort);
+                self.finalize(slot, false);
+                return 1;
+            }
         };
-        let mut wrote = 0;
-        let mut failed = false;
-        for _ in 0..WRITES_PER_FLUSH_MAX {
-            if s.out_head == s.out.len() {
-                break;
-            }
-            match stream.write(&s.out[s.out_head..]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => {
-                    s.out_head += n;
-                    wrote += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if s.out_head == s.out.len() {
-            s.out.clear();
-            s.out_head = 0;
-            if s.w2w_len > 0 {
-                let now = st.clock.now_ns();
-                for &recv_ns in &s.w2w[..s.w2w_len] {
-                    stats::record(&mut st.hist_w2w, now.saturating_sub(recv_ns));
-                }
-                s.w2w_len = 0;
-            }
-        }
-        if failed {
-            st.close(slot, Close::Abort);
-            self.finalize(slot, false);
-            return 1;
-        }
         let s = &st.sessions[index];
         if s.phase == Phase::Closing && s.out_head == s.out.len() {
             self.finalize(slot, true);
         }
-        usize::from(wrote > 0)
+        usize::from(written > 0)
     }
 
     /// Closes the socket and frees the slot. `graceful`: half-close first and discard what the peer still
@@ -1026,6 +992,53 @@ impl State {
         {
             l.ends_pending += 1;
         }
+    }
+
+    /// Writes as much of `slot`'s send queue as the socket takes (a bounded number of write calls) and
+    /// returns the bytes written; records wire-to-wire samples once the queue is empty.
+    ///
+    /// # Errors
+    /// The peer is gone (the caller closes the connection).
+    fn write_out(&mut self, slot: u32) -> Result<usize, ()> {
+        let s = &mut self.sessions[slot as usize];
+        let Some(stream) = s.stream.as_mut() else {
+            return Ok(0);
+        };
+        let mut written = 0;
+        let mut result = Ok(());
+        for _ in 0..WRITES_PER_FLUSH_MAX {
+            if s.out_head == s.out.len() {
+                break;
+            }
+            match stream.write(&s.out[s.out_head..]) {
+                Ok(0) => {
+                    result = Err(());
+                    break;
+                }
+                Ok(n) => {
+                    s.out_head += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    result = Err(());
+                    break;
+                }
+            }
+        }
+        if s.out_head == s.out.len() {
+            s.out.clear();
+            s.out_head = 0;
+            if s.w2w_len > 0 {
+                let now = self.clock.now_ns();
+                for &recv_ns in &s.w2w[..s.w2w_len] {
+                    stats::record(&mut self.hist_w2w, now.saturating_sub(recv_ns));
+                }
+                s.w2w_len = 0;
+            }
+        }
+        result.map(|()| written)
     }
 
     fn mark_dirty(&mut self, slot: u32) {
@@ -1265,11 +1278,18 @@ impl State {
                     return;
                 }
                 let message = &bytes[..usize::from(len).min(bytes.len())];
-                if s.queued_bytes() + 3 + message.len() > self.cfg.send_queue_bytes_max as usize {
-                    // IR-82: the client does not read; it logs in again and replays.
-                    self.close(slot, Close::Abort);
-                    return;
+                let queue_max = self.cfg.send_queue_bytes_max as usize;
+                if s.queued_bytes() + 3 + message.len() > queue_max {
+                    // Full: write what the socket takes now, then decide.
+                    let written = self.write_out(slot);
+                    let s = &self.sessions[slot as usize];
+                    if written.is_err() || s.queued_bytes() + 3 + message.len() > queue_max {
+                        // IR-82: the client does not read; it logs in again and replays.
+                        self.close(slot, Close::Abort);
+                        return;
+                    }
                 }
+                let s = &mut self.sessions[slot as usize];
                 s.append(PacketType::SequencedData, message, self.now_ns);
                 s.sent_next += 1;
                 s.messages_out += 1;
