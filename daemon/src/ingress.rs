@@ -421,6 +421,18 @@ pub fn order_command(login: u32, payload: &[u8]) -> Result<Command, &'static str
     })
 }
 
+/// The OUCH fields the engine never sees but Accepted/Replaced echo (msg::Request::echo): Capacity,
+/// Intermarket Sweep Eligibility and Cross Type of an Enter Order; the ISO byte of a Replace Order
+/// (the core takes Capacity and Cross Type from the replaced order). Call after [`order_command`]
+/// accepted `payload` (type and length are checked there).
+pub fn order_echo(payload: &[u8]) -> [u8; 3] {
+    match payload.first() {
+        Some(b'O') if payload.len() >= 48 => [payload[41], payload[42], payload[47]],
+        Some(b'U') if payload.len() >= 43 => [b' ', payload[42], b' '],
+        _ => *b"   ",
+    }
+}
+
 /// The Debug text for a framing error (IR-70, IR-71, IR-72, IR-75, IR-77).
 fn frame_error_text(error: &DecodeError) -> &'static str {
     match error {
@@ -1083,6 +1095,7 @@ impl State {
                     login,
                     recv_ns: 0,
                     body: RequestBody::SessionEnded,
+                    echo: *b"   ",
                 });
             }
         }
@@ -1244,7 +1257,13 @@ impl State {
                 return ControlFlow::Break(());
             }
         };
-        self.push_request(Request { login, recv_ns, body });
+        let echo = order_echo(payload);
+        self.push_request(Request {
+            login,
+            recv_ns,
+            body,
+            echo,
+        });
         ControlFlow::Continue(())
     }
 

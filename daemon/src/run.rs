@@ -171,7 +171,10 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         shared: Arc::clone(&shared),
         lifecycle: Arc::clone(&lifecycle),
         clock,
+        scan_to_journal_seq: recovered.recovered_up_to,
         drop_feed_seqs: drop_feed_seqs(),
+        book_limits: crate::market_data::feed_book_limits(&config),
+        snapshot_timers: crate::snapshot::SessionTimers::from_order_entry(&config.order_entry),
     })
     .map_err(io("market data"))?;
     let core = Core::new(CoreParams {
@@ -184,6 +187,8 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         admin: jobs_rx,
         shared: Arc::clone(&shared),
         lifecycle: Arc::clone(&lifecycle),
+        startup_sessions: std::mem::take(&mut recovered.startup_sessions),
+        startup_feed: std::mem::take(&mut recovered.startup_feed),
     });
 
     let agents: Vec<Box<dyn Agent>> = vec![Box::new(ingress), Box::new(core), Box::new(market_data)];

@@ -261,6 +261,7 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
         shared: Arc::new(Shared::new()),
         lifecycle: lifecycle.clone(),
         clock,
+        scan_to_journal_seq: u64::MAX,
         drop_feed_seqs: options.drop_feed_seqs,
         book_limits: limits(),
         snapshot_timers: SessionTimers {
