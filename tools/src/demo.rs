@@ -33,7 +33,7 @@ use bourse_protocol::fields::PRICE_SCALE;
 use clap::Args;
 
 use crate::admin::AdminClient;
-use crate::feed::{FeedConfig, FeedReceiver, verify_books};
+use crate::feed::{FeedConfig, FeedReceiver, book_diff, verify_books};
 use crate::load::cli::{boursed_default_config, write_outputs};
 use crate::load::daemon::{
     Daemon, DaemonConfigOptions, Ports, find_boursed, fresh_groups, instruments_from_config,
@@ -255,6 +255,22 @@ fn demo_in(
         .map_err(|e| e.to_string())
         .and_then(|mut admin| verify_books(&mut receiver, &mut admin, VERIFY_ATTEMPTS));
     let feed_counts = receiver.counters();
+    // When the books could not be compared, say how far apart the feed and the engine are.
+    let feed_behind = match (&verify, instruments.first()) {
+        (Ok(v), Some(first)) if !v.is_ok() => {
+            let symbol = first.symbol.as_str_lossy().into_owned();
+            match daemon.admin(&AdminRequest::Depth { symbol, levels: 1 }, ADMIN_TIMEOUT) {
+                Ok(AdminReply::Depth(d)) if d.feed_sequence > receiver.applied_sequence() => Some(format!(
+                    "  the engine has released market data up to sequence {}, the feed delivered up to {} and \
+                     announces nothing more",
+                    d.feed_sequence,
+                    receiver.applied_sequence()
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     let feed_in_sync = receiver.gap().is_none();
     let mut books = Vec::new();
     for instrument in &instruments {
@@ -364,6 +380,12 @@ fn demo_in(
                 v.mismatches.len(),
                 v.unverified.len()
             );
+            for mismatch in &v.mismatches {
+                print!("{}", book_diff(mismatch));
+            }
+            if let Some(line) = &feed_behind {
+                println!("{line}");
+            }
             false
         }
         Err(e) => {

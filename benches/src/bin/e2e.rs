@@ -34,8 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bourse_tools::load::daemon::{
-    Daemon, DaemonConfigOptions, daemon_config, find_boursed, instruments_from_config, load_logins,
-    temp_dir,
+    Daemon, DaemonConfigOptions, daemon_config, find_boursed, instruments_from_config, load_logins, temp_dir,
 };
 use bourse_tools::load::echo::{EchoOptions, EchoServer};
 use bourse_tools::load::{self, Limit, LoadConfig, LoadReport, PollMode, format_ns, new_histogram};
@@ -54,7 +53,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Command-line options.
 #[derive(Parser, Debug)]
-#[command(about = "bourse end-to-end benchmark: order-to-ack and throughput beside ping-pong and echo baselines")]
+#[command(
+    about = "bourse end-to-end benchmark: order-to-ack and throughput beside ping-pong and echo baselines"
+)]
 struct Args {
     /// Seconds per latency row.
     #[arg(long, default_value_t = 5.0)]
@@ -66,7 +67,11 @@ struct Args {
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
     /// Offered rates of the throughput steps.
-    #[arg(long, value_delimiter = ',', default_value = "25000,50000,100000,200000,400000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "25000,50000,100000,200000,400000"
+    )]
     rates: Vec<f64>,
     /// Sessions of the throughput steps.
     #[arg(long, default_value_t = 10)]
@@ -103,7 +108,10 @@ impl Row {
     fn from_report(name: &str, sync: &'static str, report: &LoadReport) -> Row {
         let mut note = String::new();
         if report.unanswered > 0 || report.disconnects > 0 {
-            note = format!("{} unanswered, {} disconnects", report.unanswered, report.disconnects);
+            note = format!(
+                "{} unanswered, {} disconnects",
+                report.unanswered, report.disconnects
+            );
         }
         if report.rejected_total() > 0 {
             let letters: Vec<String> = report.rejected.iter().map(|(c, n)| format!("{c}:{n}")).collect();
@@ -233,7 +241,9 @@ fn ping_pong(duration: Duration) -> Result<Histogram<u64>> {
         histogram.saturating_record(start.elapsed().as_nanos() as u64);
     }
     drop(stream);
-    server.join().map_err(|_| anyhow::anyhow!("ping-pong server panicked"))??;
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("ping-pong server panicked"))??;
     Ok(histogram)
 }
 
@@ -345,7 +355,11 @@ fn main() -> Result<()> {
     for sessions in [1usize, 100] {
         eprintln!("e2e: echo, {sessions} sessions");
         let report = bench.run_load(echo.addr(), sessions, args.rate, args.seconds, 1)?;
-        rows.push(Row::from_report("echo (load generator, scripted server)", "-", &report));
+        rows.push(Row::from_report(
+            "echo (load generator, scripted server)",
+            "-",
+            &report,
+        ));
     }
 
     // (b) boursed latency rows; (d) rides on the sync none daemon.
@@ -375,7 +389,13 @@ fn main() -> Result<()> {
     let many = {
         let dir = temp_dir("e2e")?;
         let mut daemon = bench.start_daemon("none", args.many_sessions, &dir)?;
-        let result = bench.run_load(daemon.ports.order_entry, args.many_sessions, args.rate, args.seconds, 3);
+        let result = bench.run_load(
+            daemon.ports.order_entry,
+            args.many_sessions,
+            args.rate,
+            args.seconds,
+            3,
+        );
         let _ = daemon.stop(STOP_TIMEOUT);
         drop(daemon);
         let _ = std::fs::remove_dir_all(&dir);
@@ -511,8 +531,11 @@ fn main() -> Result<()> {
                 )
             })
             .collect();
-        std::fs::write(path, plot::percentile_svg("bourse end to end: round trip", "us", &series))
-            .with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(
+            path,
+            plot::percentile_svg("bourse end to end: round trip", "us", &series),
+        )
+        .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(())
 }

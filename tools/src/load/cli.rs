@@ -27,15 +27,7 @@ pub const EXIT_ERROR: i32 = 2;
 /// `bourse load ...`
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
-    /// The ports file `boursed` wrote (`--ports-file` of boursed); its order_entry address is used.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "order_entry",
-        required_unless_present = "order_entry"
-    )]
-    pub ports_file: Option<PathBuf>,
-    /// The order-entry address (host:port).
+    /// The order-entry address (host:port); without it, the global `--ports-file` gives it.
     #[arg(long, value_name = "ADDR")]
     pub order_entry: Option<SocketAddr>,
     /// Sessions to run (default: every login given).
