@@ -716,7 +716,7 @@ impl Core {
                 };
                 order.busy = true;
                 let (target, spec, side) = (order.token, instruments[order.instrument], order.side);
-                let price = mix::quote_price(&spec, side, ticks);
+                let price = mix::quote_price(&spec, side, ticks.min(spec.ticks_max()));
                 let shares = lots * spec.lot_size.max(1);
                 let message = ReplaceOrder::new(
                     target,
@@ -1387,12 +1387,14 @@ mod tests {
                 tick_size: 100,
                 lot_size: 1,
                 reference_price: 1_900_000,
+                collar_bps: 1000,
             },
             Instrument {
                 symbol: Symbol::new("BRSE").unwrap(),
                 tick_size: 500,
                 lot_size: 100,
                 reference_price: 100_000,
+                collar_bps: 500,
             },
         ]
     }

@@ -330,6 +330,11 @@ pub fn instruments_from_config(text: &str) -> Result<Vec<Instrument>, DaemonErro
                 tick_size: number("tick_size")?.max(1),
                 lot_size: number("lot_size")?.max(1),
                 reference_price: number("reference_price")?,
+                collar_bps: if item.get("collar_bps").is_some() {
+                    number("collar_bps")?
+                } else {
+                    0
+                },
             })
         })
         .collect()

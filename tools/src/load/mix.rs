@@ -6,12 +6,15 @@
 //! the timing of the run.
 //!
 //! # The mix
-//! - **Quote** (passive, rests): a day limit order near the touch, `1..=QUOTE_TICKS_MAX` ticks away from the
+//! - **Quote** (passive, rests): a day limit order near the touch, `1..=ticks_max` ticks away from the
 //!   instrument's reference price on its own side (bids below, asks above), so quotes never cross each other.
+//!   `ticks_max` is [`QUOTE_TICKS_MAX`], less where the price collar is narrow ([`Instrument::ticks_max`]):
+//!   every trade happens at a quote price, so the collar around any possible last trade still holds every
+//!   price the mix sends, and no order is rejected for the collar.
 //! - **Cancel** of one of the session's own live orders (the whole order).
 //! - **Replace** of one of its own live orders to a new price near the touch (same side) and size.
-//! - **Aggressive**: an IOC limit order priced `AGGRESSIVE_TICKS` through the reference: it takes whatever
-//!   quotes rest on the other side, and never rests itself.
+//! - **Aggressive**: an IOC limit order priced `ticks_max` through the reference: it takes whatever quotes
+//!   rest on the other side, and never rests itself.
 //! - **Market**: an IOC market order (price `0x7FFFFFFF`), a few of them.
 //!
 //! # Bounds
@@ -26,8 +29,6 @@ use bourse_protocol::ouch::Side;
 
 /// Largest distance of a quote from the reference price, in ticks.
 pub const QUOTE_TICKS_MAX: u32 = 5;
-/// Distance through the reference price of an aggressive IOC order, in ticks: it reaches every quote.
-pub const AGGRESSIVE_TICKS: u32 = QUOTE_TICKS_MAX;
 /// Largest order size, in lots.
 pub const SIZE_LOTS_MAX: u32 = 10;
 
@@ -73,9 +74,25 @@ pub struct Instrument {
     pub lot_size: u32,
     /// The centre of the quotes, OUCH price units, on the tick grid.
     pub reference_price: u32,
+    /// Price collar half-width in basis points around the last trade (0: no collar).
+    pub collar_bps: u32,
 }
 
 impl Instrument {
+    /// How far from the reference the mix prices, in ticks: [`QUOTE_TICKS_MAX`], or fewer so that the whole
+    /// range `reference ± ticks` lies inside the collar around any price in that range (the lowest price
+    /// times `1 + collar` reaches the highest): `ticks <= reference x collar / (tick x (2 + collar))`. At
+    /// least 1.
+    pub fn ticks_max(&self) -> u32 {
+        if self.collar_bps == 0 {
+            return QUOTE_TICKS_MAX;
+        }
+        let tick = u64::from(self.tick_size.max(1));
+        let fit = u64::from(self.reference_price) * u64::from(self.collar_bps)
+            / (tick * (20_000 + u64::from(self.collar_bps)));
+        (fit.min(u64::from(QUOTE_TICKS_MAX)) as u32).max(1)
+    }
+
     /// `reference_price` plus or minus `ticks` ticks, kept within `tick_size..=PRICE_LIMIT_MAX`.
     fn price_at(&self, ticks_up: i64) -> u32 {
         let tick = i64::from(self.tick_size.max(1));
@@ -159,7 +176,8 @@ pub enum Action {
     Replace {
         /// Index among the idle live orders.
         nth: usize,
-        /// Distance from the reference, in ticks (`1..=QUOTE_TICKS_MAX`).
+        /// Distance from the reference, in ticks (`1..=ticks_max` of the drawn instrument; the caller clamps
+        /// it to the order's own instrument's [`Instrument::ticks_max`]).
         ticks: u32,
         /// New size in lots (`1..=SIZE_LOTS_MAX`).
         lots: u32,
@@ -257,7 +275,7 @@ impl OrderMix {
         };
         let lots = 1 + self.rng.below(u64::from(SIZE_LOTS_MAX)) as u32;
         let shares = lots * spec.lot_size.max(1);
-        let ticks = 1 + self.rng.below(u64::from(QUOTE_TICKS_MAX)) as u32;
+        let ticks = 1 + self.rng.below(u64::from(spec.ticks_max())) as u32;
         match kind {
             0 => Action::Quote {
                 instrument,
@@ -298,9 +316,10 @@ pub fn quote_price(instrument: &Instrument, side: Side, ticks: u32) -> u32 {
     }
 }
 
-/// An IOC limit price [`AGGRESSIVE_TICKS`] through the reference: it reaches every quote of the other side.
+/// An IOC limit price [`Instrument::ticks_max`] through the reference: it reaches every quote of the other
+/// side.
 pub fn aggressive_price(instrument: &Instrument, side: Side) -> u32 {
-    let ticks = i64::from(AGGRESSIVE_TICKS);
+    let ticks = i64::from(instrument.ticks_max());
     if side.is_sell() {
         instrument.price_at(-ticks)
     } else {
@@ -319,12 +338,14 @@ mod tests {
                 tick_size: 100,
                 lot_size: 1,
                 reference_price: 1_900_000,
+                collar_bps: 1000,
             },
             Instrument {
                 symbol: Symbol::new("BRSE").unwrap(),
                 tick_size: 500,
                 lot_size: 100,
                 reference_price: 100_000,
+                collar_bps: 500,
             },
         ]
     }
@@ -385,7 +406,7 @@ mod tests {
                         assert!(price < spec.reference_price);
                     }
                     let ticks = price.abs_diff(spec.reference_price) / spec.tick_size;
-                    assert!((1..=QUOTE_TICKS_MAX).contains(&ticks));
+                    assert!((1..=spec.ticks_max()).contains(&ticks));
                 }
                 Action::Cancel { .. } => seen[1] += 1,
                 Action::Replace { ticks, lots, .. } => {
@@ -402,10 +423,11 @@ mod tests {
                     seen[3] += 1;
                     let spec = instruments[instrument];
                     // Through every quote of the other side.
+                    let reach = spec.ticks_max() * spec.tick_size;
                     if side.is_sell() {
-                        assert!(price <= spec.reference_price - QUOTE_TICKS_MAX * spec.tick_size);
+                        assert!(price <= spec.reference_price - reach);
                     } else {
-                        assert!(price >= spec.reference_price + QUOTE_TICKS_MAX * spec.tick_size);
+                        assert!(price >= spec.reference_price + reach);
                     }
                 }
                 Action::Market { .. } => seen[4] += 1,
@@ -414,6 +436,28 @@ mod tests {
         assert!(seen.iter().all(|&n| n > 0), "every action kind drawn: {seen:?}");
         // Market orders are "a few": well under the aggressive ones.
         assert!(seen[4] < seen[3]);
+    }
+
+    /// Every price the mix can send lies inside the collar around every price it can trade at.
+    #[test]
+    fn prices_stay_inside_the_collar_around_any_trade() {
+        for spec in instruments() {
+            let k = spec.ticks_max();
+            let low = u64::from(spec.reference_price - k * spec.tick_size);
+            let high = u64::from(spec.reference_price + k * spec.tick_size);
+            // The band around the lowest possible last trade still reaches the highest price, and back.
+            let bps = u64::from(spec.collar_bps);
+            assert!(low + low * bps / 10_000 >= high, "{spec:?}");
+            assert!(high - high * bps / 10_000 <= low, "{spec:?}");
+        }
+        let brse = instruments()[1];
+        assert_eq!(brse.ticks_max(), 4, "5 % of 10.00 over 0.05 ticks");
+        assert_eq!(instruments()[0].ticks_max(), QUOTE_TICKS_MAX);
+        let no_collar = Instrument {
+            collar_bps: 0,
+            ..brse
+        };
+        assert_eq!(no_collar.ticks_max(), QUOTE_TICKS_MAX);
     }
 
     #[test]
