@@ -389,8 +389,9 @@ fn refused_or_unexpected(response: AdminResponse) -> AdminError {
 /// subcommand).
 #[derive(Args, Clone, Debug, Default)]
 pub struct GlobalOptions {
-    /// Admin address of boursed (default: the embedded default config's 127.0.0.1:26499).
-    #[arg(long, global = true, value_name = "ADDR", conflicts_with = "ports_file")]
+    /// Admin address of boursed (default: the ports file's, else the embedded default config's
+    /// 127.0.0.1:26499).
+    #[arg(long, global = true, value_name = "ADDR")]
     pub admin: Option<String>,
     /// Read the daemon's addresses from the ports file boursed wrote (`boursed --ports-file FILE`).
     #[arg(long, global = true, value_name = "FILE")]
