@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod demo;
 pub mod feed;
 pub mod hgrm;
 pub mod load;

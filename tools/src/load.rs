@@ -35,6 +35,7 @@
 //! sessions. The latency histogram covers 1 ns to [`LATENCY_NS_MAX`] at 3 significant digits and saturates.
 //! Every socket talks to the address given (tests and tools use 127.0.0.1).
 
+pub mod cli;
 pub mod daemon;
 pub mod echo;
 pub mod mix;
@@ -938,10 +939,8 @@ impl Session {
             let drained = rx.for_each_packet(usize::MAX, |packet| {
                 match packet {
                     Packet::SequencedData(bytes) => core.on_ouch(bytes, now_ns, instruments, tally),
-                    Packet::LoginAccepted(_) => {
-                        if core.phase == Phase::LoginSent {
-                            core.phase = Phase::Active;
-                        }
+                    Packet::LoginAccepted(_) if core.phase == Phase::LoginSent => {
+                        core.phase = Phase::Active;
                     }
                     Packet::LoginRejected(reason) => {
                         result = Err(LoadError::LoginRejected {
@@ -957,10 +956,8 @@ impl Session {
                         result = Ok(false);
                         return ControlFlow::Break(());
                     }
-                    Packet::Debug(text) => {
-                        if tally.debug_texts.len() < DEBUG_TEXTS_MAX {
-                            tally.debug_texts.push(String::from_utf8_lossy(text).into_owned());
-                        }
+                    Packet::Debug(text) if tally.debug_texts.len() < DEBUG_TEXTS_MAX => {
+                        tally.debug_texts.push(String::from_utf8_lossy(text).into_owned());
                     }
                     _ => {}
                 }

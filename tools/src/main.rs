@@ -27,6 +27,10 @@ enum Command {
     Admin(admin::AdminCommand),
     /// Market data: join the feed, keep every book, show them live; `--verify` against the engine.
     Md(feed::MdArgs),
+    /// Load generator: N market-maker sessions, open loop, order-to-ack percentiles, .hgrm and SVG plot.
+    Load(bourse_tools::load::cli::LoadArgs),
+    /// Start boursed on free ports, trade on it for a few seconds, explain what happened, clean up.
+    Demo(bourse_tools::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +39,8 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Journal(args)) => std::process::exit(journal::run(args)),
         Some(Command::Admin(command)) => std::process::exit(admin::run(&command, &cli.global)),
         Some(Command::Md(args)) => std::process::exit(feed::run_md(&args, &cli.global)),
+        Some(Command::Load(args)) => std::process::exit(bourse_tools::load::cli::run(&args)),
+        Some(Command::Demo(args)) => std::process::exit(bourse_tools::demo::run(&args)),
         None => Ok(()),
     }
 }

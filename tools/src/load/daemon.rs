@@ -92,6 +92,8 @@ pub struct DaemonConfigOptions {
     pub orders_max: Option<u32>,
     /// `engine.tokens_max`.
     pub tokens_max: Option<u32>,
+    /// `market_data.heartbeat_interval_ms` (a short one lets a listener see a dropped last packet sooner).
+    pub market_data_heartbeat_ms: Option<u64>,
 }
 
 /// Login `index` (1-based) of a generated config: `m00001` / `p00001`.
@@ -178,6 +180,9 @@ pub fn daemon_config(base: &str, options: &DaemonConfigOptions) -> Result<String
         md.insert("group_a".into(), Value::String(a.to_string()));
         md.insert("group_b".into(), Value::String(b.to_string()));
         md.insert("interface".into(), Value::String("127.0.0.1".into()));
+        if let Some(ms) = options.market_data_heartbeat_ms {
+            md.insert("heartbeat_interval_ms".into(), Value::Integer(ms as i64));
+        }
     }
     {
         let journal = section(&mut root, "journal")?;
@@ -614,6 +619,7 @@ firm = "ALFA"
             throttle_msgs_per_s: Some(1_000_000),
             orders_max: None,
             tokens_max: Some(2_000_000),
+            market_data_heartbeat_ms: Some(50),
         };
         let text = daemon_config(BASE, &options).unwrap();
         let root: Table = text.parse().unwrap();
@@ -634,6 +640,7 @@ firm = "ALFA"
             Some(1_000_000)
         );
         assert_eq!(get("engine", "tokens_max").as_integer(), Some(2_000_000));
+        assert_eq!(get("market_data", "heartbeat_interval_ms").as_integer(), Some(50));
         let logins = logins_from_config(&text).unwrap();
         assert_eq!(logins, load_logins(3));
         assert_eq!(logins[2].username, "m00003");
