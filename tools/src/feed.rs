@@ -1528,10 +1528,17 @@ mod tests {
         );
         let expected = expected_book(&script);
         let view = render_view(&receiver, 2, Duration::from_millis(1500));
-        assert!(view.contains("sequence 40  1.5 s\nmessages 40  duplicates 0  gaps 0"), "{view}");
+        assert!(
+            view.contains("sequence 40  1.5 s\nmessages 40  duplicates 0  gaps 0"),
+            "{view}"
+        );
         assert!(view.contains("AAPL  feed sequence 40\n"), "{view}");
         // Two levels per side: a header and two rows.
-        assert_eq!(view.lines().filter(|l| l.contains("  191.0")).count(), 2, "{view}");
+        assert_eq!(
+            view.lines().filter(|l| l.contains("  191.0")).count(),
+            2,
+            "{view}"
+        );
 
         // Agreeing depth at the receiver's sequence: ok.
         let json = depth_json(&expected, total);
