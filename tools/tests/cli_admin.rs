@@ -287,7 +287,20 @@ fn every_admin_command_against_a_running_daemon() {
     assert!(svg.contains("<svg ") && svg.trim_end().ends_with("</svg>"));
 
     // End of day, then shutdown: the daemon exits 0 and is unreachable afterwards (exit 2).
+    // A feed receiver running across the end of day stops by itself at End of Session, with every message of
+    // the day applied (it joined without a snapshot: the day comes from re-requests and the feed).
+    let md = md_child(&daemon, &["--no-snapshot", "--duration", "60", "--json"]);
     expect_done(&daemon, &["eod"]);
+    let summary = md_summary(md.wait_with_output().unwrap());
+    assert_eq!(summary["end_of_session"], true, "{summary}");
+    assert!(summary["gap_open"].is_null(), "{summary}");
+    assert_eq!(summary["book_errors"], 0, "{summary}");
+    assert!(summary["messages"].as_u64().unwrap() > 0, "{summary}");
+    let books = summary["books"].as_array().unwrap();
+    assert!(
+        books.iter().all(|b| b["bids"].as_array().unwrap().is_empty()),
+        "eod cancels every order: {summary}"
+    );
     expect_done(&daemon, &["shutdown"]);
     let exit = daemon.stop(Duration::from_secs(30)).unwrap();
     assert!(exit.success(), "boursed exited with {exit}: {}", daemon.log());
