@@ -10,10 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use bourse_protocol::admin::AdminReply;
-use bourse_protocol::fields::{Firm, Symbol, Token};
-use bourse_protocol::ouch::{Display, EnterOrder, OrderTerms, OutboundMessage, Side};
+use bourse_protocol::fields::Token;
+use bourse_protocol::ouch::{EnterOrder, OutboundMessage, Side};
 use bourse_protocol::soupbintcp::LoginRejectReason;
-use bourse_tools::client::{Client, ClientConfig, Event, LoginOutcome};
+use bourse_tools::client::{Client, ClientConfig, Event, LoginOutcome, limit_order};
 use bourse_tools::load::daemon::{Daemon, DaemonConfigOptions, daemon_config, find_boursed, temp_dir};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -112,20 +112,7 @@ fn logged_in(daemon: &Daemon, user: &str, password: &str) -> Client {
 }
 
 fn order(token: &str, side: Side, shares: u32, stock: &str, price: u32, firm: &str) -> EnterOrder {
-    let terms = OrderTerms {
-        side,
-        shares,
-        stock: Symbol::new(stock).unwrap(),
-        price,
-        time_in_force: 99_999,
-        firm: Firm::new(firm).unwrap(),
-        display: Display::Anonymous,
-        capacity: b'A',
-        intermarket_sweep: b'N',
-        minimum_quantity: 0,
-        cross_type: b'N',
-    };
-    EnterOrder::new(Token::new(token).unwrap(), &terms, b' ')
+    limit_order(token, side, shares, stock, price, firm).unwrap()
 }
 
 /// Waits (bounded) for the next OUCH message on `client`, skipping heartbeats.
