@@ -783,26 +783,31 @@ pub fn verify_books(
     admin: &mut AdminClient,
     attempts: u32,
 ) -> Result<VerifyReport, String> {
-    let mut pending: Vec<Symbol> = receiver.symbols();
+    // The instruments to compare: those the feed announced, read once the receiver is in sync (it may not
+    // have heard anything yet when it joined without a snapshot).
+    let mut pending: Option<Vec<Symbol>> = None;
     let mut report = VerifyReport::default();
     for _ in 0..attempts {
-        if pending.is_empty() {
+        if pending.as_ref().is_some_and(Vec::is_empty) {
             break;
         }
         // Catch up with what is in flight: poll until the gap is closed and a poll brings nothing new.
         receiver
-            .poll_until(STOP_CHECK_INTERVAL, |r| r.gap().is_none())
+            .poll_until(STOP_CHECK_INTERVAL, |r| {
+                r.session().is_some() && r.gap().is_none()
+            })
             .map_err(|e| e.to_string())?;
         while receiver
             .poll(Duration::from_millis(5))
             .map_err(|e| e.to_string())?
             > 0
         {}
-        if receiver.gap().is_some() {
+        if receiver.session().is_none() || receiver.gap().is_some() {
             continue;
         }
+        let symbols = pending.take().unwrap_or_else(|| receiver.symbols());
         let mut still = Vec::new();
-        for symbol in pending {
+        for symbol in symbols {
             let name = symbol.as_str_lossy().into_owned();
             let engine = admin.depth(&name, DEPTH_LEVELS_MAX).map_err(|e| e.to_string())?;
             if engine.feed_sequence != receiver.applied_sequence() {
@@ -823,8 +828,9 @@ pub fn verify_books(
             }
             report.compared.push(name);
         }
-        pending = still;
+        pending = Some(still);
     }
+    let pending = pending.unwrap_or_default();
     report.unverified = pending.iter().map(|s| s.as_str_lossy().into_owned()).collect();
     Ok(report)
 }
