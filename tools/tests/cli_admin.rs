@@ -370,9 +370,6 @@ fn trade_a_little(daemon: &Daemon) -> (Client, Client) {
 }
 
 #[test]
-#[ignore = "the core sends ToFeed::Flush before it releases the batch's feed messages, so the last batch stays \
-            in the market-data packet builder while idle (and blocks heartbeats); passes once core.rs release() \
-            pushes ToFeed::Flush after feed messages"]
 fn md_verify_agrees_with_the_engine_after_orders_with_gaps() {
     // Feed messages 3, 7 and 12 never go out on A or B: the receiver must re-request them.
     let daemon = start("cli-md", &[("BOURSED_TEST_DROP_FEED_SEQS", "3,7,12")]);
