@@ -1209,8 +1209,8 @@ mod tests {
         socket.into()
     }
 
-    /// A re-request server: answers each request with at most `answer_max` messages, one per packet; counts
-    /// the requests. Stops when `stop` is set.
+    /// A re-request server: answers each request with at most `answer_max` messages, one per packet; returns
+    /// the requests. Stops at the first quiet read after `stop` is set.
     fn rerequest_server(
         messages: Vec<Vec<u8>>,
         answer_max: u64,
@@ -1224,8 +1224,12 @@ mod tests {
             let mut buffer = [0; 64];
             // Bounded: a test never runs this for more than a minute.
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            // Once `stop` is set, requests already sent are still read: it ends at the first quiet read.
+            while Instant::now() < deadline {
                 let Ok((n, from)) = socket.recv_from(&mut buffer) else {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     continue;
                 };
                 let request = Request::decode(&buffer[..n]).unwrap();
