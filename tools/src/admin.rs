@@ -11,7 +11,8 @@
 //! Tables by default (prices as dollars with 4 decimals, latencies in microseconds); `--json` prints the
 //! reply line exactly as received. Exit codes: [`EXIT_OK`] 0, [`EXIT_ADMIN_ERROR`] 1 (an `error` reply; its
 //! message goes to stderr), [`EXIT_UNREACHABLE`] 2 (nothing answers at the admin address, the connection broke,
-//! or the ports file cannot be read: the message names the address or the file).
+//! the ports file cannot be read, or the `--plot` file cannot be written: the message names the address or
+//! the file).
 //!
 //! # Ports file
 //! `boursed --ports-file FILE` writes `key=value` lines once every socket is bound: `order_entry`,
