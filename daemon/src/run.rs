@@ -205,7 +205,11 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         startup_feed: std::mem::take(&mut recovered.startup_feed),
     });
 
-    let agents: Vec<Box<dyn Agent>> = vec![Box::new(ingress), Box::new(core), Box::new(market_data)];
+    // Under `shared` the round order matters: core, then ingress (which writes the replies the core just
+    // released, then reads new requests), then market data. A request read in one round is matched at the
+    // start of the next and its reply written right after, so the multicast sends of market data never sit
+    // between a request and its reply.
+    let agents: Vec<Box<dyn Agent>> = vec![Box::new(core), Box::new(ingress), Box::new(market_data)];
     let cores = agent::available_cores();
     let mode = agent::choose_mode(config.threading.mode, cores.len(), agents.len())?;
     let stop = StopFlag::new();
