@@ -29,8 +29,9 @@
 //!
 //! # Limits and threading
 //! One thread, mio (epoll) readiness or spinning reads for a handful of sessions ([`PollMode`]). Every
-//! per-session table is allocated at connect: `live_orders_max` orders, `in_flight_max` requests, a
-//! [`TX_BYTES_MAX`] send buffer and a [`RX_BYTES`] receive buffer; a session whose window or buffer is full
+//! per-session table is allocated at connect: `live_orders_max` orders, `in_flight_max` requests, a send and
+//! a receive buffer of [`session_buffer_bytes`] each (64 KiB, less with thousands of sessions, so that all
+//! of them together stay near [`SESSION_BUFFERS_BYTES_TOTAL`]); a session whose window or buffer is full
 //! holds the schedule back (its requests go out late, their latency grows). At most [`SESSIONS_MAX`]
 //! sessions. The latency histogram covers 1 ns to [`LATENCY_NS_MAX`] at 3 significant digits and saturates.
 //! Every socket talks to the address given (tests and tools use 127.0.0.1).
@@ -64,10 +65,19 @@ pub use mix::{Instrument, MixWeights};
 pub const SESSIONS_MAX: usize = 65_536;
 /// TCP handshakes plus logins in progress at once during the connect phase.
 pub const CONNECTS_IN_FLIGHT_MAX: usize = 256;
-/// Bytes a session may have queued for sending before it holds the schedule back.
-pub const TX_BYTES_MAX: usize = 64 * 1024;
-/// Receive buffer of a session.
-pub const RX_BYTES: usize = 64 * 1024;
+/// Largest send (and receive) buffer of one session.
+pub const SESSION_BUFFER_BYTES_MAX: usize = 64 * 1024;
+/// Smallest one: four maximal SoupBinTCP frames.
+pub const SESSION_BUFFER_BYTES_MIN: usize = 4 * soupbintcp::FRAME_SIZE_MAX_DEFAULT;
+/// What the send and receive buffers of all sessions together aim at (with many sessions each gets less).
+pub const SESSION_BUFFERS_BYTES_TOTAL: usize = 128 * 1024 * 1024;
+
+/// The send and receive buffer size of each of `sessions` sessions: [`SESSION_BUFFERS_BYTES_TOTAL`] shared
+/// out (two buffers each), within [`SESSION_BUFFER_BYTES_MIN`]..=[`SESSION_BUFFER_BYTES_MAX`].
+pub fn session_buffer_bytes(sessions: usize) -> usize {
+    (SESSION_BUFFERS_BYTES_TOTAL / (2 * sessions.max(1)))
+        .clamp(SESSION_BUFFER_BYTES_MIN, SESSION_BUFFER_BYTES_MAX)
+}
 /// Frames handled per session per read, before the loop goes back to the schedule.
 pub const FRAMES_PER_READ_MAX: usize = 4096;
 /// Requests sent per loop round at most (then replies are read again).
@@ -618,7 +628,7 @@ impl Core {
     fn can_send(&self) -> bool {
         self.phase == Phase::Active
             && self.pending.len() < self.in_flight_max
-            && self.pending_bytes() + 3 + ouch::MESSAGE_LEN_MAX <= TX_BYTES_MAX
+            && self.pending_bytes() + 3 + ouch::MESSAGE_LEN_MAX <= self.tx.capacity()
     }
 
     fn next_token(&mut self) -> Token {
@@ -1058,18 +1068,19 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         out.copy_from_slice(&text.as_bytes()[..TOKEN_PREFIX_LEN]);
         out
     };
+    let buffer_bytes = session_buffer_bytes(n);
     let mut sessions: Vec<Session> = config
         .logins
         .iter()
         .enumerate()
         .map(|(index, login)| Session {
             stream: None,
-            rx: StreamBuffer::new(RX_BYTES, soupbintcp::FRAME_SIZE_MAX_DEFAULT),
+            rx: StreamBuffer::new(buffer_bytes, soupbintcp::FRAME_SIZE_MAX_DEFAULT),
             core: Core {
                 username: Username::new(&login.username).unwrap_or_default(),
                 password: Password::new(&login.password).unwrap_or_default(),
                 phase: Phase::Idle,
-                tx: Vec::with_capacity(TX_BYTES_MAX),
+                tx: Vec::with_capacity(buffer_bytes),
                 tx_start: 0,
                 mix: OrderMix::new(config.seed, index as u64, config.weights),
                 token_prefix: prefix,
@@ -1524,6 +1535,16 @@ mod tests {
         assert_eq!((tally.ignored, tally.acked, core.pending.len()), (1, 0, 0));
         assert!(core.orders.is_empty());
         assert_eq!((tally.fills, tally.fill_shares, tally.taker_fills), (2, 10, 0));
+    }
+
+    #[test]
+    fn session_buffers_shrink_with_many_sessions_within_bounds() {
+        assert_eq!(session_buffer_bytes(1), SESSION_BUFFER_BYTES_MAX);
+        assert_eq!(session_buffer_bytes(100), SESSION_BUFFER_BYTES_MAX);
+        let many = session_buffer_bytes(10_000);
+        assert!(many < SESSION_BUFFER_BYTES_MAX && many >= SESSION_BUFFER_BYTES_MIN);
+        assert!(2 * 10_000 * many <= SESSION_BUFFERS_BYTES_TOTAL);
+        assert_eq!(session_buffer_bytes(SESSIONS_MAX), SESSION_BUFFER_BYTES_MIN);
     }
 
     #[test]
