@@ -1542,7 +1542,7 @@ mod tests {
         assert_eq!(session_buffer_bytes(1), SESSION_BUFFER_BYTES_MAX);
         assert_eq!(session_buffer_bytes(100), SESSION_BUFFER_BYTES_MAX);
         let many = session_buffer_bytes(10_000);
-        assert!(many < SESSION_BUFFER_BYTES_MAX && many >= SESSION_BUFFER_BYTES_MIN);
+        assert!((SESSION_BUFFER_BYTES_MIN..SESSION_BUFFER_BYTES_MAX).contains(&many));
         assert!(2 * 10_000 * many <= SESSION_BUFFERS_BYTES_TOTAL);
         assert_eq!(session_buffer_bytes(SESSIONS_MAX), SESSION_BUFFER_BYTES_MIN);
     }
