@@ -88,6 +88,9 @@ struct Args {
     /// Write the latency distributions as an SVG percentile plot.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Only the floors and the echo latency rows (no boursed): a check of the client side.
+    #[arg(long)]
+    baselines_only: bool,
     /// The boursed executable (default: next to this one).
     #[arg(long)]
     boursed: Option<PathBuf>,
@@ -137,16 +140,22 @@ fn us(ns: u64) -> String {
     format!("{:.1}", ns as f64 / 1000.0)
 }
 
+/// The cores this process may use, read once at start (after pinning, the calling thread would see only its
+/// own core).
+fn core_ids() -> &'static [core_affinity::CoreId] {
+    static IDS: std::sync::OnceLock<Vec<core_affinity::CoreId>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default())
+}
+
 fn pin_to(core: usize) {
-    if let Some(ids) = core_affinity::get_core_ids()
-        && let Some(id) = ids.get(core.min(ids.len().saturating_sub(1)))
-    {
+    let ids = core_ids();
+    if let Some(id) = ids.get(core.min(ids.len().saturating_sub(1))) {
         let _ = core_affinity::set_for_current(*id);
     }
 }
 
 fn cores() -> usize {
-    core_affinity::get_core_ids().map_or(1, |ids| ids.len())
+    core_ids().len().max(1)
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (10,000 sessions need 10,000 descriptors here, and
@@ -205,7 +214,10 @@ fn spin_write_all(stream: &mut TcpStream, buf: &[u8]) -> io::Result<()> {
 }
 
 /// The floor: one 52-byte request and one 69-byte reply at a time over loopback, both sides busy-polling.
-fn ping_pong(duration: Duration) -> Result<Histogram<u64>> {
+/// Closed loop (`rate_per_s` `None`: the next ping as soon as the pong is in, latency from the send), or open
+/// loop (ping `k` is due at `k / rate`, latency from that scheduled time, as the load generator measures: a
+/// client or server descheduled by the machine shows in full).
+fn ping_pong(duration: Duration, rate_per_s: Option<f64>) -> Result<Histogram<u64>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let server = std::thread::spawn(move || -> io::Result<()> {
@@ -231,9 +243,21 @@ fn ping_pong(duration: Duration) -> Result<Histogram<u64>> {
         spin_write_all(&mut stream, &request)?;
         spin_read_exact(&mut stream, &mut reply)?;
     }
-    let end = Instant::now() + duration;
+    let begin = Instant::now();
+    let end = begin + duration;
+    let mut k = 0u64;
     while Instant::now() < end {
-        let start = Instant::now();
+        let start = match rate_per_s {
+            None => Instant::now(),
+            Some(rate) => {
+                let due = begin + Duration::from_secs_f64(k as f64 / rate);
+                k += 1;
+                while Instant::now() < due {
+                    std::hint::spin_loop();
+                }
+                due
+            }
+        };
         spin_write_all(&mut stream, &request)?;
         if !spin_read_exact(&mut stream, &mut reply)? {
             bail!("ping-pong server closed");
@@ -270,8 +294,9 @@ impl Bench {
         let text = daemon_config(&self.base_config, &options)?;
         let daemon = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT)?;
         // Server on the first core, client on the last.
+        let first = core_ids().first().map_or(0, |id| id.id);
         let _ = Command::new("taskset")
-            .args(["-a", "-c", "-p", "0", &daemon.pid().to_string()])
+            .args(["-a", "-c", "-p", &first.to_string(), &daemon.pid().to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
@@ -308,6 +333,7 @@ fn main() -> Result<()> {
         args.many_sessions = args.many_sessions.min(1000);
     }
     let nofile = raise_nofile_limit();
+    let _ = core_ids();
     let boursed = args
         .boursed
         .clone()
@@ -328,20 +354,35 @@ fn main() -> Result<()> {
         bench.boursed.display()
     );
 
-    // (a) the floor.
+    // (a) the floor, closed loop (the physical floor) and open loop at the rows' rate (the same
+    // measurement as the load generator's, machine noise included).
     eprintln!("e2e: ping-pong floor ({:.0}s)", args.seconds);
-    let floor = ping_pong(Duration::from_secs_f64(args.seconds))?;
+    let floor = ping_pong(Duration::from_secs_f64(args.seconds), None)?;
     let floor_p50 = q(&floor, 0.5);
     let floor_p99 = q(&floor, 0.99);
-    let mut rows = vec![Row {
-        name: "floor: raw TCP ping-pong 52 B / 69 B".into(),
-        sync: "-",
-        sessions: 1,
-        offered_per_s: f64::NAN,
-        achieved_per_s: floor.len() as f64 / args.seconds,
-        histogram: floor.clone(),
-        note: "closed loop, one at a time".into(),
-    }];
+    let floor_open = ping_pong(Duration::from_secs_f64(args.seconds), Some(args.rate))?;
+    let open_p50 = q(&floor_open, 0.5);
+    let open_p99 = q(&floor_open, 0.99);
+    let mut rows = vec![
+        Row {
+            name: "floor: raw TCP ping-pong 52 B / 69 B".into(),
+            sync: "-",
+            sessions: 1,
+            offered_per_s: f64::NAN,
+            achieved_per_s: floor.len() as f64 / args.seconds,
+            histogram: floor.clone(),
+            note: "closed loop, one at a time".into(),
+        },
+        Row {
+            name: "floor, open loop".into(),
+            sync: "-",
+            sessions: 1,
+            offered_per_s: args.rate,
+            achieved_per_s: floor_open.len() as f64 / args.seconds,
+            histogram: floor_open.clone(),
+            note: "pings on the rows' schedule, latency from the scheduled time".into(),
+        },
+    ];
 
     // Echo baseline with the load generator. A new thread inherits its creator's affinity: pin this thread
     // to the server core while the echo thread starts, then back.
@@ -360,6 +401,23 @@ fn main() -> Result<()> {
             "-",
             &report,
         ));
+    }
+
+    if args.baselines_only {
+        for row in &rows {
+            let h = &row.histogram;
+            println!(
+                "{:<40} {:>6} sessions  p50 {:>9}  p90 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}",
+                row.name,
+                row.sessions,
+                format_ns(q(h, 0.5)),
+                format_ns(q(h, 0.9)),
+                format_ns(q(h, 0.99)),
+                format_ns(q(h, 0.999)),
+                format_ns(h.max())
+            );
+        }
+        return Ok(());
     }
 
     // (b) boursed latency rows; (d) rides on the sync none daemon.
@@ -442,12 +500,12 @@ fn main() -> Result<()> {
         args.rate,
         args.seconds
     ));
-    md.push_str("| row | sync | sessions | achieved/s | p50 us | p90 us | p99 us | p99.9 us | max us | p50 / floor p50 | p99 / floor p99 | note |\n");
-    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    md.push_str("| row | sync | sessions | achieved/s | p50 us | p90 us | p99 us | p99.9 us | max us | p50 / floor p50 | p99 / floor p99 | p50 / open-loop floor p50 | p99 / open-loop floor p99 | note |\n");
+    md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for row in &rows {
         let h = &row.histogram;
         md.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x | {} |\n",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {} |\n",
             row.name,
             row.sync,
             row.sessions,
@@ -459,6 +517,8 @@ fn main() -> Result<()> {
             us(h.max()),
             q(h, 0.5) as f64 / floor_p50.max(1) as f64,
             q(h, 0.99) as f64 / floor_p99.max(1) as f64,
+            q(h, 0.5) as f64 / open_p50.max(1) as f64,
+            q(h, 0.99) as f64 / open_p99.max(1) as f64,
             row.note
         ));
     }
@@ -491,6 +551,8 @@ fn main() -> Result<()> {
     let p99_ratio = single_none_p99.unwrap_or(0) as f64 / floor_p99.max(1) as f64;
     let throughput_ratio = boursed_best / echo_best.max(1.0);
     let many_ratio = many_p99 as f64 / single_none_p99.unwrap_or(1).max(1) as f64;
+    let open_p50_ratio = none_p50.unwrap_or(0) as f64 / open_p50.max(1) as f64;
+    let open_p99_ratio = single_none_p99.unwrap_or(0) as f64 / open_p99.max(1) as f64;
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     md.push_str("\nTargets (issue 5):\n\n");
     md.push_str(&format!(
@@ -504,6 +566,13 @@ fn main() -> Result<()> {
         format_ns(single_none_p99.unwrap_or(0)),
         format_ns(floor_p99),
         verdict(p99_ratio <= 2.0)
+    ));
+    md.push_str(&format!(
+        "- the same against the open-loop floor: p50 {}/{} = **{open_p50_ratio:.2}x**, p99 {}/{} = **{open_p99_ratio:.2}x**\n",
+        format_ns(none_p50.unwrap_or(0)),
+        format_ns(open_p50),
+        format_ns(single_none_p99.unwrap_or(0)),
+        format_ns(open_p99),
     ));
     md.push_str(&format!(
         "- best throughput boursed / echo = {boursed_best:.0}/{echo_best:.0} per s = **{throughput_ratio:.2}x** (target >= 0.5x): {}\n",
