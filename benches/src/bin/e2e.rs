@@ -348,6 +348,7 @@ fn main() -> Result<()> {
         instruments,
     };
     pin_to(cores() - 1);
+    let load_at_start = load_average();
     eprintln!(
         "e2e: {} cores, RLIMIT_NOFILE {nofile}, boursed {}",
         cores(),
@@ -493,9 +494,10 @@ fn main() -> Result<()> {
     // The report.
     let mut md = String::new();
     md.push_str(&format!(
-        "Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
+        "Load average (1/5/15 min) at the start {load_at_start}, at the end {}. Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
          `shared` + `busy_spin`. Latency rows: open loop at {:.0} requests/s for {:.0} s each, latency from \
          the scheduled send time; the floor is a closed-loop ping-pong of the same sizes.\n\n",
+        load_average(),
         cores(),
         args.rate,
         args.seconds
@@ -607,6 +609,13 @@ fn main() -> Result<()> {
         .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// `/proc/loadavg`'s first three fields (the machine is shared: the load says how much the run was disturbed).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn static_sync(sync: &str) -> &'static str {
