@@ -36,20 +36,27 @@ impl Drop for Dir {
     }
 }
 
-#[test]
-fn load_against_boursed_acks_every_request_and_writes_hgrm_and_svg() {
+/// `boursed` with its default config, `logins` load logins, sync `none`, threading `shared`, on free ports in a
+/// fresh directory; returns the directory (removed on drop), the daemon and its config text.
+fn start_boursed(what: &str, logins: usize) -> (Dir, Daemon, String) {
     let binary = boursed();
     let base = default_config(&binary);
-    let dir = Dir(temp_dir("load-test").unwrap());
+    let dir = Dir(temp_dir(what).unwrap());
     let options = DaemonConfigOptions {
         journal_dir: dir.0.join("journal"),
-        load_logins: Some(4),
+        load_logins: Some(logins),
         sync: Some("none".into()),
         threading_mode: Some("shared".into()),
         ..DaemonConfigOptions::default()
     };
     let text = daemon_config(&base, &options).unwrap();
-    let mut daemon = Daemon::start(&binary, &text, &dir.0, &[], Duration::from_secs(60)).unwrap();
+    let daemon = Daemon::start(&binary, &text, &dir.0, &[], Duration::from_secs(60)).unwrap();
+    (dir, daemon, text)
+}
+
+#[test]
+fn load_against_boursed_acks_every_request_and_writes_hgrm_and_svg() {
+    let (dir, mut daemon, text) = start_boursed("load-test", 4);
 
     let mut config = LoadConfig::new(
         daemon.ports.order_entry,
@@ -114,18 +121,7 @@ fn load_against_boursed_acks_every_request_and_writes_hgrm_and_svg() {
 
 #[test]
 fn bourse_load_command_runs_against_boursed() {
-    let binary = boursed();
-    let base = default_config(&binary);
-    let dir = Dir(temp_dir("load-cli-test").unwrap());
-    let options = DaemonConfigOptions {
-        journal_dir: dir.0.join("journal"),
-        load_logins: Some(2),
-        sync: Some("none".into()),
-        threading_mode: Some("shared".into()),
-        ..DaemonConfigOptions::default()
-    };
-    let text = daemon_config(&base, &options).unwrap();
-    let mut daemon = Daemon::start(&binary, &text, &dir.0, &[], Duration::from_secs(60)).unwrap();
+    let (dir, mut daemon, _) = start_boursed("load-cli-test", 2);
     let config_path = dir.0.join("boursed.toml");
     let hgrm_path = dir.0.join("cli.hgrm");
     let output = Command::new(env!("CARGO_BIN_EXE_bourse"))
