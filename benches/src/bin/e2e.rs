@@ -57,8 +57,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
     about = "bourse end-to-end benchmark: order-to-ack and throughput beside ping-pong and echo baselines"
 )]
 struct Args {
-    /// Seconds per latency row.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds per latency row and round.
+    #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     /// Seconds per throughput step.
     #[arg(long, default_value_t = 2.0)]
@@ -79,7 +79,10 @@ struct Args {
     /// Sessions of the many-sessions row.
     #[arg(long, default_value_t = 10_000)]
     many_sessions: usize,
-    /// A short smoke run (1 s rows, two throughput steps, 1,000 sessions).
+    /// Rounds of the latency rows (ratios are medians of per-round ratios).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// A short smoke run (1 s rows, one round, two throughput steps, 1,000 sessions).
     #[arg(long)]
     quick: bool,
     /// Write the result tables as Markdown.
@@ -328,6 +331,7 @@ fn main() -> Result<()> {
     let mut args = Args::parse();
     if args.quick {
         args.seconds = args.seconds.min(1.0);
+        args.rounds = 1;
         args.step_seconds = args.step_seconds.min(1.0);
         args.rates.truncate(2);
         args.many_sessions = args.many_sessions.min(1000);
@@ -355,100 +359,142 @@ fn main() -> Result<()> {
         bench.boursed.display()
     );
 
-    // (a) the floor, closed loop (the physical floor) and open loop at the rows' rate (the same
-    // measurement as the load generator's, machine noise included).
-    eprintln!("e2e: ping-pong floor ({:.0}s)", args.seconds);
-    let floor = ping_pong(Duration::from_secs_f64(args.seconds), None)?;
-    let floor_p50 = q(&floor, 0.5);
-    let floor_p99 = q(&floor, 0.99);
-    let floor_open = ping_pong(Duration::from_secs_f64(args.seconds), Some(args.rate))?;
-    let open_p50 = q(&floor_open, 0.5);
-    let open_p99 = q(&floor_open, 0.99);
-    let mut rows = vec![
-        Row {
+    // (a), (b): rounds of every latency row, in the same order each round, so that each round's ratios
+    // compare rows measured minutes apart at most; the table merges the rounds and the ratios are medians of
+    // the per-round ratios (the shared machine's load moves between rounds). Only one server runs at a time.
+    let seconds = Duration::from_secs_f64(args.seconds);
+    let mut merged: Vec<Row> = Vec::new();
+    let mut ratios: Vec<Vec<[f64; 4]>> = Vec::new();
+    for round in 0..args.rounds {
+        eprintln!("e2e: round {} of {}", round + 1, args.rounds);
+        let mut rows: Vec<Row> = Vec::new();
+        let floor = ping_pong(seconds, None)?;
+        rows.push(Row {
             name: "floor: raw TCP ping-pong 52 B / 69 B".into(),
             sync: "-",
             sessions: 1,
             offered_per_s: f64::NAN,
             achieved_per_s: floor.len() as f64 / args.seconds,
-            histogram: floor.clone(),
+            histogram: floor,
             note: "closed loop, one at a time".into(),
-        },
-        Row {
+        });
+        let floor_open = ping_pong(seconds, Some(args.rate))?;
+        rows.push(Row {
             name: "floor, open loop".into(),
             sync: "-",
             sessions: 1,
             offered_per_s: args.rate,
             achieved_per_s: floor_open.len() as f64 / args.seconds,
-            histogram: floor_open.clone(),
+            histogram: floor_open,
             note: "pings on the rows' schedule, latency from the scheduled time".into(),
-        },
-    ];
-
-    // Echo baseline with the load generator. A new thread inherits its creator's affinity: pin this thread
-    // to the server core while the echo thread starts, then back.
-    pin_to(0);
-    let echo = EchoServer::start(EchoOptions {
-        busy_poll: true,
-        stall: None,
-    });
-    pin_to(cores() - 1);
-    let echo = echo?;
-    for sessions in [1usize, 100] {
-        eprintln!("e2e: echo, {sessions} sessions");
-        let report = bench.run_load(echo.addr(), sessions, args.rate, args.seconds, 1)?;
-        rows.push(Row::from_report(
-            "echo (load generator, scripted server)",
-            "-",
-            &report,
-        ));
+        });
+        // A new thread inherits its creator's affinity: pin this thread to the server core while the echo
+        // thread starts, then back. The echo server stops before boursed starts.
+        pin_to(0);
+        let echo = EchoServer::start(EchoOptions {
+            busy_poll: true,
+            stall: None,
+        });
+        pin_to(cores() - 1);
+        let echo = echo?;
+        for sessions in [1usize, 100] {
+            let report = bench.run_load(echo.addr(), sessions, args.rate, args.seconds, 1)?;
+            rows.push(Row::from_report(
+                "echo (load generator, scripted server)",
+                "-",
+                &report,
+            ));
+        }
+        let _ = echo.stop();
+        if !args.baselines_only {
+            for sync in ["none", "batch"] {
+                let dir = temp_dir("e2e")?;
+                let mut daemon = bench.start_daemon(sync, 100, &dir)?;
+                for sessions in [1usize, 100] {
+                    let report =
+                        bench.run_load(daemon.ports.order_entry, sessions, args.rate, args.seconds, 2);
+                    match report {
+                        Ok(report) => rows.push(Row::from_report(
+                            "boursed order-to-ack",
+                            static_sync(sync),
+                            &report,
+                        )),
+                        Err(e) => {
+                            let _ = daemon.stop(STOP_TIMEOUT);
+                            bail!(
+                                "boursed sync {sync}, {sessions} sessions: {e}; log:\n{}",
+                                daemon.log()
+                            );
+                        }
+                    }
+                }
+                let _ = daemon.stop(STOP_TIMEOUT);
+                drop(daemon);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        let (closed, open) = (&rows[0].histogram, &rows[1].histogram);
+        ratios.push(
+            rows.iter()
+                .map(|r| {
+                    let h = &r.histogram;
+                    [
+                        q(h, 0.5) as f64 / q(closed, 0.5).max(1) as f64,
+                        q(h, 0.99) as f64 / q(closed, 0.99).max(1) as f64,
+                        q(h, 0.5) as f64 / q(open, 0.5).max(1) as f64,
+                        q(h, 0.99) as f64 / q(open, 0.99).max(1) as f64,
+                    ]
+                })
+                .collect(),
+        );
+        if merged.is_empty() {
+            merged = rows;
+        } else {
+            for (into, row) in merged.iter_mut().zip(rows) {
+                let _ = into.histogram.add(&row.histogram);
+                into.achieved_per_s += row.achieved_per_s;
+                if !row.note.is_empty() && !into.note.contains(&row.note) {
+                    into.note.push_str(&row.note);
+                }
+            }
+        }
     }
+    for row in merged.iter_mut() {
+        row.achieved_per_s /= args.rounds.max(1) as f64;
+    }
+    let median_ratio = |row: usize, column: usize| -> f64 {
+        let mut values: Vec<f64> = ratios.iter().map(|r| r[row][column]).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    };
 
     if args.baselines_only {
-        for row in &rows {
+        for (index, row) in merged.iter().enumerate() {
             let h = &row.histogram;
             println!(
-                "{:<40} {:>6} sessions  p50 {:>9}  p90 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}",
+                "{:<40} {:>6} sessions  p50 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}  p50/floor {:.2}x  p50/open floor {:.2}x",
                 row.name,
                 row.sessions,
                 format_ns(q(h, 0.5)),
-                format_ns(q(h, 0.9)),
                 format_ns(q(h, 0.99)),
                 format_ns(q(h, 0.999)),
-                format_ns(h.max())
+                format_ns(h.max()),
+                median_ratio(index, 0),
+                median_ratio(index, 2),
             );
         }
         return Ok(());
     }
+    // Row 4 is boursed sync none, 1 session.
+    const NONE_SINGLE: usize = 4;
 
-    // (b) boursed latency rows; (d) rides on the sync none daemon.
-    let mut single_none_p99 = None;
-    let mut none_p50 = None;
-    for sync in ["none", "batch"] {
-        let dir = temp_dir("e2e")?;
-        let daemon = bench.start_daemon(sync, 100, &dir)?;
-        for sessions in [1usize, 100] {
-            eprintln!("e2e: boursed sync {sync}, {sessions} sessions");
-            let report = bench.run_load(daemon.ports.order_entry, sessions, args.rate, args.seconds, 2)?;
-            let row = Row::from_report("boursed order-to-ack", static_sync(sync), &report);
-            if sync == "none" && sessions == 1 {
-                single_none_p99 = Some(q(&row.histogram, 0.99));
-                none_p50 = Some(q(&row.histogram, 0.5));
-            }
-            rows.push(row);
-        }
-        let mut daemon = daemon;
-        let _ = daemon.stop(STOP_TIMEOUT);
-        drop(daemon);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    // (d) many sessions.
-    eprintln!("e2e: boursed sync none, {} sessions", args.many_sessions);
-    let many = {
+    // (d) many sessions: one daemon, one session then all of them at the same rate.
+    eprintln!("e2e: boursed sync none, 1 then {} sessions", args.many_sessions);
+    let (single, many) = {
         let dir = temp_dir("e2e")?;
         let mut daemon = bench.start_daemon("none", args.many_sessions, &dir)?;
-        let result = bench.run_load(
+        let single = bench.run_load(daemon.ports.order_entry, 1, args.rate, args.seconds, 3);
+        let many = bench.run_load(
             daemon.ports.order_entry,
             args.many_sessions,
             args.rate,
@@ -458,14 +504,27 @@ fn main() -> Result<()> {
         let _ = daemon.stop(STOP_TIMEOUT);
         drop(daemon);
         let _ = std::fs::remove_dir_all(&dir);
-        result?
+        (single?, many?)
     };
-    let many_row = Row::from_report("boursed, many sessions connected", "none", &many);
-    let many_p99 = q(&many_row.histogram, 0.99);
-    rows.push(many_row);
+    let single_p99 = q(&single.latency, 0.99);
+    let many_p99 = q(&many.latency, 0.99);
+    let mut many_row = Row::from_report("boursed, many sessions connected", "none", &many);
+    many_row.note.push_str(&format!(
+        "the same daemon with 1 session just before: p99 {}",
+        format_ns(single_p99)
+    ));
+    merged.push(many_row);
+    let rows = merged;
 
     // (c) throughput.
     let mut steps: Vec<(&'static str, Row)> = Vec::new();
+    pin_to(0);
+    let echo = EchoServer::start(EchoOptions {
+        busy_poll: true,
+        stall: None,
+    });
+    pin_to(cores() - 1);
+    let echo = echo?;
     for rate in &args.rates {
         eprintln!("e2e: throughput echo at {rate}/s");
         let report = bench.run_load(echo.addr(), args.throughput_sessions, *rate, args.step_seconds, 4)?;
@@ -495,19 +554,29 @@ fn main() -> Result<()> {
     let mut md = String::new();
     md.push_str(&format!(
         "Load average (1/5/15 min) at the start {load_at_start}, at the end {}. Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
-         `shared` + `busy_spin`. Latency rows: open loop at {:.0} requests/s for {:.0} s each, latency from \
-         the scheduled send time; the floor is a closed-loop ping-pong of the same sizes.\n\n",
+         `shared` + `busy_spin`. Latency rows: open loop at {:.0} requests/s for {:.0} s each in each of {} \
+         rounds, latency from the scheduled send time; the floor is a closed-loop ping-pong of the same \
+         sizes. The table merges the rounds; its ratios are medians of per-round ratios.\n\n",
         load_average(),
         cores(),
         args.rate,
-        args.seconds
+        args.seconds,
+        args.rounds
     ));
     md.push_str("| row | sync | sessions | achieved/s | p50 us | p90 us | p99 us | p99.9 us | max us | p50 / floor p50 | p99 / floor p99 | p50 / open-loop floor p50 | p99 / open-loop floor p99 | note |\n");
     md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
-    for row in &rows {
+    for (index, row) in rows.iter().enumerate() {
         let h = &row.histogram;
+        let per_round = index < ratios.first().map_or(0, Vec::len);
+        let ratio = |column: usize| {
+            if per_round {
+                format!("{:.2}x", median_ratio(index, column))
+            } else {
+                "-".to_owned()
+            }
+        };
         md.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {} |\n",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.name,
             row.sync,
             row.sessions,
@@ -517,10 +586,10 @@ fn main() -> Result<()> {
             us(q(h, 0.99)),
             us(q(h, 0.999)),
             us(h.max()),
-            q(h, 0.5) as f64 / floor_p50.max(1) as f64,
-            q(h, 0.99) as f64 / floor_p99.max(1) as f64,
-            q(h, 0.5) as f64 / open_p50.max(1) as f64,
-            q(h, 0.99) as f64 / open_p99.max(1) as f64,
+            ratio(0),
+            ratio(1),
+            ratio(2),
+            ratio(3),
             row.note
         ));
     }
@@ -549,42 +618,38 @@ fn main() -> Result<()> {
             .fold(0.0f64, f64::max)
     };
     let (echo_best, boursed_best) = (best("echo"), best("boursed"));
-    let p50_ratio = none_p50.unwrap_or(0) as f64 / floor_p50.max(1) as f64;
-    let p99_ratio = single_none_p99.unwrap_or(0) as f64 / floor_p99.max(1) as f64;
+    let p50_ratio = median_ratio(NONE_SINGLE, 0);
+    let p99_ratio = median_ratio(NONE_SINGLE, 1);
+    let open_p50_ratio = median_ratio(NONE_SINGLE, 2);
+    let open_p99_ratio = median_ratio(NONE_SINGLE, 3);
     let throughput_ratio = boursed_best / echo_best.max(1.0);
-    let many_ratio = many_p99 as f64 / single_none_p99.unwrap_or(1).max(1) as f64;
-    let open_p50_ratio = none_p50.unwrap_or(0) as f64 / open_p50.max(1) as f64;
-    let open_p99_ratio = single_none_p99.unwrap_or(0) as f64 / open_p99.max(1) as f64;
+    let many_ratio = many_p99 as f64 / single_p99.max(1) as f64;
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
-    md.push_str("\nTargets (issue 5):\n\n");
     md.push_str(&format!(
-        "- p50 order-to-ack (sync none, 1 session) / ping-pong p50 = {}/{} = **{p50_ratio:.2}x** (target <= 1.5x): {}\n",
-        format_ns(none_p50.unwrap_or(0)),
-        format_ns(floor_p50),
+        "\nTargets (issue 5); latency ratios are medians over {} rounds of same-round ratios:\n\n",
+        args.rounds
+    ));
+    md.push_str(&format!(
+        "- p50 order-to-ack (sync none, 1 session) / ping-pong p50: **{p50_ratio:.2}x** (target <= 1.5x): {}\n",
         verdict(p50_ratio <= 1.5)
     ));
     md.push_str(&format!(
-        "- p99 order-to-ack (sync none, 1 session) / ping-pong p99 = {}/{} = **{p99_ratio:.2}x** (target <= 2x): {}\n",
-        format_ns(single_none_p99.unwrap_or(0)),
-        format_ns(floor_p99),
+        "- p99 order-to-ack (sync none, 1 session) / ping-pong p99: **{p99_ratio:.2}x** (target <= 2x): {}\n",
         verdict(p99_ratio <= 2.0)
     ));
     md.push_str(&format!(
-        "- the same against the open-loop floor: p50 {}/{} = **{open_p50_ratio:.2}x**, p99 {}/{} = **{open_p99_ratio:.2}x**\n",
-        format_ns(none_p50.unwrap_or(0)),
-        format_ns(open_p50),
-        format_ns(single_none_p99.unwrap_or(0)),
-        format_ns(open_p99),
+        "- the same against the open-loop ping-pong (same schedule, same measurement): p50 **{open_p50_ratio:.2}x**, \
+         p99 **{open_p99_ratio:.2}x**\n"
     ));
     md.push_str(&format!(
         "- best throughput boursed / echo = {boursed_best:.0}/{echo_best:.0} per s = **{throughput_ratio:.2}x** (target >= 0.5x): {}\n",
         verdict(throughput_ratio >= 0.5)
     ));
     md.push_str(&format!(
-        "- p99 with {} sessions / p99 with 1 session (sync none, same rate) = {}/{} = **{many_ratio:.2}x** (target <= 1.2x): {}\n",
+        "- p99 with {} sessions / p99 with 1 session (same daemon, sync none, same rate) = {}/{} = **{many_ratio:.2}x** (target <= 1.2x): {}\n",
         args.many_sessions,
         format_ns(many_p99),
-        format_ns(single_none_p99.unwrap_or(0)),
+        format_ns(single_p99),
         verdict(many_ratio <= 1.2)
     ));
     println!("{md}");
