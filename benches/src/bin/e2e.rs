@@ -91,6 +91,16 @@ struct Args {
     /// Write the latency distributions as an SVG percentile plot.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// How the load generator waits for replies: auto (spin up to 4 sessions, epoll above), spin, epoll.
+    #[arg(long, default_value = "auto")]
+    poll: String,
+    /// `threading.idle` of boursed: busy_spin (the benchmark's topology), yield or backoff.
+    #[arg(long, default_value = "busy_spin")]
+    idle: String,
+    /// The load generator sleeps in epoll between sends instead of busy-polling (context runs on a busy
+    /// machine; the floors still spin).
+    #[arg(long)]
+    client_sleeps: bool,
     /// Only the floors and the echo latency rows (no boursed): a check of the client side.
     #[arg(long)]
     baselines_only: bool,
@@ -218,8 +228,8 @@ fn spin_write_all(stream: &mut TcpStream, buf: &[u8]) -> io::Result<()> {
 
 /// The floor: one 52-byte request and one 69-byte reply at a time over loopback, both sides busy-polling.
 /// Closed loop (`rate_per_s` `None`: the next ping as soon as the pong is in, latency from the send), or open
-/// loop (ping `k` is due at `k / rate`, latency from that scheduled time, as the load generator measures: a
-/// client or server descheduled by the machine shows in full).
+/// loop ([`open_loop_pings`]: latency from the scheduled time, as the load generator measures, so a client or
+/// server descheduled by the machine shows in full).
 fn ping_pong(duration: Duration, rate_per_s: Option<f64>) -> Result<Histogram<u64>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -246,26 +256,19 @@ fn ping_pong(duration: Duration, rate_per_s: Option<f64>) -> Result<Histogram<u6
         spin_write_all(&mut stream, &request)?;
         spin_read_exact(&mut stream, &mut reply)?;
     }
-    let begin = Instant::now();
-    let end = begin + duration;
-    let mut k = 0u64;
-    while Instant::now() < end {
-        let start = match rate_per_s {
-            None => Instant::now(),
-            Some(rate) => {
-                let due = begin + Duration::from_secs_f64(k as f64 / rate);
-                k += 1;
-                while Instant::now() < due {
-                    std::hint::spin_loop();
+    match rate_per_s {
+        None => {
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let start = Instant::now();
+                spin_write_all(&mut stream, &request)?;
+                if !spin_read_exact(&mut stream, &mut reply)? {
+                    bail!("ping-pong server closed");
                 }
-                due
+                histogram.saturating_record(start.elapsed().as_nanos() as u64);
             }
-        };
-        spin_write_all(&mut stream, &request)?;
-        if !spin_read_exact(&mut stream, &mut reply)? {
-            bail!("ping-pong server closed");
         }
-        histogram.saturating_record(start.elapsed().as_nanos() as u64);
+        Some(rate) => open_loop_pings(&mut stream, rate, duration, &mut histogram)?,
     }
     drop(stream);
     server
@@ -274,7 +277,63 @@ fn ping_pong(duration: Duration, rate_per_s: Option<f64>) -> Result<Histogram<u6
     Ok(histogram)
 }
 
+/// Open-loop pings: ping `k` goes out at `k / rate` (at once when late, so pings pipeline as the load
+/// generator's requests do), each pong is matched to the oldest ping in flight, latency from its scheduled
+/// time.
+fn open_loop_pings(
+    stream: &mut TcpStream,
+    rate: f64,
+    duration: Duration,
+    histogram: &mut Histogram<u64>,
+) -> Result<()> {
+    const IN_FLIGHT_MAX: usize = 1 << 16;
+    let request = [b'O'; REQUEST_BYTES];
+    let mut reply = [0u8; 64 * REPLY_BYTES];
+    let mut reply_bytes = 0usize;
+    let mut in_flight: std::collections::VecDeque<Instant> =
+        std::collections::VecDeque::with_capacity(IN_FLIGHT_MAX);
+    let begin = Instant::now();
+    let total = (duration.as_secs_f64() * rate) as u64;
+    let drain_end = begin + duration + Duration::from_secs(10);
+    let mut k = 0u64;
+    while (k < total || !in_flight.is_empty()) && Instant::now() < drain_end {
+        let now = Instant::now();
+        while k < total && in_flight.len() < IN_FLIGHT_MAX {
+            let due = begin + Duration::from_secs_f64(k as f64 / rate);
+            if due > now {
+                break;
+            }
+            spin_write_all(stream, &request)?;
+            in_flight.push_back(due);
+            k += 1;
+        }
+        match stream.read(&mut reply[reply_bytes..]) {
+            Ok(0) => bail!("ping-pong server closed"),
+            Ok(n) => {
+                reply_bytes += n;
+                let now = Instant::now();
+                let whole = reply_bytes / REPLY_BYTES;
+                for _ in 0..whole {
+                    if let Some(due) = in_flight.pop_front() {
+                        histogram.saturating_record(now.duration_since(due).as_nanos() as u64);
+                    }
+                }
+                reply.copy_within(whole * REPLY_BYTES..reply_bytes, 0);
+                reply_bytes -= whole * REPLY_BYTES;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                std::hint::spin_loop();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 struct Bench {
+    poll: PollMode,
+    idle: String,
+    client_sleeps: bool,
     boursed: PathBuf,
     base_config: String,
     instruments: Vec<load::Instrument>,
@@ -287,7 +346,7 @@ impl Bench {
             load_logins: Some(logins),
             sync: Some(sync.to_owned()),
             threading_mode: Some("shared".into()),
-            idle: Some("busy_spin".into()),
+            idle: Some(self.idle.clone()),
             market_data: None,
             throttle_msgs_per_s: Some(10_000_000),
             orders_max: Some(4_000_000),
@@ -318,8 +377,12 @@ impl Bench {
         config.rate_per_s = rate;
         config.limit = Limit::Duration(Duration::from_secs_f64(seconds));
         config.seed = seed;
-        config.busy_poll = true;
-        config.poll = PollMode::Auto;
+        config.busy_poll = !self.client_sleeps;
+        config.poll = if self.client_sleeps {
+            PollMode::Epoll
+        } else {
+            self.poll
+        };
         config.connect_timeout = Duration::from_secs(120);
         config.drain_timeout = Duration::from_secs(10);
         config.progress_interval = None;
@@ -346,7 +409,16 @@ fn main() -> Result<()> {
     let output = Command::new(&boursed).arg("--print-default-config").output()?;
     let base_config = String::from_utf8(output.stdout)?;
     let instruments = instruments_from_config(&base_config)?;
+    let poll = match args.poll.as_str() {
+        "auto" => PollMode::Auto,
+        "spin" => PollMode::Spin,
+        "epoll" => PollMode::Epoll,
+        other => bail!("--poll {other}: auto, spin or epoll"),
+    };
     let bench = Bench {
+        poll,
+        idle: args.idle.clone(),
+        client_sleeps: args.client_sleeps,
         boursed,
         base_config,
         instruments,
@@ -357,6 +429,25 @@ fn main() -> Result<()> {
         "e2e: {} cores, RLIMIT_NOFILE {nofile}, boursed {}",
         cores(),
         bench.boursed.display()
+    );
+
+    let jitter_seconds = args.seconds.min(2.0);
+    let pauses = jitter(Duration::from_secs_f64(jitter_seconds));
+    pin_to(cores() - 1);
+    let jitter_text: Vec<String> = pauses
+        .iter()
+        .map(|(core, n, lost, longest)| {
+            format!(
+                "core {core}: {n} pauses >= 100 us, {:.1} ms lost ({:.2} %), longest {}",
+                lost.as_secs_f64() * 1e3,
+                lost.as_secs_f64() / jitter_seconds * 100.0,
+                format_ns(longest.as_nanos() as u64)
+            )
+        })
+        .collect();
+    eprintln!(
+        "e2e: machine jitter over {jitter_seconds:.0} s: {}",
+        jitter_text.join("; ")
     );
 
     // (a), (b): rounds of every latency row, in the same order each round, so that each round's ratios
@@ -553,12 +644,18 @@ fn main() -> Result<()> {
     // The report.
     let mut md = String::new();
     md.push_str(&format!(
+        "Machine jitter before the run (a thread per core spinning on the clock for {jitter_seconds:.0} s): {}.\n\n",
+        jitter_text.join("; ")
+    ));
+    md.push_str(&format!(
         "Load average (1/5/15 min) at the start {load_at_start}, at the end {}. Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
-         `shared` + `busy_spin`. Latency rows: open loop at {:.0} requests/s for {:.0} s each in each of {} \
+         `shared` + `{}`; the load generator {}. Latency rows: open loop at {:.0} requests/s for {:.0} s each in each of {} \
          rounds, latency from the scheduled send time; the floor is a closed-loop ping-pong of the same \
          sizes. The table merges the rounds; its ratios are medians of per-round ratios.\n\n",
         load_average(),
         cores(),
+        args.idle,
+        if args.client_sleeps { "sleeps in epoll between sends" } else { "busy-polls" },
         args.rate,
         args.seconds,
         args.rounds
@@ -674,6 +771,34 @@ fn main() -> Result<()> {
         .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// What a thread spinning on the clock saw for `duration`: pauses (gaps between two clock reads) of at least
+/// 100 µs, the time lost in them, the longest. Run on every core at once, it measures how much the machine
+/// (other processes, the hypervisor) takes from busy-polling threads: the context every latency here needs.
+fn jitter(duration: Duration) -> Vec<(usize, u64, Duration, Duration)> {
+    let threads: Vec<_> = (0..cores())
+        .map(|core| {
+            std::thread::spawn(move || {
+                pin_to(core);
+                let end = Instant::now() + duration;
+                let (mut pauses, mut lost, mut longest) = (0u64, Duration::ZERO, Duration::ZERO);
+                let mut last = Instant::now();
+                while last < end {
+                    let now = Instant::now();
+                    let gap = now - last;
+                    if gap >= Duration::from_micros(100) {
+                        pauses += 1;
+                        lost += gap;
+                        longest = longest.max(gap);
+                    }
+                    last = now;
+                }
+                (core, pauses, lost, longest)
+            })
+        })
+        .collect();
+    threads.into_iter().filter_map(|t| t.join().ok()).collect()
 }
 
 /// `/proc/loadavg`'s first three fields (the machine is shared: the load says how much the run was disturbed).
