@@ -33,6 +33,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bourse_protocol::admin::{AdminReply, AdminRequest};
 use bourse_tools::load::daemon::{
     Daemon, DaemonConfigOptions, daemon_config, find_boursed, instruments_from_config, load_logins, temp_dir,
 };
@@ -505,11 +506,12 @@ fn main() -> Result<()> {
                     let report =
                         bench.run_load(daemon.ports.order_entry, sessions, args.rate, args.seconds, 2);
                     match report {
-                        Ok(report) => rows.push(Row::from_report(
-                            "boursed order-to-ack",
-                            static_sync(sync),
-                            &report,
-                        )),
+                        Ok(report) => {
+                            let mut row =
+                                Row::from_report("boursed order-to-ack", static_sync(sync), &report);
+                            row.note.push_str(&wire_to_wire(&daemon));
+                            rows.push(row);
+                        }
                         Err(e) => {
                             let _ = daemon.stop(STOP_TIMEOUT);
                             bail!(
@@ -581,7 +583,7 @@ fn main() -> Result<()> {
 
     // (d) many sessions: one daemon, one session then all of them at the same rate.
     eprintln!("e2e: boursed sync none, 1 then {} sessions", args.many_sessions);
-    let (single, many) = {
+    let (single, many, inside) = {
         let dir = temp_dir("e2e")?;
         let mut daemon = bench.start_daemon("none", args.many_sessions, &dir)?;
         let single = bench.run_load(daemon.ports.order_entry, 1, args.rate, args.seconds, 3);
@@ -592,16 +594,17 @@ fn main() -> Result<()> {
             args.seconds,
             3,
         );
+        let inside = wire_to_wire(&daemon);
         let _ = daemon.stop(STOP_TIMEOUT);
         drop(daemon);
         let _ = std::fs::remove_dir_all(&dir);
-        (single?, many?)
+        (single?, many?, inside)
     };
     let single_p99 = q(&single.latency, 0.99);
     let many_p99 = q(&many.latency, 0.99);
     let mut many_row = Row::from_report("boursed, many sessions connected", "none", &many);
     many_row.note.push_str(&format!(
-        "the same daemon with 1 session just before: p99 {}",
+        "the same daemon with 1 session just before: p99 {}; {inside}",
         format_ns(single_p99)
     ));
     merged.push(many_row);
@@ -799,6 +802,25 @@ fn jitter(duration: Duration) -> Vec<(usize, u64, Duration, Duration)> {
         })
         .collect();
     threads.into_iter().filter_map(|t| t.join().ok()).collect()
+}
+
+/// The daemon's own wire-to-wire latency (frame read -> reply written, its admin histogram since start), for
+/// a row's note: how much of the round trip is inside `boursed`.
+fn wire_to_wire(daemon: &Daemon) -> String {
+    match daemon.admin(&AdminRequest::Latency, Duration::from_secs(5)) {
+        Ok(AdminReply::Latency { stages }) => stages
+            .iter()
+            .find(|s| s.stage == "wire_to_wire")
+            .map(|s| {
+                format!(
+                    "inside boursed (wire to wire, since start): p50 {} p99 {}",
+                    format_ns(s.p50_ns),
+                    format_ns(s.p99_ns)
+                )
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// `/proc/loadavg`'s first three fields (the machine is shared: the load says how much the run was disturbed).
