@@ -90,6 +90,9 @@ pub const EVENTS_MAX: usize = 1024;
 pub const SPIN_SESSIONS_MAX: usize = 4;
 /// Largest scheduled request count (a guard against a rate times duration that cannot be meant).
 pub const REQUESTS_MAX: u64 = 1 << 40;
+/// Without busy polling: the longest nap when the next send is less than a millisecond away (epoll cannot
+/// wait for less); a reply that arrives during it is read up to this late.
+pub const NAP_NS: u64 = 50_000;
 /// Characters of the run prefix at the front of every token (the rest is a base-36 counter).
 pub const TOKEN_PREFIX_LEN: usize = 6;
 
@@ -154,8 +157,8 @@ pub struct LoadConfig {
     pub heartbeat_interval: Duration,
     /// How replies are waited for.
     pub poll: PollMode,
-    /// Never sleep between rounds (lowest latency, one core busy); otherwise epoll waits until the next
-    /// scheduled send (at most 1 ms).
+    /// Never sleep between rounds (lowest latency, one core busy); otherwise epoll waits for the whole
+    /// milliseconds before the next scheduled send and the generator naps at most [`NAP_NS`] below that.
     pub busy_poll: bool,
     /// How often the progress callback runs (`None`: never).
     pub progress_interval: Option<Duration>,
@@ -1152,12 +1155,18 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 }
             }
         } else {
+            // epoll waits in whole milliseconds: sleeping in it until a send due sooner would send late. Wait in
+            // epoll only for whole milliseconds before the next send; closer to it, check without waiting and
+            // nap for at most NAP_NS (so a reply waits at most that long to be read).
+            let until_send_ns = if next_k < total {
+                scheduled_at(next_k).saturating_sub(now)
+            } else {
+                1_000_000
+            };
             let timeout = if config.busy_poll {
                 Duration::ZERO
-            } else if next_k < total {
-                Duration::from_nanos(scheduled_at(next_k).saturating_sub(now).min(1_000_000))
             } else {
-                Duration::from_millis(1)
+                Duration::from_millis(until_send_ns.min(1_000_000) / 1_000_000)
             };
             match poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -1165,6 +1174,9 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 Err(e) => return Err(e.into()),
             }
             let now = now_ns(start);
+            if events.is_empty() && timeout.is_zero() && !config.busy_poll {
+                std::thread::sleep(Duration::from_nanos(until_send_ns.min(NAP_NS)));
+            }
             for event in events.iter() {
                 let session = &mut sessions[event.token().0];
                 if session.core.phase != Phase::Active {
