@@ -546,9 +546,8 @@ fn main() -> Result<()> {
             for (into, row) in merged.iter_mut().zip(rows) {
                 let _ = into.histogram.add(&row.histogram);
                 into.achieved_per_s += row.achieved_per_s;
-                if !row.note.is_empty() && !into.note.contains(&row.note) {
-                    into.note.push_str(&row.note);
-                }
+                // Notes (the daemon's own latency, rejects) are the last round's.
+                into.note = row.note;
             }
         }
     }
