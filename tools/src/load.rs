@@ -12,7 +12,9 @@
 //! 3. Reads every reply, keeps each session's view of its live orders, and records the latency of each
 //!    request's **ack**: the first OUCH reply for it (Accepted or Rejected for an Enter Order, Replaced or
 //!    Rejected for a Replace Order, Canceled for a Cancel Order), as `ack receive time - scheduled send time`.
-//! 4. Stops sending at the count or duration, waits up to `drain_timeout` for the acks still due, logs out.
+//! 4. Stops sending at the count or duration, waits up to `drain_timeout` for the acks still due, reads on
+//!    until the sessions are quiet ([`SETTLE_QUIET`], at most [`SETTLE_MAX`]: the maker's side of the last
+//!    trades), logs out.
 //!
 //! # Coordinated omission
 //! The loop is open: a slow reply never delays the schedule. When the generator itself falls behind (the
@@ -90,6 +92,10 @@ pub const EVENTS_MAX: usize = 1024;
 pub const SPIN_SESSIONS_MAX: usize = 4;
 /// Largest scheduled request count (a guard against a rate times duration that cannot be meant).
 pub const REQUESTS_MAX: u64 = 1 << 40;
+/// After the last ack, replies are still read until none came for this long (the other side of a trade)...
+pub const SETTLE_QUIET: Duration = Duration::from_millis(20);
+/// ... but no longer than this.
+pub const SETTLE_MAX: Duration = Duration::from_secs(1);
 /// Without busy polling: the longest nap when the next send is less than a millisecond away (epoll cannot
 /// wait for less); a reply that arrives during it is read up to this late.
 pub const NAP_NS: u64 = 50_000;
@@ -1222,6 +1228,35 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         }
         if live == 0 {
             break;
+        }
+    }
+    // Settle: the other side of a trade (the maker's Executed) and unsolicited cancels may still be on their
+    // way to sessions that have no request open; read until quiet, bounded.
+    let settle_end = Instant::now() + SETTLE_MAX;
+    let mut quiet_since = Instant::now();
+    while live > 0 && Instant::now() < settle_end && quiet_since.elapsed() < SETTLE_QUIET {
+        let before = tally.fills + tally.unmatched + tally.other_cancels.iter().sum::<u64>();
+        match poll.poll(&mut events, Some(Duration::from_millis(1))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+        let now = now_ns(start);
+        for event in events.iter() {
+            let session = &mut sessions[event.token().0];
+            if session.core.phase == Phase::Active && !read_and_flush(session, now, config, &mut tally)? {
+                close(session, &mut poll, &mut tally, &mut live);
+            }
+        }
+        if spin {
+            for session in sessions.iter_mut() {
+                if session.core.phase == Phase::Active && !read_and_flush(session, now, config, &mut tally)? {
+                    close(session, &mut poll, &mut tally, &mut live);
+                }
+            }
+        }
+        if tally.fills + tally.unmatched + tally.other_cancels.iter().sum::<u64>() != before {
+            quiet_since = Instant::now();
         }
     }
     let unanswered = total - tally.acked - tally.ignored;
