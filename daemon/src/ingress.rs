@@ -421,6 +421,17 @@ pub fn order_command(login: u32, payload: &[u8]) -> Result<Command, &'static str
     })
 }
 
+/// The OUCH bytes the engine does not see but Accepted and Replaced echo ([`Request::echo`]): Capacity,
+/// Intermarket Sweep Eligibility and Cross Type of an Enter Order; `[' ', ISO, ' ']` for a Replace Order;
+/// blanks otherwise. `payload` passed [`order_command`] (so its length is the type's).
+fn order_echo(payload: &[u8]) -> [u8; 3] {
+    match payload.first() {
+        Some(b'O') => [payload[41], payload[42], payload[47]],
+        Some(b'U') => [b' ', payload[42], b' '],
+        _ => *b"   ",
+    }
+}
+
 /// The Debug text for a framing error (IR-70, IR-71, IR-72, IR-75, IR-77).
 fn frame_error_text(error: &DecodeError) -> &'static str {
     match error {
@@ -1083,6 +1094,7 @@ impl State {
                     login,
                     recv_ns: 0,
                     body: RequestBody::SessionEnded,
+                    echo: *b"   ",
                 });
             }
         }
@@ -1244,7 +1256,12 @@ impl State {
                 return ControlFlow::Break(());
             }
         };
-        self.push_request(Request { login, recv_ns, body });
+        self.push_request(Request {
+            login,
+            recv_ns,
+            body,
+            echo: order_echo(payload),
+        });
         ControlFlow::Continue(())
     }
 
@@ -1544,6 +1561,7 @@ mod tests {
             (7, token, b'B', 100, 1_900_000, 99_999, b'Y')
         );
         assert_eq!(e.symbol, Alpha::new("AAPL").unwrap());
+        assert_eq!(order_echo(&bytes), *b"ANN");
         assert_eq!(e.firm, Alpha::new("FRM1").unwrap());
         // A bad side is the engine's to reject, not a disconnect.
         bytes[15] = b'Q';
@@ -1559,6 +1577,7 @@ mod tests {
         assert!(order_command(7, b"").is_err());
 
         let cancel = ouch::CancelOrder::new(token, 5);
+        assert_eq!(order_echo(ouch::Message::as_wire(&cancel)), *b"   ");
         assert_eq!(
             order_command(3, ouch::Message::as_wire(&cancel)).unwrap(),
             Command::Cancel {

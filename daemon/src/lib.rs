@@ -7,9 +7,13 @@
 //!
 //! The pipeline itself (sessions, sequencer, matching, journal, market data, admin) is issue 5.
 
+pub mod admin;
 pub mod agent;
 pub mod config;
+pub mod core;
 pub mod ingress;
+pub mod machine;
 pub mod msg;
+pub mod outputs;
 pub mod ring;
 pub mod stats;
