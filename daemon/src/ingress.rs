@@ -457,6 +457,12 @@ impl Ingress {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         p.listener.set_nonblocking(true)?;
+        // std listens with a backlog of 128: a burst of connections (thousands of sessions logging in
+        // at once after a restart) would overflow it and wait for SYN retransmits (1 s, 3 s, ...).
+        // Listening again on a listening socket only changes its backlog (the kernel caps it at
+        // net.core.somaxconn).
+        let backlog = i32::try_from(p.order_entry.sessions_max).unwrap_or(i32::MAX);
+        socket2::SockRef::from(&p.listener).listen(backlog)?;
         let mut listener = TcpListener::from_std(p.listener);
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         let login_max = p.logins.iter().map(|l| l.login).max().unwrap_or(0) as usize;
@@ -709,20 +715,22 @@ impl Ingress {
                     self.st.sessions[index].in_ready = false;
                     continue;
                 };
-                let result = stream.read(buf.spare_mut());
+                let spare = buf.spare_mut();
+                let spare_len = spare.len();
+                let result = stream.read(spare);
                 if let Ok(n) = result {
                     buf.commit(n);
                 }
-                result
+                result.map(|n| (n, spare_len))
             };
             let s = &mut self.st.sessions[index];
             match result {
-                Ok(0) => {
+                Ok((0, _)) => {
                     // The peer closed its side.
                     s.in_ready = false;
                     self.st.close(slot, Close::Abort);
                 }
-                Ok(_) => {
+                Ok((n, spare_len)) => {
                     let recv_ns = self.st.clock.now_ns();
                     s.last_read_clock_ns = recv_ns;
                     let pushed_before = budget;
@@ -732,10 +740,17 @@ impl Ingress {
                         stats::record(&mut st.hist_ingress, st.clock.now_ns().saturating_sub(recv_ns));
                     }
                     let s = &mut self.st.sessions[index];
-                    if s.is_open() {
-                        self.st.ready.push_back((slot, generation));
-                    } else {
+                    if !s.is_open() {
                         s.in_ready = false;
+                    } else if s.frames_left {
+                        // Out of request budget: this session goes first next time.
+                        self.st.ready.push_front((slot, generation));
+                    } else if n < spare_len {
+                        // A short read emptied the socket: the next arrival raises a new readiness edge
+                        // (epoll reports every arrival after a report), so no read that would block.
+                        s.in_ready = false;
+                    } else {
+                        self.st.ready.push_back((slot, generation));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.in_ready = false,
