@@ -5,7 +5,7 @@
 //! a generous timeout, never a measurement.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,9 +24,11 @@ use bourse_protocol::fields::{Alpha, Token};
 use bourse_protocol::journaled::{self, KIND_OUCH};
 use bourse_protocol::ouch::{self, Message};
 use bourse_protocol::reason::{CancelReason, RejectReason};
-use bourse_protocol::soupbintcp::{LoginRequest, Packet};
 
-const WAIT: Duration = Duration::from_secs(30);
+mod ingress_client;
+
+use ingress_client::*;
+
 const SESSION: &str = "2026112601";
 
 // ---------------------------------------------------------------------------------------------------
@@ -400,145 +402,8 @@ impl Drop for Harness {
     }
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The client side.
-
-fn frame(packet_type: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = ((payload.len() + 1) as u16).to_be_bytes().to_vec();
-    out.push(packet_type);
-    out.extend_from_slice(payload);
-    out
-}
-
-fn login_frame(user: &str, password: &str, session: &str, seq: u64) -> Vec<u8> {
-    let packet = Packet::LoginRequest(LoginRequest {
-        username: Alpha::new(user).unwrap(),
-        password: Alpha::new(password).unwrap(),
-        requested_session: Alpha::new(session).unwrap(),
-        requested_sequence_number: seq,
-        heartbeat_timeout_ms: None,
-    });
-    let mut out = vec![0u8; packet.frame_len()];
-    packet.encode(&mut out).unwrap();
-    out
-}
-
-fn token(text: &str) -> Token {
-    Token::new(text).unwrap()
-}
-
 fn enter(token_text: &str) -> Vec<u8> {
-    let m = ouch::EnterOrder::new(
-        token(token_text),
-        &terms(ouch::Side::Buy, ouch::Display::Anonymous),
-        b' ',
-    );
-    frame(b'U', m.as_wire())
-}
-
-fn cancel(token_text: &str) -> Vec<u8> {
-    frame(b'U', ouch::CancelOrder::new(token(token_text), 0).as_wire())
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Next {
-    Packet(u8, Vec<u8>),
-    /// End of stream (or a reset: the server closed with data in flight).
-    Closed,
-}
-
-struct Client {
-    s: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        s.set_nodelay(true).unwrap();
-        Client { s }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        // The server may already have closed: the test reads the outcome.
-        let _ = self.s.write_all(bytes);
-    }
-
-    fn read_exact_or_closed(&mut self, buf: &mut [u8]) -> bool {
-        let mut at = 0;
-        while at < buf.len() {
-            match self.s.read(&mut buf[at..]) {
-                Ok(0) => return false,
-                Ok(n) => at += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    panic!("timed out reading from the server")
-                }
-                Err(_) => return false, // reset
-            }
-        }
-        true
-    }
-
-    /// The next packet, heartbeats included.
-    fn next(&mut self) -> Next {
-        let mut header = [0u8; 3];
-        if !self.read_exact_or_closed(&mut header) {
-            return Next::Closed;
-        }
-        let len = u16::from_be_bytes([header[0], header[1]]) as usize;
-        assert!(len >= 1, "server sent packet length 0");
-        let mut payload = vec![0u8; len - 1];
-        if !self.read_exact_or_closed(&mut payload) {
-            return Next::Closed;
-        }
-        Next::Packet(header[2], payload)
-    }
-
-    /// The next packet that is not a Server Heartbeat.
-    fn next_data(&mut self) -> Next {
-        loop {
-            match self.next() {
-                Next::Packet(b'H', _) => {}
-                other => return other,
-            }
-        }
-    }
-
-    /// The next Sequenced Data message; panics on anything else.
-    fn sequenced(&mut self) -> Vec<u8> {
-        match self.next_data() {
-            Next::Packet(b'S', m) => m,
-            other => panic!("expected Sequenced Data, got {other:?}"),
-        }
-    }
-
-    /// Every non-heartbeat packet until the end of the stream.
-    fn until_closed(&mut self) -> Vec<(u8, Vec<u8>)> {
-        let mut seen = Vec::new();
-        loop {
-            match self.next_data() {
-                Next::Packet(t, p) => seen.push((t, p)),
-                Next::Closed => return seen,
-            }
-        }
-    }
-}
-
-fn message_token(message: &[u8]) -> &[u8] {
-    // Every OUCH outbound message bourse sends here has the token at 9..23 (after type and timestamp).
-    std::str::from_utf8(&message[9..23])
-        .unwrap()
-        .trim_end()
-        .as_bytes()
+    enter_order(token_text, &terms(ouch::Side::Buy, ouch::Display::Anonymous))
 }
 
 /// Sends an Enter with `token_text` and waits for its reply (skipping unrelated messages is not allowed).
@@ -547,18 +412,6 @@ fn round_trip(c: &mut Client, token_text: &str) -> Vec<u8> {
     let reply = c.sequenced();
     assert_eq!(message_token(&reply), token_text.as_bytes());
     reply
-}
-
-fn assert_debug_then_closed(c: &mut Client, case: &str) {
-    let seen = c.until_closed();
-    assert!(
-        seen.iter().any(|(t, _)| *t == b'+'),
-        "{case}: expected a Debug packet before the close, got {seen:?}"
-    );
-    assert!(
-        seen.iter().all(|(t, _)| *t == b'+' || *t == b'S'),
-        "{case}: unexpected packets {seen:?}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------------
