@@ -155,13 +155,16 @@ impl Client {
     }
 }
 
-/// The order token of an OUCH outbound message (Accepted, Rejected, Canceled, Cancel Reject, ...).
+/// The order token of an OUCH outbound message (Accepted, Rejected, Canceled, Cancel Reject, ...); empty
+/// for a System Event.
 pub fn message_token(message: &[u8]) -> &[u8] {
-    // Every OUCH outbound message bourse sends here has the token at 9..23 (after type and timestamp).
-    std::str::from_utf8(&message[9..23])
-        .unwrap()
-        .trim_end()
-        .as_bytes()
+    // Every OUCH outbound message with a token has it at 9..23 (after type and timestamp); a System
+    // Event (10 bytes) has none.
+    let Some(field) = message.get(9..23) else {
+        return &[];
+    };
+    let end = field.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    &field[..end]
 }
 
 /// Reads to the end of the stream and checks a Debug packet came before it.
