@@ -18,6 +18,7 @@
 //!   carry `now_ns` as their timestamp. `Vec<Event>` is an [`EventSink`].
 //! - [`record`]: stable little-endian encoding of [`Command`] and [`Event`] (the journal's payload).
 //! - [`Engine::snapshot`] / [`Engine::restore`] / [`Engine::state_hash`]: state to bytes and back.
+//! - [`feed`]: a book rebuilt only from ITCH 5.0 messages (feed receivers, the snapshot server).
 //! - [`workload`]: a seeded command-stream generator for tests and benchmarks.
 //!
 //! # Semantics
@@ -74,6 +75,7 @@ pub mod command;
 pub mod config;
 mod engine;
 pub mod event;
+pub mod feed;
 mod live;
 pub mod record;
 pub mod snapshot;

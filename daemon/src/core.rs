@@ -110,6 +110,7 @@ pub struct Core {
     h_matching: Histogram<u64>,
     h_journal: Histogram<u64>,
     closed: bool,
+    flush_owed: bool,
 }
 
 /// The live sink: journal append, outputs queued for release.
@@ -206,6 +207,7 @@ impl Core {
             h_matching: stats::latency_histogram(),
             h_journal: stats::latency_histogram(),
             closed: false,
+            flush_owed: false,
         }
     }
 
@@ -543,6 +545,7 @@ impl Core {
             }
             if let ToFeed::Message { feed_seq, .. } = record {
                 self.feed_released = feed_seq;
+                self.flush_owed = true;
             }
             self.pending_feed.pop_front();
             n += 1;
@@ -551,6 +554,10 @@ impl Core {
             self.shared
                 .feed_sequence
                 .store(self.feed_released, Ordering::Relaxed);
+        }
+        // A batch's messages are out: tell market data to send what it holds (after them, never before).
+        if self.flush_owed && self.to_feed.push(ToFeed::Flush).is_ok() {
+            self.flush_owed = false;
         }
         while let Some(front) = self.pending_replies.front() {
             let seq = front.journal_seq;
@@ -577,9 +584,6 @@ impl Core {
         }
         stats::record(&mut self.h_journal, start.elapsed().as_nanos() as u64);
         self.appended = false;
-        if !self.pending_feed.is_empty() || self.released_up_to >= self.journal.next_sequence() - 1 {
-            let _ = self.to_feed.push(ToFeed::Flush);
-        }
     }
 
     /// Writes a checkpoint of everything committed; returns its journal sequence.

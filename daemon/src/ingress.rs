@@ -421,13 +421,14 @@ pub fn order_command(login: u32, payload: &[u8]) -> Result<Command, &'static str
     })
 }
 
-/// The OUCH bytes the engine does not see but Accepted and Replaced echo ([`Request::echo`]): Capacity,
-/// Intermarket Sweep Eligibility and Cross Type of an Enter Order; `[' ', ISO, ' ']` for a Replace Order;
-/// blanks otherwise. `payload` passed [`order_command`] (so its length is the type's).
-fn order_echo(payload: &[u8]) -> [u8; 3] {
+/// The OUCH fields the engine never sees but Accepted/Replaced echo (msg::Request::echo): Capacity,
+/// Intermarket Sweep Eligibility and Cross Type of an Enter Order; the ISO byte of a Replace Order
+/// (the core takes Capacity and Cross Type from the replaced order). Call after [`order_command`]
+/// accepted `payload` (type and length are checked there).
+pub fn order_echo(payload: &[u8]) -> [u8; 3] {
     match payload.first() {
-        Some(b'O') => [payload[41], payload[42], payload[47]],
-        Some(b'U') => [b' ', payload[42], b' '],
+        Some(b'O') if payload.len() >= 48 => [payload[41], payload[42], payload[47]],
+        Some(b'U') if payload.len() >= 43 => [b' ', payload[42], b' '],
         _ => *b"   ",
     }
 }
@@ -1271,11 +1272,12 @@ impl State {
                 return ControlFlow::Break(());
             }
         };
+        let echo = order_echo(payload);
         self.push_request(Request {
             login,
             recv_ns,
             body,
-            echo: order_echo(payload),
+            echo,
         });
         ControlFlow::Continue(())
     }

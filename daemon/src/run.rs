@@ -94,8 +94,10 @@ fn drop_feed_seqs() -> Vec<u64> {
 pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> {
     let fd_limit = raise_fd_limit();
     let started = Instant::now();
-    std::fs::create_dir_all(&config.journal.directory)
-        .map_err(io(format!("journal directory {}", config.journal.directory.display())))?;
+    std::fs::create_dir_all(&config.journal.directory).map_err(io(format!(
+        "journal directory {}",
+        config.journal.directory.display()
+    )))?;
     let mut recovered = core::recover(&config)?;
     let start = core::start_up(&mut recovered, &config)?;
     let day = recovered.machine.day.clone().expect("start-up opens a day");
@@ -106,7 +108,11 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         recovered.steps_replayed,
         recovered.records_replayed,
         recovered.journal.next_sequence() - 1,
-        if start.new_day { "new trading day" } else { "trading day continues" },
+        if start.new_day {
+            "new trading day"
+        } else {
+            "trading day continues"
+        },
         day.session,
         start.cod_orders,
         start.cod_logins,
@@ -117,15 +123,23 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         .map_err(io(format!("order_entry.listen {}", config.order_entry.listen)))?;
     let snapshot = TcpListener::bind(config.snapshot.listen)
         .map_err(io(format!("snapshot.listen {}", config.snapshot.listen)))?;
-    let rerequest = UdpSocket::bind(config.market_data.rerequest_listen)
-        .map_err(io(format!("market_data.rerequest_listen {}", config.market_data.rerequest_listen)))?;
-    let admin_listener =
-        TcpListener::bind(config.admin.listen).map_err(io(format!("admin.listen {}", config.admin.listen)))?;
+    let rerequest = UdpSocket::bind(config.market_data.rerequest_listen).map_err(io(format!(
+        "market_data.rerequest_listen {}",
+        config.market_data.rerequest_listen
+    )))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .map_err(io(format!("admin.listen {}", config.admin.listen)))?;
     let addr = |r: std::io::Result<SocketAddr>, what: &str| r.map_err(io(what.to_owned()));
     let ports = [
-        ("order_entry", addr(order_entry.local_addr(), "order_entry")?.to_string()),
+        (
+            "order_entry",
+            addr(order_entry.local_addr(), "order_entry")?.to_string(),
+        ),
         ("snapshot", addr(snapshot.local_addr(), "snapshot")?.to_string()),
-        ("rerequest", addr(rerequest.local_addr(), "rerequest")?.to_string()),
+        (
+            "rerequest",
+            addr(rerequest.local_addr(), "rerequest")?.to_string(),
+        ),
         ("admin", addr(admin_listener.local_addr(), "admin")?.to_string()),
         ("market_data_a", config.market_data.group_a.to_string()),
         ("market_data_b", config.market_data.group_b.to_string()),
@@ -171,7 +185,10 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         shared: Arc::clone(&shared),
         lifecycle: Arc::clone(&lifecycle),
         clock,
+        scan_to_journal_seq: recovered.recovered_up_to,
         drop_feed_seqs: drop_feed_seqs(),
+        book_limits: crate::market_data::feed_book_limits(&config),
+        snapshot_timers: crate::snapshot::SessionTimers::from_order_entry(&config.order_entry),
     })
     .map_err(io("market data"))?;
     let core = Core::new(CoreParams {
@@ -184,13 +201,26 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         admin: jobs_rx,
         shared: Arc::clone(&shared),
         lifecycle: Arc::clone(&lifecycle),
+        startup_sessions: std::mem::take(&mut recovered.startup_sessions),
+        startup_feed: std::mem::take(&mut recovered.startup_feed),
     });
 
-    let agents: Vec<Box<dyn Agent>> = vec![Box::new(ingress), Box::new(core), Box::new(market_data)];
+    // Under `shared` the round order matters: core, then ingress (which writes the replies the core just
+    // released, then reads new requests), then market data. A request read in one round is matched at the
+    // start of the next and its reply written right after, so the multicast sends of market data never sit
+    // between a request and its reply.
+    let agents: Vec<Box<dyn Agent>> = vec![Box::new(core), Box::new(ingress), Box::new(market_data)];
     let cores = agent::available_cores();
     let mode = agent::choose_mode(config.threading.mode, cores.len(), agents.len())?;
     let stop = StopFlag::new();
-    let runner = agent::spawn(config.threading.mode, agents, &cores, config.idle_strategy(), clock, stop.clone())?;
+    let runner = agent::spawn(
+        config.threading.mode,
+        agents,
+        &cores,
+        config.idle_strategy(),
+        clock,
+        stop.clone(),
+    )?;
 
     let context = Arc::new(AdminContext::new(
         jobs_tx,
@@ -245,7 +275,9 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
     if clean {
         eprintln!("boursed: stopped cleanly");
     } else {
-        eprintln!("boursed: stopped after {SHUTDOWN_WAIT:?} without a clean drain (the journal holds everything acknowledged)");
+        eprintln!(
+            "boursed: stopped after {SHUTDOWN_WAIT:?} without a clean drain (the journal holds everything acknowledged)"
+        );
     }
     Ok(())
 }

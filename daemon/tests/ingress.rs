@@ -1025,6 +1025,8 @@ fn shutdown_closes_everything_and_says_so() {
     wait_until("ingress_closed", || {
         h.lifecycle.ingress_closed.load(Ordering::Acquire)
     });
+    // Both SessionEnded were in the ring when ingress_closed was set; the core takes them after.
+    wait_until("both sessions ended", || h.ended().len() >= 2);
     let mut ended = h.ended();
     ended.sort();
     assert_eq!(ended, vec![1, 2]);

@@ -1,0 +1,771 @@
+//! A book rebuilt only from ITCH 5.0 messages: what a feed receiver (and the daemon's snapshot server) knows.
+//!
+//! [`FeedBook`] owns the per-order and per-level state that the ITCH 5.0 messages of `bourse_protocol::itch`
+//! describe: the stock directory (Stock Locate -> symbol, the whole `R` message), the trading state per
+//! instrument (the last `H`), the last System Event, and every displayed resting order with its open shares,
+//! price, side, attribution and the timestamp at which it got its time priority. It does not own framing
+//! (MoldUDP64, SoupBinTCP), feed sequence numbers, gap handling or any I/O: the caller decodes a message (or
+//! passes its bytes to [`FeedBook::apply_bytes`]) and applies it in feed order.
+//!
+//! # What each message does
+//! - `S` System Event: kept (the last one). `R` Stock Directory: the locate's entry (replaced if re-sent).
+//! - `H` Trading Action: the locate's trading state (the last one).
+//! - `A` / `F` Add Order: a new order at the back of its price level (time priority); `F` keeps the
+//!   attribution.
+//! - `E` / `C` Executed: open shares go down; at zero the order leaves the book (no `D` follows, EV-01).
+//! - `X` Cancel: open shares go down, priority kept. `D` Delete: the order leaves the book.
+//! - `U` Replace: the original leaves, the new reference joins the back of its (new) level with the original's
+//!   side, instrument and attribution, and the `U`'s timestamp as its priority time.
+//! - `P` Trade, `B` Broken Trade: counted, no book change. `G` (snapshot end) is not a feed message: an error.
+//!
+//! # Invariants
+//! - A message that fails (unknown order reference: a gap; a full table; shares beyond the open size; an
+//!   unknown locate) returns a [`FeedError`] and leaves the book exactly as it was; nothing panics on input.
+//! - Within a level, orders are kept in arrival order (a doubly linked list through the order slots); a level
+//!   exists only while it holds at least one order; its `shares` and `orders` are the sums of its orders.
+//! - Levels of one side of one instrument are kept sorted with the best price last (bids ascending, asks
+//!   descending), so the busy end of the book is the cheap end to insert at.
+//!
+//! # Limits (all given by the caller in [`FeedBookLimits`]; no allocation per message once built)
+//! - `locates_max`: Stock Locates `1..=locates_max`; any other locate is [`FeedError::LocateOutOfRange`].
+//! - `orders_max`: resting orders at once; one more is [`FeedError::OrdersFull`]. The reference index is a
+//!   `HashMap` sized to twice `orders_max` up front, so its in-place rehash after deletions never allocates.
+//! - `levels_max`: price levels per side per instrument; a new level past it is [`FeedError::LevelsFull`].
+//!
+//! Queries ([`FeedBook::depth`], [`FeedBook::orders`]) allocate only their answer (depth) or nothing
+//! (the order iterator).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use bourse_protocol::fields::{Firm, Symbol};
+use bourse_protocol::itch::{
+    self, EventCode, Message, Side, StockDirectory, SystemEvent, Timestamp48, TradingAction, TradingState,
+};
+use thiserror::Error;
+
+/// Sizes of a [`FeedBook`]'s tables, fixed at construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedBookLimits {
+    /// Stock Locates `1..=locates_max` are accepted.
+    pub locates_max: u16,
+    /// Resting orders at once, over all instruments.
+    pub orders_max: u32,
+    /// Price levels per side per instrument.
+    pub levels_max: u32,
+}
+
+/// Why a message could not be applied. The book is unchanged when one of these is returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum FeedError {
+    /// The bytes are not an ITCH message.
+    #[error("undecodable ITCH message: {0}")]
+    Decode(#[from] itch::DecodeError),
+    /// The message is not one a feed carries (the snapshot end marker `G`).
+    #[error("ITCH message type {:?} is not a feed message", *message_type as char)]
+    NotAFeedMessage {
+        /// The Message Type.
+        message_type: u8,
+    },
+    /// The Stock Locate is 0 or above `locates_max`.
+    #[error("stock locate {locate} outside 1..={locates_max}")]
+    LocateOutOfRange {
+        /// The locate received.
+        locate: u16,
+        /// The configured maximum.
+        locates_max: u16,
+    },
+    /// An order message for a locate that no Stock Directory announced.
+    #[error("stock locate {locate} has no stock directory")]
+    UnknownLocate {
+        /// The locate received.
+        locate: u16,
+    },
+    /// An Add Order whose stock is not the one its locate's directory names.
+    #[error("stock {stock:?} does not match locate {locate}")]
+    StockMismatch {
+        /// The locate received.
+        locate: u16,
+        /// The stock the message carries.
+        stock: Symbol,
+    },
+    /// An order reference the book does not hold (a message was missed: a gap).
+    #[error("unknown order reference {reference}")]
+    UnknownOrder {
+        /// The order reference number.
+        reference: u64,
+    },
+    /// An Add Order or Replace with a reference already on the book.
+    #[error("order reference {reference} already on the book")]
+    DuplicateOrder {
+        /// The order reference number.
+        reference: u64,
+    },
+    /// Executed or canceled shares beyond the order's open shares (or zero).
+    #[error("order {reference}: {shares} shares against {open} open")]
+    BadShares {
+        /// The order reference number.
+        reference: u64,
+        /// Shares the message removes.
+        shares: u32,
+        /// The order's open shares.
+        open: u32,
+    },
+    /// An Add Order or Replace with zero shares.
+    #[error("order {reference} with zero shares")]
+    ZeroShares {
+        /// The order reference number.
+        reference: u64,
+    },
+    /// `orders_max` resting orders already.
+    #[error("order table full ({orders_max} orders)")]
+    OrdersFull {
+        /// The configured maximum.
+        orders_max: u32,
+    },
+    /// `levels_max` levels on that side already.
+    #[error("locate {locate} side {side:?}: level table full ({levels_max} levels)")]
+    LevelsFull {
+        /// The locate.
+        locate: u16,
+        /// The side.
+        side: Side,
+        /// The configured maximum.
+        levels_max: u32,
+    },
+}
+
+/// An instrument named by its Stock Locate or its symbol, for the queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instrument {
+    /// By Stock Locate.
+    Locate(u16),
+    /// By symbol (the Stock Directory's).
+    Symbol(Symbol),
+}
+
+impl From<u16> for Instrument {
+    fn from(locate: u16) -> Self {
+        Self::Locate(locate)
+    }
+}
+
+impl From<Symbol> for Instrument {
+    fn from(symbol: Symbol) -> Self {
+        Self::Symbol(symbol)
+    }
+}
+
+/// One price level of [`FeedBook::depth`]: `(price, shares, orders)`.
+pub type DepthLevel = (u32, u64, u32);
+
+/// A resting order as the feed shows it (an Add Order's fields, current open shares).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestingOrder {
+    /// Order Reference Number.
+    pub reference: u64,
+    /// Stock Locate.
+    pub locate: u16,
+    /// Side.
+    pub side: Side,
+    /// Limit price, 4 implied decimals.
+    pub price: u32,
+    /// Open shares.
+    pub shares: u32,
+    /// When the order got its time priority (its Add or Replace).
+    pub timestamp: Timestamp48,
+    /// The attribution of an `F` Add Order (`None` for `A`).
+    pub attribution: Option<Firm>,
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct OrderSlot {
+    order: RestingOrder,
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Level {
+    price: u32,
+    orders: u32,
+    shares: u64,
+    head: u32,
+    tail: u32,
+}
+
+/// Levels of one side of one instrument, best price last.
+#[derive(Debug)]
+struct SideLevels {
+    levels: Vec<Level>,
+}
+
+/// A multiplicative hash for order reference numbers (they mostly increase by one).
+#[derive(Default)]
+struct ReferenceHasher(u64);
+
+impl Hasher for ReferenceHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        let h = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+type ReferenceIndex = HashMap<u64, u32, BuildHasherDefault<ReferenceHasher>>;
+
+/// A book rebuilt from ITCH 5.0 messages. See the module header for what each message does.
+#[derive(Debug)]
+pub struct FeedBook {
+    limits: FeedBookLimits,
+    /// Index `locate - 1`.
+    directory: Vec<Option<StockDirectory>>,
+    /// Index `locate - 1`.
+    trading: Vec<Option<TradingAction>>,
+    /// Index `(locate - 1) * 2 + side` (buy 0, sell 1).
+    sides: Vec<SideLevels>,
+    slots: Vec<OrderSlot>,
+    free_head: u32,
+    live_orders: u32,
+    index: ReferenceIndex,
+    system_event: Option<SystemEvent>,
+    messages_applied: u64,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
+/// True when `a` is a worse price than `b` on `side` (sorted order: worse first).
+fn worse(side: Side, a: u32, b: u32) -> bool {
+    match side {
+        Side::Buy => a < b,
+        Side::Sell => a > b,
+    }
+}
+
+impl SideLevels {
+    /// `Ok(position)` of the level at `price`, or `Err(insertion point)`.
+    fn find(&self, side: Side, price: u32) -> Result<usize, usize> {
+        // Sorted worst first, best last: the busy end is the tail.
+        self.levels.binary_search_by(|level| {
+            if level.price == price {
+                std::cmp::Ordering::Equal
+            } else if worse(side, level.price, price) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        })
+    }
+}
+
+impl FeedBook {
+    /// An empty book with tables of the given sizes, all allocated now.
+    ///
+    /// # Panics
+    /// If a limit is zero or `orders_max` is `u32::MAX` (a programmer error).
+    pub fn new(limits: FeedBookLimits) -> Self {
+        assert!(limits.locates_max > 0, "locates_max must be positive");
+        assert!(
+            limits.orders_max > 0 && limits.orders_max < NIL,
+            "orders_max out of range"
+        );
+        assert!(limits.levels_max > 0, "levels_max must be positive");
+        let locates = usize::from(limits.locates_max);
+        let orders = limits.orders_max as usize;
+        let blank = OrderSlot {
+            order: RestingOrder {
+                reference: 0,
+                locate: 0,
+                side: Side::Buy,
+                price: 0,
+                shares: 0,
+                timestamp: Timestamp48::from_bytes([0; 6]),
+                attribution: None,
+            },
+            prev: NIL,
+            next: NIL,
+        };
+        let mut slots = vec![blank; orders];
+        for (i, slot) in slots.iter_mut().enumerate() {
+            slot.next = if i + 1 < orders { (i + 1) as u32 } else { NIL };
+        }
+        let sides = (0..locates * 2)
+            .map(|_| SideLevels {
+                levels: Vec::with_capacity(limits.levels_max as usize),
+            })
+            .collect();
+        Self {
+            limits,
+            directory: vec![None; locates],
+            trading: vec![None; locates],
+            sides,
+            slots,
+            free_head: 0,
+            live_orders: 0,
+            index: ReferenceIndex::with_capacity_and_hasher(orders * 2, BuildHasherDefault::default()),
+            system_event: None,
+            messages_applied: 0,
+        }
+    }
+
+    /// The limits the book was built with.
+    pub fn limits(&self) -> FeedBookLimits {
+        self.limits
+    }
+
+    /// Forgets everything (a new day), keeping the allocations.
+    pub fn clear(&mut self) {
+        self.directory.iter_mut().for_each(|d| *d = None);
+        self.trading.iter_mut().for_each(|t| *t = None);
+        self.sides.iter_mut().for_each(|s| s.levels.clear());
+        let orders = self.slots.len();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            slot.prev = NIL;
+            slot.next = if i + 1 < orders { (i + 1) as u32 } else { NIL };
+        }
+        self.free_head = 0;
+        self.live_orders = 0;
+        self.index.clear();
+        self.system_event = None;
+        self.messages_applied = 0;
+    }
+
+    /// Decodes one ITCH message and applies it.
+    ///
+    /// # Errors
+    /// [`FeedError::Decode`] for bytes that are not a message, else as [`FeedBook::apply`].
+    pub fn apply_bytes(&mut self, bytes: &[u8]) -> Result<(), FeedError> {
+        let message = Message::decode(bytes)?;
+        self.apply(&message)
+    }
+
+    /// Applies one ITCH message, in feed order.
+    ///
+    /// # Errors
+    /// See [`FeedError`]; on error the book is unchanged and the message is not counted.
+    pub fn apply(&mut self, message: &Message) -> Result<(), FeedError> {
+        match message {
+            Message::SystemEvent(m) => self.system_event = Some(*m),
+            Message::StockDirectory(m) => {
+                let i = self.locate_index(m.header.stock_locate)?;
+                self.directory[i] = Some(*m);
+            }
+            Message::TradingAction(m) => {
+                let i = self.locate_index(m.header.stock_locate)?;
+                self.trading[i] = Some(*m);
+            }
+            Message::AddOrder(m) => self.add(
+                RestingOrder {
+                    reference: m.order_reference_number,
+                    locate: m.header.stock_locate,
+                    side: m.side,
+                    price: m.price,
+                    shares: m.shares,
+                    timestamp: m.header.timestamp,
+                    attribution: None,
+                },
+                Some(m.stock),
+            )?,
+            Message::AddOrderMpid(m) => self.add(
+                RestingOrder {
+                    reference: m.order_reference_number,
+                    locate: m.header.stock_locate,
+                    side: m.side,
+                    price: m.price,
+                    shares: m.shares,
+                    timestamp: m.header.timestamp,
+                    attribution: Some(m.attribution),
+                },
+                Some(m.stock),
+            )?,
+            Message::OrderExecuted(m) => self.reduce(m.order_reference_number, m.executed_shares)?,
+            Message::OrderExecutedWithPrice(m) => self.reduce(m.order_reference_number, m.executed_shares)?,
+            Message::OrderCancel(m) => self.reduce(m.order_reference_number, m.canceled_shares)?,
+            Message::OrderDelete(m) => {
+                let slot = self.slot_of(m.order_reference_number)?;
+                self.remove(slot);
+            }
+            Message::OrderReplace(m) => self.replace(m)?,
+            Message::Trade(_) | Message::BrokenTrade(_) => {}
+            Message::SnapshotEnd(_) => {
+                return Err(FeedError::NotAFeedMessage {
+                    message_type: itch::SnapshotEnd::TYPE,
+                });
+            }
+        }
+        self.messages_applied += 1;
+        Ok(())
+    }
+
+    fn locate_index(&self, locate: u16) -> Result<usize, FeedError> {
+        if locate == 0 || locate > self.limits.locates_max {
+            return Err(FeedError::LocateOutOfRange {
+                locate,
+                locates_max: self.limits.locates_max,
+            });
+        }
+        Ok(usize::from(locate - 1))
+    }
+
+    fn known_locate(&self, locate: u16) -> Result<usize, FeedError> {
+        let i = self.locate_index(locate)?;
+        if self.directory[i].is_none() {
+            return Err(FeedError::UnknownLocate { locate });
+        }
+        Ok(i)
+    }
+
+    fn slot_of(&self, reference: u64) -> Result<u32, FeedError> {
+        self.index
+            .get(&reference)
+            .copied()
+            .ok_or(FeedError::UnknownOrder { reference })
+    }
+
+    fn side_levels(&self, locate: u16, side: Side) -> &SideLevels {
+        &self.sides[usize::from(locate - 1) * 2 + side_index(side)]
+    }
+
+    /// Checks everything an add of `order` needs. A replace frees its original's slot first
+    /// (`slot_freed`), and its original's level when the original was alone there (`level_freed`).
+    fn check_add(
+        &self,
+        order: &RestingOrder,
+        stock: Option<Symbol>,
+        slot_freed: bool,
+        level_freed: bool,
+    ) -> Result<(), FeedError> {
+        let i = self.known_locate(order.locate)?;
+        if let (Some(stock), Some(directory)) = (stock, &self.directory[i])
+            && stock != directory.stock
+        {
+            return Err(FeedError::StockMismatch {
+                locate: order.locate,
+                stock,
+            });
+        }
+        if order.shares == 0 {
+            return Err(FeedError::ZeroShares {
+                reference: order.reference,
+            });
+        }
+        if self.index.contains_key(&order.reference) {
+            return Err(FeedError::DuplicateOrder {
+                reference: order.reference,
+            });
+        }
+        if self.free_head == NIL && !slot_freed {
+            return Err(FeedError::OrdersFull {
+                orders_max: self.limits.orders_max,
+            });
+        }
+        let levels = self.side_levels(order.locate, order.side);
+        if !level_freed
+            && levels.find(order.side, order.price).is_err()
+            && levels.levels.len() >= self.limits.levels_max as usize
+        {
+            return Err(FeedError::LevelsFull {
+                locate: order.locate,
+                side: order.side,
+                levels_max: self.limits.levels_max,
+            });
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, order: RestingOrder, stock: Option<Symbol>) -> Result<(), FeedError> {
+        self.check_add(&order, stock, false, false)?;
+        self.insert(order);
+        Ok(())
+    }
+
+    /// Inserts a checked order at the back of its level.
+    fn insert(&mut self, order: RestingOrder) {
+        let slot = self.free_head;
+        assert!(slot != NIL, "insert without a free slot");
+        self.free_head = self.slots[slot as usize].next;
+        let side_index = usize::from(order.locate - 1) * 2 + side_index(order.side);
+        let levels = &mut self.sides[side_index];
+        let position = match levels.find(order.side, order.price) {
+            Ok(position) => position,
+            Err(position) => {
+                assert!(
+                    levels.levels.len() < levels.levels.capacity(),
+                    "level table grows"
+                );
+                levels.levels.insert(
+                    position,
+                    Level {
+                        price: order.price,
+                        orders: 0,
+                        shares: 0,
+                        head: NIL,
+                        tail: NIL,
+                    },
+                );
+                position
+            }
+        };
+        let level = &mut levels.levels[position];
+        let previous_tail = level.tail;
+        level.tail = slot;
+        if level.head == NIL {
+            level.head = slot;
+        }
+        level.orders += 1;
+        level.shares += u64::from(order.shares);
+        if previous_tail != NIL {
+            self.slots[previous_tail as usize].next = slot;
+        }
+        self.slots[slot as usize] = OrderSlot {
+            order,
+            prev: previous_tail,
+            next: NIL,
+        };
+        let previous = self.index.insert(order.reference, slot);
+        assert!(previous.is_none(), "duplicate reference inserted");
+        self.live_orders += 1;
+    }
+
+    /// Removes the order in `slot` from its level, the index and the arena.
+    fn remove(&mut self, slot: u32) {
+        let OrderSlot { order, prev, next } = self.slots[slot as usize];
+        let side_index = usize::from(order.locate - 1) * 2 + side_index(order.side);
+        let levels = &mut self.sides[side_index];
+        let position = levels
+            .find(order.side, order.price)
+            .expect("a live order's level exists");
+        let level = &mut levels.levels[position];
+        if prev == NIL {
+            level.head = next;
+        }
+        if next == NIL {
+            level.tail = prev;
+        }
+        level.orders -= 1;
+        level.shares -= u64::from(order.shares);
+        if level.orders == 0 {
+            levels.levels.remove(position);
+        }
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        }
+        self.index.remove(&order.reference);
+        self.slots[slot as usize].prev = NIL;
+        self.slots[slot as usize].next = self.free_head;
+        self.free_head = slot;
+        self.live_orders -= 1;
+    }
+
+    /// Takes `shares` off an order (execution or cancel); at zero the order leaves.
+    fn reduce(&mut self, reference: u64, shares: u32) -> Result<(), FeedError> {
+        let slot = self.slot_of(reference)?;
+        let order = self.slots[slot as usize].order;
+        if shares == 0 || shares > order.shares {
+            return Err(FeedError::BadShares {
+                reference,
+                shares,
+                open: order.shares,
+            });
+        }
+        if shares == order.shares {
+            self.remove(slot);
+            return Ok(());
+        }
+        self.slots[slot as usize].order.shares -= shares;
+        let levels = &mut self.sides[usize::from(order.locate - 1) * 2 + side_index(order.side)];
+        let position = levels
+            .find(order.side, order.price)
+            .expect("a live order's level exists");
+        levels.levels[position].shares -= u64::from(shares);
+        Ok(())
+    }
+
+    fn replace(&mut self, m: &itch::OrderReplace) -> Result<(), FeedError> {
+        let slot = self.slot_of(m.original_order_reference_number)?;
+        let original = self.slots[slot as usize].order;
+        let replacement = RestingOrder {
+            reference: m.new_order_reference_number,
+            locate: original.locate,
+            side: original.side,
+            price: m.price,
+            shares: m.shares,
+            timestamp: m.header.timestamp,
+            attribution: original.attribution,
+        };
+        if m.header.stock_locate != original.locate {
+            return Err(FeedError::UnknownOrder {
+                reference: m.original_order_reference_number,
+            });
+        }
+        let levels = self.side_levels(original.locate, original.side);
+        let original_alone = levels
+            .find(original.side, original.price)
+            .map(|p| levels.levels[p].orders == 1)
+            .unwrap_or(false);
+        self.check_add(&replacement, None, true, original_alone)?;
+        self.remove(slot);
+        self.insert(replacement);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Queries
+
+    /// The Stock Locate of an instrument, if its directory entry is known.
+    pub fn locate_of(&self, instrument: impl Into<Instrument>) -> Option<u16> {
+        match instrument.into() {
+            Instrument::Locate(locate) => {
+                let i = self.locate_index(locate).ok()?;
+                self.directory[i].map(|_| locate)
+            }
+            Instrument::Symbol(symbol) => self
+                .directory
+                .iter()
+                .position(|d| d.is_some_and(|d| d.stock == symbol))
+                .map(|i| (i + 1) as u16),
+        }
+    }
+
+    /// The top `levels` price levels of each side, best first: `(bids, asks)`; `None` for an unknown
+    /// instrument.
+    pub fn depth(
+        &self,
+        instrument: impl Into<Instrument>,
+        levels: usize,
+    ) -> Option<(Vec<DepthLevel>, Vec<DepthLevel>)> {
+        let locate = self.locate_of(instrument)?;
+        let side = |side: Side| -> Vec<DepthLevel> {
+            self.side_levels(locate, side)
+                .levels
+                .iter()
+                .rev()
+                .take(levels)
+                .map(|l| (l.price, l.shares, l.orders))
+                .collect()
+        };
+        Some((side(Side::Buy), side(Side::Sell)))
+    }
+
+    /// The resting orders of one side of an instrument in priority order (best level first, time priority
+    /// within a level); empty for an unknown instrument.
+    pub fn orders(&self, instrument: impl Into<Instrument>, side: Side) -> Orders<'_> {
+        let (levels, cursor): (&[Level], u32) = match self.locate_of(instrument) {
+            Some(locate) => {
+                let levels = &self.side_levels(locate, side).levels[..];
+                (levels, levels.last().map_or(NIL, |l| l.head))
+            }
+            None => (&[], NIL),
+        };
+        Orders {
+            book: self,
+            levels,
+            level_position: levels.len(),
+            cursor,
+        }
+    }
+
+    /// The order with this reference, if it rests.
+    pub fn order(&self, reference: u64) -> Option<RestingOrder> {
+        self.index
+            .get(&reference)
+            .map(|&slot| self.slots[slot as usize].order)
+    }
+
+    /// The Stock Directory message of a locate, if announced.
+    pub fn directory(&self, locate: u16) -> Option<&StockDirectory> {
+        self.locate_index(locate)
+            .ok()
+            .and_then(|i| self.directory[i].as_ref())
+    }
+
+    /// Every announced Stock Directory, in Stock Locate order.
+    pub fn directories(&self) -> impl Iterator<Item = &StockDirectory> {
+        self.directory.iter().flatten()
+    }
+
+    /// The last Trading Action of a locate, if any was applied.
+    pub fn trading_action(&self, locate: u16) -> Option<&TradingAction> {
+        self.locate_index(locate)
+            .ok()
+            .and_then(|i| self.trading[i].as_ref())
+    }
+
+    /// The trading state of a locate: the last Trading Action's, `None` if none was applied.
+    pub fn trading_state(&self, locate: u16) -> Option<TradingState> {
+        self.trading_action(locate).map(|t| t.trading_state)
+    }
+
+    /// True when the locate's last Trading Action is not `T` (halted, paused or quotation only).
+    pub fn is_halted(&self, locate: u16) -> bool {
+        self.trading_state(locate)
+            .is_some_and(|s| s != TradingState::Trading)
+    }
+
+    /// The last System Event applied.
+    pub fn system_event(&self) -> Option<&SystemEvent> {
+        self.system_event.as_ref()
+    }
+
+    /// The last System Event code applied.
+    pub fn last_event_code(&self) -> Option<EventCode> {
+        self.system_event.map(|e| e.event_code)
+    }
+
+    /// Messages applied successfully since construction (or [`FeedBook::clear`]).
+    pub fn messages_applied(&self) -> u64 {
+        self.messages_applied
+    }
+
+    /// Resting orders, all instruments.
+    pub fn live_orders(&self) -> u32 {
+        self.live_orders
+    }
+}
+
+/// Iterator over one side's resting orders in priority order ([`FeedBook::orders`]). Allocates nothing.
+#[derive(Debug)]
+pub struct Orders<'a> {
+    book: &'a FeedBook,
+    levels: &'a [Level],
+    /// One past the level being walked (levels are walked from the end: best first).
+    level_position: usize,
+    cursor: u32,
+}
+
+impl Iterator for Orders<'_> {
+    type Item = RestingOrder;
+
+    fn next(&mut self) -> Option<RestingOrder> {
+        while self.cursor == NIL {
+            if self.level_position <= 1 {
+                self.level_position = 0;
+                return None;
+            }
+            self.level_position -= 1;
+            self.cursor = self.levels[self.level_position - 1].head;
+        }
+        let slot = &self.book.slots[self.cursor as usize];
+        self.cursor = slot.next;
+        Some(slot.order)
+    }
+}
