@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,25 +26,6 @@ const CLIENT_LOGINS_ENV: &str = "BOURSE_E2E_LOGINS";
 
 // ---------------------------------------------------------------------------------------------------
 // The daemon.
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("bourse-e2e-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Replaces `key = ...` in `[section]` of a TOML text.
 fn set(text: &str, section: &str, key: &str, value: &str) -> String {
@@ -113,7 +93,7 @@ struct Daemon {
 impl Daemon {
     /// Starts `boursed` and waits for its ports file.
     fn start(s: &Settings) -> Daemon {
-        let dir = TempDir::new("d");
+        let dir = TempDir::new("e2e");
         let mut text = bourse_daemon::config::DEFAULT_TOML.to_string();
         // Logins: ours, generated (the demo ones dropped).
         let at = text.find("[[logins]]").expect("default config has logins");
@@ -235,19 +215,8 @@ impl Drop for Daemon {
 }
 
 fn login_at(addr: SocketAddr, login: u32, seq: u64) -> (Client, u64) {
-    let mut c = Client::connect(addr);
-    c.send(&login_frame(&username(login), &password(login), "", seq));
-    match c.next() {
-        Next::Packet(b'A', payload) => {
-            let seq = std::str::from_utf8(&payload[10..30])
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            (c, seq)
-        }
-        other => panic!("login {login}: expected Login Accepted, got {other:?}"),
-    }
+    let (c, _, seq) = log_in(addr, &username(login), &password(login), seq);
+    (c, seq)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -550,16 +519,7 @@ fn bad_input_table_against_boursed() {
         good.keeps_trading(2);
         // Login 1 is free for the next case once boursed has noticed the end.
         wait_until("login 1 free again", || {
-            let mut probe = Client::connect(daemon.order_entry);
-            probe.send(&login_frame(&username(1), &password(1), "", 0));
-            match probe.next() {
-                Next::Packet(b'A', _) => {
-                    probe.send(&frame(b'O', &[]));
-                    probe.until_closed();
-                    true
-                }
-                _ => false,
-            }
+            can_log_in(daemon.order_entry, &username(1), &password(1))
         });
     }
     good.stop();
@@ -584,12 +544,8 @@ fn slow_reader_against_boursed() {
     slow.s.set_read_timeout(Some(WAIT)).unwrap();
     slow.send(&login_frame(&username(1), &password(1), "", 0));
     // The stream already holds the start-of-day System Event: the session starts after it.
-    let first_seq: u64 = match slow.next() {
-        Next::Packet(b'A', payload) => std::str::from_utf8(&payload[10..30])
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap(),
+    let first_seq = match slow.next() {
+        Next::Packet(b'A', payload) => accepted_seq(&payload),
         other => panic!("slow login: {other:?}"),
     };
     // Orders whose replies it does not read: each IOC is answered Accepted + Canceled.
@@ -617,16 +573,7 @@ fn slow_reader_against_boursed() {
     // It reads nothing until boursed has let it go: a second login of login 1 is refused (`J A`) while
     // the slow session is logged in, and accepted once it was disconnected.
     wait_until("the slow session disconnected", || {
-        let mut probe = Client::connect(daemon.order_entry);
-        probe.send(&login_frame(&username(1), &password(1), "", 0));
-        match probe.next() {
-            Next::Packet(b'A', _) => {
-                probe.send(&frame(b'O', &[]));
-                probe.until_closed();
-                true
-            }
-            _ => false,
-        }
+        can_log_in(daemon.order_entry, &username(1), &password(1))
     });
     let_go.store(true, Ordering::Release);
     let sent = sender.join().unwrap();
@@ -712,19 +659,10 @@ fn many_sessions_client() {
     let addr: SocketAddr = addr.parse().unwrap();
     let (first, count) = logins.split_once(',').unwrap();
     let (first, count): (u32, u32) = (first.parse().unwrap(), count.parse().unwrap());
-    let mut clients: Vec<Client> = (first..first + count)
-        .map(|login| {
-            let mut c = Client::connect(addr);
-            c.send(&login_frame(&username(login), &password(login), "", 0));
-            c
-        })
-        .collect();
-    for (i, c) in clients.iter_mut().enumerate() {
-        match c.next() {
-            Next::Packet(b'A', _) => {}
-            other => panic!("session {i}: {other:?}"),
-        }
-    }
+    let mut clients = log_in_all(
+        addr,
+        (first..first + count).map(|login| (username(login), password(login))),
+    );
     for (i, c) in clients.iter_mut().enumerate() {
         c.send(&ioc(&format!("M{i}")));
     }

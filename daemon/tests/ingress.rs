@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,28 +29,6 @@ mod ingress_client;
 use ingress_client::*;
 
 const SESSION: &str = "2026112601";
-
-// ---------------------------------------------------------------------------------------------------
-// Temp directories.
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("bourse-ingress-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn journal_config() -> JournalConfig {
     JournalConfig {
@@ -276,7 +253,7 @@ fn password(login: u32) -> String {
 
 impl Harness {
     fn start(o: Options) -> Harness {
-        let dir = TempDir::new("h");
+        let dir = TempDir::new("ingress");
         let storage = MmapStorage::open(&dir.0).unwrap();
         let (journal, _) = Journal::open(storage, journal_config()).unwrap();
         let day_start = journal.next_sequence();
@@ -376,20 +353,9 @@ impl Harness {
     }
 
     fn login(&self, login: u32, seq: u64) -> (Client, u64) {
-        let mut c = Client::connect(self.addr);
-        c.send(&login_frame(&user(login), &password(login), "", seq));
-        match c.next() {
-            Next::Packet(b'A', payload) => {
-                assert_eq!(&payload[..10], SESSION.as_bytes());
-                let seq = std::str::from_utf8(&payload[10..30])
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap();
-                (c, seq)
-            }
-            other => panic!("login {login}: expected Login Accepted, got {other:?}"),
-        }
+        let (c, session, seq) = log_in(self.addr, &user(login), &password(login), seq);
+        assert_eq!(session, SESSION.as_bytes());
+        (c, seq)
     }
 }
 
@@ -982,19 +948,7 @@ fn thousands_of_sessions_log_in_and_trade() {
         heartbeat_interval_ms: 30_000,
         ..Options::default()
     });
-    let mut clients: Vec<Client> = (1..=SESSIONS)
-        .map(|login| {
-            let mut c = Client::connect(h.addr);
-            c.send(&login_frame(&user(login), &password(login), "", 0));
-            c
-        })
-        .collect();
-    for (i, c) in clients.iter_mut().enumerate() {
-        match c.next() {
-            Next::Packet(b'A', _) => {}
-            other => panic!("session {i}: {other:?}"),
-        }
-    }
+    let mut clients = log_in_all(h.addr, (1..=SESSIONS).map(|login| (user(login), password(login))));
     wait_until("every session counted", || {
         stats::Shared::get(&h.shared.sessions_logged_in) == u64::from(SESSIONS)
     });
@@ -1046,7 +1000,7 @@ fn journal_reader_tails_a_live_writer() {
 }
 
 fn reader_tails_writer(config: JournalConfig) {
-    let dir = TempDir::new("tail");
+    let dir = TempDir::new("ingress-tail");
     let (mut journal, _) = Journal::open(MmapStorage::open(&dir.0).unwrap(), config).unwrap();
     let first = journal.append(KIND_OUCH, b"first record payload").unwrap();
     journal.commit_batch().unwrap();

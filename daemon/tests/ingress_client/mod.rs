@@ -6,11 +6,91 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bourse_protocol::fields::{Alpha, Token};
 use bourse_protocol::ouch::{self, Message};
 use bourse_protocol::soupbintcp::{LoginRequest, Packet};
+
+/// A directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory named after `tag`, the process and a counter.
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bourse-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Sequence Number of a Login Accepted payload (session 10 bytes, then the number).
+pub fn accepted_seq(payload: &[u8]) -> u64 {
+    std::str::from_utf8(&payload[10..30])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Logs `user` in at `addr` asking for `seq`; returns the client, the session name and the Login Accepted
+/// sequence number. Panics on anything but Login Accepted.
+pub fn log_in(addr: SocketAddr, user: &str, password: &str, seq: u64) -> (Client, Vec<u8>, u64) {
+    let mut c = Client::connect(addr);
+    c.send(&login_frame(user, password, "", seq));
+    match c.next() {
+        Next::Packet(b'A', payload) => {
+            let seq = accepted_seq(&payload);
+            (c, payload[..10].to_vec(), seq)
+        }
+        other => panic!("{user}: expected Login Accepted, got {other:?}"),
+    }
+}
+
+/// Logs many users in at once: every connection and Login Request first, then every Login Accepted
+/// (so the server has them all open together). Panics on anything but Login Accepted.
+pub fn log_in_all(addr: SocketAddr, users: impl Iterator<Item = (String, String)>) -> Vec<Client> {
+    let mut clients: Vec<Client> = users
+        .map(|(user, password)| {
+            let mut c = Client::connect(addr);
+            c.send(&login_frame(&user, &password, "", 0));
+            c
+        })
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        match c.next() {
+            Next::Packet(b'A', _) => {}
+            other => panic!("session {i}: expected Login Accepted, got {other:?}"),
+        }
+    }
+    clients
+}
+
+/// Whether `user` can log in now at `addr` (a probe that logs out again at once): false while another
+/// session of the same user is logged in (`J A`).
+pub fn can_log_in(addr: SocketAddr, user: &str, password: &str) -> bool {
+    let mut probe = Client::connect(addr);
+    probe.send(&login_frame(user, password, "", 0));
+    match probe.next() {
+        Next::Packet(b'A', _) => {
+            probe.send(&frame(b'O', &[]));
+            probe.until_closed();
+            true
+        }
+        _ => false,
+    }
+}
 
 /// The longest any test waits for anything.
 pub const WAIT: Duration = Duration::from_secs(30);
