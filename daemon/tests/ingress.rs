@@ -5,7 +5,7 @@
 //! a generous timeout, never a measurement.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -213,6 +213,7 @@ struct Options {
     day_open: bool,
     disabled: Vec<u32>,
     requests_capacity: usize,
+    idle: IdleStrategy,
 }
 
 impl Default for Options {
@@ -230,6 +231,12 @@ impl Default for Options {
             day_open: true,
             disabled: Vec::new(),
             requests_capacity: 4096,
+            idle: IdleStrategy::Backoff {
+                spins_max: 10,
+                yields_max: 10,
+                park_ns_min: 1_000,
+                park_ns_max: 200_000,
+            },
         }
     }
 }
@@ -317,12 +324,7 @@ impl Harness {
         };
         let runner = agent::spawn_shared(
             vec![Box::new(ingress), Box::new(core)],
-            IdleStrategy::Backoff {
-                spins_max: 10,
-                yields_max: 10,
-                park_ns_min: 1_000,
-                park_ns_max: 200_000,
-            },
+            o.idle,
             clock,
             StopFlag::new(),
         )
@@ -1030,4 +1032,99 @@ fn reader_tails_writer(config: JournalConfig) {
     assert!(reader.next_record().unwrap().is_none());
     journal.commit_batch().unwrap();
     assert_eq!(reader.next_record().unwrap().unwrap().sequence, uncommitted);
+}
+
+/// Percentiles of round trips, nanoseconds.
+fn percentiles(mut samples: Vec<u64>) -> (u64, u64, u64) {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    (at(0.5), at(0.99), at(0.999))
+}
+
+/// Order-to-ack round trips through ingress and the journaling test core (one busy-spinning thread),
+/// beside a raw TCP ping-pong of the same message sizes (49-byte Enter in a 52-byte frame, 66-byte
+/// Accepted in a 69-byte frame) in the same run. A measurement, not a check: run it with
+/// `cargo test --release -p bourse-daemon --test ingress -- --ignored --nocapture round_trip`.
+#[test]
+#[ignore = "a measurement: run by hand in release"]
+fn round_trip_latency_beside_raw_tcp() {
+    const ROUND_TRIPS: usize = 20_000;
+    const WARMUP: usize = 2_000;
+    // Raw TCP: a thread that busy-polls a non-blocking socket (as the stage does) and answers each
+    // 52-byte frame with a 69-byte one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let mut request = [0u8; 52];
+        let mut have = 0;
+        let reply = [7u8; 69];
+        loop {
+            match std::io::Read::read(&mut s, &mut request[have..]) {
+                Ok(0) => break,
+                Ok(n) => have += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                Err(_) => break,
+            }
+            if have == request.len() {
+                have = 0;
+                if s.write_all(&reply).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.set_nodelay(true).unwrap();
+    let request = enter("RAW");
+    assert_eq!(request.len(), 52);
+    let mut reply = [0u8; 69];
+    let mut raw_ns = Vec::with_capacity(ROUND_TRIPS);
+    for i in 0..WARMUP + ROUND_TRIPS {
+        let start = Instant::now();
+        raw.write_all(&request).unwrap();
+        std::io::Read::read_exact(&mut raw, &mut reply).unwrap();
+        if i >= WARMUP {
+            raw_ns.push(start.elapsed().as_nanos() as u64);
+        }
+    }
+    drop(raw);
+    echo.join().unwrap();
+
+    let h = Harness::start(Options {
+        idle: IdleStrategy::BusySpin,
+        idle_timeout_ms: 600_000,
+        heartbeat_interval_ms: 600_000,
+        ..Options::default()
+    });
+    let (mut c, _) = h.login(1, 0);
+    let orders: Vec<Vec<u8>> = (0..WARMUP + ROUND_TRIPS)
+        .map(|i| enter(&format!("L{i}")))
+        .collect();
+    let mut ingress_ns = Vec::with_capacity(ROUND_TRIPS);
+    for (i, order) in orders.iter().enumerate() {
+        let start = Instant::now();
+        c.send(order);
+        let m = c.sequenced();
+        let elapsed = start.elapsed().as_nanos() as u64;
+        assert_eq!(m[0], b'A');
+        if i >= WARMUP {
+            ingress_ns.push(elapsed);
+        }
+    }
+    let (raw50, raw99, raw999) = percentiles(raw_ns);
+    let (in50, in99, in999) = percentiles(ingress_ns);
+    println!("round trips: {ROUND_TRIPS} after {WARMUP} warm-up, 1 session, sync none (mapped journal)");
+    println!("raw TCP ping-pong (busy-polling echo)  p50 {raw50} ns  p99 {raw99} ns  p99.9 {raw999} ns");
+    println!("ingress + test core (busy-spin)       p50 {in50} ns  p99 {in99} ns  p99.9 {in999} ns");
+    println!(
+        "ratio                                  p50 {:.2}x  p99 {:.2}x",
+        in50 as f64 / raw50 as f64,
+        in99 as f64 / raw99 as f64
+    );
 }
