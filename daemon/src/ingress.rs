@@ -184,6 +184,8 @@ struct Session {
     in_ready: bool,
     /// The read buffer may still hold complete frames (the last drain stopped at its budget).
     frames_left: bool,
+    /// The peer's end of stream (or an error) was reported: read until it shows, even after a short read.
+    peer_closed: bool,
     /// Next session sequence number this connection will be sent.
     sent_next: u64,
     replaying: bool,
@@ -217,6 +219,7 @@ impl Session {
             dirty: false,
             in_ready: false,
             frames_left: false,
+            peer_closed: false,
             sent_next: 0,
             replaying: false,
             in_replay_list: false,
@@ -288,6 +291,7 @@ struct State {
     registry: Registry,
     listener: Option<TcpListener>,
     listener_ready: bool,
+    accept_failures: u64,
     sessions: Vec<Session>,
     generations: Vec<u32>,
     free_slots: Vec<u32>,
@@ -512,6 +516,7 @@ impl Ingress {
                 registry,
                 listener: Some(listener),
                 listener_ready: true,
+                accept_failures: 0,
                 sessions: Vec::with_capacity(sessions_max.min(1 << 16)),
                 generations: Vec::with_capacity(sessions_max.min(1 << 16)),
                 free_slots: Vec::with_capacity(sessions_max.min(1 << 16)),
@@ -581,6 +586,10 @@ impl Ingress {
             if s.phase == Phase::Free {
                 continue;
             }
+            if event.is_read_closed() || event.is_error() {
+                // The end of the stream may come in the same report as the last bytes: read to it.
+                s.peer_closed = true;
+            }
             if (event.is_readable() || event.is_read_closed() || event.is_error()) && !s.in_ready {
                 s.in_ready = true;
                 st.ready.push_back((slot, generation));
@@ -612,8 +621,15 @@ impl Ingress {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.st.listener_ready = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Out of descriptors and the like: the connection waits in the backlog; retry later.
-                    eprintln!("boursed: ingress: accept failed: {e}");
+                    // Out of descriptors and the like: the connection waits in the backlog; retry later
+                    // (logged at the 1st, 2nd, 4th, 8th, ... failure, not once per call).
+                    self.st.accept_failures += 1;
+                    if self.st.accept_failures.is_power_of_two() {
+                        eprintln!(
+                            "boursed: ingress: accept failed ({} times so far): {e}",
+                            self.st.accept_failures
+                        );
+                    }
                     break;
                 }
             }
@@ -664,6 +680,7 @@ impl Ingress {
         s.dirty = false;
         s.in_ready = true;
         s.frames_left = false;
+        s.peer_closed = false;
         s.sent_next = 0;
         s.replaying = false;
         s.in_replay_list = false;
@@ -746,7 +763,7 @@ impl Ingress {
                     } else if s.frames_left {
                         // Out of request budget: this session goes first next time.
                         self.st.ready.push_front((slot, generation));
-                    } else if n < spare_len {
+                    } else if n < spare_len && !s.peer_closed {
                         // A short read emptied the socket: the next arrival raises a new readiness edge
                         // (epoll reports every arrival after a report), so no read that would block.
                         s.in_ready = false;

@@ -1034,6 +1034,26 @@ fn reader_tails_writer(config: JournalConfig) {
     assert_eq!(reader.next_record().unwrap().unwrap().sequence, uncommitted);
 }
 
+/// A client that sends an order and closes its side at once: the end of the stream can come in the same
+/// readiness report as the bytes, and must still end the session (not wait for the idle timeout, which
+/// is far beyond this test's wait).
+#[test]
+fn close_right_after_data_ends_the_session() {
+    let h = Harness::start(Options {
+        idle_timeout_ms: 600_000,
+        ..Options::default()
+    });
+    for i in 0..20 {
+        let (mut c, _) = h.login(1, 0);
+        let mut bytes = enter(&format!("H{i}"));
+        bytes.extend_from_slice(&enter(&format!("I{i}")));
+        c.send(&bytes);
+        c.s.shutdown(std::net::Shutdown::Write).unwrap();
+        h.wait_ended(1, i + 1);
+        drop(c);
+    }
+}
+
 /// Percentiles of round trips, nanoseconds.
 fn percentiles(mut samples: Vec<u64>) -> (u64, u64, u64) {
     samples.sort_unstable();
