@@ -307,6 +307,8 @@ struct State {
     held: VecDeque<Request>,
     ready: VecDeque<(u32, u32)>,
     dirty: Vec<u32>,
+    /// Sessions whose queue stopped at the write-call bound: marked dirty for the next call.
+    flush_next: Vec<u32>,
     replay_list: VecDeque<(u32, u32)>,
     journal_dir: PathBuf,
     day_start_journal_seq: u64,
@@ -530,6 +532,7 @@ impl Ingress {
                 held: VecDeque::with_capacity(sessions_max + 1024),
                 ready: VecDeque::with_capacity(sessions_max.min(1 << 16)),
                 dirty: Vec::with_capacity(sessions_max.min(1 << 16)),
+                flush_next: Vec::with_capacity(sessions_max.min(1 << 16)),
                 replay_list: VecDeque::with_capacity(sessions_max.min(1 << 16)),
                 journal_dir: p.journal_dir,
                 day_start_journal_seq: p.day_start_journal_seq,
@@ -835,6 +838,10 @@ impl Ingress {
             work += self.flush(slot);
         }
         self.st.dirty.clear();
+        let st = &mut self.st;
+        while let Some(slot) = st.flush_next.pop() {
+            st.mark_dirty(slot);
+        }
         work
     }
 
@@ -1050,6 +1057,7 @@ impl State {
         };
         let mut written = 0;
         let mut result = Ok(());
+        let mut blocked = false;
         for _ in 0..WRITES_PER_FLUSH_MAX {
             if s.out_head == s.out.len() {
                 break;
@@ -1063,13 +1071,21 @@ impl State {
                     s.out_head += n;
                     written += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     result = Err(());
                     break;
                 }
             }
+        }
+        if !blocked && result.is_ok() && s.out_head < s.out.len() {
+            // Stopped at the write-call bound with the socket still writable: no writable edge will
+            // come, so write again next call.
+            self.flush_next.push(slot);
         }
         if s.out_head == s.out.len() {
             s.out.clear();
