@@ -946,9 +946,8 @@ impl Ingress {
         st.last_publish_ns = st.now_ns;
         st.shared.publish_histogram("ingress", &st.hist_ingress);
         st.shared.publish_histogram("wire_to_wire", &st.hist_w2w);
-        let capacity = st.requests.capacity();
-        let used = capacity - st.requests.free_slots().min(capacity);
-        st.shared.ring_len[0].store(used as u64, Ordering::Relaxed);
+        // Ring gauges are written by each ring's consumer (stats.rs): ingress consumes the replies ring.
+        st.shared.ring_len[1].store(self.replies.len() as u64, Ordering::Relaxed);
         st.shared
             .sessions_logged_in
             .store(st.logged_in, Ordering::Relaxed);
