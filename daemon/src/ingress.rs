@@ -31,8 +31,11 @@
 //! messages, and it (re)enters replay from `sent_next`. A replaying session is served from the journal
 //! (`KIND_OUCH` records of its login) in bounded chunks, while live records for it are only counted; it
 //! goes live once `sent_next` reaches the login's `next_seq`. The journal is read through one
-//! [`Reader`] (opened at the first replay), positioned by a per-login sparse index ([`index`]) or at the
-//! day's first journal record.
+//! [`Reader`] (opened at the first replay; it sees what the core commits after it was opened), shared by
+//! the replaying sessions round robin. A replay starts at a journal position from a per-login sparse
+//! index ([`index`]) or at the day's first journal record; the reader goes back by `seek` (bounded by its
+//! own index) and forward by plain reads counted in the per-call budget, so no call scans the journal up
+//! to a far target.
 //!
 //! # Limits
 //! Connections: `sessions_max` (more are closed at accept, IR-85). Frames: `frame_size_max`. A read
@@ -313,7 +316,7 @@ struct State {
     journal_dir: PathBuf,
     day_start_journal_seq: u64,
     reader: Option<Reader<MmapStorage>>,
-    /// The sequence the reader returns next (`u64::MAX`: unknown, seek first).
+    /// The reader returns no record below this sequence next (0 for a new reader: from the start).
     reader_next: u64,
     shared: Arc<stats::Shared>,
     lifecycle: Arc<Lifecycle>,
@@ -1431,8 +1434,9 @@ impl State {
             if self.reader.is_none() {
                 match open_reader(&self.journal_dir) {
                     Ok(reader) => {
+                        // A new reader starts at the first record of the journal.
                         self.reader = Some(reader);
-                        self.reader_next = u64::MAX;
+                        self.reader_next = 0;
                     }
                     Err(e) => {
                         eprintln!("boursed: ingress: cannot open the journal for replay: {e}");
@@ -1444,12 +1448,16 @@ impl State {
             }
             let reader = self.reader.as_mut().expect("opened above");
             let login = s.login;
+            let target = s.replay_journal_next;
             let mut failed = false;
-            if self.reader_next != s.replay_journal_next {
-                if reader.seek(s.replay_journal_next).is_err() {
+            // Backwards: a seek (the reader's index bounds the walk). Forwards: plain reads, counted in
+            // the budget, so that a first replay far into a long journal is spread over calls instead
+            // of scanning everything before it in one (`Reader::seek` scans up to its target).
+            if target < self.reader_next {
+                if reader.seek(target).is_err() {
                     failed = true;
                 }
-                self.reader_next = s.replay_journal_next;
+                self.reader_next = target;
             }
             while !failed && budget > 0 {
                 match reader.next_record() {
@@ -1457,6 +1465,9 @@ impl State {
                         budget -= 1;
                         work += 1;
                         self.reader_next = record.sequence + 1;
+                        if record.sequence < target {
+                            continue;
+                        }
                         s.replay_journal_next = record.sequence + 1;
                         if record.kind != KIND_OUCH {
                             continue;
