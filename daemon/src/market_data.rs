@@ -96,7 +96,7 @@ pub struct MarketDataParams {
     pub shared: Arc<stats::Shared>,
     /// Shutdown handshake.
     pub lifecycle: Arc<msg::Lifecycle>,
-    /// The runner clock.
+    /// The runner clock: the one whose `now_ns` the runner passes to `do_work` (timers mix both).
     pub clock: Clock,
     /// Test hook (`BOURSED_TEST_DROP_FEED_SEQS`): these feed sequence numbers are never sent on A or B.
     pub drop_feed_seqs: Vec<u64>,
@@ -701,5 +701,29 @@ impl Agent for MarketData {
     fn on_close(&mut self) {
         self.flush_packet(false);
         self.shared.publish_histogram("market_data", &self.latency);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_index_lands_at_or_before_its_target_and_stays_bounded() {
+        let mut index = FeedIndex::new(100);
+        assert_eq!(index.lookup(1), 100);
+        // Feed message f is journal record 100 + 3f.
+        let total = (FEED_INDEX_ENTRIES_MAX as u64) * FEED_INDEX_STRIDE_MIN * 3;
+        for f in 1..=total {
+            index.note(f, 100 + 3 * f);
+        }
+        assert!(index.len() <= FEED_INDEX_ENTRIES_MAX);
+        assert!(index.stride > FEED_INDEX_STRIDE_MIN, "thinned at least once");
+        for target in [1, 2, 63, 64, 65, 1000, total / 2, total - 1, total] {
+            let journal_seq = index.lookup(target);
+            assert!(journal_seq <= 100 + 3 * target, "{target}");
+            // Never further back than one stride (plus the first entry's offset).
+            assert!(100 + 3 * target - journal_seq <= 3 * index.stride, "{target}");
+        }
     }
 }

@@ -116,6 +116,7 @@ struct Options {
     rerequest_count_max: u32,
     drop_feed_seqs: Vec<u64>,
     day_open: bool,
+    snapshot_login_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -126,6 +127,7 @@ impl Default for Options {
             rerequest_count_max: 1000,
             drop_feed_seqs: Vec::new(),
             day_open: true,
+            snapshot_login_timeout_ms: 5000,
         }
     }
 }
@@ -264,7 +266,7 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
         drop_feed_seqs: options.drop_feed_seqs,
         book_limits: limits(),
         snapshot_timers: SessionTimers {
-            login_timeout_ms: 5000,
+            login_timeout_ms: options.snapshot_login_timeout_ms,
             heartbeat_interval_ms: 50,
             idle_timeout_ms: 10_000,
         },
@@ -418,6 +420,25 @@ struct SoupClient {
 }
 
 impl SoupClient {
+    fn connect(addr: SocketAddr) -> SoupClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        SoupClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// True when the server closed the connection (end of stream or reset) before sending anything more.
+    fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
     fn login(addr: SocketAddr, user: &str, password: &str, requested_session: &str) -> SoupClient {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
@@ -1031,4 +1052,159 @@ fn construction_rejects_a_journal_whose_feed_is_not_contiguous() {
     let error = result.err().expect("a gap in the journaled feed is refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
     assert!(error.to_string().contains("feed sequence 5 after 2"), "{error}");
+}
+
+#[test]
+fn snapshot_sessions_follow_the_soupbintcp_rules() {
+    let dir = TempDir::new("soup");
+    let feeds = feeds(19);
+    let (mut core, consumer) = Core::open(&dir, 1);
+    let running = start(
+        &dir,
+        &feeds,
+        consumer,
+        Options {
+            snapshot_login_timeout_ms: 100,
+            ..Options::default()
+        },
+    );
+    core.publish(&day_start());
+    read_until(&feeds.a, 1, 7);
+
+    // Login Request and Client Heartbeat in one write: the heartbeat counts as after the login.
+    let mut both = SoupClient::connect(running.snapshot);
+    let mut frames = [0u8; 64];
+    let n = Packet::LoginRequest(LoginRequest {
+        username: Alpha::new("alice").unwrap(),
+        password: Alpha::new("alice-pw").unwrap(),
+        requested_session: Alpha::BLANK,
+        requested_sequence_number: 1,
+        heartbeat_timeout_ms: None,
+    })
+    .encode(&mut frames)
+    .unwrap();
+    let m = Packet::ClientHeartbeat.encode(&mut frames[n..]).unwrap();
+    both.stream.write_all(&frames[..n + m]).unwrap();
+    let snapshot = both.snapshot();
+    assert_eq!(snapshot_seq(&snapshot), 7);
+    assert_eq!(snapshot.len(), 1 + 2 + 2 + 1);
+    // Logout Request closes.
+    let m = Packet::LogoutRequest.encode(&mut frames).unwrap();
+    both.stream.write_all(&frames[..m]).unwrap();
+    while both.next().is_some() {}
+
+    // Silence past the login timeout: closed without a packet.
+    let mut silent = SoupClient::connect(running.snapshot);
+    assert!(silent.closed());
+    // Half a frame, then silence: the same.
+    let mut half = SoupClient::connect(running.snapshot);
+    half.stream.write_all(&[0, 47, b'L', b'a']).unwrap();
+    assert!(half.closed());
+    // A packet other than Login Request before login: closed.
+    let mut early = SoupClient::connect(running.snapshot);
+    let m = Packet::ClientHeartbeat.encode(&mut frames).unwrap();
+    early.stream.write_all(&frames[..m]).unwrap();
+    assert!(early.closed());
+    // Garbage: closed.
+    let mut garbage = SoupClient::connect(running.snapshot);
+    garbage.stream.write_all(&[0xFF; 32]).unwrap();
+    assert!(garbage.closed());
+    // A second Login Request after login: closed.
+    let mut twice = SoupClient::login(running.snapshot, "alice", "alice-pw", "");
+    twice.snapshot();
+    let n = Packet::LoginRequest(LoginRequest {
+        username: Alpha::new("alice").unwrap(),
+        password: Alpha::new("alice-pw").unwrap(),
+        requested_session: Alpha::BLANK,
+        requested_sequence_number: 1,
+        heartbeat_timeout_ms: None,
+    })
+    .encode(&mut frames)
+    .unwrap();
+    twice.stream.write_all(&frames[..n]).unwrap();
+    while twice.next().is_some() {}
+
+    // sessions_max = 4: with four logged in, a fifth connection is closed at connect.
+    let mut held: Vec<SoupClient> = (0..4)
+        .map(|_| {
+            let mut c = SoupClient::login(running.snapshot, "alice", "alice-pw", "");
+            c.snapshot();
+            c
+        })
+        .collect();
+    let mut fifth = SoupClient::connect(running.snapshot);
+    assert!(fifth.closed());
+    assert_eq!(held[0].next().map(|p| p.0), Some(b'H'), "the others are served");
+    running.stop();
+}
+
+#[test]
+fn a_large_book_streams_its_snapshot_and_re_requests_seek_through_the_index() {
+    let dir = TempDir::new("large");
+    let feeds = feeds(20);
+    let (mut core, consumer) = Core::open(&dir, 1);
+    let running = start(&dir, &feeds, consumer, Options::default());
+    core.publish(&day_start());
+    // 1000 orders over 50 levels a side (the test limits: 1024 orders, 64 levels).
+    for chunk in 0..10u64 {
+        let batch: Vec<Message> = (0..100u64)
+            .map(|i| {
+                let r = chunk * 100 + i + 1;
+                let side = if r % 2 == 0 { Side::Buy } else { Side::Sell };
+                let level = (r % 50) as u32;
+                let price = if side == Side::Buy {
+                    1_000_000 - 100 * level
+                } else {
+                    1_010_000 + 100 * level
+                };
+                add(1, "AAPL", r, side, 1 + (r % 7) as u32, price, 100 + r)
+            })
+            .collect();
+        core.publish(&batch);
+    }
+    let n = core.next_feed_seq - 1;
+    read_until(&feeds.a, 1, n);
+    let snapshot = SoupClient::login(running.snapshot, "alice", "alice-pw", "").snapshot();
+    assert_eq!(snapshot_seq(&snapshot), n);
+    let mut model = FeedBook::new(limits());
+    for m in &core.sent {
+        model.apply_bytes(m).unwrap();
+    }
+    let expected: Vec<Vec<u8>> = [Side::Buy, Side::Sell]
+        .iter()
+        .flat_map(|&side| model.orders(1u16, side).collect::<Vec<_>>())
+        .map(|o| {
+            encode(&Message::AddOrder(AddOrder {
+                header: Header {
+                    stock_locate: 1,
+                    tracking_number: 0,
+                    timestamp: o.timestamp,
+                },
+                order_reference_number: o.reference,
+                side: o.side,
+                shares: o.shares,
+                stock: sym("AAPL"),
+                price: o.price,
+            }))
+        })
+        .collect();
+    let got: Vec<Vec<u8>> = snapshot[5..snapshot.len() - 1].iter().map(encode).collect();
+    assert_eq!(got.len(), 1000);
+    assert_eq!(got, expected);
+
+    // Re-requests far into the day, across index strides and packets.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    for first in [500u64, 70, 1000, n - 2] {
+        let count = 100.min(n + 1 - first) as usize;
+        request(&client, running.rerequest, SESSION, first, 100);
+        let answered = answer(&client, count);
+        assert_eq!(
+            answered,
+            (first..first + count as u64)
+                .map(|s| (s, core.sent[s as usize - 1].clone()))
+                .collect::<Vec<_>>()
+        );
+    }
+    running.stop();
 }
