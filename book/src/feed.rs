@@ -188,6 +188,8 @@ struct OrderSlot {
 
 #[derive(Clone, Copy, Debug)]
 struct Level {
+    /// [`sort_key`] of the price.
+    key: u32,
     price: u32,
     orders: u32,
     shares: u64,
@@ -308,11 +310,12 @@ fn side_index(side: Side) -> usize {
     }
 }
 
-/// True when `a` is a worse price than `b` on `side` (sorted order: worse first).
-fn worse(side: Side, a: u32, b: u32) -> bool {
+/// A level's sort key: better prices have larger keys on both sides (bids by price, asks by its complement),
+/// so a side's levels sort ascending by key with the best last.
+fn sort_key(side: Side, price: u32) -> u32 {
     match side {
-        Side::Buy => a < b,
-        Side::Sell => a > b,
+        Side::Buy => price,
+        Side::Sell => u32::MAX - price,
     }
 }
 
@@ -320,15 +323,8 @@ impl SideLevels {
     /// `Ok(position)` of the level at `price`, or `Err(insertion point)`.
     fn find(&self, side: Side, price: u32) -> Result<usize, usize> {
         // Sorted worst first, best last: the busy end is the tail.
-        self.levels.binary_search_by(|level| {
-            if level.price == price {
-                std::cmp::Ordering::Equal
-            } else if worse(side, level.price, price) {
-                std::cmp::Ordering::Less
-            } else {
-                std::cmp::Ordering::Greater
-            }
-        })
+        let key = sort_key(side, price);
+        self.levels.binary_search_by_key(&key, |level| level.key)
     }
 }
 
@@ -569,6 +565,7 @@ impl FeedBook {
                 levels.levels.insert(
                     position,
                     Level {
+                        key: sort_key(order.side, order.price),
                         price: order.price,
                         orders: 0,
                         shares: 0,
