@@ -50,7 +50,7 @@ fn stream(messages: usize, seed: u64) -> Vec<Vec<u8>> {
     let symbol = Symbol::new("AAPL").expect("valid symbol");
     let mut rng = Rng(seed | 1);
     let mut out = Vec::with_capacity(messages + 1);
-    let mut encode = |m: &Message| {
+    let encode = |m: &Message| {
         let mut buf = [0u8; 64];
         let n = m.encode(&mut buf).expect("fits");
         buf[..n].to_vec()
