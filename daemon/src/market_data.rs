@@ -65,6 +65,8 @@ pub const RERQ_RECV_PER_WORK_MAX: usize = 64;
 pub const RERQ_SCAN_BATCHES_PER_WORK_MAX: usize = 64;
 /// How often the re-request and snapshot sockets are polled, nanoseconds.
 pub const IO_POLL_INTERVAL_NS: u64 = 50_000;
+/// Kernel send buffer asked for on the multicast and re-request sockets.
+pub const SEND_BUFFER_BYTES: usize = 4 << 20;
 /// Entries of the feed-sequence index before it thins itself (doubling its stride).
 pub const FEED_INDEX_ENTRIES_MAX: usize = 1 << 16;
 /// Feed messages between two index entries at the start of a day.
@@ -284,6 +286,8 @@ fn multicast_sender(interface: Ipv4Addr) -> io::Result<UdpSocket> {
     socket.set_multicast_if_v4(&interface)?;
     socket.set_multicast_loop_v4(true)?;
     socket.set_multicast_ttl_v4(1)?;
+    // Best effort: a burst (a large batch) should not find the kernel buffer full; the kernel may cap it.
+    let _ = socket.set_send_buffer_size(SEND_BUFFER_BYTES);
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(interface, 0)).into())?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
@@ -334,6 +338,7 @@ impl MarketData {
         }
         let next_feed_seq = last_feed_seq + 1;
         p.rerequest_socket.set_nonblocking(true)?;
+        let _ = Socket::from(p.rerequest_socket.try_clone()?).set_send_buffer_size(SEND_BUFFER_BYTES);
         let sender = multicast_sender(p.market_data.interface)?;
         let snapshot = SnapshotServer::new(
             p.snapshot_listener,
