@@ -4,7 +4,8 @@
 //! # What it owns
 //! - The feed publisher: [`ToFeed`] records from the core (already journaled and released, in feed-sequence
 //!   order) go into MoldUDP64 packets ([`PacketBuilder`], at most `payload_bytes_max` bytes, a message never
-//!   split); a packet is sent when full and at every [`ToFeed::Flush`] (the end of a core batch), byte for byte
+//!   split); a packet is sent when full, at every [`ToFeed::Flush`] (the end of a core batch) and whenever the
+//!   ring is drained (a message never waits for a record that has not arrived), byte for byte
 //!   the same to group A and group B from one UDP socket (IP_MULTICAST_IF = `interface`, loop on, TTL 1).
 //!   After `heartbeat_interval_ms` without a packet: a heartbeat (count 0, the next sequence) on both groups;
 //!   after [`ToFeed::EndOfSession`]: End of Session (count 0xFFFF) at once and then in place of heartbeats.
@@ -506,6 +507,11 @@ impl MarketData {
                     self.day_open = false;
                 }
             }
+        }
+        // A message never waits for a later record: once the ring is drained, what is built goes out (a Flush
+        // that arrives before its batch's messages, or none at all, delays nothing).
+        if done > 0 && self.feed.is_empty() {
+            self.flush_packet(false);
         }
         done
     }

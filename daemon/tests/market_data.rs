@@ -978,12 +978,12 @@ fn a_closed_day_rejects_snapshots_and_repeats_end_of_session() {
 }
 
 #[test]
-fn shutdown_flushes_and_sets_feed_closed() {
+fn messages_go_out_without_a_flush_and_shutdown_sets_feed_closed() {
     let dir = TempDir::new("shutdown");
     let feeds = feeds(18);
     let (mut core, consumer) = Core::open(&dir, 1);
     let running = start(&dir, &feeds, consumer, Options::default());
-    // Released without a Flush: the shutdown sends them.
+    // Released without a Flush: they go out once the ring is drained, before any shutdown.
     let messages = day_start();
     for (i, m) in messages.iter().enumerate() {
         let bytes = encode(m);
@@ -993,6 +993,8 @@ fn shutdown_flushes_and_sets_feed_closed() {
         core.journal.commit_batch().unwrap();
         core.push(ToFeed::message(i as u64 + 1, journal_seq, &bytes));
     }
+    let (_, messages) = read_until(&feeds.a, 1, 7);
+    assert_eq!(messages.len(), 7);
     running.lifecycle.core_closed.store(true, Ordering::Release);
     let deadline = Instant::now() + WAIT;
     while !running.lifecycle.feed_closed.load(Ordering::Acquire) {
