@@ -126,4 +126,13 @@ pub enum Command {
         /// The trade's match number.
         match_number: u64,
     },
+    /// An Enter or Replace Order that arrived over the session's throttle (the daemon's check #1): the
+    /// token (an Enter's, a Replace's replacement) is recorded and Rejected `F`; a token already seen is
+    /// ignored, as for any Enter.
+    Throttled {
+        /// Login that sent it.
+        login: u32,
+        /// The token to record and reject.
+        token: Token,
+    },
 }

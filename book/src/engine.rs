@@ -622,7 +622,19 @@ impl Engine {
             Command::Halt { symbol } => self.set_halt(now_ns, symbol, true, out),
             Command::Resume { symbol } => self.set_halt(now_ns, symbol, false, out),
             Command::BustTrade { match_number } => self.bust(now_ns, *match_number, out),
+            Command::Throttled { login, token } => self.throttled(now_ns, *login, token, out),
         }
+    }
+
+    /// Time of the earliest pending expiry (it may belong to an order already gone: an
+    /// [`Command::ExpireDue`] at that time then does nothing). The daemon sequences `ExpireDue` then.
+    pub fn next_expiry_ns(&self) -> Option<u64> {
+        self.expiries.first().map(|e| e.expire_ns)
+    }
+
+    /// Whether an instrument is halted (`None`: unknown symbol).
+    pub fn is_halted(&self, symbol: &Symbol) -> Option<bool> {
+        self.instrument_index(symbol).map(|i| self.books[i].halted)
     }
 
     // ----- queries (tests, tools) -----
@@ -1007,6 +1019,17 @@ impl Engine {
             token,
             reason,
         });
+    }
+
+    fn throttled(&mut self, now_ns: u64, login: u32, token: &Token, out: &mut impl EventSink) {
+        let Some(login_ix) = self.login_index(login) else {
+            return self.reject(now_ns, login, *token, RejectReason::FirmNotAuthorized, out);
+        };
+        match self.tokens.insert(login_ix, TokenWords::of(token)) {
+            Insert::Added => self.reject(now_ns, login, *token, RejectReason::Throttled, out),
+            Insert::Known => {}
+            Insert::Full => self.reject(now_ns, login, *token, RejectReason::CapacityFull, out),
+        }
     }
 
     // ----- Enter -----

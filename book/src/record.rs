@@ -22,10 +22,11 @@
 //! | 0x0A | Halt | | 0x8A | SystemEvent |
 //! | 0x0B | Resume | | 0x8B | Broken |
 //! | 0x0C | BustTrade | | 0x8C | KillSwitch |
+//! | 0x0D | Throttled (login u32, token 14) | | | |
 //! | | | | 0x8D | CancelRejected (timestamp u64, login u32, token 14, order_ref u64) |
 //!
 //! A change of any layout bumps [`RECORD_VERSION`]; decoding a record of another version is an error.
-//! A new kind (0x8D was added after version 1 shipped) changes no existing layout, so it does not bump
+//! A new kind (0x8D and 0x0D were added after version 1 shipped) changes no existing layout, so it does not bump
 //! the version: older decoders report it as an unknown kind.
 //! Decoding never panics: every malformed input is a [`DecodeError`].
 
@@ -316,6 +317,11 @@ impl Command {
                 w.u8(0x0C)?;
                 w.u64(*match_number)?;
             }
+            Command::Throttled { login, token } => {
+                w.u8(0x0D)?;
+                w.u32(*login)?;
+                w.bytes(&token.0)?;
+            }
         }
         Ok(w.pos)
     }
@@ -389,6 +395,10 @@ impl Command {
             0x0B => Command::Resume { symbol: r.alpha()? },
             0x0C => Command::BustTrade {
                 match_number: r.u64()?,
+            },
+            0x0D => Command::Throttled {
+                login: r.u32()?,
+                token: r.alpha()?,
             },
             kind => return Err(DecodeError::Kind(kind)),
         };

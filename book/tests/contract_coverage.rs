@@ -15,7 +15,6 @@ use std::path::Path;
 /// Rows that belong to the daemon, not the engine: the engine has no input that could exercise them.
 const DAEMON_ROWS: &[(&str, &str)] = &[
     // Throttle: the session counts messages and rejects with `F` before the engine sees the order.
-    ("IR-37", "throttle J(F) is decided by the session layer"),
     ("IR-46", "a cancel over the throttle: the session layer's count"),
     // The engine's commands do not carry Capacity, ISO, Cross Type or Customer Type: the daemon echoes
     // them from the inbound message into Accepted/Replaced.

@@ -311,6 +311,13 @@ fn parse_command(words: &[&str]) -> Result<Command, String> {
                 match_number: words[1].parse().map_err(|_| "bad match number")?,
             }
         }
+        "throttled" => {
+            need(3)?;
+            Command::Throttled {
+                login: num(words[1])?,
+                token: token(words[2]),
+            }
+        }
         w => return Err(format!("unknown command {w}")),
     })
 }

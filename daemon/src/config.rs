@@ -283,13 +283,11 @@ pub struct ThreadingConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RingsConfig {
-    /// Ingress -> sequencer commands.
+    /// Ingress -> core requests.
     pub commands_capacity: u32,
-    /// Matching -> journal outcomes.
-    pub outcomes_capacity: u32,
-    /// Journal -> ingress replies released to sessions.
+    /// Core -> ingress: OUCH replies released to sessions (and session control).
     pub replies_capacity: u32,
-    /// Journal -> market data.
+    /// Core -> market data: ITCH messages released to the feed.
     pub market_data_capacity: u32,
 }
 
@@ -430,6 +428,15 @@ fn alpha<const N: usize>(s: &str) -> bourse_protocol::fields::Alpha<N> {
 }
 
 impl Config {
+    /// The sync policy as operators read it: `none`, `batch` or `every_batches (N)`.
+    pub fn sync_policy_label(&self) -> String {
+        match self.journal.sync {
+            SyncName::None => "none".to_owned(),
+            SyncName::Batch => "batch".to_owned(),
+            SyncName::EveryBatches => format!("every_batches ({})", self.journal.sync_every_batches),
+        }
+    }
+
     /// The embedded default, parsed and validated.
     ///
     /// # Panics
@@ -681,7 +688,6 @@ impl Config {
         let r = &self.rings;
         for (key, capacity) in [
             ("rings.commands_capacity", r.commands_capacity),
-            ("rings.outcomes_capacity", r.outcomes_capacity),
             ("rings.replies_capacity", r.replies_capacity),
             ("rings.market_data_capacity", r.market_data_capacity),
         ] {

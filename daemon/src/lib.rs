@@ -1,17 +1,28 @@
 //! The pieces of `boursed`, the exchange daemon: the only crate with threads, sockets, clocks and pinning.
 //!
-//! Built so far:
-//! - [`ring`], the SPSC ring between stages;
-//! - [`agent`], stages as agents and the `shared` / `pinned` runners (threading is configuration);
-//! - [`config`], the TOML configuration with its embedded default, validation and conversions;
-//! - [`market_data`], the market-data stage (MoldUDP64 A/B, re-requests) and [`snapshot`], its snapshot server.
-//!
-//! The pipeline itself (sessions, sequencer, matching, journal, market data, admin) is issue 5.
+//! The pipeline (docs/ARCHITECTURE.md):
+//! ```text
+//! TCP --> [ingress] --Request--> [core: sequencer, matching, journal] --ToFeed--> [market_data] --> UDP A/B
+//!            ^                                  |
+//!            +------------ToSession-------------+   (released only after the journal holds them)
+//! ```
+//! - [`ingress`]: every order-entry TCP session (SoupBinTCP 4.0, OUCH 4.2 decode, throttle, replay);
+//! - [`core`]: sequencer + matching ([`machine`], [`outputs`]) + group-commit journal, start-up recovery;
+//! - [`market_data`]: MoldUDP64 on groups A and B, re-request server, snapshot server ([`snapshot`]);
+//! - [`admin`]: the line-JSON admin endpoint; [`stats`]: what stages publish for it;
+//! - [`msg`]: the ring records; [`ring`]: the SPSC ring; [`agent`]: stages as agents and the
+//!   `shared` / `pinned` runners; [`config`]: the TOML configuration; [`run`]: start-up to shutdown.
 
+pub mod admin;
 pub mod agent;
 pub mod config;
+pub mod core;
+pub mod ingress;
+pub mod machine;
 pub mod market_data;
 pub mod msg;
+pub mod outputs;
 pub mod ring;
+pub mod run;
 pub mod snapshot;
 pub mod stats;

@@ -1,14 +1,16 @@
 //! `boursed`, the exchange daemon: TCP order entry -> sequencer -> matching -> journal -> multicast.
 //!
-//! Built so far: the configuration. `--print-default-config` prints the embedded default;
-//! `--config FILE --check-config` validates a file (exit 0 when valid, 1 with an error naming the key).
-//! Running the exchange is not built yet (issue 5): a plain run says so and exits 2.
+//! `boursed` alone runs the embedded default config; `--config FILE` a file; `--print-default-config`
+//! prints the default; `--check-config` validates (exit 0 when valid, 1 with an error naming the key).
+//! `--ports-file FILE` names where the bound addresses are written (default `<journal>/ports`).
+//! Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT, admin `shutdown`), 1 bad config, 2 start-up
+//! failed (journal damaged, recovery mismatch, a port in use), 70 a fatal journal error while running.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bourse_daemon::agent::ThreadingMode;
-use bourse_daemon::config::{Config, DEFAULT_TOML, SyncName};
+use bourse_daemon::config::{Config, DEFAULT_TOML};
 use clap::Parser;
 
 /// The bourse exchange daemon.
@@ -24,6 +26,9 @@ struct Args {
     /// Validate the configuration and exit: 0 when valid, 1 otherwise.
     #[arg(long)]
     check_config: bool,
+    /// Where to write the bound addresses (`key=addr` lines) once start-up is done.
+    #[arg(long, value_name = "FILE")]
+    ports_file: Option<PathBuf>,
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -51,11 +56,7 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
-        let sync = match config.journal.sync {
-            SyncName::None => "none".to_owned(),
-            SyncName::Batch => "batch".to_owned(),
-            SyncName::EveryBatches => format!("every_batches ({})", config.journal.sync_every_batches),
-        };
+        let sync = config.sync_policy_label();
         let threading = match config.threading.mode {
             ThreadingMode::Auto => "auto",
             ThreadingMode::Shared => "shared",
@@ -69,6 +70,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    println!("boursed: the pipeline is not built yet (see docs/ARCHITECTURE.md)");
-    ExitCode::from(2)
+    match bourse_daemon::run::run(config, args.ports_file) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("boursed: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -101,6 +101,10 @@ pub struct MarketDataParams {
     pub lifecycle: Arc<msg::Lifecycle>,
     /// The runner clock: the one whose `now_ns` the runner passes to `do_work` (timers mix both).
     pub clock: Clock,
+    /// The start-up scan reads journaled ITCH only up to this journal sequence (what recovery found, which
+    /// counts as already published); later records (start of day, cancel-on-disconnect at start-up) come
+    /// through the ring like any other and are sent. `u64::MAX`: read everything.
+    pub scan_to_journal_seq: u64,
     /// Test hook (`BOURSED_TEST_DROP_FEED_SEQS`): these feed sequence numbers are never sent on A or B.
     pub drop_feed_seqs: Vec<u64>,
     /// Table sizes of the feed book (see [`feed_book_limits`]).
@@ -312,6 +316,9 @@ impl MarketData {
         let mut last_feed_seq = 0u64;
         let mut latest_journal_seq = p.day_start_journal_seq;
         while let Some(record) = reader.next_record().map_err(journal_error)? {
+            if record.sequence > p.scan_to_journal_seq {
+                break;
+            }
             if record.kind != KIND_ITCH {
                 continue;
             }

@@ -29,6 +29,11 @@ pub struct Request {
     pub recv_ns: u64,
     /// What the session asks for.
     pub body: RequestBody,
+    /// OUCH fields the engine does not see but Accepted and Replaced echo: Capacity, Intermarket Sweep
+    /// Eligibility, Cross Type of an Enter Order (a Replace echoes the ISO byte it carries and the
+    /// original order's others: pass `[b' ', iso, b' ']` and the core fills in the rest); `*b"   "` for
+    /// anything else.
+    pub echo: [u8; 3],
 }
 
 /// What a [`Request`] carries.

@@ -173,7 +173,9 @@ impl Core {
         for m in messages {
             let mut bytes = [0u8; 64];
             let len = m.encode(&mut bytes).unwrap();
-            self.journal.append(KIND_SEQUENCED, &encode_sequenced(7)).unwrap();
+            self.journal
+                .append(KIND_SEQUENCED, &encode_sequenced(7, *b"   "))
+                .unwrap();
             let mut payload = [0u8; 80];
             let n = encode_itch(&mut payload, self.next_feed_seq, &bytes[..len]);
             let journal_seq = self.journal.append(KIND_ITCH, &payload[..n]).unwrap();
@@ -263,6 +265,7 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
         shared: Arc::new(Shared::new()),
         lifecycle: lifecycle.clone(),
         clock,
+        scan_to_journal_seq: u64::MAX,
         drop_feed_seqs: options.drop_feed_seqs,
         book_limits: limits(),
         snapshot_timers: SessionTimers {
@@ -1043,6 +1046,7 @@ fn construction_rejects_a_journal_whose_feed_is_not_contiguous() {
         shared: Arc::new(Shared::new()),
         lifecycle: Arc::new(Lifecycle::default()),
         clock: Clock::new(),
+        scan_to_journal_seq: u64::MAX,
         drop_feed_seqs: Vec::new(),
         book_limits: limits(),
         snapshot_timers: SessionTimers {

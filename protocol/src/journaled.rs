@@ -7,10 +7,10 @@
 //!
 //! | kind | name | payload |
 //! |---|---|---|
-//! | 0x0100 | [`KIND_SEQUENCED`] | `timestamp_ns u64`: the sequencer's timestamp of the book command record that follows |
+//! | 0x0100 | [`KIND_SEQUENCED`] | `timestamp_ns u64, echo 3 bytes`: the sequencer's timestamp of the book command record that follows, and the OUCH fields the engine does not see but Accepted/Replaced echo (Capacity, Intermarket Sweep Eligibility, Cross Type; spaces for non-order commands) |
 //! | 0x0101 | [`KIND_OUCH`] | `login u32, session_seq u64, OUCH 4.2 outbound message` (one Sequenced Data packet's payload) |
 //! | 0x0102 | [`KIND_ITCH`] | `feed_seq u64, ITCH 5.0 message` (one MoldUDP64 message block's data) |
-//! | 0x0103 | [`KIND_DAY`] | `event u8 ([DAY_START] or [DAY_END]), session 10 bytes` |
+//! | 0x0103 | [`KIND_DAY`] | `event u8 ([DAY_START] or [DAY_END]), session 10 bytes, day_base_unix_ns u64, timestamp_ns u64` (the UTC midnight the day's timestamps count from, and the event's timestamp) |
 //! | 0x0104 | [`KIND_ADMIN`] | `action u8 ([ADMIN_DISABLE], [ADMIN_ENABLE], [ADMIN_LOGOUT]), login u32` |
 //!
 //! Order inside a batch: for each sequenced command, `KIND_SEQUENCED`, the book command record, the book
@@ -80,31 +80,57 @@ pub fn decode_itch(payload: &[u8]) -> Option<(u64, &[u8])> {
     Some((seq, &payload[ITCH_PREFIX_LEN..]))
 }
 
-/// A [`KIND_SEQUENCED`] payload.
-pub fn encode_sequenced(timestamp_ns: u64) -> [u8; 8] {
-    timestamp_ns.to_le_bytes()
-}
-
-/// Reads a [`KIND_SEQUENCED`] payload.
-pub fn decode_sequenced(payload: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(payload.get(0..8)?.try_into().ok()?))
-}
-
-/// A [`KIND_DAY`] payload.
-pub fn encode_day(event: u8, session: Alpha<10>) -> [u8; 11] {
+/// A [`KIND_SEQUENCED`] payload: timestamp and the echoed OUCH fields (Capacity, ISO, Cross Type).
+pub fn encode_sequenced(timestamp_ns: u64, echo: [u8; 3]) -> [u8; 11] {
     let mut out = [0u8; 11];
-    out[0] = event;
-    out[1..].copy_from_slice(&session.0);
+    out[..8].copy_from_slice(&timestamp_ns.to_le_bytes());
+    out[8..].copy_from_slice(&echo);
     out
 }
 
-/// Reads a [`KIND_DAY`] payload: `(event, session)`.
-pub fn decode_day(payload: &[u8]) -> Option<(u8, Alpha<10>)> {
+/// Reads a [`KIND_SEQUENCED`] payload: `(timestamp_ns, echo)`.
+pub fn decode_sequenced(payload: &[u8]) -> Option<(u64, [u8; 3])> {
     if payload.len() != 11 {
         return None;
     }
-    let bytes: [u8; 10] = payload[1..11].try_into().ok()?;
-    Some((payload[0], Alpha(bytes)))
+    let ts = u64::from_le_bytes(payload[0..8].try_into().ok()?);
+    Some((ts, [payload[8], payload[9], payload[10]]))
+}
+
+/// A [`KIND_DAY`] record's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DayRecord {
+    /// [`DAY_START`] or [`DAY_END`].
+    pub event: u8,
+    /// The day's session name.
+    pub session: Alpha<10>,
+    /// Unix time of the UTC midnight the day's timestamps count from, nanoseconds.
+    pub day_base_unix_ns: u64,
+    /// The event's timestamp (nanoseconds since `day_base_unix_ns`).
+    pub timestamp_ns: u64,
+}
+
+/// A [`KIND_DAY`] payload.
+pub fn encode_day(day: &DayRecord) -> [u8; 27] {
+    let mut out = [0u8; 27];
+    out[0] = day.event;
+    out[1..11].copy_from_slice(&day.session.0);
+    out[11..19].copy_from_slice(&day.day_base_unix_ns.to_le_bytes());
+    out[19..27].copy_from_slice(&day.timestamp_ns.to_le_bytes());
+    out
+}
+
+/// Reads a [`KIND_DAY`] payload.
+pub fn decode_day(payload: &[u8]) -> Option<DayRecord> {
+    if payload.len() != 27 {
+        return None;
+    }
+    Some(DayRecord {
+        event: payload[0],
+        session: Alpha(payload[1..11].try_into().ok()?),
+        day_base_unix_ns: u64::from_le_bytes(payload[11..19].try_into().ok()?),
+        timestamp_ns: u64::from_le_bytes(payload[19..27].try_into().ok()?),
+    })
 }
 
 /// A [`KIND_ADMIN`] payload.
@@ -134,9 +160,17 @@ mod tests {
         assert_eq!(decode_ouch(&buf[..n]), Some((7, 42, &b"Sabc"[..])));
         let n = encode_itch(&mut buf, 9, b"A12");
         assert_eq!(decode_itch(&buf[..n]), Some((9, &b"A12"[..])));
-        assert_eq!(decode_sequenced(&encode_sequenced(5)), Some(5));
-        let s = Alpha::<10>(*b"2026112601");
-        assert_eq!(decode_day(&encode_day(DAY_START, s)), Some((DAY_START, s)));
+        assert_eq!(
+            decode_sequenced(&encode_sequenced(5, *b"PNN")),
+            Some((5, *b"PNN"))
+        );
+        let day = DayRecord {
+            event: DAY_START,
+            session: Alpha::<10>(*b"2026112601"),
+            day_base_unix_ns: 1_790_000_000_000_000_000,
+            timestamp_ns: 5,
+        };
+        assert_eq!(decode_day(&encode_day(&day)), Some(day));
         assert_eq!(
             decode_admin(&encode_admin(ADMIN_DISABLE, 3)),
             Some((ADMIN_DISABLE, 3))
@@ -147,8 +181,8 @@ mod tests {
     fn short_payloads_are_none() {
         assert_eq!(decode_ouch(&[0u8; 12]), None);
         assert_eq!(decode_itch(&[0u8; 8]), None);
-        assert_eq!(decode_sequenced(&[0u8; 7]), None);
-        assert_eq!(decode_day(&[0u8; 10]), None);
+        assert_eq!(decode_sequenced(&[0u8; 10]), None);
+        assert_eq!(decode_day(&[0u8; 26]), None);
         assert_eq!(decode_admin(&[0u8; 4]), None);
     }
 }

@@ -1,0 +1,233 @@
+//! The admin endpoint: line-delimited JSON over TCP on its own loopback port (`admin.listen`).
+//!
+//! One request per line ([`AdminRequest`]), exactly one reply per line ([`AdminReply`]). Reads (status,
+//! sessions, latency) are answered here from [`Shared`]; anything that changes state or reads the
+//! engine goes to the core as an [`AdminJob`] and is answered once its journal records are released.
+//! It runs on its own plain threads, never on a pipeline thread; a bad line is answered with an
+//! `error` reply and the connection stays open.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bourse_protocol::admin::{
+    AdminErrorCode, AdminReply, AdminRequest, RingDepth, StatusReply, SyncPolicyName, ThreadingModeName,
+};
+
+use crate::core::AdminJob;
+use crate::msg::Lifecycle;
+use crate::stats::Shared;
+
+/// Concurrent admin connections; more are closed at once.
+pub const CONNECTIONS_MAX: usize = 16;
+/// Longest request line, bytes.
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+/// How long a request waits for the core before the reply is `unavailable`.
+pub const CORE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the admin threads share.
+pub struct AdminContext {
+    /// Jobs for the core.
+    pub jobs: Mutex<Sender<AdminJob>>,
+    /// Published numbers.
+    pub shared: Arc<Shared>,
+    /// Shutdown handshake.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Start of the daemon.
+    pub started: Instant,
+    /// Sync policy, for status.
+    pub sync_policy: SyncPolicyName,
+    /// Threading mode, for status.
+    pub threading_mode: ThreadingModeName,
+    /// Ring capacities: commands, replies, market data.
+    pub ring_capacity: [u64; 3],
+    rate: Mutex<(Instant, u64, u64)>,
+    connections: AtomicUsize,
+}
+
+impl AdminContext {
+    /// A context.
+    pub fn new(
+        jobs: Sender<AdminJob>,
+        shared: Arc<Shared>,
+        lifecycle: Arc<Lifecycle>,
+        sync_policy: SyncPolicyName,
+        threading_mode: ThreadingModeName,
+        ring_capacity: [u64; 3],
+    ) -> AdminContext {
+        AdminContext {
+            jobs: Mutex::new(jobs),
+            shared,
+            lifecycle,
+            started: Instant::now(),
+            sync_policy,
+            threading_mode,
+            ring_capacity,
+            rate: Mutex::new((Instant::now(), 0, 0)),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    fn status(&self) -> AdminReply {
+        let s = &self.shared;
+        let events_total = Shared::get(&s.events_total);
+        let events_per_s = {
+            let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+            let elapsed = rate.0.elapsed();
+            if elapsed >= Duration::from_secs(1) {
+                let per_s = (events_total.saturating_sub(rate.1) as f64 / elapsed.as_secs_f64()) as u64;
+                *rate = (Instant::now(), events_total, per_s);
+            }
+            rate.2
+        };
+        let names = ["commands", "replies", "market_data"];
+        AdminReply::Status(StatusReply {
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            sessions: Shared::get(&s.sessions_logged_in),
+            orders: Shared::get(&s.orders),
+            events_total,
+            events_per_s,
+            journal_sequence: Shared::get(&s.journal_sequence),
+            rings: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| RingDepth {
+                    ring: (*n).to_owned(),
+                    len: Shared::get(&s.ring_len[i]),
+                    capacity: self.ring_capacity[i],
+                })
+                .collect(),
+            sync_policy: self.sync_policy,
+            threading_mode: self.threading_mode,
+        })
+    }
+
+    /// Answers one request line.
+    pub fn answer(&self, line: &str) -> AdminReply {
+        let request: AdminRequest = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => {
+                return AdminReply::Error {
+                    code: AdminErrorCode::BadRequest,
+                    message: format!("not an admin request: {e}"),
+                };
+            }
+        };
+        match request {
+            AdminRequest::Status => self.status(),
+            AdminRequest::Sessions => AdminReply::Sessions {
+                sessions: self.shared.sessions(),
+            },
+            AdminRequest::Latency => AdminReply::Latency {
+                stages: self.shared.latency(),
+            },
+            AdminRequest::Shutdown => {
+                self.lifecycle.shutdown.store(true, Ordering::Release);
+                AdminReply::Done {
+                    request: "shutdown".into(),
+                    sequence: None,
+                    message: "draining, checkpointing and exiting".into(),
+                }
+            }
+            request => {
+                let (tx, rx) = mpsc::channel();
+                let sent = self
+                    .jobs
+                    .lock()
+                    .map(|jobs| jobs.send(AdminJob { request, reply: tx }).is_ok())
+                    .unwrap_or(false);
+                if !sent {
+                    return AdminReply::Error {
+                        code: AdminErrorCode::Unavailable,
+                        message: "the core is not running".into(),
+                    };
+                }
+                rx.recv_timeout(CORE_TIMEOUT)
+                    .unwrap_or_else(|_| AdminReply::Error {
+                        code: AdminErrorCode::Unavailable,
+                        message: "the core did not answer in time".into(),
+                    })
+            }
+        }
+    }
+}
+
+/// Serves `listener` on a background thread (one thread per connection, at most [`CONNECTIONS_MAX`]).
+///
+/// # Errors
+/// If the thread cannot be started.
+pub fn spawn(
+    listener: TcpListener,
+    context: Arc<AdminContext>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("bourse-admin".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                if context.connections.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {
+                    context.connections.fetch_sub(1, Ordering::AcqRel);
+                    drop(stream);
+                    continue;
+                }
+                let ctx = Arc::clone(&context);
+                let spawned = std::thread::Builder::new()
+                    .name("bourse-admin-conn".into())
+                    .spawn(move || {
+                        serve(stream, &ctx);
+                        ctx.connections.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if spawned.is_err() {
+                    context.connections.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        })
+}
+
+fn serve(stream: TcpStream, context: &AdminContext) {
+    let _ = stream.set_nodelay(true);
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut writer = std::io::BufWriter::new(write_half);
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        // At most LINE_BYTES_MAX + 1 bytes per line: a longer one is refused and the connection closed
+        // (its rest cannot be told apart from the next request).
+        match (&mut reader).take(LINE_BYTES_MAX as u64 + 1).read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let too_long = line.len() > LINE_BYTES_MAX && !line.ends_with('\n');
+        let reply = if too_long {
+            let reply = AdminReply::Error {
+                code: AdminErrorCode::BadRequest,
+                message: format!("request line over {LINE_BYTES_MAX} bytes"),
+            };
+            if let Ok(text) = serde_json::to_string(&reply) {
+                let _ = writer.write_all(text.as_bytes());
+                let _ = writer.write_all(b"\n");
+                let _ = writer.flush();
+            }
+            return;
+        } else if line.trim().is_empty() {
+            continue;
+        } else {
+            context.answer(line.trim())
+        };
+        let Ok(text) = serde_json::to_string(&reply) else {
+            return;
+        };
+        if writer.write_all(text.as_bytes()).is_err()
+            || writer.write_all(b"\n").is_err()
+            || writer.flush().is_err()
+        {
+            return;
+        }
+    }
+}

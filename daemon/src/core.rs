@@ -1,0 +1,1038 @@
+//! The core stage: sequencer + matching + journal (group commit) in one agent, and start-up recovery.
+//!
+//! Per `do_work`: release what the journal already holds, take a bounded number of operator jobs and
+//! session requests, stamp each with the day's clock (the sequencer), apply it through the [`Machine`]
+//! (matching and the event -> OUCH/ITCH mapping), append every record, commit the batch (one sync under
+//! `batch`), then push the outputs to the session and feed rings. Nothing reaches a ring before the
+//! journal has released its record: a crash can lose requests that were never answered, never an
+//! answered one.
+//!
+//! Why one agent and not three (sequencer, matching, journal) as DESIGN.md draws it: on the 2-core
+//! machines we run on, every hop between stages is a cache-line transfer and a ring slot for no gain;
+//! group commit comes for free (requests that arrive during a sync wait in the ring and form the next
+//! batch). docs/ARCHITECTURE.md records the measurement-free reasoning and what would change it.
+//!
+//! Back-pressure: if the session or feed ring is full, outputs wait in a pending queue and no new
+//! request is taken until it drains; requests then wait in their ring, and ingress stops reading.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bourse_book::{Command, Event, MassCancelScope, Side};
+use bourse_journal::{Journal, MmapStorage, ReplayError, SyncPolicy};
+use bourse_protocol::admin::{AdminErrorCode, AdminReply, AdminRequest, DepthLevel, DepthReply};
+use bourse_protocol::fields::{Alpha, Firm, Symbol};
+use bourse_protocol::journaled as j;
+use bourse_protocol::reason::CancelReason;
+use hdrhistogram::Histogram;
+
+use crate::agent::Agent;
+use crate::config::Config;
+use crate::machine::{Machine, RecordSink, StepError};
+use crate::msg::{Lifecycle, Request, RequestBody, SessionName, ToFeed, ToSession};
+use crate::ring::{Consumer, Producer};
+use crate::stats::{self, Shared};
+
+/// Requests taken per `do_work` (one journal batch at most this many commands).
+pub const REQUESTS_PER_WORK_MAX: usize = 1024;
+const NO_ECHO: [u8; 3] = *b"   ";
+
+/// An operator request for the core, with where to answer.
+pub struct AdminJob {
+    /// The request (only those that touch the engine or the journal reach the core).
+    pub request: AdminRequest,
+    /// Where the reply goes.
+    pub reply: Sender<AdminReply>,
+}
+
+/// Everything the core needs.
+pub struct CoreParams {
+    /// The recovered machine.
+    pub machine: Machine,
+    /// The recovered journal writer.
+    pub journal: Journal<MmapStorage>,
+    /// The daemon config.
+    pub config: Config,
+    /// Session requests.
+    pub requests: Consumer<Request>,
+    /// Released OUCH and session control.
+    pub to_sessions: Producer<ToSession>,
+    /// Released ITCH.
+    pub to_feed: Producer<ToFeed>,
+    /// Operator jobs.
+    pub admin: Receiver<AdminJob>,
+    /// Published numbers.
+    pub shared: Arc<Shared>,
+    /// Shutdown handshake.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Outputs journaled at start-up ([`Recovered::startup_sessions`]), released first.
+    pub startup_sessions: VecDeque<(u64, ToSession)>,
+    /// Feed outputs journaled at start-up ([`Recovered::startup_feed`]).
+    pub startup_feed: VecDeque<(u64, ToFeed)>,
+}
+
+/// A reply to an operator job, sent once its records are released.
+struct PendingReply {
+    journal_seq: u64,
+    reply: Sender<AdminReply>,
+    message: AdminReply,
+}
+
+/// The core agent.
+pub struct Core {
+    machine: Machine,
+    journal: Journal<MmapStorage>,
+    requests: Consumer<Request>,
+    to_sessions: Producer<ToSession>,
+    to_feed: Producer<ToFeed>,
+    admin: Receiver<AdminJob>,
+    shared: Arc<Shared>,
+    lifecycle: Arc<Lifecycle>,
+    cod: Vec<bool>,
+    usernames: Vec<String>,
+    pending_sessions: VecDeque<(u64, ToSession)>,
+    pending_feed: VecDeque<(u64, ToFeed)>,
+    pending_replies: VecDeque<PendingReply>,
+    pending_max: usize,
+    appended: bool,
+    released_up_to: u64,
+    feed_released: u64,
+    every_batches: bool,
+    checkpoint_every_events: u64,
+    checkpoint_every_ns: u64,
+    events_since_checkpoint: u64,
+    last_checkpoint_ns: u64,
+    last_publish_ns: u64,
+    events_total: u64,
+    h_matching: Histogram<u64>,
+    h_journal: Histogram<u64>,
+    closed: bool,
+    flush_owed: bool,
+}
+
+/// The live sink: journal append, outputs queued for release.
+struct LiveSink<'a> {
+    journal: &'a mut Journal<MmapStorage>,
+    sessions: &'a mut VecDeque<(u64, ToSession)>,
+    feed: &'a mut VecDeque<(u64, ToFeed)>,
+    appended: &'a mut bool,
+}
+
+impl RecordSink for LiveSink<'_> {
+    fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError> {
+        *self.appended = true;
+        match self.journal.append(kind, payload) {
+            Err(bourse_journal::JournalError::BatchFull { .. }) => {
+                // One step bigger than a batch (a mass cancel of a huge book): its records span two
+                // batches; recovery re-checks them all the same.
+                self.journal.commit_batch()?;
+                Ok(self.journal.append(kind, payload)?)
+            }
+            other => Ok(other?),
+        }
+    }
+    fn ouch(&mut self, login: u32, session_seq: u64, journal_seq: u64, recv_ns: u64, bytes: &[u8]) {
+        self.sessions.push_back((
+            journal_seq,
+            ToSession::ouch(login, session_seq, journal_seq, recv_ns, bytes),
+        ));
+    }
+    fn itch(&mut self, feed_seq: u64, journal_seq: u64, bytes: &[u8]) {
+        self.feed
+            .push_back((journal_seq, ToFeed::message(feed_seq, journal_seq, bytes)));
+    }
+}
+
+/// Prints why and exits: the journal failed, so nothing more may be acknowledged (fail-stop).
+fn fatal(what: &str) -> ! {
+    eprintln!("boursed: FATAL: {what}; stopping without acknowledging anything more");
+    std::process::exit(70);
+}
+
+/// Unix time now, nanoseconds.
+pub fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Core {
+    /// A core over a recovered machine and journal (a day must be open or ended: see [`start_up`]).
+    pub fn new(p: CoreParams) -> Core {
+        let cod = std::iter::once(false)
+            .chain(p.config.logins.iter().map(|l| l.cancel_on_disconnect))
+            .collect();
+        let usernames = p.config.logins.iter().map(|l| l.username.clone()).collect();
+        let released_up_to = p.journal.committed().released_up_to;
+        let every_batches = matches!(p.journal.config().sync_policy, SyncPolicy::EveryBatches(_));
+        let pending_max = p.to_sessions.capacity().max(p.to_feed.capacity());
+        let feed_released = p.machine.day.as_ref().map_or(0, |d| d.next_feed_seq - 1);
+        p.shared.feed_sequence.store(feed_released, Ordering::Relaxed);
+        let mut pending_sessions = VecDeque::with_capacity(pending_max);
+        pending_sessions.extend(p.startup_sessions);
+        let mut pending_feed = VecDeque::with_capacity(pending_max);
+        pending_feed.extend(p.startup_feed);
+        let feed_released = pending_feed.front().map_or(feed_released, |(_, f)| match f {
+            ToFeed::Message { feed_seq, .. } => feed_seq - 1,
+            _ => feed_released,
+        });
+        Core {
+            machine: p.machine,
+            journal: p.journal,
+            requests: p.requests,
+            to_sessions: p.to_sessions,
+            to_feed: p.to_feed,
+            admin: p.admin,
+            shared: p.shared,
+            lifecycle: p.lifecycle,
+            cod,
+            usernames,
+            pending_sessions,
+            pending_feed,
+            pending_replies: VecDeque::new(),
+            pending_max,
+            appended: false,
+            released_up_to,
+            feed_released,
+            every_batches,
+            checkpoint_every_events: p.config.journal.checkpoint_every_events,
+            checkpoint_every_ns: p.config.journal.checkpoint_every_s.saturating_mul(1_000_000_000),
+            events_since_checkpoint: 0,
+            last_checkpoint_ns: 0,
+            last_publish_ns: 0,
+            events_total: 0,
+            h_matching: stats::latency_histogram(),
+            h_journal: stats::latency_histogram(),
+            closed: false,
+            flush_owed: false,
+        }
+    }
+
+    /// The engine's state hash (tests: compare with a recovered engine).
+    pub fn state_hash(&self) -> u64 {
+        self.machine.engine.state_hash()
+    }
+
+    /// Live orders in the engine.
+    pub fn order_count(&self) -> usize {
+        self.machine.engine.order_count()
+    }
+
+    fn day_ns(&self) -> u64 {
+        let day = self.machine.day.as_ref().expect("a day exists after start-up");
+        unix_now_ns()
+            .saturating_sub(day.day_base_unix_ns)
+            .max(day.last_timestamp_ns)
+    }
+
+    fn apply(&mut self, command: &Command, echo: [u8; 3], requester: u32, recv_ns: u64) -> u64 {
+        let ts = self.day_ns();
+        let start = std::time::Instant::now();
+        let first = self.journal.next_sequence();
+        let mut sink = LiveSink {
+            journal: &mut self.journal,
+            sessions: &mut self.pending_sessions,
+            feed: &mut self.pending_feed,
+            appended: &mut self.appended,
+        };
+        if let Err(e) = self
+            .machine
+            .command(ts, echo, command, requester, recv_ns, &mut sink)
+        {
+            fatal(&e.to_string());
+        }
+        let events = self.machine.last_events().len() as u64;
+        self.events_total += events;
+        self.events_since_checkpoint += events;
+        stats::record(&mut self.h_matching, start.elapsed().as_nanos() as u64);
+        first + 1
+    }
+
+    fn handle_request(&mut self, request: Request) {
+        let login = request.login;
+        match request.body {
+            RequestBody::Order(command) => {
+                self.apply(&command, request.echo, login, request.recv_ns);
+            }
+            RequestBody::Throttled { token } => {
+                self.apply(
+                    &Command::Throttled { login, token },
+                    NO_ECHO,
+                    login,
+                    request.recv_ns,
+                );
+            }
+            RequestBody::SessionEnded => {
+                if self.cod.get(login as usize).copied().unwrap_or(false) {
+                    let command = Command::MassCancel {
+                        scope: MassCancelScope::Login(login),
+                        reason: CancelReason::LoggedOff,
+                    };
+                    self.apply(&command, NO_ECHO, 0, 0);
+                }
+            }
+        }
+    }
+
+    fn login_id(&self, user: &str) -> Option<u32> {
+        self.usernames
+            .iter()
+            .position(|u| u == user)
+            .map(|i| i as u32 + 1)
+    }
+
+    fn error(code: AdminErrorCode, message: impl Into<String>) -> AdminReply {
+        AdminReply::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn done(request: &AdminRequest, sequence: Option<u64>, message: impl Into<String>) -> AdminReply {
+        let name = serde_json::to_value(request)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        AdminReply::Done {
+            request: name,
+            sequence,
+            message: message.into(),
+        }
+    }
+
+    /// Handles one operator job; returns the reply now, or `None` when it waits for release.
+    fn handle_admin(&mut self, job: AdminJob) {
+        let AdminJob { request, reply } = job;
+        let now = |s: &mut Self, r: AdminReply| {
+            let _ = reply.send(r);
+            let _ = s;
+        };
+        match &request {
+            AdminRequest::Halt { symbol } | AdminRequest::Resume { symbol } => {
+                let halt = matches!(request, AdminRequest::Halt { .. });
+                let Some(sym) = Symbol::new(symbol) else {
+                    return now(
+                        self,
+                        Self::error(AdminErrorCode::UnknownSymbol, format!("no instrument {symbol}")),
+                    );
+                };
+                match self.machine.engine.is_halted(&sym) {
+                    None => now(
+                        self,
+                        Self::error(AdminErrorCode::UnknownSymbol, format!("no instrument {symbol}")),
+                    ),
+                    Some(h) if h == halt => now(
+                        self,
+                        Self::error(
+                            AdminErrorCode::AlreadyInState,
+                            format!("{symbol} is already {}", if halt { "halted" } else { "trading" }),
+                        ),
+                    ),
+                    Some(_) => {
+                        let command = if halt {
+                            Command::Halt { symbol: sym }
+                        } else {
+                            Command::Resume { symbol: sym }
+                        };
+                        let seq = self.apply(&command, NO_ECHO, 0, 0);
+                        let message = Self::done(
+                            &request,
+                            Some(seq),
+                            format!("{symbol} {}", if halt { "halted" } else { "resumed" }),
+                        );
+                        self.wait_release(seq, reply, message);
+                    }
+                }
+            }
+            AdminRequest::Kill { firm } | AdminRequest::Unkill { firm } => {
+                let on = matches!(request, AdminRequest::Kill { .. });
+                let known = Firm::new(firm)
+                    .filter(|f| self.machine.engine_config().firms.iter().any(|c| c.firm == *f));
+                let Some(f) = known else {
+                    return now(
+                        self,
+                        Self::error(AdminErrorCode::UnknownFirm, format!("no firm {firm}")),
+                    );
+                };
+                let seq = self.apply(&Command::KillSwitch { firm: f, on }, NO_ECHO, 0, 0);
+                let canceled = self
+                    .machine
+                    .last_events()
+                    .iter()
+                    .filter(|e| matches!(e, Event::Canceled(_)))
+                    .count();
+                let changed = self
+                    .machine
+                    .last_events()
+                    .iter()
+                    .any(|e| matches!(e, Event::KillSwitch { .. }));
+                let message = if !changed {
+                    Self::error(
+                        AdminErrorCode::AlreadyInState,
+                        format!(
+                            "kill switch of {firm} is already {}",
+                            if on { "on" } else { "off" }
+                        ),
+                    )
+                } else if on {
+                    Self::done(
+                        &request,
+                        Some(seq),
+                        format!("{firm} killed: {canceled} orders canceled, new orders blocked"),
+                    )
+                } else {
+                    Self::done(&request, Some(seq), format!("{firm} may trade again"))
+                };
+                self.wait_release(seq, reply, message);
+            }
+            AdminRequest::Bust { match_number } => {
+                let seq = self.apply(
+                    &Command::BustTrade {
+                        match_number: *match_number,
+                    },
+                    NO_ECHO,
+                    0,
+                    0,
+                );
+                let busted = self
+                    .machine
+                    .last_events()
+                    .iter()
+                    .any(|e| matches!(e, Event::Broken { .. }));
+                let message = if busted {
+                    Self::done(&request, Some(seq), format!("trade {match_number} busted"))
+                } else {
+                    Self::error(
+                        AdminErrorCode::UnknownMatch,
+                        format!("no bustable trade {match_number} (unknown, already busted or too old)"),
+                    )
+                };
+                self.wait_release(seq, reply, message);
+            }
+            AdminRequest::EndOfDay => {
+                if !self.machine.day.as_ref().is_some_and(|d| d.day_open) {
+                    return now(
+                        self,
+                        Self::error(
+                            AdminErrorCode::AlreadyInState,
+                            "the trading day has already ended",
+                        ),
+                    );
+                }
+                let orders = self.machine.engine.order_count();
+                let seq = self.apply(&Command::EndOfDay, NO_ECHO, 0, 0);
+                let last = self.journal.next_sequence() - 1;
+                self.pending_sessions.push_back((last, ToSession::EndOfDay));
+                self.pending_feed.push_back((last, ToFeed::EndOfSession));
+                let message = Self::done(
+                    &request,
+                    Some(seq),
+                    format!("end of day: {orders} orders canceled, sessions ended"),
+                );
+                self.wait_release(last, reply, message);
+            }
+            AdminRequest::Logout { user }
+            | AdminRequest::Disable { user }
+            | AdminRequest::Enable { user } => {
+                let Some(login) = self.login_id(user) else {
+                    return now(
+                        self,
+                        Self::error(AdminErrorCode::UnknownUser, format!("no login {user}")),
+                    );
+                };
+                let (action, control) = match request {
+                    AdminRequest::Logout { .. } => (j::ADMIN_LOGOUT, ToSession::ForceLogout { login }),
+                    AdminRequest::Disable { .. } => (
+                        j::ADMIN_DISABLE,
+                        ToSession::SetEnabled {
+                            login,
+                            enabled: false,
+                        },
+                    ),
+                    _ => (j::ADMIN_ENABLE, ToSession::SetEnabled { login, enabled: true }),
+                };
+                let mut sink = LiveSink {
+                    journal: &mut self.journal,
+                    sessions: &mut self.pending_sessions,
+                    feed: &mut self.pending_feed,
+                    appended: &mut self.appended,
+                };
+                let seq = match self.machine.login_action(action, login, &mut sink) {
+                    Ok(seq) => seq,
+                    Err(e) => fatal(&e.to_string()),
+                };
+                self.pending_sessions.push_back((seq, control));
+                let message = Self::done(&request, Some(seq), format!("{user}: done"));
+                self.wait_release(seq, reply, message);
+            }
+            AdminRequest::Checkpoint => {
+                let at = self.checkpoint();
+                now(
+                    self,
+                    Self::done(&request, None, format!("checkpoint at journal sequence {at}")),
+                );
+            }
+            AdminRequest::Depth { symbol, levels } => {
+                let reply_message = match Symbol::new(symbol)
+                    .and_then(|s| self.machine.engine.is_halted(&s).map(|h| (s, h)))
+                {
+                    None => Self::error(AdminErrorCode::UnknownSymbol, format!("no instrument {symbol}")),
+                    Some(_) if *levels == 0 || *levels > bourse_protocol::admin::DEPTH_LEVELS_MAX => {
+                        Self::error(
+                            AdminErrorCode::OutOfRange,
+                            format!("levels must be 1..={}", bourse_protocol::admin::DEPTH_LEVELS_MAX),
+                        )
+                    }
+                    Some((sym, halted)) => {
+                        let side = |s: Side| {
+                            self.machine
+                                .engine
+                                .depth(&sym, s)
+                                .into_iter()
+                                .take(*levels as usize)
+                                .map(|(price, shares, orders)| DepthLevel {
+                                    price,
+                                    shares,
+                                    orders,
+                                })
+                                .collect()
+                        };
+                        AdminReply::Depth(DepthReply {
+                            symbol: symbol.clone(),
+                            halted,
+                            feed_sequence: self.machine.day.as_ref().map_or(0, |d| d.next_feed_seq - 1),
+                            bids: side(Side::Buy),
+                            asks: side(Side::Sell),
+                        })
+                    }
+                };
+                // Depth reads the engine after everything applied so far; answer once it is released, so
+                // the feed has the same messages when the caller compares.
+                let last = self.journal.next_sequence() - 1;
+                self.wait_release(last, reply, reply_message);
+            }
+            _ => now(
+                self,
+                Self::error(AdminErrorCode::BadRequest, "not a core request"),
+            ),
+        }
+    }
+
+    fn wait_release(&mut self, journal_seq: u64, reply: Sender<AdminReply>, message: AdminReply) {
+        self.pending_replies.push_back(PendingReply {
+            journal_seq,
+            reply,
+            message,
+        });
+    }
+
+    /// Pushes released outputs into the rings, in order, as far as they have room.
+    fn release(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(&(seq, record)) = self.pending_sessions.front() {
+            if seq > self.released_up_to || self.to_sessions.push(record).is_err() {
+                break;
+            }
+            self.pending_sessions.pop_front();
+            n += 1;
+        }
+        while let Some(&(seq, record)) = self.pending_feed.front() {
+            if seq > self.released_up_to || self.to_feed.push(record).is_err() {
+                break;
+            }
+            if let ToFeed::Message { feed_seq, .. } = record {
+                self.feed_released = feed_seq;
+                self.flush_owed = true;
+            }
+            self.pending_feed.pop_front();
+            n += 1;
+        }
+        if n > 0 {
+            self.shared
+                .feed_sequence
+                .store(self.feed_released, Ordering::Relaxed);
+        }
+        // A batch's messages are out: tell market data to send what it holds (after them, never before).
+        if self.flush_owed && self.to_feed.push(ToFeed::Flush).is_ok() {
+            self.flush_owed = false;
+        }
+        while let Some(front) = self.pending_replies.front() {
+            let seq = front.journal_seq;
+            if seq > self.released_up_to
+                || self.pending_sessions.front().is_some_and(|(s, _)| *s <= seq)
+                || self.pending_feed.front().is_some_and(|(s, _)| *s <= seq)
+            {
+                break;
+            }
+            let p = self.pending_replies.pop_front().expect("front exists");
+            let _ = p.reply.send(p.message);
+        }
+        n
+    }
+
+    fn commit(&mut self) {
+        if !self.appended {
+            return;
+        }
+        let start = std::time::Instant::now();
+        match self.journal.commit_batch() {
+            Ok(c) => self.released_up_to = c.released_up_to,
+            Err(e) => fatal(&format!("journal commit: {e}")),
+        }
+        stats::record(&mut self.h_journal, start.elapsed().as_nanos() as u64);
+        self.appended = false;
+    }
+
+    /// Writes a checkpoint of everything committed; returns its journal sequence.
+    pub fn checkpoint(&mut self) -> u64 {
+        self.commit();
+        if self.every_batches {
+            match self.journal.sync() {
+                Ok(c) => self.released_up_to = c.released_up_to,
+                Err(e) => fatal(&format!("journal sync: {e}")),
+            }
+        }
+        let at = self.journal.next_sequence() - 1;
+        let blob = self.machine.checkpoint_blob();
+        if let Err(e) = self.journal.write_checkpoint(at, &blob) {
+            // A failed checkpoint loses nothing (the journal has it all); say so and go on.
+            eprintln!("boursed: checkpoint at {at} failed: {e}");
+        }
+        self.events_since_checkpoint = 0;
+        at
+    }
+
+    fn publish(&mut self, now_ns: u64) {
+        self.last_publish_ns = now_ns;
+        self.shared.publish_histogram("matching", &self.h_matching);
+        self.shared.publish_histogram("journal", &self.h_journal);
+        self.shared
+            .orders
+            .store(self.machine.engine.order_count() as u64, Ordering::Relaxed);
+        self.shared
+            .events_total
+            .store(self.events_total, Ordering::Relaxed);
+        self.shared
+            .journal_sequence
+            .store(self.journal.next_sequence() - 1, Ordering::Relaxed);
+        self.shared.ring_len[0].store(self.requests.len() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Agent for Core {
+    fn name(&self) -> &'static str {
+        "core"
+    }
+
+    fn do_work(&mut self, now_ns: u64) -> usize {
+        if self.closed {
+            return self.release();
+        }
+        let mut work = self.release();
+        let backlog = self.pending_sessions.len().max(self.pending_feed.len());
+        if backlog < self.pending_max {
+            for _ in 0..4 {
+                match self.admin.try_recv() {
+                    Ok(job) => {
+                        self.handle_admin(job);
+                        work += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let open = self.machine.day.as_ref().is_some_and(|d| d.day_open);
+            if open
+                && let Some(due) = self.machine.engine.next_expiry_ns()
+                && due <= self.day_ns()
+            {
+                self.apply(&Command::ExpireDue, NO_ECHO, 0, 0);
+                work += 1;
+            }
+            let mut taken = 0;
+            while taken < REQUESTS_PER_WORK_MAX {
+                let Some(request) = self.requests.pop() else {
+                    break;
+                };
+                self.handle_request(request);
+                taken += 1;
+            }
+            work += taken;
+        }
+        self.commit();
+        work += self.release();
+        if work == 0 {
+            if self.every_batches && (!self.pending_sessions.is_empty() || !self.pending_feed.is_empty()) {
+                match self.journal.sync() {
+                    Ok(c) => self.released_up_to = c.released_up_to,
+                    Err(e) => fatal(&format!("journal sync: {e}")),
+                }
+                work += self.release();
+            }
+            if let Err(e) = self.journal.prepare_next_segment() {
+                fatal(&format!("journal segment: {e}"));
+            }
+            if self.last_checkpoint_ns == 0 {
+                self.last_checkpoint_ns = now_ns;
+            }
+            let due_events = self.checkpoint_every_events > 0
+                && self.events_since_checkpoint >= self.checkpoint_every_events;
+            let due_time = self.checkpoint_every_ns > 0
+                && self.events_since_checkpoint > 0
+                && now_ns.saturating_sub(self.last_checkpoint_ns) >= self.checkpoint_every_ns;
+            if due_events || due_time {
+                self.checkpoint();
+                self.last_checkpoint_ns = now_ns;
+            }
+        }
+        if now_ns.saturating_sub(self.last_publish_ns) >= stats::PUBLISH_INTERVAL_NS {
+            self.publish(now_ns);
+        }
+        if self.lifecycle.ingress_closed.load(Ordering::Acquire) && self.requests.is_empty() && work == 0 {
+            self.commit();
+            self.release();
+            if self.pending_sessions.is_empty() && self.pending_feed.is_empty() {
+                self.checkpoint();
+                self.publish(now_ns);
+                self.closed = true;
+                self.lifecycle.core_closed.store(true, Ordering::Release);
+            }
+        }
+        work
+    }
+}
+
+// ----- start-up -----
+
+/// Why start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The journal could not be opened or is damaged.
+    #[error("journal: {0}")]
+    Journal(#[from] bourse_journal::JournalError),
+    /// The newest checkpoint cannot be used.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// Re-running the journaled commands gave different outcomes.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// What recovery found.
+pub struct Recovered {
+    /// The machine after every journaled step.
+    pub machine: Machine,
+    /// The journal, ready to append.
+    pub journal: Journal<MmapStorage>,
+    /// Journal sequence of the checkpoint used (0: none).
+    pub checkpoint_sequence: u64,
+    /// Steps re-run and checked.
+    pub steps_replayed: u64,
+    /// Records after the checkpoint.
+    pub records_replayed: u64,
+    /// Last journal sequence recovery found (before start-up wrote anything).
+    pub recovered_up_to: u64,
+    /// Outputs start-up journaled (start of day, cancel-on-disconnect), to be released first.
+    pub startup_sessions: VecDeque<(u64, ToSession)>,
+    /// Feed outputs start-up journaled.
+    pub startup_feed: VecDeque<(u64, ToFeed)>,
+}
+
+/// Compares re-run records with the journaled ones of one step.
+struct CompareSink<'a> {
+    expected: &'a [(u64, u16, Vec<u8>)],
+    at: usize,
+}
+
+impl RecordSink for CompareSink<'_> {
+    fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError> {
+        let Some((seq, k, p)) = self.expected.get(self.at) else {
+            let after = self.expected.last().map_or(0, |r| r.0);
+            return Err(StepError::Mismatch {
+                sequence: after + 1,
+                detail: format!(
+                    "the engine produced a record of kind {kind:#06x} that the journal does not have"
+                ),
+            });
+        };
+        if *k != kind || p.as_slice() != payload {
+            return Err(StepError::Mismatch {
+                sequence: *seq,
+                detail: format!(
+                    "journal has kind {k:#06x} {} bytes, the engine produced kind {kind:#06x} {} bytes{}",
+                    p.len(),
+                    payload.len(),
+                    if *k == kind { " with different content" } else { "" }
+                ),
+            });
+        }
+        self.at += 1;
+        Ok(*seq)
+    }
+    fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, _: &[u8]) {}
+    fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
+}
+
+/// Re-runs one journaled step (records of one group) through the machine and checks it.
+fn verify_step(machine: &mut Machine, group: &[(u64, u16, Vec<u8>)]) -> Result<(), StepError> {
+    let (first_seq, kind, payload) = &group[0];
+    let mut sink = CompareSink {
+        expected: group,
+        at: 0,
+    };
+    let bad = |detail: &str| StepError::Mismatch {
+        sequence: *first_seq,
+        detail: detail.to_owned(),
+    };
+    match *kind {
+        j::KIND_SEQUENCED => {
+            let (ts, echo) = j::decode_sequenced(payload).ok_or_else(|| bad("bad sequenced record"))?;
+            let (_, _, cmd_bytes) = group
+                .get(1)
+                .ok_or_else(|| bad("sequenced record without a command"))?;
+            let (command, _) =
+                Command::decode(cmd_bytes).map_err(|e| bad(&format!("command record: {e}")))?;
+            machine.command(ts, echo, &command, 0, 0, &mut sink)?;
+        }
+        j::KIND_DAY => {
+            let day = j::decode_day(payload).ok_or_else(|| bad("bad day record"))?;
+            if day.event != j::DAY_START {
+                return Err(bad("a day end record outside an end-of-day command"));
+            }
+            machine.start_day(day.session, day.day_base_unix_ns, day.timestamp_ns, &mut sink)?;
+        }
+        j::KIND_ADMIN => {
+            let (action, login) = j::decode_admin(payload).ok_or_else(|| bad("bad admin record"))?;
+            machine.login_action(action, login, &mut sink)?;
+        }
+        other => {
+            return Err(bad(&format!(
+                "a step cannot start with a record of kind {other:#06x}"
+            )));
+        }
+    }
+    if sink.at != group.len() {
+        let (seq, k, _) = &group[sink.at];
+        return Err(StepError::Mismatch {
+            sequence: *seq,
+            detail: format!(
+                "the journal has a record of kind {k:#06x} that re-running the step did not produce"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn starts_step(kind: u16) -> bool {
+    matches!(kind, j::KIND_SEQUENCED | j::KIND_DAY | j::KIND_ADMIN)
+}
+
+/// Opens the journal, loads the newest checkpoint and re-runs (and checks) every step after it.
+///
+/// # Errors
+/// [`StartError`]: a damaged journal, an unusable checkpoint, or outcomes that differ from the journal.
+pub fn recover(config: &Config) -> Result<Recovered, StartError> {
+    let engine_config = config.engine_config();
+    let mut storage =
+        MmapStorage::open(&config.journal.directory).map_err(bourse_journal::JournalError::from)?;
+    let checkpoint = bourse_journal::checkpoint::load_newest(&mut storage)?;
+    let (mut machine, from, checkpoint_sequence) = match checkpoint {
+        Some(c) => (
+            Machine::from_checkpoint(engine_config, &c.blob).map_err(StartError::Checkpoint)?,
+            c.sequence + 1,
+            c.sequence,
+        ),
+        None => (Machine::new(engine_config), 1, 0),
+    };
+    let mut group: Vec<(u64, u16, Vec<u8>)> = Vec::new();
+    let mut steps = 0u64;
+    let visit = |r: bourse_journal::Record<'_>| -> Result<(), StepError> {
+        if starts_step(r.kind) && !group.is_empty() {
+            verify_step(&mut machine, &group)?;
+            steps += 1;
+            group.clear();
+        }
+        if group.is_empty() && !starts_step(r.kind) {
+            return Err(StepError::Mismatch {
+                sequence: r.sequence,
+                detail: format!("record of kind {:#06x} outside any step", r.kind),
+            });
+        }
+        group.push((r.sequence, r.kind, r.payload.to_vec()));
+        Ok(())
+    };
+    let opened = Journal::open_replay(storage, config.journal_config(), from, visit);
+    let (journal, _recovery, records) = match opened {
+        Ok(x) => x,
+        Err(ReplayError::Journal(e)) => return Err(StartError::Journal(e)),
+        Err(ReplayError::Visitor(e)) => return Err(StartError::Mismatch(e.to_string())),
+    };
+    if !group.is_empty() {
+        verify_step(&mut machine, &group).map_err(|e| StartError::Mismatch(e.to_string()))?;
+        steps += 1;
+    }
+    let recovered_up_to = journal.next_sequence() - 1;
+    Ok(Recovered {
+        machine,
+        journal,
+        checkpoint_sequence,
+        steps_replayed: steps,
+        records_replayed: records,
+        recovered_up_to,
+        startup_sessions: VecDeque::new(),
+        startup_feed: VecDeque::new(),
+    })
+}
+
+/// The session name of a new day started at `unix_ns`: `YYYYMMDDnn`, `nn` one above the previous
+/// day's if that one started on the same date.
+pub fn next_session_name(unix_ns: u64, previous: Option<SessionName>) -> (SessionName, u64) {
+    let days = unix_ns / 86_400_000_000_000;
+    let (y, m, d) = civil_from_days(days as i64);
+    let date = format!("{y:04}{m:02}{d:02}");
+    let nn = match previous {
+        Some(p) if p.0.starts_with(date.as_bytes()) => {
+            std::str::from_utf8(&p.0[8..])
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or(0)
+                + 1
+        }
+        _ => 1,
+    };
+    let name = Alpha::new(&format!("{date}{:02}", nn.min(99))).expect("10 ASCII digits");
+    (name, days * 86_400_000_000_000)
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// What start-up did after recovery.
+#[derive(Debug)]
+pub struct StartUp {
+    /// A new trading day was started.
+    pub new_day: bool,
+    /// Logins whose orders were canceled at start-up (cancel-on-disconnect after a crash).
+    pub cod_logins: u32,
+    /// Orders those cancels removed.
+    pub cod_orders: u64,
+}
+
+/// After recovery and before the ports open: starts a new day if none is running, applies
+/// cancel-on-disconnect for every login (after a crash their sessions are gone), commits and, for a new
+/// day, checkpoints.
+///
+/// # Errors
+/// Journal errors.
+pub fn start_up(recovered: &mut Recovered, config: &Config) -> Result<StartUp, StartError> {
+    let machine = &mut recovered.machine;
+    let journal = &mut recovered.journal;
+    let mut appended = false;
+    let mut sink = LiveSink {
+        journal,
+        sessions: &mut recovered.startup_sessions,
+        feed: &mut recovered.startup_feed,
+        appended: &mut appended,
+    };
+    let to_err = |e: StepError| match e {
+        StepError::Journal(e) => StartError::Journal(e),
+        StepError::Mismatch { detail, .. } => StartError::Mismatch(detail),
+    };
+    let needs_day = !machine.day.as_ref().is_some_and(|d| d.day_open);
+    if needs_day {
+        let now = unix_now_ns();
+        let (session, base) = next_session_name(now, machine.day.as_ref().map(|d| d.session));
+        machine
+            .start_day(session, base, now - base, &mut sink)
+            .map_err(to_err)?;
+    }
+    let mut cod_logins = 0;
+    let before = machine.engine.order_count() as u64;
+    if before > 0 {
+        for (i, login) in config.logins.iter().enumerate() {
+            if !login.cancel_on_disconnect {
+                continue;
+            }
+            let day = machine.day.as_ref().expect("a day is open");
+            let ts = unix_now_ns()
+                .saturating_sub(day.day_base_unix_ns)
+                .max(day.last_timestamp_ns);
+            let command = Command::MassCancel {
+                scope: MassCancelScope::Login(i as u32 + 1),
+                reason: CancelReason::LoggedOff,
+            };
+            machine
+                .command(ts, NO_ECHO, &command, 0, 0, &mut sink)
+                .map_err(to_err)?;
+            if !machine.last_events().is_empty() {
+                cod_logins += 1;
+            }
+        }
+    }
+    let cod_orders = before - machine.engine.order_count() as u64;
+    if appended {
+        journal_commit(recovered)?;
+    }
+    if needs_day {
+        let at = recovered.journal.next_sequence() - 1;
+        if matches!(
+            recovered.journal.config().sync_policy,
+            SyncPolicy::EveryBatches(_)
+        ) {
+            recovered.journal.sync()?;
+        }
+        recovered
+            .journal
+            .write_checkpoint(at, &recovered.machine.checkpoint_blob())?;
+    }
+    Ok(StartUp {
+        new_day: needs_day,
+        cod_logins,
+        cod_orders,
+    })
+}
+
+fn journal_commit(recovered: &mut Recovered) -> Result<(), StartError> {
+    recovered.journal.commit_batch()?;
+    if matches!(
+        recovered.journal.config().sync_policy,
+        SyncPolicy::EveryBatches(_)
+    ) {
+        recovered.journal.sync()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_follow_the_date() {
+        // 2026-11-26 12:00 UTC
+        let t = 1_795_694_400_000_000_000u64;
+        let (name, base) = next_session_name(t, None);
+        assert_eq!(&name.0, b"2026112601");
+        assert_eq!(base % 86_400_000_000_000, 0);
+        assert!(t - base < 86_400_000_000_000);
+        let (second, _) = next_session_name(t, Some(name));
+        assert_eq!(&second.0, b"2026112602");
+        let (other, _) = next_session_name(t, Some(Alpha(*b"2026112509")));
+        assert_eq!(&other.0, b"2026112601");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+    }
+}

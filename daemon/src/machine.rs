@@ -1,0 +1,495 @@
+//! The deterministic heart of the core stage: engine + day state + the records each step writes.
+//!
+//! A [`Machine`] turns one step (a sequenced command, a day start, an operator action on a login) into
+//! journal records through a [`RecordSink`]: live, the sink appends to the journal and queues the
+//! outputs for release; in recovery, the sink compares each record with the journaled one. Because the
+//! same code writes and re-checks, a changed engine or mapping stops recovery instead of serving a
+//! different book.
+//!
+//! Per sequenced command the records are: `KIND_SEQUENCED` (timestamp, echo), the book's command record,
+//! the book's event records, then one `KIND_OUCH` / `KIND_ITCH` per output in publication order (end of
+//! day adds ITCH `S M` before and `S C` after the engine's events, then `KIND_DAY` end).
+
+use bourse_book::{Command, Engine, EngineConfig, Event};
+use bourse_protocol::fields::{Alpha, Symbol};
+use bourse_protocol::itch;
+use bourse_protocol::journaled::{self as j};
+
+use crate::msg::SessionName;
+use crate::outputs::{self, DirectoryEntry, EchoTable, Output};
+
+/// Where a step's records go.
+pub trait RecordSink {
+    /// One record; returns its journal sequence.
+    ///
+    /// # Errors
+    /// Journal errors (live) or a mismatch (recovery).
+    fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError>;
+    /// An OUCH output was recorded at `journal_seq` (live: queue it for release).
+    fn ouch(&mut self, login: u32, session_seq: u64, journal_seq: u64, recv_ns: u64, bytes: &[u8]);
+    /// An ITCH output was recorded at `journal_seq`.
+    fn itch(&mut self, feed_seq: u64, journal_seq: u64, bytes: &[u8]);
+}
+
+/// A step could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The journal refused the record (fatal: fail-stop).
+    #[error("journal: {0}")]
+    Journal(#[from] bourse_journal::JournalError),
+    /// Recovery: the re-run step differs from the journal.
+    #[error("recovery mismatch at journal sequence {sequence}: {detail}")]
+    Mismatch {
+        /// Journal sequence of the first differing record.
+        sequence: u64,
+        /// What differs.
+        detail: String,
+    },
+}
+
+/// The state of the trading day beside the engine; all of it goes into checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayState {
+    /// The day's session name.
+    pub session: SessionName,
+    /// Unix time of the UTC midnight of the day's start date, nanoseconds (timestamps count from it).
+    pub day_base_unix_ns: u64,
+    /// Orders are accepted (false after end of day).
+    pub day_open: bool,
+    /// Journal sequence of the day's `KIND_DAY` start record.
+    pub day_start_journal_seq: u64,
+    /// Next session sequence number per login id (index 0 unused).
+    pub next_session_seq: Vec<u64>,
+    /// Next MoldUDP64 sequence number.
+    pub next_feed_seq: u64,
+    /// Operator-disabled logins (index = login id).
+    pub disabled: Vec<bool>,
+    /// Largest timestamp given to a command (timestamps never go back).
+    pub last_timestamp_ns: u64,
+}
+
+/// Engine, day state and the static tables the mapping needs.
+pub struct Machine {
+    /// The engine.
+    pub engine: Engine,
+    /// The day (None before the first day starts).
+    pub day: Option<DayState>,
+    /// Capacity / Cross Type per live order.
+    pub echo: EchoTable,
+    engine_config: EngineConfig,
+    directory: Vec<DirectoryEntry>,
+    logins: u32,
+    events: Vec<Event>,
+    scratch: Vec<u8>,
+}
+
+impl Machine {
+    /// A machine with a fresh engine and no day.
+    ///
+    /// # Panics
+    /// If the engine config is invalid (validated before).
+    pub fn new(engine_config: EngineConfig) -> Machine {
+        let engine = Engine::new(engine_config.clone()).expect("validated engine config");
+        Machine::with_engine(engine_config, engine, None, EchoTable::new())
+    }
+
+    /// A machine from restored parts.
+    pub fn with_engine(
+        engine_config: EngineConfig,
+        engine: Engine,
+        day: Option<DayState>,
+        echo: EchoTable,
+    ) -> Machine {
+        let directory = engine_config
+            .instruments
+            .iter()
+            .map(|i| DirectoryEntry {
+                symbol: i.symbol,
+                lot_size: i.lot_size,
+            })
+            .collect();
+        let logins = engine_config.logins.len() as u32;
+        Machine {
+            engine,
+            day,
+            echo,
+            engine_config,
+            directory,
+            logins,
+            events: Vec::with_capacity(4096),
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    /// Number of configured logins.
+    pub fn logins(&self) -> u32 {
+        self.logins
+    }
+
+    /// The engine configuration.
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.engine_config
+    }
+
+    /// Starts a trading day named `session` (a fresh engine: references and match numbers from 1) and
+    /// records the start-of-day block.
+    ///
+    /// # Errors
+    /// From the sink.
+    pub fn start_day(
+        &mut self,
+        session: SessionName,
+        day_base_unix_ns: u64,
+        timestamp_ns: u64,
+        sink: &mut impl RecordSink,
+    ) -> Result<(), StepError> {
+        let halted: Vec<bool> = self
+            .directory
+            .iter()
+            .map(|d| self.engine.is_halted(&d.symbol).unwrap_or(false))
+            .collect();
+        self.engine = Engine::new(self.engine_config.clone()).expect("validated engine config");
+        self.echo.clear();
+        let seq = sink.record(
+            j::KIND_DAY,
+            &j::encode_day(&j::DayRecord {
+                event: j::DAY_START,
+                session,
+                day_base_unix_ns,
+                timestamp_ns,
+            }),
+        )?;
+        let logins = self.logins as usize;
+        self.day = Some(DayState {
+            session,
+            day_base_unix_ns,
+            day_open: true,
+            day_start_journal_seq: seq,
+            next_session_seq: vec![1; logins + 1],
+            next_feed_seq: 1,
+            disabled: self
+                .day
+                .as_ref()
+                .map_or_else(|| vec![false; logins + 1], |d| d.disabled.clone()),
+            last_timestamp_ns: timestamp_ns,
+        });
+        // Halts last across days: re-apply them silently (the block below shows the state).
+        for (d, &h) in self.directory.iter().zip(&halted) {
+            if h {
+                self.events.clear();
+                self.engine.apply(
+                    timestamp_ns,
+                    &Command::Halt { symbol: d.symbol },
+                    &mut self.events,
+                );
+            }
+        }
+        let directory = std::mem::take(&mut self.directory);
+        let mut pending: Vec<(bool, u32, Vec<u8>)> = Vec::new();
+        outputs::start_of_day(
+            &mut |o: Output<'_>| match o {
+                Output::Ouch { login, bytes } => pending.push((true, login, bytes.to_vec())),
+                Output::Itch { bytes } => pending.push((false, 0, bytes.to_vec())),
+            },
+            timestamp_ns,
+            &directory,
+            &halted,
+            self.logins,
+        );
+        self.directory = directory;
+        for (is_ouch, login, bytes) in pending {
+            self.emit(is_ouch, login, &bytes, 0, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one sequenced command at `timestamp_ns` and records it with its events and outputs.
+    /// `requester` is the login whose request it is (0 for operator and timer commands): its replies
+    /// carry `recv_ns`.
+    ///
+    /// # Errors
+    /// From the sink.
+    ///
+    /// # Panics
+    /// If no day is open (the core starts one before any command).
+    pub fn command(
+        &mut self,
+        timestamp_ns: u64,
+        echo: [u8; 3],
+        command: &Command,
+        requester: u32,
+        recv_ns: u64,
+        sink: &mut impl RecordSink,
+    ) -> Result<(), StepError> {
+        sink.record(j::KIND_SEQUENCED, &j::encode_sequenced(timestamp_ns, echo))?;
+        let mut buf = [0u8; bourse_book::record::COMMAND_SIZE_MAX];
+        let n = command
+            .encode(&mut buf)
+            .expect("COMMAND_SIZE_MAX holds every command");
+        sink.record(u16::from(buf[1]), &buf[..n])?;
+        if let Some(day) = self.day.as_mut() {
+            day.last_timestamp_ns = day.last_timestamp_ns.max(timestamp_ns);
+        }
+        self.events.clear();
+        self.engine.apply(timestamp_ns, command, &mut self.events);
+        let events = std::mem::take(&mut self.events);
+        let mut ebuf = [0u8; bourse_book::record::EVENT_SIZE_MAX];
+        for event in &events {
+            let n = event.encode(&mut ebuf).expect("EVENT_SIZE_MAX holds every event");
+            sink.record(u16::from(ebuf[1]), &ebuf[..n])?;
+        }
+        let end_of_day = matches!(command, Command::EndOfDay) && !events.is_empty();
+        let mut result = Ok(());
+        if end_of_day {
+            result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMarketHours, sink);
+        }
+        if result.is_ok() {
+            let mut outs: Vec<(bool, u32, [u8; 80], u8)> = Vec::new();
+            let logins = self.logins;
+            outputs::map_events(&events, echo, &mut self.echo, logins, &mut |o: Output<'_>| {
+                let (is_ouch, login, bytes) = match o {
+                    Output::Ouch { login, bytes } => (true, login, bytes),
+                    Output::Itch { bytes } => (false, 0, bytes),
+                };
+                let mut b = [0u8; 80];
+                b[..bytes.len()].copy_from_slice(bytes);
+                outs.push((is_ouch, login, b, bytes.len() as u8));
+            });
+            for (is_ouch, login, b, len) in &outs {
+                let r = if *is_ouch && *login == requester {
+                    recv_ns
+                } else {
+                    0
+                };
+                if let Err(e) = self.emit(*is_ouch, *login, &b[..*len as usize], r, sink) {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() && end_of_day {
+            result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMessages, sink);
+            if result.is_ok() {
+                let (session, day_base_unix_ns) = self
+                    .day
+                    .as_ref()
+                    .map_or((Alpha::BLANK, 0), |d| (d.session, d.day_base_unix_ns));
+                let record = j::DayRecord {
+                    event: j::DAY_END,
+                    session,
+                    day_base_unix_ns,
+                    timestamp_ns,
+                };
+                result = sink.record(j::KIND_DAY, &j::encode_day(&record)).map(|_| ());
+                if let Some(day) = self.day.as_mut() {
+                    day.day_open = false;
+                }
+            }
+        }
+        self.events = events;
+        result
+    }
+
+    /// The events of the last command (for admin replies).
+    pub fn last_events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Records an operator action on a login (disable, enable, force logout) and applies it.
+    ///
+    /// # Errors
+    /// From the sink.
+    pub fn login_action(
+        &mut self,
+        action: u8,
+        login: u32,
+        sink: &mut impl RecordSink,
+    ) -> Result<u64, StepError> {
+        let seq = sink.record(j::KIND_ADMIN, &j::encode_admin(action, login))?;
+        if let Some(day) = self.day.as_mut()
+            && let Some(slot) = day.disabled.get_mut(login as usize)
+        {
+            match action {
+                j::ADMIN_DISABLE => *slot = true,
+                j::ADMIN_ENABLE => *slot = false,
+                _ => {}
+            }
+        }
+        Ok(seq)
+    }
+
+    fn emit_system_event(
+        &mut self,
+        timestamp_ns: u64,
+        code: itch::EventCode,
+        sink: &mut impl RecordSink,
+    ) -> Result<(), StepError> {
+        let mut bytes = Vec::new();
+        outputs::system_event(
+            &mut |o: Output<'_>| {
+                if let Output::Itch { bytes: b } = o {
+                    bytes.extend_from_slice(b);
+                }
+            },
+            timestamp_ns,
+            code,
+        );
+        self.emit(false, 0, &bytes, 0, sink)
+    }
+
+    fn emit(
+        &mut self,
+        is_ouch: bool,
+        login: u32,
+        bytes: &[u8],
+        recv_ns: u64,
+        sink: &mut impl RecordSink,
+    ) -> Result<(), StepError> {
+        let day = self.day.as_mut().expect("a day is open before any output");
+        self.scratch.clear();
+        if is_ouch {
+            let Some(next) = day.next_session_seq.get_mut(login as usize) else {
+                return Ok(());
+            };
+            let seq = *next;
+            *next += 1;
+            self.scratch.resize(j::OUCH_PREFIX_LEN + bytes.len(), 0);
+            j::encode_ouch(&mut self.scratch, login, seq, bytes);
+            let jseq = sink.record(j::KIND_OUCH, &self.scratch)?;
+            sink.ouch(login, seq, jseq, recv_ns, bytes);
+        } else {
+            let seq = day.next_feed_seq;
+            day.next_feed_seq += 1;
+            self.scratch.resize(j::ITCH_PREFIX_LEN + bytes.len(), 0);
+            j::encode_itch(&mut self.scratch, seq, bytes);
+            let jseq = sink.record(j::KIND_ITCH, &self.scratch)?;
+            sink.itch(seq, jseq, bytes);
+        }
+        Ok(())
+    }
+
+    /// Symbol of instrument `locate` (1-based), if any.
+    pub fn symbol(&self, locate: u16) -> Option<Symbol> {
+        self.directory
+            .get(usize::from(locate).checked_sub(1)?)
+            .map(|d| d.symbol)
+    }
+
+    /// The checkpoint blob: day state, echo table, engine snapshot.
+    pub fn checkpoint_blob(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 << 16);
+        out.extend_from_slice(CHECKPOINT_MAGIC);
+        match &self.day {
+            None => out.push(0),
+            Some(d) => {
+                out.push(1);
+                out.extend_from_slice(&d.session.0);
+                out.extend_from_slice(&d.day_base_unix_ns.to_le_bytes());
+                out.push(u8::from(d.day_open));
+                out.extend_from_slice(&d.day_start_journal_seq.to_le_bytes());
+                out.extend_from_slice(&d.next_feed_seq.to_le_bytes());
+                out.extend_from_slice(&d.last_timestamp_ns.to_le_bytes());
+                out.extend_from_slice(&(d.next_session_seq.len() as u32).to_le_bytes());
+                for (s, dis) in d.next_session_seq.iter().zip(&d.disabled) {
+                    out.extend_from_slice(&s.to_le_bytes());
+                    out.push(u8::from(*dis));
+                }
+            }
+        }
+        let mut echo: Vec<(&u64, &[u8; 2])> = self.echo.iter().collect();
+        echo.sort_unstable();
+        out.extend_from_slice(&(echo.len() as u64).to_le_bytes());
+        for (r, e) in echo {
+            out.extend_from_slice(&r.to_le_bytes());
+            out.extend_from_slice(e);
+        }
+        self.engine.snapshot(&mut out);
+        out
+    }
+
+    /// Restores a machine from [`Machine::checkpoint_blob`] bytes.
+    ///
+    /// # Errors
+    /// A description of what is wrong with the blob.
+    pub fn from_checkpoint(engine_config: EngineConfig, blob: &[u8]) -> Result<Machine, String> {
+        let mut r = Cursor { bytes: blob, pos: 0 };
+        if r.take(CHECKPOINT_MAGIC.len())? != CHECKPOINT_MAGIC {
+            return Err("not a boursed checkpoint (magic)".into());
+        }
+        let day = match r.u8()? {
+            0 => None,
+            1 => {
+                let session = Alpha(r.take(10)?.try_into().map_err(|_| "session")?);
+                let day_base_unix_ns = r.u64()?;
+                let day_open = r.u8()? == 1;
+                let day_start_journal_seq = r.u64()?;
+                let next_feed_seq = r.u64()?;
+                let last_timestamp_ns = r.u64()?;
+                let n = r.u32()? as usize;
+                if n != engine_config.logins.len() + 1 {
+                    return Err(format!(
+                        "checkpoint has {} logins, config has {}: logins may only be appended between days",
+                        n.saturating_sub(1),
+                        engine_config.logins.len()
+                    ));
+                }
+                let mut next_session_seq = Vec::with_capacity(n);
+                let mut disabled = Vec::with_capacity(n);
+                for _ in 0..n {
+                    next_session_seq.push(r.u64()?);
+                    disabled.push(r.u8()? == 1);
+                }
+                Some(DayState {
+                    session,
+                    day_base_unix_ns,
+                    day_open,
+                    day_start_journal_seq,
+                    next_session_seq,
+                    next_feed_seq,
+                    disabled,
+                    last_timestamp_ns,
+                })
+            }
+            _ => return Err("bad day flag".into()),
+        };
+        let n = r.u64()? as usize;
+        let mut echo = EchoTable::with_capacity(n);
+        for _ in 0..n {
+            let order_ref = r.u64()?;
+            let e = r.take(2)?;
+            echo.insert(order_ref, [e[0], e[1]]);
+        }
+        let engine =
+            Engine::restore(engine_config.clone(), &blob[r.pos..]).map_err(|e| format!("engine: {e}"))?;
+        Ok(Machine::with_engine(engine_config, engine, day, echo))
+    }
+}
+
+const CHECKPOINT_MAGIC: &[u8; 8] = b"BRSDCKP1";
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or("checkpoint truncated")?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "u32")?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "u64")?))
+    }
+}

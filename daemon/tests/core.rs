@@ -1,0 +1,313 @@
+//! The core stage in-process: requests in through its ring, released outputs out of its rings, the
+//! journal on disk, then recovery over the same journal (same state, and a journal that disagrees with
+//! the engine stops start-up).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bourse_book::{Command, EnterOrder};
+use bourse_daemon::agent::Agent;
+use bourse_daemon::config::{Config, SyncName};
+use bourse_daemon::core::{self, Core, CoreParams, StartError};
+use bourse_daemon::msg::{Lifecycle, Request, RequestBody, ToFeed, ToSession};
+use bourse_daemon::ring::{self, Consumer, Producer};
+use bourse_daemon::stats::Shared;
+use bourse_protocol::fields::{Alpha, Firm, PRICE_MARKET, Symbol, Token};
+use bourse_protocol::itch;
+use bourse_protocol::journaled as j;
+use bourse_protocol::ouch::{self, OutboundMessage};
+
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+fn temp_dir(name: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("bourse-core-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(dir: &std::path::Path, sync: SyncName) -> Config {
+    let mut config = Config::embedded_default();
+    config.journal.directory = dir.to_path_buf();
+    config.journal.sync = sync;
+    config.journal.segment_bytes = 1 << 20;
+    config.validate().expect("test config is valid");
+    config
+}
+
+struct Harness {
+    core: Core,
+    requests: Producer<Request>,
+    sessions: Consumer<ToSession>,
+    feed: Consumer<ToFeed>,
+    ouch: Vec<(u32, u64, Vec<u8>)>,
+    itch: Vec<(u64, Vec<u8>)>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl Harness {
+    fn start(config: &Config) -> Result<Harness, StartError> {
+        let mut recovered = core::recover(config)?;
+        core::start_up(&mut recovered, config)?;
+        let startup_sessions = std::mem::take(&mut recovered.startup_sessions);
+        let startup_feed = std::mem::take(&mut recovered.startup_feed);
+        let (requests, requests_rx) = ring::ring(1024);
+        let (sessions_tx, sessions) = ring::ring(1024);
+        let (feed_tx, feed) = ring::ring(1024);
+        let (_jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+        let lifecycle = Arc::new(Lifecycle::default());
+        let core = Core::new(CoreParams {
+            machine: recovered.machine,
+            journal: recovered.journal,
+            config: config.clone(),
+            requests: requests_rx,
+            to_sessions: sessions_tx,
+            to_feed: feed_tx,
+            admin: jobs_rx,
+            shared: Arc::new(Shared::new()),
+            lifecycle: Arc::clone(&lifecycle),
+            startup_sessions,
+            startup_feed,
+        });
+        Ok(Harness {
+            core,
+            requests,
+            sessions,
+            feed,
+            ouch: Vec::new(),
+            itch: Vec::new(),
+            lifecycle,
+        })
+    }
+
+    fn run(&mut self) {
+        for _ in 0..100 {
+            self.core.do_work(0);
+            self.sessions.drain(usize::MAX, |r| {
+                if let ToSession::Ouch {
+                    login,
+                    session_seq,
+                    len,
+                    bytes,
+                    ..
+                } = r
+                {
+                    self.ouch
+                        .push((login, session_seq, bytes[..len as usize].to_vec()));
+                }
+            });
+            self.feed.drain(usize::MAX, |r| {
+                if let ToFeed::Message {
+                    feed_seq, len, bytes, ..
+                } = r
+                {
+                    self.itch.push((feed_seq, bytes[..len as usize].to_vec()));
+                }
+            });
+        }
+    }
+
+    fn send(&mut self, login: u32, command: Command) {
+        self.requests
+            .push(Request {
+                login,
+                recv_ns: 1,
+                body: RequestBody::Order(command),
+                echo: *b"PNN",
+            })
+            .expect("room in the ring");
+    }
+
+    fn shutdown(mut self) {
+        self.lifecycle.ingress_closed.store(true, Ordering::Release);
+        for _ in 0..10 {
+            self.core.do_work(0);
+        }
+        assert!(self.lifecycle.core_closed.load(Ordering::Acquire));
+    }
+}
+
+fn enter(login: u32, token: &str, side: u8, shares: u32, price: u32) -> Command {
+    Command::Enter(EnterOrder {
+        login,
+        token: Token::new(token).unwrap(),
+        side,
+        shares,
+        symbol: Symbol::new("AAPL").unwrap(),
+        price,
+        tif_s: 99_999,
+        firm: Firm::BLANK,
+        display: b'Y',
+        min_qty: 0,
+    })
+}
+
+fn decode_ouch(bytes: &[u8]) -> OutboundMessage {
+    ouch::Outbound::decode(bytes).expect("valid OUCH").to_message()
+}
+
+#[test]
+fn a_cross_is_journaled_released_and_recovered() {
+    let dir = temp_dir("cross");
+    let config = config(&dir, SyncName::Batch);
+    let mut h = Harness::start(&config).expect("start");
+    h.run();
+    // Start of day: ITCH S O, R x4, H x4, S S, S Q; OUCH S S to each of the 4 logins.
+    let types: Vec<u8> = h.itch.iter().map(|(_, b)| b[0]).collect();
+    assert_eq!(types, b"SRRRRHHHHSS");
+    assert_eq!(
+        h.itch.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=11).collect::<Vec<_>>()
+    );
+    assert_eq!(h.ouch.len(), 4);
+    h.ouch.clear();
+    h.itch.clear();
+
+    h.send(1, enter(1, "A1", b'B', 100, 1_900_000));
+    h.send(2, enter(2, "B1", b'S', 60, 1_900_000));
+    let mut market = enter(2, "B2", b'S', 10, PRICE_MARKET); // market order: IOC, bounded by the collar
+    if let Command::Enter(o) = &mut market {
+        o.tif_s = 0;
+    }
+    h.send(2, market);
+    h.run();
+    let alice: Vec<_> = h.ouch.iter().filter(|(l, _, _)| *l == 1).collect();
+    let bob: Vec<_> = h.ouch.iter().filter(|(l, _, _)| *l == 2).collect();
+    let all: Vec<_> = h.ouch.iter().map(|(l, s, b)| (*l, *s, decode_ouch(b))).collect();
+    assert_eq!(
+        alice.iter().map(|(_, s, _)| *s).collect::<Vec<_>>(),
+        vec![2, 3, 4],
+        "{all:#?}"
+    );
+    match decode_ouch(&alice[0].2) {
+        OutboundMessage::Accepted(a) => {
+            assert_eq!(a.order_token, Token::new("A1").unwrap());
+            assert_eq!(a.capacity, b'P');
+            assert_eq!(a.cross_type, b'N');
+            assert_eq!(a.order_state, ouch::OrderState::Live);
+        }
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+    match decode_ouch(&alice[1].2) {
+        OutboundMessage::Executed(e) => {
+            assert_eq!(e.executed_shares.get(), 60);
+            assert_eq!(e.liquidity_flag, ouch::LiquidityFlag::Added);
+            assert_eq!(e.match_number.get(), 1);
+        }
+        other => panic!("expected Executed, got {other:?}"),
+    }
+    match decode_ouch(&bob[1].2) {
+        OutboundMessage::Executed(e) => assert_eq!(e.liquidity_flag, ouch::LiquidityFlag::Removed),
+        other => panic!("expected Executed, got {other:?}"),
+    }
+    // ITCH: Add (alice), Executed 60, Executed 10 (market order), no Add for the takers.
+    let types: Vec<u8> = h.itch.iter().map(|(_, b)| b[0]).collect();
+    assert_eq!(types, b"AEE");
+    match itch::Message::decode(&h.itch[2].1).unwrap() {
+        itch::Message::OrderExecuted(e) => {
+            assert_eq!(e.executed_shares, 10);
+            assert_eq!(e.match_number, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    let hash = h.core_state_hash();
+    h.shutdown();
+
+    // Recovery from the checkpoint written at shutdown: nothing to replay, same book.
+    let recovered = core::recover(&config).expect("recover");
+    assert_eq!(recovered.steps_replayed, 0);
+    assert_eq!(recovered.machine.engine.state_hash(), hash);
+    drop(recovered);
+
+    // Remove the checkpoints: a full replay of the journal checks every step and gives the same book.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().contains("checkpoint") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let recovered = core::recover(&config).expect("full replay");
+    assert!(recovered.steps_replayed >= 4, "{}", recovered.steps_replayed);
+    assert_eq!(recovered.machine.engine.state_hash(), hash);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_journal_that_disagrees_with_the_engine_stops_start_up() {
+    let dir = temp_dir("mismatch");
+    let config = config(&dir, SyncName::None);
+    let mut h = Harness::start(&config).expect("start");
+    h.run();
+    h.shutdown();
+    // Append a step whose journaled outcome is not what the engine does: an Enter that the journal
+    // says was rejected 'S' although AAPL exists.
+    {
+        let storage = bourse_journal::MmapStorage::open(&dir).unwrap();
+        let (mut journal, _) = bourse_journal::Journal::open(storage, config.journal_config()).unwrap();
+        let command = enter(1, "X1", b'B', 100, 1_900_000);
+        let mut buf = [0u8; 128];
+        journal
+            .append(j::KIND_SEQUENCED, &j::encode_sequenced(5_000, *b"PNN"))
+            .unwrap();
+        let n = command.encode(&mut buf).unwrap();
+        journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
+        let event = bourse_book::Event::Rejected {
+            timestamp_ns: 5_000,
+            login: 1,
+            token: Token::new("X1").unwrap(),
+            reason: bourse_protocol::reason::RejectReason::InvalidStock,
+        };
+        let n = event.encode(&mut buf).unwrap();
+        journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
+        journal.commit_batch().unwrap();
+    }
+    match Harness::start(&config) {
+        Err(StartError::Mismatch(detail)) => assert!(detail.contains("recovery mismatch"), "{detail}"),
+        Err(other) => panic!("expected a mismatch, got {other}"),
+        Ok(_) => panic!("start-up accepted a journal that disagrees with the engine"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cancel_on_disconnect_at_start_up_is_journaled() {
+    let dir = temp_dir("cod");
+    let config = config(&dir, SyncName::Batch);
+    let mut h = Harness::start(&config).expect("start");
+    h.send(1, enter(1, "A1", b'B', 100, 1_890_000)); // alice: cancel_on_disconnect = true
+    h.send(3, enter(3, "C1", b'B', 100, 1_880_000)); // carol: false
+    h.run();
+    // A crash: no shutdown, no checkpoint beyond the start-of-day one.
+    drop(h);
+    let mut h2 = Harness::start(&config).expect("restart");
+    h2.run();
+    let alice: Vec<OutboundMessage> = h2
+        .ouch
+        .iter()
+        .filter(|(l, _, _)| *l == 1)
+        .map(|(_, _, b)| decode_ouch(b))
+        .collect();
+    assert_eq!(alice.len(), 1, "{alice:?}");
+    match &alice[0] {
+        OutboundMessage::Canceled(c) => {
+            assert_eq!(c.reason(), Some(bourse_protocol::reason::CancelReason::LoggedOff));
+            assert_eq!(c.decrement_shares.get(), 100);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h2.ouch.iter().all(|(l, _, _)| *l != 3));
+    assert_eq!(h2.itch.iter().map(|(_, b)| b[0]).collect::<Vec<u8>>(), b"D");
+    assert_eq!(h2.core_orders(), 1);
+    let _ = Alpha::<1>::BLANK;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+impl Harness {
+    fn core_state_hash(&self) -> u64 {
+        self.core.state_hash()
+    }
+    fn core_orders(&self) -> usize {
+        self.core.order_count()
+    }
+}

@@ -1,0 +1,335 @@
+//! Recovery of the real `boursed` binary: kill -9 while orders stream in, restart, and check that
+//! nothing acknowledged is lost, that the book equals a replay of the journal (from the checkpoint and
+//! from the start), that a re-login with the next sequence number receives exactly what was missed,
+//! that cancel-on-disconnect is applied at start-up, and that a journal altered to disagree with the
+//! engine stops start-up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bourse_daemon::config::{Config, DEFAULT_TOML};
+use bourse_daemon::core;
+use bourse_protocol::admin::{AdminReply, AdminRequest};
+use bourse_protocol::fields::{Alpha, Symbol, Token};
+use bourse_protocol::ouch::{self, OutboundMessage};
+use bourse_protocol::reason::CancelReason;
+use bourse_tools::client::{Client, ClientConfig, Event, LoginOutcome};
+use bourse_tools::load::daemon::{Daemon, DaemonConfigOptions, daemon_config, temp_dir};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn boursed() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_boursed"))
+}
+
+/// The default config on free ports in `dir`, sync `batch`, with cancel-on-disconnect set for every
+/// login.
+fn config_text(dir: &Path, cancel_on_disconnect: bool) -> String {
+    let options = DaemonConfigOptions {
+        journal_dir: dir.join("journal"),
+        sync: Some("batch".into()),
+        ..DaemonConfigOptions::default()
+    };
+    let text = daemon_config(DEFAULT_TOML, &options).expect("config");
+    let cod = format!("cancel_on_disconnect = {cancel_on_disconnect}");
+    text.replace("cancel_on_disconnect = true", &cod)
+        .replace("cancel_on_disconnect = false", &cod)
+}
+
+fn parsed(text: &str) -> Config {
+    Config::from_toml(text).expect("valid config")
+}
+
+fn login(daemon: &Daemon, user: &str, password: &str, sequence: u64) -> (Client, u64) {
+    let mut client = Client::connect(daemon.ports.order_entry, &ClientConfig::default()).expect("connect");
+    match client.login(user, password, "", sequence).expect("login") {
+        LoginOutcome::Accepted { sequence_next, .. } => (client, sequence_next),
+        other => panic!("login of {user} refused: {other:?}"),
+    }
+}
+
+fn buy(token: &str, price: u32) -> ouch::EnterOrder {
+    let terms = ouch::OrderTerms {
+        side: ouch::Side::Buy,
+        shares: 10,
+        stock: Symbol::new("AAPL").unwrap(),
+        price,
+        time_in_force: 99_999,
+        firm: Alpha::BLANK,
+        display: ouch::Display::Anonymous,
+        capacity: b'P',
+        intermarket_sweep: b'N',
+        minimum_quantity: 0,
+        cross_type: b'N',
+    };
+    ouch::EnterOrder::new(Token::new(token).unwrap(), &terms, b'N')
+}
+
+/// Reads sequenced OUCH messages until `quiet` passes without one (or the connection closes).
+fn drain(client: &mut Client, quiet: Duration) -> Vec<(u64, OutboundMessage)> {
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        match client.recv(Duration::from_millis(50)) {
+            Ok(Some(Event::Sequenced(data))) => {
+                out.push((data.sequence_number, data.ouch().expect("valid OUCH")));
+                last = Instant::now();
+            }
+            Ok(Some(Event::Closed)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    out
+}
+
+fn depth(daemon: &Daemon, symbol: &str) -> BTreeMap<u32, (u64, u32)> {
+    let request = AdminRequest::Depth {
+        symbol: symbol.into(),
+        levels: 1000,
+    };
+    match daemon.admin(&request, WAIT).expect("admin depth") {
+        AdminReply::Depth(d) => d.bids.iter().map(|l| (l.price, (l.shares, l.orders))).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn kill9(daemon: &mut Daemon) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &daemon.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    // Reap it (Daemon::stop kills if still running; here it is dead already).
+    let _ = daemon.stop(Duration::from_secs(5));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn kill_9_under_load_loses_nothing_acknowledged() {
+    let dir = temp_dir("e2e-kill9").unwrap();
+    let text = config_text(&dir, false);
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    let (mut alice, first) = login(&daemon, "alice", "alice-pw", 0);
+    // The day's stream starts with System Event S (seq 1); a login from "now" starts after it.
+    assert_eq!(first, 2);
+
+    // Stream orders at distinct prices from a writer thread; read acks here; kill -9 midway.
+    let orders: u32 = 400;
+    let writer_stream = alice.stream().try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut sent = Vec::new();
+        let mut w = writer_stream;
+        for i in 0..orders {
+            let order = buy(&format!("K{i:05}"), 1_800_000 + i * 100);
+            let mut frame = vec![0u8, 50, b'U'];
+            frame.extend_from_slice(ouch::Message::as_wire(&order));
+            if std::io::Write::write_all(&mut w, &frame).is_err() {
+                break;
+            }
+            sent.push(i);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        sent
+    });
+    let mut acked: BTreeSet<u32> = BTreeSet::new();
+    let mut last_seq = first - 1;
+    let mut killed = false;
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        match alice.recv(Duration::from_millis(100)) {
+            Ok(Some(Event::Sequenced(data))) => {
+                assert_eq!(data.sequence_number, last_seq + 1, "gap in the live stream");
+                last_seq = data.sequence_number;
+                match data.ouch().unwrap() {
+                    OutboundMessage::Accepted(a) => {
+                        let token = String::from_utf8_lossy(a.order_token.trimmed()).to_string();
+                        acked.insert(token[1..].parse().unwrap());
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+                if !killed && acked.len() >= 100 {
+                    kill9(&mut daemon);
+                    killed = true;
+                }
+            }
+            Ok(Some(Event::Closed)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(killed, "the daemon was never killed ({} acks)", acked.len());
+    let sent: BTreeSet<u32> = writer.join().unwrap().into_iter().collect();
+
+    // Restart on the same journal.
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart");
+    let book = depth(&daemon, "AAPL");
+    let in_book: BTreeSet<u32> = book.keys().map(|p| (p - 1_800_000) / 100).collect();
+    for i in &acked {
+        assert!(in_book.contains(i), "acknowledged order K{i:05} lost");
+    }
+    assert!(
+        in_book.is_subset(&sent),
+        "an order that was never sent is in the book"
+    );
+    assert!(book.values().all(|&(shares, orders)| shares == 10 && orders == 1));
+    eprintln!(
+        "sent {}, acknowledged before the kill {}, in the book after restart {}",
+        sent.len(),
+        acked.len(),
+        in_book.len()
+    );
+
+    // A re-login with the next sequence number receives exactly what it missed: the Accepted of every
+    // order in the book that was not acknowledged before the kill, in order, numbered on from last_seq.
+    let (mut alice, next) = login(&daemon, "alice", "alice-pw", last_seq + 1);
+    let replay = drain(&mut alice, Duration::from_millis(500));
+    assert_eq!(next, last_seq + 1);
+    let seqs: Vec<u64> = replay.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        (last_seq + 1..last_seq + 1 + replay.len() as u64).collect::<Vec<_>>()
+    );
+    let missed: BTreeSet<u32> = replay
+        .iter()
+        .map(|(_, m)| match m {
+            OutboundMessage::Accepted(a) => String::from_utf8_lossy(a.order_token.trimmed())[1..]
+                .parse()
+                .unwrap(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(missed, in_book.difference(&acked).copied().collect());
+    let status = daemon.stop(WAIT).expect("stop");
+    assert!(status.success(), "{}", daemon.log());
+
+    // The book equals a replay of the journal: from the checkpoint written at shutdown, and from the
+    // start of the journal (a copy without checkpoints); both re-run and check every step.
+    let config = parsed(&text);
+    let from_checkpoint = core::recover(&config).expect("recover from the checkpoint");
+    let hash = from_checkpoint.machine.engine.state_hash();
+    let orders_recovered = from_checkpoint.machine.engine.order_count();
+    drop(from_checkpoint);
+    let full = dir.join("journal-full");
+    copy_dir(&config.journal.directory, &full);
+    for entry in std::fs::read_dir(&full).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().contains("checkpoint") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let mut full_config = config.clone();
+    full_config.journal.directory = full;
+    let replayed = core::recover(&full_config).expect("full replay");
+    assert_eq!(replayed.machine.engine.state_hash(), hash);
+    assert_eq!(orders_recovered, in_book.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cancel_on_disconnect_is_applied_at_start_up_after_a_crash() {
+    let dir = temp_dir("e2e-cod").unwrap();
+    let text = config_text(&dir, true);
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    let (mut alice, first) = login(&daemon, "alice", "alice-pw", 0);
+    for i in 0..3u32 {
+        alice.enter(&buy(&format!("C{i}"), 1_850_000 + i * 100)).unwrap();
+    }
+    let acks = drain(&mut alice, Duration::from_millis(300));
+    assert_eq!(acks.len(), 3);
+    let last_seq = acks.last().unwrap().0;
+    assert_eq!(depth(&daemon, "AAPL").len(), 3);
+    kill9(&mut daemon);
+
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart");
+    assert!(
+        depth(&daemon, "AAPL").is_empty(),
+        "start-up did not cancel the crashed session's orders"
+    );
+    let (mut alice, next) = login(&daemon, "alice", "alice-pw", last_seq + 1);
+    assert_eq!(next, last_seq + 1);
+    let replay = drain(&mut alice, Duration::from_millis(500));
+    assert_eq!(replay.len(), 3, "{replay:?}");
+    for (_, m) in &replay {
+        match m {
+            OutboundMessage::Canceled(c) => {
+                assert_eq!(c.reason(), Some(CancelReason::LoggedOff));
+                assert_eq!(c.decrement_shares.get(), 10);
+            }
+            other => panic!("expected Canceled L, got {other:?}"),
+        }
+    }
+    assert!(first >= 2);
+    daemon.stop(WAIT).expect("stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_journal_altered_to_disagree_stops_start_up() {
+    let dir = temp_dir("e2e-altered").unwrap();
+    let text = config_text(&dir, false);
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    let (mut alice, _) = login(&daemon, "alice", "alice-pw", 0);
+    alice.enter(&buy("A1", 1_850_000)).unwrap();
+    assert_eq!(drain(&mut alice, Duration::from_millis(300)).len(), 1);
+    kill9(&mut daemon);
+
+    // Append a step whose journaled outcome is not the engine's: an Enter the journal says was
+    // rejected for an unknown symbol although AAPL exists.
+    let config = parsed(&text);
+    {
+        use bourse_protocol::journaled as j;
+        let storage = bourse_journal::MmapStorage::open(&config.journal.directory).unwrap();
+        let (mut journal, _) = bourse_journal::Journal::open(storage, config.journal_config()).unwrap();
+        let command = bourse_book::Command::Enter(bourse_book::EnterOrder {
+            login: 1,
+            token: Token::new("A2").unwrap(),
+            side: b'B',
+            shares: 10,
+            symbol: Symbol::new("AAPL").unwrap(),
+            price: 1_850_000,
+            tif_s: 99_999,
+            firm: Alpha::BLANK,
+            display: b'Y',
+            min_qty: 0,
+        });
+        let mut buf = [0u8; 128];
+        journal
+            .append(
+                j::KIND_SEQUENCED,
+                &j::encode_sequenced(u64::from(u32::MAX), *b"PNN"),
+            )
+            .unwrap();
+        let n = command.encode(&mut buf).unwrap();
+        journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
+        let event = bourse_book::Event::Rejected {
+            timestamp_ns: u64::from(u32::MAX),
+            login: 1,
+            token: Token::new("A2").unwrap(),
+            reason: bourse_protocol::reason::RejectReason::InvalidStock,
+        };
+        let n = event.encode(&mut buf).unwrap();
+        journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
+        journal.commit_batch().unwrap();
+    }
+    match Daemon::start(&boursed(), &text, &dir, &[], WAIT) {
+        Err(bourse_tools::load::daemon::DaemonError::Exited { status, log }) => {
+            assert_eq!(status.code(), Some(2), "{log}");
+            assert!(log.contains("recovery mismatch"), "{log}");
+        }
+        Err(other) => panic!("expected start-up to stop, got {other}"),
+        Ok(_) => panic!("start-up accepted a journal that disagrees with the engine"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

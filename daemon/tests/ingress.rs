@@ -1,0 +1,1224 @@
+//! The ingress stage over real sockets on 127.0.0.1, driven by the shared runner beside a small test
+//! core that journals every reply into a real mmap journal before releasing it (as the real core does).
+//!
+//! Rows of `docs/protocol.md` are cited where a test checks one. Timers are milliseconds; every wait is
+//! a generous timeout, never a measurement.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bourse_book::Command;
+use bourse_daemon::agent::{self, Agent, Clock, IdleStrategy, RunnerHandle, StopFlag};
+use bourse_daemon::config::{OrderEntryConfig, SessionLogin};
+use bourse_daemon::ingress::{Ingress, IngressParams};
+use bourse_daemon::msg::{Lifecycle, Request, RequestBody, SessionName, ToSession};
+use bourse_daemon::ring::{self, Consumer, Producer};
+use bourse_daemon::stats;
+use bourse_journal::{Journal, JournalConfig, MmapStorage, Reader, SyncPolicy};
+use bourse_protocol::fields::{Alpha, Token};
+use bourse_protocol::journaled::{self, KIND_OUCH};
+use bourse_protocol::ouch::{self, Message};
+use bourse_protocol::reason::{CancelReason, RejectReason};
+use bourse_protocol::soupbintcp::{LoginRequest, Packet};
+
+const WAIT: Duration = Duration::from_secs(30);
+const SESSION: &str = "2026112601";
+
+// ---------------------------------------------------------------------------------------------------
+// Temp directories.
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bourse-ingress-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn journal_config() -> JournalConfig {
+    JournalConfig {
+        segment_bytes: 1 << 20,
+        sync_policy: SyncPolicy::None,
+        ..JournalConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The test core: answers requests, journals each reply as KIND_OUCH, commits, then releases it.
+
+/// What a test asks the core to do besides answering orders.
+enum Inject {
+    /// Release this control record as is.
+    Control(ToSession),
+    /// `count` unsolicited OUCH messages for `login` (Accepted whose token is `S<session seq>`).
+    Unsolicited { login: u32, count: u64 },
+}
+
+#[derive(Default)]
+struct CoreShared {
+    ended: Mutex<Vec<u32>>,
+    injects: Mutex<VecDeque<Inject>>,
+    paused: AtomicBool,
+    requests_seen: AtomicU64,
+}
+
+struct TestCore {
+    requests: Consumer<Request>,
+    replies: Producer<ToSession>,
+    journal: Journal<MmapStorage>,
+    next_seq: Vec<u64>,
+    shared: Arc<CoreShared>,
+    /// Released records the ring had no room for.
+    held: VecDeque<ToSession>,
+    /// Unsolicited messages still to make: (login, remaining).
+    unsolicited: Option<(u32, u64)>,
+    next_reference: u64,
+}
+
+fn terms(side: ouch::Side, display: ouch::Display) -> ouch::OrderTerms {
+    ouch::OrderTerms {
+        side,
+        shares: 100,
+        stock: Alpha::new("AAPL").unwrap(),
+        price: 1_900_000,
+        time_in_force: 99_999,
+        firm: Alpha::new("FRM1").unwrap(),
+        display,
+        capacity: b'A',
+        intermarket_sweep: b'N',
+        minimum_quantity: 0,
+        cross_type: b'N',
+    }
+}
+
+impl TestCore {
+    fn release(&mut self, login: u32, recv_ns: u64, message: &[u8]) {
+        let seq = self.next_seq[login as usize];
+        self.next_seq[login as usize] += 1;
+        let mut payload = [0u8; 12 + ouch::MESSAGE_LEN_MAX];
+        let n = journaled::encode_ouch(&mut payload, login, seq, message);
+        let journal_seq = self.journal.append(KIND_OUCH, &payload[..n]).unwrap();
+        self.held
+            .push_back(ToSession::ouch(login, seq, journal_seq, recv_ns, message));
+    }
+
+    fn answer(&mut self, request: Request) {
+        let login = request.login;
+        match request.body {
+            RequestBody::Order(Command::Enter(e)) => {
+                match (ouch::Side::from_code(e.side), ouch::Display::from_code(e.display)) {
+                    (Some(side), Some(display)) => {
+                        self.next_reference += 1;
+                        let m = ouch::Accepted::new(
+                            1,
+                            e.token,
+                            &terms(side, display),
+                            self.next_reference,
+                            ouch::OrderState::Live,
+                        );
+                        self.release(login, request.recv_ns, m.as_wire());
+                    }
+                    _ => {
+                        let m = ouch::Rejected::new(1, e.token, RejectReason::Other);
+                        self.release(login, request.recv_ns, m.as_wire());
+                    }
+                }
+            }
+            RequestBody::Order(Command::Cancel { token, shares, .. }) => {
+                let m = ouch::Canceled::new(1, token, shares, CancelReason::UserRequested);
+                self.release(login, request.recv_ns, m.as_wire());
+            }
+            RequestBody::Order(Command::Replace(r)) => {
+                let m = ouch::Rejected::new(1, r.replacement_token, RejectReason::Other);
+                self.release(login, request.recv_ns, m.as_wire());
+            }
+            RequestBody::Order(Command::Modify { token, .. }) => {
+                let m = ouch::CancelReject::new(1, token);
+                self.release(login, request.recv_ns, m.as_wire());
+            }
+            RequestBody::Order(_) => panic!("ingress sent a non-OUCH command"),
+            RequestBody::Throttled { token } => {
+                let m = ouch::Rejected::new(1, token, RejectReason::Throttled);
+                self.release(login, request.recv_ns, m.as_wire());
+            }
+            RequestBody::SessionEnded => self.shared.ended.lock().unwrap().push(login),
+        }
+    }
+}
+
+impl Agent for TestCore {
+    fn name(&self) -> &'static str {
+        "test-core"
+    }
+
+    fn do_work(&mut self, _now_ns: u64) -> usize {
+        let mut work = 0;
+        // Release what is held first, in order.
+        while let Some(&record) = self.held.front() {
+            if self.replies.push(record).is_err() {
+                return work + 1;
+            }
+            self.held.pop_front();
+            work += 1;
+        }
+        if let Some(inject) = self.shared.injects.lock().unwrap().pop_front() {
+            match inject {
+                Inject::Control(record) => self.held.push_back(record),
+                Inject::Unsolicited { login, count } => self.unsolicited = Some((login, count)),
+            }
+            work += 1;
+        }
+        if let Some((login, remaining)) = self.unsolicited {
+            let batch = remaining.min(1024);
+            for _ in 0..batch {
+                let seq = self.next_seq[login as usize];
+                let token = Token::new(&format!("S{seq}")).unwrap();
+                let m = ouch::Accepted::new(
+                    2,
+                    token,
+                    &terms(ouch::Side::Buy, ouch::Display::Anonymous),
+                    seq,
+                    ouch::OrderState::Live,
+                );
+                self.release(login, 0, m.as_wire());
+            }
+            self.unsolicited = (remaining > batch).then_some((login, remaining - batch));
+            work += batch as usize;
+        }
+        if !self.shared.paused.load(Ordering::Acquire) {
+            for _ in 0..256 {
+                let Some(request) = self.requests.pop() else {
+                    break;
+                };
+                self.shared.requests_seen.fetch_add(1, Ordering::Relaxed);
+                self.answer(request);
+                work += 1;
+            }
+        }
+        if !self.held.is_empty() {
+            self.journal.commit_batch().unwrap();
+        }
+        work
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The harness.
+
+struct Options {
+    logins: u32,
+    sessions_max: u32,
+    login_timeout_ms: u64,
+    heartbeat_interval_ms: u64,
+    idle_timeout_ms: u64,
+    send_queue_bytes_max: u64,
+    throttle_msgs_per_s: u32,
+    throttle_burst_max: u32,
+    throttle_excess_max: u32,
+    day_open: bool,
+    disabled: Vec<u32>,
+    requests_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            logins: 8,
+            sessions_max: 64,
+            login_timeout_ms: 5_000,
+            heartbeat_interval_ms: 1_000,
+            idle_timeout_ms: 10_000,
+            send_queue_bytes_max: 1 << 20,
+            throttle_msgs_per_s: 100_000,
+            throttle_burst_max: 10_000,
+            throttle_excess_max: 100_000,
+            day_open: true,
+            disabled: Vec::new(),
+            requests_capacity: 4096,
+        }
+    }
+}
+
+struct Harness {
+    addr: SocketAddr,
+    core: Arc<CoreShared>,
+    shared: Arc<stats::Shared>,
+    lifecycle: Arc<Lifecycle>,
+    runner: Option<RunnerHandle>,
+    _dir: TempDir,
+}
+
+fn user(login: u32) -> String {
+    format!("U{login}")
+}
+
+fn password(login: u32) -> String {
+    format!("pw{login}")
+}
+
+impl Harness {
+    fn start(o: Options) -> Harness {
+        let dir = TempDir::new("h");
+        let storage = MmapStorage::open(&dir.0).unwrap();
+        let (journal, _) = Journal::open(storage, journal_config()).unwrap();
+        let day_start = journal.next_sequence();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let logins: Vec<SessionLogin> = (1..=o.logins)
+            .map(|login| SessionLogin {
+                login,
+                username: Alpha::new(&user(login)).unwrap(),
+                password: Alpha::new(&password(login)).unwrap(),
+                cancel_on_disconnect: true,
+            })
+            .collect();
+        let (requests_tx, requests_rx) = ring::ring::<Request>(o.requests_capacity);
+        let (replies_tx, replies_rx) = ring::ring::<ToSession>(1024);
+        let shared = Arc::new(stats::Shared::new());
+        let lifecycle = Arc::new(Lifecycle::default());
+        let mut disabled = vec![false; o.logins as usize + 1];
+        for &l in &o.disabled {
+            disabled[l as usize] = true;
+        }
+        let clock = Clock::new();
+        let ingress = Ingress::new(IngressParams {
+            listener,
+            order_entry: OrderEntryConfig {
+                listen: addr,
+                sessions_max: o.sessions_max,
+                frame_size_max: 1024,
+                login_timeout_ms: o.login_timeout_ms,
+                heartbeat_interval_ms: o.heartbeat_interval_ms,
+                idle_timeout_ms: o.idle_timeout_ms,
+                send_queue_bytes_max: o.send_queue_bytes_max,
+                throttle_msgs_per_s: o.throttle_msgs_per_s,
+                throttle_burst_max: o.throttle_burst_max,
+                throttle_excess_max: o.throttle_excess_max,
+            },
+            logins,
+            session: SessionName::new(SESSION).unwrap(),
+            day_open: o.day_open,
+            next_seq: vec![1; o.logins as usize + 1],
+            disabled,
+            journal_dir: dir.0.clone(),
+            day_start_journal_seq: day_start,
+            requests: requests_tx,
+            replies: replies_rx,
+            shared: Arc::clone(&shared),
+            lifecycle: Arc::clone(&lifecycle),
+            clock,
+        })
+        .unwrap();
+        let core_shared = Arc::new(CoreShared::default());
+        let core = TestCore {
+            requests: requests_rx,
+            replies: replies_tx,
+            journal,
+            next_seq: vec![1; o.logins as usize + 1],
+            shared: Arc::clone(&core_shared),
+            held: VecDeque::new(),
+            unsolicited: None,
+            next_reference: 0,
+        };
+        let runner = agent::spawn_shared(
+            vec![Box::new(ingress), Box::new(core)],
+            IdleStrategy::Backoff {
+                spins_max: 10,
+                yields_max: 10,
+                park_ns_min: 1_000,
+                park_ns_max: 200_000,
+            },
+            clock,
+            StopFlag::new(),
+        )
+        .unwrap();
+        Harness {
+            addr,
+            core: core_shared,
+            shared,
+            lifecycle,
+            runner: Some(runner),
+            _dir: dir,
+        }
+    }
+
+    fn inject(&self, inject: Inject) {
+        self.core.injects.lock().unwrap().push_back(inject);
+    }
+
+    fn ended(&self) -> Vec<u32> {
+        self.core.ended.lock().unwrap().clone()
+    }
+
+    /// Waits until the core has seen `login`'s SessionEnded `count` times.
+    fn wait_ended(&self, login: u32, count: usize) {
+        wait_until(&format!("SessionEnded x{count} for login {login}"), || {
+            self.ended().iter().filter(|&&l| l == login).count() >= count
+        });
+    }
+
+    fn login(&self, login: u32, seq: u64) -> (Client, u64) {
+        let mut c = Client::connect(self.addr);
+        c.send(&login_frame(&user(login), &password(login), "", seq));
+        match c.next() {
+            Next::Packet(b'A', payload) => {
+                assert_eq!(&payload[..10], SESSION.as_bytes());
+                let seq = std::str::from_utf8(&payload[10..30])
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                (c, seq)
+            }
+            other => panic!("login {login}: expected Login Accepted, got {other:?}"),
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(runner) = self.runner.take() {
+            runner.stop();
+            runner.join();
+        }
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The client side.
+
+fn frame(packet_type: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = ((payload.len() + 1) as u16).to_be_bytes().to_vec();
+    out.push(packet_type);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn login_frame(user: &str, password: &str, session: &str, seq: u64) -> Vec<u8> {
+    let packet = Packet::LoginRequest(LoginRequest {
+        username: Alpha::new(user).unwrap(),
+        password: Alpha::new(password).unwrap(),
+        requested_session: Alpha::new(session).unwrap(),
+        requested_sequence_number: seq,
+        heartbeat_timeout_ms: None,
+    });
+    let mut out = vec![0u8; packet.frame_len()];
+    packet.encode(&mut out).unwrap();
+    out
+}
+
+fn token(text: &str) -> Token {
+    Token::new(text).unwrap()
+}
+
+fn enter(token_text: &str) -> Vec<u8> {
+    let m = ouch::EnterOrder::new(
+        token(token_text),
+        &terms(ouch::Side::Buy, ouch::Display::Anonymous),
+        b' ',
+    );
+    frame(b'U', m.as_wire())
+}
+
+fn cancel(token_text: &str) -> Vec<u8> {
+    frame(b'U', ouch::CancelOrder::new(token(token_text), 0).as_wire())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Packet(u8, Vec<u8>),
+    /// End of stream (or a reset: the server closed with data in flight).
+    Closed,
+}
+
+struct Client {
+    s: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.set_nodelay(true).unwrap();
+        Client { s }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        // The server may already have closed: the test reads the outcome.
+        let _ = self.s.write_all(bytes);
+    }
+
+    fn read_exact_or_closed(&mut self, buf: &mut [u8]) -> bool {
+        let mut at = 0;
+        while at < buf.len() {
+            match self.s.read(&mut buf[at..]) {
+                Ok(0) => return false,
+                Ok(n) => at += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    panic!("timed out reading from the server")
+                }
+                Err(_) => return false, // reset
+            }
+        }
+        true
+    }
+
+    /// The next packet, heartbeats included.
+    fn next(&mut self) -> Next {
+        let mut header = [0u8; 3];
+        if !self.read_exact_or_closed(&mut header) {
+            return Next::Closed;
+        }
+        let len = u16::from_be_bytes([header[0], header[1]]) as usize;
+        assert!(len >= 1, "server sent packet length 0");
+        let mut payload = vec![0u8; len - 1];
+        if !self.read_exact_or_closed(&mut payload) {
+            return Next::Closed;
+        }
+        Next::Packet(header[2], payload)
+    }
+
+    /// The next packet that is not a Server Heartbeat.
+    fn next_data(&mut self) -> Next {
+        loop {
+            match self.next() {
+                Next::Packet(b'H', _) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next Sequenced Data message; panics on anything else.
+    fn sequenced(&mut self) -> Vec<u8> {
+        match self.next_data() {
+            Next::Packet(b'S', m) => m,
+            other => panic!("expected Sequenced Data, got {other:?}"),
+        }
+    }
+
+    /// Every non-heartbeat packet until the end of the stream.
+    fn until_closed(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut seen = Vec::new();
+        loop {
+            match self.next_data() {
+                Next::Packet(t, p) => seen.push((t, p)),
+                Next::Closed => return seen,
+            }
+        }
+    }
+}
+
+fn message_token(message: &[u8]) -> &[u8] {
+    // Every OUCH outbound message bourse sends here has the token at 9..23 (after type and timestamp).
+    std::str::from_utf8(&message[9..23])
+        .unwrap()
+        .trim_end()
+        .as_bytes()
+}
+
+/// Sends an Enter with `token_text` and waits for its reply (skipping unrelated messages is not allowed).
+fn round_trip(c: &mut Client, token_text: &str) -> Vec<u8> {
+    c.send(&enter(token_text));
+    let reply = c.sequenced();
+    assert_eq!(message_token(&reply), token_text.as_bytes());
+    reply
+}
+
+fn assert_debug_then_closed(c: &mut Client, case: &str) {
+    let seen = c.until_closed();
+    assert!(
+        seen.iter().any(|(t, _)| *t == b'+'),
+        "{case}: expected a Debug packet before the close, got {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|(t, _)| *t == b'+' || *t == b'S'),
+        "{case}: unexpected packets {seen:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tests.
+
+/// IR-67, IR-83: login, an order and its reply, logout; latency histograms and session rows published.
+#[test]
+fn login_order_reply_logout() {
+    let h = Harness::start(Options::default());
+    let (mut c, next) = h.login(1, 0);
+    assert_eq!(next, 1);
+    let reply = round_trip(&mut c, "T1");
+    assert_eq!(reply[0], b'A');
+    let reply = round_trip(&mut c, "T2");
+    assert_eq!(reply[0], b'A');
+    // A bad side is the engine's to reject (in band), not a disconnect.
+    let mut bad = enter("T3");
+    bad[3 + 15] = b'Q';
+    c.send(&bad);
+    let reply = c.sequenced();
+    assert_eq!((reply[0], message_token(&reply)), (b'J', &b"T3"[..]));
+    c.send(&cancel("T1"));
+    assert_eq!(c.sequenced()[0], b'C');
+    wait_until("session rows", || {
+        h.shared
+            .sessions()
+            .iter()
+            .any(|r| r.user.as_deref() == Some("U1") && r.messages_in == 4 && r.sequence_next == 5)
+    });
+    wait_until("wire_to_wire samples", || {
+        let latency = h.shared.latency();
+        let count = |stage: &str| latency.iter().find(|l| l.stage == stage).unwrap().count;
+        count("wire_to_wire") >= 1 && count("ingress") >= 1
+    });
+    assert_eq!(stats::Shared::get(&h.shared.sessions_logged_in), 1);
+    c.send(&frame(b'O', &[]));
+    assert_eq!(c.until_closed(), vec![]);
+    h.wait_ended(1, 1);
+    wait_until("logged-in count back to 0", || {
+        stats::Shared::get(&h.shared.sessions_logged_in) == 0
+    });
+    // The login is free again.
+    let (mut c, next) = h.login(1, 0);
+    assert_eq!(next, 5);
+    round_trip(&mut c, "T4");
+}
+
+/// IR-68, IR-69: wrong password, unknown user, second login, disabled login, wrong session.
+#[test]
+fn login_rejections() {
+    let h = Harness::start(Options {
+        disabled: vec![3],
+        ..Options::default()
+    });
+    let reject = |user: &str, password: &str, session: &str| {
+        let mut c = Client::connect(h.addr);
+        c.send(&login_frame(user, password, session, 0));
+        c.until_closed()
+    };
+    let rejected = |code: u8| vec![(b'J', vec![code])];
+    assert_eq!(reject("U1", "wrong", ""), rejected(b'A'), "wrong password");
+    assert_eq!(reject("NOBODY", "pw1", ""), rejected(b'A'), "unknown user");
+    assert_eq!(reject("U3", "pw3", ""), rejected(b'A'), "disabled");
+    assert_eq!(reject("U1", "pw1", "2026112602"), rejected(b'S'), "wrong session");
+    // Padding on either side of the credentials is ignored; the current session named explicitly is fine.
+    let mut c = Client::connect(h.addr);
+    let mut padded = login_frame("U1", "pw1", SESSION, 0);
+    padded[3..9].copy_from_slice(b"    U1");
+    padded[9..19].copy_from_slice(b"       pw1");
+    c.send(&padded);
+    assert!(matches!(c.next(), Next::Packet(b'A', _)));
+    // A second login of a logged-in user is refused; the first session is not disturbed.
+    assert_eq!(reject("U1", "pw1", ""), rejected(b'A'), "second login");
+    round_trip(&mut c, "STILL1");
+    assert!(h.ended().is_empty());
+
+    // The operator disables a connected login: closed, then refused; enabled again: accepted.
+    let (mut c2, _) = h.login(2, 0);
+    h.inject(Inject::Control(ToSession::SetEnabled {
+        login: 2,
+        enabled: false,
+    }));
+    assert_eq!(c2.until_closed(), vec![]);
+    h.wait_ended(2, 1);
+    assert_eq!(
+        reject("U2", "pw2", ""),
+        rejected(b'A'),
+        "disabled by the operator"
+    );
+    h.inject(Inject::Control(ToSession::SetEnabled {
+        login: 2,
+        enabled: true,
+    }));
+    wait_until("login 2 enabled again", || {
+        let mut c = Client::connect(h.addr);
+        c.send(&login_frame("U2", "pw2", "", 0));
+        matches!(c.next(), Next::Packet(b'A', _))
+    });
+    // Force logout (admin): closed like a disconnect.
+    h.inject(Inject::Control(ToSession::ForceLogout { login: 1 }));
+    assert_eq!(c.until_closed(), vec![]);
+    h.wait_ended(1, 1);
+}
+
+/// IR-69: between end of day and the next start every Login Request gets `J S`.
+#[test]
+fn day_closed_rejects_with_s() {
+    let h = Harness::start(Options {
+        day_open: false,
+        ..Options::default()
+    });
+    let mut c = Client::connect(h.addr);
+    c.send(&login_frame("U1", "pw1", "", 0));
+    assert_eq!(c.until_closed(), vec![(b'J', vec![b'S'])]);
+}
+
+/// One bad-input case: what to send (after login or not) and whether a Debug must precede the close.
+struct Case {
+    name: &'static str,
+    logged_in: bool,
+    bytes: Vec<u8>,
+    debug: bool,
+}
+
+/// IR-70..IR-80 (and IR-74 for the silent cases): each bad peer is closed as documented, and a
+/// well-behaved session keeps trading throughout.
+#[test]
+fn bad_input_table_disconnects_only_the_bad_peer() {
+    let h = Harness::start(Options {
+        login_timeout_ms: 200,
+        idle_timeout_ms: 400,
+        heartbeat_interval_ms: 100,
+        ..Options::default()
+    });
+    let enter_bytes = enter("X1");
+    let mut cases = vec![
+        Case {
+            name: "garbage bytes before login (IR-72/71)",
+            logged_in: false,
+            bytes: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            debug: true,
+        },
+        Case {
+            name: "packet length 0 (IR-70)",
+            logged_in: false,
+            bytes: vec![0, 0, b'L'],
+            debug: true,
+        },
+        Case {
+            name: "frame above frame_size_max (IR-71)",
+            logged_in: false,
+            bytes: vec![0x04, 0x00, b'U', 1, 2, 3],
+            debug: true,
+        },
+        Case {
+            name: "unknown packet type (IR-72)",
+            logged_in: false,
+            bytes: frame(b'Q', &[]),
+            debug: true,
+        },
+        Case {
+            name: "server packet type from a client (IR-72)",
+            logged_in: true,
+            bytes: frame(b'S', b"A"),
+            debug: true,
+        },
+        Case {
+            name: "unsequenced data before login (IR-73)",
+            logged_in: false,
+            bytes: enter_bytes.clone(),
+            debug: true,
+        },
+        Case {
+            name: "heartbeat before login (IR-73)",
+            logged_in: false,
+            bytes: frame(b'R', &[]),
+            debug: true,
+        },
+        Case {
+            name: "logout before login (IR-73)",
+            logged_in: false,
+            bytes: frame(b'O', &[]),
+            debug: true,
+        },
+        Case {
+            name: "connect and silence (IR-74)",
+            logged_in: false,
+            bytes: vec![],
+            debug: false,
+        },
+        Case {
+            name: "half a frame then silence before login (IR-74)",
+            logged_in: false,
+            bytes: login_frame("U1", "pw1", "", 0)[..20].to_vec(),
+            debug: false,
+        },
+        Case {
+            name: "login request of the wrong length (IR-75)",
+            logged_in: false,
+            bytes: frame(b'L', &[b' '; 40]),
+            debug: true,
+        },
+        Case {
+            name: "login request with a non-digit sequence (IR-75)",
+            logged_in: false,
+            bytes: {
+                let mut f = login_frame("U1", "pw1", "", 0);
+                f[40] = b'x';
+                f
+            },
+            debug: true,
+        },
+        Case {
+            name: "second login on a logged-in connection (IR-76)",
+            logged_in: true,
+            bytes: login_frame("U1", "pw1", "", 0),
+            debug: true,
+        },
+        Case {
+            name: "heartbeat with a payload (IR-77)",
+            logged_in: true,
+            bytes: frame(b'R', b"x"),
+            debug: true,
+        },
+        Case {
+            name: "logout with a payload (IR-77)",
+            logged_in: true,
+            bytes: frame(b'O', b"x"),
+            debug: true,
+        },
+        Case {
+            name: "unsequenced data without a message (IR-78)",
+            logged_in: true,
+            bytes: frame(b'U', &[]),
+            debug: true,
+        },
+        Case {
+            name: "unknown OUCH type (IR-79)",
+            logged_in: true,
+            bytes: frame(b'U', b"Zxxxxxxxxxxxxxxxxx"),
+            debug: true,
+        },
+        Case {
+            name: "enter order one byte short (IR-80)",
+            logged_in: true,
+            bytes: frame(b'U', &enter_bytes[3..enter_bytes.len() - 1]),
+            debug: true,
+        },
+        Case {
+            name: "cancel order of OUCH 4.1 size (IR-80)",
+            logged_in: true,
+            bytes: frame(b'U', &[b'X'; 23]),
+            debug: true,
+        },
+        Case {
+            name: "garbage bytes after login (IR-71/72)",
+            logged_in: true,
+            bytes: vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x01],
+            debug: true,
+        },
+        Case {
+            name: "half a frame then silence after login (IR-81)",
+            logged_in: true,
+            bytes: enter_bytes[..10].to_vec(),
+            debug: false,
+        },
+    ];
+    // The well-behaved session (login 8) sends a heartbeat every 50 ms, so it never idles out.
+    let (mut good, _) = h.login(8, 0);
+    let beating = Arc::new(AtomicBool::new(true));
+    let beat = {
+        let mut stream = good.s.try_clone().unwrap();
+        let beating = Arc::clone(&beating);
+        std::thread::spawn(move || {
+            while beating.load(Ordering::Acquire) {
+                let _ = stream.write_all(&frame(b'R', &[]));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let mut ended_expected = 0;
+    for (i, case) in cases.drain(..).enumerate() {
+        let mut c = if case.logged_in {
+            ended_expected += 1;
+            h.login(1, 0).0
+        } else {
+            Client::connect(h.addr)
+        };
+        c.send(&case.bytes);
+        if case.debug {
+            assert_debug_then_closed(&mut c, case.name);
+        } else {
+            assert_eq!(c.until_closed(), vec![], "{}", case.name);
+        }
+        // The other session is undisturbed.
+        round_trip(&mut good, &format!("G{i}"));
+        // A logged-in case ends with SessionEnded for login 1 (cancel-on-disconnect is the core's call).
+        h.wait_ended(1, ended_expected);
+    }
+    assert!(!h.ended().contains(&8));
+    beating.store(false, Ordering::Release);
+    beat.join().unwrap();
+}
+
+/// Server heartbeats when idle, and IR-81: nothing received for idle_timeout_ms closes the session.
+#[test]
+fn heartbeats_when_idle_and_idle_timeout() {
+    let h = Harness::start(Options {
+        heartbeat_interval_ms: 50,
+        idle_timeout_ms: 1_000,
+        ..Options::default()
+    });
+    let (mut c, _) = h.login(1, 0);
+    for _ in 0..3 {
+        assert_eq!(c.next(), Next::Packet(b'H', vec![]));
+    }
+    // Client heartbeats keep the session alive past the idle timeout (IR-84) ...
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1_500) {
+        c.send(&frame(b'R', &[]));
+        c.send(&frame(b'+', b"debug text is ignored"));
+        assert_eq!(c.next(), Next::Packet(b'H', vec![]));
+    }
+    assert!(h.ended().is_empty(), "closed although the client sent heartbeats");
+    // ... and silence ends it, without End of Session.
+    let seen = c.until_closed();
+    assert!(seen.is_empty(), "{seen:?}");
+    h.wait_ended(1, 1);
+}
+
+/// IR-37, IR-46, IR-66: over the rate an Enter is rejected `F` while a Cancel passes; far over it the
+/// session is closed.
+#[test]
+fn throttle_rejects_then_disconnects_far_over() {
+    let h = Harness::start(Options {
+        throttle_msgs_per_s: 1,
+        throttle_burst_max: 5,
+        throttle_excess_max: 50,
+        ..Options::default()
+    });
+    let (mut c, _) = h.login(1, 0);
+    let mut burst = Vec::new();
+    for i in 0..10 {
+        burst.extend_from_slice(&enter(&format!("B{i}")));
+    }
+    burst.extend_from_slice(&cancel("B0"));
+    c.send(&burst);
+    let replies: Vec<Vec<u8>> = (0..11).map(|_| c.sequenced()).collect();
+    for (i, r) in replies[..10].iter().enumerate() {
+        assert_eq!(message_token(r), format!("B{i}").as_bytes());
+    }
+    // The burst of 5 passes (at 1 per second at most one more unit can have come back).
+    assert!(replies[..5].iter().all(|r| r[0] == b'A'));
+    let throttled: Vec<_> = replies[5..10].iter().filter(|r| r[0] == b'J').collect();
+    assert!(throttled.len() >= 4, "{throttled:?}");
+    assert!(throttled.iter().all(|r| r[23] == b'F'));
+    // The cancel is never throttled.
+    assert_eq!(replies[10][0], b'C');
+    // Far over: more than 50 excess messages within a second.
+    let mut flood = Vec::new();
+    for i in 0..200 {
+        flood.extend_from_slice(&enter(&format!("F{i}")));
+    }
+    c.send(&flood);
+    let seen = c.until_closed();
+    assert!(
+        seen.len() < 200,
+        "every flood message was answered: no disconnect"
+    );
+    h.wait_ended(1, 1);
+    // Others are not affected.
+    let (mut other, _) = h.login(2, 0);
+    round_trip(&mut other, "OK");
+}
+
+/// IR-82 and 2.4: a client that never reads is disconnected at its send-queue limit while another
+/// session keeps getting replies; logging in again with its next sequence number, it receives exactly
+/// what it missed, then live messages.
+#[test]
+fn slow_reader_is_disconnected_and_replays_the_rest() {
+    const COUNT: u64 = 120_000;
+    let h = Harness::start(Options {
+        send_queue_bytes_max: 16 * 1024,
+        ..Options::default()
+    });
+    // The slow client: a tiny receive buffer, and it reads nothing until it has been disconnected.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&h.addr.into()).unwrap();
+    let mut slow = Client { s: socket.into() };
+    slow.s.set_read_timeout(Some(WAIT)).unwrap();
+    slow.send(&login_frame("U1", "pw1", "", 0));
+    assert!(matches!(slow.next(), Next::Packet(b'A', _)));
+    let (mut good, _) = h.login(2, 0);
+    h.inject(Inject::Unsolicited {
+        login: 1,
+        count: COUNT,
+    });
+    let mut i = 0;
+    while !h.ended().contains(&1) {
+        round_trip(&mut good, &format!("W{i}"));
+        i += 1;
+        assert!(i < 1_000_000);
+    }
+    // Read what reached the slow client before the close.
+    let mut received = 0u64;
+    loop {
+        match slow.next_data() {
+            Next::Packet(b'S', m) => {
+                received += 1;
+                assert_eq!(message_token(&m), format!("S{received}").as_bytes());
+            }
+            Next::Packet(t, p) => panic!("unexpected packet {t} {p:?}"),
+            Next::Closed => break,
+        }
+    }
+    eprintln!("slow reader: {received} of {COUNT} messages before the disconnect");
+    assert!(received < COUNT, "the slow reader was not disconnected early");
+    // Log in again from where it stopped: everything else, in order, then live.
+    let (mut again, first) = h.login(1, received + 1);
+    assert_eq!(first, received + 1);
+    for seq in received + 1..=COUNT {
+        let m = again.sequenced();
+        assert_eq!(message_token(&m), format!("S{seq}").as_bytes(), "replay");
+    }
+    let live = round_trip(&mut again, "LIVE");
+    assert_eq!(live[0], b'A');
+    round_trip(&mut good, "STILL");
+}
+
+/// 2.4: re-login with a sequence number replays exactly the missed messages, including messages
+/// produced while the replay runs, then continues live; 0 and numbers past the end mean "next".
+#[test]
+fn relogin_replays_missed_then_live() {
+    let h = Harness::start(Options::default());
+    let (mut c, _) = h.login(1, 0);
+    for i in 1..=5 {
+        round_trip(&mut c, &format!("T{i}"));
+    }
+    c.send(&frame(b'O', &[]));
+    c.until_closed();
+    h.wait_ended(1, 1);
+    // Messages produced while away wait in the stream: 6..=10.
+    h.inject(Inject::Unsolicited { login: 1, count: 5 });
+    // Re-login from 3: 3, 4, 5 (replies to T3..T5), then 6..10 (from the journal or live, depending on
+    // whether they were released before the login).
+    let (mut c, first) = h.login(1, 3);
+    assert_eq!(first, 3);
+    for i in 3..=5 {
+        assert_eq!(message_token(&c.sequenced()), format!("T{i}").as_bytes());
+    }
+    for seq in 6..=10 {
+        assert_eq!(message_token(&c.sequenced()), format!("S{seq}").as_bytes());
+    }
+    // Live from here: the reply to a new order is message 11.
+    round_trip(&mut c, "T11");
+    c.send(&frame(b'O', &[]));
+    c.until_closed();
+    h.wait_ended(1, 2);
+
+    // Above next: treated as next (12); 0: next.
+    let (mut c, first) = h.login(1, 1_000);
+    assert_eq!(first, 12);
+    round_trip(&mut c, "T12");
+    c.send(&frame(b'O', &[]));
+    c.until_closed();
+    h.wait_ended(1, 3);
+    let (mut c, first) = h.login(1, 0);
+    assert_eq!(first, 13);
+
+    // A replay of the whole day while the core keeps producing: every message once, in order.
+    c.send(&frame(b'O', &[]));
+    c.until_closed();
+    h.wait_ended(1, 4);
+    let (mut c, first) = h.login(1, 1);
+    assert_eq!(first, 1);
+    h.inject(Inject::Unsolicited {
+        login: 1,
+        count: 20_000,
+    });
+    let expected: Vec<String> = (1..=5)
+        .map(|i| format!("T{i}"))
+        .chain((6..=10).map(|s| format!("S{s}")))
+        .chain(["T11".to_string(), "T12".to_string()])
+        .chain((13..13 + 20_000).map(|s| format!("S{s}")))
+        .collect();
+    for (i, token) in expected.iter().enumerate() {
+        let m = c.sequenced();
+        assert_eq!(message_token(&m), token.as_bytes(), "message {}", i + 1);
+    }
+    round_trip(&mut c, "AFTER");
+}
+
+/// End of day: every logged-in session gets End of Session after its queued output and is closed;
+/// later logins get `J S`.
+#[test]
+fn end_of_day_sends_z_and_closes() {
+    let h = Harness::start(Options::default());
+    let (mut a, _) = h.login(1, 0);
+    let (mut b, _) = h.login(2, 0);
+    round_trip(&mut a, "A1");
+    h.inject(Inject::Unsolicited { login: 2, count: 3 });
+    h.inject(Inject::Control(ToSession::EndOfDay));
+    assert_eq!(a.until_closed(), vec![(b'Z', vec![])]);
+    let seen = b.until_closed();
+    let types: Vec<u8> = seen.iter().map(|(t, _)| *t).collect();
+    assert_eq!(types, b"SSSZ");
+    let mut c = Client::connect(h.addr);
+    c.send(&login_frame("U3", "pw3", "", 0));
+    assert_eq!(c.until_closed(), vec![(b'J', vec![b'S'])]);
+}
+
+/// IR-85: with sessions_max connections open a new connection is closed before any packet.
+#[test]
+fn sessions_max_closes_extra_connections() {
+    let h = Harness::start(Options {
+        sessions_max: 3,
+        ..Options::default()
+    });
+    let (mut a, _) = h.login(1, 0);
+    let (_b, _) = h.login(2, 0);
+    let mut c = Client::connect(h.addr);
+    // Make sure the third is accepted before the fourth connects.
+    c.send(&frame(b'+', b"hello"));
+    round_trip(&mut a, "A1");
+    let mut extra = Client::connect(h.addr);
+    extra.send(&login_frame("U4", "pw4", "", 0));
+    assert_eq!(extra.until_closed(), vec![]);
+    // The third can still log in.
+    c.send(&login_frame("U3", "pw3", "", 0));
+    assert!(matches!(c.next(), Next::Packet(b'A', _)));
+}
+
+/// Back-pressure: while the core does not read, ingress stops reading (the ring is tiny); nothing is
+/// dropped and the order is kept when it reads again.
+#[test]
+fn full_request_ring_stops_reading_and_loses_nothing() {
+    let h = Harness::start(Options {
+        requests_capacity: 4,
+        ..Options::default()
+    });
+    let (mut a, _) = h.login(1, 0);
+    let (mut b, _) = h.login(2, 0);
+    h.core.paused.store(true, Ordering::Release);
+    let mut bytes = Vec::new();
+    for i in 0..300 {
+        bytes.extend_from_slice(&enter(&format!("A{i}")));
+    }
+    a.send(&bytes);
+    b.send(&enter("B0"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(h.core.requests_seen.load(Ordering::Relaxed) == 0);
+    h.core.paused.store(false, Ordering::Release);
+    for i in 0..300 {
+        assert_eq!(message_token(&a.sequenced()), format!("A{i}").as_bytes());
+    }
+    assert_eq!(message_token(&b.sequenced()), b"B0");
+}
+
+/// Thousands of sessions log in and trade at once.
+#[test]
+fn thousands_of_sessions_log_in_and_trade() {
+    const SESSIONS: u32 = 2_000;
+    let h = Harness::start(Options {
+        logins: SESSIONS,
+        sessions_max: SESSIONS + 10,
+        idle_timeout_ms: 60_000,
+        heartbeat_interval_ms: 30_000,
+        ..Options::default()
+    });
+    let mut clients: Vec<Client> = (1..=SESSIONS)
+        .map(|login| {
+            let mut c = Client::connect(h.addr);
+            c.send(&login_frame(&user(login), &password(login), "", 0));
+            c
+        })
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        match c.next() {
+            Next::Packet(b'A', _) => {}
+            other => panic!("session {i}: {other:?}"),
+        }
+    }
+    wait_until("every session counted", || {
+        stats::Shared::get(&h.shared.sessions_logged_in) == u64::from(SESSIONS)
+    });
+    for c in clients.iter_mut() {
+        c.send(&enter("MANY"));
+    }
+    for c in clients.iter_mut() {
+        assert_eq!(message_token(&c.sequenced()), b"MANY");
+    }
+    wait_until("session rows", || h.shared.sessions().len() == SESSIONS as usize);
+    drop(clients);
+    wait_until("every session ended", || h.ended().len() == SESSIONS as usize);
+}
+
+/// Shutdown (msg::Lifecycle): connections closed without End of Session, SessionEnded for each logged-in
+/// one, the listener closed, `ingress_closed` set.
+#[test]
+fn shutdown_closes_everything_and_says_so() {
+    let h = Harness::start(Options::default());
+    let (mut a, _) = h.login(1, 0);
+    let (mut b, _) = h.login(2, 0);
+    let mut pre = Client::connect(h.addr);
+    round_trip(&mut a, "A1");
+    h.lifecycle.shutdown.store(true, Ordering::Release);
+    assert_eq!(a.until_closed(), vec![]);
+    assert_eq!(b.until_closed(), vec![]);
+    assert_eq!(pre.until_closed(), vec![]);
+    wait_until("ingress_closed", || {
+        h.lifecycle.ingress_closed.load(Ordering::Acquire)
+    });
+    let mut ended = h.ended();
+    ended.sort();
+    assert_eq!(ended, vec![1, 2]);
+    assert!(TcpStream::connect(h.addr).is_err(), "the listener is still open");
+}
+
+/// The journal Reader ingress replays from sees records a live writer commits after it was opened.
+#[test]
+fn journal_reader_tails_a_live_writer() {
+    // `none` writes through the mapping; `batch` and `every` write with pwrite and sync: both must show.
+    for sync_policy in [SyncPolicy::None, SyncPolicy::Batch, SyncPolicy::EveryBatches(3)] {
+        reader_tails_writer(JournalConfig {
+            sync_policy,
+            ..journal_config()
+        });
+    }
+}
+
+fn reader_tails_writer(config: JournalConfig) {
+    let dir = TempDir::new("tail");
+    let (mut journal, _) = Journal::open(MmapStorage::open(&dir.0).unwrap(), config).unwrap();
+    let first = journal.append(KIND_OUCH, b"first record payload").unwrap();
+    journal.commit_batch().unwrap();
+    let mut reader = Reader::new(MmapStorage::open_read_only(&dir.0).unwrap()).unwrap();
+    let record = reader.next_record().unwrap().unwrap();
+    assert_eq!(
+        (record.sequence, record.payload),
+        (first, &b"first record payload"[..])
+    );
+    assert!(reader.next_record().unwrap().is_none());
+    // Written after the reader was opened, across several segments (1 MiB each).
+    let payload = vec![7u8; 30_000];
+    let mut last = first;
+    for _ in 0..100 {
+        last = journal.append(KIND_OUCH, &payload).unwrap();
+        journal.commit_batch().unwrap();
+    }
+    let mut seen = 0;
+    while let Some(record) = reader.next_record().unwrap() {
+        assert_eq!(record.payload.len(), payload.len());
+        seen += 1;
+        assert_eq!(record.sequence, last - 100 + seen);
+    }
+    assert_eq!(seen, 100);
+    // An appended but uncommitted record is not visible; once committed it is.
+    let uncommitted = journal.append(KIND_OUCH, b"late").unwrap();
+    assert!(reader.next_record().unwrap().is_none());
+    journal.commit_batch().unwrap();
+    assert_eq!(reader.next_record().unwrap().unwrap().sequence, uncommitted);
+}

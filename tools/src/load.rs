@@ -1,0 +1,1542 @@
+//! The load generator: N market-maker sessions over SoupBinTCP 4.0 + OUCH 4.2, open loop at a target rate,
+//! order-to-ack latency measured from each order's *scheduled* send time. Shared by `bourse load`,
+//! `bourse demo` and the end-to-end benchmark harness (`benches/src/bin/e2e.rs`).
+//!
+//! # What it does
+//! 1. Connects every session (non-blocking, at most [`CONNECTS_IN_FLIGHT_MAX`] handshakes at once), logs each
+//!    in with its own username and password (Requested Sequence Number 0: only new messages) and waits for
+//!    every Login Accepted (bounded by `connect_timeout`).
+//! 2. Sends requests on a fixed schedule: request `k` is due at `k / rate` seconds after the start, and goes to
+//!    session `k mod N`. What it is comes from that session's seeded [`mix::OrderMix`] (quotes near the touch
+//!    on both sides, cancels and replaces of its own live orders, aggressive IOC orders, a few market orders).
+//! 3. Reads every reply, keeps each session's view of its live orders, and records the latency of each
+//!    request's **ack**: the first OUCH reply for it (Accepted or Rejected for an Enter Order, Replaced or
+//!    Rejected for a Replace Order, Canceled for a Cancel Order), as `ack receive time - scheduled send time`.
+//! 4. Stops sending at the count or duration, waits up to `drain_timeout` for the acks still due, logs out.
+//!
+//! # Coordinated omission
+//! The loop is open: a slow reply never delays the schedule. When the generator itself falls behind (the
+//! machine is busy, a session's in-flight window is full), requests go out late but keep their scheduled
+//! time, so the wait shows in the latency instead of vanishing (Gil Tene's correction, applied by
+//! construction rather than after the fact).
+//!
+//! # Requests without a reply
+//! bourse ignores, without reply, a Cancel or Replace whose order is no longer live (`docs/protocol.md` 3.3,
+//! "Tokens"). That happens when an order dies (fully executed by another session, or canceled by the
+//! exchange) while a cancel or replace for it is on the wire. The stream is ordered, so the generator sees
+//! the order's death before the request is processed, and counts the request as **ignored** there: every
+//! request ends as exactly one of acked, ignored or unanswered (the drain timed out or the session closed).
+//!
+//! # Limits and threading
+//! One thread, mio (epoll) readiness or spinning reads for a handful of sessions ([`PollMode`]). Every
+//! per-session table is allocated at connect: `live_orders_max` orders, `in_flight_max` requests, a
+//! [`TX_BYTES_MAX`] send buffer and a [`RX_BYTES`] receive buffer; a session whose window or buffer is full
+//! holds the schedule back (its requests go out late, their latency grows). At most [`SESSIONS_MAX`]
+//! sessions. The latency histogram covers 1 ns to [`LATENCY_NS_MAX`] at 3 significant digits and saturates.
+//! Every socket talks to the address given (tests and tools use 127.0.0.1).
+
+pub mod cli;
+pub mod daemon;
+pub mod echo;
+pub mod mix;
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use bourse_protocol::fields::{Alpha, Firm, PRICE_MARKET, Token};
+use bourse_protocol::ouch::{
+    self, CancelOrder, Display, EnterOrder, Message, OrderState, OrderTerms, Outbound, ReplaceOrder, Side,
+};
+use bourse_protocol::soupbintcp::{
+    self, LoginRequest, Packet, PacketType, Password, SessionName, StreamBuffer, Username,
+};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll};
+
+use mix::{Action, MixState, OrderMix};
+pub use mix::{Instrument, MixWeights};
+
+/// Most sessions one generator runs (mio tokens, file descriptors).
+pub const SESSIONS_MAX: usize = 65_536;
+/// TCP handshakes plus logins in progress at once during the connect phase.
+pub const CONNECTS_IN_FLIGHT_MAX: usize = 256;
+/// Bytes a session may have queued for sending before it holds the schedule back.
+pub const TX_BYTES_MAX: usize = 64 * 1024;
+/// Receive buffer of a session.
+pub const RX_BYTES: usize = 64 * 1024;
+/// Frames handled per session per read, before the loop goes back to the schedule.
+pub const FRAMES_PER_READ_MAX: usize = 4096;
+/// Requests sent per loop round at most (then replies are read again).
+pub const SENDS_PER_ROUND_MAX: usize = 1024;
+/// Largest latency the histogram holds, nanoseconds (larger samples saturate).
+pub const LATENCY_NS_MAX: u64 = 600_000_000_000;
+/// Readiness events handled per poll.
+pub const EVENTS_MAX: usize = 1024;
+/// Sessions at or below which [`PollMode::Auto`] spins over the sockets instead of asking epoll.
+pub const SPIN_SESSIONS_MAX: usize = 4;
+/// Largest scheduled request count (a guard against a rate times duration that cannot be meant).
+pub const REQUESTS_MAX: u64 = 1 << 40;
+/// Characters of the run prefix at the front of every token (the rest is a base-36 counter).
+pub const TOKEN_PREFIX_LEN: usize = 6;
+
+/// A login of one session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// SoupBinTCP username (1 to 6 characters).
+    pub username: String,
+    /// Password (1 to 10 characters).
+    pub password: String,
+}
+
+/// When the schedule ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// Requests scheduled over this long.
+    Duration(Duration),
+    /// This many requests.
+    Count(u64),
+}
+
+/// How replies are waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollMode {
+    /// [`PollMode::Spin`] up to [`SPIN_SESSIONS_MAX`] sessions, [`PollMode::Epoll`] above.
+    Auto,
+    /// Readiness from epoll (mio).
+    Epoll,
+    /// Try a non-blocking read on every session each round (lowest latency for a few sessions).
+    Spin,
+}
+
+/// Everything a run needs. [`LoadConfig::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// The order-entry address of `boursed`.
+    pub order_entry: SocketAddr,
+    /// One login per session.
+    pub logins: Vec<Credentials>,
+    /// Instruments the mix trades (not empty).
+    pub instruments: Vec<Instrument>,
+    /// Offered requests per second, all sessions together.
+    pub rate_per_s: f64,
+    /// Duration or count.
+    pub limit: Limit,
+    /// Seed of every session's order mix.
+    pub seed: u64,
+    /// Order mix weights.
+    pub weights: MixWeights,
+    /// Six characters at the front of every token; `None`: derived from the clock (tokens are day-unique per
+    /// login, so two runs of one day need different prefixes).
+    pub token_prefix: Option<String>,
+    /// Resting orders plus quotes in flight per session.
+    pub live_orders_max: usize,
+    /// Requests in flight per session.
+    pub in_flight_max: usize,
+    /// Bound on the connect and login phase.
+    pub connect_timeout: Duration,
+    /// Bound on waiting for acks after the last scheduled request.
+    pub drain_timeout: Duration,
+    /// A Client Heartbeat goes out after this long without sending.
+    pub heartbeat_interval: Duration,
+    /// How replies are waited for.
+    pub poll: PollMode,
+    /// Never sleep between rounds (lowest latency, one core busy); otherwise epoll waits until the next
+    /// scheduled send (at most 1 ms).
+    pub busy_poll: bool,
+    /// How often the progress callback runs (`None`: never).
+    pub progress_interval: Option<Duration>,
+}
+
+impl LoadConfig {
+    /// Defaults: 1000 requests/s for 5 s, seed 1, the default mix, 32 live orders and 256 requests in flight
+    /// per session, 10 s to connect, 5 s to drain, heartbeats every second, automatic polling, busy polling,
+    /// progress every second.
+    pub fn new(order_entry: SocketAddr, logins: Vec<Credentials>, instruments: Vec<Instrument>) -> Self {
+        Self {
+            order_entry,
+            logins,
+            instruments,
+            rate_per_s: 1000.0,
+            limit: Limit::Duration(Duration::from_secs(5)),
+            seed: 1,
+            weights: MixWeights::default(),
+            token_prefix: None,
+            live_orders_max: 32,
+            in_flight_max: 256,
+            connect_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(1),
+            poll: PollMode::Auto,
+            busy_poll: true,
+            progress_interval: Some(Duration::from_secs(1)),
+        }
+    }
+
+    fn total_requests(&self) -> u64 {
+        match self.limit {
+            Limit::Count(n) => n,
+            Limit::Duration(d) => (d.as_secs_f64() * self.rate_per_s).round() as u64,
+        }
+    }
+}
+
+/// Why a run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The configuration is not usable.
+    #[error("load: {0}")]
+    Config(String),
+    /// A socket error during connect or login.
+    #[error("load: session {user}: {error}")]
+    Connect {
+        /// The session's username.
+        user: String,
+        /// The error.
+        error: io::Error,
+    },
+    /// The exchange refused a login.
+    #[error("load: login {user} rejected ({reason})")]
+    LoginRejected {
+        /// The username.
+        user: String,
+        /// `not authorized` or `session not available`.
+        reason: &'static str,
+    },
+    /// Not every session was logged in within `connect_timeout`.
+    #[error("load: only {logged_in} of {sessions} sessions logged in within {timeout:?}")]
+    ConnectTimeout {
+        /// Sessions logged in.
+        logged_in: usize,
+        /// Sessions wanted.
+        sessions: usize,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// Poll or clock failure.
+    #[error("load: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Request kinds, in the order of [`LoadReport::sent`].
+pub const KIND_NAMES: [&str; 5] = ["quote", "cancel", "replace", "aggressive", "market"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Quote = 0,
+    Cancel = 1,
+    Replace = 2,
+    Aggressive = 3,
+    Market = 4,
+}
+
+/// A snapshot handed to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Seconds since the schedule started.
+    pub elapsed_s: f64,
+    /// Requests sent so far.
+    pub sent: u64,
+    /// Requests scheduled in total.
+    pub scheduled: u64,
+    /// Acks so far.
+    pub acked: u64,
+    /// p99 order-to-ack so far, nanoseconds.
+    pub p99_ns: u64,
+}
+
+impl Progress {
+    /// One line for a terminal: `load: 3.0s sent 3000/10000 acked 2999 p99 41.2us`.
+    pub fn line(&self) -> String {
+        format!(
+            "load: {:.1}s sent {}/{} acked {} p99 {}",
+            self.elapsed_s,
+            self.sent,
+            self.scheduled,
+            self.acked,
+            format_ns(self.p99_ns)
+        )
+    }
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    /// Sessions run.
+    pub sessions: usize,
+    /// Offered rate, requests per second.
+    pub offered_per_s: f64,
+    /// Requests scheduled.
+    pub scheduled: u64,
+    /// Requests sent, by kind ([`KIND_NAMES`] order).
+    pub sent: [u64; 5],
+    /// Requests acked (the order-to-ack samples).
+    pub acked: u64,
+    /// Cancels and replaces the exchange ignored because their order died first (see the module header).
+    pub ignored: u64,
+    /// Requests without an ack when the run ended (drain timeout, closed session).
+    pub unanswered: u64,
+    /// Acks that were Accepted.
+    pub accepted: u64,
+    /// Acks that were Replaced.
+    pub replaced: u64,
+    /// Acks that were Canceled for the session's own Cancel Order.
+    pub canceled: u64,
+    /// Rejected acks by reason letter.
+    pub rejected: Vec<(char, u64)>,
+    /// Executions received (both sides of a trade between two sessions count once each).
+    pub fills: u64,
+    /// Shares executed.
+    pub fill_shares: u64,
+    /// Cancels the session did not ask for, by reason letter (IOC remainders `I`, collars `K`, ...).
+    pub other_cancels: Vec<(char, u64)>,
+    /// Replies for tokens with no request waiting (should be 0).
+    pub unmatched: u64,
+    /// Sessions that ended before the run did (disconnects, End of Session).
+    pub disconnects: u64,
+    /// Debug packets received (their text, up to 10).
+    pub debug_texts: Vec<String>,
+    /// Times the schedule waited for a session's window or buffer.
+    pub schedule_stalls: u64,
+    /// Seconds from the first scheduled send to the last ack.
+    pub elapsed_s: f64,
+    /// Order-to-ack latency, nanoseconds, from the scheduled send time.
+    pub latency: Histogram<u64>,
+}
+
+impl LoadReport {
+    /// Acks per second over the run.
+    pub fn achieved_per_s(&self) -> f64 {
+        if self.elapsed_s > 0.0 {
+            self.acked as f64 / self.elapsed_s
+        } else {
+            0.0
+        }
+    }
+
+    /// Total rejects.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Total requests sent.
+    pub fn sent_total(&self) -> u64 {
+        self.sent.iter().sum()
+    }
+
+    /// Latency at quantile `q`, nanoseconds.
+    pub fn quantile_ns(&self, q: f64) -> u64 {
+        self.latency.value_at_quantile(q)
+    }
+
+    /// The human summary: latency table, throughput, outcomes.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let h = &self.latency;
+        out.push_str(&format!(
+            "order-to-ack latency ({} samples, from the scheduled send time):\n",
+            h.len()
+        ));
+        out.push_str(&latency_table(h));
+        out.push_str(&format!(
+            "throughput: offered {:.0}/s, achieved {:.0}/s over {:.2}s ({} sessions)\n",
+            self.offered_per_s,
+            self.achieved_per_s(),
+            self.elapsed_s,
+            self.sessions
+        ));
+        let sent: Vec<String> = KIND_NAMES
+            .iter()
+            .zip(self.sent)
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        out.push_str(&format!(
+            "sent {} ({}); acked {}, ignored {} (order gone first), unanswered {}\n",
+            self.sent_total(),
+            sent.join(", "),
+            self.acked,
+            self.ignored,
+            self.unanswered
+        ));
+        out.push_str(&format!(
+            "acks: accepted {}, replaced {}, canceled {}, rejected {}{}\n",
+            self.accepted,
+            self.replaced,
+            self.canceled,
+            self.rejected_total(),
+            letters(&self.rejected)
+        ));
+        out.push_str(&format!(
+            "fills {} ({} shares); other cancels {}{}\n",
+            self.fills,
+            self.fill_shares,
+            self.other_cancels.iter().map(|(_, n)| n).sum::<u64>(),
+            letters(&self.other_cancels)
+        ));
+        if self.disconnects > 0 || self.unmatched > 0 || self.schedule_stalls > 0 {
+            out.push_str(&format!(
+                "disconnects {}, unmatched replies {}, schedule stalls {}\n",
+                self.disconnects, self.unmatched, self.schedule_stalls
+            ));
+        }
+        for text in &self.debug_texts {
+            out.push_str(&format!("debug from exchange: {text}\n"));
+        }
+        out
+    }
+
+    /// The report as JSON (latencies in nanoseconds).
+    pub fn to_json(&self) -> serde_json::Value {
+        let h = &self.latency;
+        let map = |v: &[(char, u64)]| -> serde_json::Map<String, serde_json::Value> {
+            v.iter()
+                .map(|(c, n)| (c.to_string(), serde_json::json!(n)))
+                .collect()
+        };
+        let sent: serde_json::Map<String, serde_json::Value> = KIND_NAMES
+            .iter()
+            .zip(self.sent)
+            .map(|(k, n)| ((*k).to_owned(), serde_json::json!(n)))
+            .collect();
+        serde_json::json!({
+            "sessions": self.sessions,
+            "offered_per_s": self.offered_per_s,
+            "achieved_per_s": self.achieved_per_s(),
+            "elapsed_s": self.elapsed_s,
+            "scheduled": self.scheduled,
+            "sent": sent,
+            "acked": self.acked,
+            "ignored": self.ignored,
+            "unanswered": self.unanswered,
+            "accepted": self.accepted,
+            "replaced": self.replaced,
+            "canceled": self.canceled,
+            "rejected": map(&self.rejected),
+            "fills": self.fills,
+            "fill_shares": self.fill_shares,
+            "other_cancels": map(&self.other_cancels),
+            "unmatched": self.unmatched,
+            "disconnects": self.disconnects,
+            "schedule_stalls": self.schedule_stalls,
+            "latency_ns": {
+                "count": h.len(),
+                "p50": h.value_at_quantile(0.5),
+                "p90": h.value_at_quantile(0.9),
+                "p99": h.value_at_quantile(0.99),
+                "p999": h.value_at_quantile(0.999),
+                "max": h.max(),
+                "mean": h.mean(),
+            },
+        })
+    }
+}
+
+fn letters(counts: &[(char, u64)]) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = counts.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+    format!(" [{}]", parts.join(" "))
+}
+
+/// `812ns`, `41.2us`, `3.10ms`, `2.00s`.
+pub fn format_ns(ns: u64) -> String {
+    let v = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}us", v / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", v / 1e6)
+    } else {
+        format!("{:.2}s", v / 1e9)
+    }
+}
+
+/// The p50/p90/p99/p99.9/max table of a nanosecond histogram, one line each.
+pub fn latency_table(h: &Histogram<u64>) -> String {
+    let rows = [
+        ("p50", h.value_at_quantile(0.5)),
+        ("p90", h.value_at_quantile(0.9)),
+        ("p99", h.value_at_quantile(0.99)),
+        ("p99.9", h.value_at_quantile(0.999)),
+        ("max", h.max()),
+    ];
+    rows.iter()
+        .map(|(name, ns)| format!("  {name:>6} {:>10}\n", format_ns(*ns)))
+        .collect()
+}
+
+/// A new latency histogram: 1 ns to [`LATENCY_NS_MAX`], 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3) {
+        Ok(h) => h,
+        Err(e) => panic!("histogram bounds are constants: {e:?}"),
+    }
+}
+
+/// A token prefix from the clock: six base-36 characters of the Unix time in milliseconds.
+pub fn clock_token_prefix() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut out = [b'0'; TOKEN_PREFIX_LEN];
+    base36(ms, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes `value` in base 36 into `out`, right-aligned with leading zeros (the top digits drop off).
+fn base36(mut value: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for byte in out.iter_mut().rev() {
+        *byte = DIGITS[(value % 36) as usize];
+        value /= 36;
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Connecting,
+    LoginSent,
+    Active,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LiveOrder {
+    token: Token,
+    instrument: usize,
+    side: Side,
+    open: u32,
+    busy: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    kind: Kind,
+    /// The token the ack comes under (the replacement token for a Replace).
+    token: Token,
+    /// The existing order of a Cancel or Replace.
+    target: Token,
+    scheduled_ns: u64,
+}
+
+/// Counters shared by all sessions of a run.
+#[derive(Debug)]
+struct Tally {
+    sent: [u64; 5],
+    acked: u64,
+    ignored: u64,
+    accepted: u64,
+    replaced: u64,
+    canceled: u64,
+    rejected: [u64; 256],
+    fills: u64,
+    fill_shares: u64,
+    other_cancels: [u64; 256],
+    unmatched: u64,
+    disconnects: u64,
+    debug_texts: Vec<String>,
+    last_ack_ns: u64,
+    latency: Histogram<u64>,
+}
+
+const DEBUG_TEXTS_MAX: usize = 10;
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            sent: [0; 5],
+            acked: 0,
+            ignored: 0,
+            accepted: 0,
+            replaced: 0,
+            canceled: 0,
+            rejected: [0; 256],
+            fills: 0,
+            fill_shares: 0,
+            other_cancels: [0; 256],
+            unmatched: 0,
+            disconnects: 0,
+            debug_texts: Vec::new(),
+            last_ack_ns: 0,
+            latency: new_histogram(),
+        }
+    }
+
+    fn ack(&mut self, pending: &Pending, now_ns: u64) {
+        self.acked += 1;
+        self.last_ack_ns = now_ns;
+        self.latency
+            .saturating_record(now_ns.saturating_sub(pending.scheduled_ns).max(1));
+    }
+}
+
+/// One market-maker session: its socket and receive buffer, and the rest ([`Core`]) apart so that frames
+/// borrowed from the buffer can be handled by `&mut Core`.
+struct Session {
+    stream: Option<TcpStream>,
+    rx: StreamBuffer,
+    core: Core,
+}
+
+/// A session's state apart from the socket and the receive buffer.
+struct Core {
+    username: Username,
+    password: Password,
+    phase: Phase,
+    tx: Vec<u8>,
+    tx_start: usize,
+    mix: OrderMix,
+    token_prefix: [u8; TOKEN_PREFIX_LEN],
+    token_next: u64,
+    orders: Vec<LiveOrder>,
+    pending: VecDeque<Pending>,
+    quotes_in_flight: usize,
+    last_send_ns: u64,
+    live_orders_max: usize,
+    in_flight_max: usize,
+}
+
+impl Core {
+    fn pending_bytes(&self) -> usize {
+        self.tx.len() - self.tx_start
+    }
+
+    fn can_send(&self) -> bool {
+        self.phase == Phase::Active
+            && self.pending.len() < self.in_flight_max
+            && self.pending_bytes() + 3 + ouch::MESSAGE_LEN_MAX <= TX_BYTES_MAX
+    }
+
+    fn next_token(&mut self) -> Token {
+        let mut bytes = [b'0'; 14];
+        bytes[..TOKEN_PREFIX_LEN].copy_from_slice(&self.token_prefix);
+        base36(self.token_next, &mut bytes[TOKEN_PREFIX_LEN..]);
+        self.token_next += 1;
+        Alpha(bytes)
+    }
+
+    /// Appends one frame (`U` + message) to the send buffer.
+    fn queue_unsequenced<M: Message>(&mut self, message: &M) {
+        let mut frame = [0u8; 3 + ouch::MESSAGE_LEN_MAX];
+        let header = soupbintcp::write_frame_header(PacketType::UnsequencedData, M::LEN, &mut frame);
+        // The buffer holds any OUCH message: a failure is a programmer error.
+        let header = match header {
+            Ok(n) => n,
+            Err(e) => panic!("frame header: {e}"),
+        };
+        let len = match message.encode(&mut frame[header..]) {
+            Ok(n) => n,
+            Err(e) => panic!("encode: {e}"),
+        };
+        self.tx.extend_from_slice(&frame[..header + len]);
+    }
+
+    fn queue_packet(&mut self, packet: &Packet<'_>) {
+        let mut frame = [0u8; 64];
+        match packet.encode(&mut frame) {
+            Ok(n) => self.tx.extend_from_slice(&frame[..n]),
+            Err(e) => panic!("control packet encode: {e}"),
+        }
+    }
+
+    fn mix_state(&self) -> MixState {
+        MixState {
+            live: self.orders.len(),
+            idle: self.orders.iter().filter(|o| !o.busy).count(),
+            quotes_in_flight: self.quotes_in_flight,
+            live_orders_max: self.live_orders_max,
+        }
+    }
+
+    /// The `nth` live order no request is working on.
+    fn idle_order(&mut self, nth: usize) -> Option<&mut LiveOrder> {
+        self.orders.iter_mut().filter(|o| !o.busy).nth(nth)
+    }
+
+    /// Draws the next action and queues its request, scheduled at `scheduled_ns`.
+    fn send_next(&mut self, scheduled_ns: u64, now_ns: u64, instruments: &[Instrument], tally: &mut Tally) {
+        let action = self.mix.next(self.mix_state(), instruments);
+        let (kind, token, target) = match action {
+            Action::Quote {
+                instrument,
+                side,
+                price,
+                shares,
+            } => {
+                let token = self.enter(instrument, side, price, shares, 99_999, instruments);
+                self.quotes_in_flight += 1;
+                (Kind::Quote, token, Token::BLANK)
+            }
+            Action::Aggressive {
+                instrument,
+                side,
+                price,
+                shares,
+            } => (
+                Kind::Aggressive,
+                self.enter(instrument, side, price, shares, 0, instruments),
+                Token::BLANK,
+            ),
+            Action::Market {
+                instrument,
+                side,
+                shares,
+            } => (
+                Kind::Market,
+                self.enter(instrument, side, PRICE_MARKET, shares, 0, instruments),
+                Token::BLANK,
+            ),
+            Action::Cancel { nth } => {
+                let Some(order) = self.idle_order(nth) else {
+                    unreachable!("the mix draws Cancel only with an idle order")
+                };
+                order.busy = true;
+                let target = order.token;
+                self.queue_unsequenced(&CancelOrder::new(target, 0));
+                (Kind::Cancel, target, target)
+            }
+            Action::Replace { nth, ticks, lots } => {
+                let replacement = self.next_token();
+                let Some(order) = self.idle_order(nth) else {
+                    unreachable!("the mix draws Replace only with an idle order")
+                };
+                order.busy = true;
+                let (target, spec, side) = (order.token, instruments[order.instrument], order.side);
+                let price = mix::quote_price(&spec, side, ticks);
+                let shares = lots * spec.lot_size.max(1);
+                let message = ReplaceOrder::new(
+                    target,
+                    replacement,
+                    shares,
+                    price,
+                    99_999,
+                    Display::Anonymous,
+                    b'N',
+                    0,
+                );
+                self.queue_unsequenced(&message);
+                (Kind::Replace, replacement, target)
+            }
+        };
+        tally.sent[kind as usize] += 1;
+        self.pending.push_back(Pending {
+            kind,
+            token,
+            target,
+            scheduled_ns,
+        });
+        self.last_send_ns = now_ns;
+    }
+
+    fn enter(
+        &mut self,
+        instrument: usize,
+        side: Side,
+        price: u32,
+        shares: u32,
+        time_in_force: u32,
+        instruments: &[Instrument],
+    ) -> Token {
+        let token = self.next_token();
+        let terms = OrderTerms {
+            side,
+            shares,
+            stock: instruments[instrument].symbol,
+            price,
+            time_in_force,
+            firm: Firm::BLANK,
+            display: Display::Anonymous,
+            capacity: b'P',
+            intermarket_sweep: b'N',
+            minimum_quantity: 0,
+            cross_type: b'N',
+        };
+        self.queue_unsequenced(&EnterOrder::new(token, &terms, b' '));
+        token
+    }
+
+    fn take_pending(&mut self, matches: impl Fn(&Pending) -> bool) -> Option<Pending> {
+        let index = self.pending.iter().position(matches)?;
+        self.pending.remove(index)
+    }
+
+    /// An order died (executed in full, or canceled by the exchange): any cancel or replace on the wire for it
+    /// will be ignored.
+    fn order_gone(&mut self, token: Token, tally: &mut Tally) {
+        if let Some(index) = self.orders.iter().position(|o| o.token == token) {
+            self.orders.swap_remove(index);
+        }
+        while self
+            .take_pending(|p| matches!(p.kind, Kind::Cancel | Kind::Replace) && p.target == token)
+            .is_some()
+        {
+            tally.ignored += 1;
+        }
+    }
+
+    fn on_ouch(&mut self, bytes: &[u8], now_ns: u64, instruments: &[Instrument], tally: &mut Tally) {
+        let Ok(message) = Outbound::decode(bytes) else {
+            tally.unmatched += 1;
+            return;
+        };
+        match message {
+            Outbound::Accepted(a) => {
+                let token = a.order_token;
+                let Some(p) = self.take_pending(|p| {
+                    matches!(p.kind, Kind::Quote | Kind::Aggressive | Kind::Market) && p.token == token
+                }) else {
+                    tally.unmatched += 1;
+                    return;
+                };
+                tally.ack(&p, now_ns);
+                tally.accepted += 1;
+                if p.kind == Kind::Quote {
+                    self.quotes_in_flight -= 1;
+                    if a.order_state == OrderState::Live && self.orders.len() < self.live_orders_max {
+                        let instrument = instruments.iter().position(|i| i.symbol == a.stock).unwrap_or(0);
+                        self.orders.push(LiveOrder {
+                            token,
+                            instrument,
+                            side: a.side,
+                            open: a.shares.get(),
+                            busy: false,
+                        });
+                    }
+                }
+            }
+            Outbound::Rejected(r) => {
+                let token = r.order_token;
+                let Some(p) = self.take_pending(|p| p.kind != Kind::Cancel && p.token == token) else {
+                    tally.unmatched += 1;
+                    return;
+                };
+                tally.ack(&p, now_ns);
+                tally.rejected[usize::from(r.reason)] += 1;
+                match p.kind {
+                    Kind::Quote => self.quotes_in_flight -= 1,
+                    Kind::Replace => {
+                        if let Some(order) = self.orders.iter_mut().find(|o| o.token == p.target) {
+                            order.busy = false;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Outbound::Replaced(r) => {
+                let token = r.replacement_order_token;
+                let Some(p) = self.take_pending(|p| p.kind == Kind::Replace && p.token == token) else {
+                    tally.unmatched += 1;
+                    return;
+                };
+                tally.ack(&p, now_ns);
+                tally.replaced += 1;
+                let previous = self.orders.iter().position(|o| o.token == r.previous_order_token);
+                if let Some(index) = previous {
+                    let old = self.orders.swap_remove(index);
+                    if r.order_state == OrderState::Live {
+                        self.orders.push(LiveOrder {
+                            token,
+                            instrument: old.instrument,
+                            side: old.side,
+                            open: r.shares.get(),
+                            busy: false,
+                        });
+                    }
+                }
+            }
+            Outbound::Canceled(c) => {
+                self.on_cancel(c.order_token, c.decrement_shares.get(), c.reason, now_ns, tally)
+            }
+            Outbound::AiqCanceled(c) => {
+                self.on_cancel(c.order_token, c.decrement_shares.get(), c.reason, now_ns, tally);
+            }
+            Outbound::Executed(e) => {
+                tally.fills += 1;
+                tally.fill_shares += u64::from(e.executed_shares.get());
+                let token = e.order_token;
+                if let Some(order) = self.orders.iter_mut().find(|o| o.token == token) {
+                    order.open = order.open.saturating_sub(e.executed_shares.get());
+                    if order.open == 0 {
+                        self.order_gone(token, tally);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_cancel(&mut self, token: Token, decrement: u32, reason: u8, now_ns: u64, tally: &mut Tally) {
+        if let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token) {
+            tally.ack(&p, now_ns);
+            tally.canceled += 1;
+            if let Some(index) = self.orders.iter().position(|o| o.token == token) {
+                self.orders.swap_remove(index);
+            }
+            return;
+        }
+        tally.other_cancels[usize::from(reason)] += 1;
+        if let Some(order) = self.orders.iter_mut().find(|o| o.token == token) {
+            order.open = order.open.saturating_sub(decrement);
+            if order.open == 0 {
+                self.order_gone(token, tally);
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Writes what is queued; `Ok(false)` when the peer closed.
+    fn flush(&mut self) -> io::Result<bool> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(false);
+        };
+        let core = &mut self.core;
+        while core.tx_start < core.tx.len() {
+            match stream.write(&core.tx[core.tx_start..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => core.tx_start += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if core.tx_start == core.tx.len() {
+            core.tx.clear();
+            core.tx_start = 0;
+        }
+        Ok(true)
+    }
+
+    /// Reads what is there and handles every complete frame. Returns `false` when the session ended.
+    fn read(
+        &mut self,
+        now_ns: u64,
+        instruments: &[Instrument],
+        tally: &mut Tally,
+    ) -> Result<bool, LoadError> {
+        for _ in 0..FRAMES_PER_READ_MAX {
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(false);
+            };
+            let n = match stream.read(self.rx.spare_mut()) {
+                Ok(0) => return Ok(false),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Ok(false),
+            };
+            self.rx.commit(n);
+            let mut result: Result<bool, LoadError> = Ok(true);
+            // Split borrows: the packet borrows `rx`, the handlers use `core`.
+            let Session { rx, core, .. } = self;
+            let drained = rx.for_each_packet(usize::MAX, |packet| {
+                match packet {
+                    Packet::SequencedData(bytes) => core.on_ouch(bytes, now_ns, instruments, tally),
+                    Packet::LoginAccepted(_) if core.phase == Phase::LoginSent => {
+                        core.phase = Phase::Active;
+                    }
+                    Packet::LoginRejected(reason) => {
+                        result = Err(LoadError::LoginRejected {
+                            user: core.username.as_str_lossy().into_owned(),
+                            reason: match reason {
+                                soupbintcp::LoginRejectReason::NotAuthorized => "not authorized",
+                                soupbintcp::LoginRejectReason::SessionNotAvailable => "session not available",
+                            },
+                        });
+                        return ControlFlow::Break(());
+                    }
+                    Packet::EndOfSession => {
+                        result = Ok(false);
+                        return ControlFlow::Break(());
+                    }
+                    Packet::Debug(text) if tally.debug_texts.len() < DEBUG_TEXTS_MAX => {
+                        tally.debug_texts.push(String::from_utf8_lossy(text).into_owned());
+                    }
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            });
+            if drained.is_err() {
+                return Ok(false);
+            }
+            if !matches!(result, Ok(true)) {
+                return result;
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn config_error(text: impl Into<String>) -> LoadError {
+    LoadError::Config(text.into())
+}
+
+fn validate(config: &LoadConfig) -> Result<(), LoadError> {
+    let sessions = config.logins.len();
+    if sessions == 0 || sessions > SESSIONS_MAX {
+        return Err(config_error(format!(
+            "sessions = {sessions}: must be 1 to {SESSIONS_MAX}"
+        )));
+    }
+    if config.instruments.is_empty() {
+        return Err(config_error("no instruments to trade"));
+    }
+    if !(config.rate_per_s.is_finite() && config.rate_per_s > 0.0) {
+        return Err(config_error(format!(
+            "rate = {}: must be above 0",
+            config.rate_per_s
+        )));
+    }
+    let total = config.total_requests();
+    if total == 0 || total > REQUESTS_MAX {
+        return Err(config_error(format!(
+            "{total} requests scheduled: must be 1 to {REQUESTS_MAX}"
+        )));
+    }
+    if config.live_orders_max == 0 || config.in_flight_max == 0 {
+        return Err(config_error("live_orders_max and in_flight_max must be above 0"));
+    }
+    let w = config.weights;
+    if [w.quote, w.cancel, w.replace, w.aggressive, w.market]
+        .iter()
+        .all(|&x| x == 0)
+    {
+        return Err(config_error("every mix weight is 0"));
+    }
+    if let Some(prefix) = &config.token_prefix
+        && (prefix.len() != TOKEN_PREFIX_LEN || !prefix.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(config_error(format!(
+            "token prefix {prefix:?}: must be {TOKEN_PREFIX_LEN} ASCII letters or digits"
+        )));
+    }
+    for login in &config.logins {
+        if Username::new(&login.username).is_none_or(|u| u.is_blank())
+            || Password::new(&login.password).is_none()
+        {
+            return Err(config_error(format!(
+                "login {:?}: username 1 to 6 and password up to 10 printable ASCII characters",
+                login.username
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn now_ns(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
+}
+
+/// Runs the load as configured; calls `progress` every `progress_interval` while it runs.
+///
+/// # Errors
+/// [`LoadError`] when the configuration is unusable or the sessions cannot all connect and log in. Failures
+/// during the run (a session closed by the exchange) are counted in the report, not errors.
+pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<LoadReport, LoadError> {
+    validate(config)?;
+    let n = config.logins.len();
+    let prefix: [u8; TOKEN_PREFIX_LEN] = {
+        let text = config.token_prefix.clone().unwrap_or_else(clock_token_prefix);
+        let mut out = [b'0'; TOKEN_PREFIX_LEN];
+        out.copy_from_slice(&text.as_bytes()[..TOKEN_PREFIX_LEN]);
+        out
+    };
+    let mut sessions: Vec<Session> = config
+        .logins
+        .iter()
+        .enumerate()
+        .map(|(index, login)| Session {
+            stream: None,
+            rx: StreamBuffer::new(RX_BYTES, soupbintcp::FRAME_SIZE_MAX_DEFAULT),
+            core: Core {
+                username: Username::new(&login.username).unwrap_or_default(),
+                password: Password::new(&login.password).unwrap_or_default(),
+                phase: Phase::Idle,
+                tx: Vec::with_capacity(TX_BYTES_MAX),
+                tx_start: 0,
+                mix: OrderMix::new(config.seed, index as u64, config.weights),
+                token_prefix: prefix,
+                token_next: 1,
+                orders: Vec::with_capacity(config.live_orders_max),
+                pending: VecDeque::with_capacity(config.in_flight_max),
+                quotes_in_flight: 0,
+                last_send_ns: 0,
+                live_orders_max: config.live_orders_max,
+                in_flight_max: config.in_flight_max,
+            },
+        })
+        .collect();
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(EVENTS_MAX);
+    let mut tally = Tally::new();
+    connect_all(config, &mut sessions, &mut poll, &mut events, &mut tally)?;
+
+    let spin = match config.poll {
+        PollMode::Spin => true,
+        PollMode::Epoll => false,
+        PollMode::Auto => n <= SPIN_SESSIONS_MAX,
+    };
+    let total = config.total_requests();
+    let interval_ns = 1e9 / config.rate_per_s;
+    let scheduled_at = |k: u64| (k as f64 * interval_ns) as u64;
+    let last_scheduled_ns = scheduled_at(total - 1);
+    let drain_ns = config.drain_timeout.as_nanos() as u64;
+    let heartbeat_ns = config.heartbeat_interval.as_nanos() as u64;
+    let progress_ns = config.progress_interval.map(|d| d.as_nanos() as u64);
+    let mut next_progress_ns = progress_ns.unwrap_or(u64::MAX);
+    let mut next_heartbeat_scan_ns = heartbeat_ns / 4;
+    let mut next_k = 0u64;
+    let mut stalls = 0u64;
+    let start = Instant::now();
+    let mut live = n;
+    loop {
+        let now = now_ns(start);
+        // 1. Everything due, in schedule order.
+        let mut budget = SENDS_PER_ROUND_MAX;
+        while next_k < total && budget > 0 {
+            let due = scheduled_at(next_k);
+            if due > now {
+                break;
+            }
+            let session = &mut sessions[(next_k % n as u64) as usize];
+            if session.core.phase != Phase::Active {
+                // A closed session's share of the schedule is dropped, not sent: it counts as unanswered.
+                next_k += 1;
+                continue;
+            }
+            if !session.core.can_send() {
+                stalls += 1;
+                break;
+            }
+            session.core.send_next(due, now, &config.instruments, &mut tally);
+            if !session.flush().unwrap_or(false) {
+                close(session, &mut poll, &mut tally, &mut live);
+            }
+            next_k += 1;
+            budget -= 1;
+        }
+        // 2. Replies.
+        let now = now_ns(start);
+        if spin {
+            for session in sessions.iter_mut() {
+                if session.core.phase == Phase::Active && !read_and_flush(session, now, config, &mut tally)? {
+                    close(session, &mut poll, &mut tally, &mut live);
+                }
+            }
+        } else {
+            let timeout = if config.busy_poll {
+                Duration::ZERO
+            } else if next_k < total {
+                Duration::from_nanos(scheduled_at(next_k).saturating_sub(now).min(1_000_000))
+            } else {
+                Duration::from_millis(1)
+            };
+            match poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+            let now = now_ns(start);
+            for event in events.iter() {
+                let session = &mut sessions[event.token().0];
+                if session.core.phase != Phase::Active {
+                    continue;
+                }
+                if !read_and_flush(session, now, config, &mut tally)? {
+                    close(session, &mut poll, &mut tally, &mut live);
+                }
+            }
+        }
+        let now = now_ns(start);
+        // 3. Heartbeats for quiet sessions (a scan a few times per interval).
+        if now >= next_heartbeat_scan_ns {
+            next_heartbeat_scan_ns = now + heartbeat_ns / 4;
+            for session in sessions.iter_mut() {
+                if session.core.phase == Phase::Active
+                    && now.saturating_sub(session.core.last_send_ns) >= heartbeat_ns
+                {
+                    session.core.queue_packet(&Packet::ClientHeartbeat);
+                    session.core.last_send_ns = now;
+                    if !session.flush().unwrap_or(false) {
+                        close(session, &mut poll, &mut tally, &mut live);
+                    }
+                }
+            }
+        }
+        if now >= next_progress_ns {
+            next_progress_ns = now + progress_ns.unwrap_or(u64::MAX / 2);
+            progress(&Progress {
+                elapsed_s: now as f64 / 1e9,
+                sent: tally.sent.iter().sum(),
+                scheduled: total,
+                acked: tally.acked,
+                p99_ns: tally.latency.value_at_quantile(0.99),
+            });
+        }
+        // 4. The end: everything sent and answered, or the drain bound, or nobody left.
+        if next_k >= total {
+            let outstanding: usize = sessions.iter().map(|s| s.core.pending.len()).sum();
+            if outstanding == 0 || now > last_scheduled_ns.max(scheduled_at(next_k - 1)) + drain_ns {
+                break;
+            }
+        }
+        if live == 0 {
+            break;
+        }
+    }
+    let unanswered = total - tally.acked - tally.ignored;
+    // Log out (best effort) and close.
+    for session in sessions.iter_mut() {
+        if session.core.phase == Phase::Active {
+            session.core.queue_packet(&Packet::LogoutRequest);
+            let _ = session.flush();
+        }
+        if let Some(mut stream) = session.stream.take() {
+            let _ = poll.registry().deregister(&mut stream);
+        }
+    }
+    let letters_of = |counts: &[u64; 256]| -> Vec<(char, u64)> {
+        counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, n)| (char::from(c as u8), *n))
+            .collect()
+    };
+    Ok(LoadReport {
+        sessions: n,
+        offered_per_s: config.rate_per_s,
+        scheduled: total,
+        sent: tally.sent,
+        acked: tally.acked,
+        ignored: tally.ignored,
+        unanswered,
+        accepted: tally.accepted,
+        replaced: tally.replaced,
+        canceled: tally.canceled,
+        rejected: letters_of(&tally.rejected),
+        fills: tally.fills,
+        fill_shares: tally.fill_shares,
+        other_cancels: letters_of(&tally.other_cancels),
+        unmatched: tally.unmatched,
+        disconnects: tally.disconnects,
+        debug_texts: tally.debug_texts,
+        schedule_stalls: stalls,
+        elapsed_s: tally.last_ack_ns.max(last_scheduled_ns) as f64 / 1e9,
+        latency: tally.latency,
+    })
+}
+
+fn read_and_flush(
+    session: &mut Session,
+    now: u64,
+    config: &LoadConfig,
+    tally: &mut Tally,
+) -> Result<bool, LoadError> {
+    let open = session.read(now, &config.instruments, tally)?;
+    // A pending partial write goes on when the socket drains (reads are the chance to retry).
+    Ok(open && (session.core.pending_bytes() == 0 || session.flush().unwrap_or(false)))
+}
+
+fn close(session: &mut Session, poll: &mut Poll, tally: &mut Tally, live: &mut usize) {
+    if session.core.phase == Phase::Closed {
+        return;
+    }
+    session.core.phase = Phase::Closed;
+    tally.disconnects += 1;
+    *live = live.saturating_sub(1);
+    if let Some(mut stream) = session.stream.take() {
+        let _ = poll.registry().deregister(&mut stream);
+    }
+}
+
+/// Connects and logs in every session, at most [`CONNECTS_IN_FLIGHT_MAX`] at once.
+fn connect_all(
+    config: &LoadConfig,
+    sessions: &mut [Session],
+    poll: &mut Poll,
+    events: &mut Events,
+    tally: &mut Tally,
+) -> Result<(), LoadError> {
+    let n = sessions.len();
+    let deadline = Instant::now() + config.connect_timeout;
+    let mut started = 0usize;
+    let mut in_flight = 0usize;
+    let mut active = 0usize;
+    while active < n {
+        while started < n && in_flight < CONNECTS_IN_FLIGHT_MAX {
+            let session = &mut sessions[started];
+            let user = session.core.username.as_str_lossy().into_owned();
+            let mut stream = TcpStream::connect(config.order_entry).map_err(|error| LoadError::Connect {
+                user: user.clone(),
+                error,
+            })?;
+            poll.registry()
+                .register(
+                    &mut stream,
+                    mio::Token(started),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map_err(|error| LoadError::Connect { user, error })?;
+            session.stream = Some(stream);
+            session.core.phase = Phase::Connecting;
+            started += 1;
+            in_flight += 1;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(LoadError::ConnectTimeout {
+                logged_in: active,
+                sessions: n,
+                timeout: config.connect_timeout,
+            });
+        }
+        poll.poll(events, Some((deadline - now).min(Duration::from_millis(10))))?;
+        for event in events.iter() {
+            let session = &mut sessions[event.token().0];
+            let user_name = session_user(&session.core);
+            let user = || user_name.clone();
+            match session.core.phase {
+                Phase::Connecting if event.is_writable() || event.is_readable() => {
+                    let Some(stream) = session.stream.as_ref() else {
+                        continue;
+                    };
+                    if let Ok(Some(error)) | Err(error) = stream.take_error() {
+                        return Err(LoadError::Connect { user: user(), error });
+                    }
+                    match stream.peer_addr() {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
+                        Err(error) => return Err(LoadError::Connect { user: user(), error }),
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let login = LoginRequest {
+                        username: session.core.username,
+                        password: session.core.password,
+                        requested_session: SessionName::BLANK,
+                        requested_sequence_number: 0,
+                        heartbeat_timeout_ms: None,
+                    };
+                    session.core.queue_packet(&Packet::LoginRequest(login));
+                    session.core.phase = Phase::LoginSent;
+                    if !session
+                        .flush()
+                        .map_err(|error| LoadError::Connect { user: user(), error })?
+                    {
+                        return Err(LoadError::Connect {
+                            user: user(),
+                            error: io::Error::new(io::ErrorKind::ConnectionReset, "closed before login"),
+                        });
+                    }
+                }
+                Phase::LoginSent => {
+                    if !session.read(0, &config.instruments, tally)? {
+                        return Err(LoadError::Connect {
+                            user: user(),
+                            error: io::Error::new(io::ErrorKind::ConnectionReset, "closed during login"),
+                        });
+                    }
+                    if session.core.pending_bytes() > 0 {
+                        let _ = session.flush();
+                    }
+                    if session.core.phase == Phase::Active {
+                        active += 1;
+                        in_flight -= 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn session_user(core: &Core) -> String {
+    core.username.as_str_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::echo::{EchoOptions, EchoServer};
+    use super::*;
+    use bourse_protocol::fields::Symbol;
+    use bourse_protocol::ouch::{Executed, LiquidityFlag};
+
+    fn instruments() -> Vec<Instrument> {
+        vec![
+            Instrument {
+                symbol: Symbol::new("AAPL").unwrap(),
+                tick_size: 100,
+                lot_size: 1,
+                reference_price: 1_900_000,
+            },
+            Instrument {
+                symbol: Symbol::new("BRSE").unwrap(),
+                tick_size: 500,
+                lot_size: 100,
+                reference_price: 100_000,
+            },
+        ]
+    }
+
+    fn logins(n: usize) -> Vec<Credentials> {
+        (0..n)
+            .map(|i| Credentials {
+                username: format!("u{i}"),
+                password: "pw".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_request_is_acked_by_the_echo_server() {
+        let server = EchoServer::start(EchoOptions::default()).unwrap();
+        let mut config = LoadConfig::new(server.addr(), logins(3), instruments());
+        config.rate_per_s = 20_000.0;
+        config.limit = Limit::Count(600);
+        config.poll = PollMode::Epoll;
+        config.busy_poll = false;
+        config.token_prefix = Some("TEST01".into());
+        let report = run(&config, &mut |_| {}).unwrap();
+        let stats = server.stop().unwrap();
+        assert_eq!(stats.logins, 3);
+        assert_eq!(stats.requests, 600);
+        assert_eq!(report.sent_total(), 600);
+        assert_eq!(report.acked, 600, "{}", report.summary());
+        assert_eq!((report.ignored, report.unanswered, report.unmatched), (0, 0, 0));
+        assert_eq!(report.latency.len(), 600);
+        assert_eq!(report.accepted + report.replaced + report.canceled, 600);
+        assert_eq!(report.sent[Kind::Cancel as usize], report.canceled);
+        assert_eq!(report.sent[Kind::Replace as usize], report.replaced);
+        for kind in [Kind::Quote, Kind::Cancel, Kind::Replace, Kind::Aggressive] {
+            assert!(report.sent[kind as usize] > 0, "{kind:?}: {}", report.summary());
+        }
+        let json = report.to_json();
+        assert_eq!(json["acked"], 600);
+        assert!(json["latency_ns"]["p99"].as_u64().unwrap() >= json["latency_ns"]["p50"].as_u64().unwrap());
+    }
+
+    #[test]
+    fn spin_polling_one_session_works_too() {
+        let server = EchoServer::start(EchoOptions::default()).unwrap();
+        let mut config = LoadConfig::new(server.addr(), logins(1), instruments());
+        config.rate_per_s = 10_000.0;
+        config.limit = Limit::Count(200);
+        config.poll = PollMode::Spin;
+        let report = run(&config, &mut |_| {}).unwrap();
+        assert_eq!(report.acked, 200, "{}", report.summary());
+    }
+
+    /// A stall of the server shows in full: every request scheduled during the first half of the stall waits
+    /// at least half the stall, measured from its scheduled time (a closed-loop client would have sent them
+    /// late and recorded one slow sample).
+    #[test]
+    fn a_stalled_server_shows_in_the_latency_from_scheduled_time() {
+        let stall = Duration::from_millis(200);
+        let server = EchoServer::start(EchoOptions {
+            busy_poll: false,
+            stall: Some((50, stall)),
+        })
+        .unwrap();
+        let mut config = LoadConfig::new(server.addr(), logins(1), instruments());
+        config.rate_per_s = 1000.0;
+        config.limit = Limit::Count(400);
+        config.poll = PollMode::Epoll;
+        config.busy_poll = false;
+        let report = run(&config, &mut |_| {}).unwrap();
+        assert_eq!(report.acked, 400, "{}", report.summary());
+        let stall_ns = stall.as_nanos() as u64;
+        // Request 50 (scheduled at 49 ms) is answered after the whole stall.
+        assert!(
+            report.latency.max() >= stall_ns - stall_ns / 100,
+            "{}",
+            report.latency.max()
+        );
+        // Requests 50..=150 (scheduled 49..149 ms) all wait at least half the stall: at least 100 samples.
+        let slow = report.latency.count_between(stall_ns / 2, u64::MAX / 2);
+        assert!(slow >= 100, "{slow} samples at or above {} ns", stall_ns / 2);
+    }
+
+    fn core(live_orders_max: usize) -> Core {
+        Core {
+            username: Username::new("u").unwrap(),
+            password: Password::new("p").unwrap(),
+            phase: Phase::Active,
+            tx: Vec::new(),
+            tx_start: 0,
+            mix: OrderMix::new(1, 0, MixWeights::default()),
+            token_prefix: *b"TEST00",
+            token_next: 1,
+            orders: Vec::new(),
+            pending: VecDeque::new(),
+            quotes_in_flight: 0,
+            last_send_ns: 0,
+            live_orders_max,
+            in_flight_max: 16,
+        }
+    }
+
+    #[test]
+    fn a_cancel_whose_order_dies_first_is_ignored_not_lost() {
+        let instruments = instruments();
+        let mut tally = Tally::new();
+        let mut core = core(4);
+        let token = core.next_token();
+        core.orders.push(LiveOrder {
+            token,
+            instrument: 0,
+            side: Side::Buy,
+            open: 10,
+            busy: true,
+        });
+        core.pending.push_back(Pending {
+            kind: Kind::Cancel,
+            token,
+            target: token,
+            scheduled_ns: 5,
+        });
+        // Executed in two parts: the first leaves the cancel waiting, the second kills the order.
+        let executed = |shares| Executed::new(0, token, shares, 1_899_900, LiquidityFlag::Added, 1);
+        core.on_ouch(executed(4).as_wire(), 10, &instruments, &mut tally);
+        assert_eq!((tally.ignored, core.pending.len()), (0, 1));
+        assert_eq!(core.orders[0].open, 6);
+        core.on_ouch(executed(6).as_wire(), 20, &instruments, &mut tally);
+        assert_eq!((tally.ignored, tally.acked, core.pending.len()), (1, 0, 0));
+        assert!(core.orders.is_empty());
+        assert_eq!((tally.fills, tally.fill_shares), (2, 10));
+    }
+
+    #[test]
+    fn tokens_are_prefix_and_base36_counter() {
+        let mut core = core(1);
+        assert_eq!(&core.next_token().0, b"TEST0000000001");
+        core.token_next = 36;
+        assert_eq!(&core.next_token().0, b"TEST0000000010");
+        assert_eq!(clock_token_prefix().len(), TOKEN_PREFIX_LEN);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut config = LoadConfig::new(addr, Vec::new(), instruments());
+        assert!(matches!(run(&config, &mut |_| {}), Err(LoadError::Config(_))));
+        config.logins = vec![Credentials {
+            username: "toolongname".into(),
+            password: "x".into(),
+        }];
+        assert!(matches!(run(&config, &mut |_| {}), Err(LoadError::Config(_))));
+        config.logins = logins(1);
+        config.rate_per_s = 0.0;
+        assert!(matches!(run(&config, &mut |_| {}), Err(LoadError::Config(_))));
+        config.rate_per_s = 10.0;
+        config.token_prefix = Some("short".into());
+        assert!(matches!(run(&config, &mut |_| {}), Err(LoadError::Config(_))));
+    }
+}
