@@ -738,6 +738,23 @@ fn two_market_makers_cross_and_the_feed_rebuilds_the_book_and_a_late_joiner_sync
     assert_eq!(early.recovered, 0);
     assert!(early.itchy_messages > 0, "itchy read the packets of A");
     early.assert_a_equals_b();
+    // The stage's latency histogram (pop -> packet sent) reaches admin.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let AdminReply::Latency { stages } = daemon.admin(&AdminRequest::Latency) else {
+            panic!("latency reply");
+        };
+        let market_data = stages
+            .iter()
+            .find(|s| s.stage == "market_data")
+            .expect("market_data stage");
+        if market_data.count > 0 {
+            assert!(market_data.p50_ns > 0 && market_data.max_ns >= market_data.p50_ns);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no market_data latency published");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     daemon.shutdown();
 }
 
