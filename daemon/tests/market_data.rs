@@ -286,6 +286,27 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
     }
 }
 
+/// A test's journal directory, receivers, writer side and running stage.
+struct Setup {
+    dir: TempDir,
+    feeds: Feeds,
+    core: Core,
+    running: Running,
+}
+
+fn setup(name: &str, id: u8, options: Options) -> Setup {
+    let dir = TempDir::new(name);
+    let feeds = feeds(id);
+    let (core, consumer) = Core::open(&dir, 1);
+    let running = start(&dir, &feeds, consumer, options);
+    Setup {
+        dir,
+        feeds,
+        core,
+        running,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Messages
 
@@ -417,6 +438,21 @@ fn itchy_reads(blocks: &[u8]) -> Vec<itchy::Message> {
 // ---------------------------------------------------------------------------------------------------------
 // Snapshot client
 
+/// A Login Request frame (Requested Sequence Number 1).
+fn login_request(user: &str, password: &str, requested_session: &str) -> Vec<u8> {
+    let mut frame = [0u8; 64];
+    let n = Packet::LoginRequest(LoginRequest {
+        username: Alpha::new(user).unwrap(),
+        password: Alpha::new(password).unwrap(),
+        requested_session: Alpha::new(requested_session).unwrap(),
+        requested_sequence_number: 1,
+        heartbeat_timeout_ms: None,
+    })
+    .encode(&mut frame)
+    .unwrap();
+    frame[..n].to_vec()
+}
+
 struct SoupClient {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -445,17 +481,9 @@ impl SoupClient {
     fn login(addr: SocketAddr, user: &str, password: &str, requested_session: &str) -> SoupClient {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        let mut frame = [0u8; 64];
-        let n = Packet::LoginRequest(LoginRequest {
-            username: Alpha::new(user).unwrap(),
-            password: Alpha::new(password).unwrap(),
-            requested_session: Alpha::new(requested_session).unwrap(),
-            requested_sequence_number: 1,
-            heartbeat_timeout_ms: None,
-        })
-        .encode(&mut frame)
-        .unwrap();
-        stream.write_all(&frame[..n]).unwrap();
+        stream
+            .write_all(&login_request(user, password, requested_session))
+            .unwrap();
         SoupClient {
             stream,
             buf: Vec::new(),
@@ -515,13 +543,14 @@ fn snapshot_seq(messages: &[Message]) -> u64 {
 
 #[test]
 fn packets_are_identical_on_a_and_b_contiguous_bounded_and_read_by_itchy() {
-    let dir = TempDir::new("ab");
-    let feeds = feeds(11);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(
-        &dir,
-        &feeds,
-        consumer,
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup(
+        "ab",
+        11,
         Options {
             payload_bytes_max: 200,
             ..Options::default()
@@ -633,13 +662,14 @@ fn answer(socket: &UdpSocket, count: usize) -> Vec<(u64, Vec<u8>)> {
 
 #[test]
 fn dropped_messages_never_reach_a_or_b_and_re_requests_return_them() {
-    let dir = TempDir::new("drop");
-    let feeds = feeds(12);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(
-        &dir,
-        &feeds,
-        consumer,
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup(
+        "drop",
+        12,
         Options {
             drop_feed_seqs: vec![3, 9, 10],
             rerequest_count_max: 4,
@@ -814,10 +844,12 @@ fn trading_day(core: &mut Core) -> u64 {
 
 #[test]
 fn snapshot_after_n_messages_has_the_orders_in_priority_and_ends_with_g_n() {
-    let dir = TempDir::new("snapshot");
-    let feeds = feeds(13);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("snapshot", 13, Options::default());
     let n = trading_day(&mut core);
     assert_eq!(n, 21);
     // Once the feed carried N, the book has applied it.
@@ -874,10 +906,12 @@ fn snapshot_after_n_messages_has_the_orders_in_priority_and_ends_with_g_n() {
 
 #[test]
 fn a_restart_continues_the_sequence_and_serves_the_same_snapshot() {
-    let dir = TempDir::new("restart");
-    let feeds = feeds(14);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("restart", 14, Options::default());
     let n = trading_day(&mut core);
     read_until(&feeds.a, 1, n);
     read_until(&feeds.b, 1, n);
@@ -922,10 +956,12 @@ fn a_restart_continues_the_sequence_and_serves_the_same_snapshot() {
 
 #[test]
 fn end_of_session_is_sent_then_repeated_and_closes_snapshot_logins() {
-    let dir = TempDir::new("eos");
-    let feeds = feeds(15);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("eos", 15, Options::default());
     core.publish(&day_start());
     core.publish(&[
         system(EventCode::EndOfSystemHours, 90),
@@ -958,13 +994,14 @@ fn end_of_session_is_sent_then_repeated_and_closes_snapshot_logins() {
 
 #[test]
 fn a_closed_day_rejects_snapshots_and_repeats_end_of_session() {
-    let dir = TempDir::new("closed");
-    let feeds = feeds(16);
-    let (_core, consumer) = Core::open(&dir, 1);
-    let running = start(
-        &dir,
-        &feeds,
-        consumer,
+    let Setup {
+        dir: _dir,
+        feeds,
+        core: _core,
+        running,
+    } = setup(
+        "closed",
+        16,
         Options {
             day_open: false,
             ..Options::default()
@@ -982,10 +1019,12 @@ fn a_closed_day_rejects_snapshots_and_repeats_end_of_session() {
 
 #[test]
 fn messages_go_out_without_a_flush_and_shutdown_sets_feed_closed() {
-    let dir = TempDir::new("shutdown");
-    let feeds = feeds(18);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("shutdown", 18, Options::default());
     // Released without a Flush: they go out once the ring is drained, before any shutdown.
     let messages = day_start();
     for (i, m) in messages.iter().enumerate() {
@@ -1062,13 +1101,14 @@ fn construction_rejects_a_journal_whose_feed_is_not_contiguous() {
 
 #[test]
 fn snapshot_sessions_follow_the_soupbintcp_rules() {
-    let dir = TempDir::new("soup");
-    let feeds = feeds(19);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(
-        &dir,
-        &feeds,
-        consumer,
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup(
+        "soup",
+        19,
         Options {
             snapshot_login_timeout_ms: 100,
             ..Options::default()
@@ -1080,17 +1120,10 @@ fn snapshot_sessions_follow_the_soupbintcp_rules() {
     // Login Request and Client Heartbeat in one write: the heartbeat counts as after the login.
     let mut both = SoupClient::connect(running.snapshot);
     let mut frames = [0u8; 64];
-    let n = Packet::LoginRequest(LoginRequest {
-        username: Alpha::new("alice").unwrap(),
-        password: Alpha::new("alice-pw").unwrap(),
-        requested_session: Alpha::BLANK,
-        requested_sequence_number: 1,
-        heartbeat_timeout_ms: None,
-    })
-    .encode(&mut frames)
-    .unwrap();
-    let m = Packet::ClientHeartbeat.encode(&mut frames[n..]).unwrap();
-    both.stream.write_all(&frames[..n + m]).unwrap();
+    let mut both_frames = login_request("alice", "alice-pw", "");
+    let m = Packet::ClientHeartbeat.encode(&mut frames).unwrap();
+    both_frames.extend_from_slice(&frames[..m]);
+    both.stream.write_all(&both_frames).unwrap();
     let snapshot = both.snapshot();
     assert_eq!(snapshot_seq(&snapshot), 7);
     assert_eq!(snapshot.len(), 1 + 2 + 2 + 1);
@@ -1118,16 +1151,10 @@ fn snapshot_sessions_follow_the_soupbintcp_rules() {
     // A second Login Request after login: closed.
     let mut twice = SoupClient::login(running.snapshot, "alice", "alice-pw", "");
     twice.snapshot();
-    let n = Packet::LoginRequest(LoginRequest {
-        username: Alpha::new("alice").unwrap(),
-        password: Alpha::new("alice-pw").unwrap(),
-        requested_session: Alpha::BLANK,
-        requested_sequence_number: 1,
-        heartbeat_timeout_ms: None,
-    })
-    .encode(&mut frames)
-    .unwrap();
-    twice.stream.write_all(&frames[..n]).unwrap();
+    twice
+        .stream
+        .write_all(&login_request("alice", "alice-pw", ""))
+        .unwrap();
     while twice.next().is_some() {}
 
     // sessions_max = 4: with four logged in, a fifth connection is closed at connect.
@@ -1146,10 +1173,12 @@ fn snapshot_sessions_follow_the_soupbintcp_rules() {
 
 #[test]
 fn a_large_book_streams_its_snapshot_and_re_requests_seek_through_the_index() {
-    let dir = TempDir::new("large");
-    let feeds = feeds(20);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("large", 20, Options::default());
     core.publish(&day_start());
     // 1000 orders over 50 levels a side (the test limits: 1024 orders, 64 levels).
     for chunk in 0..10u64 {
