@@ -48,6 +48,8 @@ struct Ports {
 struct Boursed {
     child: Child,
     dir: PathBuf,
+    /// Remove `dir` when dropped (false once handed on to a restart).
+    owns_dir: bool,
     ports: Ports,
 }
 
@@ -79,6 +81,17 @@ impl Boursed {
         let dir = std::env::temp_dir().join(format!("bourse-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        Boursed::start_in(dir, groups, drop_feed_seqs, true)
+    }
+
+    /// Starts `boursed` over `dir` (a fresh one, or the journal of an earlier run). `cancel_on_disconnect`
+    /// is the value given to every login.
+    fn start_in(
+        dir: PathBuf,
+        groups: (SocketAddrV4, SocketAddrV4),
+        drop_feed_seqs: Option<&str>,
+        cancel_on_disconnect: bool,
+    ) -> Boursed {
         let mut config: toml::Table = DEFAULT_TOML.parse().unwrap();
         let text = |s: String| toml::Value::String(s);
         set(&mut config, "order_entry", "listen", text("127.0.0.1:0".into()));
@@ -114,6 +127,12 @@ impl Boursed {
         set(&mut config, "engine", "orders_max", toml::Value::Integer(10_000));
         set(&mut config, "engine", "tokens_max", toml::Value::Integer(10_000));
         set(&mut config, "threading", "mode", text("shared".into()));
+        for login in config["logins"].as_array_mut().unwrap() {
+            login.as_table_mut().unwrap().insert(
+                "cancel_on_disconnect".into(),
+                toml::Value::Boolean(cancel_on_disconnect),
+            );
+        }
         let config_path = dir.join("boursed.toml");
         std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
         let ports_path = dir.join("ports");
@@ -158,7 +177,12 @@ impl Boursed {
             group_b: group("market_data_b"),
         };
         assert_eq!((ports.group_a, ports.group_b), groups);
-        Boursed { child, dir, ports }
+        Boursed {
+            child,
+            dir,
+            owns_dir: true,
+            ports,
+        }
     }
 
     fn admin(&self, request: &AdminRequest) -> AdminReply {
@@ -187,7 +211,19 @@ impl Boursed {
     }
 
     /// Admin shutdown; the process must exit 0.
-    fn shutdown(mut self) {
+    fn shutdown(self) {
+        self.stop();
+    }
+
+    /// Admin shutdown (exit 0), keeping the directory for a restart; returns it.
+    fn shutdown_keep(mut self) -> PathBuf {
+        self.owns_dir = false;
+        let dir = self.dir.clone();
+        self.stop();
+        dir
+    }
+
+    fn stop(mut self) {
         let reply = self.admin(&AdminRequest::Shutdown);
         assert!(matches!(reply, AdminReply::Done { .. }), "{reply:?}");
         let deadline = Instant::now() + WAIT;
@@ -208,7 +244,9 @@ impl Drop for Boursed {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -415,6 +453,7 @@ impl Receiver {
     }
 
     /// Late join (docs/protocol.md 7.8): buffer, snapshot, apply the buffer above N. Returns N.
+    /// (`snapshot` below takes a snapshot alone.)
     fn join_with_snapshot(&mut self, snapshot: SocketAddr, during: impl FnOnce()) -> u64 {
         self.buffer = Some(Vec::new());
         self.pump();
@@ -793,6 +832,66 @@ fn dropped_feed_messages_are_seen_as_gaps_and_all_recovered_by_re_request() {
         "every message applied, in order"
     );
     assert!(receiver.tracker.counters().requests > 0);
+    receiver.assert_a_equals_b();
+    daemon.shutdown();
+}
+
+/// A whole snapshot session: the messages before `G`, and `N`.
+fn snapshot(addr: SocketAddr) -> (Vec<itch::Message>, u64) {
+    let mut client = Client::connect(addr, &ClientConfig::default()).unwrap();
+    let outcome = client.login("carol", "carol-pw", "", 1).unwrap();
+    assert!(matches!(outcome, LoginOutcome::Accepted { .. }), "{outcome:?}");
+    let mut messages = Vec::new();
+    let n = client::read_snapshot(
+        &mut client,
+        WAIT,
+        Duration::from_millis(5),
+        || {},
+        |m| messages.push(*m),
+    )
+    .unwrap();
+    client.logout().unwrap();
+    (messages, n)
+}
+
+#[test]
+fn a_restart_continues_the_feed_and_serves_the_same_snapshot() {
+    let groups = Boursed::groups(33);
+    let mut receiver = Receiver::join(groups);
+    let dir = std::env::temp_dir().join(format!("bourse-e2e-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Orders stay on the book across the restart: no cancel-on-disconnect.
+    let daemon = Boursed::start_in(dir, groups, None, false);
+    receiver.rerequest = Some(daemon.ports.rerequest);
+    let traders = trade(&daemon, &mut [&mut receiver], |_, _| {});
+    drop(traders);
+    let (before, n) = snapshot(daemon.ports.snapshot);
+    receiver.sync_to(n);
+    assert_eq!(receiver.tracker.next_expected(), n + 1);
+    let dir = daemon.shutdown_keep();
+
+    let daemon = Boursed::start_in(dir, groups, None, false);
+    receiver.rerequest = Some(daemon.ports.rerequest);
+    let (after, n_after) = snapshot(daemon.ports.snapshot);
+    assert_eq!(n_after, n, "the restart published nothing new");
+    assert_eq!(
+        after, before,
+        "the snapshot book is rebuilt from the journal alone"
+    );
+    for symbol in SYMBOLS {
+        let depth = daemon.depth(symbol);
+        assert_eq!(depth.feed_sequence, n);
+        receiver.assert_equals(&depth);
+    }
+    // The feed continues at n + 1 in the same session: the receiver goes on without a gap.
+    let mut alice = Trader::login(&daemon, "alice", "alice-pw", "ALFA");
+    alice.next_token = 100;
+    alice.enter("MSFT", Side::Sell, 30, 4_230_000, Display::Anonymous);
+    alice.expect(b"A");
+    quiet_point(&daemon, &mut [&mut receiver], &SYMBOLS);
+    assert_eq!(receiver.tracker.next_expected(), n + 2);
+    assert_eq!(receiver.gaps, 0);
     receiver.assert_a_equals_b();
     daemon.shutdown();
 }
