@@ -64,6 +64,8 @@ pub const RERQ_RECORDS_PER_WORK_MAX: usize = 4096;
 pub const RERQ_RECV_PER_WORK_MAX: usize = 64;
 /// Journal batches the re-request reader's scanner catches up per `do_work` when idle.
 pub const RERQ_SCAN_BATCHES_PER_WORK_MAX: usize = 64;
+/// After a catch-up scan of the re-request reader found nothing new, the next one waits this long.
+pub const SCAN_RETRY_NS: u64 = 1_000_000;
 /// How often the re-request and snapshot sockets are polled, nanoseconds.
 pub const IO_POLL_INTERVAL_NS: u64 = 50_000;
 /// Kernel send buffer asked for on the multicast and re-request sockets.
@@ -265,6 +267,9 @@ pub struct MarketData {
     index: FeedIndex,
     /// Highest journal sequence of a feed message seen (the re-request reader's scan target).
     latest_journal_seq: u64,
+    /// No catch-up scan before this time: the last one found nothing new (a scan that finds nothing lists the
+    /// journal directory, so it is not repeated every round).
+    scan_retry_ns: u64,
     // Snapshots.
     snapshot: SnapshotServer,
     next_io_poll_ns: u64,
@@ -385,6 +390,7 @@ impl MarketData {
             rerequest_builder: PacketBuilder::new(p.session, 1, payload_bytes_max),
             index,
             latest_journal_seq,
+            scan_retry_ns: 0,
             snapshot,
             next_io_poll_ns: 0,
             latency: stats::latency_histogram(),
@@ -589,18 +595,20 @@ impl MarketData {
     }
 
     /// Answers re-requests from the journal, a bounded slice per call.
-    fn serve_rerequests(&mut self) -> io::Result<usize> {
+    fn serve_rerequests(&mut self, now_ns: u64) -> io::Result<usize> {
         if self.serving.is_none() {
             let Some(mut request) = self.rerequests.pop_front() else {
                 // Idle: let the reader's scanner catch up with the journal, a few batches at a time, so that a
                 // later seek does not scan a whole day at once.
                 let mut batches = 0;
                 while batches < RERQ_SCAN_BATCHES_PER_WORK_MAX
+                    && now_ns >= self.scan_retry_ns
                     && self.reader.committed_up_to() < self.latest_journal_seq
                 {
                     let before = self.reader.committed_up_to();
                     self.reader.seek(before + 1).map_err(journal_error)?;
                     if self.reader.committed_up_to() == before {
+                        self.scan_retry_ns = now_ns + SCAN_RETRY_NS;
                         break;
                     }
                     batches += 1;
@@ -700,7 +708,7 @@ impl Agent for MarketData {
                 .snapshot
                 .do_work(now_ns, &self.book, self.book_seq, self.day_open);
         }
-        match self.serve_rerequests() {
+        match self.serve_rerequests(now_ns) {
             Ok(n) => work += n,
             Err(e) => {
                 eprintln!("market_data: re-request from the journal failed: {e}");
