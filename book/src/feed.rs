@@ -36,6 +36,11 @@
 //!
 //! Queries ([`FeedBook::depth`], [`FeedBook::orders`]) allocate only their answer (depth) or nothing
 //! (the order iterator).
+//!
+//! # Performance
+//! A level is found by binary search on a branch-free key (bids by price, asks by its complement). Measured
+//! with `cargo run --release -p bourse-book --example feed_throughput` (decode included, ~10,000 resting
+//! orders): about 90 ns per message, 0.59-0.69x the time of a `BTreeMap`/`HashMap` book in the same run.
 
 use bourse_protocol::fields::{Firm, Symbol};
 use bourse_protocol::itch::{
