@@ -11,7 +11,8 @@
 //! Tables by default (prices as dollars with 4 decimals, latencies in microseconds); `--json` prints the
 //! reply line exactly as received. Exit codes: [`EXIT_OK`] 0, [`EXIT_ADMIN_ERROR`] 1 (an `error` reply; its
 //! message goes to stderr), [`EXIT_UNREACHABLE`] 2 (nothing answers at the admin address, the connection broke,
-//! or the ports file cannot be read: the message names the address or the file).
+//! the ports file cannot be read, or the `--plot` file cannot be written: the message names the address or
+//! the file).
 //!
 //! # Ports file
 //! `boursed --ports-file FILE` writes `key=value` lines once every socket is bound: `order_entry`,
@@ -389,8 +390,9 @@ fn refused_or_unexpected(response: AdminResponse) -> AdminError {
 /// subcommand).
 #[derive(Args, Clone, Debug, Default)]
 pub struct GlobalOptions {
-    /// Admin address of boursed (default: the embedded default config's 127.0.0.1:26499).
-    #[arg(long, global = true, value_name = "ADDR", conflicts_with = "ports_file")]
+    /// Admin address of boursed (default: the ports file's, else the embedded default config's
+    /// 127.0.0.1:26499).
+    #[arg(long, global = true, value_name = "ADDR")]
     pub admin: Option<String>,
     /// Read the daemon's addresses from the ports file boursed wrote (`boursed --ports-file FILE`).
     #[arg(long, global = true, value_name = "FILE")]

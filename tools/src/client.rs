@@ -602,6 +602,36 @@ impl Client {
     }
 }
 
+/// Time in Force of a day order (rests until end of day).
+pub const TIME_IN_FORCE_DAY: u32 = 99_999;
+
+/// A displayed (anonymous), resting day limit order, the common case of tools and tests: Display `Y`,
+/// Capacity `A`, ISO `N`, no minimum quantity, Cross Type `N`, Customer Type blank. `None` when the token
+/// (14), the stock (8) or the firm (4, blank for the login's default) does not fit its field.
+pub fn limit_order(
+    token: &str,
+    side: ouch::Side,
+    shares: u32,
+    stock: &str,
+    price: u32,
+    firm: &str,
+) -> Option<ouch::EnterOrder> {
+    let terms = ouch::OrderTerms {
+        side,
+        shares,
+        stock: Alpha::new(stock)?,
+        price,
+        time_in_force: TIME_IN_FORCE_DAY,
+        firm: Alpha::new(firm)?,
+        display: ouch::Display::Anonymous,
+        capacity: b'A',
+        intermarket_sweep: b'N',
+        minimum_quantity: 0,
+        cross_type: b'N',
+    };
+    Some(ouch::EnterOrder::new(Alpha::new(token)?, &terms, b' '))
+}
+
 fn debug_text(text: &[u8]) -> String {
     String::from_utf8_lossy(&text[..text.len().min(DEBUG_TEXT_BYTES_MAX)]).into_owned()
 }
@@ -672,8 +702,8 @@ mod tests {
     use std::net::TcpListener;
     use std::thread;
 
-    use bourse_protocol::fields::{Firm, Symbol, Token};
-    use bourse_protocol::ouch::{Display, EnterOrder, OrderTerms, Side};
+    use bourse_protocol::fields::Token;
+    use bourse_protocol::ouch::{EnterOrder, Side};
     use bourse_protocol::soupbintcp::LoginAccepted;
 
     use super::*;
@@ -712,20 +742,7 @@ mod tests {
     }
 
     fn enter_order(token: &str) -> EnterOrder {
-        let terms = OrderTerms {
-            side: Side::Buy,
-            shares: 100,
-            stock: Symbol::new("AAPL").unwrap(),
-            price: 1_900_000,
-            time_in_force: 99_999,
-            firm: Firm::new("ALFA").unwrap(),
-            display: Display::Anonymous,
-            capacity: b'A',
-            intermarket_sweep: b'N',
-            minimum_quantity: 0,
-            cross_type: b'N',
-        };
-        EnterOrder::new(Token::new(token).unwrap(), &terms, b' ')
+        limit_order(token, Side::Buy, 100, "AAPL", 1_900_000, "ALFA").unwrap()
     }
 
     #[test]

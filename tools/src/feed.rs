@@ -783,26 +783,31 @@ pub fn verify_books(
     admin: &mut AdminClient,
     attempts: u32,
 ) -> Result<VerifyReport, String> {
-    let mut pending: Vec<Symbol> = receiver.symbols();
+    // The instruments to compare: those the feed announced, read once the receiver is in sync (it may not
+    // have heard anything yet when it joined without a snapshot).
+    let mut pending: Option<Vec<Symbol>> = None;
     let mut report = VerifyReport::default();
     for _ in 0..attempts {
-        if pending.is_empty() {
+        if pending.as_ref().is_some_and(Vec::is_empty) {
             break;
         }
         // Catch up with what is in flight: poll until the gap is closed and a poll brings nothing new.
         receiver
-            .poll_until(STOP_CHECK_INTERVAL, |r| r.gap().is_none())
+            .poll_until(STOP_CHECK_INTERVAL, |r| {
+                r.session().is_some() && r.gap().is_none()
+            })
             .map_err(|e| e.to_string())?;
         while receiver
             .poll(Duration::from_millis(5))
             .map_err(|e| e.to_string())?
             > 0
         {}
-        if receiver.gap().is_some() {
+        if receiver.session().is_none() || receiver.gap().is_some() {
             continue;
         }
+        let symbols = pending.take().unwrap_or_else(|| receiver.symbols());
         let mut still = Vec::new();
-        for symbol in pending {
+        for symbol in symbols {
             let name = symbol.as_str_lossy().into_owned();
             let engine = admin.depth(&name, DEPTH_LEVELS_MAX).map_err(|e| e.to_string())?;
             if engine.feed_sequence != receiver.applied_sequence() {
@@ -823,8 +828,9 @@ pub fn verify_books(
             }
             report.compared.push(name);
         }
-        pending = still;
+        pending = Some(still);
     }
+    let pending = pending.unwrap_or_default();
     report.unverified = pending.iter().map(|s| s.as_str_lossy().into_owned()).collect();
     Ok(report)
 }
@@ -1203,8 +1209,8 @@ mod tests {
         socket.into()
     }
 
-    /// A re-request server: answers each request with at most `answer_max` messages, one per packet; counts
-    /// the requests. Stops when `stop` is set.
+    /// A re-request server: answers each request with at most `answer_max` messages, one per packet; returns
+    /// the requests. Stops at the first quiet read after `stop` is set.
     fn rerequest_server(
         messages: Vec<Vec<u8>>,
         answer_max: u64,
@@ -1218,8 +1224,12 @@ mod tests {
             let mut buffer = [0; 64];
             // Bounded: a test never runs this for more than a minute.
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            // Once `stop` is set, requests already sent are still read: it ends at the first quiet read.
+            while Instant::now() < deadline {
                 let Ok((n, from)) = socket.recv_from(&mut buffer) else {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     continue;
                 };
                 let request = Request::decode(&buffer[..n]).unwrap();
@@ -1527,6 +1537,18 @@ mod tests {
                 .unwrap()
         );
         let expected = expected_book(&script);
+        let view = render_view(&receiver, 2, Duration::from_millis(1500));
+        assert!(
+            view.contains("sequence 40  1.5 s\nmessages 40  duplicates 0  gaps 0"),
+            "{view}"
+        );
+        assert!(view.contains("AAPL  feed sequence 40\n"), "{view}");
+        // Two levels per side: a header and two rows.
+        assert_eq!(
+            view.lines().filter(|l| l.contains("  191.0")).count(),
+            2,
+            "{view}"
+        );
 
         // Agreeing depth at the receiver's sequence: ok.
         let json = depth_json(&expected, total);
