@@ -55,6 +55,8 @@ struct CoreShared {
     injects: Mutex<VecDeque<Inject>>,
     paused: AtomicBool,
     requests_seen: AtomicU64,
+    /// `(login, session_seq)` journaled but never released (a gap in the live records).
+    withhold: Mutex<Option<(u32, u64)>>,
 }
 
 struct TestCore {
@@ -93,6 +95,9 @@ impl TestCore {
         let mut payload = [0u8; 12 + ouch::MESSAGE_LEN_MAX];
         let n = journaled::encode_ouch(&mut payload, login, seq, message);
         let journal_seq = self.journal.append(KIND_OUCH, &payload[..n]).unwrap();
+        if *self.shared.withhold.lock().unwrap() == Some((login, seq)) {
+            return;
+        }
         self.held
             .push_back(ToSession::ouch(login, seq, journal_seq, recv_ns, message));
     }
@@ -871,6 +876,48 @@ fn relogin_replays_missed_then_live() {
         assert_eq!(message_token(&m), token.as_bytes(), "message {}", i + 1);
     }
     round_trip(&mut c, "AFTER");
+}
+
+/// A live record that never arrives (journaled, not released) makes the session fetch it from the
+/// journal: the client still gets every message once, in order.
+#[test]
+fn a_gap_in_live_records_is_filled_from_the_journal() {
+    let h = Harness::start(Options::default());
+    let (mut c, first) = h.login(1, 0);
+    *h.core.withhold.lock().unwrap() = Some((1, first + 2));
+    h.inject(Inject::Unsolicited { login: 1, count: 5 });
+    for seq in first..first + 5 {
+        assert_eq!(message_token(&c.sequenced()), format!("S{seq}").as_bytes());
+    }
+    let reply = round_trip(&mut c, "LIVE");
+    assert_eq!(reply[0], b'A');
+}
+
+/// End of day while a session is replaying: End of Session comes after the whole replay.
+#[test]
+fn end_of_day_during_a_replay_comes_after_it() {
+    const COUNT: u64 = 5_000;
+    let h = Harness::start(Options {
+        send_queue_bytes_max: 16 * 1024,
+        ..Options::default()
+    });
+    h.inject(Inject::Unsolicited {
+        login: 1,
+        count: COUNT,
+    });
+    wait_until("every message released", || {
+        let (mut c, first) = h.login(1, 0);
+        c.send(&frame(b'O', &[]));
+        c.until_closed();
+        first == COUNT + 1
+    });
+    let (mut c, first) = h.login(1, 1);
+    assert_eq!(first, 1);
+    h.inject(Inject::Control(ToSession::EndOfDay));
+    for seq in 1..=COUNT {
+        assert_eq!(message_token(&c.sequenced()), format!("S{seq}").as_bytes());
+    }
+    assert_eq!(c.until_closed(), vec![(b'Z', vec![])]);
 }
 
 /// End of day: every logged-in session gets End of Session after its queued output and is closed;
