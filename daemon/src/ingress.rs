@@ -45,6 +45,19 @@
 //! [`REPLIES_PER_CALL_MAX`] replies, [`REPLAY_RECORDS_PER_CALL_MAX`] journal records,
 //! [`READS_PER_CALL_MAX`] socket reads, [`TIMER_SCAN_PER_CALL_MAX`] timer checks.
 //!
+//! # Time and latency
+//! Timers (login, heartbeat, idle, closing linger, throttle) run on `do_work`'s `now_ns`; `recv_ns` of a
+//! request and the latency samples use the stage's [`Clock`] (give both the same clock). Histogram
+//! `ingress`: socket read -> its frames handed to the ring (one sample per read); `wire_to_wire`: the
+//! `recv_ns` of a live reply's request -> the write that emptied the session's queue (at most
+//! [`W2W_PENDING_MAX`] samples per session per write).
+//!
+//! # Known gap
+//! End of day: a request already in the ring when [`ToSession::EndOfDay`] arrives is answered after the
+//! session was sent End of Session and closed; the answer is in the login's journaled stream but that
+//! client cannot log in to the ended day to read it. Closing that gap needs a barrier through the core
+//! (a request that comes back as a session record once everything before it is released).
+//!
 //! # Failure
 //! Any peer error (reset, protocol error, slow reader) is a disconnect of that peer only; nothing a peer
 //! sends can panic the stage. Every end of a logged-in connection pushes [`RequestBody::SessionEnded`]
