@@ -33,7 +33,7 @@
 //! goes live once `sent_next` reaches the login's `next_seq`. The journal is read through one
 //! [`Reader`] (opened at the first replay; it sees what the core commits after it was opened), shared by
 //! the replaying sessions round robin. A replay starts at a journal position from a per-login sparse
-//! index ([`index`]) or at the day's first journal record; the reader goes back by `seek` (bounded by its
+//! index (`ingress/index.rs`) or at the day's first journal record; the reader goes back by `seek` (bounded by its
 //! own index) and forward by plain reads counted in the per-call budget, so no call scans the journal up
 //! to a far target.
 //!
@@ -50,7 +50,7 @@
 //! request and the latency samples use the stage's [`Clock`] (give both the same clock). Histogram
 //! `ingress`: socket read -> its frames handed to the ring (one sample per read); `wire_to_wire`: the
 //! `recv_ns` of a live reply's request -> the write that emptied the session's queue (at most
-//! [`W2W_PENDING_MAX`] samples per session per write).
+//! 8 samples per session per write).
 //!
 //! # Known gap
 //! End of day: a request already in the ring when [`ToSession::EndOfDay`] arrives is answered after the
