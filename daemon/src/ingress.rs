@@ -52,11 +52,12 @@
 //! `recv_ns` of a live reply's request -> the write that emptied the session's queue (at most
 //! 8 samples per session per write).
 //!
-//! # Known gap
-//! End of day: a request already in the ring when [`ToSession::EndOfDay`] arrives is answered after the
-//! session was sent End of Session and closed; the answer is in the login's journaled stream but that
-//! client cannot log in to the ended day to read it. Closing that gap needs a barrier through the core
-//! (a request that comes back as a session record once everything before it is released).
+//! # End of day
+//! On [`ToSession::EndOfDay`] ingress refuses logins (`J S`), stops reading sockets and pushes
+//! [`RequestBody::EndOfDayBarrier`]; the core answers [`ToSession::EndOfDayDrained`] once the outputs of
+//! every request sequenced before the barrier are released, and only then does each session get End of
+//! Session `Z` (after its queued output) and close. So a request that was in flight at end of day is
+//! answered (Rejected `C`) before `Z`, as docs/protocol.md 1.4 says.
 //!
 //! # Failure
 //! Any peer error (reset, protocol error, slow reader) is a disconnect of that peer only; nothing a peer
@@ -318,6 +319,8 @@ struct State {
     logins: Vec<LoginState>,
     session_name: SessionName,
     day_open: bool,
+    /// End of day: sockets are not read until the core answers the barrier.
+    end_of_day_barrier: bool,
     requests: Producer<Request>,
     /// Requests the ring had no room for, in order; pushed before anything else.
     held: VecDeque<Request>,
@@ -544,6 +547,7 @@ impl Ingress {
                 logins,
                 session_name: p.session,
                 day_open: p.day_open,
+                end_of_day_barrier: false,
                 requests: p.requests,
                 held: VecDeque::with_capacity(sessions_max + 1024),
                 ready: VecDeque::with_capacity(sessions_max.min(1 << 16)),
@@ -713,7 +717,7 @@ impl Ingress {
     }
 
     fn read_sockets(&mut self) -> usize {
-        if !self.st.held.is_empty() {
+        if !self.st.held.is_empty() || self.st.end_of_day_barrier {
             return 0;
         }
         let mut budget = self.st.requests.free_slots();
@@ -1383,6 +1387,16 @@ impl State {
             }
             ToSession::EndOfDay => {
                 self.day_open = false;
+                self.end_of_day_barrier = true;
+                self.push_request(Request {
+                    login: 0,
+                    recv_ns: 0,
+                    body: RequestBody::EndOfDayBarrier,
+                    echo: *b"   ",
+                });
+            }
+            ToSession::EndOfDayDrained => {
+                self.end_of_day_barrier = false;
                 for slot in 0..self.sessions.len() as u32 {
                     let s = &mut self.sessions[slot as usize];
                     if s.phase != Phase::LoggedIn {

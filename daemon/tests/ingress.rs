@@ -142,6 +142,8 @@ impl TestCore {
                 self.release(login, request.recv_ns, m.as_wire());
             }
             RequestBody::SessionEnded => self.shared.ended.lock().unwrap().push(login),
+            // As the real core: answered after everything before it (the held queue is in order).
+            RequestBody::EndOfDayBarrier => self.held.push_back(ToSession::EndOfDayDrained),
         }
     }
 }
