@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use bourse_book::feed::{FeedBook, FeedBookLimits};
-use bourse_protocol::fields::{Alpha, Symbol};
+use bourse_protocol::fields::Symbol;
 use bourse_protocol::itch::{
     AddOrder, Header, Message, OrderCancel, OrderDelete, OrderExecuted, OrderReplace, Side, StockDirectory,
     Timestamp48,
@@ -55,23 +55,11 @@ fn stream(messages: usize, seed: u64) -> Vec<Vec<u8>> {
         let n = m.encode(&mut buf).expect("fits");
         buf[..n].to_vec()
     };
-    out.push(encode(&Message::StockDirectory(StockDirectory {
-        header: header(1),
-        stock: symbol,
-        market_category: b'Q',
-        financial_status_indicator: b'N',
-        round_lot_size: 100,
-        round_lots_only: b'N',
-        issue_classification: b'C',
-        issue_sub_type: Alpha::new("Z").expect("valid"),
-        authenticity: b'P',
-        short_sale_threshold_indicator: b'N',
-        ipo_flag: b'N',
-        luld_reference_price_tier: b'1',
-        etp_flag: b'N',
-        etp_leverage_factor: 0,
-        inverse_indicator: b'N',
-    })));
+    out.push(encode(&Message::StockDirectory(StockDirectory::bourse(
+        header(1),
+        symbol,
+        100,
+    ))));
     // Live orders: (reference, open shares).
     let mut live: Vec<(u64, u32)> = Vec::new();
     let mut next_reference = 1u64;

@@ -23,23 +23,7 @@ fn sym(s: &str) -> Symbol {
 }
 
 fn directory(locate: u16, stock: &str) -> Message {
-    Message::StockDirectory(StockDirectory {
-        header: header(locate, 1),
-        stock: sym(stock),
-        market_category: b'Q',
-        financial_status_indicator: b'N',
-        round_lot_size: 100,
-        round_lots_only: b'N',
-        issue_classification: b'C',
-        issue_sub_type: Alpha::new("Z").unwrap(),
-        authenticity: b'P',
-        short_sale_threshold_indicator: b'N',
-        ipo_flag: b'N',
-        luld_reference_price_tier: b'1',
-        etp_flag: b'N',
-        etp_leverage_factor: 0,
-        inverse_indicator: b'N',
-    })
+    Message::StockDirectory(StockDirectory::bourse(header(locate, 1), sym(stock), 100))
 }
 
 fn add(locate: u16, stock: &str, reference: u64, side: Side, shares: u32, price: u32, ns: u64) -> Message {

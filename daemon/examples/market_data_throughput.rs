@@ -46,23 +46,11 @@ fn encode(m: &Message) -> Vec<u8> {
 
 fn stream(messages: usize) -> Vec<Vec<u8>> {
     let stock = Symbol::new("AAPL").expect("valid");
-    let mut out = vec![encode(&Message::StockDirectory(StockDirectory {
-        header: header(1),
+    let mut out = vec![encode(&Message::StockDirectory(StockDirectory::bourse(
+        header(1),
         stock,
-        market_category: b'Q',
-        financial_status_indicator: b'N',
-        round_lot_size: 100,
-        round_lots_only: b'N',
-        issue_classification: b'C',
-        issue_sub_type: Alpha::new("Z").expect("valid"),
-        authenticity: b'P',
-        short_sale_threshold_indicator: b'N',
-        ipo_flag: b'N',
-        luld_reference_price_tier: b'1',
-        etp_flag: b'N',
-        etp_leverage_factor: 0,
-        inverse_indicator: b'N',
-    }))];
+        100,
+    )))];
     for i in 0..messages as u64 {
         let reference = i / 2 + 1;
         let message = if i % 2 == 0 || reference <= 1000 {

@@ -334,23 +334,7 @@ fn system(code: EventCode, ns: u64) -> Message {
 }
 
 fn directory(locate: u16, stock: &str) -> Message {
-    Message::StockDirectory(StockDirectory {
-        header: hdr(locate, 2),
-        stock: sym(stock),
-        market_category: b'Q',
-        financial_status_indicator: b'N',
-        round_lot_size: 100,
-        round_lots_only: b'N',
-        issue_classification: b'C',
-        issue_sub_type: Alpha::new("Z").unwrap(),
-        authenticity: b'P',
-        short_sale_threshold_indicator: b'N',
-        ipo_flag: b'N',
-        luld_reference_price_tier: b'1',
-        etp_flag: b'N',
-        etp_leverage_factor: 0,
-        inverse_indicator: b'N',
-    })
+    Message::StockDirectory(StockDirectory::bourse(hdr(locate, 2), sym(stock), 100))
 }
 
 fn trading(locate: u16, stock: &str, state: TradingState) -> Message {
