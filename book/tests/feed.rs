@@ -23,23 +23,7 @@ fn sym(s: &str) -> Symbol {
 }
 
 fn directory(locate: u16, stock: &str) -> Message {
-    Message::StockDirectory(StockDirectory {
-        header: header(locate, 1),
-        stock: sym(stock),
-        market_category: b'Q',
-        financial_status_indicator: b'N',
-        round_lot_size: 100,
-        round_lots_only: b'N',
-        issue_classification: b'C',
-        issue_sub_type: Alpha::new("Z").unwrap(),
-        authenticity: b'P',
-        short_sale_threshold_indicator: b'N',
-        ipo_flag: b'N',
-        luld_reference_price_tier: b'1',
-        etp_flag: b'N',
-        etp_leverage_factor: 0,
-        inverse_indicator: b'N',
-    })
+    Message::StockDirectory(StockDirectory::bourse(header(locate, 1), sym(stock), 100))
 }
 
 fn add(locate: u16, stock: &str, reference: u64, side: Side, shares: u32, price: u32, ns: u64) -> Message {
@@ -478,6 +462,40 @@ proptest! {
                 prop_assert_eq!(priority, model_priority(&model, side));
             }
             prop_assert_eq!(b.live_orders() as usize, model.len());
+        }
+    }
+}
+
+proptest! {
+    /// A small order table (32 buckets for 16 orders) under random references: adds, deletes, duplicates and a
+    /// full table agree with a plain set, so the index's probing and backward-shift deletion keep every order
+    /// reachable.
+    #[test]
+    fn the_reference_index_agrees_with_a_set_under_collisions(
+        ops in proptest::collection::vec((any::<bool>(), 0u64..200, any::<usize>()), 1..400)
+    ) {
+        let mut b = FeedBook::new(FeedBookLimits { locates_max: 1, orders_max: 16, levels_max: 64 });
+        b.apply(&directory(1, "AAPL")).unwrap();
+        let mut live: Vec<u64> = Vec::new();
+        for (is_add, reference, pick) in ops {
+            if is_add || live.is_empty() {
+                let result = b.apply(&add(1, "AAPL", reference, Side::Buy, 1, 100 + (reference % 50) as u32, 1));
+                if live.contains(&reference) {
+                    prop_assert_eq!(result, Err(FeedError::DuplicateOrder { reference }));
+                } else if live.len() == 16 {
+                    prop_assert_eq!(result, Err(FeedError::OrdersFull { orders_max: 16 }));
+                } else {
+                    prop_assert_eq!(result, Ok(()));
+                    live.push(reference);
+                }
+            } else {
+                let reference = live.swap_remove(pick % live.len());
+                prop_assert_eq!(b.apply(&delete(1, reference)), Ok(()));
+            }
+            for r in 0u64..200 {
+                prop_assert_eq!(b.order(r).is_some(), live.contains(&r), "reference {}", r);
+            }
+            prop_assert_eq!(b.live_orders() as usize, live.len());
         }
     }
 }

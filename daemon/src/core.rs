@@ -265,6 +265,11 @@ impl Core {
                     request.recv_ns,
                 );
             }
+            RequestBody::EndOfDayBarrier => {
+                let last = self.journal.next_sequence() - 1;
+                self.pending_sessions
+                    .push_back((last, ToSession::EndOfDayDrained));
+            }
             RequestBody::SessionEnded => {
                 if self.cod.get(login as usize).copied().unwrap_or(false) {
                     let command = Command::MassCancel {

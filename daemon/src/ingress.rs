@@ -31,8 +31,11 @@
 //! messages, and it (re)enters replay from `sent_next`. A replaying session is served from the journal
 //! (`KIND_OUCH` records of its login) in bounded chunks, while live records for it are only counted; it
 //! goes live once `sent_next` reaches the login's `next_seq`. The journal is read through one
-//! [`Reader`] (opened at the first replay), positioned by a per-login sparse index ([`index`]) or at the
-//! day's first journal record.
+//! [`Reader`] (opened at the first replay; it sees what the core commits after it was opened), shared by
+//! the replaying sessions round robin. A replay starts at a journal position from a per-login sparse
+//! index (`ingress/index.rs`) or at the day's first journal record; the reader goes back by `seek` (bounded by its
+//! own index) and forward by plain reads counted in the per-call budget, so no call scans the journal up
+//! to a far target.
 //!
 //! # Limits
 //! Connections: `sessions_max` (more are closed at accept, IR-85). Frames: `frame_size_max`. A read
@@ -41,6 +44,20 @@
 //! replay fills it only to half. Per call: [`EVENTS_CAPACITY`] events, [`ACCEPTS_PER_CALL_MAX`] accepts,
 //! [`REPLIES_PER_CALL_MAX`] replies, [`REPLAY_RECORDS_PER_CALL_MAX`] journal records,
 //! [`READS_PER_CALL_MAX`] socket reads, [`TIMER_SCAN_PER_CALL_MAX`] timer checks.
+//!
+//! # Time and latency
+//! Timers (login, heartbeat, idle, closing linger, throttle) run on `do_work`'s `now_ns`; `recv_ns` of a
+//! request and the latency samples use the stage's [`Clock`] (give both the same clock). Histogram
+//! `ingress`: socket read -> its frames handed to the ring (one sample per read); `wire_to_wire`: the
+//! `recv_ns` of a live reply's request -> the write that emptied the session's queue (at most
+//! 8 samples per session per write).
+//!
+//! # End of day
+//! On [`ToSession::EndOfDay`] ingress refuses logins (`J S`), stops reading sockets and pushes
+//! [`RequestBody::EndOfDayBarrier`]; the core answers [`ToSession::EndOfDayDrained`] once the outputs of
+//! every request sequenced before the barrier are released, and only then does each session get End of
+//! Session `Z` (after its queued output) and close. So a request that was in flight at end of day is
+//! answered (Rejected `C`) before `Z`, as docs/protocol.md 1.4 says.
 //!
 //! # Failure
 //! Any peer error (reset, protocol error, slow reader) is a disconnect of that peer only; nothing a peer
@@ -184,6 +201,8 @@ struct Session {
     in_ready: bool,
     /// The read buffer may still hold complete frames (the last drain stopped at its budget).
     frames_left: bool,
+    /// The peer's end of stream (or an error) was reported: read until it shows, even after a short read.
+    peer_closed: bool,
     /// Next session sequence number this connection will be sent.
     sent_next: u64,
     replaying: bool,
@@ -217,6 +236,7 @@ impl Session {
             dirty: false,
             in_ready: false,
             frames_left: false,
+            peer_closed: false,
             sent_next: 0,
             replaying: false,
             in_replay_list: false,
@@ -288,6 +308,7 @@ struct State {
     registry: Registry,
     listener: Option<TcpListener>,
     listener_ready: bool,
+    accept_failures: u64,
     sessions: Vec<Session>,
     generations: Vec<u32>,
     free_slots: Vec<u32>,
@@ -298,16 +319,20 @@ struct State {
     logins: Vec<LoginState>,
     session_name: SessionName,
     day_open: bool,
+    /// End of day: sockets are not read until the core answers the barrier.
+    end_of_day_barrier: bool,
     requests: Producer<Request>,
     /// Requests the ring had no room for, in order; pushed before anything else.
     held: VecDeque<Request>,
     ready: VecDeque<(u32, u32)>,
     dirty: Vec<u32>,
+    /// Sessions whose queue stopped at the write-call bound: marked dirty for the next call.
+    flush_next: Vec<u32>,
     replay_list: VecDeque<(u32, u32)>,
     journal_dir: PathBuf,
     day_start_journal_seq: u64,
     reader: Option<Reader<MmapStorage>>,
-    /// The sequence the reader returns next (`u64::MAX`: unknown, seek first).
+    /// The reader returns no record below this sequence next (0 for a new reader: from the start).
     reader_next: u64,
     shared: Arc<stats::Shared>,
     lifecycle: Arc<Lifecycle>,
@@ -458,6 +483,12 @@ impl Ingress {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         p.listener.set_nonblocking(true)?;
+        // std listens with a backlog of 128: a burst of connections (thousands of sessions logging in
+        // at once after a restart) would overflow it and wait for SYN retransmits (1 s, 3 s, ...).
+        // Listening again on a listening socket only changes its backlog (the kernel caps it at
+        // net.core.somaxconn).
+        let backlog = i32::try_from(p.order_entry.sessions_max).unwrap_or(i32::MAX);
+        socket2::SockRef::from(&p.listener).listen(backlog)?;
         let mut listener = TcpListener::from_std(p.listener);
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         let login_max = p.logins.iter().map(|l| l.login).max().unwrap_or(0) as usize;
@@ -506,6 +537,7 @@ impl Ingress {
                 registry,
                 listener: Some(listener),
                 listener_ready: true,
+                accept_failures: 0,
                 sessions: Vec::with_capacity(sessions_max.min(1 << 16)),
                 generations: Vec::with_capacity(sessions_max.min(1 << 16)),
                 free_slots: Vec::with_capacity(sessions_max.min(1 << 16)),
@@ -515,10 +547,12 @@ impl Ingress {
                 logins,
                 session_name: p.session,
                 day_open: p.day_open,
+                end_of_day_barrier: false,
                 requests: p.requests,
                 held: VecDeque::with_capacity(sessions_max + 1024),
                 ready: VecDeque::with_capacity(sessions_max.min(1 << 16)),
                 dirty: Vec::with_capacity(sessions_max.min(1 << 16)),
+                flush_next: Vec::with_capacity(sessions_max.min(1 << 16)),
                 replay_list: VecDeque::with_capacity(sessions_max.min(1 << 16)),
                 journal_dir: p.journal_dir,
                 day_start_journal_seq: p.day_start_journal_seq,
@@ -575,6 +609,10 @@ impl Ingress {
             if s.phase == Phase::Free {
                 continue;
             }
+            if event.is_read_closed() || event.is_error() {
+                // The end of the stream may come in the same report as the last bytes: read to it.
+                s.peer_closed = true;
+            }
             if (event.is_readable() || event.is_read_closed() || event.is_error()) && !s.in_ready {
                 s.in_ready = true;
                 st.ready.push_back((slot, generation));
@@ -606,8 +644,15 @@ impl Ingress {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.st.listener_ready = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Out of descriptors and the like: the connection waits in the backlog; retry later.
-                    eprintln!("boursed: ingress: accept failed: {e}");
+                    // Out of descriptors and the like: the connection waits in the backlog; retry later
+                    // (logged at the 1st, 2nd, 4th, 8th, ... failure, not once per call).
+                    self.st.accept_failures += 1;
+                    if self.st.accept_failures.is_power_of_two() {
+                        eprintln!(
+                            "boursed: ingress: accept failed ({} times so far): {e}",
+                            self.st.accept_failures
+                        );
+                    }
                     break;
                 }
             }
@@ -658,6 +703,7 @@ impl Ingress {
         s.dirty = false;
         s.in_ready = true;
         s.frames_left = false;
+        s.peer_closed = false;
         s.sent_next = 0;
         s.replaying = false;
         s.in_replay_list = false;
@@ -671,7 +717,7 @@ impl Ingress {
     }
 
     fn read_sockets(&mut self) -> usize {
-        if !self.st.held.is_empty() {
+        if !self.st.held.is_empty() || self.st.end_of_day_barrier {
             return 0;
         }
         let mut budget = self.st.requests.free_slots();
@@ -710,20 +756,22 @@ impl Ingress {
                     self.st.sessions[index].in_ready = false;
                     continue;
                 };
-                let result = stream.read(buf.spare_mut());
+                let spare = buf.spare_mut();
+                let spare_len = spare.len();
+                let result = stream.read(spare);
                 if let Ok(n) = result {
                     buf.commit(n);
                 }
-                result
+                result.map(|n| (n, spare_len))
             };
             let s = &mut self.st.sessions[index];
             match result {
-                Ok(0) => {
+                Ok((0, _)) => {
                     // The peer closed its side.
                     s.in_ready = false;
                     self.st.close(slot, Close::Abort);
                 }
-                Ok(_) => {
+                Ok((n, spare_len)) => {
                     let recv_ns = self.st.clock.now_ns();
                     s.last_read_clock_ns = recv_ns;
                     let pushed_before = budget;
@@ -733,10 +781,17 @@ impl Ingress {
                         stats::record(&mut st.hist_ingress, st.clock.now_ns().saturating_sub(recv_ns));
                     }
                     let s = &mut self.st.sessions[index];
-                    if s.is_open() {
-                        self.st.ready.push_back((slot, generation));
-                    } else {
+                    if !s.is_open() {
                         s.in_ready = false;
+                    } else if s.frames_left {
+                        // Out of request budget: this session goes first next time.
+                        self.st.ready.push_front((slot, generation));
+                    } else if n < spare_len && !s.peer_closed {
+                        // A short read emptied the socket: the next arrival raises a new readiness edge
+                        // (epoll reports every arrival after a report), so no read that would block.
+                        s.in_ready = false;
+                    } else {
+                        self.st.ready.push_back((slot, generation));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.in_ready = false,
@@ -803,6 +858,10 @@ impl Ingress {
             work += self.flush(slot);
         }
         self.st.dirty.clear();
+        let st = &mut self.st;
+        while let Some(slot) = st.flush_next.pop() {
+            st.mark_dirty(slot);
+        }
         work
     }
 
@@ -907,9 +966,8 @@ impl Ingress {
         st.last_publish_ns = st.now_ns;
         st.shared.publish_histogram("ingress", &st.hist_ingress);
         st.shared.publish_histogram("wire_to_wire", &st.hist_w2w);
-        let capacity = st.requests.capacity();
-        let used = capacity - st.requests.free_slots().min(capacity);
-        st.shared.ring_len[0].store(used as u64, Ordering::Relaxed);
+        // Ring gauges are written by each ring's consumer (stats.rs): ingress consumes the replies ring.
+        st.shared.ring_len[1].store(self.replies.len() as u64, Ordering::Relaxed);
         st.shared
             .sessions_logged_in
             .store(st.logged_in, Ordering::Relaxed);
@@ -1018,6 +1076,7 @@ impl State {
         };
         let mut written = 0;
         let mut result = Ok(());
+        let mut blocked = false;
         for _ in 0..WRITES_PER_FLUSH_MAX {
             if s.out_head == s.out.len() {
                 break;
@@ -1031,13 +1090,21 @@ impl State {
                     s.out_head += n;
                     written += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     result = Err(());
                     break;
                 }
             }
+        }
+        if !blocked && result.is_ok() && s.out_head < s.out.len() {
+            // Stopped at the write-call bound with the socket still writable: no writable edge will
+            // come, so write again next call.
+            self.flush_next.push(slot);
         }
         if s.out_head == s.out.len() {
             s.out.clear();
@@ -1320,6 +1387,16 @@ impl State {
             }
             ToSession::EndOfDay => {
                 self.day_open = false;
+                self.end_of_day_barrier = true;
+                self.push_request(Request {
+                    login: 0,
+                    recv_ns: 0,
+                    body: RequestBody::EndOfDayBarrier,
+                    echo: *b"   ",
+                });
+            }
+            ToSession::EndOfDayDrained => {
+                self.end_of_day_barrier = false;
                 for slot in 0..self.sessions.len() as u32 {
                     let s = &mut self.sessions[slot as usize];
                     if s.phase != Phase::LoggedIn {
@@ -1384,8 +1461,9 @@ impl State {
             if self.reader.is_none() {
                 match open_reader(&self.journal_dir) {
                     Ok(reader) => {
+                        // A new reader starts at the first record of the journal.
                         self.reader = Some(reader);
-                        self.reader_next = u64::MAX;
+                        self.reader_next = 0;
                     }
                     Err(e) => {
                         eprintln!("boursed: ingress: cannot open the journal for replay: {e}");
@@ -1397,12 +1475,16 @@ impl State {
             }
             let reader = self.reader.as_mut().expect("opened above");
             let login = s.login;
+            let target = s.replay_journal_next;
             let mut failed = false;
-            if self.reader_next != s.replay_journal_next {
-                if reader.seek(s.replay_journal_next).is_err() {
+            // Backwards: a seek (the reader's index bounds the walk). Forwards: plain reads, counted in
+            // the budget, so that a first replay far into a long journal is spread over calls instead
+            // of scanning everything before it in one (`Reader::seek` scans up to its target).
+            if target < self.reader_next {
+                if reader.seek(target).is_err() {
                     failed = true;
                 }
-                self.reader_next = s.replay_journal_next;
+                self.reader_next = target;
             }
             while !failed && budget > 0 {
                 match reader.next_record() {
@@ -1410,6 +1492,9 @@ impl State {
                         budget -= 1;
                         work += 1;
                         self.reader_next = record.sequence + 1;
+                        if record.sequence < target {
+                            continue;
+                        }
                         s.replay_journal_next = record.sequence + 1;
                         if record.kind != KIND_OUCH {
                             continue;
@@ -1563,6 +1648,7 @@ mod tests {
             (7, token, b'B', 100, 1_900_000, 99_999, b'Y')
         );
         assert_eq!(e.symbol, Alpha::new("AAPL").unwrap());
+        assert_eq!(order_echo(&bytes), *b"ANN");
         assert_eq!(e.firm, Alpha::new("FRM1").unwrap());
         // A bad side is the engine's to reject, not a disconnect.
         bytes[15] = b'Q';
@@ -1578,6 +1664,7 @@ mod tests {
         assert!(order_command(7, b"").is_err());
 
         let cancel = ouch::CancelOrder::new(token, 5);
+        assert_eq!(order_echo(ouch::Message::as_wire(&cancel)), *b"   ");
         assert_eq!(
             order_command(3, ouch::Message::as_wire(&cancel)).unwrap(),
             Command::Cancel {

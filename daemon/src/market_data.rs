@@ -4,7 +4,8 @@
 //! # What it owns
 //! - The feed publisher: [`ToFeed`] records from the core (already journaled and released, in feed-sequence
 //!   order) go into MoldUDP64 packets ([`PacketBuilder`], at most `payload_bytes_max` bytes, a message never
-//!   split); a packet is sent when full and at every [`ToFeed::Flush`] (the end of a core batch), byte for byte
+//!   split); a packet is sent when full, at every [`ToFeed::Flush`] (the end of a core batch) and whenever the
+//!   ring is drained (a message never waits for a record that has not arrived), byte for byte
 //!   the same to group A and group B from one UDP socket (IP_MULTICAST_IF = `interface`, loop on, TTL 1).
 //!   After `heartbeat_interval_ms` without a packet: a heartbeat (count 0, the next sequence) on both groups;
 //!   after [`ToFeed::EndOfSession`]: End of Session (count 0xFFFF) at once and then in place of heartbeats.
@@ -63,8 +64,12 @@ pub const RERQ_RECORDS_PER_WORK_MAX: usize = 4096;
 pub const RERQ_RECV_PER_WORK_MAX: usize = 64;
 /// Journal batches the re-request reader's scanner catches up per `do_work` when idle.
 pub const RERQ_SCAN_BATCHES_PER_WORK_MAX: usize = 64;
+/// After a catch-up scan of the re-request reader found nothing new, the next one waits this long.
+pub const SCAN_RETRY_NS: u64 = 1_000_000;
 /// How often the re-request and snapshot sockets are polled, nanoseconds.
 pub const IO_POLL_INTERVAL_NS: u64 = 50_000;
+/// Kernel send buffer asked for on the multicast and re-request sockets.
+pub const SEND_BUFFER_BYTES: usize = 4 << 20;
 /// Entries of the feed-sequence index before it thins itself (doubling its stride).
 pub const FEED_INDEX_ENTRIES_MAX: usize = 1 << 16;
 /// Feed messages between two index entries at the start of a day.
@@ -96,7 +101,7 @@ pub struct MarketDataParams {
     pub shared: Arc<stats::Shared>,
     /// Shutdown handshake.
     pub lifecycle: Arc<msg::Lifecycle>,
-    /// The runner clock.
+    /// The runner clock: the one whose `now_ns` the runner passes to `do_work` (timers mix both).
     pub clock: Clock,
     /// The start-up scan reads journaled ITCH only up to this journal sequence (what recovery found, which
     /// counts as already published); later records (start of day, cancel-on-disconnect at start-up) come
@@ -262,6 +267,9 @@ pub struct MarketData {
     index: FeedIndex,
     /// Highest journal sequence of a feed message seen (the re-request reader's scan target).
     latest_journal_seq: u64,
+    /// No catch-up scan before this time: the last one found nothing new (a scan that finds nothing lists the
+    /// journal directory, so it is not repeated every round).
+    scan_retry_ns: u64,
     // Snapshots.
     snapshot: SnapshotServer,
     next_io_poll_ns: u64,
@@ -288,6 +296,8 @@ fn multicast_sender(interface: Ipv4Addr) -> io::Result<UdpSocket> {
     socket.set_multicast_if_v4(&interface)?;
     socket.set_multicast_loop_v4(true)?;
     socket.set_multicast_ttl_v4(1)?;
+    // Best effort: a burst (a large batch) should not find the kernel buffer full; the kernel may cap it.
+    let _ = socket.set_send_buffer_size(SEND_BUFFER_BYTES);
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(interface, 0)).into())?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
@@ -341,6 +351,7 @@ impl MarketData {
         }
         let next_feed_seq = last_feed_seq + 1;
         p.rerequest_socket.set_nonblocking(true)?;
+        let _ = Socket::from(p.rerequest_socket.try_clone()?).set_send_buffer_size(SEND_BUFFER_BYTES);
         let sender = multicast_sender(p.market_data.interface)?;
         let snapshot = SnapshotServer::new(
             p.snapshot_listener,
@@ -379,6 +390,7 @@ impl MarketData {
             rerequest_builder: PacketBuilder::new(p.session, 1, payload_bytes_max),
             index,
             latest_journal_seq,
+            scan_retry_ns: 0,
             snapshot,
             next_io_poll_ns: 0,
             latency: stats::latency_histogram(),
@@ -509,6 +521,11 @@ impl MarketData {
                 }
             }
         }
+        // A message never waits for a later record: once the ring is drained, what is built goes out (a Flush
+        // that arrives before its batch's messages, or none at all, delays nothing).
+        if done > 0 && self.feed.is_empty() {
+            self.flush_packet(false);
+        }
         done
     }
 
@@ -578,18 +595,20 @@ impl MarketData {
     }
 
     /// Answers re-requests from the journal, a bounded slice per call.
-    fn serve_rerequests(&mut self) -> io::Result<usize> {
+    fn serve_rerequests(&mut self, now_ns: u64) -> io::Result<usize> {
         if self.serving.is_none() {
             let Some(mut request) = self.rerequests.pop_front() else {
                 // Idle: let the reader's scanner catch up with the journal, a few batches at a time, so that a
                 // later seek does not scan a whole day at once.
                 let mut batches = 0;
                 while batches < RERQ_SCAN_BATCHES_PER_WORK_MAX
+                    && now_ns >= self.scan_retry_ns
                     && self.reader.committed_up_to() < self.latest_journal_seq
                 {
                     let before = self.reader.committed_up_to();
                     self.reader.seek(before + 1).map_err(journal_error)?;
                     if self.reader.committed_up_to() == before {
+                        self.scan_retry_ns = now_ns + SCAN_RETRY_NS;
                         break;
                     }
                     batches += 1;
@@ -689,7 +708,7 @@ impl Agent for MarketData {
                 .snapshot
                 .do_work(now_ns, &self.book, self.book_seq, self.day_open);
         }
-        match self.serve_rerequests() {
+        match self.serve_rerequests(now_ns) {
             Ok(n) => work += n,
             Err(e) => {
                 eprintln!("market_data: re-request from the journal failed: {e}");
@@ -708,5 +727,29 @@ impl Agent for MarketData {
     fn on_close(&mut self) {
         self.flush_packet(false);
         self.shared.publish_histogram("market_data", &self.latency);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_index_lands_at_or_before_its_target_and_stays_bounded() {
+        let mut index = FeedIndex::new(100);
+        assert_eq!(index.lookup(1), 100);
+        // Feed message f is journal record 100 + 3f.
+        let total = (FEED_INDEX_ENTRIES_MAX as u64) * FEED_INDEX_STRIDE_MIN * 3;
+        for f in 1..=total {
+            index.note(f, 100 + 3 * f);
+        }
+        assert!(index.len() <= FEED_INDEX_ENTRIES_MAX);
+        assert!(index.stride > FEED_INDEX_STRIDE_MIN, "thinned at least once");
+        for target in [1, 2, 63, 64, 65, 1000, total / 2, total - 1, total] {
+            let journal_seq = index.lookup(target);
+            assert!(journal_seq <= 100 + 3 * target, "{target}");
+            // Never further back than one stride (plus the first entry's offset).
+            assert!(100 + 3 * target - journal_seq <= 3 * index.stride, "{target}");
+        }
     }
 }

@@ -49,6 +49,10 @@ pub enum RequestBody {
     },
     /// The logged-in connection of this login ended (any reason): cancel-on-disconnect if configured.
     SessionEnded,
+    /// End-of-day barrier (ingress, on [`ToSession::EndOfDay`], once it stopped reading sockets): the core
+    /// answers [`ToSession::EndOfDayDrained`] after every output of the requests before it, so the
+    /// replies to requests that were in flight at end of day reach their sessions before End of Session.
+    EndOfDayBarrier,
 }
 
 /// Core -> ingress: one released outcome for the sessions.
@@ -69,9 +73,12 @@ pub enum ToSession {
         /// The OUCH message.
         bytes: [u8; OUCH_OUT_LEN_MAX],
     },
-    /// End of day is done: send End of Session `Z` to every logged-in session after its queued output,
-    /// close them, and answer every later Login Request with Login Rejected `S`.
+    /// End of day is done: answer every later Login Request with Login Rejected `S`, stop reading
+    /// sockets, and push [`RequestBody::EndOfDayBarrier`].
     EndOfDay,
+    /// Every request sequenced before the barrier has its outputs released: send End of Session `Z` to
+    /// every logged-in session after its queued output and close them.
+    EndOfDayDrained,
     /// Operator: close this login's connection (cancel-on-disconnect applies as for any disconnect).
     ForceLogout {
         /// The login.

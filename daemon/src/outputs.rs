@@ -104,23 +104,7 @@ pub fn stock_directory(
 ) {
     emit_itch!(
         out,
-        itch::StockDirectory {
-            header: header(locate, timestamp_ns),
-            stock: entry.symbol,
-            market_category: b' ',
-            financial_status_indicator: b' ',
-            round_lot_size: entry.lot_size,
-            round_lots_only: b'Y',
-            issue_classification: b'C',
-            issue_sub_type: Alpha(*b"Z "),
-            authenticity: b'P',
-            short_sale_threshold_indicator: b' ',
-            ipo_flag: b' ',
-            luld_reference_price_tier: b' ',
-            etp_flag: b' ',
-            etp_leverage_factor: 0,
-            inverse_indicator: b'N',
-        }
+        itch::StockDirectory::bourse(header(locate, timestamp_ns), entry.symbol, entry.lot_size)
     );
 }
 

@@ -341,23 +341,18 @@ impl SnapshotServer {
                             Ok(None) => break,
                             Ok(Some(packet)) => {
                                 work += 1;
-                                match (c.state, packet) {
+                                // A Login Request read in this call counts as logged in for what follows it.
+                                let logged_in = login.is_some() || c.state != State::AwaitLogin;
+                                match (logged_in, packet) {
                                     (_, Packet::Debug(_)) => {}
-                                    (State::AwaitLogin, Packet::LoginRequest(request)) if login.is_none() => {
-                                        login = Some(request);
-                                    }
-                                    (State::Streaming { .. } | State::Live, Packet::ClientHeartbeat) => {}
-                                    (State::Streaming { .. } | State::Live, Packet::LogoutRequest) => {
-                                        return (work, false);
-                                    }
+                                    (false, Packet::LoginRequest(request)) => login = Some(request),
+                                    (true, Packet::ClientHeartbeat) => {}
+                                    // Logout, a second Login Request, anything else: close.
                                     _ => return (work, false),
                                 }
                             }
                             Err(_) => return (work + 1, false),
                         }
-                    }
-                    if login.is_some() {
-                        break;
                     }
                 }
             }

@@ -116,6 +116,7 @@ struct Options {
     rerequest_count_max: u32,
     drop_feed_seqs: Vec<u64>,
     day_open: bool,
+    snapshot_login_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -126,6 +127,7 @@ impl Default for Options {
             rerequest_count_max: 1000,
             drop_feed_seqs: Vec::new(),
             day_open: true,
+            snapshot_login_timeout_ms: 5000,
         }
     }
 }
@@ -267,7 +269,7 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
         drop_feed_seqs: options.drop_feed_seqs,
         book_limits: limits(),
         snapshot_timers: SessionTimers {
-            login_timeout_ms: 5000,
+            login_timeout_ms: options.snapshot_login_timeout_ms,
             heartbeat_interval_ms: 50,
             idle_timeout_ms: 10_000,
         },
@@ -281,6 +283,27 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
         lifecycle,
         snapshot,
         rerequest,
+    }
+}
+
+/// A test's journal directory, receivers, writer side and running stage.
+struct Setup {
+    dir: TempDir,
+    feeds: Feeds,
+    core: Core,
+    running: Running,
+}
+
+fn setup(name: &str, id: u8, options: Options) -> Setup {
+    let dir = TempDir::new(name);
+    let feeds = feeds(id);
+    let (core, consumer) = Core::open(&dir, 1);
+    let running = start(&dir, &feeds, consumer, options);
+    Setup {
+        dir,
+        feeds,
+        core,
+        running,
     }
 }
 
@@ -311,23 +334,7 @@ fn system(code: EventCode, ns: u64) -> Message {
 }
 
 fn directory(locate: u16, stock: &str) -> Message {
-    Message::StockDirectory(StockDirectory {
-        header: hdr(locate, 2),
-        stock: sym(stock),
-        market_category: b'Q',
-        financial_status_indicator: b'N',
-        round_lot_size: 100,
-        round_lots_only: b'N',
-        issue_classification: b'C',
-        issue_sub_type: Alpha::new("Z").unwrap(),
-        authenticity: b'P',
-        short_sale_threshold_indicator: b'N',
-        ipo_flag: b'N',
-        luld_reference_price_tier: b'1',
-        etp_flag: b'N',
-        etp_leverage_factor: 0,
-        inverse_indicator: b'N',
-    })
+    Message::StockDirectory(StockDirectory::bourse(hdr(locate, 2), sym(stock), 100))
 }
 
 fn trading(locate: u16, stock: &str, state: TradingState) -> Message {
@@ -415,26 +422,52 @@ fn itchy_reads(blocks: &[u8]) -> Vec<itchy::Message> {
 // ---------------------------------------------------------------------------------------------------------
 // Snapshot client
 
+/// A Login Request frame (Requested Sequence Number 1).
+fn login_request(user: &str, password: &str, requested_session: &str) -> Vec<u8> {
+    let mut frame = [0u8; 64];
+    let n = Packet::LoginRequest(LoginRequest {
+        username: Alpha::new(user).unwrap(),
+        password: Alpha::new(password).unwrap(),
+        requested_session: Alpha::new(requested_session).unwrap(),
+        requested_sequence_number: 1,
+        heartbeat_timeout_ms: None,
+    })
+    .encode(&mut frame)
+    .unwrap();
+    frame[..n].to_vec()
+}
+
 struct SoupClient {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl SoupClient {
+    fn connect(addr: SocketAddr) -> SoupClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        SoupClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// True when the server closed the connection (end of stream or reset) before sending anything more.
+    fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
     fn login(addr: SocketAddr, user: &str, password: &str, requested_session: &str) -> SoupClient {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        let mut frame = [0u8; 64];
-        let n = Packet::LoginRequest(LoginRequest {
-            username: Alpha::new(user).unwrap(),
-            password: Alpha::new(password).unwrap(),
-            requested_session: Alpha::new(requested_session).unwrap(),
-            requested_sequence_number: 1,
-            heartbeat_timeout_ms: None,
-        })
-        .encode(&mut frame)
-        .unwrap();
-        stream.write_all(&frame[..n]).unwrap();
+        stream
+            .write_all(&login_request(user, password, requested_session))
+            .unwrap();
         SoupClient {
             stream,
             buf: Vec::new(),
@@ -494,13 +527,14 @@ fn snapshot_seq(messages: &[Message]) -> u64 {
 
 #[test]
 fn packets_are_identical_on_a_and_b_contiguous_bounded_and_read_by_itchy() {
-    let dir = TempDir::new("ab");
-    let feeds = feeds(11);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(
-        &dir,
-        &feeds,
-        consumer,
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup(
+        "ab",
+        11,
         Options {
             payload_bytes_max: 200,
             ..Options::default()
@@ -612,13 +646,14 @@ fn answer(socket: &UdpSocket, count: usize) -> Vec<(u64, Vec<u8>)> {
 
 #[test]
 fn dropped_messages_never_reach_a_or_b_and_re_requests_return_them() {
-    let dir = TempDir::new("drop");
-    let feeds = feeds(12);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(
-        &dir,
-        &feeds,
-        consumer,
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup(
+        "drop",
+        12,
         Options {
             drop_feed_seqs: vec![3, 9, 10],
             rerequest_count_max: 4,
@@ -793,10 +828,12 @@ fn trading_day(core: &mut Core) -> u64 {
 
 #[test]
 fn snapshot_after_n_messages_has_the_orders_in_priority_and_ends_with_g_n() {
-    let dir = TempDir::new("snapshot");
-    let feeds = feeds(13);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("snapshot", 13, Options::default());
     let n = trading_day(&mut core);
     assert_eq!(n, 21);
     // Once the feed carried N, the book has applied it.
@@ -853,10 +890,12 @@ fn snapshot_after_n_messages_has_the_orders_in_priority_and_ends_with_g_n() {
 
 #[test]
 fn a_restart_continues_the_sequence_and_serves_the_same_snapshot() {
-    let dir = TempDir::new("restart");
-    let feeds = feeds(14);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("restart", 14, Options::default());
     let n = trading_day(&mut core);
     read_until(&feeds.a, 1, n);
     read_until(&feeds.b, 1, n);
@@ -901,10 +940,12 @@ fn a_restart_continues_the_sequence_and_serves_the_same_snapshot() {
 
 #[test]
 fn end_of_session_is_sent_then_repeated_and_closes_snapshot_logins() {
-    let dir = TempDir::new("eos");
-    let feeds = feeds(15);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("eos", 15, Options::default());
     core.publish(&day_start());
     core.publish(&[
         system(EventCode::EndOfSystemHours, 90),
@@ -937,13 +978,14 @@ fn end_of_session_is_sent_then_repeated_and_closes_snapshot_logins() {
 
 #[test]
 fn a_closed_day_rejects_snapshots_and_repeats_end_of_session() {
-    let dir = TempDir::new("closed");
-    let feeds = feeds(16);
-    let (_core, consumer) = Core::open(&dir, 1);
-    let running = start(
-        &dir,
-        &feeds,
-        consumer,
+    let Setup {
+        dir: _dir,
+        feeds,
+        core: _core,
+        running,
+    } = setup(
+        "closed",
+        16,
         Options {
             day_open: false,
             ..Options::default()
@@ -960,12 +1002,14 @@ fn a_closed_day_rejects_snapshots_and_repeats_end_of_session() {
 }
 
 #[test]
-fn shutdown_flushes_and_sets_feed_closed() {
-    let dir = TempDir::new("shutdown");
-    let feeds = feeds(18);
-    let (mut core, consumer) = Core::open(&dir, 1);
-    let running = start(&dir, &feeds, consumer, Options::default());
-    // Released without a Flush: the shutdown sends them.
+fn messages_go_out_without_a_flush_and_shutdown_sets_feed_closed() {
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("shutdown", 18, Options::default());
+    // Released without a Flush: they go out once the ring is drained, before any shutdown.
     let messages = day_start();
     for (i, m) in messages.iter().enumerate() {
         let bytes = encode(m);
@@ -975,6 +1019,8 @@ fn shutdown_flushes_and_sets_feed_closed() {
         core.journal.commit_batch().unwrap();
         core.push(ToFeed::message(i as u64 + 1, journal_seq, &bytes));
     }
+    let (_, messages) = read_until(&feeds.a, 1, 7);
+    assert_eq!(messages.len(), 7);
     running.lifecycle.core_closed.store(true, Ordering::Release);
     let deadline = Instant::now() + WAIT;
     while !running.lifecycle.feed_closed.load(Ordering::Acquire) {
@@ -1035,4 +1081,149 @@ fn construction_rejects_a_journal_whose_feed_is_not_contiguous() {
     let error = result.err().expect("a gap in the journaled feed is refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
     assert!(error.to_string().contains("feed sequence 5 after 2"), "{error}");
+}
+
+#[test]
+fn snapshot_sessions_follow_the_soupbintcp_rules() {
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup(
+        "soup",
+        19,
+        Options {
+            snapshot_login_timeout_ms: 100,
+            ..Options::default()
+        },
+    );
+    core.publish(&day_start());
+    read_until(&feeds.a, 1, 7);
+
+    // Login Request and Client Heartbeat in one write: the heartbeat counts as after the login.
+    let mut both = SoupClient::connect(running.snapshot);
+    let mut frames = [0u8; 64];
+    let mut both_frames = login_request("alice", "alice-pw", "");
+    let m = Packet::ClientHeartbeat.encode(&mut frames).unwrap();
+    both_frames.extend_from_slice(&frames[..m]);
+    both.stream.write_all(&both_frames).unwrap();
+    let snapshot = both.snapshot();
+    assert_eq!(snapshot_seq(&snapshot), 7);
+    assert_eq!(snapshot.len(), 1 + 2 + 2 + 1);
+    // Logout Request closes.
+    let m = Packet::LogoutRequest.encode(&mut frames).unwrap();
+    both.stream.write_all(&frames[..m]).unwrap();
+    while both.next().is_some() {}
+
+    // Silence past the login timeout: closed without a packet.
+    let mut silent = SoupClient::connect(running.snapshot);
+    assert!(silent.closed());
+    // Half a frame, then silence: the same.
+    let mut half = SoupClient::connect(running.snapshot);
+    half.stream.write_all(&[0, 47, b'L', b'a']).unwrap();
+    assert!(half.closed());
+    // A packet other than Login Request before login: closed.
+    let mut early = SoupClient::connect(running.snapshot);
+    let m = Packet::ClientHeartbeat.encode(&mut frames).unwrap();
+    early.stream.write_all(&frames[..m]).unwrap();
+    assert!(early.closed());
+    // Garbage: closed.
+    let mut garbage = SoupClient::connect(running.snapshot);
+    garbage.stream.write_all(&[0xFF; 32]).unwrap();
+    assert!(garbage.closed());
+    // A second Login Request after login: closed.
+    let mut twice = SoupClient::login(running.snapshot, "alice", "alice-pw", "");
+    twice.snapshot();
+    twice
+        .stream
+        .write_all(&login_request("alice", "alice-pw", ""))
+        .unwrap();
+    while twice.next().is_some() {}
+
+    // sessions_max = 4: with four logged in, a fifth connection is closed at connect.
+    let mut held: Vec<SoupClient> = (0..4)
+        .map(|_| {
+            let mut c = SoupClient::login(running.snapshot, "alice", "alice-pw", "");
+            c.snapshot();
+            c
+        })
+        .collect();
+    let mut fifth = SoupClient::connect(running.snapshot);
+    assert!(fifth.closed());
+    assert_eq!(held[0].next().map(|p| p.0), Some(b'H'), "the others are served");
+    running.stop();
+}
+
+#[test]
+fn a_large_book_streams_its_snapshot_and_re_requests_seek_through_the_index() {
+    let Setup {
+        dir: _dir,
+        feeds,
+        mut core,
+        running,
+    } = setup("large", 20, Options::default());
+    core.publish(&day_start());
+    // 1000 orders over 50 levels a side (the test limits: 1024 orders, 64 levels).
+    for chunk in 0..10u64 {
+        let batch: Vec<Message> = (0..100u64)
+            .map(|i| {
+                let r = chunk * 100 + i + 1;
+                let side = if r % 2 == 0 { Side::Buy } else { Side::Sell };
+                let level = (r % 50) as u32;
+                let price = if side == Side::Buy {
+                    1_000_000 - 100 * level
+                } else {
+                    1_010_000 + 100 * level
+                };
+                add(1, "AAPL", r, side, 1 + (r % 7) as u32, price, 100 + r)
+            })
+            .collect();
+        core.publish(&batch);
+    }
+    let n = core.next_feed_seq - 1;
+    read_until(&feeds.a, 1, n);
+    let snapshot = SoupClient::login(running.snapshot, "alice", "alice-pw", "").snapshot();
+    assert_eq!(snapshot_seq(&snapshot), n);
+    let mut model = FeedBook::new(limits());
+    for m in &core.sent {
+        model.apply_bytes(m).unwrap();
+    }
+    let expected: Vec<Vec<u8>> = [Side::Buy, Side::Sell]
+        .iter()
+        .flat_map(|&side| model.orders(1u16, side).collect::<Vec<_>>())
+        .map(|o| {
+            encode(&Message::AddOrder(AddOrder {
+                header: Header {
+                    stock_locate: 1,
+                    tracking_number: 0,
+                    timestamp: o.timestamp,
+                },
+                order_reference_number: o.reference,
+                side: o.side,
+                shares: o.shares,
+                stock: sym("AAPL"),
+                price: o.price,
+            }))
+        })
+        .collect();
+    let got: Vec<Vec<u8>> = snapshot[5..snapshot.len() - 1].iter().map(encode).collect();
+    assert_eq!(got.len(), 1000);
+    assert_eq!(got, expected);
+
+    // Re-requests far into the day, across index strides and packets.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    for first in [500u64, 70, 1000, n - 2] {
+        let count = 100.min(n + 1 - first) as usize;
+        request(&client, running.rerequest, SESSION, first, 100);
+        let answered = answer(&client, count);
+        assert_eq!(
+            answered,
+            (first..first + count as u64)
+                .map(|s| (s, core.sent[s as usize - 1].clone()))
+                .collect::<Vec<_>>()
+        );
+    }
+    running.stop();
 }

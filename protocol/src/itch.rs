@@ -579,6 +579,29 @@ pub struct StockDirectory {
 }
 
 impl StockDirectory {
+    /// The Stock Directory bourse sends for an instrument (docs/protocol.md 7.1): the fields bourse has
+    /// no value for are blank or "not applicable", Round Lots Only `Y`, Issue Classification `C`,
+    /// Authenticity `P` (production), Inverse Indicator `N`.
+    pub fn bourse(header: Header, stock: Symbol, round_lot_size: u32) -> StockDirectory {
+        StockDirectory {
+            header,
+            stock,
+            market_category: b' ',
+            financial_status_indicator: b' ',
+            round_lot_size,
+            round_lots_only: b'Y',
+            issue_classification: b'C',
+            issue_sub_type: Alpha(*b"Z "),
+            authenticity: b'P',
+            short_sale_threshold_indicator: b' ',
+            ipo_flag: b' ',
+            luld_reference_price_tier: b' ',
+            etp_flag: b' ',
+            etp_leverage_factor: 0,
+            inverse_indicator: b'N',
+        }
+    }
+
     #[inline]
     fn wire(&self) -> StockDirectoryWire {
         StockDirectoryWire {

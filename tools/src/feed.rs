@@ -1101,23 +1101,11 @@ mod tests {
     }
 
     fn directory(locate: u16, stock: &str) -> Message {
-        Message::StockDirectory(StockDirectory {
-            header: header(locate),
-            stock: Symbol::new(stock).unwrap(),
-            market_category: b'Q',
-            financial_status_indicator: b'N',
-            round_lot_size: 100,
-            round_lots_only: b'N',
-            issue_classification: b'C',
-            issue_sub_type: Alpha::new("Z").unwrap(),
-            authenticity: b'P',
-            short_sale_threshold_indicator: b'N',
-            ipo_flag: b'N',
-            luld_reference_price_tier: b'1',
-            etp_flag: b'N',
-            etp_leverage_factor: 0,
-            inverse_indicator: b'N',
-        })
+        Message::StockDirectory(StockDirectory::bourse(
+            header(locate),
+            Symbol::new(stock).unwrap(),
+            100,
+        ))
     }
 
     fn add(reference: u64, side: Side, shares: u32, price: u32) -> Message {
