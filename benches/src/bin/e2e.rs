@@ -331,6 +331,18 @@ fn open_loop_pings(
     Ok(())
 }
 
+/// The busy-polling echo server on the server core. A new thread inherits its creator's affinity: this
+/// thread is pinned to the server core while the echo thread starts, then back to the client core.
+fn start_echo() -> Result<EchoServer> {
+    pin_to(0);
+    let echo = EchoServer::start(EchoOptions {
+        busy_poll: true,
+        stall: None,
+    });
+    pin_to(cores() - 1);
+    Ok(echo?)
+}
+
 struct Bench {
     poll: PollMode,
     idle: String,
@@ -480,15 +492,8 @@ fn main() -> Result<()> {
             histogram: floor_open,
             note: "pings on the rows' schedule, latency from the scheduled time".into(),
         });
-        // A new thread inherits its creator's affinity: pin this thread to the server core while the echo
-        // thread starts, then back. The echo server stops before boursed starts.
-        pin_to(0);
-        let echo = EchoServer::start(EchoOptions {
-            busy_poll: true,
-            stall: None,
-        });
-        pin_to(cores() - 1);
-        let echo = echo?;
+        // The echo server stops before boursed starts.
+        let echo = start_echo()?;
         for sessions in [1usize, 100] {
             let report = bench.run_load(echo.addr(), sessions, args.rate, args.seconds, 1)?;
             rows.push(Row::from_report(
@@ -611,13 +616,7 @@ fn main() -> Result<()> {
 
     // (c) throughput.
     let mut steps: Vec<(&'static str, Row)> = Vec::new();
-    pin_to(0);
-    let echo = EchoServer::start(EchoOptions {
-        busy_poll: true,
-        stall: None,
-    });
-    pin_to(cores() - 1);
-    let echo = echo?;
+    let echo = start_echo()?;
     for rate in &args.rates {
         eprintln!("e2e: throughput echo at {rate}/s");
         let report = bench.run_load(echo.addr(), args.throughput_sessions, *rate, args.step_seconds, 4)?;
