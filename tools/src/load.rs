@@ -7,7 +7,7 @@
 //!    in with its own username and password (Requested Sequence Number 0: only new messages) and waits for
 //!    every Login Accepted (bounded by `connect_timeout`).
 //! 2. Sends requests on a fixed schedule: request `k` is due at `k / rate` seconds after the start, and goes to
-//!    session `k mod N`. What it is comes from that session's seeded [`mix::OrderMix`] (quotes near the touch
+//!    session `k mod N`; what falls due for one session in one loop round leaves in one `write`. What it is comes from that session's seeded [`mix::OrderMix`] (quotes near the touch
 //!    on both sides, cancels and replaces of its own live orders, aggressive IOC orders, a few market orders).
 //! 3. Reads every reply, keeps each session's view of its live orders, and records the latency of each
 //!    request's **ack**: the first OUCH reply for it (Accepted or Rejected for an Enter Order, Replaced or
@@ -625,6 +625,8 @@ struct Core {
     pending: VecDeque<Pending>,
     quotes_in_flight: usize,
     last_send_ns: u64,
+    /// Requests were queued this round and the session is in the round's flush list.
+    queued_this_round: bool,
     live_orders_max: usize,
     in_flight_max: usize,
 }
@@ -1098,6 +1100,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 pending: VecDeque::with_capacity(config.in_flight_max),
                 quotes_in_flight: 0,
                 last_send_ns: 0,
+                queued_this_round: false,
                 live_orders_max: config.live_orders_max,
                 in_flight_max: config.in_flight_max,
             },
@@ -1126,6 +1129,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
     let mut stalls = 0u64;
     let start = Instant::now();
     let mut live = n;
+    let mut touched: Vec<usize> = Vec::with_capacity(SENDS_PER_ROUND_MAX);
     loop {
         let now = now_ns(start);
         // 1. Everything due, in schedule order.
@@ -1146,12 +1150,22 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 break;
             }
             session.core.send_next(due, now, &config.instruments, &mut tally);
-            if !session.flush().unwrap_or(false) {
-                close(session, &mut poll, &mut tally, &mut live);
+            if !session.core.queued_this_round {
+                session.core.queued_this_round = true;
+                touched.push((next_k % n as u64) as usize);
             }
             next_k += 1;
             budget -= 1;
         }
+        // Everything a session got this round leaves in one write (the batching a real client has).
+        for &index in &touched {
+            let session = &mut sessions[index];
+            session.core.queued_this_round = false;
+            if !session.flush().unwrap_or(false) {
+                close(session, &mut poll, &mut tally, &mut live);
+            }
+        }
+        touched.clear();
         // 2. Replies.
         let now = now_ns(start);
         if spin {
@@ -1549,6 +1563,7 @@ mod tests {
             pending: VecDeque::new(),
             quotes_in_flight: 0,
             last_send_ns: 0,
+            queued_this_round: false,
             live_orders_max,
             in_flight_max: 16,
         }
