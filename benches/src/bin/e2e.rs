@@ -612,6 +612,19 @@ fn main() -> Result<()> {
         format_ns(single_p99)
     ));
     merged.push(many_row);
+    // The same against the echo server: what 10,000 sockets cost the client and the kernel alone.
+    {
+        let echo = start_echo()?;
+        let single = bench.run_load(echo.addr(), 1, args.rate, args.seconds, 3)?;
+        let many = bench.run_load(echo.addr(), args.many_sessions, args.rate, args.seconds, 3)?;
+        let _ = echo.stop();
+        let mut row = Row::from_report("echo, many sessions connected", "-", &many);
+        row.note = format!(
+            "the same server with 1 session just before: p99 {}",
+            format_ns(q(&single.latency, 0.99))
+        );
+        merged.push(row);
+    }
     let rows = merged;
 
     // (c) throughput.
