@@ -105,6 +105,10 @@ struct Args {
     /// Only the floors and the echo latency rows (no boursed): a check of the client side.
     #[arg(long)]
     baselines_only: bool,
+    /// Internal: serve the echo server in this process (prints its port, stops when stdin closes); the
+    /// 10,000-session echo row runs it as a child process, as 20,000 sockets do not fit one process's limit.
+    #[arg(long, hide = true)]
+    serve_echo: bool,
     /// The boursed executable (default: next to this one).
     #[arg(long)]
     boursed: Option<PathBuf>,
@@ -331,6 +335,17 @@ fn open_loop_pings(
     Ok(())
 }
 
+/// Moves every thread of process `pid` to the server core (the first), with `taskset -a -p` (skipped where
+/// taskset is missing: the run then says nothing about placement).
+fn pin_process_to_server_core(pid: u32) {
+    let first = core_ids().first().map_or(0, |id| id.id);
+    let _ = Command::new("taskset")
+        .args(["-a", "-c", "-p", &first.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// The busy-polling echo server on the server core. A new thread inherits its creator's affinity: this
 /// thread is pinned to the server core while the echo thread starts, then back to the client core.
 fn start_echo() -> Result<EchoServer> {
@@ -369,12 +384,7 @@ impl Bench {
         let text = daemon_config(&self.base_config, &options)?;
         let daemon = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT)?;
         // Server on the first core, client on the last.
-        let first = core_ids().first().map_or(0, |id| id.id);
-        let _ = Command::new("taskset")
-            .args(["-a", "-c", "-p", &first.to_string(), &daemon.pid().to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+        pin_process_to_server_core(daemon.pid());
         Ok(daemon)
     }
 
@@ -414,6 +424,16 @@ fn main() -> Result<()> {
     }
     let nofile = raise_nofile_limit();
     let _ = core_ids();
+    if args.serve_echo {
+        let echo = start_echo()?;
+        println!("{}", echo.addr());
+        std::io::stdout().flush()?;
+        // Serve until the parent closes stdin.
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        let _ = echo.stop();
+        return Ok(());
+    }
     let boursed = args
         .boursed
         .clone()
@@ -612,12 +632,27 @@ fn main() -> Result<()> {
         format_ns(single_p99)
     ));
     merged.push(many_row);
-    // The same against the echo server: what 10,000 sockets cost the client and the kernel alone.
+    // The same against the echo server: what 10,000 sockets cost the client and the kernel alone. The
+    // server runs as a child process (this binary with --serve-echo): 20,000 sockets exceed one process's
+    // descriptor limit here.
     {
-        let echo = start_echo()?;
-        let single = bench.run_load(echo.addr(), 1, args.rate, args.seconds, 3)?;
-        let many = bench.run_load(echo.addr(), args.many_sessions, args.rate, args.seconds, 3)?;
-        let _ = echo.stop();
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--serve-echo")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            io::BufRead::read_line(&mut io::BufReader::new(stdout), &mut line)?;
+        }
+        let addr: std::net::SocketAddr = line.trim().parse().context("echo child address")?;
+        // The child inherited this thread's (client) core: move it to the server core.
+        pin_process_to_server_core(child.id());
+        let single = bench.run_load(addr, 1, args.rate, args.seconds, 3);
+        let many = bench.run_load(addr, args.many_sessions, args.rate, args.seconds, 3);
+        drop(child.stdin.take());
+        let _ = child.wait();
+        let (single, many) = (single?, many?);
         let mut row = Row::from_report("echo, many sessions connected", "-", &many);
         row.note = format!(
             "the same server with 1 session just before: p99 {}",
