@@ -92,6 +92,8 @@ pub const EVENTS_MAX: usize = 1024;
 pub const SPIN_SESSIONS_MAX: usize = 4;
 /// Largest scheduled request count (a guard against a rate times duration that cannot be meant).
 pub const REQUESTS_MAX: u64 = 1 << 40;
+/// Sessions checked for a due Client Heartbeat per loop round (round robin over all of them).
+pub const HEARTBEAT_CHECKS_PER_ROUND: usize = 8;
 /// After the last ack, replies are still read until none came for this long (the other side of a trade)...
 pub const SETTLE_QUIET: Duration = Duration::from_millis(20);
 /// ... but no longer than this.
@@ -1106,6 +1108,13 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             },
         })
         .collect();
+    // Touch every buffer page now, not on a session's first request during the measurement.
+    for session in sessions.iter_mut() {
+        session.rx.spare_mut().fill(0);
+        let capacity = session.core.tx.capacity();
+        session.core.tx.resize(capacity, 0);
+        session.core.tx.clear();
+    }
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(EVENTS_MAX);
     let mut tally = Tally::new();
@@ -1124,7 +1133,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
     let heartbeat_ns = config.heartbeat_interval.as_nanos() as u64;
     let progress_ns = config.progress_interval.map(|d| d.as_nanos() as u64);
     let mut next_progress_ns = progress_ns.unwrap_or(u64::MAX);
-    let mut next_heartbeat_scan_ns = heartbeat_ns / 4;
+    let mut heartbeat_cursor = 0usize;
     let mut next_k = 0u64;
     let mut stalls = 0u64;
     let start = Instant::now();
@@ -1208,18 +1217,18 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             }
         }
         let now = now_ns(start);
-        // 3. Heartbeats for quiet sessions (a scan a few times per interval).
-        if now >= next_heartbeat_scan_ns {
-            next_heartbeat_scan_ns = now + heartbeat_ns / 4;
-            for session in sessions.iter_mut() {
-                if session.core.phase == Phase::Active
-                    && now.saturating_sub(session.core.last_send_ns) >= heartbeat_ns
-                {
-                    session.core.queue_packet(&Packet::ClientHeartbeat);
-                    session.core.last_send_ns = now;
-                    if !session.flush().unwrap_or(false) {
-                        close(session, &mut poll, &mut tally, &mut live);
-                    }
+        // 3. Heartbeats for quiet sessions: a few sessions per round, round robin, so that thousands of
+        // sessions never get their heartbeats in one burst of writes (a stall for everything behind it).
+        for _ in 0..HEARTBEAT_CHECKS_PER_ROUND.min(n) {
+            let session = &mut sessions[heartbeat_cursor];
+            heartbeat_cursor = (heartbeat_cursor + 1) % n;
+            if session.core.phase == Phase::Active
+                && now.saturating_sub(session.core.last_send_ns) >= heartbeat_ns
+            {
+                session.core.queue_packet(&Packet::ClientHeartbeat);
+                session.core.last_send_ns = now;
+                if !session.flush().unwrap_or(false) {
+                    close(session, &mut poll, &mut tally, &mut live);
                 }
             }
         }
