@@ -71,7 +71,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "25000,50000,100000,200000,400000"
+        default_value = "100000,200000,400000,800000,1600000"
     )]
     rates: Vec<f64>,
     /// Sessions of the throughput steps.
