@@ -81,6 +81,17 @@ pub struct Machine {
     logins: u32,
     events: Vec<Event>,
     scratch: Vec<u8>,
+    /// One command's outputs before they are numbered and recorded (reused: no allocation per command).
+    outs: Vec<PendingOutput>,
+}
+
+/// An output of the mapping, held until the command's events are all mapped.
+#[derive(Clone, Copy)]
+struct PendingOutput {
+    is_ouch: bool,
+    login: u32,
+    len: u8,
+    bytes: [u8; 80],
 }
 
 impl Machine {
@@ -90,7 +101,8 @@ impl Machine {
     /// If the engine config is invalid (validated before).
     pub fn new(engine_config: EngineConfig) -> Machine {
         let engine = Engine::new(engine_config.clone()).expect("validated engine config");
-        Machine::with_engine(engine_config, engine, None, EchoTable::new())
+        let echo = outputs::echo_table(engine_config.orders_max as usize);
+        Machine::with_engine(engine_config, engine, None, echo)
     }
 
     /// A machine from restored parts.
@@ -118,6 +130,7 @@ impl Machine {
             logins,
             events: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(256),
+            outs: Vec::with_capacity(4096),
         }
     }
 
@@ -244,28 +257,35 @@ impl Machine {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMarketHours, sink);
         }
         if result.is_ok() {
-            let mut outs: Vec<(bool, u32, [u8; 80], u8)> = Vec::new();
+            let mut outs = std::mem::take(&mut self.outs);
+            outs.clear();
             let logins = self.logins;
             outputs::map_events(&events, echo, &mut self.echo, logins, &mut |o: Output<'_>| {
                 let (is_ouch, login, bytes) = match o {
                     Output::Ouch { login, bytes } => (true, login, bytes),
                     Output::Itch { bytes } => (false, 0, bytes),
                 };
-                let mut b = [0u8; 80];
-                b[..bytes.len()].copy_from_slice(bytes);
-                outs.push((is_ouch, login, b, bytes.len() as u8));
+                let mut out = PendingOutput {
+                    is_ouch,
+                    login,
+                    len: bytes.len() as u8,
+                    bytes: [0u8; 80],
+                };
+                out.bytes[..bytes.len()].copy_from_slice(bytes);
+                outs.push(out);
             });
-            for (is_ouch, login, b, len) in &outs {
-                let r = if *is_ouch && *login == requester {
+            for o in &outs {
+                let r = if o.is_ouch && o.login == requester {
                     recv_ns
                 } else {
                     0
                 };
-                if let Err(e) = self.emit(*is_ouch, *login, &b[..*len as usize], r, sink) {
+                if let Err(e) = self.emit(o.is_ouch, o.login, &o.bytes[..usize::from(o.len)], r, sink) {
                     result = Err(e);
                     break;
                 }
             }
+            self.outs = outs;
         }
         if result.is_ok() && end_of_day {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMessages, sink);
@@ -453,7 +473,7 @@ impl Machine {
             _ => return Err("bad day flag".into()),
         };
         let n = r.u64()? as usize;
-        let mut echo = EchoTable::with_capacity(n);
+        let mut echo = outputs::echo_table((engine_config.orders_max as usize).max(n));
         for _ in 0..n {
             let order_ref = r.u64()?;
             let e = r.take(2)?;
@@ -491,5 +511,63 @@ impl<'a> Cursor<'a> {
     }
     fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "u64")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bourse_book::EnterOrder;
+    use bourse_protocol::fields::{Firm, Token};
+
+    /// Counts records; the journal sequence is the count.
+    struct Count(u64);
+
+    impl RecordSink for Count {
+        fn record(&mut self, _: u16, _: &[u8]) -> Result<u64, StepError> {
+            self.0 += 1;
+            Ok(self.0)
+        }
+        fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, _: &[u8]) {}
+        fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
+    }
+
+    fn enter(login: u32, token: &str, side: u8, shares: u32, tif_s: u32) -> Command {
+        Command::Enter(EnterOrder {
+            login,
+            token: Token::new(token).unwrap(),
+            side,
+            shares,
+            symbol: Symbol::new("AAPL").unwrap(),
+            price: 1_900_000,
+            tif_s,
+            firm: Firm::BLANK,
+            display: b'Y',
+            min_qty: 0,
+        })
+    }
+
+    #[test]
+    fn the_echo_table_holds_only_live_orders() {
+        let config = crate::config::Config::embedded_default().engine_config();
+        let mut m = Machine::new(config);
+        let mut sink = Count(0);
+        m.start_day(Alpha(*b"2026112601"), 0, 1, &mut sink).unwrap();
+        m.command(2, *b"PNN", &enter(1, "A", b'B', 100, 99_999), 1, 0, &mut sink)
+            .unwrap();
+        m.command(3, *b"ANN", &enter(2, "B", b'S', 40, 0), 2, 0, &mut sink)
+            .unwrap(); // taker filled in full
+        assert_eq!(m.echo.len(), 1, "only the resting order's entry stays");
+        m.command(4, *b"ANN", &enter(2, "C", b'S', 100, 0), 2, 0, &mut sink)
+            .unwrap(); // fills 60, rest canceled
+        assert!(m.echo.is_empty(), "{:?}", m.echo);
+        // The checkpoint carries the table and the day; a restore gives the same blob back.
+        m.command(5, *b"RNN", &enter(1, "D", b'B', 10, 99_999), 1, 0, &mut sink)
+            .unwrap();
+        let blob = m.checkpoint_blob();
+        let restored = Machine::from_checkpoint(m.engine_config().clone(), &blob).unwrap();
+        assert_eq!(restored.checkpoint_blob(), blob);
+        assert_eq!(restored.echo.len(), 1);
+        assert_eq!(restored.day, m.day);
     }
 }

@@ -5,6 +5,7 @@
 //! Sequence numbers are not assigned here; the core numbers each output as it journals it.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bourse_book::{Event, Side as BookSide};
 use bourse_protocol::fields::{Alpha, Symbol, Token};
@@ -30,8 +31,33 @@ pub enum Output<'a> {
 }
 
 /// The OUCH fields an order keeps that the engine does not: Capacity and Cross Type, per live order
-/// reference (Replaced inherits them). Part of the checkpoint.
-pub type EchoTable = HashMap<u64, [u8; 2]>;
+/// reference (Replaced inherits them). Part of the checkpoint. An entry lives from Accepted to the event
+/// that leaves the order with nothing open, so the table holds at most the live orders plus the command
+/// in progress.
+pub type EchoTable = HashMap<u64, [u8; 2], BuildHasherDefault<RefHasher>>;
+
+/// A hasher for order references (sequential `u64`s): one multiply, whose high bits the table uses.
+#[derive(Default, Clone, Copy)]
+pub struct RefHasher(u64);
+
+impl Hasher for RefHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// An empty echo table with room for `orders` live orders.
+pub fn echo_table(orders: usize) -> EchoTable {
+    EchoTable::with_capacity_and_hasher(orders, BuildHasherDefault::default())
+}
 
 /// One instrument as the Stock Directory shows it.
 #[derive(Clone, Copy, Debug)]
@@ -270,6 +296,9 @@ fn map_event(
             );
             if e.resting.remaining == 0 {
                 table.remove(&e.resting.order_ref);
+            }
+            if e.taking.remaining == 0 {
+                table.remove(&e.taking.order_ref);
             }
         }
         Event::Canceled(c) => {

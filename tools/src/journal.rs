@@ -65,13 +65,57 @@ pub(crate) trait PayloadDecoder {
     fn decode(&self, kind: u16, payload: &[u8]) -> Option<String>;
 }
 
-/// Decodes payloads that are whole `bourse-book` records: a command (record kind byte below 0x80) or an
-/// event (0x80 and above), whatever journal kind carries them. A payload that is not exactly one valid
+/// Decodes the daemon's records (`bourse_protocol::journaled`: sequenced header, OUCH and ITCH outputs,
+/// day and admin records) and payloads that are whole `bourse-book` records: a command (record kind byte
+/// below 0x80) or an event (0x80 and above). A payload that is not exactly one valid
 /// record stays hex only.
 pub(crate) struct BookRecords;
 
 impl PayloadDecoder for BookRecords {
-    fn decode(&self, _kind: u16, payload: &[u8]) -> Option<String> {
+    fn decode(&self, kind: u16, payload: &[u8]) -> Option<String> {
+        use bourse_protocol::journaled as j;
+        match kind {
+            j::KIND_SEQUENCED => {
+                let (ts, echo) = j::decode_sequenced(payload)?;
+                return Some(format!(
+                    "Sequenced {{ timestamp_ns: {ts}, echo: {:?} }}",
+                    String::from_utf8_lossy(&echo)
+                ));
+            }
+            j::KIND_OUCH => {
+                let (login, seq, message) = j::decode_ouch(payload)?;
+                let decoded = bourse_protocol::ouch::Outbound::decode(message)
+                    .ok()?
+                    .to_message();
+                return Some(format!(
+                    "Ouch {{ login: {login}, session_seq: {seq}, message: {decoded:?} }}"
+                ));
+            }
+            j::KIND_ITCH => {
+                let (seq, message) = j::decode_itch(payload)?;
+                let decoded = bourse_protocol::itch::Message::decode(message).ok()?;
+                return Some(format!("Itch {{ feed_seq: {seq}, message: {decoded:?} }}"));
+            }
+            j::KIND_DAY => {
+                let d = j::decode_day(payload)?;
+                let what = if d.event == j::DAY_START { "start" } else { "end" };
+                return Some(format!(
+                    "Day {{ {what}, session: {}, day_base_unix_ns: {}, timestamp_ns: {} }}",
+                    d.session, d.day_base_unix_ns, d.timestamp_ns
+                ));
+            }
+            j::KIND_ADMIN => {
+                let (action, login) = j::decode_admin(payload)?;
+                let what = match action {
+                    j::ADMIN_DISABLE => "disable",
+                    j::ADMIN_ENABLE => "enable",
+                    j::ADMIN_LOGOUT => "force logout",
+                    _ => "unknown action",
+                };
+                return Some(format!("Admin {{ {what}, login: {login} }}"));
+            }
+            _ => {}
+        }
         let record_kind = *payload.get(1)?;
         if record_kind < 0x80 {
             match bourse_book::Command::decode(payload) {

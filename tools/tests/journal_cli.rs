@@ -201,3 +201,60 @@ fn dump_decodes_book_records() {
         "every book record decoded"
     );
 }
+
+#[test]
+fn dump_decodes_the_daemons_records() {
+    use bourse_protocol::fields::{Alpha, Token};
+    use bourse_protocol::journaled as j;
+    use bourse_protocol::ouch;
+
+    let dir = temp_dir("daemon");
+    let (mut journal, _) = Journal::open(MmapStorage::open(&dir).expect("dir"), config()).expect("open");
+    let day = j::DayRecord {
+        event: j::DAY_START,
+        session: Alpha(*b"2026112601"),
+        day_base_unix_ns: 1_795_651_200_000_000_000,
+        timestamp_ns: 5,
+    };
+    journal.append(j::KIND_DAY, &j::encode_day(&day)).unwrap();
+    journal
+        .append(j::KIND_SEQUENCED, &j::encode_sequenced(6, *b"PNN"))
+        .unwrap();
+    let reject = ouch::Rejected::new(
+        6,
+        Token::new("T1").unwrap(),
+        bourse_protocol::reason::RejectReason::Halted,
+    );
+    let mut buf = [0u8; 128];
+    let n = j::encode_ouch(&mut buf, 3, 9, ouch::Message::as_wire(&reject));
+    journal.append(j::KIND_OUCH, &buf[..n]).unwrap();
+    let delete = bourse_protocol::itch::OrderDelete {
+        header: bourse_protocol::itch::Header {
+            stock_locate: 1,
+            tracking_number: 0,
+            timestamp: bourse_protocol::itch::Timestamp48::new(6).unwrap(),
+        },
+        order_reference_number: 42,
+    };
+    let mut itch_bytes = [0u8; 64];
+    let m = delete.encode(&mut itch_bytes).unwrap();
+    let n = j::encode_itch(&mut buf, 12, &itch_bytes[..m]);
+    journal.append(j::KIND_ITCH, &buf[..n]).unwrap();
+    journal
+        .append(j::KIND_ADMIN, &j::encode_admin(j::ADMIN_DISABLE, 2))
+        .unwrap();
+    journal.commit_batch().unwrap();
+    drop(journal);
+
+    let (code, text, _) = bourse(&["journal", "dump", dir.to_str().expect("path")]);
+    assert_eq!(code, 0);
+    for expected in [
+        "Day { start, session: 2026112601",
+        "Sequenced { timestamp_ns: 6, echo: \"PNN\" }",
+        "Ouch { login: 3, session_seq: 9, message: Rejected(",
+        "Itch { feed_seq: 12, message: OrderDelete(",
+        "Admin { disable, login: 2 }",
+    ] {
+        assert!(text.contains(expected), "{expected} not in:\n{text}");
+    }
+}
