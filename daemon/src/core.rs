@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bourse_book::{Command, Event, MassCancelScope, Side};
 use bourse_journal::{Journal, MmapStorage, ReplayError, SyncPolicy};
@@ -111,6 +111,10 @@ pub struct Core {
     h_journal: Histogram<u64>,
     closed: bool,
     flush_owed: bool,
+    clock_anchor: Instant,
+    clock_anchor_day_ns: u64,
+    clock_last: Option<Instant>,
+    clock_anchored: bool,
 }
 
 /// The live sink: journal append, outputs queued for release.
@@ -208,6 +212,10 @@ impl Core {
             h_journal: stats::latency_histogram(),
             closed: false,
             flush_owed: false,
+            clock_anchor: Instant::now(),
+            clock_anchor_day_ns: 0,
+            clock_last: None,
+            clock_anchored: false,
         }
     }
 
@@ -228,9 +236,45 @@ impl Core {
             .max(day.last_timestamp_ns)
     }
 
+    /// Anchors the sequencer clock: one wall-clock read per `do_work`; commands are stamped from the
+    /// monotonic clock relative to it (one clock read per command, which also ends the previous
+    /// command's matching sample).
+    fn anchor_clock(&mut self) {
+        let Some(day) = self.machine.day.as_ref() else {
+            return;
+        };
+        self.clock_anchor = Instant::now();
+        self.clock_anchor_day_ns = unix_now_ns().saturating_sub(day.day_base_unix_ns);
+        self.clock_last = None;
+    }
+
+    /// The timestamp of the command about to be applied, never below the last one given.
+    fn stamp(&mut self) -> (u64, Instant) {
+        if !self.clock_anchored {
+            self.anchor_clock();
+            self.clock_anchored = true;
+        }
+        let now = Instant::now();
+        if let Some(previous) = self.clock_last.take() {
+            stats::record(
+                &mut self.h_matching,
+                now.saturating_duration_since(previous).as_nanos() as u64,
+            );
+        }
+        let since = now.saturating_duration_since(self.clock_anchor).as_nanos() as u64;
+        let last = self.machine.day.as_ref().map_or(0, |d| d.last_timestamp_ns);
+        ((self.clock_anchor_day_ns + since).max(last), now)
+    }
+
+    /// Ends the matching sample of the last command of a batch.
+    fn close_sample(&mut self) {
+        if let Some(previous) = self.clock_last.take() {
+            stats::record(&mut self.h_matching, previous.elapsed().as_nanos() as u64);
+        }
+    }
+
     fn apply(&mut self, command: &Command, echo: [u8; 3], requester: u32, recv_ns: u64) -> u64 {
-        let ts = self.day_ns();
-        let start = std::time::Instant::now();
+        let (ts, start) = self.stamp();
         let first = self.journal.next_sequence();
         let mut sink = LiveSink {
             journal: &mut self.journal,
@@ -247,7 +291,7 @@ impl Core {
         let events = self.machine.last_events().len() as u64;
         self.events_total += events;
         self.events_since_checkpoint += events;
-        stats::record(&mut self.h_matching, start.elapsed().as_nanos() as u64);
+        self.clock_last = Some(start);
         first + 1
     }
 
@@ -637,6 +681,7 @@ impl Agent for Core {
             return self.release();
         }
         let mut work = self.release();
+        self.clock_anchored = false;
         let backlog = self.pending_sessions.len().max(self.pending_feed.len());
         if backlog < self.pending_max {
             for _ in 0..4 {
@@ -666,6 +711,7 @@ impl Agent for Core {
             }
             work += taken;
         }
+        self.close_sample();
         self.commit();
         work += self.release();
         if work == 0 {
