@@ -119,7 +119,7 @@ impl AdminContext {
         match request {
             AdminRequest::Status => self.status(),
             AdminRequest::Sessions => AdminReply::Sessions {
-                sessions: self.shared.sessions(),
+                sessions: self.shared.sessions(Duration::from_secs(1)),
             },
             AdminRequest::Latency => AdminReply::Latency {
                 stages: self.shared.latency(),

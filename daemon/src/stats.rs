@@ -3,7 +3,9 @@
 //! Stages own their histograms and counters and record into them without allocation or locks. Every
 //! [`PUBLISH_INTERVAL_NS`] (and never on the per-message path) a stage copies them here with
 //! `try_lock`: a stage never waits for the admin thread; if the lock is busy it publishes next time.
-//! Copying a histogram into a slot of the same bounds (`reset` + `add`) allocates nothing.
+//! Copying a histogram into a slot of the same bounds (`reset` + `add`) allocates nothing. The session
+//! table (two strings per session) is built only when admin asks for it ([`Shared::sessions`] raises a
+//! ticket that ingress answers on its next call), never on a timer.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,9 @@ pub fn record(h: &mut Histogram<u64>, ns: u64) {
 /// Numbers shared between the stages and the admin thread.
 pub struct Shared {
     sessions: Mutex<Vec<SessionInfo>>,
+    /// Session tables asked for by admin (a counter), and the last request the published table answers.
+    sessions_asked: AtomicU64,
+    sessions_answered: AtomicU64,
     histograms: Mutex<Vec<Histogram<u64>>>,
     /// Logged-in order-entry sessions (ingress writes).
     pub sessions_logged_in: AtomicU64,
@@ -59,6 +64,8 @@ impl Shared {
     pub fn new() -> Shared {
         Shared {
             sessions: Mutex::new(Vec::new()),
+            sessions_asked: AtomicU64::new(0),
+            sessions_answered: AtomicU64::new(0),
             histograms: Mutex::new(STAGES.iter().map(|_| latency_histogram()).collect()),
             sessions_logged_in: AtomicU64::new(0),
             orders: AtomicU64::new(0),
@@ -69,16 +76,32 @@ impl Shared {
         }
     }
 
-    /// Replaces the session table (ingress, every publish interval). Skipped if the lock is busy.
-    pub fn publish_sessions(&self, rows: impl FnOnce(&mut Vec<SessionInfo>)) {
+    /// The request ticket ingress should answer with a fresh session table, if admin asked for one
+    /// (one atomic load when nobody asked).
+    pub fn sessions_wanted(&self) -> Option<u64> {
+        let asked = self.sessions_asked.load(Ordering::Acquire);
+        (asked != self.sessions_answered.load(Ordering::Acquire)).then_some(asked)
+    }
+
+    /// Replaces the session table (ingress, when [`Shared::sessions_wanted`]) and marks request
+    /// `ticket` answered. Skipped if the lock is busy (it is asked again next time).
+    pub fn publish_sessions(&self, ticket: u64, rows: impl FnOnce(&mut Vec<SessionInfo>)) {
         if let Ok(mut guard) = self.sessions.try_lock() {
             guard.clear();
             rows(&mut guard);
+            self.sessions_answered.store(ticket, Ordering::Release);
         }
     }
 
-    /// The last published session table.
-    pub fn sessions(&self) -> Vec<SessionInfo> {
+    /// Asks ingress for a fresh session table and waits for it (at most `wait`); then the table (the
+    /// last one published if ingress did not answer in time, e.g. while it is stopped).
+    pub fn sessions(&self, wait: std::time::Duration) -> Vec<SessionInfo> {
+        let ticket = self.sessions_asked.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = std::time::Instant::now() + wait;
+        while self.sessions_answered.load(Ordering::Acquire) < ticket && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         self.sessions.lock().map(|g| g.clone()).unwrap_or_default()
     }
 

@@ -412,7 +412,7 @@ fn login_order_reply_logout() {
     assert_eq!(c.sequenced()[0], b'C');
     wait_until("session rows", || {
         h.shared
-            .sessions()
+            .sessions(Duration::from_millis(200))
             .iter()
             .any(|r| r.user.as_deref() == Some("U1") && r.messages_in == 4 && r.sequence_next == 5)
     });
@@ -1009,7 +1009,9 @@ fn thousands_of_sessions_log_in_and_trade() {
     for c in clients.iter_mut() {
         assert_eq!(message_token(&c.sequenced()), b"MANY");
     }
-    wait_until("session rows", || h.shared.sessions().len() == SESSIONS as usize);
+    wait_until("session rows", || {
+        h.shared.sessions(Duration::from_millis(200)).len() == SESSIONS as usize
+    });
     drop(clients);
     wait_until("every session ended", || h.ended().len() == SESSIONS as usize);
 }
