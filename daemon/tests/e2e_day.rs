@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use bourse_daemon::config::DEFAULT_TOML;
 use bourse_protocol::admin::{AdminErrorCode, AdminReply, AdminRequest};
-use bourse_protocol::fields::{Alpha, Symbol, Token};
 use bourse_protocol::ouch::{self, OutboundMessage};
 use bourse_protocol::reason::{CancelReason, RejectReason};
 use bourse_protocol::soupbintcp::LoginRejectReason;
-use bourse_tools::client::{Client, ClientConfig, Event, LoginOutcome};
+use bourse_tools::client::{Client, ClientConfig, Event, LoginOutcome, limit_order};
 use bourse_tools::load::daemon::{Daemon, DaemonConfigOptions, daemon_config, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -36,20 +35,7 @@ fn connect(daemon: &Daemon, user: &str, password: &str, session: &str, seq: u64)
 }
 
 fn order(token: &str, side: ouch::Side, shares: u32, price: u32) -> ouch::EnterOrder {
-    let terms = ouch::OrderTerms {
-        side,
-        shares,
-        stock: Symbol::new("AAPL").unwrap(),
-        price,
-        time_in_force: 99_999,
-        firm: Alpha::BLANK,
-        display: ouch::Display::Anonymous,
-        capacity: b'P',
-        intermarket_sweep: b'N',
-        minimum_quantity: 0,
-        cross_type: b'N',
-    };
-    ouch::EnterOrder::new(Token::new(token).unwrap(), &terms, b'N')
+    limit_order(token, side, shares, "AAPL", price, "").expect("valid order")
 }
 
 /// Reads events until `quiet` passes without any sequenced message, an End of Session or a close.

@@ -14,7 +14,7 @@ use bourse_protocol::admin::{AdminReply, AdminRequest};
 use bourse_protocol::fields::{Alpha, Symbol, Token};
 use bourse_protocol::ouch::{self, OutboundMessage};
 use bourse_protocol::reason::CancelReason;
-use bourse_tools::client::{Client, ClientConfig, Event, LoginOutcome};
+use bourse_tools::client::{Client, ClientConfig, Event, LoginOutcome, limit_order};
 use bourse_tools::load::daemon::{Daemon, DaemonConfigOptions, daemon_config, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -50,20 +50,7 @@ fn login(daemon: &Daemon, user: &str, password: &str, sequence: u64) -> (Client,
 }
 
 fn buy(token: &str, price: u32) -> ouch::EnterOrder {
-    let terms = ouch::OrderTerms {
-        side: ouch::Side::Buy,
-        shares: 10,
-        stock: Symbol::new("AAPL").unwrap(),
-        price,
-        time_in_force: 99_999,
-        firm: Alpha::BLANK,
-        display: ouch::Display::Anonymous,
-        capacity: b'P',
-        intermarket_sweep: b'N',
-        minimum_quantity: 0,
-        cross_type: b'N',
-    };
-    ouch::EnterOrder::new(Token::new(token).unwrap(), &terms, b'N')
+    limit_order(token, ouch::Side::Buy, 10, "AAPL", price, "").expect("valid order")
 }
 
 /// Reads sequenced OUCH messages until `quiet` passes without one (or the connection closes).
