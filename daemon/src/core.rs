@@ -633,6 +633,9 @@ impl Core {
         }
         stats::record(&mut self.h_journal, start.elapsed().as_nanos() as u64);
         self.appended = false;
+        if let Some(batch) = self.journal.last_committed_batch() {
+            let _ = self.to_feed.push(ToFeed::Committed(batch));
+        }
     }
 
     /// Writes a checkpoint of everything committed; returns its journal sequence.

@@ -199,6 +199,8 @@ impl FeedIndex {
 pub struct MarketDataCounters {
     /// Data packets sent (each on A and B).
     pub packets_sent: u64,
+    /// Committed batches the re-request reader could not trust (it scanned them instead).
+    pub trust_errors: u64,
     /// Packets not sent because of the `drop_feed_seqs` hook.
     pub packets_dropped: u64,
     /// Heartbeats sent.
@@ -511,6 +513,16 @@ impl MarketData {
                     bytes,
                 } => self.on_message(feed_seq, journal_seq, &bytes[..usize::from(len)]),
                 ToFeed::Flush => self.flush_packet(false),
+                ToFeed::Committed(batch) => {
+                    // The core's own committed batch: trusted without reading it a second time. A failure
+                    // only means the reader falls back to scanning it.
+                    if let Err(e) = self.reader.trust_committed(&batch) {
+                        self.counters.trust_errors += 1;
+                        if self.counters.trust_errors == 1 {
+                            eprintln!("market_data: journal reader could not trust a committed batch: {e}");
+                        }
+                    }
+                }
                 ToFeed::EndOfSession => {
                     self.flush_packet(false);
                     let now_ns = self.clock.now_ns();

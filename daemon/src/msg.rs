@@ -110,6 +110,10 @@ pub enum ToFeed {
     },
     /// The core finished a batch: flush what is buffered (a packet never waits for a later batch).
     Flush,
+    /// The core committed this journal batch: the re-request reader may trust it without reading it
+    /// (`bourse_journal::Reader::trust_committed`), instead of checking every record a second time.
+    /// Dropped when the ring is full (the next one covers it; the reader scans what it was not told).
+    Committed(bourse_journal::CommittedBatch),
     /// End of day: after flushing, send MoldUDP64 End of Session and repeat it in place of heartbeats.
     EndOfSession,
 }

@@ -37,7 +37,7 @@ pub use storage::{
 };
 pub use verify::{BatchInfo, RawRecord, VerifyReport, verify, walk};
 pub use writer::{
-    BATCH_RECORDS_MAX_DEFAULT, CHECKPOINTS_KEPT_DEFAULT, Committed, Journal, JournalConfig,
+    BATCH_RECORDS_MAX_DEFAULT, CHECKPOINTS_KEPT_DEFAULT, Committed, CommittedBatch, Journal, JournalConfig,
     PAYLOAD_BYTES_MAX_DEFAULT, Recovery, ReplayError, SEGMENT_ALIGN_BYTES, SEGMENT_BYTES_DEFAULT, SyncPolicy,
     TornTail,
 };

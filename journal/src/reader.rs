@@ -185,6 +185,59 @@ impl<S: Storage> Reader<S> {
         }
     }
 
+    /// Trusts everything up to the end of `batch`, a batch the in-process writer committed
+    /// ([`crate::Journal::last_committed_batch`]), without reading it, and notes its first record in the
+    /// sparse index. A reader in the writer's process uses this instead of scanning (and checking the CRC
+    /// of) every record a second time. Returns whether the view moved.
+    ///
+    /// # Errors
+    /// Storage errors; [`JournalError::Config`] if the batch's segment is not in the journal.
+    pub fn trust_committed(&mut self, batch: &crate::CommittedBatch) -> Result<bool, JournalError> {
+        if batch.last_sequence <= self.committed_up_to() {
+            return Ok(false);
+        }
+        if self.scanner.is_none() {
+            let ids = self.storage.segment_ids()?;
+            let Some(&first) = ids.first() else {
+                return Err(JournalError::Config("the journal has no segment".into()));
+            };
+            self.scanner = Some(Scanner::new(ids, 0, first));
+        }
+        let known = |s: &Scanner, id: u64| s.ids.iter().position(|&x| x == id);
+        let scanner = self.scanner.as_mut().expect("set above");
+        if known(scanner, batch.end_segment_id).is_none() {
+            let ids = self.storage.segment_ids()?;
+            scanner.ids = ids;
+        }
+        let scanner = self.scanner.as_mut().expect("set above");
+        let Some(segment_index) = known(scanner, batch.end_segment_id) else {
+            return Err(JournalError::Config(format!(
+                "segment {} not in the journal",
+                batch.end_segment_id
+            )));
+        };
+        scanner.trust_to(
+            Cursor {
+                segment_index,
+                offset: batch.end_offset,
+            },
+            batch.last_sequence,
+        );
+        let due = self
+            .index
+            .last()
+            .is_none_or(|e| batch.first.sequence >= e.sequence + INDEX_STRIDE_RECORDS);
+        if due
+            && self
+                .index
+                .last()
+                .is_none_or(|e| batch.first.sequence > e.sequence)
+        {
+            self.index.push(batch.first);
+        }
+        Ok(true)
+    }
+
     /// Positions the reader so that the next record returned has sequence `sequence` (or the first one
     /// after it, if it is not committed yet).
     ///

@@ -139,6 +139,13 @@ impl Scanner {
         scanner
     }
 
+    /// Moves the commit point to `at` / `last_sequence` without reading what lies before it (the caller
+    /// vouches for it: the in-process writer committed it).
+    pub(crate) fn trust_to(&mut self, at: Cursor, last_sequence: u64) {
+        self.mark = CommitMark { at, last_sequence };
+        self.rewind();
+    }
+
     /// Goes back to the last commit point (a batch in progress is dropped from the scan).
     pub(crate) fn rewind(&mut self) {
         self.at = self.mark.at;

@@ -182,6 +182,24 @@ pub struct Journal<S: Storage> {
     oldest_unsynced_segment: Option<u64>,
     /// Segment id and offset just after the last commit record (where a reader's trusted prefix ends).
     committed_at: (u64, u64),
+    /// Where the open batch's first record starts.
+    batch_first_at: (u64, u64),
+    /// The last batch committed by this writer.
+    last_batch: Option<CommittedBatch>,
+}
+
+/// Where a batch this writer committed lies: what an in-process [`crate::Reader`] needs to trust it
+/// without re-reading it ([`crate::Reader::trust_committed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommittedBatch {
+    /// The batch's first record (a seek target: sequence, segment, offset of its header).
+    pub first: crate::IndexEntry,
+    /// Segment holding the batch's commit record.
+    pub end_segment_id: u64,
+    /// Offset just after the commit record.
+    pub end_offset: u64,
+    /// Sequence of the batch's last record.
+    pub last_sequence: u64,
 }
 
 /// Zeroes used to cut a torn tail.
@@ -307,6 +325,8 @@ impl<S: Storage> Journal<S> {
             poisoned: false,
             committed_at: (segment_id, offset),
             oldest_unsynced_segment: None,
+            batch_first_at: (segment_id, offset),
+            last_batch: None,
         };
         journal.segment_bytes = journal.storage.segment(segment_id).len() as u64;
         if offset == 0 {
@@ -468,6 +488,9 @@ impl<S: Storage> Journal<S> {
         }
         self.ensure_room(format::record_bytes(payload.len() as u32))?;
         let sequence = self.next_sequence;
+        if self.batch_records == 0 {
+            self.batch_first_at = (self.segment_id, self.offset);
+        }
         let header = self.write_record(kind, sequence, payload)?;
         if self.batch_records == 0 {
             self.batch_first_sequence = sequence;
@@ -505,6 +528,16 @@ impl<S: Storage> Journal<S> {
         if let Err(e) = self.storage.flush() {
             return self.poison(e);
         }
+        self.last_batch = Some(CommittedBatch {
+            first: crate::IndexEntry {
+                sequence: self.batch_first_sequence,
+                segment_id: self.batch_first_at.0,
+                offset: self.batch_first_at.1,
+            },
+            end_segment_id: self.segment_id,
+            end_offset: self.offset,
+            last_sequence: last,
+        });
         self.batch_records = 0;
         self.batch_crc = 0;
         self.batch_first_sequence = 0;
@@ -614,6 +647,11 @@ impl<S: Storage> Journal<S> {
             Ok(e) => ReplayError::Visitor(e),
             Err(at) => ReplayError::Journal(changed_underneath(at)),
         })
+    }
+
+    /// The last batch this writer committed (`None` before the first commit since open).
+    pub fn last_committed_batch(&self) -> Option<CommittedBatch> {
+        self.last_batch
     }
 
     /// Where the writer is (segment id, offset): for tools and tests.

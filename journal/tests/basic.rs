@@ -521,3 +521,57 @@ fn reopening_with_another_segment_size_keeps_each_segment_within_its_own_size() 
     assert_eq!(records.len() as u64, sequence);
     assert!(records.iter().all(|(s, _, p)| p == &payload_for(*s)));
 }
+
+#[test]
+fn a_reader_trusting_the_writers_batches_reads_and_seeks_without_scanning() {
+    for mode in [WriteMode::WriteCalls, WriteMode::Mapped] {
+        let dir = temp_dir(&format!("trust-{mode:?}"));
+        let config = small_config(SyncPolicy::None);
+        let (mut journal, _) =
+            Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("open");
+        let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
+        let mut batches = 0;
+        for round in 0..40u64 {
+            for _ in 0..(round % 5 + 1) * 7 {
+                let sequence = journal.next_sequence();
+                journal
+                    .append(kind_for(sequence), &payload_for(sequence))
+                    .expect("append");
+            }
+            journal.commit_batch().expect("commit");
+            let batch = journal.last_committed_batch().expect("a batch");
+            assert!(reader.trust_committed(&batch).expect("trust"));
+            assert!(
+                !reader.trust_committed(&batch).expect("trust again"),
+                "no move the second time"
+            );
+            assert_eq!(reader.committed_up_to(), batch.last_sequence);
+            batches += 1;
+        }
+        assert!(
+            batches > 0 && journal.storage().dir().read_dir().expect("ls").count() > 3,
+            "several segments"
+        );
+        let last = journal.next_sequence() - 1;
+        // Seek anywhere (the index holds batch starts) and read on to the end, in order, exact payloads.
+        for target in [1, 2, 77, last / 2, last - 3, last] {
+            reader.seek(target).expect("seek");
+            let mut expected = target;
+            while let Some(record) = reader.next_record().expect("read") {
+                assert_eq!(record.sequence, expected);
+                assert_eq!(record.payload, payload_for(expected).as_slice());
+                expected += 1;
+            }
+            assert_eq!(expected, last + 1, "read to the end from {target}");
+        }
+        // Records appended but not committed stay invisible; trusting stops at the commit.
+        journal.append(1, b"open").expect("append");
+        reader.seek(last).expect("seek");
+        assert_eq!(
+            reader.next_record().expect("read").map(|r| r.sequence),
+            Some(last)
+        );
+        assert!(reader.next_record().expect("read").is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
