@@ -355,31 +355,27 @@ impl Core {
     /// Handles one operator job; returns the reply now, or `None` when it waits for release.
     fn handle_admin(&mut self, job: AdminJob) {
         let AdminJob { request, reply } = job;
-        let now = |s: &mut Self, r: AdminReply| {
+        let now = |r: AdminReply| {
             let _ = reply.send(r);
-            let _ = s;
         };
         match &request {
             AdminRequest::Halt { symbol } | AdminRequest::Resume { symbol } => {
                 let halt = matches!(request, AdminRequest::Halt { .. });
                 let Some(sym) = Symbol::new(symbol) else {
-                    return now(
-                        self,
-                        Self::error(AdminErrorCode::UnknownSymbol, format!("no instrument {symbol}")),
-                    );
+                    return now(Self::error(
+                        AdminErrorCode::UnknownSymbol,
+                        format!("no instrument {symbol}"),
+                    ));
                 };
                 match self.machine.engine.is_halted(&sym) {
-                    None => now(
-                        self,
-                        Self::error(AdminErrorCode::UnknownSymbol, format!("no instrument {symbol}")),
-                    ),
-                    Some(h) if h == halt => now(
-                        self,
-                        Self::error(
-                            AdminErrorCode::AlreadyInState,
-                            format!("{symbol} is already {}", if halt { "halted" } else { "trading" }),
-                        ),
-                    ),
+                    None => now(Self::error(
+                        AdminErrorCode::UnknownSymbol,
+                        format!("no instrument {symbol}"),
+                    )),
+                    Some(h) if h == halt => now(Self::error(
+                        AdminErrorCode::AlreadyInState,
+                        format!("{symbol} is already {}", if halt { "halted" } else { "trading" }),
+                    )),
                     Some(_) => {
                         let command = if halt {
                             Command::Halt { symbol: sym }
@@ -401,10 +397,10 @@ impl Core {
                 let known = Firm::new(firm)
                     .filter(|f| self.machine.engine_config().firms.iter().any(|c| c.firm == *f));
                 let Some(f) = known else {
-                    return now(
-                        self,
-                        Self::error(AdminErrorCode::UnknownFirm, format!("no firm {firm}")),
-                    );
+                    return now(Self::error(
+                        AdminErrorCode::UnknownFirm,
+                        format!("no firm {firm}"),
+                    ));
                 };
                 let seq = self.apply(&Command::KillSwitch { firm: f, on }, NO_ECHO, 0, 0);
                 let canceled = self
@@ -463,13 +459,10 @@ impl Core {
             }
             AdminRequest::EndOfDay => {
                 if !self.machine.day.as_ref().is_some_and(|d| d.day_open) {
-                    return now(
-                        self,
-                        Self::error(
-                            AdminErrorCode::AlreadyInState,
-                            "the trading day has already ended",
-                        ),
-                    );
+                    return now(Self::error(
+                        AdminErrorCode::AlreadyInState,
+                        "the trading day has already ended",
+                    ));
                 }
                 let orders = self.machine.engine.order_count();
                 let seq = self.apply(&Command::EndOfDay, NO_ECHO, 0, 0);
@@ -487,10 +480,10 @@ impl Core {
             | AdminRequest::Disable { user }
             | AdminRequest::Enable { user } => {
                 let Some(login) = self.login_id(user) else {
-                    return now(
-                        self,
-                        Self::error(AdminErrorCode::UnknownUser, format!("no login {user}")),
-                    );
+                    return now(Self::error(
+                        AdminErrorCode::UnknownUser,
+                        format!("no login {user}"),
+                    ));
                 };
                 let (action, control) = match request {
                     AdminRequest::Logout { .. } => (j::ADMIN_LOGOUT, ToSession::ForceLogout { login }),
@@ -519,10 +512,11 @@ impl Core {
             }
             AdminRequest::Checkpoint => {
                 let at = self.checkpoint();
-                now(
-                    self,
-                    Self::done(&request, None, format!("checkpoint at journal sequence {at}")),
-                );
+                now(Self::done(
+                    &request,
+                    None,
+                    format!("checkpoint at journal sequence {at}"),
+                ));
             }
             AdminRequest::Depth { symbol, levels } => {
                 let reply_message = match Symbol::new(symbol)
@@ -563,10 +557,7 @@ impl Core {
                 let last = self.journal.next_sequence() - 1;
                 self.wait_release(last, reply, reply_message);
             }
-            _ => now(
-                self,
-                Self::error(AdminErrorCode::BadRequest, "not a core request"),
-            ),
+            _ => now(Self::error(AdminErrorCode::BadRequest, "not a core request")),
         }
     }
 

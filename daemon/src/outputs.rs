@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use bourse_book::{Event, Side as BookSide};
-use bourse_protocol::fields::{Alpha, Symbol, Token};
+use bourse_protocol::fields::{Alpha, Symbol};
 use bourse_protocol::itch::{self, Header, Timestamp48};
 use bourse_protocol::ouch;
 use bourse_protocol::reason::CancelReason;
@@ -474,9 +474,4 @@ fn feed_cancel(c: &bourse_book::event::Canceled, table: &mut EchoTable, out: &mu
             }
         );
     }
-}
-
-/// A token as OUCH carries it (for tests).
-pub fn token(text: &str) -> Token {
-    Token::new(text).expect("test token")
 }
