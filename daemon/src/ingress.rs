@@ -1426,6 +1426,7 @@ impl State {
                     return;
                 };
                 state.disabled = !enabled;
+                self.shared.set_login_disabled(login, !enabled);
                 if !enabled && let Some(slot) = state.session {
                     self.close(slot, Close::Abort);
                 }

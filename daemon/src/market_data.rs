@@ -361,6 +361,7 @@ impl MarketData {
             p.logins,
             p.session,
             p.snapshot_timers,
+            Arc::clone(&p.shared),
         )?;
         let mut drop_feed_seqs = p.drop_feed_seqs;
         drop_feed_seqs.sort_unstable();

@@ -146,6 +146,9 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
     ];
 
     let shared = Arc::new(Shared::new());
+    for (login, &disabled) in day.disabled.iter().enumerate() {
+        shared.set_login_disabled(login as u32, disabled);
+    }
     let lifecycle = Arc::new(Lifecycle::default());
     let clock = Clock::new();
     let (requests_tx, requests_rx) = ring::ring(config.rings.commands_capacity as usize);

@@ -16,8 +16,9 @@
 //!
 //! # Session rules (section 2 timers, taken from `[order_entry]`, see [`SessionTimers`])
 //! - Login within `login_timeout_ms` of connecting; before login only `L` and `+` are accepted.
-//! - Credentials from `[[logins]]` (compared without padding): else Login Rejected `A`; a day that has ended
-//!   or another session name: Login Rejected `S`; then the connection is closed.
+//! - Credentials from `[[logins]]` (compared without padding) of a login the operator has not disabled:
+//!   else Login Rejected `A`; a day that has ended or another session name: Login Rejected `S`; then the
+//!   connection is closed.
 //! - After login: Client Heartbeat `R` and Debug `+` are read; Logout Request `O` closes; any other packet,
 //!   a framing error or nothing received for `idle_timeout_ms` closes. Server Heartbeat `H` after
 //!   `heartbeat_interval_ms` without output once the snapshot is sent. A client that takes nothing of its
@@ -150,6 +151,7 @@ pub struct SnapshotServer {
     heartbeat_interval_ns: u64,
     idle_timeout_ns: u64,
     counters: SnapshotCounters,
+    shared: std::sync::Arc<crate::stats::Shared>,
 }
 
 fn ms_to_ns(ms: u64) -> u64 {
@@ -167,6 +169,7 @@ impl SnapshotServer {
         logins: Vec<SessionLogin>,
         session: SessionName,
         timers: SessionTimers,
+        shared: std::sync::Arc<crate::stats::Shared>,
     ) -> io::Result<SnapshotServer> {
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -188,6 +191,7 @@ impl SnapshotServer {
             heartbeat_interval_ns: ms_to_ns(timers.heartbeat_interval_ms),
             idle_timeout_ns: ms_to_ns(timers.idle_timeout_ms),
             counters: SnapshotCounters::default(),
+            shared,
         })
     }
 
@@ -460,9 +464,11 @@ impl SnapshotServer {
         feed_seq: u64,
         day_open: bool,
     ) {
+        // A login the operator disabled is refused here too (`bourse disable USER`).
         let authorized = self.logins.iter().any(|l| {
             l.username.0.trim_ascii() == request.username.0.trim_ascii()
                 && l.password.0.trim_ascii() == request.password.0.trim_ascii()
+                && !self.shared.is_login_disabled(l.login)
         });
         let reject = if !authorized {
             Some(LoginRejectReason::NotAuthorized)

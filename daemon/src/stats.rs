@@ -49,8 +49,20 @@ pub struct Shared {
     pub journal_sequence: AtomicU64,
     /// Last MoldUDP64 sequence number released to the feed (core writes).
     pub feed_sequence: AtomicU64,
+    /// Operator-disabled logins (index = login id), for the stages that check logins: ingress writes it
+    /// (start-up state and every enable/disable it carries out), the snapshot server reads it.
+    disabled_logins: Mutex<Vec<bool>>,
     /// Ring fill, in [`STAGES`]-independent order: commands, replies, market data (writers: consumers).
     pub ring_len: [AtomicU64; 3],
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("sessions_logged_in", &self.sessions_logged_in)
+            .field("journal_sequence", &self.journal_sequence)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Shared {
@@ -73,7 +85,24 @@ impl Shared {
             journal_sequence: AtomicU64::new(0),
             feed_sequence: AtomicU64::new(0),
             ring_len: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            disabled_logins: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Marks login `login` disabled (true) or enabled.
+    pub fn set_login_disabled(&self, login: u32, disabled: bool) {
+        let mut flags = self.disabled_logins.lock().unwrap_or_else(|e| e.into_inner());
+        let index = login as usize;
+        if flags.len() <= index {
+            flags.resize(index + 1, false);
+        }
+        flags[index] = disabled;
+    }
+
+    /// Whether the operator disabled login `login`.
+    pub fn is_login_disabled(&self, login: u32) -> bool {
+        let flags = self.disabled_logins.lock().unwrap_or_else(|e| e.into_inner());
+        flags.get(login as usize).copied().unwrap_or(false)
     }
 
     /// The request ticket ingress should answer with a fresh session table, if admin asked for one
