@@ -40,7 +40,9 @@ fn start(what: &str, env: &[(&str, &str)]) -> Daemon {
         },
     )
     .unwrap();
-    Daemon::start(&binary, &config, &dir, env, START_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+    Daemon::start(&binary, &config, &dir, env, START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .removing_dir()
 }
 
 fn ports_file(daemon: &Daemon) -> String {

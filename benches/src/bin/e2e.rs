@@ -382,7 +382,7 @@ impl Bench {
             market_data_heartbeat_ms: None,
         };
         let text = daemon_config(&self.base_config, &options)?;
-        let daemon = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT)?;
+        let daemon = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT)?.removing_dir();
         // Server on the first core, client on the last.
         pin_process_to_server_core(daemon.pid());
         Ok(daemon)

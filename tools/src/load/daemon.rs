@@ -382,6 +382,8 @@ pub struct Daemon {
     pub ports: Ports,
     /// Its working directory (config, ports file, log, journal under it).
     pub dir: PathBuf,
+    /// Remove `dir` when dropped ([`Daemon::removing_dir`]).
+    remove_dir: bool,
 }
 
 impl Daemon {
@@ -437,6 +439,7 @@ impl Daemon {
                     child,
                     ports,
                     dir: dir.to_path_buf(),
+                    remove_dir: false,
                 });
             }
             if Instant::now() >= deadline {
@@ -446,6 +449,14 @@ impl Daemon {
             }
             std::thread::sleep(PORTS_POLL);
         }
+    }
+
+    /// This daemon removes its directory (config, log, journal) when dropped: for a directory of its own
+    /// that nothing reads afterwards (a test's, a benchmark row's). A journal two daemons share in turn
+    /// (a restart) must not use it.
+    pub fn removing_dir(mut self) -> Daemon {
+        self.remove_dir = true;
+        self
     }
 
     /// The process id.
@@ -496,6 +507,9 @@ impl Drop for Daemon {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
