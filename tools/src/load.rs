@@ -269,11 +269,24 @@ pub struct Progress {
     pub p99_ns: u64,
 }
 
+/// Width of the progress bar, characters.
+const PROGRESS_BAR_WIDTH: usize = 20;
+
 impl Progress {
-    /// One line for a terminal: `load: 3.0s sent 3000/10000 acked 2999 p99 41.2us`.
+    /// One line for a terminal, with a bar of what was sent of what is scheduled:
+    /// `load: [######--------------]  30% 3.0s sent 3000/10000 acked 2999 p99 41.2us`.
     pub fn line(&self) -> String {
+        let fraction = if self.scheduled == 0 {
+            0.0
+        } else {
+            (self.sent as f64 / self.scheduled as f64).clamp(0.0, 1.0)
+        };
+        let filled = (fraction * PROGRESS_BAR_WIDTH as f64).round() as usize;
         format!(
-            "load: {:.1}s sent {}/{} acked {} p99 {}",
+            "load: [{}{}] {:>3.0}% {:.1}s sent {}/{} acked {} p99 {}",
+            "#".repeat(filled),
+            "-".repeat(PROGRESS_BAR_WIDTH - filled),
+            fraction * 100.0,
             self.elapsed_s,
             self.sent,
             self.scheduled,
@@ -1458,6 +1471,39 @@ fn session_user(core: &Core) -> String {
 mod tests {
     use super::echo::{EchoOptions, EchoServer};
     use super::*;
+
+    #[test]
+    fn the_progress_line_has_a_bar() {
+        let p = Progress {
+            elapsed_s: 3.0,
+            sent: 3000,
+            scheduled: 10_000,
+            acked: 2999,
+            p99_ns: 41_200,
+        };
+        assert!(
+            p.line()
+                .starts_with("load: [######--------------]  30% 3.0s sent 3000/10000 acked 2999"),
+            "{}",
+            p.line()
+        );
+        let done = Progress { sent: 10_000, ..p };
+        assert!(
+            done.line().starts_with("load: [####################] 100%"),
+            "{}",
+            done.line()
+        );
+        let none = Progress {
+            scheduled: 0,
+            sent: 0,
+            ..p
+        };
+        assert!(
+            none.line().starts_with("load: [--------------------]   0%"),
+            "{}",
+            none.line()
+        );
+    }
     use bourse_protocol::fields::Symbol;
     use bourse_protocol::ouch::{Executed, LiquidityFlag};
 

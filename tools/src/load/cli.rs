@@ -4,7 +4,7 @@
 //! `--ports-file`); the
 //! logins from the daemon's config (`--users-from-config FILE`, every `[[logins]]`) or from `--user` /
 //! `--password` lists; the instruments from the same config file, else from `--instruments-from-config`,
-//! else from `boursed --print-default-config`. Prints a progress line on stderr every second, then the
+//! else from `boursed --print-default-config`. Prints a progress bar line on stderr every second, then the
 //! summary (or, with the global `--json`, the report as JSON), and writes the `.hgrm` distribution and the SVG plot when asked.
 //! Exit codes: 0 when every request was acked or ignored (its order gone first), 1 when some were unanswered
 //! or a session was closed by the exchange, 2 on errors (bad arguments, no connection, login refused).
