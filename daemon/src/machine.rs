@@ -81,8 +81,26 @@ pub struct Machine {
     logins: u32,
     events: Vec<Event>,
     scratch: Vec<u8>,
-    /// One command's outputs before they are numbered and recorded (reused: no allocation per command).
+    /// One step's outputs before they are numbered and recorded (reused: no allocation per command).
     outs: Vec<PendingOutput>,
+}
+
+/// A sink for the mapping that copies each output into `outs` (reused: no allocation per command).
+fn collector(outs: &mut Vec<PendingOutput>) -> impl FnMut(Output<'_>) + '_ {
+    move |o| {
+        let (is_ouch, login, bytes) = match o {
+            Output::Ouch { login, bytes } => (true, login, bytes),
+            Output::Itch { bytes } => (false, 0, bytes),
+        };
+        let mut out = PendingOutput {
+            is_ouch,
+            login,
+            len: bytes.len() as u8,
+            bytes: [0u8; 80],
+        };
+        out.bytes[..bytes.len()].copy_from_slice(bytes);
+        outs.push(out);
+    }
 }
 
 /// An output of the mapping, held until the command's events are all mapped.
@@ -197,23 +215,15 @@ impl Machine {
                 );
             }
         }
-        let directory = std::mem::take(&mut self.directory);
-        let mut pending: Vec<(bool, u32, Vec<u8>)> = Vec::new();
+        self.outs.clear();
         outputs::start_of_day(
-            &mut |o: Output<'_>| match o {
-                Output::Ouch { login, bytes } => pending.push((true, login, bytes.to_vec())),
-                Output::Itch { bytes } => pending.push((false, 0, bytes.to_vec())),
-            },
+            &mut collector(&mut self.outs),
             timestamp_ns,
-            &directory,
+            &self.directory,
             &halted,
             self.logins,
         );
-        self.directory = directory;
-        for (is_ouch, login, bytes) in pending {
-            self.emit(is_ouch, login, &bytes, 0, sink)?;
-        }
-        Ok(())
+        self.emit_collected(0, 0, sink)
     }
 
     /// Applies one sequenced command at `timestamp_ns` and records it with its events and outputs.
@@ -257,35 +267,15 @@ impl Machine {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMarketHours, sink);
         }
         if result.is_ok() {
-            let mut outs = std::mem::take(&mut self.outs);
-            outs.clear();
-            let logins = self.logins;
-            outputs::map_events(&events, echo, &mut self.echo, logins, &mut |o: Output<'_>| {
-                let (is_ouch, login, bytes) = match o {
-                    Output::Ouch { login, bytes } => (true, login, bytes),
-                    Output::Itch { bytes } => (false, 0, bytes),
-                };
-                let mut out = PendingOutput {
-                    is_ouch,
-                    login,
-                    len: bytes.len() as u8,
-                    bytes: [0u8; 80],
-                };
-                out.bytes[..bytes.len()].copy_from_slice(bytes);
-                outs.push(out);
-            });
-            for o in &outs {
-                let r = if o.is_ouch && o.login == requester {
-                    recv_ns
-                } else {
-                    0
-                };
-                if let Err(e) = self.emit(o.is_ouch, o.login, &o.bytes[..usize::from(o.len)], r, sink) {
-                    result = Err(e);
-                    break;
-                }
-            }
-            self.outs = outs;
+            self.outs.clear();
+            outputs::map_events(
+                &events,
+                echo,
+                &mut self.echo,
+                self.logins,
+                &mut collector(&mut self.outs),
+            );
+            result = self.emit_collected(requester, recv_ns, sink);
         }
         if result.is_ok() && end_of_day {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMessages, sink);
@@ -344,17 +334,34 @@ impl Machine {
         code: itch::EventCode,
         sink: &mut impl RecordSink,
     ) -> Result<(), StepError> {
-        let mut bytes = Vec::new();
-        outputs::system_event(
-            &mut |o: Output<'_>| {
-                if let Output::Itch { bytes: b } = o {
-                    bytes.extend_from_slice(b);
-                }
-            },
-            timestamp_ns,
-            code,
-        );
-        self.emit(false, 0, &bytes, 0, sink)
+        self.outs.clear();
+        outputs::system_event(&mut collector(&mut self.outs), timestamp_ns, code);
+        self.emit_collected(0, 0, sink)
+    }
+
+    /// Numbers and records the outputs in `self.outs`, in order; the requester's OUCH replies carry
+    /// `recv_ns`.
+    fn emit_collected(
+        &mut self,
+        requester: u32,
+        recv_ns: u64,
+        sink: &mut impl RecordSink,
+    ) -> Result<(), StepError> {
+        let outs = std::mem::take(&mut self.outs);
+        let mut result = Ok(());
+        for o in &outs {
+            let r = if o.is_ouch && o.login == requester {
+                recv_ns
+            } else {
+                0
+            };
+            result = self.emit(o.is_ouch, o.login, &o.bytes[..usize::from(o.len)], r, sink);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.outs = outs;
+        result
     }
 
     fn emit(
