@@ -50,10 +50,9 @@ pub struct AdminJob {
 
 /// Everything the core needs.
 pub struct CoreParams {
-    /// The recovered machine.
-    pub machine: Machine,
-    /// The recovered journal writer.
-    pub journal: Journal<MmapStorage>,
+    /// What recovery and start-up left: the machine, the journal writer, and the outputs start-up
+    /// journaled (start of day, cancel-on-disconnect), released first.
+    pub recovered: Recovered,
     /// The daemon config.
     pub config: Config,
     /// Session requests.
@@ -68,10 +67,6 @@ pub struct CoreParams {
     pub shared: Arc<Shared>,
     /// Shutdown handshake.
     pub lifecycle: Arc<Lifecycle>,
-    /// Outputs journaled at start-up ([`Recovered::startup_sessions`]), released first.
-    pub startup_sessions: VecDeque<(u64, ToSession)>,
-    /// Feed outputs journaled at start-up ([`Recovered::startup_feed`]).
-    pub startup_feed: VecDeque<(u64, ToFeed)>,
 }
 
 /// A reply to an operator job, sent once its records are released.
@@ -166,26 +161,33 @@ pub fn unix_now_ns() -> u64 {
 impl Core {
     /// A core over a recovered machine and journal (a day must be open or ended: see [`start_up`]).
     pub fn new(p: CoreParams) -> Core {
+        let Recovered {
+            machine,
+            journal,
+            startup_sessions,
+            startup_feed,
+            ..
+        } = p.recovered;
         let cod = std::iter::once(false)
             .chain(p.config.logins.iter().map(|l| l.cancel_on_disconnect))
             .collect();
         let usernames = p.config.logins.iter().map(|l| l.username.clone()).collect();
-        let released_up_to = p.journal.committed().released_up_to;
-        let every_batches = matches!(p.journal.config().sync_policy, SyncPolicy::EveryBatches(_));
+        let released_up_to = journal.committed().released_up_to;
+        let every_batches = matches!(journal.config().sync_policy, SyncPolicy::EveryBatches(_));
         let pending_max = p.to_sessions.capacity().max(p.to_feed.capacity());
-        let feed_released = p.machine.day.as_ref().map_or(0, |d| d.next_feed_seq - 1);
+        let feed_released = machine.day.as_ref().map_or(0, |d| d.next_feed_seq - 1);
         p.shared.feed_sequence.store(feed_released, Ordering::Relaxed);
         let mut pending_sessions = VecDeque::with_capacity(pending_max);
-        pending_sessions.extend(p.startup_sessions);
+        pending_sessions.extend(startup_sessions);
         let mut pending_feed = VecDeque::with_capacity(pending_max);
-        pending_feed.extend(p.startup_feed);
+        pending_feed.extend(startup_feed);
         let feed_released = pending_feed.front().map_or(feed_released, |(_, f)| match f {
             ToFeed::Message { feed_seq, .. } => feed_seq - 1,
             _ => feed_released,
         });
         Core {
-            machine: p.machine,
-            journal: p.journal,
+            machine,
+            journal,
             requests: p.requests,
             to_sessions: p.to_sessions,
             to_feed: p.to_feed,
@@ -1032,13 +1034,8 @@ pub fn start_up(recovered: &mut Recovered, config: &Config) -> Result<StartUp, S
         journal_commit(recovered)?;
     }
     if needs_day {
+        // The day's start was just committed (and synced, `journal_commit`): checkpoint it.
         let at = recovered.journal.next_sequence() - 1;
-        if matches!(
-            recovered.journal.config().sync_policy,
-            SyncPolicy::EveryBatches(_)
-        ) {
-            recovered.journal.sync()?;
-        }
         recovered
             .journal
             .write_checkpoint(at, &recovered.machine.checkpoint_blob())?;

@@ -195,8 +195,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
     })
     .map_err(io("market data"))?;
     let core = Core::new(CoreParams {
-        machine: recovered.machine,
-        journal: recovered.journal,
+        recovered,
         config: config.clone(),
         requests: requests_rx,
         to_sessions: sessions_tx,
@@ -204,8 +203,6 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         admin: jobs_rx,
         shared: Arc::clone(&shared),
         lifecycle: Arc::clone(&lifecycle),
-        startup_sessions: std::mem::take(&mut recovered.startup_sessions),
-        startup_feed: std::mem::take(&mut recovered.startup_feed),
     });
 
     // Under `shared` the round order matters: core, then ingress (which writes the replies the core just

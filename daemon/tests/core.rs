@@ -50,16 +50,13 @@ impl Harness {
     fn start(config: &Config) -> Result<Harness, StartError> {
         let mut recovered = core::recover(config)?;
         core::start_up(&mut recovered, config)?;
-        let startup_sessions = std::mem::take(&mut recovered.startup_sessions);
-        let startup_feed = std::mem::take(&mut recovered.startup_feed);
         let (requests, requests_rx) = ring::ring(1024);
         let (sessions_tx, sessions) = ring::ring(1024);
         let (feed_tx, feed) = ring::ring(1024);
         let (_jobs_tx, jobs_rx) = std::sync::mpsc::channel();
         let lifecycle = Arc::new(Lifecycle::default());
         let core = Core::new(CoreParams {
-            machine: recovered.machine,
-            journal: recovered.journal,
+            recovered,
             config: config.clone(),
             requests: requests_rx,
             to_sessions: sessions_tx,
@@ -67,8 +64,6 @@ impl Harness {
             admin: jobs_rx,
             shared: Arc::new(Shared::new()),
             lifecycle: Arc::clone(&lifecycle),
-            startup_sessions,
-            startup_feed,
         });
         Ok(Harness {
             core,
