@@ -331,6 +331,61 @@ fn auto_write_mode_follows_the_sync_policy_and_continues_after_reopen() {
     }
 }
 
+/// A writer that is never idle (never calls `prepare_next_segment`) with spares built in the background:
+/// creating the first segment orders the next one, so every roll takes a spare the builder made, in both
+/// write paths, and the records read back whole.
+#[test]
+fn background_spares_serve_every_roll() {
+    for policy in [SyncPolicy::None, SyncPolicy::Batch] {
+        let dir = temp_dir(&format!("background-{policy:?}"));
+        let config = small_config(policy);
+        let mut storage = MmapStorage::open(&dir).expect("dir");
+        storage.build_spares_in_background().expect("builder");
+        let (mut journal, _) = Journal::open(storage, config).expect("open");
+        for sequence in 1..=600u64 {
+            journal
+                .append(kind_for(sequence), &payload_for(sequence))
+                .expect("append");
+            if sequence % 20 == 0 {
+                journal.commit_batch().expect("commit");
+            }
+        }
+        journal.sync().expect("sync");
+        let segments = std::fs::read_dir(&dir)
+            .expect("list")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+            })
+            .count() as u64;
+        assert!(
+            segments >= 4,
+            "{policy:?}: the run rolls several times ({segments} segments)"
+        );
+        let rolls = segments - 1;
+        assert_eq!(
+            journal.storage().spares_taken(),
+            rolls,
+            "{policy:?}: every roll takes the builder's spare"
+        );
+        drop(journal);
+        let (mut journal, recovery) =
+            Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("reopen");
+        assert_eq!(recovery.last_committed, 600, "{policy:?}");
+        let records = replay_all(&mut journal, 1);
+        assert_eq!(records.len(), 600);
+        assert!(
+            records
+                .iter()
+                .all(|(s, k, p)| p == &payload_for(*s) && *k == kind_for(*s))
+        );
+        drop(journal);
+        // The spare left at drop is a temporary: the reopen above removed it.
+        assert!(!dir.join("spare.seg.tmp").exists(), "{policy:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 fn mmap_round_trip(mode: WriteMode) {
     let dir = temp_dir(&format!("mmap-{mode:?}"));
     let config = small_config(SyncPolicy::Batch);

@@ -14,6 +14,16 @@
 //! truncated, so no access can fall beyond the end of the file. Temporaries left by a crash are removed at
 //! open.
 //!
+//! # Spares built in the background ([`MmapStorage::build_spares_in_background`])
+//! Building a segment costs its whole size in page-cache work (allocating, zeroing and mapping every
+//! page): a writer that is never idle (the daemon at saturation) would pay it inline at each roll, tens of
+//! milliseconds every 64 MiB. With a background builder (one thread, `bourse-journal-spare`), each roll
+//! hands the next spare's construction to that thread as soon as it took the previous spare, so under a
+//! steady load the spare is always ready; a roll that finds the build still running waits for it (never
+//! longer than building it itself); a build that failed falls back to the inline path. The thread owns no
+//! state of the journal: it creates `spare.seg.tmp`, maps it the way the writer needs, and hands over the
+//! file and the mapping. It stops when the storage is dropped.
+//!
 //! Once `WriteMode::Auto` has chosen `Mapped` (a writer that never syncs), new segments skip the
 //! zero-fill: `posix_fallocate` leaves unwritten extents, which read as zeroes, and only the file's size
 //! and extents are synced. Writing and syncing 64 MiB of zeroes exists to spare later `fdatasync`s the
@@ -55,6 +65,8 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use memmap2::{Advice, Mmap, MmapMut};
 
@@ -79,6 +91,91 @@ const SPARE_NAME: &str = "spare.seg.tmp";
 struct Spare {
     file: File,
     map: Map,
+}
+
+/// What a spare must be: its size and how it is built and mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SpareShape {
+    bytes: u64,
+    /// Zeroes written and synced (see the module header), or left to `posix_fallocate`.
+    write_zeroes: bool,
+    /// Mapped writable and populated for writing (`Mapped`), or read-only.
+    writable: bool,
+}
+
+/// The background builder of spares (see the module header).
+struct SpareBuilder {
+    /// Orders to the thread; dropped first at drop, which ends the thread.
+    orders: Option<mpsc::Sender<(PathBuf, SpareShape)>>,
+    built: mpsc::Receiver<(SpareShape, Result<Spare, StorageError>)>,
+    /// The shape of the build in progress, if one was ordered and not yet received.
+    in_flight: Option<SpareShape>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SpareBuilder {
+    fn spawn() -> Result<SpareBuilder, StorageError> {
+        let (orders, order_rx) = mpsc::channel::<(PathBuf, SpareShape)>();
+        let (built_tx, built) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("bourse-journal-spare".into())
+            .spawn(move || {
+                // Bounded by the orders: one build per order, and the loop ends when the storage drops
+                // its sender.
+                while let Ok((path, shape)) = order_rx.recv() {
+                    let result = build_zeroed(&path, u64::MAX, shape);
+                    if built_tx.send((shape, result)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| StorageError::io("spawn the spare-segment builder".to_owned(), e))?;
+        Ok(SpareBuilder {
+            orders: Some(orders),
+            built,
+            in_flight: None,
+            thread: Some(thread),
+        })
+    }
+
+    /// Orders a build unless one is in progress. Returns whether it ordered one.
+    fn order(&mut self, path: PathBuf, shape: SpareShape) -> bool {
+        if self.in_flight.is_some() {
+            return false;
+        }
+        let Some(orders) = self.orders.as_ref() else {
+            return false;
+        };
+        if orders.send((path, shape)).is_err() {
+            return false;
+        }
+        self.in_flight = Some(shape);
+        true
+    }
+
+    /// The finished build, if any: without waiting, or waiting for the one in progress.
+    fn take(&mut self, wait: bool) -> Option<(SpareShape, Result<Spare, StorageError>)> {
+        self.in_flight?;
+        let received = if wait {
+            self.built.recv().ok()
+        } else {
+            self.built.try_recv().ok()
+        };
+        if received.is_some() {
+            self.in_flight = None;
+        }
+        received
+    }
+}
+
+impl Drop for SpareBuilder {
+    fn drop(&mut self) {
+        drop(self.orders.take());
+        if let Some(thread) = self.thread.take() {
+            // A build in progress finishes first (its file is a temporary, removed at the next open).
+            let _ = thread.join();
+        }
+    }
 }
 
 enum Map {
@@ -138,6 +235,10 @@ pub struct MmapStorage {
     pending_offset: u64,
     /// The next segment, prepared ahead (`prepare_spare_segment`).
     spare: Option<Spare>,
+    /// Builds spares on another thread (`build_spares_in_background`), if enabled.
+    builder: Option<SpareBuilder>,
+    /// Segments created from a prepared spare (rather than built at the roll).
+    spares_taken: u64,
     /// Whether new segments get their zeroes written (see the module header); false only once `Auto`
     /// chose `Mapped` for a writer that never syncs.
     write_zeroes: bool,
@@ -206,6 +307,8 @@ impl MmapStorage {
             pending_segment: 0,
             pending_offset: 0,
             spare: None,
+            builder: None,
+            spares_taken: 0,
             write_zeroes: true,
             lookup_hint: Cell::new(0),
         };
@@ -232,6 +335,8 @@ impl MmapStorage {
             pending_segment: 0,
             pending_offset: 0,
             spare: None,
+            builder: None,
+            spares_taken: 0,
             write_zeroes: true,
             lookup_hint: Cell::new(0),
         };
@@ -243,6 +348,11 @@ impl MmapStorage {
     /// the journal's writer opened (`Auto` until then).
     pub fn write_mode(&self) -> WriteMode {
         self.mode
+    }
+
+    /// How many segments were created from a prepared spare (the rest were built at their roll).
+    pub fn spares_taken(&self) -> u64 {
+        self.spares_taken
     }
 
     /// The directory.
@@ -302,40 +412,53 @@ impl MmapStorage {
             .write(!self.read_only)
             .open(&path)
             .map_err(|e| StorageError::io(format!("open {}", path.display()), e))?;
-        let map = self.map_file(&file, &path, populate)?;
+        let map = map_file(&file, &path, self.writable_maps(), populate)?;
         Ok((file, map))
     }
 
-    fn map_file(&self, file: &File, path: &Path, populate: bool) -> Result<Map, StorageError> {
-        let map = if self.read_only || self.mode != WriteMode::Mapped {
-            // SAFETY: segment files are created whole (temporary name, rename) and never truncated or
-            // resized by bourse; the mapping covers the file's full size at open, so every access is
-            // inside the file. The writer never rewrites bytes of a committed batch (only a new writer's
-            // recovery zeroes an uncommitted tail), and bytes past the last commit a reader has checked
-            // may change while read: they are read as plain bytes and checked by CRC before any use.
-            let map = unsafe { Mmap::map(file) }
-                .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
-            // Map the pages in one call rather than one fault per 64 KiB while scanning (best effort).
-            let _ = map.advise(Advice::PopulateRead);
-            Map::ReadOnly(map)
-        } else {
-            // SAFETY: as above; in addition there is one writer per journal directory (the caller's
-            // contract), so no other process writes through another mapping of this file.
-            let map = unsafe { MmapMut::map_mut(file) }
-                .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
-            if populate {
-                // A new segment, about to be written: take the write faults (page_mkwrite) now, when
-                // the spare is prepared, rather than one per page on the writer's path. Best effort:
-                // kernels before 5.14 do not know MADV_POPULATE_WRITE; the pages then fault as written.
-                let _ = map.advise(Advice::PopulateWrite);
-            } else {
-                // An existing segment, about to be scanned by recovery: map its pages in one call
-                // rather than one fault per 64 KiB (best effort).
-                let _ = map.advise(Advice::PopulateRead);
+    /// Whether segments are mapped writable (`Mapped`), else read-only.
+    fn writable_maps(&self) -> bool {
+        !self.read_only && self.mode == WriteMode::Mapped
+    }
+
+    /// What a spare must be now.
+    fn spare_shape(&self, bytes: u64) -> SpareShape {
+        SpareShape {
+            bytes,
+            write_zeroes: self.write_zeroes,
+            writable: self.writable_maps(),
+        }
+    }
+
+    /// Takes the background builder's finished spare into `self.spare` if it has the `shape` needed now
+    /// (one built before the write mode was chosen is dropped). `wait`: wait for a build in progress.
+    /// Returns the build's error, if it failed.
+    fn receive_spare(&mut self, shape: SpareShape, wait: bool) -> Option<StorageError> {
+        let (built_shape, result) = self.builder.as_mut()?.take(wait)?;
+        match result {
+            Ok(spare) if built_shape == shape => {
+                self.spare = Some(spare);
+                None
             }
-            Map::ReadWrite(map)
-        };
-        Ok(map)
+            Ok(_) => None,
+            Err(error) => Some(error),
+        }
+    }
+
+    /// From now on, spares are built on a background thread (see the module header): each roll orders
+    /// the next one, and [`Storage::prepare_spare_segment`] orders one instead of building it. For a
+    /// writer that is never idle. The thread ends when the storage is dropped.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadOnly`]; the thread could not be started.
+    pub fn build_spares_in_background(&mut self) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        if self.builder.is_none() {
+            self.builder = Some(SpareBuilder::spawn()?);
+        }
+        Ok(())
     }
 
     /// Index of segment `id`: the last one (the writer's) first, else a binary search (ids ascend).
@@ -351,50 +474,6 @@ impl MmapStorage {
         }?;
         self.lookup_hint.set(index);
         Some(index)
-    }
-
-    /// Creates `path` with `bytes` reserved (`posix_fallocate`), zero-filled and `fsync`ed, and maps it
-    /// (writable mappings are populated for writing). `id` only names the segment in errors.
-    fn build_zeroed(&self, path: &Path, id: u64, bytes: u64) -> Result<(File, Map), StorageError> {
-        let io = |what: &str, e| StorageError::io(format!("{what} {}", path.display()), e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| io("create", e))?;
-        let length = i64::try_from(bytes).map_err(|_| StorageError::NoSpace {
-            segment_id: id,
-            bytes,
-        })?;
-        // posix_fallocate returns the error number instead of setting errno.
-        let rc = {
-            // SAFETY: plain FFI call on a file descriptor this function owns; no memory is passed.
-            unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) }
-        };
-        if rc != 0 {
-            let _ = std::fs::remove_file(path);
-            if rc == libc::ENOSPC || rc == libc::EFBIG {
-                return Err(StorageError::NoSpace {
-                    segment_id: id,
-                    bytes,
-                });
-            }
-            return Err(io("fallocate", std::io::Error::from_raw_os_error(rc)));
-        }
-        if self.write_zeroes {
-            let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
-            let mut written = 0u64;
-            while written < bytes {
-                let chunk = (bytes - written).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
-                file.write_all(&zeros[..chunk]).map_err(|e| io("zero-fill", e))?;
-                written += chunk as u64;
-            }
-        }
-        file.sync_all().map_err(|e| io("fsync", e))?;
-        let map = self.map_file(&file, path, true)?;
-        Ok((file, map))
     }
 
     /// Hands the gathered bytes to the kernel (`WriteCalls`).
@@ -424,6 +503,84 @@ impl MmapStorage {
     }
 }
 
+/// Maps `file` read-only, or writable (populated for writing when `populate`, else for reading).
+fn map_file(file: &File, path: &Path, writable: bool, populate: bool) -> Result<Map, StorageError> {
+    let map = if !writable {
+        // SAFETY: segment files are created whole (temporary name, rename) and never truncated or
+        // resized by bourse; the mapping covers the file's full size at open, so every access is
+        // inside the file. The writer never rewrites bytes of a committed batch (only a new writer's
+        // recovery zeroes an uncommitted tail), and bytes past the last commit a reader has checked
+        // may change while read: they are read as plain bytes and checked by CRC before any use.
+        let map =
+            unsafe { Mmap::map(file) }.map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
+        // Map the pages in one call rather than one fault per 64 KiB while scanning (best effort).
+        let _ = map.advise(Advice::PopulateRead);
+        Map::ReadOnly(map)
+    } else {
+        // SAFETY: as above; in addition there is one writer per journal directory (the caller's
+        // contract), so no other process writes through another mapping of this file.
+        let map = unsafe { MmapMut::map_mut(file) }
+            .map_err(|e| StorageError::io(format!("map {}", path.display()), e))?;
+        if populate {
+            // A new segment, about to be written: take the write faults (page_mkwrite) now, when
+            // the spare is prepared, rather than one per page on the writer's path. Best effort:
+            // kernels before 5.14 do not know MADV_POPULATE_WRITE; the pages then fault as written.
+            let _ = map.advise(Advice::PopulateWrite);
+        } else {
+            // An existing segment, about to be scanned by recovery: map its pages in one call
+            // rather than one fault per 64 KiB (best effort).
+            let _ = map.advise(Advice::PopulateRead);
+        }
+        Map::ReadWrite(map)
+    };
+    Ok(map)
+}
+
+/// Creates `path` with `bytes` reserved (`posix_fallocate`), zero-filled and `fsync`ed, and maps it
+/// as `shape` says (writable mappings are populated for writing). `id` only names the segment in errors.
+fn build_zeroed(path: &Path, id: u64, shape: SpareShape) -> Result<Spare, StorageError> {
+    let bytes = shape.bytes;
+    let io = |what: &str, e| StorageError::io(format!("{what} {}", path.display()), e);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| io("create", e))?;
+    let length = i64::try_from(bytes).map_err(|_| StorageError::NoSpace {
+        segment_id: id,
+        bytes,
+    })?;
+    // posix_fallocate returns the error number instead of setting errno.
+    let rc = {
+        // SAFETY: plain FFI call on a file descriptor this function owns; no memory is passed.
+        unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, length) }
+    };
+    if rc != 0 {
+        let _ = std::fs::remove_file(path);
+        if rc == libc::ENOSPC || rc == libc::EFBIG {
+            return Err(StorageError::NoSpace {
+                segment_id: id,
+                bytes,
+            });
+        }
+        return Err(io("fallocate", std::io::Error::from_raw_os_error(rc)));
+    }
+    if shape.write_zeroes {
+        let zeros = vec![0u8; ZERO_FILL_CHUNK_BYTES];
+        let mut written = 0u64;
+        while written < bytes {
+            let chunk = (bytes - written).min(ZERO_FILL_CHUNK_BYTES as u64) as usize;
+            file.write_all(&zeros[..chunk]).map_err(|e| io("zero-fill", e))?;
+            written += chunk as u64;
+        }
+    }
+    file.sync_all().map_err(|e| io("fsync", e))?;
+    let map = map_file(&file, path, shape.writable, true)?;
+    Ok(Spare { file, map })
+}
+
 impl Storage for MmapStorage {
     fn segment_ids(&mut self) -> Result<Vec<u64>, StorageError> {
         if self.read_only {
@@ -443,15 +600,21 @@ impl Storage for MmapStorage {
         self.flush_pending()?;
         let name = segment_name(id);
         let target = self.path(&name);
+        let shape = self.spare_shape(bytes);
+        if self.spare.is_none() {
+            // A build in progress on the background thread: wait for it (never longer than building).
+            self.receive_spare(shape, true);
+        }
         let (file, map, source) = match self.spare.take() {
             Some(spare) if spare.map.len() as u64 == bytes => {
+                self.spares_taken += 1;
                 let source = self.path(SPARE_NAME);
                 (spare.file, spare.map, source)
             }
             _ => {
                 let source = self.path(&format!("{id:020}{SEGMENT_TEMP_SUFFIX}"));
-                let (file, map) = self.build_zeroed(&source, id, bytes)?;
-                (file, map, source)
+                let spare = build_zeroed(&source, id, shape)?;
+                (spare.file, spare.map, source)
             }
         };
         let io = |what: &str, e| StorageError::io(format!("{what} {}", source.display()), e);
@@ -462,6 +625,11 @@ impl Storage for MmapStorage {
         sync_directory(&self.dir)?;
         let at = self.segments.partition_point(|s| s.id < id);
         self.segments.insert(at, Segment { id, file, map });
+        // The spare was taken (or missing): the background builder starts on the next one now, so that
+        // it is ready long before the next roll.
+        if let Some(builder) = self.builder.as_mut() {
+            builder.order(self.dir.join(SPARE_NAME), shape);
+        }
         Ok(())
     }
 
@@ -484,7 +652,7 @@ impl Storage for MmapStorage {
         // again and keep their read-only mappings; `write` and `sync` handle both kinds).
         if let Some(last) = self.segments.len().checked_sub(1) {
             let path = self.path(&segment_name(self.segments[last].id));
-            let map = self.map_file(&self.segments[last].file, &path, false)?;
+            let map = map_file(&self.segments[last].file, &path, true, false)?;
             self.segments[last].map = map;
         }
         Ok(())
@@ -498,9 +666,18 @@ impl Storage for MmapStorage {
             return Ok(false);
         }
         self.spare = None;
+        let shape = self.spare_shape(bytes);
         let path = self.path(SPARE_NAME);
-        let (file, map) = self.build_zeroed(&path, u64::MAX, bytes)?;
-        self.spare = Some(Spare { file, map });
+        if self.builder.is_some() {
+            if let Some(error) = self.receive_spare(shape, false) {
+                return Err(error);
+            }
+            if self.spare.is_some() {
+                return Ok(true);
+            }
+            return Ok(self.builder.as_mut().is_some_and(|b| b.order(path, shape)));
+        }
+        self.spare = Some(build_zeroed(&path, u64::MAX, shape)?);
         Ok(true)
     }
 
