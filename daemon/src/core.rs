@@ -884,6 +884,11 @@ pub fn recover(config: &Config) -> Result<Recovered, StartError> {
     let engine_config = config.engine_config();
     let mut storage =
         MmapStorage::open(&config.journal.directory).map_err(bourse_journal::JournalError::from)?;
+    // The core is never idle at saturation: the next segment is built on a helper thread, not inline
+    // at the roll (docs/ARCHITECTURE.md).
+    storage
+        .build_spares_in_background()
+        .map_err(bourse_journal::JournalError::from)?;
     let checkpoint = bourse_journal::checkpoint::load_newest(&mut storage)?;
     let (mut machine, from, checkpoint_sequence) = match checkpoint {
         Some(c) => (
