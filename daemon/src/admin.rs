@@ -28,6 +28,16 @@ pub const LINE_BYTES_MAX: usize = 64 * 1024;
 /// How long a request waits for the core before the reply is `unavailable`.
 pub const CORE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The counters at the last rate sample, and the rates then computed (status reports per-second rates
+/// over the last second or more).
+struct Rate {
+    at: Instant,
+    events_total: u64,
+    busy_ns: u64,
+    events_per_s: u64,
+    busy_ns_per_s: u64,
+}
+
 /// What the admin threads share.
 pub struct AdminContext {
     /// Jobs for the core.
@@ -44,7 +54,7 @@ pub struct AdminContext {
     pub threading_mode: ThreadingModeName,
     /// Ring capacities: commands, replies, market data.
     pub ring_capacity: [u64; 3],
-    rate: Mutex<(Instant, u64, u64)>,
+    rate: Mutex<Rate>,
     connections: AtomicUsize,
 }
 
@@ -66,7 +76,13 @@ impl AdminContext {
             sync_policy,
             threading_mode,
             ring_capacity,
-            rate: Mutex::new((Instant::now(), 0, 0)),
+            rate: Mutex::new(Rate {
+                at: Instant::now(),
+                events_total: 0,
+                busy_ns: 0,
+                events_per_s: 0,
+                busy_ns_per_s: 0,
+            }),
             connections: AtomicUsize::new(0),
         }
     }
@@ -74,14 +90,21 @@ impl AdminContext {
     fn status(&self) -> AdminReply {
         let s = &self.shared;
         let events_total = Shared::get(&s.events_total);
-        let events_per_s = {
+        let busy_ns = s.busy.busy_ns();
+        let (events_per_s, busy_ns_per_s) = {
             let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
-            let elapsed = rate.0.elapsed();
+            let elapsed = rate.at.elapsed();
             if elapsed >= Duration::from_secs(1) {
-                let per_s = (events_total.saturating_sub(rate.1) as f64 / elapsed.as_secs_f64()) as u64;
-                *rate = (Instant::now(), events_total, per_s);
+                let seconds = elapsed.as_secs_f64();
+                *rate = Rate {
+                    at: Instant::now(),
+                    events_total,
+                    busy_ns,
+                    events_per_s: (events_total.saturating_sub(rate.events_total) as f64 / seconds) as u64,
+                    busy_ns_per_s: (busy_ns.saturating_sub(rate.busy_ns) as f64 / seconds) as u64,
+                };
             }
-            rate.2
+            (rate.events_per_s, rate.busy_ns_per_s)
         };
         let names = ["commands", "replies", "market_data"];
         AdminReply::Status(StatusReply {
@@ -102,6 +125,8 @@ impl AdminContext {
                 .collect(),
             sync_policy: self.sync_policy,
             threading_mode: self.threading_mode,
+            pipeline_busy_ns: busy_ns,
+            pipeline_busy_ns_per_s: busy_ns_per_s,
         })
     }
 

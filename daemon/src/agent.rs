@@ -18,7 +18,7 @@
 //! - No allocation in the loops.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -282,6 +282,54 @@ impl StopFlag {
     }
 }
 
+/// Time the runner's threads spent in rounds that did work, in nanoseconds (all threads together): the
+/// pipeline's utilization (admin `status`), and the cost of a request at saturation when divided by the
+/// requests handled (the end-to-end harness). A round's time runs from its start to the next round's
+/// start, so a round that did work is counted whole, its idle wait excluded.
+#[derive(Clone, Debug, Default)]
+pub struct BusyMeter(Arc<AtomicU64>);
+
+impl BusyMeter {
+    /// A meter at zero.
+    pub fn new() -> BusyMeter {
+        BusyMeter::default()
+    }
+
+    /// Busy nanoseconds so far.
+    pub fn busy_ns(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, ns: u64) {
+        self.0.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+/// Counts the time of rounds that did work into a [`BusyMeter`] (one clock read per round).
+struct RoundTimer {
+    meter: BusyMeter,
+    /// Start of the previous round, and whether it did work.
+    previous: Option<(u64, bool)>,
+}
+
+impl RoundTimer {
+    fn new(meter: BusyMeter) -> RoundTimer {
+        RoundTimer {
+            meter,
+            previous: None,
+        }
+    }
+
+    /// A round starts at `now_ns`; the previous one did `work`.
+    #[inline]
+    fn round(&mut self, now_ns: u64, worked: bool) {
+        if let Some((start_ns, true)) = self.previous {
+            self.meter.add(now_ns.saturating_sub(start_ns));
+        }
+        self.previous = Some((now_ns, worked));
+    }
+}
+
 /// What one agent did while it ran.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentReport {
@@ -335,18 +383,25 @@ pub fn run_shared(
     idle: IdleStrategy,
     clock: Clock,
     stop: &StopFlag,
+    meter: BusyMeter,
 ) -> Vec<u64> {
     let mut idler = Idler::new(idle);
+    let mut timer = RoundTimer::new(meter);
     let mut work_totals = vec![0u64; agents.len()];
+    let mut work = 0usize;
     while !stop.is_stopped() {
-        let mut work = 0usize;
-        for (agent, total) in agents.iter_mut().zip(work_totals.iter_mut()) {
-            let done = agent.do_work(clock.now_ns());
+        let start_ns = clock.now_ns();
+        timer.round(start_ns, work > 0);
+        work = 0;
+        for (index, (agent, total)) in agents.iter_mut().zip(work_totals.iter_mut()).enumerate() {
+            let now_ns = if index == 0 { start_ns } else { clock.now_ns() };
+            let done = agent.do_work(now_ns);
             *total += done as u64;
             work += done;
         }
         idler.idle(work);
     }
+    timer.round(clock.now_ns(), false);
     for agent in agents.iter_mut() {
         agent.on_close();
     }
@@ -362,6 +417,7 @@ pub fn spawn_shared(
     idle: IdleStrategy,
     clock: Clock,
     stop: StopFlag,
+    meter: BusyMeter,
 ) -> Result<RunnerHandle, RunnerError> {
     if agents.is_empty() {
         return Err(RunnerError::NoAgents);
@@ -371,7 +427,7 @@ pub fn spawn_shared(
     let thread = std::thread::Builder::new()
         .name("bourse-shared".to_owned())
         .spawn(move || {
-            let totals = run_shared(&mut agents, idle, clock, &thread_stop);
+            let totals = run_shared(&mut agents, idle, clock, &thread_stop, meter);
             names
                 .into_iter()
                 .zip(totals)
@@ -407,6 +463,7 @@ pub fn spawn_pinned(
     idle: IdleStrategy,
     clock: Clock,
     stop: StopFlag,
+    meter: BusyMeter,
 ) -> Result<RunnerHandle, RunnerError> {
     if agents.is_empty() {
         return Err(RunnerError::NoAgents);
@@ -421,17 +478,23 @@ pub fn spawn_pinned(
     for (mut agent, &core) in agents.into_iter().zip(cores) {
         let name = agent.name();
         let thread_stop = stop.clone();
+        let meter = meter.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("bourse-{name}"))
             .spawn(move || {
                 let pinned = core_affinity::set_for_current(core);
                 let mut idler = Idler::new(idle);
+                let mut timer = RoundTimer::new(meter);
                 let mut work_total = 0u64;
+                let mut done = 0usize;
                 while !thread_stop.is_stopped() {
-                    let done = agent.do_work(clock.now_ns());
+                    let now_ns = clock.now_ns();
+                    timer.round(now_ns, done > 0);
+                    done = agent.do_work(now_ns);
                     work_total += done as u64;
                     idler.idle(done);
                 }
+                timer.round(clock.now_ns(), false);
                 agent.on_close();
                 vec![AgentReport {
                     name,
@@ -471,10 +534,11 @@ pub fn spawn(
     idle: IdleStrategy,
     clock: Clock,
     stop: StopFlag,
+    meter: BusyMeter,
 ) -> Result<RunnerHandle, RunnerError> {
     match choose_mode(mode, cores.len(), agents.len())? {
-        ResolvedMode::Shared => spawn_shared(agents, idle, clock, stop),
-        ResolvedMode::Pinned => spawn_pinned(agents, cores, idle, clock, stop),
+        ResolvedMode::Shared => spawn_shared(agents, idle, clock, stop, meter),
+        ResolvedMode::Pinned => spawn_pinned(agents, cores, idle, clock, stop, meter),
     }
 }
 
@@ -628,10 +692,12 @@ mod tests {
         for idle in [IdleStrategy::BusySpin, IdleStrategy::Yield, backoff()] {
             let stop = StopFlag::new();
             let (agents, seen, closed) = pipeline(&stop);
-            let handle = spawn_shared(agents, idle, Clock::new(), stop.clone()).unwrap();
+            let meter = BusyMeter::new();
+            let handle = spawn_shared(agents, idle, Clock::new(), stop.clone(), meter.clone()).unwrap();
             assert_eq!(handle.mode(), ResolvedMode::Shared);
             let reports = handle.join(); // the sink stops the runner once it has everything
             check_delivery(&seen, &closed, &reports);
+            assert!(meter.busy_ns() > 0, "rounds that moved records count as busy");
             assert!(reports.iter().all(|r| r.core.is_none()));
         }
     }
@@ -645,7 +711,15 @@ mod tests {
         let real = available_cores();
         assert!(!real.is_empty());
         let cores: Vec<_> = (0..3).map(|i| real[i % real.len()]).collect();
-        let handle = spawn_pinned(agents, &cores, backoff(), Clock::new(), stop.clone()).unwrap();
+        let handle = spawn_pinned(
+            agents,
+            &cores,
+            backoff(),
+            Clock::new(),
+            stop.clone(),
+            BusyMeter::new(),
+        )
+        .unwrap();
         assert_eq!(handle.mode(), ResolvedMode::Pinned);
         let reports = handle.join();
         check_delivery(&seen, &closed, &reports);
@@ -670,16 +744,19 @@ mod tests {
         }
         let closed = Arc::new(AtomicBool::new(false));
         let stop = StopFlag::new();
+        let meter = BusyMeter::new();
         let handle = spawn_shared(
             vec![Box::new(Idle(Arc::clone(&closed)))],
             backoff(),
             Clock::new(),
             stop,
+            meter.clone(),
         )
         .unwrap();
         handle.stop();
         let reports = handle.join();
         assert_eq!(reports[0].work_total, 0);
+        assert_eq!(meter.busy_ns(), 0, "rounds without work are not busy time");
         assert!(closed.load(Ordering::Acquire));
 
         let closed = Arc::new(AtomicBool::new(false));
@@ -690,6 +767,7 @@ mod tests {
             backoff(),
             Clock::new(),
             StopFlag::new(),
+            BusyMeter::new(),
         )
         .unwrap();
         handle.stop();
@@ -702,7 +780,15 @@ mod tests {
         let stop = StopFlag::new();
         let (agents, _, closed) = pipeline(&stop);
         let two = vec![core_affinity::CoreId { id: 0 }, core_affinity::CoreId { id: 1 }];
-        let error = spawn_pinned(agents, &two, IdleStrategy::BusySpin, Clock::new(), stop).unwrap_err();
+        let error = spawn_pinned(
+            agents,
+            &two,
+            IdleStrategy::BusySpin,
+            Clock::new(),
+            stop,
+            BusyMeter::new(),
+        )
+        .unwrap_err();
         assert_eq!(error, RunnerError::TooFewCores { agents: 3, cores: 2 });
         assert!(error.to_string().contains("needs 3 cores"));
         assert!(!closed.load(Ordering::Acquire), "nothing may have run");
@@ -716,11 +802,19 @@ mod tests {
             IdleStrategy::BusySpin,
             Clock::new(),
             stop,
+            BusyMeter::new(),
         )
         .unwrap_err();
         assert!(matches!(error, RunnerError::TooFewCores { .. }));
         assert_eq!(
-            spawn_shared(Vec::new(), IdleStrategy::Yield, Clock::new(), StopFlag::new()).unwrap_err(),
+            spawn_shared(
+                Vec::new(),
+                IdleStrategy::Yield,
+                Clock::new(),
+                StopFlag::new(),
+                BusyMeter::new()
+            )
+            .unwrap_err(),
             RunnerError::NoAgents
         );
     }

@@ -220,6 +220,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         config.idle_strategy(),
         clock,
         stop.clone(),
+        shared.busy.clone(),
     )?;
 
     let context = Arc::new(AdminContext::new(

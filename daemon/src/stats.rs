@@ -54,6 +54,8 @@ pub struct Shared {
     disabled_logins: Mutex<Vec<bool>>,
     /// Ring fill, in [`STAGES`]-independent order: commands, replies, market data (writers: consumers).
     pub ring_len: [AtomicU64; 3],
+    /// Busy time of the pipeline threads (the runner writes).
+    pub busy: crate::agent::BusyMeter,
 }
 
 impl std::fmt::Debug for Shared {
@@ -86,6 +88,7 @@ impl Shared {
             feed_sequence: AtomicU64::new(0),
             ring_len: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             disabled_logins: Mutex::new(Vec::new()),
+            busy: crate::agent::BusyMeter::new(),
         }
     }
 

@@ -334,6 +334,7 @@ impl Harness {
             o.idle,
             clock,
             StopFlag::new(),
+            agent::BusyMeter::new(),
         )
         .unwrap();
         Harness {

@@ -276,8 +276,14 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
     })
     .expect("market data starts");
     assert_eq!(md.name(), "market_data");
-    let runner =
-        agent::spawn_shared(vec![Box::new(md)], IdleStrategy::Yield, clock, StopFlag::new()).unwrap();
+    let runner = agent::spawn_shared(
+        vec![Box::new(md)],
+        IdleStrategy::Yield,
+        clock,
+        StopFlag::new(),
+        agent::BusyMeter::new(),
+    )
+    .unwrap();
     Running {
         runner,
         lifecycle,

@@ -206,6 +206,13 @@ pub struct StatusReply {
     pub sync_policy: SyncPolicyName,
     /// Threading mode.
     pub threading_mode: ThreadingModeName,
+    /// Nanoseconds the pipeline threads spent in rounds that did work, since start (all threads
+    /// together); absent from older daemons.
+    #[serde(default)]
+    pub pipeline_busy_ns: u64,
+    /// The same over the last second, per second: 1,000,000,000 is one thread busy all the time.
+    #[serde(default)]
+    pub pipeline_busy_ns_per_s: u64,
 }
 
 /// One connected order-entry session, in [`AdminReply::Sessions`].
@@ -337,6 +344,8 @@ mod tests {
                 }],
                 sync_policy: SyncPolicyName::EveryBatches(8),
                 threading_mode: ThreadingModeName::Shared,
+                pipeline_busy_ns: 3_000_000_000,
+                pipeline_busy_ns_per_s: 250_000_000,
             }),
             AdminReply::Sessions {
                 sessions: vec![
@@ -464,6 +473,14 @@ mod tests {
                 r#"{"type":"depth","symbol":"MSFT","levels":5}"#,
             ),
         ];
+        // A status from a daemon older than the busy fields still decodes (they read as 0).
+        let older = r#"{"type":"status","uptime_ms":1,"sessions":0,"orders":0,"events_total":0,"events_per_s":0,"journal_sequence":0,"rings":[],"sync_policy":"none","threading_mode":"shared"}"#;
+        match serde_json::from_str::<AdminReply>(older).unwrap() {
+            AdminReply::Status(status) => {
+                assert_eq!((status.pipeline_busy_ns, status.pipeline_busy_ns_per_s), (0, 0));
+            }
+            other => panic!("{other:?}"),
+        }
         for (request, golden) in request_cases {
             assert_eq!(serde_json::to_string(&request).unwrap(), golden);
             assert_eq!(serde_json::from_str::<AdminRequest>(golden).unwrap(), request);
@@ -472,7 +489,7 @@ mod tests {
         let reply_cases = [
             (
                 &replies[0],
-                r#"{"type":"status","uptime_ms":1500,"sessions":2,"orders":10,"events_total":1000,"events_per_s":250,"journal_sequence":1020,"rings":[{"ring":"commands","len":3,"capacity":65536}],"sync_policy":{"every_batches":8},"threading_mode":"shared"}"#,
+                r#"{"type":"status","uptime_ms":1500,"sessions":2,"orders":10,"events_total":1000,"events_per_s":250,"journal_sequence":1020,"rings":[{"ring":"commands","len":3,"capacity":65536}],"sync_policy":{"every_batches":8},"threading_mode":"shared","pipeline_busy_ns":3000000000,"pipeline_busy_ns_per_s":250000000}"#,
             ),
             (
                 &replies[2],

@@ -732,6 +732,14 @@ pub fn status_table(status: &StatusReply) -> String {
         ("journal sequence", status.journal_sequence.to_string()),
         ("sync policy", sync),
         ("threading", threading.to_owned()),
+        (
+            "pipeline busy",
+            format!("{:.1} %", status.pipeline_busy_ns_per_s as f64 / 1e7),
+        ),
+        (
+            "busy since start",
+            format!("{:.3} s", status.pipeline_busy_ns as f64 / 1e9),
+        ),
     ] {
         table.row(vec![name.to_owned(), value]);
     }
@@ -972,12 +980,16 @@ mod tests {
             }],
             sync_policy: SyncPolicyName::EveryBatches(8),
             threading_mode: ThreadingModeName::Shared,
+            pipeline_busy_ns: 1_200_000_000,
+            pipeline_busy_ns_per_s: 372_000_000,
         };
         let text = status_table(&status);
         assert!(text.starts_with("uptime                    1.500 s\n"), "{text}");
         assert!(text.contains("\nsync policy       every 8 batches\n"), "{text}");
         assert!(text.contains("\nthreading                  shared\n"), "{text}");
         assert!(text.contains("commands    3     65536\n"), "{text}");
+        assert!(text.contains("\npipeline busy              37.2 %\n"), "{text}");
+        assert!(text.contains("\nbusy since start          1.200 s\n"), "{text}");
     }
 
     #[test]
