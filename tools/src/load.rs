@@ -813,8 +813,14 @@ impl Core {
     /// An order died (executed in full, or canceled by the exchange): any cancel or replace on the wire for it
     /// will be ignored.
     fn order_gone(&mut self, token: Token, tally: &mut Tally) {
-        if let Some(index) = self.orders.iter().position(|o| o.token == token) {
-            self.orders.swap_remove(index);
+        let Some(index) = self.orders.iter().position(|o| o.token == token) else {
+            // Not in the table: no cancel or replace can name it.
+            return;
+        };
+        // Only a busy order has a cancel or replace on the wire: skip the walk of the in-flight window
+        // (up to `in_flight_max`) for the others, which are most of the fills.
+        if !self.orders.swap_remove(index).busy {
+            return;
         }
         while self
             .take_pending(|p| matches!(p.kind, Kind::Cancel | Kind::Replace) && p.target == token)
@@ -919,7 +925,10 @@ impl Core {
     }
 
     fn on_cancel(&mut self, token: Token, decrement: u32, reason: u8, now_ns: u64, tally: &mut Tally) {
-        if let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token) {
+        // Only a busy order can have a Cancel of ours in flight: the others (an IOC's remainder, the
+        // exchange's cancels) skip the walk of the in-flight window.
+        let busy = self.orders.iter().any(|o| o.token == token && o.busy);
+        if busy && let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token) {
             tally.ack(&p, now_ns);
             tally.canceled += 1;
             if let Some(index) = self.orders.iter().position(|o| o.token == token) {

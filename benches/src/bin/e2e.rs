@@ -71,12 +71,16 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "100000,200000,400000,800000,1600000"
+        default_value = "200000,400000,800000,1600000,3200000,6400000"
     )]
     rates: Vec<f64>,
     /// Sessions of the throughput steps.
     #[arg(long, default_value_t = 10)]
     throughput_sessions: usize,
+    /// Requests each session may have in flight in the throughput steps (the same for the echo and
+    /// boursed): deep enough that the server never waits for the client's window.
+    #[arg(long, default_value_t = 4096)]
+    throughput_in_flight_max: usize,
     /// Sessions of the many-sessions row.
     #[arg(long, default_value_t = 10_000)]
     many_sessions: usize,
@@ -102,6 +106,9 @@ struct Args {
     /// machine; the floors still spin).
     #[arg(long)]
     client_sleeps: bool,
+    /// Only the throughput steps (echo, then boursed) and their best ratio: for profiling and quick checks.
+    #[arg(long)]
+    throughput_only: bool,
     /// Only the floors and the echo latency rows (no boursed): a check of the client side.
     #[arg(long)]
     baselines_only: bool,
@@ -396,7 +403,23 @@ impl Bench {
         seconds: f64,
         seed: u64,
     ) -> Result<LoadReport> {
+        self.run_load_with(addr, sessions, rate, seconds, seed, None)
+    }
+
+    /// [`Bench::run_load`] with a different in-flight window per session.
+    fn run_load_with(
+        &self,
+        addr: std::net::SocketAddr,
+        sessions: usize,
+        rate: f64,
+        seconds: f64,
+        seed: u64,
+        in_flight_max: Option<usize>,
+    ) -> Result<LoadReport> {
         let mut config = LoadConfig::new(addr, load_logins(sessions), self.instruments.clone());
+        if let Some(window) = in_flight_max {
+            config.in_flight_max = window;
+        }
         config.rate_per_s = rate;
         config.limit = Limit::Duration(Duration::from_secs_f64(seconds));
         config.seed = seed;
@@ -411,6 +434,60 @@ impl Bench {
         config.progress_interval = None;
         Ok(load::run(&config, &mut |_| {})?)
     }
+}
+
+/// (c) Throughput: the echo server, then `boursed` (sync `none`), at each offered rate.
+fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row)>> {
+    let mut steps: Vec<(&'static str, Row)> = Vec::new();
+    let echo = start_echo()?;
+    for rate in &args.rates {
+        eprintln!("e2e: throughput echo at {rate}/s");
+        let report = bench.run_load_with(
+            echo.addr(),
+            args.throughput_sessions,
+            *rate,
+            args.step_seconds,
+            4,
+            Some(args.throughput_in_flight_max),
+        )?;
+        steps.push(("echo", Row::from_report("echo", "-", &report)));
+    }
+    let _ = echo.stop();
+    // A fresh daemon (and trading day) per step: the day's token table holds every token of the day, and
+    // the later steps would otherwise run into its capacity (rejected `Y`) after the earlier ones.
+    for rate in &args.rates {
+        eprintln!("e2e: throughput boursed at {rate}/s");
+        let dir = temp_dir("e2e")?;
+        let mut daemon = bench.start_daemon("none", args.throughput_sessions, &dir)?;
+        let busy_before = pipeline_busy_ns(&daemon);
+        let report = bench.run_load_with(
+            daemon.ports.order_entry,
+            args.throughput_sessions,
+            *rate,
+            args.step_seconds,
+            5,
+            Some(args.throughput_in_flight_max),
+        )?;
+        let busy_after = pipeline_busy_ns(&daemon);
+        let mut row = Row::from_report("boursed", "none", &report);
+        if let (Some(before), Some(after)) = (busy_before, busy_after) {
+            // The pipeline thread's own time per request: what the step cost boursed whatever else ran
+            // on the machine, and the throughput it would reach with its core to itself.
+            let busy_ns = after.saturating_sub(before);
+            let requests = report.sent_total().max(1);
+            row.note = format!(
+                "pipeline busy {:.0} ns per request ({:.0} k/s at 100 %); {}",
+                busy_ns as f64 / requests as f64,
+                requests as f64 / (busy_ns.max(1) as f64 / 1e9) / 1e3,
+                row.note
+            );
+        }
+        steps.push(("boursed", row));
+        let _ = daemon.stop(STOP_TIMEOUT);
+        drop(daemon);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(steps)
 }
 
 fn main() -> Result<()> {
@@ -482,6 +559,33 @@ fn main() -> Result<()> {
         "e2e: machine jitter over {jitter_seconds:.0} s: {}",
         jitter_text.join("; ")
     );
+
+    if args.throughput_only {
+        let steps = throughput_steps(&bench, &args)?;
+        let best = |server: &str| {
+            steps
+                .iter()
+                .filter(|(s, _)| *s == server)
+                .map(|(_, r)| r.achieved_per_s)
+                .fold(0.0f64, f64::max)
+        };
+        for (server, row) in &steps {
+            println!(
+                "{server:<8} offered {:>9.0}/s achieved {:>9.0}/s p50 {:>9} p99 {:>9} {}",
+                row.offered_per_s,
+                row.achieved_per_s,
+                format_ns(q(&row.histogram, 0.5)),
+                format_ns(q(&row.histogram, 0.99)),
+                row.note
+            );
+        }
+        let (echo_best, boursed_best) = (best("echo"), best("boursed"));
+        println!(
+            "best throughput boursed / echo = {boursed_best:.0}/{echo_best:.0} per s = {:.2}x (target >= 0.5x)",
+            boursed_best / echo_best.max(1.0)
+        );
+        return Ok(());
+    }
 
     // (a), (b): rounds of every latency row, in the same order each round, so that each round's ratios
     // compare rows measured minutes apart at most; the table merges the rounds and the ratios are medians of
@@ -663,32 +767,7 @@ fn main() -> Result<()> {
     let rows = merged;
 
     // (c) throughput.
-    let mut steps: Vec<(&'static str, Row)> = Vec::new();
-    let echo = start_echo()?;
-    for rate in &args.rates {
-        eprintln!("e2e: throughput echo at {rate}/s");
-        let report = bench.run_load(echo.addr(), args.throughput_sessions, *rate, args.step_seconds, 4)?;
-        steps.push(("echo", Row::from_report("echo", "-", &report)));
-    }
-    let _ = echo.stop();
-    {
-        let dir = temp_dir("e2e")?;
-        let mut daemon = bench.start_daemon("none", args.throughput_sessions, &dir)?;
-        for rate in &args.rates {
-            eprintln!("e2e: throughput boursed at {rate}/s");
-            let report = bench.run_load(
-                daemon.ports.order_entry,
-                args.throughput_sessions,
-                *rate,
-                args.step_seconds,
-                5,
-            )?;
-            steps.push(("boursed", Row::from_report("boursed", "none", &report)));
-        }
-        let _ = daemon.stop(STOP_TIMEOUT);
-        drop(daemon);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    let steps = throughput_steps(&bench, &args)?;
 
     // The report.
     let mut md = String::new();
@@ -866,6 +945,14 @@ fn wire_to_wire(daemon: &Daemon) -> String {
             })
             .unwrap_or_default(),
         _ => String::new(),
+    }
+}
+
+/// The daemon's pipeline busy time so far (admin `status`), if it answers.
+fn pipeline_busy_ns(daemon: &Daemon) -> Option<u64> {
+    match daemon.admin(&AdminRequest::Status, Duration::from_secs(5)) {
+        Ok(AdminReply::Status(status)) => Some(status.pipeline_busy_ns),
+        _ => None,
     }
 }
 
