@@ -14,7 +14,7 @@
 //!   price → position in the `Vec`, rewritten for the few levels a Vec insert/remove shifts); outside
 //!   the window (or for a new level's place) it scans up to `TOUCH_SCAN_LEVELS` from the touch, then
 //!   binary-searches the rest.
-//! - Live-order index (`live`): (login, token) → arena index of resting orders only, 4-byte entries,
+//! - Live-order index (`live`): (login, token) → arena index of resting orders only, 8-byte entries,
 //!   small and hot; the day's token set (`tokens`) is consulted only to dedupe new tokens, and an
 //!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity

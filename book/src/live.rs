@@ -6,13 +6,11 @@
 //! stays in cache. An unknown token and a dead one are both "not here", which is all those commands need
 //! (both are ignored).
 //!
-//! # Entries: 4 bytes
-//! An entry is the arena index + 1 in its low bits (as many as `orders_max` needs) and a tag (high
-//! bits of the (login, token) hash) in the rest; a tag match is confirmed against the order in the
-//! arena (which the caller reads next anyway). Half the bytes of the 8-byte entries before (hash and
-//! index): the index was the largest source of first-level cache misses in the side-by-side profile
-//! (64 KiB now for its 6,284 orders, 128 KiB before). Backward-shift deletion rehashes the (few)
-//! entries after the hole from their orders instead of reading a stored hash.
+//! # Entries: 8 bytes
+//! An entry is the 32-bit hash of (login, token) and the arena index; a hash match is confirmed against
+//! the order in the arena (which the caller reads next anyway). Small entries keep the index in cache
+//! even when `orders_max` is large, and backward-shift deletion reads the stored hash instead of
+//! rehashing every entry it moves.
 //!
 //! Open addressing with linear probing and backward-shift deletion (no tombstones, so probe sequences
 //! never degrade). Each resting order records its slot (`Order::live_slot`); a deletion that shifts an
@@ -21,75 +19,57 @@
 
 use crate::tokens::TokenWords;
 
-use crate::engine::Order;
+use crate::engine::{NIL, Order};
 
-/// An empty slot.
-const EMPTY: u32 = 0;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LiveEntry {
+    /// Low 32 bits of the (login, token) hash: the home slot is `hash & mask`.
+    hash: u32,
+    /// Arena index, or [`NIL`] for an empty slot.
+    order: u32,
+}
+
+const EMPTY: LiveEntry = LiveEntry { hash: 0, order: NIL };
 
 pub(crate) struct LiveTable {
-    /// Per slot: [`EMPTY`], or the entry's tag (high bits) and its arena index + 1 (low `index_bits`).
-    slots: Vec<u32>,
+    slots: Vec<LiveEntry>,
     mask: usize,
-    /// Mask of an entry's low bits that hold the arena index + 1; the other bits are the tag.
-    index_mask: u32,
     len: usize,
 }
 
-/// The (login, token) hash (well mixed: the table is small and hot, so no locality grouping, which
-/// would only lengthen probe runs here). The home slot is its low bits, the tag its high bits.
+/// The entry hash: well mixed (the table is small and hot, so no locality grouping, which would only
+/// lengthen probe runs here).
 #[inline]
-fn hash(login: u32, token: TokenWords) -> u64 {
-    crate::tokens::hash(login, token)
+fn hash32(login: u32, token: TokenWords) -> u32 {
+    crate::tokens::hash(login, token) as u32
 }
 
 impl LiveTable {
-    /// A table for `orders_max` live orders: 2 × `orders_max` slots rounded up to a power of two, of 4
-    /// bytes each.
     pub(crate) fn new(orders_max: u32) -> Self {
-        // Entries hold index + 1 <= orders_max; the bits above are the tag (>= 5 bits: orders_max is
-        // at most ORDERS_MAX_LIMIT).
-        Self::with_index_bits(orders_max, u32::BITS - orders_max.leading_zeros())
-    }
-
-    /// [`LiveTable::new`] with `index_bits` (>= the bits `orders_max` needs) for the arena index + 1;
-    /// tests use many to leave a tag of one bit (every other probe a false tag match).
-    fn with_index_bits(orders_max: u32, index_bits: u32) -> Self {
         let len = (orders_max as usize * 2).next_power_of_two().max(16);
-        assert!(
-            index_bits >= u32::BITS - orders_max.leading_zeros() && index_bits < u32::BITS,
-            "arena indices need index_bits and leave at least one bit for the tag"
-        );
+        assert!(len <= 1 << 32, "live index larger than its 32-bit hashes address");
         Self {
             slots: vec![EMPTY; len],
             mask: len - 1,
-            index_mask: (1u32 << index_bits) - 1,
             len: 0,
         }
-    }
-
-    /// The tag bits of an entry for hash `h`.
-    #[inline]
-    fn tag(&self, h: u64) -> u32 {
-        (h >> 32) as u32 & !self.index_mask
     }
 
     /// The arena index of the live order of (login, token).
     #[inline]
     pub(crate) fn get(&self, login: u32, token: TokenWords, orders: &[Order]) -> Option<u32> {
-        let h = hash(login, token);
-        let tag = self.tag(h);
+        let h = hash32(login, token);
         let mut i = h as usize & self.mask;
         // Bounded: at most `orders_max` entries in twice as many slots, so an empty slot exists.
         for _ in 0..self.slots.len() {
             let e = self.slots[i];
-            if e == EMPTY {
+            if e.order == NIL {
                 return None;
             }
-            if e & !self.index_mask == tag {
-                let index = (e & self.index_mask) - 1;
-                let o = &orders[index as usize];
+            if e.hash == h {
+                let o = &orders[e.order as usize];
                 if o.login == login && o.token == token {
-                    return Some(index);
+                    return Some(e.order);
                 }
             }
             i = (i + 1) & self.mask;
@@ -102,42 +82,43 @@ impl LiveTable {
     #[inline]
     pub(crate) fn insert(&mut self, order: u32, orders: &mut [Order]) {
         let o = &orders[order as usize];
-        let h = hash(o.login, o.token);
-        let entry = self.tag(h) | (order + 1);
+        let h = hash32(o.login, o.token);
         let mut i = h as usize & self.mask;
         for _ in 0..self.slots.len() {
             let e = self.slots[i];
-            if e == EMPTY {
-                self.slots[i] = entry;
+            if e.order == NIL {
+                self.slots[i] = LiveEntry { hash: h, order };
                 orders[order as usize].live_slot = i as u32;
                 self.len += 1;
                 return;
             }
-            debug_assert!(e != entry, "a live order is inserted twice");
+            debug_assert!(
+                !(e.hash == h
+                    && orders[e.order as usize].login == orders[order as usize].login
+                    && orders[e.order as usize].token == orders[order as usize].token),
+                "a live token is inserted twice"
+            );
             i = (i + 1) & self.mask;
         }
         unreachable!("live table full: more live orders than orders_max");
     }
 
     /// Removes the entry at `slot` (an order leaving the book), shifting later entries of its probe run
-    /// back so that no tombstone is needed. An entry's home slot is not stored: it is rehashed from its
-    /// order (one probe run at most half full is short).
+    /// back so that no tombstone is needed.
     #[inline]
     pub(crate) fn remove(&mut self, slot: u32, orders: &mut [Order]) {
         let mut hole = slot as usize;
-        assert!(self.slots[hole] != EMPTY, "removing an empty live slot");
+        assert!(self.slots[hole].order != NIL, "removing an empty live slot");
         self.slots[hole] = EMPTY;
         self.len -= 1;
         let mut j = hole;
         for _ in 0..self.slots.len() {
             j = (j + 1) & self.mask;
             let e = self.slots[j];
-            if e == EMPTY {
+            if e.order == NIL {
                 return;
             }
-            let index = (e & self.index_mask) - 1;
-            let o = &orders[index as usize];
-            let k = hash(o.login, o.token) as usize & self.mask;
+            let k = e.hash as usize & self.mask;
             // The entry may move into the hole only if its home is not cyclically in (hole, j].
             let stays = if hole <= j {
                 hole < k && k <= j
@@ -146,7 +127,7 @@ impl LiveTable {
             };
             if !stays {
                 self.slots[hole] = e;
-                orders[index as usize].live_slot = hole as u32;
+                orders[e.order as usize].live_slot = hole as u32;
                 self.slots[j] = EMPTY;
                 hole = j;
             }
@@ -158,21 +139,17 @@ impl LiveTable {
         self.len
     }
 
-    /// Checks that every entry is reachable from its home slot, carries its order's tag and points at a
-    /// live order whose `live_slot` is that slot; O(table): for restore and tests.
+    /// Checks that every entry is reachable from its home slot and points at a live order whose
+    /// `live_slot` is that slot; O(table): for restore and tests.
     pub(crate) fn check(&self, orders: &[Order]) -> Result<(), String> {
         let mut n = 0;
-        for (i, &e) in self.slots.iter().enumerate().filter(|(_, e)| **e != EMPTY) {
+        for (i, e) in self.slots.iter().enumerate().filter(|(_, e)| e.order != NIL) {
             n += 1;
-            let index = (e & self.index_mask).wrapping_sub(1);
-            let o = orders.get(index as usize).ok_or("live entry past the arena")?;
-            if !o.live
-                || o.live_slot as usize != i
-                || self.tag(hash(o.login, o.token)) != e & !self.index_mask
-            {
+            let o = orders.get(e.order as usize).ok_or("live entry past the arena")?;
+            if !o.live || o.live_slot as usize != i || hash32(o.login, o.token) != e.hash {
                 return Err(format!("live entry {i} does not match its order"));
             }
-            if self.get(o.login, o.token, orders) != Some(index) {
+            if self.get(o.login, o.token, orders) != Some(e.order) {
                 return Err(format!("live entry {i} unreachable from its home slot"));
             }
         }
@@ -191,15 +168,8 @@ mod tests {
     /// Random inserts and removals in a tiny table (long probe runs, wrap-around), against a map.
     #[test]
     fn backward_shift_deletion_keeps_every_entry_reachable() {
-        for index_bits in [4, 31] {
-            shift_deletion_run(index_bits);
-        }
-    }
-
-    /// One run of the test above: a 4-bit index (a 28-bit tag) or a 1-bit tag (false tag matches).
-    fn shift_deletion_run(index_bits: u32) {
         let orders_max = 8u32;
-        let mut table = LiveTable::with_index_bits(orders_max, index_bits);
+        let mut table = LiveTable::new(orders_max);
         let mut orders = vec![crate::engine::ORDER_VACANT; orders_max as usize];
         let mut present: std::collections::BTreeMap<u32, (u32, TokenWords)> = Default::default();
         let mut rng = SplitMix64(7);
@@ -224,8 +194,7 @@ mod tests {
                 let slot = orders[index as usize].live_slot;
                 orders[index as usize].live = false;
                 table.remove(slot, &mut orders);
-                let (login, token) = present.remove(&index).unwrap();
-                assert_eq!(table.get(login, token, &orders), None);
+                present.remove(&index);
             }
             table.check(&orders).unwrap();
             for (index, (login, token)) in &present {
