@@ -31,12 +31,34 @@ pub trait RecordSink {
     fn itch(&mut self, feed_seq: u64, journal_seq: u64, bytes: &[u8]);
 }
 
-/// A step could not be recorded.
+/// A step could not be recorded: a boxed [`StepFailure`], so that the `Result`s of the per-record calls
+/// on the hot path are two words returned in registers, not a large value copied through memory.
 #[derive(Debug, thiserror::Error)]
-pub enum StepError {
+#[error(transparent)]
+pub struct StepError(pub Box<StepFailure>);
+
+impl StepError {
+    /// A recovery mismatch at journal sequence `sequence`.
+    pub fn mismatch(sequence: u64, detail: impl Into<String>) -> StepError {
+        StepError(Box::new(StepFailure::Mismatch {
+            sequence,
+            detail: detail.into(),
+        }))
+    }
+}
+
+impl From<bourse_journal::JournalError> for StepError {
+    fn from(e: bourse_journal::JournalError) -> StepError {
+        StepError(Box::new(StepFailure::Journal(e)))
+    }
+}
+
+/// Why a step could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StepFailure {
     /// The journal refused the record (fatal: fail-stop).
     #[error("journal: {0}")]
-    Journal(#[from] bourse_journal::JournalError),
+    Journal(bourse_journal::JournalError),
     /// Recovery: the re-run step differs from the journal.
     #[error("recovery mismatch at journal sequence {sequence}: {detail}")]
     Mismatch {

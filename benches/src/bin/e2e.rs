@@ -81,6 +81,13 @@ struct Args {
     /// boursed): deep enough that the server never waits for the client's window.
     #[arg(long, default_value_t = 4096)]
     throughput_in_flight_max: usize,
+    /// Resting orders plus quotes in flight each session may have in the throughput steps. Once quotes in
+    /// flight fill this room the mix turns into aggressive orders (at overload most requests are IOC
+    /// orders that trade); deeper rooms keep the mix, but the load generator's live-order table is a
+    /// linear scan and becomes the bottleneck well before the servers (measured: the echo fell from
+    /// 3.2 M/s to 0.25 M/s at 4,096), so the default stays the latency rows' 32.
+    #[arg(long, default_value_t = 32)]
+    throughput_live_orders_max: usize,
     /// Sessions of the many-sessions row.
     #[arg(long, default_value_t = 10_000)]
     many_sessions: usize,
@@ -109,6 +116,9 @@ struct Args {
     /// Only the throughput steps (echo, then boursed) and their best ratio: for profiling and quick checks.
     #[arg(long)]
     throughput_only: bool,
+    /// With --throughput-only: skip the echo steps (A/B runs of boursed alone, read by busy ns per request).
+    #[arg(long)]
+    no_echo: bool,
     /// Only the floors and the echo latency rows (no boursed): a check of the client side.
     #[arg(long)]
     baselines_only: bool,
@@ -406,7 +416,7 @@ impl Bench {
         self.run_load_with(addr, sessions, rate, seconds, seed, None)
     }
 
-    /// [`Bench::run_load`] with a different in-flight window per session.
+    /// [`Bench::run_load`] with other windows per session: `(in_flight_max, live_orders_max)`.
     fn run_load_with(
         &self,
         addr: std::net::SocketAddr,
@@ -414,11 +424,12 @@ impl Bench {
         rate: f64,
         seconds: f64,
         seed: u64,
-        in_flight_max: Option<usize>,
+        windows: Option<(usize, usize)>,
     ) -> Result<LoadReport> {
         let mut config = LoadConfig::new(addr, load_logins(sessions), self.instruments.clone());
-        if let Some(window) = in_flight_max {
-            config.in_flight_max = window;
+        if let Some((in_flight_max, live_orders_max)) = windows {
+            config.in_flight_max = in_flight_max;
+            config.live_orders_max = live_orders_max;
         }
         config.rate_per_s = rate;
         config.limit = Limit::Duration(Duration::from_secs_f64(seconds));
@@ -440,7 +451,11 @@ impl Bench {
 fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row)>> {
     let mut steps: Vec<(&'static str, Row)> = Vec::new();
     let echo = start_echo()?;
-    for rate in &args.rates {
+    for rate in args
+        .rates
+        .iter()
+        .filter(|_| !(args.throughput_only && args.no_echo))
+    {
         eprintln!("e2e: throughput echo at {rate}/s");
         let report = bench.run_load_with(
             echo.addr(),
@@ -448,7 +463,7 @@ fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row
             *rate,
             args.step_seconds,
             4,
-            Some(args.throughput_in_flight_max),
+            Some((args.throughput_in_flight_max, args.throughput_live_orders_max)),
         )?;
         steps.push(("echo", Row::from_report("echo", "-", &report)));
     }
@@ -466,7 +481,7 @@ fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row
             *rate,
             args.step_seconds,
             5,
-            Some(args.throughput_in_flight_max),
+            Some((args.throughput_in_flight_max, args.throughput_live_orders_max)),
         )?;
         let busy_after = pipeline_busy_ns(&daemon);
         let mut row = Row::from_report("boursed", "none", &report);
