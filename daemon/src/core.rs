@@ -305,6 +305,8 @@ impl Core {
         }
     }
 
+    /// Sequences, matches and journals one command; returns the journal sequence of its `KIND_COMMAND`
+    /// record (what admin replies name, and wait for).
     fn apply(&mut self, command: &Command, echo: [u8; 3], requester: u32, recv_ns: u64) -> u64 {
         let (ts, start) = self.stamp();
         let first = self.journal.next_sequence();
@@ -324,7 +326,7 @@ impl Core {
         self.events_total += events;
         self.events_since_checkpoint += events;
         self.clock_last = Some(start);
-        first + 1
+        first
     }
 
     fn handle_request(&mut self, request: Request) {
@@ -867,13 +869,14 @@ fn verify_step(machine: &mut Machine, group: &[(u64, u16, Vec<u8>)]) -> Result<(
     };
     let bad = |detail: &str| StepError::mismatch(*first_seq, detail);
     match *kind {
-        j::KIND_SEQUENCED => {
-            let (ts, echo) = j::decode_sequenced(payload).ok_or_else(|| bad("bad sequenced record"))?;
-            let (_, _, cmd_bytes) = group
-                .get(1)
-                .ok_or_else(|| bad("sequenced record without a command"))?;
-            let (command, _) =
+        j::KIND_COMMAND => {
+            let (ts, echo, cmd_bytes) =
+                j::decode_command(payload).ok_or_else(|| bad("bad command record"))?;
+            let (command, used) =
                 Command::decode(cmd_bytes).map_err(|e| bad(&format!("command record: {e}")))?;
+            if used != cmd_bytes.len() {
+                return Err(bad("bytes after the command record"));
+            }
             machine.command(ts, echo, &command, 0, 0, &mut sink)?;
         }
         j::KIND_DAY => {
@@ -904,7 +907,7 @@ fn verify_step(machine: &mut Machine, group: &[(u64, u16, Vec<u8>)]) -> Result<(
 }
 
 fn starts_step(kind: u16) -> bool {
-    matches!(kind, j::KIND_SEQUENCED | j::KIND_DAY | j::KIND_ADMIN)
+    matches!(kind, j::KIND_COMMAND | j::KIND_DAY | j::KIND_ADMIN)
 }
 
 /// Opens the journal, loads the newest checkpoint and re-runs (and checks) every step after it.

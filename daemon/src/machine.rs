@@ -6,7 +6,7 @@
 //! same code writes and re-checks, a changed engine or mapping stops recovery instead of serving a
 //! different book.
 //!
-//! Per sequenced command the records are: `KIND_SEQUENCED` (timestamp, echo), the book's command record,
+//! Per sequenced command the records are: `KIND_COMMAND` (timestamp, echo and the book's command record),
 //! the book's event records, then one `KIND_OUCH` / `KIND_ITCH` per output in publication order (end of
 //! day adds ITCH `S M` before and `S C` after the engine's events, then `KIND_DAY` end).
 
@@ -266,12 +266,12 @@ impl Machine {
         recv_ns: u64,
         sink: &mut impl RecordSink,
     ) -> Result<(), StepError> {
-        sink.record(j::KIND_SEQUENCED, &j::encode_sequenced(timestamp_ns, echo))?;
-        let mut buf = [0u8; bourse_book::record::COMMAND_SIZE_MAX];
+        let mut buf = [0u8; j::COMMAND_PREFIX_LEN + bourse_book::record::COMMAND_SIZE_MAX];
+        j::encode_command_prefix(&mut buf, timestamp_ns, echo);
         let n = command
-            .encode(&mut buf)
+            .encode(&mut buf[j::COMMAND_PREFIX_LEN..])
             .expect("COMMAND_SIZE_MAX holds every command");
-        sink.record(u16::from(buf[1]), &buf[..n])?;
+        sink.record(j::KIND_COMMAND, &buf[..j::COMMAND_PREFIX_LEN + n])?;
         if let Some(day) = self.day.as_mut() {
             day.last_timestamp_ns = day.last_timestamp_ns.max(timestamp_ns);
         }

@@ -242,11 +242,11 @@ fn a_journal_that_disagrees_with_the_engine_stops_start_up() {
         let (mut journal, _) = bourse_journal::Journal::open(storage, config.journal_config()).unwrap();
         let command = enter(1, "X1", b'B', 100, 1_900_000);
         let mut buf = [0u8; 128];
+        j::encode_command_prefix(&mut buf, 5_000, *b"PNN");
+        let n = command.encode(&mut buf[j::COMMAND_PREFIX_LEN..]).unwrap();
         journal
-            .append(j::KIND_SEQUENCED, &j::encode_sequenced(5_000, *b"PNN"))
+            .append(j::KIND_COMMAND, &buf[..j::COMMAND_PREFIX_LEN + n])
             .unwrap();
-        let n = command.encode(&mut buf).unwrap();
-        journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
         let event = bourse_book::Event::Rejected {
             timestamp_ns: 5_000,
             login: 1,

@@ -292,14 +292,11 @@ fn a_journal_altered_to_disagree_stops_start_up() {
             min_qty: 0,
         });
         let mut buf = [0u8; 128];
+        j::encode_command_prefix(&mut buf, u64::from(u32::MAX), *b"PNN");
+        let n = command.encode(&mut buf[j::COMMAND_PREFIX_LEN..]).unwrap();
         journal
-            .append(
-                j::KIND_SEQUENCED,
-                &j::encode_sequenced(u64::from(u32::MAX), *b"PNN"),
-            )
+            .append(j::KIND_COMMAND, &buf[..j::COMMAND_PREFIX_LEN + n])
             .unwrap();
-        let n = command.encode(&mut buf).unwrap();
-        journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
         let event = bourse_book::Event::Rejected {
             timestamp_ns: u64::from(u32::MAX),
             login: 1,

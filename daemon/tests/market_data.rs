@@ -30,7 +30,7 @@ use bourse_protocol::itch::{
     AddOrder, AddOrderMpid, EventCode, Header, Message, OrderCancel, OrderDelete, OrderExecuted,
     OrderReplace, Side, StockDirectory, SystemEvent, Timestamp48, TradingAction, TradingState,
 };
-use bourse_protocol::journaled::{KIND_ITCH, KIND_SEQUENCED, encode_itch, encode_sequenced};
+use bourse_protocol::journaled::{KIND_ADMIN, KIND_ITCH, encode_admin, encode_itch};
 use bourse_protocol::moldudp64::{self, PacketKind};
 use bourse_protocol::soupbintcp::{self, LoginRejectReason, LoginRequest, Packet};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -166,16 +166,14 @@ impl Core {
         )
     }
 
-    /// Journals the messages as one batch (with a KIND_SEQUENCED record before each, so that journal and feed
+    /// Journals the messages as one batch (with a KIND_ADMIN record before each, so that journal and feed
     /// sequences differ), commits, then releases them to the ring followed by a Flush.
     fn publish(&mut self, messages: &[Message]) {
         let mut released = Vec::new();
         for m in messages {
             let mut bytes = [0u8; 64];
             let len = m.encode(&mut bytes).unwrap();
-            self.journal
-                .append(KIND_SEQUENCED, &encode_sequenced(7, *b"   "))
-                .unwrap();
+            self.journal.append(KIND_ADMIN, &encode_admin(b'N', 7)).unwrap();
             let mut payload = [0u8; 80];
             let n = encode_itch(&mut payload, self.next_feed_seq, &bytes[..len]);
             let journal_seq = self.journal.append(KIND_ITCH, &payload[..n]).unwrap();

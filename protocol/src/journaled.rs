@@ -7,20 +7,19 @@
 //!
 //! | kind | name | payload |
 //! |---|---|---|
-//! | 0x0100 | [`KIND_SEQUENCED`] | `timestamp_ns u64, echo 3 bytes`: the sequencer's timestamp of the book command record that follows, and the OUCH fields the engine does not see but Accepted/Replaced echo (Capacity, Intermarket Sweep Eligibility, Cross Type; spaces for non-order commands) |
+//! | 0x0100 | (retired) | was `KIND_SEQUENCED`, the timestamp and echo in a record of their own before the book command record; since 2026-11-26 they are the first 16 bytes of [`KIND_COMMAND`] (one record per command, not two) and 0x0100 is never written |
+//! | 0x0105 | [`KIND_COMMAND`] | `timestamp_ns u64, echo 3 bytes, 5 zero bytes, book command record`: the sequencer's timestamp, the OUCH fields the engine does not see but Accepted/Replaced echo (Capacity, Intermarket Sweep Eligibility, Cross Type; spaces for non-order commands), then the book's own encoding of the command (`bourse_book::record`, its version and kind bytes included) |
 //! | 0x0101 | [`KIND_OUCH`] | `login u32, session_seq u64, OUCH 4.2 outbound message` (one Sequenced Data packet's payload) |
 //! | 0x0102 | [`KIND_ITCH`] | `feed_seq u64, ITCH 5.0 message` (one MoldUDP64 message block's data) |
 //! | 0x0103 | [`KIND_DAY`] | `event u8 ([DAY_START] or [DAY_END]), session 10 bytes, day_base_unix_ns u64, timestamp_ns u64` (the UTC midnight the day's timestamps count from, and the event's timestamp) |
 //! | 0x0104 | [`KIND_ADMIN`] | `action u8 ([ADMIN_DISABLE], [ADMIN_ENABLE], [ADMIN_LOGOUT]), login u32` |
 //!
-//! Order inside a batch: for each sequenced command, `KIND_SEQUENCED`, the book command record, the book
-//! event records it caused, then the OUCH and ITCH records those events produced, in publication order.
+//! Order inside a batch: for each sequenced command, its `KIND_COMMAND` record, the book event records it
+//! caused, then the OUCH and ITCH records those events produced, in publication order.
 //! Decoding never panics: a short payload is `None`.
 
 use crate::fields::Alpha;
 
-/// The timestamp of the book command record that follows.
-pub const KIND_SEQUENCED: u16 = 0x0100;
 /// One OUCH message in a login's sequenced stream.
 pub const KIND_OUCH: u16 = 0x0101;
 /// One ITCH message on the feed.
@@ -29,6 +28,10 @@ pub const KIND_ITCH: u16 = 0x0102;
 pub const KIND_DAY: u16 = 0x0103;
 /// An operator action on a login that the engine does not see.
 pub const KIND_ADMIN: u16 = 0x0104;
+/// One sequenced command: timestamp, echoed OUCH fields, the book command record.
+pub const KIND_COMMAND: u16 = 0x0105;
+/// Bytes of a [`KIND_COMMAND`] payload before the book command record.
+pub const COMMAND_PREFIX_LEN: usize = 16;
 
 /// [`KIND_DAY`] event: the day named by the session started.
 pub const DAY_START: u8 = b'S';
@@ -80,21 +83,29 @@ pub fn decode_itch(payload: &[u8]) -> Option<(u64, &[u8])> {
     Some((seq, &payload[ITCH_PREFIX_LEN..]))
 }
 
-/// A [`KIND_SEQUENCED`] payload: timestamp and the echoed OUCH fields (Capacity, ISO, Cross Type).
-pub fn encode_sequenced(timestamp_ns: u64, echo: [u8; 3]) -> [u8; 11] {
-    let mut out = [0u8; 11];
+/// Writes a [`KIND_COMMAND`] payload's prefix (timestamp and the echoed OUCH fields: Capacity, ISO, Cross
+/// Type) into `out[..COMMAND_PREFIX_LEN]`; the book command record goes right after it. Two whole 8-byte
+/// words, so that the journal's 8-byte reads of the payload that follow at once forward from the stores.
+///
+/// # Panics
+/// If `out` is shorter than [`COMMAND_PREFIX_LEN`].
+pub fn encode_command_prefix(out: &mut [u8], timestamp_ns: u64, echo: [u8; 3]) {
+    let second = u64::from(echo[0]) | (u64::from(echo[1]) << 8) | (u64::from(echo[2]) << 16);
     out[..8].copy_from_slice(&timestamp_ns.to_le_bytes());
-    out[8..].copy_from_slice(&echo);
-    out
+    out[8..16].copy_from_slice(&second.to_le_bytes());
 }
 
-/// Reads a [`KIND_SEQUENCED`] payload: `(timestamp_ns, echo)`.
-pub fn decode_sequenced(payload: &[u8]) -> Option<(u64, [u8; 3])> {
-    if payload.len() != 11 {
+/// Reads a [`KIND_COMMAND`] payload: `(timestamp_ns, echo, book command record)`.
+pub fn decode_command(payload: &[u8]) -> Option<(u64, [u8; 3], &[u8])> {
+    if payload.len() <= COMMAND_PREFIX_LEN || payload[11..COMMAND_PREFIX_LEN] != [0; 5] {
         return None;
     }
     let ts = u64::from_le_bytes(payload[0..8].try_into().ok()?);
-    Some((ts, [payload[8], payload[9], payload[10]]))
+    Some((
+        ts,
+        [payload[8], payload[9], payload[10]],
+        &payload[COMMAND_PREFIX_LEN..],
+    ))
 }
 
 /// A [`KIND_DAY`] record's fields.
@@ -160,10 +171,10 @@ mod tests {
         assert_eq!(decode_ouch(&buf[..n]), Some((7, 42, &b"Sabc"[..])));
         let n = encode_itch(&mut buf, 9, b"A12");
         assert_eq!(decode_itch(&buf[..n]), Some((9, &b"A12"[..])));
-        assert_eq!(
-            decode_sequenced(&encode_sequenced(5, *b"PNN")),
-            Some((5, *b"PNN"))
-        );
+        let mut command = [0u8; 20];
+        encode_command_prefix(&mut command, 5, *b"PNN");
+        command[16..].copy_from_slice(b"\x01\x02ab");
+        assert_eq!(decode_command(&command), Some((5, *b"PNN", &b"\x01\x02ab"[..])));
         let day = DayRecord {
             event: DAY_START,
             session: Alpha::<10>(*b"2026112601"),
@@ -181,7 +192,10 @@ mod tests {
     fn short_payloads_are_none() {
         assert_eq!(decode_ouch(&[0u8; 12]), None);
         assert_eq!(decode_itch(&[0u8; 8]), None);
-        assert_eq!(decode_sequenced(&[0u8; 10]), None);
+        assert_eq!(decode_command(&[0u8; 16]), None, "no command record");
+        let mut bad_padding = [0u8; 20];
+        bad_padding[12] = 1;
+        assert_eq!(decode_command(&bad_padding), None, "reserved bytes must be zero");
         assert_eq!(decode_day(&[0u8; 26]), None);
         assert_eq!(decode_admin(&[0u8; 4]), None);
     }

@@ -75,10 +75,14 @@ impl PayloadDecoder for BookRecords {
     fn decode(&self, kind: u16, payload: &[u8]) -> Option<String> {
         use bourse_protocol::journaled as j;
         match kind {
-            j::KIND_SEQUENCED => {
-                let (ts, echo) = j::decode_sequenced(payload)?;
+            j::KIND_COMMAND => {
+                let (ts, echo, record) = j::decode_command(payload)?;
+                let command = match bourse_book::Command::decode(record) {
+                    Ok((command, used)) if used == record.len() => format!("{command:?}"),
+                    _ => return None,
+                };
                 return Some(format!(
-                    "Sequenced {{ timestamp_ns: {ts}, echo: {:?} }}",
+                    "Command {{ timestamp_ns: {ts}, echo: {:?}, command: {command} }}",
                     String::from_utf8_lossy(&echo)
                 ));
             }

@@ -217,8 +217,14 @@ fn dump_decodes_the_daemons_records() {
         timestamp_ns: 5,
     };
     journal.append(j::KIND_DAY, &j::encode_day(&day)).unwrap();
+    let mut command = [0u8; 128];
+    j::encode_command_prefix(&mut command, 6, *b"PNN");
+    let halt = bourse_book::Command::Halt {
+        symbol: bourse_protocol::fields::Symbol::new("AAPL").unwrap(),
+    };
+    let n = halt.encode(&mut command[j::COMMAND_PREFIX_LEN..]).unwrap();
     journal
-        .append(j::KIND_SEQUENCED, &j::encode_sequenced(6, *b"PNN"))
+        .append(j::KIND_COMMAND, &command[..j::COMMAND_PREFIX_LEN + n])
         .unwrap();
     let reject = ouch::Rejected::new(
         6,
@@ -250,7 +256,7 @@ fn dump_decodes_the_daemons_records() {
     assert_eq!(code, 0);
     for expected in [
         "Day { start, session: 2026112601",
-        "Sequenced { timestamp_ns: 6, echo: \"PNN\" }",
+        "Command { timestamp_ns: 6, echo: \"PNN\", command: Halt {",
         "Ouch { login: 3, session_seq: 9, message: Rejected(",
         "Itch { feed_seq: 12, message: OrderDelete(",
         "Admin { disable, login: 2 }",
