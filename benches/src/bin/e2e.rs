@@ -447,6 +447,15 @@ impl Bench {
     }
 }
 
+/// The best achieved rate of `server`'s throughput steps.
+fn best_achieved(steps: &[(&'static str, Row)], server: &str) -> f64 {
+    steps
+        .iter()
+        .filter(|(s, _)| *s == server)
+        .map(|(_, r)| r.achieved_per_s)
+        .fold(0.0f64, f64::max)
+}
+
 /// (c) Throughput: the echo server, then `boursed` (sync `none`), at each offered rate.
 fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row)>> {
     let mut steps: Vec<(&'static str, Row)> = Vec::new();
@@ -577,13 +586,7 @@ fn main() -> Result<()> {
 
     if args.throughput_only {
         let steps = throughput_steps(&bench, &args)?;
-        let best = |server: &str| {
-            steps
-                .iter()
-                .filter(|(s, _)| *s == server)
-                .map(|(_, r)| r.achieved_per_s)
-                .fold(0.0f64, f64::max)
-        };
+        let best = |server: &str| best_achieved(&steps, server);
         for (server, row) in &steps {
             println!(
                 "{server:<8} offered {:>9.0}/s achieved {:>9.0}/s p50 {:>9} p99 {:>9} {}",
@@ -850,13 +853,7 @@ fn main() -> Result<()> {
             row.note
         ));
     }
-    let best = |server: &str| {
-        steps
-            .iter()
-            .filter(|(s, _)| *s == server)
-            .map(|(_, r)| r.achieved_per_s)
-            .fold(0.0f64, f64::max)
-    };
+    let best = |server: &str| best_achieved(&steps, server);
     let (echo_best, boursed_best) = (best("echo"), best("boursed"));
     let p50_ratio = median_ratio(NONE_SINGLE, 0);
     let p99_ratio = median_ratio(NONE_SINGLE, 1);
