@@ -940,6 +940,14 @@ pub fn recover(config: &Config) -> Result<Recovered, StartError> {
             steps += 1;
             group.clear();
         }
+        if r.kind == j::KIND_RETIRED_SEQUENCED {
+            return Err(StepError::mismatch(
+                r.sequence,
+                "this journal was written by a boursed from before 2026-11-26 (record kind 0x0100, \
+                 retired since): this version cannot re-run it; keep the directory for that version and \
+                 start this one on an empty journal directory",
+            ));
+        }
         if group.is_empty() && !starts_step(r.kind) {
             return Err(StepError::mismatch(
                 r.sequence,

@@ -266,6 +266,34 @@ fn a_journal_that_disagrees_with_the_engine_stops_start_up() {
 }
 
 #[test]
+fn a_journal_from_before_the_command_record_stops_start_up_with_a_clear_error() {
+    let dir = temp_dir("retired-kind");
+    let config = config(&dir, SyncName::None);
+    let mut h = Harness::start(&config).expect("start");
+    h.run();
+    h.shutdown();
+    // What an older boursed wrote before each book command record.
+    {
+        let storage = bourse_journal::MmapStorage::open(&dir).unwrap();
+        let (mut journal, _) = bourse_journal::Journal::open(storage, config.journal_config()).unwrap();
+        let mut old = [0u8; 11];
+        old[..8].copy_from_slice(&5_000u64.to_le_bytes());
+        old[8..].copy_from_slice(b"PNN");
+        journal.append(j::KIND_RETIRED_SEQUENCED, &old).unwrap();
+        journal.commit_batch().unwrap();
+    }
+    match Harness::start(&config) {
+        Err(StartError::Mismatch(detail)) => {
+            assert!(detail.contains("record kind 0x0100"), "{detail}");
+            assert!(detail.contains("empty journal directory"), "{detail}");
+        }
+        Err(other) => panic!("expected a mismatch, got {other}"),
+        Ok(_) => panic!("start-up accepted a record kind it no longer writes"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn cancel_on_disconnect_at_start_up_is_journaled() {
     let dir = temp_dir("cod");
     let config = config(&dir, SyncName::Batch);

@@ -20,6 +20,9 @@
 
 use crate::fields::Alpha;
 
+/// Retired: the separate timestamp record that preceded each book command record until 2026-11-26 (now
+/// the prefix of [`KIND_COMMAND`]). Never written; a journal that holds it was written by an older boursed.
+pub const KIND_RETIRED_SEQUENCED: u16 = 0x0100;
 /// One OUCH message in a login's sequenced stream.
 pub const KIND_OUCH: u16 = 0x0101;
 /// One ITCH message on the feed.
