@@ -447,6 +447,9 @@ impl Bench {
     }
 }
 
+/// Steps the echo may add beyond `--rates` while it keeps up (each doubles the rate).
+const ECHO_EXTRA_STEPS_MAX: usize = 3;
+
 /// The best achieved rate of `server`'s throughput steps.
 fn best_achieved(steps: &[(&'static str, Row)], server: &str) -> f64 {
     steps
@@ -460,21 +463,32 @@ fn best_achieved(steps: &[(&'static str, Row)], server: &str) -> f64 {
 fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row)>> {
     let mut steps: Vec<(&'static str, Row)> = Vec::new();
     let echo = start_echo()?;
-    for rate in args
-        .rates
-        .iter()
-        .filter(|_| !(args.throughput_only && args.no_echo))
-    {
+    // The listed rates, then doubling while the echo still keeps up (at least 95 % of the offered rate, at
+    // most ECHO_EXTRA_STEPS_MAX more steps): the ratio needs the echo's ceiling, not a rate it passes.
+    let mut echo_rates: Vec<f64> = args.rates.clone();
+    if args.throughput_only && args.no_echo {
+        echo_rates.clear();
+    }
+    let mut extra = 0;
+    let mut index = 0;
+    while index < echo_rates.len() {
+        let rate = echo_rates[index];
+        index += 1;
         eprintln!("e2e: throughput echo at {rate}/s");
         let report = bench.run_load_with(
             echo.addr(),
             args.throughput_sessions,
-            *rate,
+            rate,
             args.step_seconds,
             4,
             Some((args.throughput_in_flight_max, args.throughput_live_orders_max)),
         )?;
+        let kept_up = report.achieved_per_s() >= 0.95 * rate;
         steps.push(("echo", Row::from_report("echo", "-", &report)));
+        if index == echo_rates.len() && kept_up && extra < ECHO_EXTRA_STEPS_MAX {
+            echo_rates.push(rate * 2.0);
+            extra += 1;
+        }
     }
     let _ = echo.stop();
     // A fresh daemon (and trading day) per step: the day's token table holds every token of the day, and
