@@ -228,18 +228,28 @@ fn a_cross_is_journaled_released_and_recovered() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs a daemon core once on `config` (a day starts), stops it, then appends one batch written by `write`
+/// to its journal, as a tampering or an older version would have.
+fn append_after_a_run(
+    config: &Config,
+    write: impl FnOnce(&mut bourse_journal::Journal<bourse_journal::MmapStorage>),
+) {
+    let mut h = Harness::start(config).expect("start");
+    h.run();
+    h.shutdown();
+    let storage = bourse_journal::MmapStorage::open(&config.journal.directory).unwrap();
+    let (mut journal, _) = bourse_journal::Journal::open(storage, config.journal_config()).unwrap();
+    write(&mut journal);
+    journal.commit_batch().unwrap();
+}
+
 #[test]
 fn a_journal_that_disagrees_with_the_engine_stops_start_up() {
     let dir = temp_dir("mismatch");
     let config = config(&dir, SyncName::None);
-    let mut h = Harness::start(&config).expect("start");
-    h.run();
-    h.shutdown();
     // Append a step whose journaled outcome is not what the engine does: an Enter that the journal
     // says was rejected 'S' although AAPL exists.
-    {
-        let storage = bourse_journal::MmapStorage::open(&dir).unwrap();
-        let (mut journal, _) = bourse_journal::Journal::open(storage, config.journal_config()).unwrap();
+    append_after_a_run(&config, |journal| {
         let command = enter(1, "X1", b'B', 100, 1_900_000);
         let mut buf = [0u8; 128];
         j::encode_command_prefix(&mut buf, 5_000, *b"PNN");
@@ -255,8 +265,7 @@ fn a_journal_that_disagrees_with_the_engine_stops_start_up() {
         };
         let n = event.encode(&mut buf).unwrap();
         journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
-        journal.commit_batch().unwrap();
-    }
+    });
     match Harness::start(&config) {
         Err(StartError::Mismatch(detail)) => assert!(detail.contains("recovery mismatch"), "{detail}"),
         Err(other) => panic!("expected a mismatch, got {other}"),
@@ -269,19 +278,13 @@ fn a_journal_that_disagrees_with_the_engine_stops_start_up() {
 fn a_journal_from_before_the_command_record_stops_start_up_with_a_clear_error() {
     let dir = temp_dir("retired-kind");
     let config = config(&dir, SyncName::None);
-    let mut h = Harness::start(&config).expect("start");
-    h.run();
-    h.shutdown();
     // What an older boursed wrote before each book command record.
-    {
-        let storage = bourse_journal::MmapStorage::open(&dir).unwrap();
-        let (mut journal, _) = bourse_journal::Journal::open(storage, config.journal_config()).unwrap();
+    append_after_a_run(&config, |journal| {
         let mut old = [0u8; 11];
         old[..8].copy_from_slice(&5_000u64.to_le_bytes());
         old[8..].copy_from_slice(b"PNN");
         journal.append(j::KIND_RETIRED_SEQUENCED, &old).unwrap();
-        journal.commit_batch().unwrap();
-    }
+    });
     match Harness::start(&config) {
         Err(StartError::Mismatch(detail)) => {
             assert!(detail.contains("record kind 0x0100"), "{detail}");
