@@ -20,6 +20,13 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// Removes the directory of a [`temp_file`] (one per test process).
+fn remove_temp_files(path: &std::path::Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 #[test]
 fn print_default_config_round_trips_through_the_parser() {
     let out = boursed(&["--print-default-config"]);
@@ -41,6 +48,7 @@ fn print_default_config_round_trips_through_the_parser() {
         String::from_utf8_lossy(&out.stdout)
             .contains("config ok: 4 instruments, 3 firms, 4 logins, sync batch, threading auto")
     );
+    remove_temp_files(&path);
 }
 
 #[test]
@@ -65,6 +73,7 @@ fn check_config_fails_with_the_key_named() {
     let out = boursed(&["--config", "/nonexistent/boursed.toml", "--check-config"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    remove_temp_files(&path);
 }
 
 #[test]
@@ -73,4 +82,5 @@ fn a_bad_config_stops_a_run_with_exit_1() {
     let out = boursed(&["--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
+    remove_temp_files(&path);
 }

@@ -225,6 +225,8 @@ fn a_cross_is_journaled_released_and_recovered() {
     let recovered = core::recover(&config).expect("full replay");
     assert!(recovered.steps_replayed >= 4, "{}", recovered.steps_replayed);
     assert_eq!(recovered.machine.engine.state_hash(), hash);
+    // The journal's spare builder writes into the directory until the journal is dropped.
+    drop(recovered);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -326,6 +328,8 @@ fn cancel_on_disconnect_at_start_up_is_journaled() {
     assert_eq!(h2.itch.iter().map(|(_, b)| b[0]).collect::<Vec<u8>>(), b"D");
     assert_eq!(h2.core_orders(), 1);
     let _ = Alpha::<1>::BLANK;
+    // The journal's spare builder writes into the directory until the core is dropped.
+    drop(h2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
