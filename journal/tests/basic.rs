@@ -308,17 +308,7 @@ fn auto_write_mode_follows_the_sync_policy_and_continues_after_reopen() {
             journal.commit_batch().expect("commit");
             journal.sync().expect("sync");
         }
-        let (mut journal, recovery) =
-            Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("reopen");
-        assert_eq!(recovery.last_committed, 900);
-        let records = replay_all(&mut journal, 1);
-        assert_eq!(records.len(), 900);
-        assert!(
-            records
-                .iter()
-                .all(|(s, k, p)| p == &payload_for(*s) && *k == kind_for(*s))
-        );
-        drop(journal);
+        reopen_and_check_all(&dir, config, 900);
         let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
         let mut seen = 0u64;
         while let Some(record) = reader.next_record().expect("read") {
@@ -329,6 +319,21 @@ fn auto_write_mode_follows_the_sync_policy_and_continues_after_reopen() {
         assert_eq!(seen, 900);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Reopens the journal in `dir`: `last` records committed, each with the payload and kind its sequence
+/// gives ([`payload_for`], [`kind_for`]).
+fn reopen_and_check_all(dir: &std::path::Path, config: JournalConfig, last: u64) {
+    let (mut journal, recovery) =
+        Journal::open(MmapStorage::open(dir).expect("dir"), config).expect("reopen");
+    assert_eq!(recovery.last_committed, last);
+    let records = replay_all(&mut journal, 1);
+    assert_eq!(records.len() as u64, last);
+    assert!(
+        records
+            .iter()
+            .all(|(s, k, p)| p == &payload_for(*s) && *k == kind_for(*s))
+    );
 }
 
 /// A writer that is never idle (never calls `prepare_next_segment`) with spares built in the background:
@@ -369,17 +374,7 @@ fn background_spares_serve_every_roll() {
             "{policy:?}: every roll takes the builder's spare"
         );
         drop(journal);
-        let (mut journal, recovery) =
-            Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("reopen");
-        assert_eq!(recovery.last_committed, 600, "{policy:?}");
-        let records = replay_all(&mut journal, 1);
-        assert_eq!(records.len(), 600);
-        assert!(
-            records
-                .iter()
-                .all(|(s, k, p)| p == &payload_for(*s) && *k == kind_for(*s))
-        );
-        drop(journal);
+        reopen_and_check_all(&dir, config, 600);
         // The spare left at drop is a temporary: the reopen above removed it.
         assert!(!dir.join("spare.seg.tmp").exists(), "{policy:?}");
         let _ = std::fs::remove_dir_all(&dir);
