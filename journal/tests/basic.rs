@@ -25,6 +25,14 @@ fn kind_for(sequence: u64) -> u16 {
     1 + (sequence % 7) as u16
 }
 
+/// Appends the record of `sequence` (kind and payload from [`kind_for`] and [`payload_for`]); returns the
+/// sequence the journal gave it.
+fn append_numbered<S: Storage>(journal: &mut Journal<S>, sequence: u64) -> u64 {
+    journal
+        .append(kind_for(sequence), &payload_for(sequence))
+        .expect("append")
+}
+
 fn replay_all<S: Storage>(journal: &mut Journal<S>, from: u64) -> Vec<(u64, u16, Vec<u8>)> {
     let mut out = Vec::new();
     journal
@@ -52,9 +60,7 @@ fn append_commit_reopen_replay_across_segments() {
     for batch in 0..120u64 {
         for _ in 0..(batch % 9 + 1) {
             sequence += 1;
-            let got = journal
-                .append(kind_for(sequence), &payload_for(sequence))
-                .expect("append");
+            let got = append_numbered(&mut journal, sequence);
             assert_eq!(got, sequence);
         }
         let committed = journal.commit_batch().expect("commit");
@@ -94,9 +100,7 @@ fn replay_from_any_sequence_skips_an_open_batch_across_a_roll() {
     for batch in 0..40u64 {
         for _ in 0..(batch % 7 + 1) {
             sequence += 1;
-            journal
-                .append(kind_for(sequence), &payload_for(sequence))
-                .expect("append");
+            append_numbered(&mut journal, sequence);
         }
         journal.commit_batch().expect("commit");
     }
@@ -105,9 +109,7 @@ fn replay_from_any_sequence_skips_an_open_batch_across_a_roll() {
     let segment_before = journal.position().0;
     while journal.position().0 == segment_before {
         sequence += 1;
-        journal
-            .append(kind_for(sequence), &payload_for(sequence))
-            .expect("append");
+        append_numbered(&mut journal, sequence);
     }
     for from in 0..=committed + 2 {
         let records = replay_all(&mut journal, from);
@@ -134,18 +136,14 @@ fn open_replay_visits_what_open_then_replay_from_visits() {
     for batch in 0..30u64 {
         for _ in 0..(batch * 13 % 60 + 1) {
             sequence += 1;
-            journal
-                .append(kind_for(sequence), &payload_for(sequence))
-                .expect("append");
+            append_numbered(&mut journal, sequence);
         }
         journal.commit_batch().expect("commit");
     }
     let committed = sequence;
     for _ in 0..20 {
         sequence += 1;
-        journal
-            .append(kind_for(sequence), &payload_for(sequence))
-            .expect("append");
+        append_numbered(&mut journal, sequence);
     }
     let storage = journal.into_storage();
     for from in [
@@ -189,18 +187,14 @@ fn reader_seeks_anywhere_and_never_sees_an_open_batch() {
     let config = small_config(SyncPolicy::None);
     let (mut journal, _) = Journal::open(MemStorage::new(), config).expect("open");
     for sequence in 1..=9000u64 {
-        journal
-            .append(kind_for(sequence), &payload_for(sequence))
-            .expect("append");
+        append_numbered(&mut journal, sequence);
         if sequence % 10 == 0 {
             journal.commit_batch().expect("commit");
         }
     }
     // 9000 is committed; an open batch of 5 follows.
     for sequence in 9001..=9005u64 {
-        journal
-            .append(kind_for(sequence), &payload_for(sequence))
-            .expect("append");
+        append_numbered(&mut journal, sequence);
     }
     let storage = journal.into_storage();
     let mut reader = Reader::new(storage.clone()).expect("reader");
@@ -242,9 +236,7 @@ fn tailing_reader(mode: WriteMode) {
     for round in 0..40u64 {
         for _ in 0..(round % 5 + 1) * 7 {
             let sequence = journal.next_sequence();
-            journal
-                .append(kind_for(sequence), &payload_for(sequence))
-                .expect("append");
+            append_numbered(&mut journal, sequence);
         }
         // Not committed yet: invisible.
         assert!(reader.next_record().expect("read").is_none());
@@ -348,9 +340,7 @@ fn background_spares_serve_every_roll() {
         storage.build_spares_in_background().expect("builder");
         let (mut journal, _) = Journal::open(storage, config).expect("open");
         for sequence in 1..=600u64 {
-            journal
-                .append(kind_for(sequence), &payload_for(sequence))
-                .expect("append");
+            append_numbered(&mut journal, sequence);
             if sequence % 20 == 0 {
                 journal.commit_batch().expect("commit");
             }
@@ -388,9 +378,7 @@ fn mmap_round_trip(mode: WriteMode) {
         Journal::open(MmapStorage::open_with(&dir, mode).expect("dir"), config).expect("open");
     let mut spares = 0;
     for sequence in 1..=500u64 {
-        journal
-            .append(kind_for(sequence), &payload_for(sequence))
-            .expect("append");
+        append_numbered(&mut journal, sequence);
         if sequence % 25 == 0 {
             journal.commit_batch().expect("commit");
             // Idle time: prepare the next segment, so rolls take the spare.
@@ -555,9 +543,7 @@ fn reopening_with_another_segment_size_keeps_each_segment_within_its_own_size() 
         assert_eq!(recovery.last_committed, sequence);
         for _ in 0..100 {
             sequence += 1;
-            journal
-                .append(kind_for(sequence), &payload_for(sequence))
-                .expect("append");
+            append_numbered(&mut journal, sequence);
             if sequence.is_multiple_of(4) {
                 journal.commit_batch().expect("commit");
             }
@@ -584,9 +570,7 @@ fn a_reader_trusting_the_writers_batches_reads_and_seeks_without_scanning() {
         for round in 0..40u64 {
             for _ in 0..(round % 5 + 1) * 7 {
                 let sequence = journal.next_sequence();
-                journal
-                    .append(kind_for(sequence), &payload_for(sequence))
-                    .expect("append");
+                append_numbered(&mut journal, sequence);
             }
             journal.commit_batch().expect("commit");
             let batch = journal.last_committed_batch().expect("a batch");
