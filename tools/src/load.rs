@@ -1513,27 +1513,8 @@ mod tests {
             none.line()
         );
     }
-    use bourse_protocol::fields::Symbol;
+    use super::mix::tests::instruments;
     use bourse_protocol::ouch::{Executed, LiquidityFlag};
-
-    fn instruments() -> Vec<Instrument> {
-        vec![
-            Instrument {
-                symbol: Symbol::new("AAPL").unwrap(),
-                tick_size: 100,
-                lot_size: 1,
-                reference_price: 1_900_000,
-                collar_bps: 1000,
-            },
-            Instrument {
-                symbol: Symbol::new("BRSE").unwrap(),
-                tick_size: 500,
-                lot_size: 100,
-                reference_price: 100_000,
-                collar_bps: 500,
-            },
-        ]
-    }
 
     fn logins(n: usize) -> Vec<Credentials> {
         (0..n)

@@ -328,10 +328,11 @@ pub fn aggressive_price(instrument: &Instrument, side: Side) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn instruments() -> Vec<Instrument> {
+    /// Two instruments with different ticks, lots and collars (the load generator's tests use them too).
+    pub(crate) fn instruments() -> Vec<Instrument> {
         vec![
             Instrument {
                 symbol: Symbol::new("AAPL").unwrap(),
