@@ -274,24 +274,21 @@ fn map_event(
             }
         }
         Event::Executed(e) => {
-            let resting = ouch::Executed::new(
-                e.timestamp_ns,
-                e.resting.token,
-                e.shares,
-                e.price,
-                ouch::LiquidityFlag::Added,
-                e.match_number,
-            );
-            emit_ouch(out, e.resting.login, &resting);
-            let taking = ouch::Executed::new(
-                e.timestamp_ns,
-                e.taking.token,
-                e.shares,
-                e.price,
-                ouch::LiquidityFlag::Removed,
-                e.match_number,
-            );
-            emit_ouch(out, e.taking.login, &taking);
+            // The maker first, then the taker: each its own Executed with its liquidity flag.
+            for (party, flag) in [
+                (&e.resting, ouch::LiquidityFlag::Added),
+                (&e.taking, ouch::LiquidityFlag::Removed),
+            ] {
+                let executed = ouch::Executed::new(
+                    e.timestamp_ns,
+                    party.token,
+                    e.shares,
+                    e.price,
+                    flag,
+                    e.match_number,
+                );
+                emit_ouch(out, party.login, &executed);
+            }
             emit_itch!(
                 out,
                 itch::OrderExecuted {
