@@ -925,23 +925,26 @@ impl Core {
     }
 
     fn on_cancel(&mut self, token: Token, decrement: u32, reason: u8, now_ns: u64, tally: &mut Tally) {
-        // Only a busy order can have a Cancel of ours in flight: the others (an IOC's remainder, the
-        // exchange's cancels) skip the walk of the in-flight window.
-        let busy = self.orders.iter().any(|o| o.token == token && o.busy);
-        if busy && let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token) {
+        let Some(index) = self.orders.iter().position(|o| o.token == token) else {
+            // Not in the table (an IOC's remainder, an order never tracked): no Cancel of ours names it.
+            tally.other_cancels[usize::from(reason)] += 1;
+            return;
+        };
+        // Only a busy order can have a Cancel of ours in flight: the others skip the walk of the in-flight
+        // window.
+        if self.orders[index].busy
+            && let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token)
+        {
             tally.ack(&p, now_ns);
             tally.canceled += 1;
-            if let Some(index) = self.orders.iter().position(|o| o.token == token) {
-                self.orders.swap_remove(index);
-            }
+            self.orders.swap_remove(index);
             return;
         }
         tally.other_cancels[usize::from(reason)] += 1;
-        if let Some(order) = self.orders.iter_mut().find(|o| o.token == token) {
-            order.open = order.open.saturating_sub(decrement);
-            if order.open == 0 {
-                self.order_gone(token, tally);
-            }
+        let order = &mut self.orders[index];
+        order.open = order.open.saturating_sub(decrement);
+        if order.open == 0 {
+            self.order_gone(token, tally);
         }
     }
 }
