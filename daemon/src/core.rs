@@ -940,12 +940,15 @@ pub fn recover(config: &Config) -> Result<Recovered, StartError> {
             steps += 1;
             group.clear();
         }
-        if r.kind == j::KIND_RETIRED_SEQUENCED {
+        if j::is_foreign_daemon_kind(r.kind) {
             return Err(StepError::mismatch(
                 r.sequence,
-                "this journal was written by a boursed from before 2026-11-26 (record kind 0x0100, \
-                 retired since): this version cannot re-run it; keep the directory for that version and \
-                 start this one on an empty journal directory",
+                format!(
+                    "record kind {:#06x} is not one this version writes (0x0100 was retired on \
+                     2026-11-26): the journal was written by another boursed version; keep the directory \
+                     for that version and start this one on an empty journal directory",
+                    r.kind
+                ),
             ));
         }
         if group.is_empty() && !starts_step(r.kind) {

@@ -33,6 +33,14 @@ pub const KIND_DAY: u16 = 0x0103;
 pub const KIND_ADMIN: u16 = 0x0104;
 /// One sequenced command: timestamp, echoed OUCH fields, the book command record.
 pub const KIND_COMMAND: u16 = 0x0105;
+/// Whether `kind` is in this module's range (`0x0100..=0x01FF`) but not a kind this version writes (a
+/// retired one such as [`KIND_RETIRED_SEQUENCED`], or one from a newer version): a journal holding it
+/// cannot be re-run by this version.
+pub fn is_foreign_daemon_kind(kind: u16) -> bool {
+    (0x0100..=0x01FF).contains(&kind)
+        && !matches!(kind, KIND_OUCH | KIND_ITCH | KIND_DAY | KIND_ADMIN | KIND_COMMAND)
+}
+
 /// Bytes of a [`KIND_COMMAND`] payload before the book command record.
 pub const COMMAND_PREFIX_LEN: usize = 16;
 
@@ -189,6 +197,18 @@ mod tests {
             decode_admin(&encode_admin(ADMIN_DISABLE, 3)),
             Some((ADMIN_DISABLE, 3))
         );
+    }
+
+    #[test]
+    fn only_the_kinds_written_are_at_home() {
+        for kind in [KIND_OUCH, KIND_ITCH, KIND_DAY, KIND_ADMIN, KIND_COMMAND] {
+            assert!(!is_foreign_daemon_kind(kind), "{kind:#06x}");
+        }
+        assert!(is_foreign_daemon_kind(KIND_RETIRED_SEQUENCED));
+        assert!(is_foreign_daemon_kind(0x0106));
+        assert!(is_foreign_daemon_kind(0x01FF));
+        assert!(!is_foreign_daemon_kind(0x0081), "book kinds are the book's");
+        assert!(!is_foreign_daemon_kind(0x0200), "outside this module's range");
     }
 
     #[test]
