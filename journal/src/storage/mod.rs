@@ -82,7 +82,8 @@ pub trait Storage {
 
     /// Told by the journal's writer once recovery is done, before it writes: whether its sync policy
     /// syncs (`Batch`, `EveryBatches`) or not (`None`). A storage with a choice of write paths picks the
-    /// cheaper one for it ([`WriteMode::Auto`]); a no-op for the others.
+    /// cheaper one for it ([`WriteMode::Auto`]), and one that never syncs may also skip making new
+    /// segments' names durable ([`MmapStorage`] does); a no-op for the others.
     ///
     /// # Errors
     /// I/O errors while switching (mapping a segment again).
