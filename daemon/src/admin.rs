@@ -187,10 +187,15 @@ impl AdminContext {
 pub fn spawn(
     listener: TcpListener,
     context: Arc<AdminContext>,
+    helper_cores: Vec<usize>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("bourse-admin".into())
         .spawn(move || {
+            // A helper thread: on the helper cores (its connection threads inherit them).
+            if let Err(e) = crate::agent::pin_current_thread(&helper_cores) {
+                eprintln!("boursed: the admin thread could not be pinned to {helper_cores:?}: {e}");
+            }
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 if context.connections.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {

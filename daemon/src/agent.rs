@@ -79,7 +79,10 @@ impl From<ResolvedMode> for bourse_protocol::admin::ThreadingModeName {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RunnerError {
     /// `pinned` needs a core per agent.
-    #[error("threading mode pinned needs {agents} cores (one per agent) but {cores} are available")]
+    #[error(
+        "threading needs {agents} cores for its stages (pinned: one per agent) but {cores} are available \
+         (not counting threading.helper_cores)"
+    )]
     TooFewCores {
         /// Agents to run.
         agents: usize,
@@ -89,6 +92,16 @@ pub enum RunnerError {
     /// No agents were given.
     #[error("a runner needs at least one agent")]
     NoAgents,
+    /// `threading.helper_cores` names a core this process may not run on.
+    #[error(
+        "threading.helper_cores: core {core} is not one this process may run on (available: {available:?})"
+    )]
+    HelperCoreUnavailable {
+        /// The core named.
+        core: usize,
+        /// The cores available.
+        available: Vec<usize>,
+    },
     /// The OS refused to create a thread.
     #[error("spawning the thread for agent {agent} failed: {message}")]
     Spawn {
@@ -112,6 +125,105 @@ pub fn choose_mode(mode: ThreadingMode, cores: usize, agents: usize) -> Result<R
         ThreadingMode::Auto => Ok(ResolvedMode::Pinned),
         ThreadingMode::Pinned if cores < agents => Err(RunnerError::TooFewCores { agents, cores }),
         ThreadingMode::Pinned => Ok(ResolvedMode::Pinned),
+    }
+}
+
+/// Where the stage threads and the helper threads (every thread that is not a stage: the journal's
+/// spare builder, admin, the main thread) run; see [`placement`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The threading mode run.
+    pub mode: ResolvedMode,
+    /// Under `pinned`, stage `i` runs on `stage_cores[i]`: the available cores that are not helper cores.
+    pub stage_cores: Vec<core_affinity::CoreId>,
+    /// Under `shared`, the core of the one stage thread: the first stage core when helper cores are
+    /// configured, else none (not pinned).
+    pub shared_core: Option<core_affinity::CoreId>,
+    /// The helper threads' cores; empty: not pinned.
+    pub helper_cores: Vec<usize>,
+}
+
+/// Places `agents` stages and the helper threads on the `available` cores, from `threading.mode` and
+/// `threading.helper_cores` (`configured`): configured helper cores (each must be available) are kept
+/// for helpers and the stages take the others (under `shared` its one thread is then pinned to the first
+/// of them); without any, `pinned` gives the helpers the cores its stages leave free (none left: not
+/// pinned) and `shared` pins nothing.
+///
+/// # Errors
+/// [`RunnerError::HelperCoreUnavailable`], [`RunnerError::TooFewCores`] (also when the helper cores
+/// leave too few for the stages), or [`choose_mode`]'s.
+pub fn placement(
+    mode: ThreadingMode,
+    configured: &[usize],
+    available: &[core_affinity::CoreId],
+    agents: usize,
+) -> Result<Placement, RunnerError> {
+    if let Some(&core) = configured.iter().find(|&&c| !available.iter().any(|a| a.id == c)) {
+        return Err(RunnerError::HelperCoreUnavailable {
+            core,
+            available: available.iter().map(|a| a.id).collect(),
+        });
+    }
+    let resolved = choose_mode(mode, available.len(), agents)?;
+    let stage_cores: Vec<core_affinity::CoreId> = available
+        .iter()
+        .copied()
+        .filter(|a| !configured.contains(&a.id))
+        .collect();
+    let needed = match resolved {
+        ResolvedMode::Pinned => agents,
+        ResolvedMode::Shared if configured.is_empty() => 0,
+        ResolvedMode::Shared => 1,
+    };
+    if stage_cores.len() < needed {
+        return Err(RunnerError::TooFewCores {
+            agents: needed,
+            cores: stage_cores.len(),
+        });
+    }
+    let helper_cores = match resolved {
+        _ if !configured.is_empty() => configured.to_vec(),
+        ResolvedMode::Pinned => stage_cores.iter().skip(agents).map(|a| a.id).collect(),
+        ResolvedMode::Shared => Vec::new(),
+    };
+    let shared_core = match resolved {
+        ResolvedMode::Shared if !configured.is_empty() => stage_cores.first().copied(),
+        _ => None,
+    };
+    Ok(Placement {
+        mode: resolved,
+        stage_cores,
+        shared_core,
+        helper_cores,
+    })
+}
+
+/// Restricts the calling thread to `cores` (`sched_setaffinity`); no-op when `cores` is empty. Threads
+/// the caller starts afterwards inherit the restriction.
+///
+/// # Errors
+/// The OS refused (a core outside the process's cpuset, or past the CPU set's width).
+pub fn pin_current_thread(cores: &[usize]) -> std::io::Result<()> {
+    if cores.is_empty() {
+        return Ok(());
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is the empty set; `sched_setaffinity`
+    // reads `size_of::<cpu_set_t>()` bytes from a valid reference and changes only this thread (pid 0).
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &core in cores {
+            if core >= libc::CPU_SETSIZE as usize {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            libc::CPU_SET(core, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -408,12 +520,14 @@ pub fn run_shared(
     work_totals
 }
 
-/// Starts one thread (`bourse-shared`) that runs every agent round-robin until `stop` is set.
+/// Starts one thread (`bourse-shared`) that runs every agent round-robin until `stop` is set, pinned to
+/// `core` if one is given.
 ///
 /// # Errors
 /// [`RunnerError::NoAgents`], or [`RunnerError::Spawn`].
 pub fn spawn_shared(
     mut agents: Vec<Box<dyn Agent>>,
+    core: Option<core_affinity::CoreId>,
     idle: IdleStrategy,
     clock: Clock,
     stop: StopFlag,
@@ -427,6 +541,9 @@ pub fn spawn_shared(
     let thread = std::thread::Builder::new()
         .name("bourse-shared".to_owned())
         .spawn(move || {
+            if let Some(core) = core {
+                core_affinity::set_for_current(core);
+            }
             let totals = run_shared(&mut agents, idle, clock, &thread_stop, meter);
             names
                 .into_iter()
@@ -523,22 +640,21 @@ pub fn spawn_pinned(
     })
 }
 
-/// Starts `agents` in `mode` on `cores`: the one entry point the daemon uses.
+/// Starts `agents` as `placement` says (see [`placement`]): the one entry point the daemon uses.
 ///
 /// # Errors
-/// As [`choose_mode`], [`spawn_shared`] and [`spawn_pinned`].
+/// As [`spawn_shared`] and [`spawn_pinned`].
 pub fn spawn(
-    mode: ThreadingMode,
+    placement: &Placement,
     agents: Vec<Box<dyn Agent>>,
-    cores: &[core_affinity::CoreId],
     idle: IdleStrategy,
     clock: Clock,
     stop: StopFlag,
     meter: BusyMeter,
 ) -> Result<RunnerHandle, RunnerError> {
-    match choose_mode(mode, cores.len(), agents.len())? {
-        ResolvedMode::Shared => spawn_shared(agents, idle, clock, stop, meter),
-        ResolvedMode::Pinned => spawn_pinned(agents, cores, idle, clock, stop, meter),
+    match placement.mode {
+        ResolvedMode::Shared => spawn_shared(agents, placement.shared_core, idle, clock, stop, meter),
+        ResolvedMode::Pinned => spawn_pinned(agents, &placement.stage_cores, idle, clock, stop, meter),
     }
 }
 
@@ -693,7 +809,7 @@ mod tests {
             let stop = StopFlag::new();
             let (agents, seen, closed) = pipeline(&stop);
             let meter = BusyMeter::new();
-            let handle = spawn_shared(agents, idle, Clock::new(), stop.clone(), meter.clone()).unwrap();
+            let handle = spawn_shared(agents, None, idle, Clock::new(), stop.clone(), meter.clone()).unwrap();
             assert_eq!(handle.mode(), ResolvedMode::Shared);
             let reports = handle.join(); // the sink stops the runner once it has everything
             check_delivery(&seen, &closed, &reports);
@@ -747,6 +863,7 @@ mod tests {
         let meter = BusyMeter::new();
         let handle = spawn_shared(
             vec![Box::new(Idle(Arc::clone(&closed)))],
+            None,
             backoff(),
             Clock::new(),
             stop,
@@ -793,22 +910,12 @@ mod tests {
         assert!(error.to_string().contains("needs 3 cores"));
         assert!(!closed.load(Ordering::Acquire), "nothing may have run");
 
-        let stop = StopFlag::new();
-        let (agents, _, _) = pipeline(&stop);
-        let error = spawn(
-            ThreadingMode::Pinned,
-            agents,
-            &two,
-            IdleStrategy::BusySpin,
-            Clock::new(),
-            stop,
-            BusyMeter::new(),
-        )
-        .unwrap_err();
+        let error = placement(ThreadingMode::Pinned, &[], &two, 3).unwrap_err();
         assert!(matches!(error, RunnerError::TooFewCores { .. }));
         assert_eq!(
             spawn_shared(
                 Vec::new(),
+                None,
                 IdleStrategy::Yield,
                 Clock::new(),
                 StopFlag::new(),
@@ -870,5 +977,110 @@ mod tests {
         assert_eq!(spin.idle(0), IdleAction::Spin);
         let mut yielder = Idler::new(IdleStrategy::Yield);
         assert_eq!(yielder.idle(0), IdleAction::Yield);
+    }
+
+    fn ids(cores: &[usize]) -> Vec<core_affinity::CoreId> {
+        cores.iter().map(|&id| core_affinity::CoreId { id }).collect()
+    }
+
+    #[test]
+    fn placement_keeps_helper_cores_for_helpers_and_gives_the_stages_the_rest() {
+        use ThreadingMode::{Auto, Pinned, Shared};
+        // (mode, helper_cores, available) -> (mode run, stage cores, shared core, helper cores)
+        type Case = (
+            ThreadingMode,
+            &'static [usize],
+            &'static [usize],
+            ResolvedMode,
+            &'static [usize],
+            Option<usize>,
+            &'static [usize],
+        );
+        let cases: [Case; 6] = [
+            // Two cores, nothing configured: one unpinned thread, helpers unpinned (the old behaviour).
+            (Shared, &[], &[0, 1], ResolvedMode::Shared, &[0, 1], None, &[]),
+            (Auto, &[], &[0, 1], ResolvedMode::Shared, &[0, 1], None, &[]),
+            // Two cores, helpers on 1: the stage thread on 0 (the benchmark's topology).
+            (Shared, &[1], &[0, 1], ResolvedMode::Shared, &[0], Some(0), &[1]),
+            // Eight cores: pinned stages on 0-2, helpers on what they leave.
+            (
+                Auto,
+                &[],
+                &[0, 1, 2, 3, 4, 5, 6, 7],
+                ResolvedMode::Pinned,
+                &[0, 1, 2, 3, 4, 5, 6, 7],
+                None,
+                &[3, 4, 5, 6, 7],
+            ),
+            // Helpers on 0 (where the OS's interrupts go): stages on the others.
+            (
+                Pinned,
+                &[0],
+                &[0, 1, 2, 3],
+                ResolvedMode::Pinned,
+                &[1, 2, 3],
+                None,
+                &[0],
+            ),
+            // Exactly one per stage: helpers not pinned.
+            (
+                Pinned,
+                &[],
+                &[4, 5, 6],
+                ResolvedMode::Pinned,
+                &[4, 5, 6],
+                None,
+                &[],
+            ),
+        ];
+        for (mode, configured, available, run, stages, shared, helpers) in cases {
+            let placed = placement(mode, configured, &ids(available), 3).unwrap();
+            let label = format!("{mode:?} helpers {configured:?} on {available:?}");
+            assert_eq!(placed.mode, run, "{label}");
+            assert_eq!(placed.stage_cores, ids(stages), "{label}");
+            assert_eq!(placed.shared_core.map(|c| c.id), shared, "{label}");
+            assert_eq!(placed.helper_cores, helpers, "{label}");
+        }
+    }
+
+    #[test]
+    fn placement_refuses_unavailable_helper_cores_and_helpers_that_starve_the_stages() {
+        let error = placement(ThreadingMode::Shared, &[5], &ids(&[0, 1]), 3).unwrap_err();
+        assert!(
+            matches!(error, RunnerError::HelperCoreUnavailable { core: 5, .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("threading.helper_cores"), "{error}");
+        let error = placement(ThreadingMode::Shared, &[0, 1], &ids(&[0, 1]), 3).unwrap_err();
+        assert!(
+            matches!(error, RunnerError::TooFewCores { agents: 1, cores: 0 }),
+            "{error:?}"
+        );
+        let error = placement(ThreadingMode::Pinned, &[2], &ids(&[0, 1, 2]), 3).unwrap_err();
+        assert!(
+            matches!(error, RunnerError::TooFewCores { agents: 3, cores: 2 }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn pin_current_thread_restricts_the_caller_only() {
+        let available = available_cores();
+        let last = available.last().expect("at least one core").id;
+        let seen = std::thread::spawn(move || {
+            pin_current_thread(&[last]).expect("pin");
+            core_affinity::get_core_ids().unwrap_or_default()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, ids(&[last]));
+        assert_eq!(available_cores(), available, "the calling thread is untouched");
+        pin_current_thread(&[]).expect("empty: no-op");
+        assert_eq!(available_cores(), available);
+        let error = std::thread::spawn(|| pin_current_thread(&[libc::CPU_SETSIZE as usize]))
+            .join()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EINVAL));
     }
 }

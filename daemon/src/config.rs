@@ -50,6 +50,8 @@ pub const MARKET_DATA_PAYLOAD_MIN: u32 =
     (moldudp64::HEADER_LEN + moldudp64::BLOCK_LEN_PREFIX + itch::MESSAGE_LEN_MAX) as u32;
 /// Largest accepted ring capacity (records).
 pub const RING_CAPACITY_LIMIT: u32 = 1 << 24;
+/// Most cores `threading.helper_cores` may list (the width of a CPU set).
+pub const HELPER_CORES_MAX: usize = 1024;
 /// Largest accepted timer value in milliseconds (one day).
 pub const TIMER_MS_LIMIT: u64 = 86_400_000;
 
@@ -277,6 +279,11 @@ pub struct ThreadingConfig {
     pub idle_park_ns_min: u64,
     /// Backoff: longest park (doubles up to it).
     pub idle_park_ns_max: u64,
+    /// Cores for the threads that are not stages (the journal's spare builder, admin, the main thread):
+    /// empty (the default) means the cores `pinned` leaves free, and no pinning under `shared`. The
+    /// daemon checks at start that each is a core it may run on.
+    #[serde(default)]
+    pub helper_cores: Vec<usize>,
 }
 
 /// `[rings]`: capacities in records (powers of two).
@@ -685,6 +692,13 @@ impl Config {
             t.idle_park_ns_min,
             1_000_000_000,
         )?;
+        if t.helper_cores.len() > HELPER_CORES_MAX {
+            return Err(invalid(
+                "threading.helper_cores",
+                format!("{:?}", t.helper_cores),
+                format!("lists more than {HELPER_CORES_MAX} cores"),
+            ));
+        }
         let r = &self.rings;
         for (key, capacity) in [
             ("rings.commands_capacity", r.commands_capacity),

@@ -915,13 +915,27 @@ fn starts_step(kind: u16) -> bool {
 /// # Errors
 /// [`StartError`]: a damaged journal, an unusable checkpoint, or outcomes that differ from the journal.
 pub fn recover(config: &Config) -> Result<Recovered, StartError> {
+    recover_with_helpers(config, Vec::new())
+}
+
+/// [`recover`], with the journal's spare builder pinned to `helper_cores` (none: not pinned).
+///
+/// # Errors
+/// As [`recover`].
+pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result<Recovered, StartError> {
     let engine_config = config.engine_config();
     let mut storage =
         MmapStorage::open(&config.journal.directory).map_err(bourse_journal::JournalError::from)?;
     // The core is never idle at saturation: the next segment is built on a helper thread, not inline
-    // at the roll (docs/ARCHITECTURE.md).
+    // at the roll, and away from the pipeline's core when there are helper cores (docs/ARCHITECTURE.md).
     storage
-        .build_spares_in_background()
+        .build_spares_in_background_with(move || {
+            if let Err(e) = crate::agent::pin_current_thread(&helper_cores) {
+                eprintln!(
+                    "boursed: the journal's spare builder could not be pinned to {helper_cores:?}: {e}"
+                );
+            }
+        })
         .map_err(bourse_journal::JournalError::from)?;
     let checkpoint = bourse_journal::checkpoint::load_newest(&mut storage)?;
     let (mut machine, from, checkpoint_sequence) = match checkpoint {

@@ -27,6 +27,8 @@ use crate::stats::Shared;
 
 /// How long shutdown may take before `boursed` gives up waiting for the stages.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+/// Stages the runner runs: core, ingress, market data.
+const STAGE_AGENTS: usize = 3;
 /// Env var of the test-only drop hook (comma-separated MoldUDP64 sequence numbers).
 pub const DROP_FEED_ENV: &str = "BOURSED_TEST_DROP_FEED_SEQS";
 
@@ -98,7 +100,17 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         "journal directory {}",
         config.journal.directory.display()
     )))?;
-    let mut recovered = core::recover(&config)?;
+    // Placement is decided before recovery starts the journal's helper thread.
+    let cores = agent::available_cores();
+    let placement = agent::placement(
+        config.threading.mode,
+        &config.threading.helper_cores,
+        &cores,
+        STAGE_AGENTS,
+    )?;
+    let helper_cores = placement.helper_cores.clone();
+    let mode = placement.mode;
+    let mut recovered = core::recover_with_helpers(&config, helper_cores.clone())?;
     let start = core::start_up(&mut recovered, &config)?;
     let day = recovered.machine.day.clone().expect("start-up opens a day");
     eprintln!(
@@ -210,13 +222,11 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
     // start of the next and its reply written right after, so the multicast sends of market data never sit
     // between a request and its reply.
     let agents: Vec<Box<dyn Agent>> = vec![Box::new(core), Box::new(ingress), Box::new(market_data)];
-    let cores = agent::available_cores();
-    let mode = agent::choose_mode(config.threading.mode, cores.len(), agents.len())?;
+    debug_assert_eq!(agents.len(), STAGE_AGENTS);
     let stop = StopFlag::new();
     let runner = agent::spawn(
-        config.threading.mode,
+        &placement,
         agents,
-        &cores,
         config.idle_strategy(),
         clock,
         stop.clone(),
@@ -235,7 +245,11 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
             u64::from(config.rings.market_data_capacity),
         ],
     ));
-    admin::spawn(admin_listener, context).map_err(io("admin thread"))?;
+    admin::spawn(admin_listener, context, helper_cores.clone()).map_err(io("admin thread"))?;
+    // The main thread only waits for a signal from now on: a helper too (the stages were started above,
+    // with the process's placement).
+    agent::pin_current_thread(&helper_cores)
+        .map_err(io(format!("pin the main thread to {helper_cores:?}")))?;
 
     let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -244,12 +258,18 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
 
     let line: Vec<String> = ports.iter().map(|(k, v)| format!("{k}={v}")).collect();
     eprintln!(
-        "boursed: sync {}, threading {} ({} agents on {} cores available), idle {:?}, open files {}",
+        "boursed: sync {}, threading {} ({} agents on {} cores available), idle {:?}, helper threads {}, open files {}",
         config.sync_policy_label(),
         mode.as_str(),
-        3,
+        STAGE_AGENTS,
         cores.len(),
         config.threading.idle,
+        match (&placement.shared_core, helper_cores.is_empty()) {
+            (_, true) => "not pinned".to_owned(),
+            (Some(core), false) =>
+                format!("on cores {helper_cores:?} (the stage thread on core {})", core.id),
+            (None, false) => format!("on cores {helper_cores:?}"),
+        },
         fd_limit,
     );
     println!("boursed: listening {}", line.join(" "));

@@ -331,6 +331,7 @@ impl Harness {
         };
         let runner = agent::spawn_shared(
             vec![Box::new(ingress), Box::new(core)],
+            None,
             o.idle,
             clock,
             StopFlag::new(),

@@ -276,6 +276,7 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
     assert_eq!(md.name(), "market_data");
     let runner = agent::spawn_shared(
         vec![Box::new(md)],
+        None,
         IdleStrategy::Yield,
         clock,
         StopFlag::new(),

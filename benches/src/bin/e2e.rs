@@ -6,8 +6,12 @@
 //!
 //! # Topology (a 2-core machine)
 //! The harness (the client) runs pinned to the last core; every server runs pinned to the first one: the
-//! ping-pong and echo servers as threads of this process, `boursed` as a child process (`taskset -a -p`).
-//! Everything talks over loopback TCP, and every side busy-polls non-blocking sockets.
+//! ping-pong and echo servers as threads of this process, `boursed` as a child process whose one stage
+//! thread (every stage, `shared`) is pinned to the first core while its helper threads (the journal's
+//! spare-segment builder, admin, main: `threading.helper_cores`) run on the last core, beside the client.
+//! `--helpers-on-server-core` moves every `boursed` thread to the first core instead (`taskset -a -p`), the
+//! topology before this option. Everything talks over loopback TCP, and every side busy-polls non-blocking
+//! sockets.
 //!
 //! # Rows
 //! - **floor**: a raw TCP ping-pong of the sizes of one Enter Order round trip (a 52-byte frame out, a
@@ -113,6 +117,11 @@ struct Args {
     /// machine; the floors still spin).
     #[arg(long)]
     client_sleeps: bool,
+    /// boursed's helper threads (the journal's spare-segment builder, admin, main) on the server core with
+    /// its pipeline thread, every thread moved there with `taskset` (the topology before
+    /// `threading.helper_cores`); by default they run on the client core.
+    #[arg(long)]
+    helpers_on_server_core: bool,
     /// Only the throughput steps (echo, then boursed) and their best ratio: for profiling and quick checks.
     #[arg(long)]
     throughput_only: bool,
@@ -186,6 +195,20 @@ fn pin_to(core: usize) {
     let ids = core_ids();
     if let Some(id) = ids.get(core.min(ids.len().saturating_sub(1))) {
         let _ = core_affinity::set_for_current(*id);
+    }
+}
+
+/// Lets the calling thread run on every core (a process it starts then inherits them all).
+fn set_all_cores() {
+    // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is the empty set; `sched_setaffinity`
+    // reads it from a valid reference and changes only this thread (pid 0).
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for id in core_ids() {
+            libc::CPU_SET(id.id, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
 
@@ -379,6 +402,7 @@ struct Bench {
     poll: PollMode,
     idle: String,
     client_sleeps: bool,
+    helpers_on_server_core: bool,
     boursed: PathBuf,
     base_config: String,
     instruments: Vec<load::Instrument>,
@@ -397,12 +421,27 @@ impl Bench {
             orders_max: Some(4_000_000),
             tokens_max: Some(20_000_000),
             market_data_heartbeat_ms: None,
+            helper_cores: None,
+        };
+        // Server on the first core, client on the last.
+        let ids = core_ids();
+        if self.helpers_on_server_core || ids.len() < 2 {
+            let text = daemon_config(&self.base_config, &options)?;
+            let daemon = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT)?.removing_dir();
+            pin_process_to_server_core(daemon.pid());
+            return Ok(daemon);
+        }
+        // boursed places itself: its stage thread on the server core, its helpers on the client core
+        // (`threading.helper_cores`). It must start with both cores in its mask to use them.
+        let options = DaemonConfigOptions {
+            helper_cores: Some(vec![ids[ids.len() - 1].id]),
+            ..options
         };
         let text = daemon_config(&self.base_config, &options)?;
-        let daemon = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT)?.removing_dir();
-        // Server on the first core, client on the last.
-        pin_process_to_server_core(daemon.pid());
-        Ok(daemon)
+        set_all_cores();
+        let started = Daemon::start(&self.boursed, &text, dir, &[], START_TIMEOUT);
+        pin_to(cores() - 1);
+        Ok(started?.removing_dir())
     }
 
     fn run_load(
@@ -567,6 +606,7 @@ fn main() -> Result<()> {
         poll,
         idle: args.idle.clone(),
         client_sleeps: args.client_sleeps,
+        helpers_on_server_core: args.helpers_on_server_core,
         boursed,
         base_config,
         instruments,

@@ -96,6 +96,8 @@ pub struct DaemonConfigOptions {
     pub tokens_max: Option<u32>,
     /// `market_data.heartbeat_interval_ms` (a short one lets a listener see a dropped last packet sooner).
     pub market_data_heartbeat_ms: Option<u64>,
+    /// `threading.helper_cores`.
+    pub helper_cores: Option<Vec<usize>>,
 }
 
 /// Login `index` (1-based) of a generated config: `m00001` / `p00001`.
@@ -203,6 +205,10 @@ pub fn daemon_config(base: &str, options: &DaemonConfigOptions) -> Result<String
         }
         if let Some(idle) = &options.idle {
             threading.insert("idle".into(), Value::String(idle.clone()));
+        }
+        if let Some(cores) = &options.helper_cores {
+            let cores = cores.iter().map(|&c| Value::Integer(c as i64)).collect();
+            threading.insert("helper_cores".into(), Value::Array(cores));
         }
     }
     if let Some(rate) = options.throttle_msgs_per_s {
@@ -572,6 +578,7 @@ firm = "ALFA"
             orders_max: None,
             tokens_max: Some(2_000_000),
             market_data_heartbeat_ms: Some(50),
+            helper_cores: Some(vec![1]),
         };
         let text = daemon_config(BASE, &options).unwrap();
         let root: Table = text.parse().unwrap();
@@ -587,6 +594,10 @@ firm = "ALFA"
         assert_eq!(get("journal", "directory").as_str(), Some("/tmp/x/journal"));
         assert_eq!(get("journal", "sync").as_str(), Some("none"));
         assert_eq!(get("threading", "idle").as_str(), Some("busy_spin"));
+        assert_eq!(
+            get("threading", "helper_cores").as_array().map(|a| a.len()),
+            Some(1)
+        );
         assert_eq!(
             get("order_entry", "throttle_burst_max").as_integer(),
             Some(1_000_000)
