@@ -193,9 +193,7 @@ pub fn spawn(
         .name("bourse-admin".into())
         .spawn(move || {
             // A helper thread: on the helper cores (its connection threads inherit them).
-            if let Err(e) = crate::agent::pin_current_thread(&helper_cores) {
-                eprintln!("boursed: the admin thread could not be pinned to {helper_cores:?}: {e}");
-            }
+            crate::agent::pin_helper_thread("admin thread", &helper_cores);
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 if context.connections.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {

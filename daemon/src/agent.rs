@@ -227,6 +227,15 @@ pub fn pin_current_thread(cores: &[usize]) -> std::io::Result<()> {
     }
 }
 
+/// Pins the calling helper thread (`what` names it in the log) to `cores` with [`pin_current_thread`]. A
+/// refusal is logged, not fatal: [`placement`] has checked the cores, and a helper serves correctly
+/// wherever it runs.
+pub fn pin_helper_thread(what: &str, cores: &[usize]) {
+    if let Err(e) = pin_current_thread(cores) {
+        eprintln!("boursed: the {what} could not be pinned to {cores:?}: {e}");
+    }
+}
+
 /// The cores this process may run on (empty if the OS does not say).
 pub fn available_cores() -> Vec<core_affinity::CoreId> {
     core_affinity::get_core_ids().unwrap_or_default()

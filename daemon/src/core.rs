@@ -930,11 +930,7 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
     // at the roll, and away from the pipeline's core when there are helper cores (docs/ARCHITECTURE.md).
     storage
         .build_spares_in_background_with(move || {
-            if let Err(e) = crate::agent::pin_current_thread(&helper_cores) {
-                eprintln!(
-                    "boursed: the journal's spare builder could not be pinned to {helper_cores:?}: {e}"
-                );
-            }
+            crate::agent::pin_helper_thread("journal's spare builder", &helper_cores);
         })
         .map_err(bourse_journal::JournalError::from)?;
     let checkpoint = bourse_journal::checkpoint::load_newest(&mut storage)?;

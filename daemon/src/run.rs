@@ -248,11 +248,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
     admin::spawn(admin_listener, context, helper_cores.clone()).map_err(io("admin thread"))?;
     // The main thread only waits for a signal from now on: a helper too (the stages were started above,
     // with the process's placement).
-    // Like the other helpers, a refusal (placement checked the cores already) is logged, not fatal: the
-    // stages and admin are running by now.
-    if let Err(e) = agent::pin_current_thread(&helper_cores) {
-        eprintln!("boursed: the main thread could not be pinned to {helper_cores:?}: {e}");
-    }
+    agent::pin_helper_thread("main thread", &helper_cores);
 
     let term = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
