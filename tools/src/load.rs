@@ -42,6 +42,7 @@ pub mod cli;
 pub mod daemon;
 pub mod echo;
 pub mod mix;
+mod orders;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -62,6 +63,7 @@ use mio::{Events, Interest, Poll};
 
 use mix::{Action, MixState, OrderMix};
 pub use mix::{Instrument, MixWeights};
+use orders::{LiveOrder, LiveOrders};
 
 /// Most sessions one generator runs (mio tokens, file descriptors).
 pub const SESSIONS_MAX: usize = 65_536;
@@ -547,15 +549,6 @@ enum Phase {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct LiveOrder {
-    token: Token,
-    instrument: usize,
-    side: Side,
-    open: u32,
-    busy: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
 struct Pending {
     kind: Kind,
     /// The token the ack comes under (the replacement token for a Replace).
@@ -636,7 +629,7 @@ struct Core {
     mix: OrderMix,
     token_prefix: [u8; TOKEN_PREFIX_LEN],
     token_next: u64,
-    orders: Vec<LiveOrder>,
+    orders: LiveOrders,
     pending: VecDeque<Pending>,
     quotes_in_flight: usize,
     last_send_ns: u64,
@@ -692,15 +685,10 @@ impl Core {
     fn mix_state(&self) -> MixState {
         MixState {
             live: self.orders.len(),
-            idle: self.orders.iter().filter(|o| !o.busy).count(),
+            idle: self.orders.idle(),
             quotes_in_flight: self.quotes_in_flight,
             live_orders_max: self.live_orders_max,
         }
-    }
-
-    /// The `nth` live order no request is working on.
-    fn idle_order(&mut self, nth: usize) -> Option<&mut LiveOrder> {
-        self.orders.iter_mut().filter(|o| !o.busy).nth(nth)
     }
 
     /// Draws the next action and queues its request, scheduled at `scheduled_ns`.
@@ -737,20 +725,18 @@ impl Core {
                 Token::BLANK,
             ),
             Action::Cancel { nth } => {
-                let Some(order) = self.idle_order(nth) else {
+                let Some(order) = self.orders.take_idle(nth) else {
                     unreachable!("the mix draws Cancel only with an idle order")
                 };
-                order.busy = true;
                 let target = order.token;
                 self.queue_unsequenced(&CancelOrder::new(target, 0));
                 (Kind::Cancel, target, target)
             }
             Action::Replace { nth, ticks, lots } => {
                 let replacement = self.next_token();
-                let Some(order) = self.idle_order(nth) else {
+                let Some(order) = self.orders.take_idle(nth) else {
                     unreachable!("the mix draws Replace only with an idle order")
                 };
-                order.busy = true;
                 let (target, spec, side) = (order.token, instruments[order.instrument], order.side);
                 let price = mix::quote_price(&spec, side, ticks.min(spec.ticks_max()));
                 let shares = lots * spec.lot_size.max(1);
@@ -813,13 +799,13 @@ impl Core {
     /// An order died (executed in full, or canceled by the exchange): any cancel or replace on the wire for it
     /// will be ignored.
     fn order_gone(&mut self, token: Token, tally: &mut Tally) {
-        let Some(index) = self.orders.iter().position(|o| o.token == token) else {
+        let Some((_, busy)) = self.orders.remove(token) else {
             // Not in the table: no cancel or replace can name it.
             return;
         };
         // Only a busy order has a cancel or replace on the wire: skip the walk of the in-flight window
         // (up to `in_flight_max`) for the others, which are most of the fills.
-        if !self.orders.swap_remove(index).busy {
+        if !busy {
             return;
         }
         while self
@@ -855,7 +841,6 @@ impl Core {
                             instrument,
                             side: a.side,
                             open: a.shares.get(),
-                            busy: false,
                         });
                     }
                 }
@@ -871,9 +856,7 @@ impl Core {
                 match p.kind {
                     Kind::Quote => self.quotes_in_flight -= 1,
                     Kind::Replace => {
-                        if let Some(order) = self.orders.iter_mut().find(|o| o.token == p.target) {
-                            order.busy = false;
-                        }
+                        self.orders.set_idle(p.target);
                     }
                     _ => {}
                 }
@@ -886,18 +869,15 @@ impl Core {
                 };
                 tally.ack(&p, now_ns);
                 tally.replaced += 1;
-                let previous = self.orders.iter().position(|o| o.token == r.previous_order_token);
-                if let Some(index) = previous {
-                    let old = self.orders.swap_remove(index);
-                    if r.order_state == OrderState::Live {
-                        self.orders.push(LiveOrder {
-                            token,
-                            instrument: old.instrument,
-                            side: old.side,
-                            open: r.shares.get(),
-                            busy: false,
-                        });
-                    }
+                if let Some((old, _)) = self.orders.remove(r.previous_order_token)
+                    && r.order_state == OrderState::Live
+                {
+                    self.orders.push(LiveOrder {
+                        token,
+                        instrument: old.instrument,
+                        side: old.side,
+                        open: r.shares.get(),
+                    });
                 }
             }
             Outbound::Canceled(c) => {
@@ -913,7 +893,7 @@ impl Core {
                     tally.taker_fills += 1;
                 }
                 let token = e.order_token;
-                if let Some(order) = self.orders.iter_mut().find(|o| o.token == token) {
+                if let Some(order) = self.orders.get_mut(token) {
                     order.open = order.open.saturating_sub(e.executed_shares.get());
                     if order.open == 0 {
                         self.order_gone(token, tally);
@@ -925,23 +905,23 @@ impl Core {
     }
 
     fn on_cancel(&mut self, token: Token, decrement: u32, reason: u8, now_ns: u64, tally: &mut Tally) {
-        let Some(index) = self.orders.iter().position(|o| o.token == token) else {
+        let Some(busy) = self.orders.is_busy(token) else {
             // Not in the table (an IOC's remainder, an order never tracked): no Cancel of ours names it.
             tally.other_cancels[usize::from(reason)] += 1;
             return;
         };
         // Only a busy order can have a Cancel of ours in flight: the others skip the walk of the in-flight
         // window.
-        if self.orders[index].busy
-            && let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token)
-        {
+        if busy && let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token) {
             tally.ack(&p, now_ns);
             tally.canceled += 1;
-            self.orders.swap_remove(index);
+            self.orders.remove(token);
             return;
         }
         tally.other_cancels[usize::from(reason)] += 1;
-        let order = &mut self.orders[index];
+        let Some(order) = self.orders.get_mut(token) else {
+            unreachable!("the order was found above");
+        };
         order.open = order.open.saturating_sub(decrement);
         if order.open == 0 {
             self.order_gone(token, tally);
@@ -1123,7 +1103,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 mix: OrderMix::new(config.seed, index as u64, config.weights),
                 token_prefix: prefix,
                 token_next: 1,
-                orders: Vec::with_capacity(config.live_orders_max),
+                orders: LiveOrders::with_capacity(config.live_orders_max),
                 pending: VecDeque::with_capacity(config.in_flight_max),
                 quotes_in_flight: 0,
                 last_send_ns: 0,
@@ -1607,7 +1587,7 @@ mod tests {
             mix: OrderMix::new(1, 0, MixWeights::default()),
             token_prefix: *b"TEST00",
             token_next: 1,
-            orders: Vec::new(),
+            orders: LiveOrders::with_capacity(0),
             pending: VecDeque::new(),
             quotes_in_flight: 0,
             last_send_ns: 0,
@@ -1628,8 +1608,8 @@ mod tests {
             instrument: 0,
             side: Side::Buy,
             open: 10,
-            busy: true,
         });
+        core.orders.take_idle(0);
         core.pending.push_back(Pending {
             kind: Kind::Cancel,
             token,
@@ -1640,10 +1620,10 @@ mod tests {
         let executed = |shares| Executed::new(0, token, shares, 1_899_900, LiquidityFlag::Added, 1);
         core.on_ouch(executed(4).as_wire(), 10, &instruments, &mut tally);
         assert_eq!((tally.ignored, core.pending.len()), (0, 1));
-        assert_eq!(core.orders[0].open, 6);
+        assert_eq!(core.orders.get_mut(token).map(|o| o.open), Some(6));
         core.on_ouch(executed(6).as_wire(), 20, &instruments, &mut tally);
         assert_eq!((tally.ignored, tally.acked, core.pending.len()), (1, 0, 0));
-        assert!(core.orders.is_empty());
+        assert_eq!(core.orders.len(), 0);
         assert_eq!((tally.fills, tally.fill_shares, tally.taker_fills), (2, 10, 0));
     }
 

@@ -85,12 +85,13 @@ struct Args {
     /// boursed): deep enough that the server never waits for the client's window.
     #[arg(long, default_value_t = 4096)]
     throughput_in_flight_max: usize,
-    /// Resting orders plus quotes in flight each session may have in the throughput steps. Once quotes in
-    /// flight fill this room the mix turns into aggressive orders (at overload most requests are IOC
-    /// orders that trade); deeper rooms keep the mix, but the load generator's live-order table is a
-    /// linear scan and becomes the bottleneck well before the servers (measured: the echo fell from
-    /// 3.2 M/s to 0.25 M/s at 4,096), so the default stays the latency rows' 32.
-    #[arg(long, default_value_t = 32)]
+    /// Resting orders plus quotes in flight each session may have in the throughput steps. It must be
+    /// deeper than the quotes a full in-flight window holds: once quotes in flight fill the room, the mix
+    /// turns into aggressive orders (with the latency rows' 32, most requests at overload were IOC orders
+    /// that trade, a costlier mix the faster the client ran ahead of the server). Each row's note gives
+    /// the mix that was sent. The default, as deep as the in-flight window, keeps the nominal mix at
+    /// overload (measured: 42/28/15/12/3 % sent at 4,096; 37/20/7/32/3 at 2,048; 1/0/0/96/3 at 32).
+    #[arg(long, default_value_t = 4096)]
     throughput_live_orders_max: usize,
     /// Sessions of the many-sessions row.
     #[arg(long, default_value_t = 10_000)]
@@ -523,7 +524,9 @@ fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row
             Some((args.throughput_in_flight_max, args.throughput_live_orders_max)),
         )?;
         let kept_up = report.achieved_per_s() >= 0.95 * rate;
-        steps.push(("echo", Row::from_report("echo", "-", &report)));
+        let mut row = Row::from_report("echo", "-", &report);
+        row.note = format!("{}{}", mix_sent(&report), row.note);
+        steps.push(("echo", row));
         if index == echo_rates.len() && kept_up && extra < ECHO_EXTRA_STEPS_MAX {
             echo_rates.push(rate * 2.0);
             extra += 1;
@@ -553,9 +556,10 @@ fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row
             let busy_ns = after.saturating_sub(before);
             let requests = report.sent_total().max(1);
             row.note = format!(
-                "pipeline busy {:.0} ns per request ({:.0} k/s at 100 %); {}",
+                "pipeline busy {:.0} ns per request ({:.0} k/s at 100 %); {}{}",
                 busy_ns as f64 / requests as f64,
                 requests as f64 / (busy_ns.max(1) as f64 / 1e9) / 1e3,
+                mix_sent(&report),
                 row.note
             );
         }
@@ -652,10 +656,12 @@ fn main() -> Result<()> {
             );
         }
         let (echo_best, boursed_best) = (best("echo"), best("boursed"));
-        println!(
-            "best throughput boursed / echo = {boursed_best:.0}/{echo_best:.0} per s = {:.2}x (target >= 0.5x)",
-            boursed_best / echo_best.max(1.0)
-        );
+        if echo_best > 0.0 && boursed_best > 0.0 {
+            println!(
+                "best throughput boursed / echo = {boursed_best:.0}/{echo_best:.0} per s = {:.2}x (target >= 0.5x)",
+                boursed_best / echo_best
+            );
+        }
         return Ok(());
     }
 
@@ -996,6 +1002,21 @@ fn jitter(duration: Duration) -> Vec<(usize, u64, Duration, Duration)> {
 }
 
 /// The daemon's own wire-to-wire latency (frame read -> reply written, its admin histogram since start), for
+/// What a step sent, as shares of its requests (quote, cancel, replace, aggressive, market): the mix a
+/// throughput figure was measured on.
+fn mix_sent(report: &LoadReport) -> String {
+    let total = report.sent_total().max(1) as f64;
+    let shares: Vec<String> = report
+        .sent
+        .iter()
+        .map(|&n| format!("{:.0}", 100.0 * n as f64 / total))
+        .collect();
+    format!(
+        "sent % quote/cancel/replace/aggressive/market {}; ",
+        shares.join("/")
+    )
+}
+
 /// a row's note: how much of the round trip is inside `boursed`.
 fn wire_to_wire(daemon: &Daemon) -> String {
     match daemon.admin(&AdminRequest::Latency, Duration::from_secs(5)) {
