@@ -29,6 +29,11 @@ pub struct EnterOrder {
     pub display: u8,
     /// Minimum quantity (only with IOC; equal to `shares` makes a fill-or-kill). 0 = none.
     pub min_qty: u32,
+    /// OUCH Capacity letter. Not interpreted: kept with the order and echoed in its Accepted and in the
+    /// Replaced of any replacement (OUCH's Replace does not carry it).
+    pub capacity: u8,
+    /// OUCH Cross Type letter. Not interpreted: kept and echoed like `capacity`.
+    pub cross_type: u8,
 }
 
 /// An OUCH Replace Order: a new order (new token, new reference, no time priority) in place of a live one.

@@ -82,6 +82,9 @@ pub(crate) struct Order {
     pub(crate) instrument: u16,
     pub(crate) side_letter: u8,
     pub(crate) display: u8,
+    /// OUCH Capacity and Cross Type as entered (echoed, never interpreted).
+    pub(crate) capacity: u8,
+    pub(crate) cross_type: u8,
     pub(crate) live: bool,
 }
 
@@ -103,6 +106,8 @@ pub(crate) const ORDER_VACANT: Order = Order {
     instrument: 0,
     side_letter: 0,
     display: 0,
+    capacity: 0,
+    cross_type: 0,
     live: false,
 };
 
@@ -377,6 +382,8 @@ struct Taker {
     side: Side,
     side_letter: u8,
     display: u8,
+    capacity: u8,
+    cross_type: u8,
     /// Effective limit (a market order's is its collar bound).
     limit: Ticks,
     /// Wire price as entered (for events).
@@ -1063,6 +1070,8 @@ impl Engine {
             firm: self.config.firms[firm as usize].firm,
             display: o.display,
             min_qty: o.min_qty,
+            capacity: o.capacity,
+            cross_type: o.cross_type,
         }));
         let mut t = Taker {
             login: o.login,
@@ -1073,6 +1082,8 @@ impl Engine {
             side,
             side_letter: o.side,
             display: o.display,
+            capacity: o.capacity,
+            cross_type: o.cross_type,
             limit: v.limit,
             price_wire: o.price,
             market: v.market,
@@ -1169,6 +1180,8 @@ impl Engine {
             instrument: t.instrument,
             side_letter: t.side_letter,
             display: t.display,
+            capacity: t.capacity,
+            cross_type: t.cross_type,
             live: true,
         };
         self.link(index);
@@ -1656,6 +1669,8 @@ impl Engine {
             firm: self.config.firms[old.firm as usize].firm,
             display: r.display,
             min_qty: r.min_qty,
+            capacity: old.capacity,
+            cross_type: old.cross_type,
             feed_replace,
         }));
         let mut t = Taker {
@@ -1667,6 +1682,8 @@ impl Engine {
             side,
             side_letter: old.side_letter,
             display: r.display,
+            capacity: old.capacity,
+            cross_type: old.cross_type,
             limit: v.limit,
             price_wire: r.price,
             market: false,

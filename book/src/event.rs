@@ -77,6 +77,10 @@ pub struct Accepted {
     pub display: u8,
     /// Minimum quantity as entered.
     pub min_qty: u32,
+    /// OUCH Capacity as entered.
+    pub capacity: u8,
+    /// OUCH Cross Type as entered.
+    pub cross_type: u8,
 }
 
 /// An order (or the rest of one) now rests on the book.
@@ -192,6 +196,10 @@ pub struct Replaced {
     pub display: u8,
     /// Replacement minimum quantity.
     pub min_qty: u32,
+    /// OUCH Capacity (inherited from the Enter).
+    pub capacity: u8,
+    /// OUCH Cross Type (inherited from the Enter).
+    pub cross_type: u8,
     /// True when the replacement rests whole without crossing: ITCH shows Order Replace (`U`).
     /// False: ITCH shows Delete of the previous order, then executions, then an Add if it rests.
     pub feed_replace: bool,

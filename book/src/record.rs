@@ -27,7 +27,9 @@
 //!
 //! A change of any layout bumps [`RECORD_VERSION`]; decoding a record of another version is an error.
 //! A new kind (0x8D and 0x0D were added after version 1 shipped) changes no existing layout, so it does not bump
-//! the version: older decoders report it as an unknown kind.
+//! the version: older decoders report it as an unknown kind. Version 2 added `capacity u8, cross_type u8`
+//! after `min_qty` in Enter, Accepted and Replaced (the engine keeps them with the order, so the pipeline
+//! needs no table of its own to echo them).
 //! Decoding never panics: every malformed input is a [`DecodeError`].
 
 use bourse_protocol::fields::Alpha;
@@ -40,7 +42,7 @@ use crate::event::{
 use crate::types::Side;
 
 /// The version byte every record starts with.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 /// Largest encoded command, bytes.
 pub const COMMAND_SIZE_MAX: usize = 64;
 /// Largest encoded event, bytes.
@@ -246,6 +248,8 @@ impl Command {
                 w.bytes(&o.firm.0)?;
                 w.u8(o.display)?;
                 w.u32(o.min_qty)?;
+                w.u8(o.capacity)?;
+                w.u8(o.cross_type)?;
             }
             Command::Cancel { login, token, shares } => {
                 w.u8(0x02)?;
@@ -344,6 +348,8 @@ impl Command {
                 firm: r.alpha()?,
                 display: r.u8()?,
                 min_qty: r.u32()?,
+                capacity: r.u8()?,
+                cross_type: r.u8()?,
             }),
             0x02 => Command::Cancel {
                 login: r.u32()?,
@@ -429,6 +435,8 @@ impl Event {
                 w.bytes(&a.firm.0)?;
                 w.u8(a.display)?;
                 w.u32(a.min_qty)?;
+                w.u8(a.capacity)?;
+                w.u8(a.cross_type)?;
             }
             Event::Added(a) => {
                 w.u8(0x82)?;
@@ -479,6 +487,8 @@ impl Event {
                 w.bytes(&r.firm.0)?;
                 w.u8(r.display)?;
                 w.u32(r.min_qty)?;
+                w.u8(r.capacity)?;
+                w.u8(r.cross_type)?;
                 w.bool(r.feed_replace)?;
             }
             Event::Modified(m) => {
@@ -579,6 +589,8 @@ impl Event {
                 firm: r.alpha()?,
                 display: r.u8()?,
                 min_qty: r.u32()?,
+                capacity: r.u8()?,
+                cross_type: r.u8()?,
             }),
             0x82 => Event::Added(Added {
                 timestamp_ns: r.u64()?,
@@ -622,6 +634,8 @@ impl Event {
                 firm: r.alpha()?,
                 display: r.u8()?,
                 min_qty: r.u32()?,
+                capacity: r.u8()?,
+                cross_type: r.u8()?,
                 feed_replace: r.bool("feed_replace")?,
             }),
             0x87 => Event::Modified(Modified {

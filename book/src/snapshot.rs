@@ -21,7 +21,7 @@ use crate::tokens::TokenWords;
 use crate::types::{Lots, Ticks};
 
 const MAGIC: &[u8; 6] = b"BKSNAP";
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 
 /// FNV-1a, 64 bit.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -145,6 +145,8 @@ impl Engine {
             o.u16(x.instrument);
             o.u8(x.side_letter);
             o.u8(x.display);
+            o.u8(x.capacity);
+            o.u8(x.cross_type);
             o.u8(u8::from(x.live));
         }
         o.len(self.free.len());
@@ -267,6 +269,8 @@ impl Engine {
                 instrument: r.u16()?,
                 side_letter: r.u8()?,
                 display: r.u8()?,
+                capacity: r.u8()?,
+                cross_type: r.u8()?,
                 live: r.bool("live")?,
             };
             let index_ok = |i: u32| i == NIL || (i as usize) < n;

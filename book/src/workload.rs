@@ -445,6 +445,10 @@ impl Workload {
             firm: Firm::BLANK,
             display: b'Y',
             min_qty: 0,
+            // Varied without drawing from the stream (the streams stay as they were): replaces must carry
+            // each order's own letters over.
+            capacity: [b'A', b'P', b'R'][login as usize % 3],
+            cross_type: if login % 2 == 0 { b'N' } else { b'O' },
         };
         match kind {
             1 => order.price = self.price(side, true),

@@ -182,19 +182,38 @@ fn records_round_trip_and_reject_malformed_bytes() {
         order_ref: 9,
     };
     let n = e.encode(&mut buf).unwrap();
-    let mut expected = vec![1u8, 0x8D];
+    let mut expected = vec![2u8, 0x8D];
     expected.extend(0x0102_0304u64.to_le_bytes());
     expected.extend(7u32.to_le_bytes());
     expected.extend(b"T1            ");
     expected.extend(9u64.to_le_bytes());
     assert_eq!(&buf[..n], &expected[..]);
     assert_eq!(Event::decode(&buf[..n]).unwrap(), (e, n));
-    assert_eq!(Command::decode(&[2, 1]), Err(DecodeError::Version(2)));
-    assert_eq!(Command::decode(&[1, 0x7F]), Err(DecodeError::Kind(0x7F)));
-    assert_eq!(Event::decode(&[1, 0x01]), Err(DecodeError::Kind(0x01)));
+    // Version 1 records (before Capacity and Cross Type joined Enter, Accepted and Replaced) are refused.
+    assert_eq!(Command::decode(&[1, 1]), Err(DecodeError::Version(1)));
+    assert_eq!(Command::decode(&[2, 0x7F]), Err(DecodeError::Kind(0x7F)));
+    assert_eq!(Event::decode(&[2, 0x01]), Err(DecodeError::Kind(0x01)));
+    // An Enter ends with its Capacity and Cross Type letters (version 2).
+    let enter = Command::Enter(bourse_book::EnterOrder {
+        login: 1,
+        token: bourse_protocol::fields::Token::new("E1").unwrap(),
+        side: b'B',
+        shares: 100,
+        symbol: bourse_protocol::fields::Symbol::new("ACME").unwrap(),
+        price: 100_000,
+        tif_s: 99_999,
+        firm: bourse_protocol::fields::Firm::BLANK,
+        display: b'Y',
+        min_qty: 0,
+        capacity: b'P',
+        cross_type: b'C',
+    });
+    let n = enter.encode(&mut buf).unwrap();
+    assert_eq!((n, &buf[..2], &buf[n - 2..n]), (52, &[2u8, 0x01][..], &b"PC"[..]));
+    assert_eq!(Command::decode(&buf[..n]).unwrap(), (enter, n));
     // KillSwitch with a bool byte of 2.
     assert_eq!(
-        Command::decode(&[1, 0x06, b'F', b'1', b' ', b' ', 2]),
+        Command::decode(&[2, 0x06, b'F', b'1', b' ', b' ', 2]),
         Err(DecodeError::Value("on"))
     );
     // Random bytes never panic.

@@ -83,6 +83,9 @@ struct MOrder {
     shares: u32,
     /// 0 = rests until end of day.
     expire_ns: u64,
+    /// OUCH Capacity and Cross Type of the Enter (a replacement inherits them).
+    capacity: u8,
+    cross_type: u8,
 }
 
 #[derive(Default)]
@@ -114,6 +117,8 @@ struct Incoming {
     shares: u32,
     min_qty: u32,
     inst: usize,
+    capacity: u8,
+    cross_type: u8,
 }
 
 impl Model {
@@ -215,6 +220,8 @@ impl Model {
             firm: firm(firm_of(o.login)),
             display: b'Y',
             min_qty: o.min_qty,
+            capacity: o.capacity,
+            cross_type: o.cross_type,
         }));
         let side = if o.side == b'B' { Side::Buy } else { Side::Sell };
         let incoming = Incoming {
@@ -229,6 +236,8 @@ impl Model {
             shares: o.shares,
             min_qty: o.min_qty,
             inst,
+            capacity: o.capacity,
+            cross_type: o.cross_type,
         };
         self.execute(now, incoming, true, out);
     }
@@ -462,6 +471,8 @@ impl Model {
             side_letter: t.side_letter,
             shares: t.shares,
             expire_ns,
+            capacity: t.capacity,
+            cross_type: t.cross_type,
         });
         self.live.insert((t.login, t.token), (t.inst, t.side, t.price));
         if emit_added {
@@ -676,6 +687,8 @@ impl Model {
             firm: firm(firm_of(r.login)),
             display: b'Y',
             min_qty: 0,
+            capacity: old.capacity,
+            cross_type: old.cross_type,
             feed_replace,
         }));
         let incoming = Incoming {
@@ -690,6 +703,8 @@ impl Model {
             shares: r.shares,
             min_qty: 0,
             inst,
+            capacity: old.capacity,
+            cross_type: old.cross_type,
         };
         self.execute(now, incoming, !feed_replace, out);
     }
@@ -743,8 +758,9 @@ fn command() -> impl Strategy<Value = Command> {
         price.clone(),
         tif.clone(),
         0u8..4,
+        (prop::sample::select(vec![b'A', b'P', b'R', b'O']), prop::sample::select(vec![b'N', b'O', b'C'])),
     )
-        .prop_map(|(login, t, buy, shares, inst, price, tif_s, fok)| {
+        .prop_map(|(login, t, buy, shares, inst, price, tif_s, fok, (capacity, cross_type))| {
             let tif_s = if price == PRICE_MARKET { 0 } else { tif_s };
             Command::Enter(EnterOrder {
                 login,
@@ -761,6 +777,8 @@ fn command() -> impl Strategy<Value = Command> {
                 firm: Firm::BLANK,
                 display: b'Y',
                 min_qty: if tif_s == 0 && fok == 0 { shares } else { 0 },
+                capacity,
+                cross_type,
             })
         });
     let cancel = (login.clone(), tok.clone(), 0u32..4).prop_map(|(login, t, lots)| Command::Cancel {

@@ -215,6 +215,8 @@ fn parse_command(words: &[&str]) -> Result<Command, String> {
                 firm: Firm::BLANK,
                 display: b'Y',
                 min_qty: 0,
+                capacity: CAPACITY_DEFAULT,
+                cross_type: CROSS_TYPE_DEFAULT,
             };
             for (k, v) in options(&words[7..])? {
                 match k {
@@ -222,6 +224,8 @@ fn parse_command(words: &[&str]) -> Result<Command, String> {
                     "firm" => o.firm = firm(v),
                     "display" => o.display = letter(v)?,
                     "min" => o.min_qty = num(v)?,
+                    "cap" => o.capacity = letter(v)?,
+                    "cross" => o.cross_type = letter(v)?,
                     _ => return Err(format!("unknown option {k}")),
                 }
             }
@@ -355,6 +359,20 @@ fn canceled(c: &Canceled) -> String {
     )
 }
 
+/// Capacity and Cross Type of an `enter` without `cap=` / `cross=`; rendered only when they differ.
+const CAPACITY_DEFAULT: u8 = b'A';
+const CROSS_TYPE_DEFAULT: u8 = b'N';
+
+/// ` cap=X cross=Y` for the letters that are not the defaults.
+fn echo_text(s: &mut String, capacity: u8, cross_type: u8) {
+    if capacity != CAPACITY_DEFAULT {
+        let _ = write!(s, " cap={}", capacity as char);
+    }
+    if cross_type != CROSS_TYPE_DEFAULT {
+        let _ = write!(s, " cross={}", cross_type as char);
+    }
+}
+
 /// One event as a fixture line (without the `< `).
 fn render(e: &Event) -> String {
     match e {
@@ -374,6 +392,7 @@ fn render(e: &Event) -> String {
             if a.min_qty > 0 {
                 let _ = write!(s, " min={}", a.min_qty);
             }
+            echo_text(&mut s, a.capacity, a.cross_type);
             s
         }
         Event::Added(a) => format!(
@@ -423,6 +442,7 @@ fn render(e: &Event) -> String {
             if r.min_qty > 0 {
                 let _ = write!(s, " min={}", r.min_qty);
             }
+            echo_text(&mut s, r.capacity, r.cross_type);
             s
         }
         Event::Modified(m) => format!(

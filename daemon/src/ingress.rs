@@ -421,6 +421,8 @@ pub fn order_command(login: u32, payload: &[u8]) -> Result<Command, &'static str
             firm: alpha_at(payload, 36),
             display: payload[40],
             min_qty: u32_at(payload, 43),
+            capacity: payload[41],
+            cross_type: payload[47],
         }),
         b'U' => Command::Replace(ReplaceOrder {
             login,
@@ -446,10 +448,11 @@ pub fn order_command(login: u32, payload: &[u8]) -> Result<Command, &'static str
     })
 }
 
-/// The OUCH fields the engine never sees but Accepted/Replaced echo (msg::Request::echo): Capacity,
-/// Intermarket Sweep Eligibility and Cross Type of an Enter Order; the ISO byte of a Replace Order
-/// (the core takes Capacity and Cross Type from the replaced order). Call after [`order_command`]
-/// accepted `payload` (type and length are checked there).
+/// The request's echo bytes (msg::Request::echo, journaled before each command): Capacity, Intermarket
+/// Sweep Eligibility and Cross Type of an Enter Order; the ISO byte of a Replace Order. Accepted and
+/// Replaced echo the request's ISO from here; Capacity and Cross Type are in the command too, and the
+/// engine keeps them with the order (a Replaced inherits them). Call after [`order_command`] accepted
+/// `payload` (type and length are checked there).
 pub fn order_echo(payload: &[u8]) -> [u8; 3] {
     match payload.first() {
         Some(b'O') if payload.len() >= 48 => [payload[41], payload[42], payload[47]],

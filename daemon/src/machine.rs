@@ -16,7 +16,7 @@ use bourse_protocol::itch;
 use bourse_protocol::journaled::{self as j};
 
 use crate::msg::SessionName;
-use crate::outputs::{self, DirectoryEntry, EchoTable, Output};
+use crate::outputs::{self, DirectoryEntry, Output};
 
 /// Where a step's records go.
 pub trait RecordSink {
@@ -96,8 +96,6 @@ pub struct Machine {
     pub engine: Engine,
     /// The day (None before the first day starts).
     pub day: Option<DayState>,
-    /// Capacity / Cross Type per live order.
-    pub echo: EchoTable,
     engine_config: EngineConfig,
     directory: Vec<DirectoryEntry>,
     logins: u32,
@@ -141,17 +139,11 @@ impl Machine {
     /// If the engine config is invalid (validated before).
     pub fn new(engine_config: EngineConfig) -> Machine {
         let engine = Engine::new(engine_config.clone()).expect("validated engine config");
-        let echo = outputs::echo_table(engine_config.orders_max as usize);
-        Machine::with_engine(engine_config, engine, None, echo)
+        Machine::with_engine(engine_config, engine, None)
     }
 
     /// A machine from restored parts.
-    pub fn with_engine(
-        engine_config: EngineConfig,
-        engine: Engine,
-        day: Option<DayState>,
-        echo: EchoTable,
-    ) -> Machine {
+    pub fn with_engine(engine_config: EngineConfig, engine: Engine, day: Option<DayState>) -> Machine {
         let directory = engine_config
             .instruments
             .iter()
@@ -164,7 +156,6 @@ impl Machine {
         Machine {
             engine,
             day,
-            echo,
             engine_config,
             directory,
             logins,
@@ -202,7 +193,6 @@ impl Machine {
             .map(|d| self.engine.is_halted(&d.symbol).unwrap_or(false))
             .collect();
         self.engine = Engine::new(self.engine_config.clone()).expect("validated engine config");
-        self.echo.clear();
         let seq = sink.record(
             j::KIND_DAY,
             &j::encode_day(&j::DayRecord {
@@ -293,7 +283,6 @@ impl Machine {
             outputs::map_events(
                 &events,
                 echo,
-                &mut self.echo,
                 self.logins,
                 &mut collector(&mut self.outs),
             );
@@ -424,7 +413,7 @@ impl Machine {
             .map(|d| d.symbol)
     }
 
-    /// The checkpoint blob: day state, echo table, engine snapshot.
+    /// The checkpoint blob: day state, engine snapshot.
     pub fn checkpoint_blob(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 << 16);
         out.extend_from_slice(CHECKPOINT_MAGIC);
@@ -444,13 +433,6 @@ impl Machine {
                     out.push(u8::from(*dis));
                 }
             }
-        }
-        let mut echo: Vec<(&u64, &[u8; 2])> = self.echo.iter().collect();
-        echo.sort_unstable();
-        out.extend_from_slice(&(echo.len() as u64).to_le_bytes());
-        for (r, e) in echo {
-            out.extend_from_slice(&r.to_le_bytes());
-            out.extend_from_slice(e);
         }
         self.engine.snapshot(&mut out);
         out
@@ -501,20 +483,15 @@ impl Machine {
             }
             _ => return Err("bad day flag".into()),
         };
-        let n = r.u64()? as usize;
-        let mut echo = outputs::echo_table((engine_config.orders_max as usize).max(n));
-        for _ in 0..n {
-            let order_ref = r.u64()?;
-            let e = r.take(2)?;
-            echo.insert(order_ref, [e[0], e[1]]);
-        }
         let engine =
             Engine::restore(engine_config.clone(), &blob[r.pos..]).map_err(|e| format!("engine: {e}"))?;
-        Ok(Machine::with_engine(engine_config, engine, day, echo))
+        Ok(Machine::with_engine(engine_config, engine, day))
     }
 }
 
-const CHECKPOINT_MAGIC: &[u8; 8] = b"BRSDCKP1";
+/// Version 2 dropped the echo table (Capacity and Cross Type per live order), which the engine's snapshot
+/// now holds.
+const CHECKPOINT_MAGIC: &[u8; 8] = b"BRSDCKP2";
 
 struct Cursor<'a> {
     bytes: &'a [u8],
@@ -548,20 +525,23 @@ mod tests {
     use super::*;
     use bourse_book::EnterOrder;
     use bourse_protocol::fields::{Firm, Token};
+    use bourse_protocol::ouch;
 
-    /// Counts records; the journal sequence is the count.
-    struct Count(u64);
+    /// Counts records (the journal sequence is the count) and keeps the OUCH messages.
+    struct Count(u64, Vec<Vec<u8>>);
 
     impl RecordSink for Count {
         fn record(&mut self, _: u16, _: &[u8]) -> Result<u64, StepError> {
             self.0 += 1;
             Ok(self.0)
         }
-        fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, _: &[u8]) {}
+        fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, bytes: &[u8]) {
+            self.1.push(bytes.to_vec());
+        }
         fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
     }
 
-    fn enter(login: u32, token: &str, side: u8, shares: u32, tif_s: u32) -> Command {
+    fn enter(login: u32, token: &str, side: u8, shares: u32, tif_s: u32, echo: [u8; 3]) -> Command {
         Command::Enter(EnterOrder {
             login,
             token: Token::new(token).unwrap(),
@@ -573,30 +553,46 @@ mod tests {
             firm: Firm::BLANK,
             display: b'Y',
             min_qty: 0,
+            capacity: echo[0],
+            cross_type: echo[2],
         })
     }
 
+    /// Capacity and Cross Type of the Enter reach the Accepted and, through a checkpoint and a restore,
+    /// the Replaced of a replacement (the engine keeps them: OUCH's Replace carries neither); the ISO of
+    /// each is its own request's.
     #[test]
-    fn the_echo_table_holds_only_live_orders() {
+    fn capacity_and_cross_type_survive_a_checkpoint_into_the_replaced() {
         let config = crate::config::Config::embedded_default().engine_config();
         let mut m = Machine::new(config);
-        let mut sink = Count(0);
+        let mut sink = Count(0, Vec::new());
         m.start_day(Alpha(*b"2026112601"), 0, 1, &mut sink).unwrap();
-        m.command(2, *b"PNN", &enter(1, "A", b'B', 100, 99_999), 1, 0, &mut sink)
+        sink.1.clear();
+        m.command(2, *b"PYC", &enter(1, "A", b'B', 100, 99_999, *b"PYC"), 1, 0, &mut sink)
             .unwrap();
-        m.command(3, *b"ANN", &enter(2, "B", b'S', 40, 0), 2, 0, &mut sink)
-            .unwrap(); // taker filled in full
-        assert_eq!(m.echo.len(), 1, "only the resting order's entry stays");
-        m.command(4, *b"ANN", &enter(2, "C", b'S', 100, 0), 2, 0, &mut sink)
-            .unwrap(); // fills 60, rest canceled
-        assert!(m.echo.is_empty(), "{:?}", m.echo);
-        // The checkpoint carries the table and the day; a restore gives the same blob back.
-        m.command(5, *b"RNN", &enter(1, "D", b'B', 10, 99_999), 1, 0, &mut sink)
-            .unwrap();
+        let ouch::Outbound::Accepted(a) = ouch::Outbound::decode(&sink.1[0]).unwrap() else {
+            panic!("not an Accepted: {:?}", sink.1[0]);
+        };
+        assert_eq!((a.capacity, a.intermarket_sweep, a.cross_type), (b'P', b'Y', b'C'));
         let blob = m.checkpoint_blob();
-        let restored = Machine::from_checkpoint(m.engine_config().clone(), &blob).unwrap();
+        let mut restored = Machine::from_checkpoint(m.engine_config().clone(), &blob).unwrap();
         assert_eq!(restored.checkpoint_blob(), blob);
-        assert_eq!(restored.echo.len(), 1);
         assert_eq!(restored.day, m.day);
+        let replace = Command::Replace(bourse_book::ReplaceOrder {
+            login: 1,
+            existing_token: Token::new("A").unwrap(),
+            replacement_token: Token::new("A2").unwrap(),
+            shares: 100,
+            price: 1_900_000,
+            tif_s: 99_999,
+            display: b'Y',
+            min_qty: 0,
+        });
+        sink.1.clear();
+        restored.command(3, *b" N ", &replace, 1, 0, &mut sink).unwrap();
+        let ouch::Outbound::Replaced(r) = ouch::Outbound::decode(&sink.1[0]).unwrap() else {
+            panic!("not a Replaced: {:?}", sink.1[0]);
+        };
+        assert_eq!((r.capacity, r.intermarket_sweep, r.cross_type), (b'P', b'N', b'C'));
     }
 }

@@ -1,11 +1,7 @@
 //! Engine events -> OUCH replies and ITCH messages: docs/protocol.md section 6 (EV-01..EV-25) as code.
 //!
-//! Pure and deterministic: the same events (and the same echo fields and order table) give the same
-//! bytes, which is what lets recovery re-run a command and compare its outputs with the journaled ones.
+//! Pure and deterministic: the same events (and the same request echo) give the same bytes, which is what lets recovery re-run a command and compare its outputs with the journaled ones.
 //! Sequence numbers are not assigned here; the core numbers each output as it journals it.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use bourse_book::{Event, Side as BookSide};
 use bourse_protocol::fields::{Alpha, Symbol};
@@ -28,42 +24,6 @@ pub enum Output<'a> {
         /// The message bytes.
         bytes: &'a [u8],
     },
-}
-
-/// The OUCH fields an order keeps that the engine does not: Capacity and Cross Type, per live order
-/// reference (Replaced inherits them). Part of the checkpoint. An entry lives from Accepted to the event
-/// that leaves the order with nothing open, so the table holds at most the live orders plus the command
-/// in progress.
-pub type EchoTable = HashMap<u64, [u8; 2], BuildHasherDefault<RefHasher>>;
-
-/// A hasher for order references (sequential `u64`s) that keeps neighbours neighbours: the low bits (the
-/// bucket) are the reference itself, so the orders of one burst share cache lines in a table sized for a
-/// million orders; the top 7 bits (the table's tag byte) come from a multiply, so a probe still tells
-/// keys apart. (A plain multiplicative hash scattered every insert to a cold line: 8 % of the pipeline
-/// thread at 375 k orders/s.)
-#[derive(Default, Clone, Copy)]
-pub struct RefHasher(u64);
-
-const REF_TAG_SHIFT: u32 = 57;
-
-impl Hasher for RefHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        let tag = value.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> REF_TAG_SHIFT;
-        self.0 = (value & ((1 << REF_TAG_SHIFT) - 1)) | (tag << REF_TAG_SHIFT);
-    }
-}
-
-/// An empty echo table with room for `orders` live orders.
-pub fn echo_table(orders: usize) -> EchoTable {
-    EchoTable::with_capacity_and_hasher(orders, BuildHasherDefault::default())
 }
 
 /// One instrument as the Stock Directory shows it.
@@ -199,30 +159,19 @@ pub fn start_of_day(
     ouch_system_event(out, timestamp_ns, logins, ouch::EventCode::StartOfDay);
 }
 
-/// Maps the events of one command, in order, to outputs. `echo` holds the request's Capacity, ISO and
-/// Cross Type; `logins` is the number of configured logins (System Events go to all of them).
-pub fn map_events(
-    events: &[Event],
-    echo: [u8; 3],
-    table: &mut EchoTable,
-    logins: u32,
-    out: &mut impl FnMut(Output<'_>),
-) {
+/// Maps the events of one command, in order, to outputs. `echo` is the request's echo bytes
+/// (`ingress::order_echo`), of which only the Intermarket Sweep Eligibility (`echo[1]`) is used: the
+/// engine's events carry Capacity and Cross Type, which an order keeps. `logins` is the number of
+/// configured logins (System Events go to all of them).
+pub fn map_events(events: &[Event], echo: [u8; 3], logins: u32, out: &mut impl FnMut(Output<'_>)) {
     for event in events {
-        map_event(event, echo, table, logins, out);
+        map_event(event, echo, logins, out);
     }
 }
 
-fn map_event(
-    event: &Event,
-    echo: [u8; 3],
-    table: &mut EchoTable,
-    logins: u32,
-    out: &mut impl FnMut(Output<'_>),
-) {
+fn map_event(event: &Event, echo: [u8; 3], logins: u32, out: &mut impl FnMut(Output<'_>)) {
     match event {
         Event::Accepted(a) => {
-            table.insert(a.order_ref, [echo[0], echo[2]]);
             let terms = ouch::OrderTerms {
                 side: ouch_side(a.side),
                 shares: a.shares,
@@ -231,10 +180,10 @@ fn map_event(
                 time_in_force: a.tif_s,
                 firm: a.firm,
                 display: ouch_display(a.display),
-                capacity: echo[0],
+                capacity: a.capacity,
                 intermarket_sweep: echo[1],
                 minimum_quantity: a.min_qty,
-                cross_type: echo[2],
+                cross_type: a.cross_type,
             };
             let msg = ouch::Accepted::new(
                 a.timestamp_ns,
@@ -298,17 +247,11 @@ fn map_event(
                     match_number: e.match_number,
                 }
             );
-            if e.resting.remaining == 0 {
-                table.remove(&e.resting.order_ref);
-            }
-            if e.taking.remaining == 0 {
-                table.remove(&e.taking.order_ref);
-            }
         }
         Event::Canceled(c) => {
             let msg = ouch::Canceled::new(c.timestamp_ns, c.token, c.decrement, c.reason);
             emit_ouch(out, c.login, &msg);
-            feed_cancel(c, table, out);
+            feed_cancel(c, out);
         }
         Event::SelfTradeCanceled(s) => {
             let c = &s.canceled;
@@ -327,11 +270,9 @@ fn map_event(
                 flag,
             );
             emit_ouch(out, c.login, &msg);
-            feed_cancel(c, table, out);
+            feed_cancel(c, out);
         }
         Event::Replaced(r) => {
-            let inherited = table.remove(&r.previous_order_ref).unwrap_or([b' ', b' ']);
-            table.insert(r.order_ref, inherited);
             let terms = ouch::OrderTerms {
                 side: ouch_side(r.side),
                 shares: r.shares,
@@ -340,10 +281,10 @@ fn map_event(
                 time_in_force: r.tif_s,
                 firm: r.firm,
                 display: ouch_display(r.display),
-                capacity: inherited[0],
+                capacity: r.capacity,
                 intermarket_sweep: echo[1],
                 minimum_quantity: r.min_qty,
-                cross_type: inherited[1],
+                cross_type: r.cross_type,
             };
             let msg = ouch::Replaced::new(
                 r.timestamp_ns,
@@ -446,10 +387,7 @@ fn map_event(
     }
 }
 
-fn feed_cancel(c: &bourse_book::event::Canceled, table: &mut EchoTable, out: &mut impl FnMut(Output<'_>)) {
-    if c.remaining == 0 {
-        table.remove(&c.order_ref);
-    }
+fn feed_cancel(c: &bourse_book::event::Canceled, out: &mut impl FnMut(Output<'_>)) {
     if !c.on_book {
         return;
     }

@@ -135,6 +135,8 @@ fn enter(login: u32, token: &str, side: u8, shares: u32, price: u32) -> Command 
         firm: Firm::BLANK,
         display: b'Y',
         min_qty: 0,
+        capacity: b'P',
+        cross_type: b'N',
     })
 }
 

@@ -290,6 +290,8 @@ fn a_journal_altered_to_disagree_stops_start_up() {
             firm: Alpha::BLANK,
             display: b'Y',
             min_qty: 0,
+            capacity: b'P',
+            cross_type: b'N',
         });
         let mut buf = [0u8; 128];
         j::encode_command_prefix(&mut buf, u64::from(u32::MAX), *b"PNN");

@@ -223,6 +223,8 @@ impl BourseBook {
                 firm: Firm::BLANK,
                 display: b'Y',
                 min_qty: 0,
+                capacity: b'P',
+                cross_type: b'N',
             }),
             next_token: TokenCounter::new(),
         }
