@@ -336,6 +336,7 @@ pub trait EventSink {
 }
 
 impl EventSink for Vec<Event> {
+    #[inline]
     fn push(&mut self, event: Event) {
         Vec::push(self, event);
     }
