@@ -134,6 +134,13 @@ impl LiveTable {
         }
     }
 
+    /// The address of the home slot of (login, token): where [`LiveTable::get`] starts reading.
+    #[inline]
+    pub(crate) fn home_address(&self, login: u32, token: TokenWords) -> *const u8 {
+        let i = hash32(login, token) as usize & self.mask;
+        std::ptr::from_ref(&self.slots[i]).cast()
+    }
+
     /// Number of entries.
     pub(crate) fn count(&self) -> usize {
         self.len

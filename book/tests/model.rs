@@ -758,29 +758,34 @@ fn command() -> impl Strategy<Value = Command> {
         price.clone(),
         tif.clone(),
         0u8..4,
-        (prop::sample::select(vec![b'A', b'P', b'R', b'O']), prop::sample::select(vec![b'N', b'O', b'C'])),
+        (
+            prop::sample::select(vec![b'A', b'P', b'R', b'O']),
+            prop::sample::select(vec![b'N', b'O', b'C']),
+        ),
     )
-        .prop_map(|(login, t, buy, shares, inst, price, tif_s, fok, (capacity, cross_type))| {
-            let tif_s = if price == PRICE_MARKET { 0 } else { tif_s };
-            Command::Enter(EnterOrder {
-                login,
-                token: token(t),
-                side: if buy {
-                    b'B'
-                } else {
-                    [b'S', b'T', b'E'][usize::from(t % 3)]
-                },
-                shares,
-                symbol: symbol(inst),
-                price,
-                tif_s,
-                firm: Firm::BLANK,
-                display: b'Y',
-                min_qty: if tif_s == 0 && fok == 0 { shares } else { 0 },
-                capacity,
-                cross_type,
-            })
-        });
+        .prop_map(
+            |(login, t, buy, shares, inst, price, tif_s, fok, (capacity, cross_type))| {
+                let tif_s = if price == PRICE_MARKET { 0 } else { tif_s };
+                Command::Enter(EnterOrder {
+                    login,
+                    token: token(t),
+                    side: if buy {
+                        b'B'
+                    } else {
+                        [b'S', b'T', b'E'][usize::from(t % 3)]
+                    },
+                    shares,
+                    symbol: symbol(inst),
+                    price,
+                    tif_s,
+                    firm: Firm::BLANK,
+                    display: b'Y',
+                    min_qty: if tif_s == 0 && fok == 0 { shares } else { 0 },
+                    capacity,
+                    cross_type,
+                })
+            },
+        );
     let cancel = (login.clone(), tok.clone(), 0u32..4).prop_map(|(login, t, lots)| Command::Cancel {
         login,
         token: token(t),

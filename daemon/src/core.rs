@@ -742,6 +742,15 @@ impl Agent for Core {
                 let Some(request) = self.requests.pop() else {
                     break;
                 };
+                // The next order's first read of the live-order index, started now so that it overlaps
+                // this one (on the nominal load mix that read was ~10 % of the pipeline thread, most of
+                // it a cache miss).
+                if let Some(next) = self.requests.peek()
+                    && let RequestBody::Order(command) = &next.body
+                    && let Some(address) = self.machine.engine.lookup_address(command)
+                {
+                    prefetch(address);
+                }
                 self.handle_request(request);
                 taken += 1;
             }
@@ -1118,6 +1127,19 @@ fn journal_commit(recovered: &mut Recovered) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Asks the CPU to bring the cache line at `address` in: a hint (no fault, no effect on memory; nothing on
+/// other architectures), for [`bourse_book::Engine::lookup_address`].
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,12 +280,7 @@ impl Machine {
         }
         if result.is_ok() {
             self.outs.clear();
-            outputs::map_events(
-                &events,
-                echo,
-                self.logins,
-                &mut collector(&mut self.outs),
-            );
+            outputs::map_events(&events, echo, self.logins, &mut collector(&mut self.outs));
             result = self.emit_collected(requester, recv_ns, sink);
         }
         if result.is_ok() && end_of_day {
@@ -568,12 +563,22 @@ mod tests {
         let mut sink = Count(0, Vec::new());
         m.start_day(Alpha(*b"2026112601"), 0, 1, &mut sink).unwrap();
         sink.1.clear();
-        m.command(2, *b"PYC", &enter(1, "A", b'B', 100, 99_999, *b"PYC"), 1, 0, &mut sink)
-            .unwrap();
+        m.command(
+            2,
+            *b"PYC",
+            &enter(1, "A", b'B', 100, 99_999, *b"PYC"),
+            1,
+            0,
+            &mut sink,
+        )
+        .unwrap();
         let ouch::Outbound::Accepted(a) = ouch::Outbound::decode(&sink.1[0]).unwrap() else {
             panic!("not an Accepted: {:?}", sink.1[0]);
         };
-        assert_eq!((a.capacity, a.intermarket_sweep, a.cross_type), (b'P', b'Y', b'C'));
+        assert_eq!(
+            (a.capacity, a.intermarket_sweep, a.cross_type),
+            (b'P', b'Y', b'C')
+        );
         let blob = m.checkpoint_blob();
         let mut restored = Machine::from_checkpoint(m.engine_config().clone(), &blob).unwrap();
         assert_eq!(restored.checkpoint_blob(), blob);
@@ -593,6 +598,9 @@ mod tests {
         let ouch::Outbound::Replaced(r) = ouch::Outbound::decode(&sink.1[0]).unwrap() else {
             panic!("not a Replaced: {:?}", sink.1[0]);
         };
-        assert_eq!((r.capacity, r.intermarket_sweep, r.cross_type), (b'P', b'N', b'C'));
+        assert_eq!(
+            (r.capacity, r.intermarket_sweep, r.cross_type),
+            (b'P', b'N', b'C')
+        );
     }
 }
