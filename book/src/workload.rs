@@ -448,7 +448,7 @@ impl Workload {
             // Varied without drawing from the stream (the streams stay as they were): replaces must carry
             // each order's own letters over.
             capacity: [b'A', b'P', b'R'][login as usize % 3],
-            cross_type: if login % 2 == 0 { b'N' } else { b'O' },
+            cross_type: if login.is_multiple_of(2) { b'N' } else { b'O' },
         };
         match kind {
             1 => order.price = self.price(side, true),
