@@ -1608,12 +1608,17 @@ impl Agent for Ingress {
             return self.shutdown();
         }
         let mut work = self.st.push_held();
+        // Replies first: what the core released since the last round goes out before this round's
+        // `epoll_wait` and reads, which would otherwise sit between every order and its ack (in `shared`
+        // mode the core runs just before this agent, so its replies are written in the same pass).
+        work += self.drain_replies();
+        work += self.flush_dirty();
         work += self.poll_events();
         work += self.accept();
-        work += self.drain_replies();
         work += self.st.replay();
         work += self.read_sockets();
         work += self.scan_timers();
+        // What this round itself queued: logins, heartbeats, rejects of malformed input, replays.
         work += self.flush_dirty();
         self.publish();
         work
