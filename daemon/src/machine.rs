@@ -439,7 +439,15 @@ impl Machine {
     /// A description of what is wrong with the blob.
     pub fn from_checkpoint(engine_config: EngineConfig, blob: &[u8]) -> Result<Machine, String> {
         let mut r = Cursor { bytes: blob, pos: 0 };
-        if r.take(CHECKPOINT_MAGIC.len())? != CHECKPOINT_MAGIC {
+        let magic = r.take(CHECKPOINT_MAGIC.len())?;
+        if magic == b"BRSDCKP1" {
+            return Err(
+                "checkpoint written by an older boursed (BRSDCKP1, before book records version 2): \
+                 keep that journal directory for the version that wrote it and start on an empty one"
+                    .into(),
+            );
+        }
+        if magic != CHECKPOINT_MAGIC {
             return Err("not a boursed checkpoint (magic)".into());
         }
         let day = match r.u8()? {
@@ -583,6 +591,13 @@ mod tests {
         let mut restored = Machine::from_checkpoint(m.engine_config().clone(), &blob).unwrap();
         assert_eq!(restored.checkpoint_blob(), blob);
         assert_eq!(restored.day, m.day);
+        // A checkpoint of the format before (with the outputs' echo table) is refused by name.
+        let mut old = blob.clone();
+        old[..8].copy_from_slice(b"BRSDCKP1");
+        match Machine::from_checkpoint(m.engine_config().clone(), &old) {
+            Err(e) => assert!(e.contains("older boursed"), "{e}"),
+            Ok(_) => panic!("a BRSDCKP1 checkpoint was restored"),
+        }
         let replace = Command::Replace(bourse_book::ReplaceOrder {
             login: 1,
             existing_token: Token::new("A").unwrap(),
