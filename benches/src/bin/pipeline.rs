@@ -60,6 +60,12 @@ struct Args {
     /// Directory for the journals (one per run, removed after it); default: the system's temp dir.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The engine's order capacity (its tables are sized from it; `e2e` gives boursed 4,000,000).
+    #[arg(long, default_value_t = 1 << 16)]
+    orders_max: u32,
+    /// The day's token capacity (at least the commands; `e2e` gives boursed 20,000,000).
+    #[arg(long, default_value_t = 0)]
+    tokens_max: u32,
 }
 
 /// A sink that numbers records and counts messages: what the outputs cost without a journal.
@@ -281,13 +287,22 @@ fn main() -> Result<()> {
         args.commands > 0 && args.rounds > 0,
         "--commands and --rounds must be above 0"
     );
-    let params = WorkloadParams::new(args.seed, mix);
+    let mut params = WorkloadParams::new(args.seed, mix);
+    params.orders_max = args.orders_max;
+    params.tokens_max = params.tokens_max.max(args.tokens_max);
     let config = params.config_for(args.commands);
     let commands: Vec<(u64, Command)> = Workload::new(params).take(args.commands).collect();
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     println!(
-        "pipeline: {} commands ({} mix, seed {:#x}), {} instruments, {} logins, {} rounds",
-        args.commands, args.mix, args.seed, params.instruments, params.logins, args.rounds
+        "pipeline: {} commands ({} mix, seed {:#x}), {} instruments, {} logins, orders_max {}, tokens_max {}, {} rounds",
+        args.commands,
+        args.mix,
+        args.seed,
+        params.instruments,
+        params.logins,
+        config.orders_max,
+        config.tokens_max,
+        args.rounds
     );
     let mut per_stage: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut expected: Option<Outcome> = None;
