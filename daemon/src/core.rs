@@ -124,18 +124,31 @@ struct LiveSink<'a> {
     appended: &'a mut bool,
 }
 
+/// Appends one record of a step to the open batch, committing the batch first when it is full: a step
+/// bigger than a batch (a mass cancel of a huge book) spans two batches, and recovery re-checks them all
+/// the same. The live sink's append (public for the in-process pipeline bench).
+///
+/// # Errors
+/// The journal's (a poisoned writer, ENOSPC).
+#[inline]
+pub fn append_step_record<S: bourse_journal::Storage>(
+    journal: &mut Journal<S>,
+    kind: u16,
+    payload: &[u8],
+) -> Result<u64, StepError> {
+    match journal.append(kind, payload) {
+        Err(bourse_journal::JournalError::BatchFull { .. }) => {
+            journal.commit_batch()?;
+            Ok(journal.append(kind, payload)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 impl RecordSink for LiveSink<'_> {
     fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError> {
         *self.appended = true;
-        match self.journal.append(kind, payload) {
-            Err(bourse_journal::JournalError::BatchFull { .. }) => {
-                // One step bigger than a batch (a mass cancel of a huge book): its records span two
-                // batches; recovery re-checks them all the same.
-                self.journal.commit_batch()?;
-                Ok(self.journal.append(kind, payload)?)
-            }
-            other => Ok(other?),
-        }
+        append_step_record(self.journal, kind, payload)
     }
     // Both build the record in the queue's slot and copy the message bytes there: a message built on
     // the stack and then moved was read back with wide loads right after the narrower stores of its

@@ -137,13 +137,7 @@ impl JournalSink {
 
 impl RecordSink for JournalSink {
     fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError> {
-        match self.journal.append(kind, payload) {
-            Err(bourse_journal::JournalError::BatchFull { .. }) => {
-                self.journal.commit_batch()?;
-                Ok(self.journal.append(kind, payload)?)
-            }
-            other => Ok(other?),
-        }
+        bourse_daemon::core::append_step_record(&mut self.journal, kind, payload)
     }
     fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, bytes: &[u8]) {
         Self::queue(&mut self.ouch, bytes);
