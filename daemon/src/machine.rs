@@ -12,8 +12,8 @@
 
 use bourse_book::{Command, Engine, EngineConfig, Event};
 use bourse_protocol::fields::{Alpha, Symbol};
-use bourse_protocol::itch;
 use bourse_protocol::journaled::{self as j};
+use bourse_protocol::{itch, ouch};
 
 use crate::msg::SessionName;
 use crate::outputs::{self, DirectoryEntry, Output};
@@ -100,37 +100,70 @@ pub struct Machine {
     directory: Vec<DirectoryEntry>,
     logins: u32,
     events: Vec<Event>,
-    scratch: Vec<u8>,
-    /// One step's outputs before they are numbered and recorded (reused: no allocation per command).
-    outs: Vec<PendingOutput>,
 }
 
-/// A sink for the mapping that copies each output into `outs` (reused: no allocation per command).
-fn collector(outs: &mut Vec<PendingOutput>) -> impl FnMut(Output<'_>) + '_ {
-    move |o| {
-        let (is_ouch, login, bytes) = match o {
-            Output::Ouch { login, bytes } => (true, login, bytes),
-            Output::Itch { bytes } => (false, 0, bytes),
-        };
-        let mut out = PendingOutput {
-            is_ouch,
-            login,
-            len: bytes.len() as u8,
-            bytes: [0u8; 80],
-        };
-        out.bytes[..bytes.len()].copy_from_slice(bytes);
-        outs.push(out);
+/// Numbers and records the outputs `produce` hands over, in order, each as it comes (no copy of the
+/// message in between); the requester's OUCH replies carry `recv_ns`. After an error the rest are not
+/// recorded and the error is returned.
+///
+/// # Panics
+/// If an output comes while no day is open (the engine makes none before the first day starts).
+fn record_outputs(
+    day: &mut Option<DayState>,
+    requester: u32,
+    recv_ns: u64,
+    sink: &mut impl RecordSink,
+    produce: impl FnOnce(&mut dyn FnMut(Output<'_>)),
+) -> Result<(), StepError> {
+    let mut result = Ok(());
+    produce(&mut |output: Output<'_>| {
+        if result.is_ok() {
+            let day = day.as_mut().expect("a day is open before any output");
+            result = record_output(day, output, requester, recv_ns, sink);
+        }
+    });
+    result
+}
+
+/// Numbers one output (session or feed sequence), records it and hands it to the sink for release.
+#[inline]
+fn record_output(
+    day: &mut DayState,
+    output: Output<'_>,
+    requester: u32,
+    recv_ns: u64,
+    sink: &mut impl RecordSink,
+) -> Result<(), StepError> {
+    let mut buf = [0u8; j::OUCH_PREFIX_LEN + OUTPUT_LEN_MAX];
+    match output {
+        Output::Ouch { login, bytes } => {
+            let Some(next) = day.next_session_seq.get_mut(login as usize) else {
+                return Ok(());
+            };
+            let seq = *next;
+            *next += 1;
+            let n = j::encode_ouch(&mut buf, login, seq, bytes);
+            let journal_seq = sink.record(j::KIND_OUCH, &buf[..n])?;
+            let recv_ns = if login == requester { recv_ns } else { 0 };
+            sink.ouch(login, seq, journal_seq, recv_ns, bytes);
+        }
+        Output::Itch { bytes } => {
+            let seq = day.next_feed_seq;
+            day.next_feed_seq += 1;
+            let n = j::encode_itch(&mut buf, seq, bytes);
+            let journal_seq = sink.record(j::KIND_ITCH, &buf[..n])?;
+            sink.itch(seq, journal_seq, bytes);
+        }
     }
+    Ok(())
 }
 
-/// An output of the mapping, held until the command's events are all mapped.
-#[derive(Clone, Copy)]
-struct PendingOutput {
-    is_ouch: bool,
-    login: u32,
-    len: u8,
-    bytes: [u8; 80],
-}
+/// Longest OUCH or ITCH message the mapping produces.
+const OUTPUT_LEN_MAX: usize = if ouch::MESSAGE_LEN_MAX > itch::MESSAGE_LEN_MAX {
+    ouch::MESSAGE_LEN_MAX
+} else {
+    itch::MESSAGE_LEN_MAX
+};
 
 impl Machine {
     /// A machine with a fresh engine and no day.
@@ -160,8 +193,6 @@ impl Machine {
             directory,
             logins,
             events: Vec::with_capacity(4096),
-            scratch: Vec::with_capacity(256),
-            outs: Vec::with_capacity(4096),
         }
     }
 
@@ -227,15 +258,10 @@ impl Machine {
                 );
             }
         }
-        self.outs.clear();
-        outputs::start_of_day(
-            &mut collector(&mut self.outs),
-            timestamp_ns,
-            &self.directory,
-            &halted,
-            self.logins,
-        );
-        self.emit_collected(0, 0, sink)
+        let (directory, logins) = (&self.directory, self.logins);
+        record_outputs(&mut self.day, 0, 0, sink, |out| {
+            outputs::start_of_day(&mut { out }, timestamp_ns, directory, &halted, logins);
+        })
     }
 
     /// Applies one sequenced command at `timestamp_ns` and records it with its events and outputs.
@@ -279,9 +305,10 @@ impl Machine {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMarketHours, sink);
         }
         if result.is_ok() {
-            self.outs.clear();
-            outputs::map_events(&events, echo, self.logins, &mut collector(&mut self.outs));
-            result = self.emit_collected(requester, recv_ns, sink);
+            let logins = self.logins;
+            result = record_outputs(&mut self.day, requester, recv_ns, sink, |out| {
+                outputs::map_events(&events, echo, logins, &mut { out });
+            });
         }
         if result.is_ok() && end_of_day {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMessages, sink);
@@ -340,65 +367,9 @@ impl Machine {
         code: itch::EventCode,
         sink: &mut impl RecordSink,
     ) -> Result<(), StepError> {
-        self.outs.clear();
-        outputs::system_event(&mut collector(&mut self.outs), timestamp_ns, code);
-        self.emit_collected(0, 0, sink)
-    }
-
-    /// Numbers and records the outputs in `self.outs`, in order; the requester's OUCH replies carry
-    /// `recv_ns`.
-    fn emit_collected(
-        &mut self,
-        requester: u32,
-        recv_ns: u64,
-        sink: &mut impl RecordSink,
-    ) -> Result<(), StepError> {
-        let outs = std::mem::take(&mut self.outs);
-        let mut result = Ok(());
-        for o in &outs {
-            let r = if o.is_ouch && o.login == requester {
-                recv_ns
-            } else {
-                0
-            };
-            result = self.emit(o.is_ouch, o.login, &o.bytes[..usize::from(o.len)], r, sink);
-            if result.is_err() {
-                break;
-            }
-        }
-        self.outs = outs;
-        result
-    }
-
-    fn emit(
-        &mut self,
-        is_ouch: bool,
-        login: u32,
-        bytes: &[u8],
-        recv_ns: u64,
-        sink: &mut impl RecordSink,
-    ) -> Result<(), StepError> {
-        let day = self.day.as_mut().expect("a day is open before any output");
-        self.scratch.clear();
-        if is_ouch {
-            let Some(next) = day.next_session_seq.get_mut(login as usize) else {
-                return Ok(());
-            };
-            let seq = *next;
-            *next += 1;
-            self.scratch.resize(j::OUCH_PREFIX_LEN + bytes.len(), 0);
-            j::encode_ouch(&mut self.scratch, login, seq, bytes);
-            let jseq = sink.record(j::KIND_OUCH, &self.scratch)?;
-            sink.ouch(login, seq, jseq, recv_ns, bytes);
-        } else {
-            let seq = day.next_feed_seq;
-            day.next_feed_seq += 1;
-            self.scratch.resize(j::ITCH_PREFIX_LEN + bytes.len(), 0);
-            j::encode_itch(&mut self.scratch, seq, bytes);
-            let jseq = sink.record(j::KIND_ITCH, &self.scratch)?;
-            sink.itch(seq, jseq, bytes);
-        }
-        Ok(())
+        record_outputs(&mut self.day, 0, 0, sink, |out| {
+            outputs::system_event(&mut { out }, timestamp_ns, code);
+        })
     }
 
     /// Symbol of instrument `locate` (1-based), if any.
