@@ -1153,6 +1153,7 @@ fn prefetch(address: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = address;
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
