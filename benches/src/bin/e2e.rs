@@ -37,6 +37,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bourse_book::config::TOKENS_MAX_LIMIT;
 use bourse_protocol::admin::{AdminReply, AdminRequest};
 use bourse_tools::load::daemon::{
     Daemon, DaemonConfigOptions, daemon_config, find_boursed, instruments_from_config, load_logins, temp_dir,
@@ -411,6 +412,17 @@ struct Bench {
 
 impl Bench {
     fn start_daemon(&self, sync: &str, logins: usize, dir: &std::path::Path) -> Result<Daemon> {
+        self.start_daemon_with_tokens(sync, logins, dir, TOKENS_MAX_DEFAULT)
+    }
+
+    /// [`Bench::start_daemon`] with room for `tokens_max` tokens in the day.
+    fn start_daemon_with_tokens(
+        &self,
+        sync: &str,
+        logins: usize,
+        dir: &std::path::Path,
+        tokens_max: u32,
+    ) -> Result<Daemon> {
         let options = DaemonConfigOptions {
             journal_dir: dir.join("journal"),
             load_logins: Some(logins),
@@ -420,7 +432,7 @@ impl Bench {
             market_data: None,
             throttle_msgs_per_s: Some(10_000_000),
             orders_max: Some(4_000_000),
-            tokens_max: Some(20_000_000),
+            tokens_max: Some(tokens_max),
             market_data_heartbeat_ms: None,
             helper_cores: None,
         };
@@ -489,6 +501,9 @@ impl Bench {
 
 /// Steps the echo may add beyond `--rates` while it keeps up (each doubles the rate).
 const ECHO_EXTRA_STEPS_MAX: usize = 3;
+/// The day's token capacity `boursed` gets in the harness: room for every request of the latency rows
+/// and of a 2-second throughput step at 6.4 M/s.
+const TOKENS_MAX_DEFAULT: u32 = 20_000_000;
 
 /// The best achieved rate of `server`'s throughput steps.
 fn best_achieved(steps: &[(&'static str, Row)], server: &str) -> f64 {
@@ -538,7 +553,12 @@ fn throughput_steps(bench: &Bench, args: &Args) -> Result<Vec<(&'static str, Row
     for rate in &args.rates {
         eprintln!("e2e: throughput boursed at {rate}/s");
         let dir = temp_dir("e2e")?;
-        let mut daemon = bench.start_daemon("none", args.throughput_sessions, &dir)?;
+        // Every request of the step may take a token (quotes, aggressive orders, replacements): a day too
+        // small for a long overload step would answer its last ones with cheap `Y` rejects.
+        let tokens = (rate * args.step_seconds * 1.1).min(f64::from(TOKENS_MAX_LIMIT));
+        let tokens_max = TOKENS_MAX_DEFAULT.max(tokens as u32);
+        let mut daemon =
+            bench.start_daemon_with_tokens("none", args.throughput_sessions, &dir, tokens_max)?;
         let busy_before = pipeline_busy_ns(&daemon);
         let report = bench.run_load_with(
             daemon.ports.order_entry,
