@@ -1532,18 +1532,26 @@ impl Engine {
     }
 
     /// The arena index of the live order of (login, token), if any.
-    /// Where a Cancel, Replace or Modify (`command`) will first read the live-order index, which is large
-    /// and read at random: a caller holding the next command while it applies this one can prefetch that
-    /// line so the miss overlaps the work (the book itself cannot issue a prefetch: it has no unsafe code).
-    /// `None` for other commands. Reading the address is harmless; it is never dereferenced here.
+    /// Where `command` will first touch the live-order index, which is large and read at random: the home
+    /// slot of the (login, token) a Cancel, Modify or Replace names, and the home slot where an Enter's or
+    /// a Replace's new token will be inserted if the order rests. A caller holding the next command while it
+    /// applies this one can prefetch those lines so that the misses overlap the work (the book itself
+    /// cannot issue a prefetch: it has no unsafe code). `[None, None]` for other commands. Reading the
+    /// addresses is harmless; they are never dereferenced here.
     #[inline]
-    pub fn lookup_address(&self, command: &Command) -> Option<*const u8> {
-        let (login, token) = match command {
-            Command::Cancel { login, token, .. } | Command::Modify { login, token, .. } => (*login, token),
-            Command::Replace(r) => (r.login, &r.existing_token),
-            _ => return None,
-        };
-        Some(self.live.home_address(login, TokenWords::of(token)))
+    pub fn lookup_addresses(&self, command: &Command) -> [Option<*const u8>; 2] {
+        let home = |login: u32, token: &Token| Some(self.live.home_address(login, TokenWords::of(token)));
+        match command {
+            Command::Cancel { login, token, .. } | Command::Modify { login, token, .. } => {
+                [home(*login, token), None]
+            }
+            Command::Replace(r) => [
+                home(r.login, &r.existing_token),
+                home(r.login, &r.replacement_token),
+            ],
+            Command::Enter(o) => [home(o.login, &o.token), None],
+            _ => [None, None],
+        }
     }
 
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
@@ -1904,10 +1912,11 @@ mod tests {
     use super::*;
     use crate::workload::SplitMix64;
 
-    /// The prefetch address of a Cancel, Replace or Modify is the live index's home slot of its
-    /// (login, token), the slot the lookup reads first; other commands have none.
+    /// The prefetch addresses of a Cancel, Replace or Modify start with the live index's home slot of its
+    /// (login, token), the slot the lookup reads first; a Replace's second and an Enter's first are the
+    /// home slot of the new token; other commands have none.
     #[test]
-    fn lookup_address_is_the_home_slot_of_the_named_order() {
+    fn lookup_addresses_are_the_home_slots_of_the_named_tokens() {
         let engine = Engine::new(crate::workload::demo_config(2, 3)).unwrap();
         let token = crate::workload::token(7);
         let home = engine.live.home_address(2, TokenWords::of(&token));
@@ -1916,14 +1925,14 @@ mod tests {
             token,
             shares: 0,
         };
-        assert_eq!(engine.lookup_address(&cancel), Some(home));
+        assert_eq!(engine.lookup_addresses(&cancel), [Some(home), None]);
         let modify = Command::Modify {
             login: 2,
             token,
             side: b'S',
             shares: 0,
         };
-        assert_eq!(engine.lookup_address(&modify), Some(home));
+        assert_eq!(engine.lookup_addresses(&modify), [Some(home), None]);
         let replace = Command::Replace(ReplaceOrder {
             login: 2,
             existing_token: token,
@@ -1934,10 +1943,28 @@ mod tests {
             display: b'Y',
             min_qty: 0,
         });
-        assert_eq!(engine.lookup_address(&replace), Some(home));
+        let replacement = engine
+            .live
+            .home_address(2, TokenWords::of(&crate::workload::token(8)));
+        assert_eq!(engine.lookup_addresses(&replace), [Some(home), Some(replacement)]);
         let slots = engine.live.home_address(1, TokenWords::of(&token));
         assert_ne!(slots, home, "another login's order hashes elsewhere here");
-        assert_eq!(engine.lookup_address(&Command::ExpireDue), None);
+        let enter = Command::Enter(EnterOrder {
+            login: 2,
+            token,
+            side: b'B',
+            shares: 100,
+            symbol: crate::workload::demo_symbol(0),
+            price: 100_000,
+            tif_s: 99_999,
+            firm: Firm::BLANK,
+            display: b'Y',
+            min_qty: 0,
+            capacity: b'A',
+            cross_type: b'N',
+        });
+        assert_eq!(engine.lookup_addresses(&enter), [Some(home), None]);
+        assert_eq!(engine.lookup_addresses(&Command::ExpireDue), [None, None]);
     }
 
     /// The price-indexed `Book::find` agrees with the search, and the index stays exact, while levels

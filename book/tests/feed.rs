@@ -232,6 +232,44 @@ fn bytes_round_trip_through_apply_bytes() {
     assert!(matches!(b.apply_bytes(&[]), Err(FeedError::Decode(_))));
 }
 
+/// The prefetch address of a message: one place for every message that names reference `r` (the bucket a
+/// lookup of `r` starts at), none for adds, directory entries and bytes too short to name an order.
+#[test]
+fn lookup_address_names_the_bucket_of_the_referenced_order() {
+    let b = book();
+    let bytes = |m: Message| {
+        let mut buf = [0u8; 64];
+        let n = m.encode(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let named = [
+        bytes(executed(1, 7, 10)),
+        bytes(cancel(1, 7, 10)),
+        bytes(delete(1, 7)),
+        bytes(replace(1, 7, 8, 100, 500, 9)),
+    ];
+    let home = b.lookup_address(&named[0]).expect("an execution names an order");
+    for m in &named {
+        assert_eq!(b.lookup_address(m), Some(home), "message {}", m[0] as char);
+    }
+    assert_ne!(
+        b.lookup_address(&bytes(delete(1, 8))),
+        Some(home),
+        "the next reference's bucket"
+    );
+    assert_eq!(
+        b.lookup_address(&bytes(add(1, "AAPL", 7, Side::Sell, 100, 500, 9))),
+        None
+    );
+    assert_eq!(b.lookup_address(&bytes(directory(1, "AAPL"))), None);
+    assert_eq!(
+        b.lookup_address(&named[2][..18]),
+        None,
+        "too short to hold the reference"
+    );
+    assert_eq!(b.lookup_address(&[]), None);
+}
+
 #[test]
 fn bad_input_is_a_typed_error_and_changes_nothing() {
     let mut b = book();

@@ -506,6 +506,13 @@ impl MarketData {
                 break;
             };
             done += 1;
+            // The next message's first read of the snapshot book's reference index, started now so that
+            // the miss overlaps this one (see `Core`'s lookahead for the same idea on the engine side).
+            if let Some(ToFeed::Message { len, bytes, .. }) = self.feed.peek()
+                && let Some(address) = self.book.lookup_address(&bytes[..usize::from(*len)])
+            {
+                crate::core::prefetch(address);
+            }
             match record {
                 ToFeed::Message {
                     feed_seq,
