@@ -112,6 +112,7 @@ pub(crate) const ORDER_VACANT: Order = Order {
 };
 
 impl Order {
+    #[inline]
     pub(crate) fn side(&self) -> Side {
         Side::from_letter(self.side_letter).expect("resting orders have a valid side")
     }
@@ -1236,6 +1237,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn order_canceled(&self, now_ns: u64, order: &Order, decrement: Lots, reason: CancelReason) -> Canceled {
         Canceled {
             timestamp_ns: now_ns,
@@ -1546,6 +1548,7 @@ impl Engine {
         Some(self.live.home_address(login, TokenWords::of(token)))
     }
 
+    #[inline]
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
         self.live.get(login, TokenWords::of(token), &self.orders)
     }
