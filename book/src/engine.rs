@@ -814,6 +814,7 @@ impl Engine {
 
     // ----- lookups -----
 
+    #[inline]
     fn instrument_index(&self, symbol: &Symbol) -> Option<usize> {
         self.symbols
             .binary_search_by(|(s, _)| s.cmp(symbol))
@@ -850,6 +851,7 @@ impl Engine {
     }
 
     /// Collar band (lower, upper) in wire price units; (0, u64::MAX) when disabled.
+    #[inline(always)]
     fn collar(&self, i: usize) -> (u64, u64) {
         let c = &self.config.instruments[i];
         if c.collar_bps == 0 {
