@@ -112,6 +112,7 @@ pub(crate) const ORDER_VACANT: Order = Order {
 };
 
 impl Order {
+    #[inline]
     pub(crate) fn side(&self) -> Side {
         Side::from_letter(self.side_letter).expect("resting orders have a valid side")
     }
@@ -813,6 +814,7 @@ impl Engine {
 
     // ----- lookups -----
 
+    #[inline]
     fn instrument_index(&self, symbol: &Symbol) -> Option<usize> {
         self.symbols
             .binary_search_by(|(s, _)| s.cmp(symbol))
@@ -849,6 +851,7 @@ impl Engine {
     }
 
     /// Collar band (lower, upper) in wire price units; (0, u64::MAX) when disabled.
+    #[inline(always)]
     fn collar(&self, i: usize) -> (u64, u64) {
         let c = &self.config.instruments[i];
         if c.collar_bps == 0 {
@@ -1236,6 +1239,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn order_canceled(&self, now_ns: u64, order: &Order, decrement: Lots, reason: CancelReason) -> Canceled {
         Canceled {
             timestamp_ns: now_ns,
@@ -1554,6 +1558,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
         self.live.get(login, TokenWords::of(token), &self.orders)
     }

@@ -186,34 +186,45 @@ impl TokenTable {
     }
 
     /// Records (login, token) unless known or the day is full. `login_ix` < the logins given to `new`.
-    #[inline]
+    ///
+    /// Inlined: the common case (a token above the login's highest, appended to its log) is a compare
+    /// and a store; everything else is in [`TokenTable::insert_not_above`], out of line.
+    #[inline(always)]
     pub(crate) fn insert(&mut self, login_ix: usize, token: TokenWords) -> Insert {
         let k = key_of(token);
-        let highest = self.logins[login_ix].highest;
-        if k > highest {
+        if k > self.logins[login_ix].highest && self.len < self.len_max {
             // Fast path: above every token of this login, so new.
-            if self.len >= self.len_max {
-                return Insert::Full;
-            }
             self.append(login_ix, k);
+            self.len += 1;
+            Insert::Added
         } else {
-            if k == highest || self.in_log(login_ix, k) {
-                return Insert::Known;
-            }
-            let slot = match self.probe(login_ix as u32, k) {
-                Ok(_) => return Insert::Known,
-                Err(slot) => slot,
-            };
-            if self.len >= self.len_max {
-                return Insert::Full;
-            }
-            self.exceptions[slot] = Exception {
-                key_hi: (k >> 64) as u64,
-                key_lo: k as u64,
-                login_ix: login_ix as u32,
-            };
-            self.exceptions_len += 1;
+            self.insert_slow(login_ix, k)
         }
+    }
+
+    /// [`TokenTable::insert`] of a key at or below the login's highest, or when the day is full.
+    #[inline(never)]
+    fn insert_slow(&mut self, login_ix: usize, k: u128) -> Insert {
+        if k > self.logins[login_ix].highest {
+            // Above every token of this login, so new; the day is full (checked by the caller).
+            return Insert::Full;
+        }
+        if k == self.logins[login_ix].highest || self.in_log(login_ix, k) {
+            return Insert::Known;
+        }
+        let slot = match self.probe(login_ix as u32, k) {
+            Ok(_) => return Insert::Known,
+            Err(slot) => slot,
+        };
+        if self.len >= self.len_max {
+            return Insert::Full;
+        }
+        self.exceptions[slot] = Exception {
+            key_hi: (k >> 64) as u64,
+            key_lo: k as u64,
+            login_ix: login_ix as u32,
+        };
+        self.exceptions_len += 1;
         self.len += 1;
         Insert::Added
     }
@@ -226,20 +237,27 @@ impl TokenTable {
     }
 
     /// Appends `k` (> the login's highest) to the login's log.
-    #[inline]
+    #[inline(always)]
     fn append(&mut self, login_ix: usize, k: u128) {
-        let log = &mut self.logins[login_ix];
-        if log.len == log.chunks.len() * CHUNK_LEN {
-            // The pool holds every login's chunks: at most tokens_max keys plus one partial chunk per
-            // login, and `len < len_max` was checked.
-            assert!(self.chunks_used < self.chunks_max, "token pool exhausted");
-            log.chunks.push(self.chunks_used);
-            self.chunks_used += 1;
+        if self.logins[login_ix].len == self.logins[login_ix].chunks.len() * CHUNK_LEN {
+            self.add_chunk(login_ix);
         }
+        let log = &mut self.logins[login_ix];
         let chunk = log.chunks[log.len / CHUNK_LEN] as usize;
         self.pool[chunk * CHUNK_LEN + log.len % CHUNK_LEN] = k;
         log.len += 1;
         log.highest = k;
+    }
+
+    /// Gives the login's full log one more chunk from the pool (once per [`CHUNK_LEN`] appends).
+    #[cold]
+    #[inline(never)]
+    fn add_chunk(&mut self, login_ix: usize) {
+        // The pool holds every login's chunks: at most tokens_max keys plus one partial chunk per
+        // login, and `len < len_max` was checked.
+        assert!(self.chunks_used < self.chunks_max, "token pool exhausted");
+        self.logins[login_ix].chunks.push(self.chunks_used);
+        self.chunks_used += 1;
     }
 
     fn log_key(&self, log: &LoginLog, i: usize) -> u128 {
