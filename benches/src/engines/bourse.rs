@@ -17,7 +17,9 @@
 //! inside one reusable Enter command (a client keeps its next token and a message template; workload
 //! ids of new orders are consecutive); a cancel's token is formatted from the id with `itoa` and its
 //! `Command` built per call. Events go to a counting sink (executions → volume and trades, rejects →
-//! `rejects`). Every cost here is counted against bourse. A replace is cancel + new, as for the peers.
+//! `rejects`) that passes every event through `std::hint::black_box` first, so that events the counters
+//! do not read are still built in full, as the daemon needs them. Every cost here is counted against
+//! bourse. A replace is cancel + new, as for the peers.
 
 use bourse_book::{
     Command, Engine, EngineConfig, EnterOrder, Event, FirmConfig, FnSink, InstrumentConfig, LoginConfig,
@@ -239,13 +241,18 @@ impl BourseBook {
     #[inline(always)]
     fn apply_to(engine: &mut Engine, now_ns: &mut u64, counters: &mut Counters, command: &Command) {
         *now_ns += 1;
-        let mut sink = FnSink(|event: Event| match event {
-            Event::Executed(executed) => {
-                counters.trade_count += 1;
-                counters.traded_volume += u64::from(executed.shares);
+        let mut sink = FnSink(|event: Event| {
+            // Every event is made observable, so that the compiler cannot skip building the ones the
+            // counters do not read (Accepted, Canceled, ...): the daemon reads all of their fields.
+            let event = std::hint::black_box(event);
+            match event {
+                Event::Executed(executed) => {
+                    counters.trade_count += 1;
+                    counters.traded_volume += u64::from(executed.shares);
+                }
+                Event::Rejected { .. } => counters.rejects += 1,
+                _ => {}
             }
-            Event::Rejected { .. } => counters.rejects += 1,
-            _ => {}
         });
         engine.apply(*now_ns, command, &mut sink);
     }
