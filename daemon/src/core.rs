@@ -1152,7 +1152,7 @@ fn journal_commit(recovered: &mut Recovered) -> Result<(), StartError> {
 /// [`bourse_book::feed::FeedBook::lookup_address`].
 #[inline(always)]
 #[allow(unsafe_code)]
-pub(crate) fn prefetch(address: *const u8) {
+pub fn prefetch(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never faults, whatever the address.
     unsafe {

@@ -13,6 +13,10 @@
 //! 4. **+ feed book**: the same, with each ITCH message applied to a `FeedBook` (the market-data stage's
 //!    snapshot book, built from the ITCH bytes).
 //!
+//! Every stage looks one message ahead as the daemon does (the next command's live-index slots, and in the
+//! feed stage the next ITCH message's feed-book bucket, prefetched: `bourse_daemon::core::prefetch`);
+//! `--no-lookahead` runs them without, as before session 6.
+//!
 //! What it leaves out: sockets, SoupBinTCP framing, the rings between stages, the multicast packets and
 //! the client, i.e. everything whose cost depends on the machine's network path and on the load
 //! generator; `e2e` measures those. Being one thread with no peer, these figures move much less with the
@@ -66,6 +70,20 @@ struct Args {
     /// The day's token capacity (at least the commands; `e2e` gives boursed 20,000,000).
     #[arg(long, default_value_t = 0)]
     tokens_max: u32,
+    /// Without the daemon's one-message lookahead (the core prefetching the next command's live-index
+    /// slots, market data the next ITCH message's feed-book bucket): the stages as before session 6.
+    #[arg(long)]
+    no_lookahead: bool,
+}
+
+/// The daemon's lookahead: prefetches the live-index slots command `i + 1` will touch, if `on`.
+#[inline(always)]
+fn look_ahead(on: bool, engine: &Engine, commands: &[(u64, Command)], i: usize) {
+    if on && let Some((_, next)) = commands.get(i + 1) {
+        for address in engine.lookup_addresses(next).into_iter().flatten() {
+            bourse_daemon::core::prefetch(address);
+        }
+    }
 }
 
 /// A sink that numbers records and counts messages: what the outputs cost without a journal.
@@ -105,6 +123,8 @@ struct JournalSink {
     ouch: VecDeque<Queued>,
     itch: VecDeque<Queued>,
     feed: Option<FeedBook>,
+    /// Prefetch the next ITCH message's feed-book bucket, as market data does.
+    lookahead: bool,
 }
 
 impl JournalSink {
@@ -124,7 +144,13 @@ impl JournalSink {
         let released = self.ouch.len() + self.itch.len();
         std::hint::black_box(released);
         if let Some(feed) = self.feed.as_mut() {
-            for m in &self.itch {
+            for (i, m) in self.itch.iter().enumerate() {
+                if self.lookahead
+                    && let Some(next) = self.itch.get(i + 1)
+                    && let Some(address) = feed.lookup_address(&next.bytes[..usize::from(next.len)])
+                {
+                    bourse_daemon::core::prefetch(address);
+                }
                 feed.apply_bytes(&m.bytes[..usize::from(m.len)])
                     .map_err(|e| anyhow::anyhow!("feed book refused our own ITCH: {e}"))?;
             }
@@ -179,13 +205,15 @@ fn run(
     config: &EngineConfig,
     commands: &[(u64, Command)],
     dir: &std::path::Path,
+    lookahead: bool,
 ) -> Result<(f64, Outcome)> {
     match stage {
         Stage::Engine => {
             let mut engine = Engine::new(config.clone()).context("engine config")?;
             let mut events: Vec<Event> = Vec::with_capacity(4096);
             let start = Instant::now();
-            for (ts, command) in commands {
+            for (i, (ts, command)) in commands.iter().enumerate() {
+                look_ahead(lookahead, &engine, commands, i);
                 engine.apply(*ts, command, &mut events);
                 std::hint::black_box(events.len());
                 events.clear();
@@ -203,7 +231,8 @@ fn run(
             let mut sink = CountSink::default();
             machine.start_day(Alpha(*b"2026112701"), 0, 1, &mut sink)?;
             let start = Instant::now();
-            for (ts, command) in commands {
+            for (i, (ts, command)) in commands.iter().enumerate() {
+                look_ahead(lookahead, &machine.engine, commands, i);
                 machine.command(*ts, ECHO, command, 1, 0, &mut sink)?;
             }
             let ns = start.elapsed().as_nanos() as f64;
@@ -239,12 +268,14 @@ fn run(
                     ouch: VecDeque::with_capacity(1 << 14),
                     itch: VecDeque::with_capacity(1 << 14),
                     feed,
+                    lookahead,
                 };
                 let mut machine = Machine::new(config.clone());
                 machine.start_day(Alpha(*b"2026112701"), 0, 1, &mut sink)?;
                 sink.commit()?;
                 let start = Instant::now();
                 for (i, (ts, command)) in commands.iter().enumerate() {
+                    look_ahead(lookahead, &machine.engine, commands, i);
                     machine.command(*ts, ECHO, command, 1, 0, &mut sink)?;
                     if i % BATCH_COMMANDS == BATCH_COMMANDS - 1 {
                         sink.commit()?;
@@ -288,7 +319,7 @@ fn main() -> Result<()> {
     let commands: Vec<(u64, Command)> = Workload::new(params).take(args.commands).collect();
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     println!(
-        "pipeline: {} commands ({} mix, seed {:#x}), {} instruments, {} logins, orders_max {}, tokens_max {}, {} rounds",
+        "pipeline: {} commands ({} mix, seed {:#x}), {} instruments, {} logins, orders_max {}, tokens_max {}, {} rounds, lookahead {}",
         args.commands,
         args.mix,
         args.seed,
@@ -296,13 +327,14 @@ fn main() -> Result<()> {
         params.logins,
         config.orders_max,
         config.tokens_max,
-        args.rounds
+        args.rounds,
+        if args.no_lookahead { "off" } else { "on" }
     );
     let mut per_stage: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut expected: Option<Outcome> = None;
     for round in 1..=args.rounds {
         for (i, stage) in STAGES.iter().enumerate() {
-            let (ns, outcome) = run(*stage, &config, &commands, &dir)?;
+            let (ns, outcome) = run(*stage, &config, &commands, &dir, !args.no_lookahead)?;
             // Every stage must have run the same matching, or the differences mean nothing.
             match expected {
                 None => expected = Some(outcome),
