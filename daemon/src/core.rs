@@ -761,15 +761,7 @@ impl Agent for Core {
                 if let Some(next) = self.requests.peek()
                     && let RequestBody::Order(command) = &next.body
                 {
-                    for address in self
-                        .machine
-                        .engine
-                        .lookup_addresses(command)
-                        .into_iter()
-                        .flatten()
-                    {
-                        prefetch(address);
-                    }
+                    prefetch_command(&self.machine.engine, command);
                 }
                 self.handle_request(request);
                 taken += 1;
@@ -1147,12 +1139,29 @@ fn journal_commit(recovered: &mut Recovered) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The core's lookahead: prefetches the live-order index slots `command` will touch
+/// ([`bourse_book::Engine::lookup_addresses`]), while the command before it is applied.
+#[inline(always)]
+pub fn prefetch_command(engine: &bourse_book::Engine, command: &Command) {
+    for address in engine.lookup_addresses(command).into_iter().flatten() {
+        prefetch(address);
+    }
+}
+
+/// Market data's lookahead: prefetches the snapshot book's bucket the ITCH `message` will read first
+/// ([`bourse_book::feed::FeedBook::lookup_address`]), while the message before it is applied.
+#[inline(always)]
+pub fn prefetch_feed_message(book: &bourse_book::feed::FeedBook, message: &[u8]) {
+    if let Some(address) = book.lookup_address(message) {
+        prefetch(address);
+    }
+}
+
 /// Asks the CPU to bring the cache line at `address` in: a hint (no fault, no effect on memory; nothing on
-/// other architectures), for [`bourse_book::Engine::lookup_addresses`] and
-/// [`bourse_book::feed::FeedBook::lookup_address`].
+/// other architectures).
 #[inline(always)]
 #[allow(unsafe_code)]
-pub fn prefetch(address: *const u8) {
+fn prefetch(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never faults, whatever the address.
     unsafe {

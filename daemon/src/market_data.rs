@@ -508,10 +508,8 @@ impl MarketData {
             done += 1;
             // The next message's first read of the snapshot book's reference index, started now so that
             // the miss overlaps this one (see `Core`'s lookahead for the same idea on the engine side).
-            if let Some(ToFeed::Message { len, bytes, .. }) = self.feed.peek()
-                && let Some(address) = self.book.lookup_address(&bytes[..usize::from(*len)])
-            {
-                crate::core::prefetch(address);
+            if let Some(ToFeed::Message { len, bytes, .. }) = self.feed.peek() {
+                crate::core::prefetch_feed_message(&self.book, &bytes[..usize::from(*len)]);
             }
             match record {
                 ToFeed::Message {

@@ -610,7 +610,8 @@ impl Throughput {
         let each: Vec<String> = self
             .pairs
             .iter()
-            .map(|(echo, boursed)| format!("{boursed:.0}/{echo:.0} = {:.2}x", boursed / echo.max(1.0)))
+            .zip(self.pair_ratios())
+            .map(|((echo, boursed), ratio)| format!("{boursed:.0}/{echo:.0} = {ratio:.2}x"))
             .collect();
         match self.median_pair_ratio() {
             Some(median) => format!(

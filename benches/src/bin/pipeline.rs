@@ -14,7 +14,8 @@
 //!    snapshot book, built from the ITCH bytes).
 //!
 //! Every stage looks one message ahead as the daemon does (the next command's live-index slots, and in the
-//! feed stage the next ITCH message's feed-book bucket, prefetched: `bourse_daemon::core::prefetch`);
+//! feed stage the next ITCH message's feed-book bucket, prefetched with the daemon's own
+//! `bourse_daemon::core::prefetch_command` and `prefetch_feed_message`);
 //! `--no-lookahead` runs them without, as before session 6.
 //!
 //! What it leaves out: sockets, SoupBinTCP framing, the rings between stages, the multicast packets and
@@ -80,9 +81,7 @@ struct Args {
 #[inline(always)]
 fn look_ahead(on: bool, engine: &Engine, commands: &[(u64, Command)], i: usize) {
     if on && let Some((_, next)) = commands.get(i + 1) {
-        for address in engine.lookup_addresses(next).into_iter().flatten() {
-            bourse_daemon::core::prefetch(address);
-        }
+        bourse_daemon::core::prefetch_command(engine, next);
     }
 }
 
@@ -147,9 +146,8 @@ impl JournalSink {
             for (i, m) in self.itch.iter().enumerate() {
                 if self.lookahead
                     && let Some(next) = self.itch.get(i + 1)
-                    && let Some(address) = feed.lookup_address(&next.bytes[..usize::from(next.len)])
                 {
-                    bourse_daemon::core::prefetch(address);
+                    bourse_daemon::core::prefetch_feed_message(feed, &next.bytes[..usize::from(next.len)]);
                 }
                 feed.apply_bytes(&m.bytes[..usize::from(m.len)])
                     .map_err(|e| anyhow::anyhow!("feed book refused our own ITCH: {e}"))?;
