@@ -11,12 +11,14 @@
 //! - [`market_data`]: MoldUDP64 on groups A and B, re-request server, snapshot server ([`snapshot`]);
 //! - [`admin`]: the line-JSON admin endpoint; [`stats`]: what stages publish for it;
 //! - [`msg`]: the ring records; [`ring`]: the SPSC ring; [`agent`]: stages as agents and the
-//!   `shared` / `pinned` runners; [`config`]: the TOML configuration; [`run`]: start-up to shutdown.
+//!   `shared` / `pinned` runners; [`config`]: the TOML configuration; [`run`]: start-up to shutdown;
+//! - [`huge_pages`]: the global allocator that puts the large tables on transparent huge pages.
 
 pub mod admin;
 pub mod agent;
 pub mod config;
 pub mod core;
+pub mod huge_pages;
 pub mod ingress;
 pub mod machine;
 pub mod market_data;

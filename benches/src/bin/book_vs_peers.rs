@@ -30,6 +30,10 @@ use bourse_benches::measure::{ThroughputRun, clock_pair_overhead_ns, latency, me
 use bourse_benches::model::ReferenceBook;
 use bourse_benches::workload::{OpKind, Workload, WorkloadConfig, generate};
 
+/// `boursed`'s allocator for every engine alike: allocations of 4 MiB or more on transparent huge pages.
+#[global_allocator]
+static ALLOC: bourse_daemon::huge_pages::HugePageAlloc = bourse_daemon::huge_pages::HugePageAlloc;
+
 /// Default seed of both modes.
 const SEED_DEFAULT: u64 = 0xB05E_2026;
 

@@ -42,6 +42,10 @@ use bourse_journal::{Journal, JournalConfig, MmapStorage, SyncPolicy};
 use bourse_protocol::fields::Alpha;
 use clap::Parser;
 
+/// The daemon's allocator, so that the tables sit on the same pages as in `boursed`.
+#[global_allocator]
+static ALLOC: bourse_daemon::huge_pages::HugePageAlloc = bourse_daemon::huge_pages::HugePageAlloc;
+
 /// Commands per journal batch (the core commits once per round; at saturation a round takes dozens).
 const BATCH_COMMANDS: usize = 64;
 /// The OUCH echo bytes every Enter carries (Capacity, ISO, Cross Type).
