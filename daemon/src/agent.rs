@@ -747,7 +747,7 @@ mod tests {
         }
         fn do_work(&mut self, _now_ns: u64) -> usize {
             let local = &mut self.local;
-            let done = self.input.drain(BATCH_MAX, |r| local.push(r));
+            let done = self.input.drain(BATCH_MAX, |r| local.push(*r));
             if self.local.len() as u64 == RECORDS
                 && let Some(stop) = self.stop_when_done.take()
             {

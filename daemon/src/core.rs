@@ -84,7 +84,9 @@ struct PendingReply {
 pub struct Core {
     machine: Machine,
     journal: Journal<MmapStorage>,
-    requests: Consumer<Request>,
+    /// `None` only inside [`Core::take_requests`], which works on the requests where they lie in the
+    /// ring (see [`crate::ring::Consumer::peek_at`]) while the rest of the core is borrowed mutably.
+    requests: Option<Consumer<Request>>,
     to_sessions: Producer<ToSession>,
     to_feed: Producer<ToFeed>,
     admin: Receiver<AdminJob>,
@@ -231,7 +233,7 @@ impl Core {
         Core {
             machine,
             journal,
-            requests: p.requests,
+            requests: Some(p.requests),
             to_sessions: p.to_sessions,
             to_feed: p.to_feed,
             admin: p.admin,
@@ -342,15 +344,51 @@ impl Core {
         first
     }
 
-    fn handle_request(&mut self, request: Request) {
+    fn requests(&self) -> &Consumer<Request> {
+        self.requests
+            .as_ref()
+            .expect("the request ring is back after every take")
+    }
+
+    /// Applies up to [`REQUESTS_PER_WORK_MAX`] requests where they lie in the ring (no copy through the
+    /// stack), each slot handed back to ingress once applied.
+    fn take_requests(&mut self) -> usize {
+        let mut requests = self
+            .requests
+            .take()
+            .expect("the request ring is back after every take");
+        let mut taken = 0;
+        while taken < REQUESTS_PER_WORK_MAX {
+            let Some(request) = requests.peek_at(0) else {
+                break;
+            };
+            // The next order's reads of the live-order index (a Cancel's lookup, an Enter's insert),
+            // started now so that they overlap this one (on the nominal load mix each was a cache
+            // miss worth 4-10 % of the pipeline thread).
+            if let Some(Request {
+                body: RequestBody::Order(command),
+                ..
+            }) = requests.peek_at(1)
+            {
+                prefetch_command(&self.machine.engine, command);
+            }
+            self.handle_request(request);
+            requests.skip();
+            taken += 1;
+        }
+        self.requests = Some(requests);
+        taken
+    }
+
+    fn handle_request(&mut self, request: &Request) {
         let login = request.login;
-        match request.body {
+        match &request.body {
             RequestBody::Order(command) => {
-                self.apply(&command, request.echo, login, request.recv_ns);
+                self.apply(command, request.echo, login, request.recv_ns);
             }
             RequestBody::Throttled { token } => {
                 self.apply(
-                    &Command::Throttled { login, token },
+                    &Command::Throttled { login, token: *token },
                     NO_ECHO,
                     login,
                     request.recv_ns,
@@ -619,19 +657,20 @@ impl Core {
     /// Pushes released outputs into the rings, in order, as far as they have room.
     fn release(&mut self) -> usize {
         let mut n = 0;
-        while let Some(&(seq, record)) = self.pending_sessions.front() {
-            if seq > self.released_up_to || self.to_sessions.push(record).is_err() {
+        // Each record is copied from its queue slot straight into the ring (`push_copy`).
+        while let Some((seq, record)) = self.pending_sessions.front() {
+            if *seq > self.released_up_to || !self.to_sessions.push_copy(record) {
                 break;
             }
             self.pending_sessions.pop_front();
             n += 1;
         }
-        while let Some(&(seq, record)) = self.pending_feed.front() {
-            if seq > self.released_up_to || self.to_feed.push(record).is_err() {
+        while let Some((seq, record)) = self.pending_feed.front() {
+            if *seq > self.released_up_to || !self.to_feed.push_copy(record) {
                 break;
             }
             if let ToFeed::Message { feed_seq, .. } = record {
-                self.feed_released = feed_seq;
+                self.feed_released = *feed_seq;
                 self.flush_owed = true;
             }
             self.pending_feed.pop_front();
@@ -716,7 +755,7 @@ impl Core {
         self.shared
             .journal_sequence
             .store(self.journal.next_sequence() - 1, Ordering::Relaxed);
-        self.shared.ring_len[0].store(self.requests.len() as u64, Ordering::Relaxed);
+        self.shared.ring_len[0].store(self.requests().len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -750,23 +789,7 @@ impl Agent for Core {
                 self.apply(&Command::ExpireDue, NO_ECHO, 0, 0);
                 work += 1;
             }
-            let mut taken = 0;
-            while taken < REQUESTS_PER_WORK_MAX {
-                let Some(request) = self.requests.pop() else {
-                    break;
-                };
-                // The next order's reads of the live-order index (a Cancel's lookup, an Enter's insert),
-                // started now so that they overlap this one (on the nominal load mix each was a cache
-                // miss worth 4-10 % of the pipeline thread).
-                if let Some(next) = self.requests.peek()
-                    && let RequestBody::Order(command) = &next.body
-                {
-                    prefetch_command(&self.machine.engine, command);
-                }
-                self.handle_request(request);
-                taken += 1;
-            }
-            work += taken;
+            work += self.take_requests();
         }
         self.close_sample();
         self.commit();
@@ -798,7 +821,7 @@ impl Agent for Core {
         if now_ns.saturating_sub(self.last_publish_ns) >= stats::PUBLISH_INTERVAL_NS {
             self.publish(now_ns);
         }
-        if self.lifecycle.ingress_closed.load(Ordering::Acquire) && self.requests.is_empty() && work == 0 {
+        if self.lifecycle.ingress_closed.load(Ordering::Acquire) && self.requests().is_empty() && work == 0 {
             self.commit();
             self.release();
             if self.pending_sessions.is_empty() && self.pending_feed.is_empty() {

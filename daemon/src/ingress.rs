@@ -1344,15 +1344,15 @@ impl State {
         ControlFlow::Continue(())
     }
 
-    fn on_reply(&mut self, reply: ToSession) {
-        match reply {
+    fn on_reply(&mut self, reply: &ToSession) {
+        match *reply {
             ToSession::Ouch {
                 login,
                 session_seq,
                 journal_seq,
                 recv_ns,
                 len,
-                bytes,
+                ref bytes,
             } => {
                 let Some(state) = self.logins.get_mut(login as usize) else {
                     return;

@@ -256,7 +256,9 @@ pub struct MarketData {
     end_of_session: bool,
     day_open: bool,
     drop_feed_seqs: Vec<u64>,
-    feed: ring::Consumer<ToFeed>,
+    /// The core's ring: `None` only inside [`MarketData::publish`], which works on the records where they
+    /// lie in the ring (see [`ring::Consumer::peek_at`]) while the rest of the stage is borrowed mutably.
+    feed: Option<ring::Consumer<ToFeed>>,
     book: FeedBook,
     /// Last feed sequence applied to the book (0: none).
     book_seq: u64,
@@ -383,7 +385,7 @@ impl MarketData {
             end_of_session: !p.day_open,
             day_open: p.day_open,
             drop_feed_seqs,
-            feed: p.feed,
+            feed: Some(p.feed),
             book,
             book_seq: last_feed_seq,
             rerequest_socket: p.rerequest_socket,
@@ -499,16 +501,39 @@ impl MarketData {
         }
     }
 
+    fn feed(&self) -> &ring::Consumer<ToFeed> {
+        self.feed
+            .as_ref()
+            .expect("the feed ring is back after every publish")
+    }
+
     fn publish(&mut self) -> usize {
+        let mut feed = self
+            .feed
+            .take()
+            .expect("the feed ring is back after every publish");
+        let done = self.publish_from(&mut feed);
+        // A message never waits for a later record: once the ring is drained, what is built goes out (a Flush
+        // that arrives before its batch's messages, or none at all, delays nothing).
+        if done > 0 && feed.is_empty() {
+            self.flush_packet(false);
+        }
+        self.feed = Some(feed);
+        done
+    }
+
+    /// Works on up to [`FEED_RECORDS_PER_WORK_MAX`] records where they lie in `feed` (no copy through the
+    /// stack), each handed back to the core once done.
+    fn publish_from(&mut self, feed: &mut ring::Consumer<ToFeed>) -> usize {
         let mut done = 0;
         while done < FEED_RECORDS_PER_WORK_MAX {
-            let Some(record) = self.feed.pop() else {
+            let Some(record) = feed.peek_at(0) else {
                 break;
             };
             done += 1;
             // The next message's first read of the snapshot book's reference index, started now so that
             // the miss overlaps this one (see `Core`'s lookahead for the same idea on the engine side).
-            if let Some(ToFeed::Message { len, bytes, .. }) = self.feed.peek() {
+            if let Some(ToFeed::Message { len, bytes, .. }) = feed.peek_at(1) {
                 crate::core::prefetch_feed_message(&self.book, &bytes[..usize::from(*len)]);
             }
             match record {
@@ -517,12 +542,12 @@ impl MarketData {
                     journal_seq,
                     len,
                     bytes,
-                } => self.on_message(feed_seq, journal_seq, &bytes[..usize::from(len)]),
+                } => self.on_message(*feed_seq, *journal_seq, &bytes[..usize::from(*len)]),
                 ToFeed::Flush => self.flush_packet(false),
                 ToFeed::Committed(batch) => {
                     // The core's own committed batch: trusted without reading it a second time. A failure
                     // only means the reader falls back to scanning it.
-                    if let Err(e) = self.reader.trust_committed(&batch) {
+                    if let Err(e) = self.reader.trust_committed(batch) {
                         self.counters.trust_errors += 1;
                         if self.counters.trust_errors == 1 {
                             eprintln!("market_data: journal reader could not trust a committed batch: {e}");
@@ -538,11 +563,7 @@ impl MarketData {
                     self.day_open = false;
                 }
             }
-        }
-        // A message never waits for a later record: once the ring is drained, what is built goes out (a Flush
-        // that arrives before its batch's messages, or none at all, delays nothing).
-        if done > 0 && self.feed.is_empty() {
-            self.flush_packet(false);
+            feed.skip();
         }
         done
     }
@@ -703,7 +724,7 @@ impl MarketData {
     }
 
     fn publish_stats(&mut self, now_ns: u64) {
-        self.shared.ring_len[2].store(self.feed.len() as u64, Ordering::Relaxed);
+        self.shared.ring_len[2].store(self.feed().len() as u64, Ordering::Relaxed);
         if now_ns >= self.next_publish_ns {
             self.shared.publish_histogram("market_data", &self.latency);
             self.next_publish_ns = now_ns + stats::PUBLISH_INTERVAL_NS;
@@ -733,7 +754,7 @@ impl Agent for MarketData {
                 self.serving = None;
             }
         }
-        if !self.feed_closed && self.lifecycle.core_closed.load(Ordering::Acquire) && self.feed.is_empty() {
+        if !self.feed_closed && self.lifecycle.core_closed.load(Ordering::Acquire) && self.feed().is_empty() {
             self.flush_packet(false);
             self.feed_closed = true;
             self.lifecycle.feed_closed.store(true, Ordering::Release);

@@ -109,6 +109,27 @@ impl<T: Copy + Send> Producer<T> {
         Ok(())
     }
 
+    /// Appends a copy of `*record`, or returns false when every slot is taken. The copy goes straight
+    /// from `record` to the slot: a record taken out of a queue by value first is copied through the
+    /// stack field by field and read back at once with wider loads, which stalls (store forwarding).
+    #[inline]
+    pub fn push_copy(&mut self, record: &T) -> bool {
+        let capacity = self.shared.mask + 1;
+        if self.tail - self.head_cached == capacity {
+            self.head_cached = self.shared.head.0.load(Ordering::Acquire);
+            if self.tail - self.head_cached == capacity {
+                return false;
+            }
+        }
+        let slot = &self.shared.slots[(self.tail & self.shared.mask) as usize];
+        // SAFETY: as in `push`: the slot is not in [head, tail), so the consumer does not read it until
+        // the Release store below; `record` is a valid `T` and cannot overlap a slot nobody else owns.
+        unsafe { std::ptr::copy_nonoverlapping(record, (*slot.get()).as_mut_ptr(), 1) };
+        self.tail += 1;
+        self.shared.tail.0.store(self.tail, Ordering::Release);
+        true
+    }
+
     /// Free slots as last seen (a lower bound: the consumer may have freed more since).
     pub fn free_slots(&self) -> usize {
         (self.shared.mask + 1 - (self.tail - self.shared.head.0.load(Ordering::Acquire))) as usize
@@ -155,18 +176,49 @@ impl<T: Copy + Send> Consumer<T> {
         Some(unsafe { (*slot.get()).assume_init_ref() })
     }
 
-    /// Takes up to `max` records in order, calling `f` for each, and publishes the consumed cursor once.
-    /// Returns how many were taken: the bounded drain of an agent's `do_work`.
+    /// The `i`-th waiting record (0 = the oldest) without taking it, or `None` when fewer are waiting.
+    /// With [`Consumer::skip`] it lets a stage work on records where they lie in the ring: a record copied
+    /// out by value goes through the stack field by field, and the stage's first reads of that copy
+    /// straddle the copy's stores, which stalls each of them (store forwarding fails).
     #[inline]
-    pub fn drain(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
+    pub fn peek_at(&self, i: u64) -> Option<&T> {
+        let at = self.head + i;
+        if at >= self.tail_cached && at >= self.shared.tail.0.load(Ordering::Acquire) {
+            return None;
+        }
+        let slot = &self.shared.slots[(at & self.shared.mask) as usize];
+        // SAFETY: `at` is below a `tail` the producer published with Release (observed with Acquire here
+        // or before), so the slot is initialised; the producer does not rewrite it before `head` moves
+        // past it, which needs `&mut self` (so not while the returned borrow lives).
+        Some(unsafe { (*slot.get()).assume_init_ref() })
+    }
+
+    /// Discards the oldest record (after working on it through [`Consumer::peek_at`]) and hands its slot
+    /// back to the producer. Does nothing when the ring is empty.
+    #[inline]
+    pub fn skip(&mut self) {
+        if self.head == self.tail_cached {
+            self.tail_cached = self.shared.tail.0.load(Ordering::Acquire);
+            if self.head == self.tail_cached {
+                return;
+            }
+        }
+        self.head += 1;
+        self.shared.head.0.store(self.head, Ordering::Release);
+    }
+
+    /// Takes up to `max` records in order, calling `f` with each where it lies in the ring, and publishes
+    /// the consumed cursor once. Returns how many were taken: the bounded drain of an agent's `do_work`.
+    #[inline]
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(&T)) -> usize {
         let tail = self.shared.tail.0.load(Ordering::Acquire);
         self.tail_cached = tail;
         let available = (tail - self.head).min(max as u64);
         for i in 0..available {
             let slot = &self.shared.slots[((self.head + i) & self.shared.mask) as usize];
             // SAFETY: every index in [head, head + available) is below the observed `tail`, so initialised
-            // and not rewritten before `head` is published below.
-            f(unsafe { (*slot.get()).assume_init() });
+            // and not rewritten before `head` is published below (after the last call of `f`).
+            f(unsafe { (*slot.get()).assume_init_ref() });
         }
         self.head += available;
         if available > 0 {
@@ -205,7 +257,7 @@ mod tests {
         assert_eq!(rx.peek(), Some(&1));
         tx.push(4).unwrap();
         let mut got = Vec::new();
-        assert_eq!(rx.drain(10, |r| got.push(r)), 4);
+        assert_eq!(rx.drain(10, |r| got.push(*r)), 4);
         assert_eq!(got, vec![1, 2, 3, 4]);
         assert_eq!(rx.peek(), None);
         assert_eq!(rx.pop(), None);
@@ -233,7 +285,7 @@ mod tests {
         let mut expected = 0;
         while expected < COUNT {
             let taken = rx.drain(16, |r| {
-                assert_eq!(r, expected);
+                assert_eq!(*r, expected);
                 expected += 1;
             });
             if taken == 0 {
@@ -241,6 +293,45 @@ mod tests {
             }
         }
         producer.join().unwrap();
+        assert_eq!(rx.pop(), None);
+    }
+
+    #[test]
+    fn peek_at_and_skip_walk_the_ring_in_place() {
+        let (mut tx, mut rx) = ring::<u32>(4);
+        assert_eq!(rx.peek_at(0), None);
+        rx.skip();
+        for i in 0..3 {
+            tx.push(i).unwrap();
+        }
+        assert_eq!(rx.peek_at(0), Some(&0));
+        assert_eq!(rx.peek_at(2), Some(&2));
+        assert_eq!(rx.peek_at(3), None);
+        rx.skip();
+        assert_eq!(rx.peek_at(0), Some(&1));
+        assert_eq!(rx.len(), 2);
+        // The skipped slot is the producer's again: the ring takes a fourth and a fifth record.
+        tx.push(3).unwrap();
+        tx.push(4).unwrap();
+        assert!(tx.push(5).is_err());
+        for want in 1..5 {
+            assert_eq!(rx.peek_at(0), Some(&want));
+            rx.skip();
+        }
+        assert_eq!(rx.peek_at(0), None);
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn push_copy_fills_to_capacity_and_keeps_order() {
+        let (mut tx, mut rx) = ring::<[u64; 3]>(2);
+        assert!(tx.push_copy(&[1, 2, 3]));
+        assert!(tx.push_copy(&[4, 5, 6]));
+        assert!(!tx.push_copy(&[7, 8, 9]));
+        assert_eq!(rx.pop(), Some([1, 2, 3]));
+        assert!(tx.push_copy(&[7, 8, 9]));
+        assert_eq!(rx.pop(), Some([4, 5, 6]));
+        assert_eq!(rx.pop(), Some([7, 8, 9]));
         assert_eq!(rx.pop(), None);
     }
 }

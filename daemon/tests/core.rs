@@ -86,7 +86,7 @@ impl Harness {
                     len,
                     bytes,
                     ..
-                } = r
+                } = *r
                 {
                     self.ouch
                         .push((login, session_seq, bytes[..len as usize].to_vec()));
@@ -95,7 +95,7 @@ impl Harness {
             self.feed.drain(usize::MAX, |r| {
                 if let ToFeed::Message {
                     feed_seq, len, bytes, ..
-                } = r
+                } = *r
                 {
                     self.itch.push((feed_seq, bytes[..len as usize].to_vec()));
                 }
