@@ -513,8 +513,8 @@ impl FeedBook {
             Message::OrderExecutedWithPrice(m) => self.reduce(m.order_reference_number, m.executed_shares)?,
             Message::OrderCancel(m) => self.reduce(m.order_reference_number, m.canceled_shares)?,
             Message::OrderDelete(m) => {
-                let slot = self.slot_of(m.order_reference_number)?;
-                self.remove(slot);
+                let (bucket, slot) = self.slot_of(m.order_reference_number)?;
+                self.remove(slot, bucket);
             }
             Message::OrderReplace(m) => self.replace(m)?,
             Message::Trade(_) | Message::BrokenTrade(_) => {}
@@ -546,25 +546,30 @@ impl FeedBook {
         Ok(i)
     }
 
-    fn slot_of(&self, reference: u64) -> Result<u32, FeedError> {
-        self.index
-            .get(reference, &self.slots)
-            .ok_or(FeedError::UnknownOrder { reference })
+    /// The index bucket and the slot of a live order (the bucket lets [`FeedBook::remove`] skip a
+    /// second probe).
+    fn slot_of(&self, reference: u64) -> Result<(usize, u32), FeedError> {
+        match self.index.probe(reference, &self.slots) {
+            Probe::Found(i) => Ok((i, self.index.buckets[i].slot)),
+            Probe::Vacant(_) => Err(FeedError::UnknownOrder { reference }),
+        }
     }
 
     fn side_levels(&self, locate: u16, side: Side) -> &SideLevels {
         &self.sides[usize::from(locate - 1) * 2 + side_index(side)]
     }
 
-    /// Checks everything an add of `order` needs. A replace frees its original's slot first
-    /// (`slot_freed`), and its original's level when the original was alone there (`level_freed`).
+    /// Checks everything an add of `order` needs, and returns the index bucket where its reference goes
+    /// (valid until the index changes: an add inserts there, a replace removes its original first and
+    /// probes again). A replace frees its original's slot first (`slot_freed`), and its original's level
+    /// when the original was alone there (`level_freed`).
     fn check_add(
         &self,
         order: &RestingOrder,
         stock: Option<Symbol>,
         slot_freed: bool,
         level_freed: bool,
-    ) -> Result<(), FeedError> {
+    ) -> Result<usize, FeedError> {
         let i = self.known_locate(order.locate)?;
         if let (Some(stock), Some(directory)) = (stock, &self.directory[i])
             && stock != directory.stock
@@ -579,11 +584,14 @@ impl FeedBook {
                 reference: order.reference,
             });
         }
-        if self.index.get(order.reference, &self.slots).is_some() {
-            return Err(FeedError::DuplicateOrder {
-                reference: order.reference,
-            });
-        }
+        let bucket = match self.index.probe(order.reference, &self.slots) {
+            Probe::Vacant(i) => i,
+            Probe::Found(_) => {
+                return Err(FeedError::DuplicateOrder {
+                    reference: order.reference,
+                });
+            }
+        };
         if self.free_head == NIL && !slot_freed {
             return Err(FeedError::OrdersFull {
                 orders_max: self.limits.orders_max,
@@ -600,17 +608,18 @@ impl FeedBook {
                 levels_max: self.limits.levels_max,
             });
         }
-        Ok(())
+        Ok(bucket)
     }
 
     fn add(&mut self, order: RestingOrder, stock: Option<Symbol>) -> Result<(), FeedError> {
-        self.check_add(&order, stock, false, false)?;
-        self.insert(order);
+        let bucket = self.check_add(&order, stock, false, false)?;
+        self.insert(order, Some(bucket));
         Ok(())
     }
 
-    /// Inserts a checked order at the back of its level.
-    fn insert(&mut self, order: RestingOrder) {
+    /// Inserts a checked order at the back of its level; its reference goes to index bucket `bucket`
+    /// when given (from [`FeedBook::check_add`], the index unchanged since), else where a probe finds room.
+    fn insert(&mut self, order: RestingOrder, bucket: Option<usize>) {
         let slot = self.free_head;
         assert!(slot != NIL, "insert without a free slot");
         self.free_head = self.slots[slot as usize].next;
@@ -653,15 +662,20 @@ impl FeedBook {
             prev: previous_tail,
             next: NIL,
         };
-        match self.index.probe(order.reference, &self.slots) {
-            Probe::Vacant(i) => self.index.set(i, order.reference, slot),
+        let bucket = bucket.unwrap_or_else(|| match self.index.probe(order.reference, &self.slots) {
+            Probe::Vacant(i) => i,
             Probe::Found(_) => panic!("duplicate reference {} inserted", order.reference),
-        }
+        });
+        debug_assert!(
+            matches!(self.index.probe(order.reference, &self.slots), Probe::Vacant(i) if i == bucket)
+        );
+        self.index.set(bucket, order.reference, slot);
         self.live_orders += 1;
     }
 
-    /// Removes the order in `slot` from its level, the index and the arena.
-    fn remove(&mut self, slot: u32) {
+    /// Removes the order in `slot`, whose reference is in index bucket `bucket`, from its level, the index
+    /// and the arena.
+    fn remove(&mut self, slot: u32, bucket: usize) {
         let OrderSlot { order, prev, next } = self.slots[slot as usize];
         let side_index = usize::from(order.locate - 1) * 2 + side_index(order.side);
         let levels = &mut self.sides[side_index];
@@ -686,10 +700,11 @@ impl FeedBook {
         if next != NIL {
             self.slots[next as usize].prev = prev;
         }
-        match self.index.probe(order.reference, &self.slots) {
-            Probe::Found(i) => self.index.remove_at(i),
-            Probe::Vacant(_) => panic!("live order {} missing from the index", order.reference),
-        }
+        debug_assert!(
+            self.index.buckets[bucket].slot == slot,
+            "the bucket holds the order's slot"
+        );
+        self.index.remove_at(bucket);
         self.slots[slot as usize].prev = NIL;
         self.slots[slot as usize].next = self.free_head;
         self.free_head = slot;
@@ -698,7 +713,7 @@ impl FeedBook {
 
     /// Takes `shares` off an order (execution or cancel); at zero the order leaves.
     fn reduce(&mut self, reference: u64, shares: u32) -> Result<(), FeedError> {
-        let slot = self.slot_of(reference)?;
+        let (bucket, slot) = self.slot_of(reference)?;
         let order = self.slots[slot as usize].order;
         if shares == 0 || shares > order.shares {
             return Err(FeedError::BadShares {
@@ -708,7 +723,7 @@ impl FeedBook {
             });
         }
         if shares == order.shares {
-            self.remove(slot);
+            self.remove(slot, bucket);
             return Ok(());
         }
         self.slots[slot as usize].order.shares -= shares;
@@ -721,7 +736,7 @@ impl FeedBook {
     }
 
     fn replace(&mut self, m: &itch::OrderReplace) -> Result<(), FeedError> {
-        let slot = self.slot_of(m.original_order_reference_number)?;
+        let (bucket, slot) = self.slot_of(m.original_order_reference_number)?;
         let original = self.slots[slot as usize].order;
         let replacement = RestingOrder {
             reference: m.new_order_reference_number,
@@ -743,8 +758,9 @@ impl FeedBook {
             .map(|p| levels.levels[p].orders == 1)
             .unwrap_or(false);
         self.check_add(&replacement, None, true, original_alone)?;
-        self.remove(slot);
-        self.insert(replacement);
+        // The removal may shift the index's buckets: the replacement probes again.
+        self.remove(slot, bucket);
+        self.insert(replacement, None);
         Ok(())
     }
 
