@@ -4,6 +4,8 @@
 //!
 //! Limits go through `add_limit_order_with_result` (GTC) so the fills of each call come back to the
 //! caller; markets through `submit_market_order`. Trades are counted from the returned `MatchResult`.
+//! Every result passes through `std::hint::black_box` before it is read, as bourse-book's events do:
+//! nothing an engine returns may be left unbuilt because the counters do not read it.
 
 use orderbook_rs::{Id, OrderBook, TimeInForce};
 
@@ -58,14 +60,15 @@ impl BenchBook for OrderbookRsBook {
 
     #[inline]
     fn add_limit(&mut self, order: &LimitOrder) {
-        match self.book.add_limit_order_with_result(
+        // Every result is observed in full, as bourse-book's events are (see the bourse adapter).
+        match std::hint::black_box(self.book.add_limit_order_with_result(
             Id::from_u64(order.id),
             u128::from(order.price_ticks),
             order.qty,
             side(order.side),
             TimeInForce::Gtc,
             None,
-        ) {
+        )) {
             Ok((_, Some(result))) => {
                 let trades = result.match_result.trades().as_vec();
                 self.count(
@@ -80,7 +83,7 @@ impl BenchBook for OrderbookRsBook {
 
     #[inline]
     fn cancel(&mut self, id: OrderId) {
-        match self.book.cancel_order(Id::from_u64(id)) {
+        match std::hint::black_box(self.book.cancel_order(Id::from_u64(id))) {
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => self.rejects += 1,
         }
@@ -88,10 +91,11 @@ impl BenchBook for OrderbookRsBook {
 
     #[inline]
     fn market(&mut self, order: &MarketOrder) {
-        match self
-            .book
-            .submit_market_order(Id::from_u64(order.id), order.qty, side(order.side))
-        {
+        match std::hint::black_box(self.book.submit_market_order(
+            Id::from_u64(order.id),
+            order.qty,
+            side(order.side),
+        )) {
             Ok(result) => {
                 let trades = result.trades().as_vec();
                 self.count(
