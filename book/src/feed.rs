@@ -598,9 +598,10 @@ impl FeedBook {
             });
         }
         let levels = self.side_levels(order.locate, order.side);
+        // The search only when the side is full (rare): an add to a side with room never needs it.
         if !level_freed
-            && levels.find(order.side, order.price).is_err()
             && levels.levels.len() >= self.limits.levels_max as usize
+            && levels.find(order.side, order.price).is_err()
         {
             return Err(FeedError::LevelsFull {
                 locate: order.locate,
