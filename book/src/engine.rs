@@ -1181,26 +1181,24 @@ impl Engine {
                 (self.orders.len() - 1) as u32
             }
         };
-        let generation = self.orders[index as usize].generation;
-        self.orders[index as usize] = Order {
-            order_ref: t.order_ref,
-            expire_ns: v.expire_ns,
-            login: t.login,
-            live_slot: NIL,
-            price: t.limit,
-            open: t.remaining,
-            prev: NIL,
-            next: NIL,
-            generation,
-            token: t.token,
-            firm: t.firm,
-            instrument: t.instrument,
-            side_letter: t.side_letter,
-            display: t.display,
-            capacity: t.capacity,
-            cross_type: t.cross_type,
-            live: true,
-        };
+        // Field by field: `prev` and `next` are written by `link` and `live_slot` by the live index's
+        // insert, right below, and the slot keeps its `generation`; writing them here too would only
+        // add stores to every resting Enter.
+        let o = &mut self.orders[index as usize];
+        let generation = o.generation;
+        o.order_ref = t.order_ref;
+        o.expire_ns = v.expire_ns;
+        o.login = t.login;
+        o.price = t.limit;
+        o.open = t.remaining;
+        o.token = t.token;
+        o.firm = t.firm;
+        o.instrument = t.instrument;
+        o.side_letter = t.side_letter;
+        o.display = t.display;
+        o.capacity = t.capacity;
+        o.cross_type = t.cross_type;
+        o.live = true;
         self.link(index);
         self.live.insert(index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
