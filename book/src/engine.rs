@@ -112,9 +112,20 @@ pub(crate) const ORDER_VACANT: Order = Order {
 };
 
 impl Order {
+    /// The book side. Branch-free (a compare, no jump on the letter: a cancel's side is as unpredictable
+    /// as the workload's): only valid letters are ever stored (checked at entry, modify and restore; and
+    /// by [`Engine::check_invariants`]), so any letter but `B` is a sell letter.
     #[inline]
     pub(crate) fn side(&self) -> Side {
-        Side::from_letter(self.side_letter).expect("resting orders have a valid side")
+        debug_assert!(
+            Side::from_letter(self.side_letter).is_some(),
+            "resting orders have a valid side"
+        );
+        if self.side_letter == b'B' {
+            Side::Buy
+        } else {
+            Side::Sell
+        }
     }
 }
 
@@ -752,7 +763,10 @@ impl Engine {
                     }
                     while o != NIL {
                         let order = &self.orders[o as usize];
-                        if !order.live || order.prev != prev || order.price != l.price || order.side() != side
+                        if !order.live
+                            || order.prev != prev
+                            || order.price != l.price
+                            || Side::from_letter(order.side_letter) != Some(side)
                         {
                             return Err(format!("order {o} badly linked in level {:?}", l.price));
                         }
@@ -1167,26 +1181,24 @@ impl Engine {
                 (self.orders.len() - 1) as u32
             }
         };
-        let generation = self.orders[index as usize].generation;
-        self.orders[index as usize] = Order {
-            order_ref: t.order_ref,
-            expire_ns: v.expire_ns,
-            login: t.login,
-            live_slot: NIL,
-            price: t.limit,
-            open: t.remaining,
-            prev: NIL,
-            next: NIL,
-            generation,
-            token: t.token,
-            firm: t.firm,
-            instrument: t.instrument,
-            side_letter: t.side_letter,
-            display: t.display,
-            capacity: t.capacity,
-            cross_type: t.cross_type,
-            live: true,
-        };
+        // Field by field: `prev` and `next` are written by `link` and `live_slot` by the live index's
+        // insert, right below, and the slot keeps its `generation`; writing them here too would only
+        // add stores to every resting Enter.
+        let o = &mut self.orders[index as usize];
+        let generation = o.generation;
+        o.order_ref = t.order_ref;
+        o.expire_ns = v.expire_ns;
+        o.login = t.login;
+        o.price = t.limit;
+        o.open = t.remaining;
+        o.token = t.token;
+        o.firm = t.firm;
+        o.instrument = t.instrument;
+        o.side_letter = t.side_letter;
+        o.display = t.display;
+        o.capacity = t.capacity;
+        o.cross_type = t.cross_type;
+        o.live = true;
         self.link(index);
         self.live.insert(index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
@@ -1510,7 +1522,9 @@ impl Engine {
         self.free.push(index);
     }
 
-    /// Cancels `decrement` lots of a resting order (all of it when equal to its open size).
+    /// Cancels `decrement` lots of a resting order (all of it when equal to its open size). Inlined: it is
+    /// the user cancel's whole tail (the event built in place, then [`Engine::take_lots`]).
+    #[inline(always)]
     fn cancel_lots(
         &mut self,
         now_ns: u64,

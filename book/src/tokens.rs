@@ -59,10 +59,13 @@ impl TokenWords {
     /// The token.
     #[inline]
     pub(crate) fn token(self) -> Token {
-        let (a, c) = (self.0[0].to_le_bytes(), self.0[1].to_le_bytes());
-        Alpha([
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], c[0], c[1], c[2], c[3], c[4], c[5],
-        ])
+        // Two 8-byte writes, the second overlapping the first by two bytes (bytes 6..14), instead of
+        // 8 + six single bytes: events copy a token out of the arena on every cancel and fill.
+        let [low, high] = self.0;
+        let mut bytes = [0u8; 14];
+        bytes[..8].copy_from_slice(&low.to_le_bytes());
+        bytes[6..].copy_from_slice(&((low >> 48) | (high << 16)).to_le_bytes());
+        Alpha(bytes)
     }
 }
 
