@@ -161,21 +161,6 @@ impl<T: Copy + Send> Consumer<T> {
         Some(record)
     }
 
-    /// The oldest record without taking it, or `None` when the ring is empty.
-    #[inline]
-    pub fn peek(&mut self) -> Option<&T> {
-        if self.head == self.tail_cached {
-            self.tail_cached = self.shared.tail.0.load(Ordering::Acquire);
-            if self.head == self.tail_cached {
-                return None;
-            }
-        }
-        let slot = &self.shared.slots[(self.head & self.shared.mask) as usize];
-        // SAFETY: as in `pop`: the slot is initialised and the producer does not rewrite it before `head`
-        // moves past it, which needs `&mut self` (so not while the returned borrow lives).
-        Some(unsafe { (*slot.get()).assume_init_ref() })
-    }
-
     /// The `i`-th waiting record (0 = the oldest) without taking it, or `None` when fewer are waiting.
     /// With [`Consumer::skip`] it lets a stage work on records where they lie in the ring: a record copied
     /// out by value goes through the stack field by field, and the stage's first reads of that copy
@@ -251,15 +236,15 @@ mod tests {
         }
         assert_eq!(tx.push(9), Err(Full(9)));
         assert_eq!(rx.len(), 4);
-        assert_eq!(rx.peek(), Some(&0), "peek shows the oldest");
-        assert_eq!(rx.peek(), Some(&0), "and does not take it");
+        assert_eq!(rx.peek_at(0), Some(&0), "peek_at shows the oldest");
+        assert_eq!(rx.peek_at(0), Some(&0), "and does not take it");
         assert_eq!(rx.pop(), Some(0));
-        assert_eq!(rx.peek(), Some(&1));
+        assert_eq!(rx.peek_at(0), Some(&1));
         tx.push(4).unwrap();
         let mut got = Vec::new();
         assert_eq!(rx.drain(10, |r| got.push(*r)), 4);
         assert_eq!(got, vec![1, 2, 3, 4]);
-        assert_eq!(rx.peek(), None);
+        assert_eq!(rx.peek_at(0), None);
         assert_eq!(rx.pop(), None);
         assert!(rx.is_empty());
     }
