@@ -270,6 +270,38 @@ fn lookup_address_names_the_bucket_of_the_referenced_order() {
     assert_eq!(b.lookup_address(&[]), None);
 }
 
+/// `slot_address` names the slot of the live order a message names (one address per order, the same for
+/// every message naming it), and nothing for an unknown reference, an add or bytes too short.
+#[test]
+fn slot_address_names_the_slot_of_the_referenced_live_order() {
+    let mut b = book();
+    let bytes = |m: Message| {
+        let mut buf = [0u8; 64];
+        let n = m.encode(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    assert_eq!(b.slot_address(&bytes(delete(1, 7))), None, "not added yet");
+    b.apply(&add(1, "AAPL", 7, Side::Sell, 100, 500, 9)).unwrap();
+    b.apply(&add(1, "AAPL", 8, Side::Buy, 100, 400, 10)).unwrap();
+    let seven = b.slot_address(&bytes(delete(1, 7))).expect("order 7 is live");
+    for m in [
+        bytes(executed(1, 7, 10)),
+        bytes(cancel(1, 7, 10)),
+        bytes(replace(1, 7, 9, 100, 500, 11)),
+    ] {
+        assert_eq!(b.slot_address(&m), Some(seven), "message {}", m[0] as char);
+    }
+    let eight = b.slot_address(&bytes(delete(1, 8))).expect("order 8 is live");
+    assert_ne!(seven, eight);
+    assert_eq!(
+        b.slot_address(&bytes(add(1, "AAPL", 9, Side::Sell, 100, 500, 12))),
+        None
+    );
+    assert_eq!(b.slot_address(&bytes(delete(1, 7))[..18]), None);
+    b.apply(&delete(1, 7)).unwrap();
+    assert_eq!(b.slot_address(&bytes(delete(1, 7))), None, "deleted");
+}
+
 #[test]
 fn bad_input_is_a_typed_error_and_changes_nothing() {
     let mut b = book();

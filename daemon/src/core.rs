@@ -1171,11 +1171,16 @@ pub fn prefetch_command(engine: &bourse_book::Engine, command: &Command) {
     }
 }
 
-/// Market data's lookahead: prefetches the snapshot book's bucket the ITCH `message` will read first
-/// ([`bourse_book::feed::FeedBook::lookup_address`]), while the message before it is applied.
+/// Market data's lookahead, two messages deep, while the message before `next` is applied: the snapshot
+/// book's bucket the ITCH message `after` will read first ([`bourse_book::feed::FeedBook::lookup_address`]),
+/// and the order slot `next` will read ([`bourse_book::feed::FeedBook::slot_address`], from the bucket
+/// prefetched one message earlier).
 #[inline(always)]
-pub fn prefetch_feed_message(book: &bourse_book::feed::FeedBook, message: &[u8]) {
-    if let Some(address) = book.lookup_address(message) {
+pub fn prefetch_feed_messages(book: &bourse_book::feed::FeedBook, next: Option<&[u8]>, after: Option<&[u8]>) {
+    if let Some(address) = after.and_then(|m| book.lookup_address(m)) {
+        prefetch(address);
+    }
+    if let Some(address) = next.and_then(|m| book.slot_address(m)) {
         prefetch(address);
     }
 }

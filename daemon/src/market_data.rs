@@ -531,11 +531,14 @@ impl MarketData {
                 break;
             };
             done += 1;
-            // The next message's first read of the snapshot book's reference index, started now so that
-            // the miss overlaps this one (see `Core`'s lookahead for the same idea on the engine side).
-            if let Some(ToFeed::Message { len, bytes, .. }) = feed.peek_at(1) {
-                crate::core::prefetch_feed_message(&self.book, &bytes[..usize::from(*len)]);
-            }
+            // The next messages' reads of the snapshot book's reference index and order slots, started now
+            // so that the misses overlap this one (see `Core`'s lookahead for the same idea on the engine
+            // side).
+            let message = |i: u64| match feed.peek_at(i) {
+                Some(ToFeed::Message { len, bytes, .. }) => Some(&bytes[..usize::from(*len)]),
+                _ => None,
+            };
+            crate::core::prefetch_feed_messages(&self.book, message(1), message(2));
             match record {
                 ToFeed::Message {
                     feed_seq,

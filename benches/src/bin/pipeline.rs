@@ -15,7 +15,8 @@
 //!
 //! Every stage looks one message ahead as the daemon does (the next command's live-index slots, and in the
 //! feed stage the next ITCH message's feed-book bucket, prefetched with the daemon's own
-//! `bourse_daemon::core::prefetch_command` and `prefetch_feed_message`);
+//! `bourse_daemon::core::prefetch_command` and `prefetch_feed_messages`, which also prefetches the order
+//! slot of the next message from its bucket, two messages deep);
 //! `--no-lookahead` runs them without, as before session 6.
 //!
 //! What it leaves out: sockets, SoupBinTCP framing, the rings between stages, the multicast packets and
@@ -148,10 +149,9 @@ impl JournalSink {
         std::hint::black_box(released);
         if let Some(feed) = self.feed.as_mut() {
             for (i, m) in self.itch.iter().enumerate() {
-                if self.lookahead
-                    && let Some(next) = self.itch.get(i + 1)
-                {
-                    bourse_daemon::core::prefetch_feed_message(feed, &next.bytes[..usize::from(next.len)]);
+                if self.lookahead {
+                    let message = |k: usize| self.itch.get(k).map(|m| &m.bytes[..usize::from(m.len)]);
+                    bourse_daemon::core::prefetch_feed_messages(feed, message(i + 1), message(i + 2));
                 }
                 feed.apply_bytes(&m.bytes[..usize::from(m.len)])
                     .map_err(|e| anyhow::anyhow!("feed book refused our own ITCH: {e}"))?;
