@@ -93,20 +93,11 @@ impl<T: Copy + Send> Producer<T> {
     /// Appends `record`, or returns it in [`Full`] when every slot is taken.
     #[inline]
     pub fn push(&mut self, record: T) -> Result<(), Full<T>> {
-        let capacity = self.shared.mask + 1;
-        if self.tail - self.head_cached == capacity {
-            self.head_cached = self.shared.head.0.load(Ordering::Acquire);
-            if self.tail - self.head_cached == capacity {
-                return Err(Full(record));
-            }
+        if self.push_copy(&record) {
+            Ok(())
+        } else {
+            Err(Full(record))
         }
-        let slot = &self.shared.slots[(self.tail & self.shared.mask) as usize];
-        // SAFETY: `tail - head < capacity`, so this slot is not in [head, tail): the consumer does not read
-        // it until the Release store below publishes it, and no other producer exists.
-        unsafe { (*slot.get()).write(record) };
-        self.tail += 1;
-        self.shared.tail.0.store(self.tail, Ordering::Release);
-        Ok(())
     }
 
     /// Appends a copy of `*record`, or returns false when every slot is taken. The copy goes straight
@@ -122,8 +113,9 @@ impl<T: Copy + Send> Producer<T> {
             }
         }
         let slot = &self.shared.slots[(self.tail & self.shared.mask) as usize];
-        // SAFETY: as in `push`: the slot is not in [head, tail), so the consumer does not read it until
-        // the Release store below; `record` is a valid `T` and cannot overlap a slot nobody else owns.
+        // SAFETY: `tail - head < capacity`, so this slot is not in [head, tail): the consumer does not read
+        // it until the Release store below publishes it, and no other producer exists. `record` is a valid
+        // `T` and cannot overlap a slot only this producer may write.
         unsafe { std::ptr::copy_nonoverlapping(record, (*slot.get()).as_mut_ptr(), 1) };
         self.tail += 1;
         self.shared.tail.0.store(self.tail, Ordering::Release);
