@@ -322,6 +322,25 @@ impl ReferenceIndex {
     }
 }
 
+/// The order reference an ITCH `E`, `C`, `X`, `D` or `U` names (a `U`'s original), read from its bytes;
+/// `None` for other messages and for bytes too short to hold one. Every one of them starts with the
+/// 11-byte header, then that reference.
+#[inline]
+fn named_reference(bytes: &[u8]) -> Option<u64> {
+    let names_an_order = matches!(
+        *bytes.first()?,
+        itch::OrderExecuted::TYPE
+            | itch::OrderExecutedWithPrice::TYPE
+            | itch::OrderCancel::TYPE
+            | itch::OrderDelete::TYPE
+            | itch::OrderReplace::TYPE
+    );
+    if !names_an_order {
+        return None;
+    }
+    Some(u64::from_be_bytes(bytes.get(11..19)?.try_into().ok()?))
+}
+
 /// A book rebuilt from ITCH 5.0 messages. See the module header for what each message does.
 #[derive(Debug)]
 pub struct FeedBook {
@@ -445,20 +464,7 @@ impl FeedBook {
     /// bytes too short to hold a reference. Reading the address is harmless; it is never dereferenced here.
     #[inline]
     pub fn lookup_address(&self, bytes: &[u8]) -> Option<*const u8> {
-        let names_an_order = matches!(
-            *bytes.first()?,
-            itch::OrderExecuted::TYPE
-                | itch::OrderExecutedWithPrice::TYPE
-                | itch::OrderCancel::TYPE
-                | itch::OrderDelete::TYPE
-                | itch::OrderReplace::TYPE
-        );
-        if !names_an_order {
-            return None;
-        }
-        // Every one of them starts with the 11-byte header, then the (original) order reference.
-        let reference = u64::from_be_bytes(bytes.get(11..19)?.try_into().ok()?);
-        Some(self.index.home_address(reference))
+        Some(self.index.home_address(named_reference(bytes)?))
     }
 
     /// The second step of a lookahead, once the line of [`FeedBook::lookup_address`] is in: the first
@@ -468,8 +474,7 @@ impl FeedBook {
     /// `lookup_address`, and when the home bucket holds another reference. Never dereferenced here.
     #[inline]
     pub fn slot_address(&self, bytes: &[u8]) -> Option<*const u8> {
-        self.lookup_address(bytes)?;
-        let reference = u64::from_be_bytes(bytes.get(11..19)?.try_into().ok()?);
+        let reference = named_reference(bytes)?;
         let bucket = self.index.buckets[self.index.home(reference as u32)];
         if bucket.slot == NIL || bucket.key != reference as u32 {
             return None;
