@@ -119,6 +119,22 @@ impl<S: Storage> Reader<S> {
         })
     }
 
+    /// A second reader over `storage`, another handle to this reader's journal, at this reader's position
+    /// and trusting what this one has already checked (its commit mark and sparse index are copied), so it
+    /// goes on from here without scanning the journal again. The two then move independently.
+    ///
+    /// `storage` must hold the same journal (e.g. a second `MmapStorage::open_read_only` of the same
+    /// directory): a reader over other bytes would hand out records it never checked.
+    pub fn fork(&self, storage: S) -> Reader<S> {
+        Reader {
+            storage,
+            scanner: self.scanner.clone(),
+            read_at: self.read_at,
+            skip_below: self.skip_below,
+            index: self.index.clone(),
+        }
+    }
+
     /// The storage (read access).
     pub fn storage(&self) -> &S {
         &self.storage

@@ -609,3 +609,56 @@ fn a_reader_trusting_the_writers_batches_reads_and_seeks_without_scanning() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_forked_reader_goes_on_from_the_same_record_and_moves_on_its_own() {
+    let dir = temp_dir("fork");
+    let config = small_config(SyncPolicy::None);
+    let (mut journal, _) = Journal::open(
+        MmapStorage::open_with(&dir, WriteMode::Mapped).expect("dir"),
+        config,
+    )
+    .expect("open");
+    for sequence in 1..=3000u64 {
+        append_numbered(&mut journal, sequence);
+        if sequence % 10 == 0 {
+            journal.commit_batch().expect("commit");
+        }
+    }
+    let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
+    for expected in 1..=1234u64 {
+        assert_eq!(
+            reader.next_record().expect("read").map(|r| r.sequence),
+            Some(expected)
+        );
+    }
+    let mut fork = reader.fork(MmapStorage::open_read_only(&dir).expect("ro"));
+    // Both go on from 1235, independently.
+    for expected in 1235..=1300u64 {
+        let record = fork.next_record().expect("read").expect("a record");
+        assert_eq!(
+            (record.sequence, record.payload),
+            (expected, payload_for(expected).as_slice())
+        );
+    }
+    assert_eq!(
+        reader.next_record().expect("read").map(|r| r.sequence),
+        Some(1235)
+    );
+    // The fork tails the writer: a later batch shows once committed, trusted or scanned.
+    for sequence in 3001..=3005u64 {
+        append_numbered(&mut journal, sequence);
+    }
+    fork.seek(2999).expect("seek");
+    let seen: Vec<u64> =
+        std::iter::from_fn(|| fork.next_record().expect("read").map(|r| r.sequence)).collect();
+    assert_eq!(seen, vec![2999, 3000], "an open batch stays invisible");
+    journal.commit_batch().expect("commit");
+    let batch = journal.last_committed_batch().expect("a batch");
+    assert!(fork.trust_committed(&batch).expect("trust"));
+    let seen: Vec<u64> =
+        std::iter::from_fn(|| fork.next_record().expect("read").map(|r| r.sequence)).collect();
+    assert_eq!(seen, (3001..=3005).collect::<Vec<_>>());
+    drop(journal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
