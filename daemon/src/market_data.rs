@@ -9,9 +9,16 @@
 //!   the same to group A and group B from one UDP socket (IP_MULTICAST_IF = `interface`, loop on, TTL 1).
 //!   After `heartbeat_interval_ms` without a packet: a heartbeat (count 0, the next sequence) on both groups;
 //!   after [`ToFeed::EndOfSession`]: End of Session (count 0xFFFF) at once and then in place of heartbeats.
-//! - The [`FeedBook`]: every feed message is applied to it; at construction it is rebuilt from the day's
-//!   `KIND_ITCH` journal records (from `day_start_journal_seq`), so it is built only from journaled ITCH and
-//!   survives restarts, and the feed sequence continues after the last journaled one.
+//! - The [`FeedBook`] (the snapshot book), built only from journaled ITCH: at construction from the day's
+//!   `KIND_ITCH` journal records (from `day_start_journal_seq`), so that it survives restarts and the feed
+//!   sequence continues after the last journaled one; after that by a second journal reader of its own,
+//!   which follows the released feed *off the publishing path*: up to [`BOOK_IDLE_RECORDS_PER_WORK`]
+//!   records in a round where the ring had nothing to publish, and up to
+//!   [`BOOK_CATCH_UP_RECORDS_PER_POLL`] per snapshot poll while a snapshot connection is open. A snapshot
+//!   login is answered only once the book holds every released message (so an image is never older than
+//!   what was multicast when it was taken); under a sustained flood the book lags, and the lag is paid
+//!   when the pipeline goes idle or a snapshot client connects, never by the feed (docs/ARCHITECTURE.md,
+//!   "The snapshot book follows the journal").
 //! - The re-request server (docs/protocol.md 7.6): 20-byte requests on the re-request socket, a bounded queue
 //!   (`rerequest_queue_max`, dropped when full), answers of ordinary downstream packets unicast to the
 //!   requester, at most `min(count, rerequest_count_max)` messages and never past the last message sent, read
@@ -58,6 +65,13 @@ use crate::stats;
 
 /// Ring records handled per `do_work`.
 pub const FEED_RECORDS_PER_WORK_MAX: usize = 4096;
+/// Journal records the snapshot book reads in a round where the feed ring had nothing to publish (small:
+/// an order that arrives meanwhile waits for them).
+pub const BOOK_IDLE_RECORDS_PER_WORK: usize = 64;
+/// Journal records the snapshot book reads per snapshot poll ([`IO_POLL_INTERVAL_NS`]) while a snapshot
+/// connection is open: a client that connects after a long flood waits for a catch-up in slices of this
+/// size, not for one long pause of the pipeline thread.
+pub const BOOK_CATCH_UP_RECORDS_PER_POLL: usize = 32_768;
 /// Journal records read per `do_work` while answering re-requests.
 pub const RERQ_RECORDS_PER_WORK_MAX: usize = 4096;
 /// Re-request datagrams read per `do_work`.
@@ -209,7 +223,8 @@ pub struct MarketDataCounters {
     pub end_of_session_sent: u64,
     /// Sends that failed (UDP: the receivers re-request).
     pub send_errors: u64,
-    /// Feed messages that the feed book refused (a core bug: logged).
+    /// Feed messages that the snapshot book refused, or failed journal reads of its catch-up (a core bug or
+    /// a damaged journal: logged).
     pub book_errors: u64,
     /// Re-requests received and well-formed.
     pub rerequests: u64,
@@ -262,6 +277,12 @@ pub struct MarketData {
     book: FeedBook,
     /// Last feed sequence applied to the book (0: none).
     book_seq: u64,
+    /// The book's own journal reader (forked from the start-up reader), and the last journal sequence it
+    /// read: it reads on while that is below `released_journal_seq`.
+    book_reader: Reader<MmapStorage>,
+    book_journal_seq: u64,
+    /// Journal sequence of the last released feed message (0: none).
+    released_journal_seq: u64,
     // Re-requests.
     rerequest_socket: UdpSocket,
     rerequests: VecDeque<Pending>,
@@ -324,10 +345,15 @@ impl MarketData {
         let mut index = FeedIndex::new(p.day_start_journal_seq);
         let mut last_feed_seq = 0u64;
         let mut latest_journal_seq = p.day_start_journal_seq;
-        while let Some(record) = reader.next_record().map_err(journal_error)? {
-            if record.sequence > p.scan_to_journal_seq {
+        // The last record read: the loop never reads past `scan_to_journal_seq` (journal sequences are
+        // contiguous), so the book's reader, forked below, goes on from the next one.
+        let mut read_journal_seq = p.day_start_journal_seq.saturating_sub(1);
+        let mut released_journal_seq = 0;
+        while read_journal_seq < p.scan_to_journal_seq {
+            let Some(record) = reader.next_record().map_err(journal_error)? else {
                 break;
-            }
+            };
+            read_journal_seq = record.sequence;
             if record.kind != KIND_ITCH {
                 continue;
             }
@@ -352,8 +378,12 @@ impl MarketData {
             index.note(feed_seq, record.sequence);
             last_feed_seq = feed_seq;
             latest_journal_seq = record.sequence;
+            released_journal_seq = record.sequence;
         }
         let next_feed_seq = last_feed_seq + 1;
+        let book_storage = MmapStorage::open_read_only(&p.journal_dir)
+            .map_err(|e| io::Error::other(format!("journal {}: {e}", p.journal_dir.display())))?;
+        let book_reader = reader.fork(book_storage);
         p.rerequest_socket.set_nonblocking(true)?;
         let _ = Socket::from(p.rerequest_socket.try_clone()?).set_send_buffer_size(SEND_BUFFER_BYTES);
         let sender = multicast_sender(p.market_data.interface)?;
@@ -388,6 +418,9 @@ impl MarketData {
             feed: Some(p.feed),
             book,
             book_seq: last_feed_seq,
+            book_reader,
+            book_journal_seq: read_journal_seq,
+            released_journal_seq,
             rerequest_socket: p.rerequest_socket,
             rerequests: VecDeque::with_capacity(p.market_data.rerequest_queue_max as usize),
             serving: None,
@@ -407,7 +440,7 @@ impl MarketData {
         })
     }
 
-    /// The feed book (as of [`MarketData::book_feed_seq`]).
+    /// The snapshot book (as of [`MarketData::book_feed_seq`]; it may lag the feed, see the module header).
     pub fn book(&self) -> &FeedBook {
         &self.book
     }
@@ -471,11 +504,7 @@ impl MarketData {
         );
         self.index.note(feed_seq, journal_seq);
         self.latest_journal_seq = self.latest_journal_seq.max(journal_seq);
-        if let Err(e) = self.book.apply_bytes(message) {
-            self.counters.book_errors += 1;
-            eprintln!("market_data: feed sequence {feed_seq} not applied to the snapshot book: {e}");
-        }
-        self.book_seq = feed_seq;
+        self.released_journal_seq = journal_seq;
         let drop = self.drop_feed_seqs.binary_search(&feed_seq).is_ok();
         if drop {
             self.flush_packet(false);
@@ -531,14 +560,6 @@ impl MarketData {
                 break;
             };
             done += 1;
-            // The next messages' reads of the snapshot book's reference index and order slots, started now
-            // so that the misses overlap this one (see `Core`'s lookahead for the same idea on the engine
-            // side).
-            let message = |i: u64| match feed.peek_at(i) {
-                Some(ToFeed::Message { len, bytes, .. }) => Some(&bytes[..usize::from(*len)]),
-                _ => None,
-            };
-            crate::core::prefetch_feed_messages(&self.book, message(1), message(2));
             match record {
                 ToFeed::Message {
                     feed_seq,
@@ -548,12 +569,16 @@ impl MarketData {
                 } => self.on_message(*feed_seq, *journal_seq, &bytes[..usize::from(*len)]),
                 ToFeed::Flush => self.flush_packet(false),
                 ToFeed::Committed(batch) => {
-                    // The core's own committed batch: trusted without reading it a second time. A failure
-                    // only means the reader falls back to scanning it.
-                    if let Err(e) = self.reader.trust_committed(batch) {
-                        self.counters.trust_errors += 1;
-                        if self.counters.trust_errors == 1 {
-                            eprintln!("market_data: journal reader could not trust a committed batch: {e}");
+                    // The core's own committed batch: trusted without reading it a second time (by both
+                    // readers). A failure only means the reader falls back to scanning it.
+                    for reader in [&mut self.reader, &mut self.book_reader] {
+                        if let Err(e) = reader.trust_committed(batch) {
+                            self.counters.trust_errors += 1;
+                            if self.counters.trust_errors == 1 {
+                                eprintln!(
+                                    "market_data: journal reader could not trust a committed batch: {e}"
+                                );
+                            }
                         }
                     }
                 }
@@ -569,6 +594,46 @@ impl MarketData {
             feed.skip();
         }
         done
+    }
+
+    /// Applies the journaled feed to the snapshot book, reading at most `records_max` journal records and
+    /// never past the last released feed message. Returns the records read.
+    fn catch_up_book(&mut self, records_max: usize) -> io::Result<usize> {
+        let mut records = 0;
+        while records < records_max && self.book_journal_seq < self.released_journal_seq {
+            let Some(record) = self.book_reader.next_record().map_err(journal_error)? else {
+                // Released means committed: the reader has not seen the commit yet (it scans it next time).
+                break;
+            };
+            records += 1;
+            self.book_journal_seq = record.sequence;
+            if record.kind != KIND_ITCH {
+                continue;
+            }
+            let Some((feed_seq, message)) = decode_itch(record.payload) else {
+                return Err(invalid(format!(
+                    "journal record {}: short KIND_ITCH payload",
+                    record.sequence
+                )));
+            };
+            if feed_seq != self.book_seq + 1 {
+                return Err(invalid(format!(
+                    "journal record {}: feed sequence {feed_seq} after {}",
+                    record.sequence, self.book_seq
+                )));
+            }
+            if let Err(e) = self.book.apply_bytes(message) {
+                self.counters.book_errors += 1;
+                eprintln!("market_data: feed sequence {feed_seq} not applied to the snapshot book: {e}");
+            }
+            self.book_seq = feed_seq;
+        }
+        Ok(records)
+    }
+
+    /// Whether the snapshot book holds every released feed message.
+    fn book_is_current(&self) -> bool {
+        self.book_journal_seq >= self.released_journal_seq
     }
 
     fn heartbeat(&mut self, now_ns: u64) -> usize {
@@ -726,6 +791,21 @@ impl MarketData {
         Ok(records)
     }
 
+    /// [`MarketData::catch_up_book`], with a journal error said once and counted (the book then stays
+    /// where it is; snapshot logins wait).
+    fn book_catch_up(&mut self, records_max: usize) -> usize {
+        match self.catch_up_book(records_max) {
+            Ok(records) => records,
+            Err(e) => {
+                self.counters.book_errors += 1;
+                if self.counters.book_errors == 1 {
+                    eprintln!("market_data: snapshot book could not read the journal: {e}");
+                }
+                0
+            }
+        }
+    }
+
     fn publish_stats(&mut self, now_ns: u64) {
         self.shared.ring_len[2].store(self.feed().len() as u64, Ordering::Relaxed);
         if now_ns >= self.next_publish_ns {
@@ -741,14 +821,21 @@ impl Agent for MarketData {
     }
 
     fn do_work(&mut self, now_ns: u64) -> usize {
-        let mut work = self.publish();
-        work += self.heartbeat(now_ns);
+        let published = self.publish();
+        let mut work = published + self.heartbeat(now_ns);
         if now_ns >= self.next_io_poll_ns {
             self.next_io_poll_ns = now_ns + IO_POLL_INTERVAL_NS;
             work += self.receive_rerequests();
+            if self.snapshot.connections() > 0 {
+                work += self.book_catch_up(BOOK_CATCH_UP_RECORDS_PER_POLL);
+            }
+            let current = self.book_is_current();
             work += self
                 .snapshot
-                .do_work(now_ns, &self.book, self.book_seq, self.day_open);
+                .do_work(now_ns, &self.book, self.book_seq, current, self.day_open);
+        }
+        if published == 0 {
+            work += self.book_catch_up(BOOK_IDLE_RECORDS_PER_WORK);
         }
         match self.serve_rerequests(now_ns) {
             Ok(n) => work += n,

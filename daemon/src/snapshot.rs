@@ -133,6 +133,8 @@ struct Connection {
     last_progress_ns: u64,
     readable: bool,
     writable: bool,
+    /// A valid-looking Login Request read while the book was behind the feed: answered once it is current.
+    pending_login: Option<LoginRequest>,
 }
 
 /// The snapshot server (see the module header).
@@ -206,8 +208,17 @@ impl SnapshotServer {
     }
 
     /// Polls the sockets once (zero timeout) and does a bounded amount of work. `book` and `feed_seq` (the
-    /// last feed sequence applied to it) are what a login now gets; `day_open` false rejects logins `S`.
-    pub fn do_work(&mut self, now_ns: u64, book: &FeedBook, feed_seq: u64, day_open: bool) -> usize {
+    /// last feed sequence applied to it) are what a login now gets; while `book_current` is false (the book
+    /// has not applied every released message yet) a Login Request waits, read but unanswered, with its
+    /// login timer stopped; `day_open` false rejects logins `S`.
+    pub fn do_work(
+        &mut self,
+        now_ns: u64,
+        book: &FeedBook,
+        feed_seq: u64,
+        book_current: bool,
+        day_open: bool,
+    ) -> usize {
         let mut work = 0;
         match self.poll.poll(&mut self.events, Some(std::time::Duration::ZERO)) {
             Ok(()) => {}
@@ -238,7 +249,7 @@ impl SnapshotServer {
             if self.connections[index].is_none() {
                 continue;
             }
-            let (done, keep) = self.serve(index, now_ns, book, feed_seq, day_open);
+            let (done, keep) = self.serve(index, now_ns, book, feed_seq, book_current, day_open);
             work += done;
             if !keep {
                 self.close(index);
@@ -281,6 +292,7 @@ impl SnapshotServer {
                         last_progress_ns: now_ns,
                         readable: true,
                         writable: true,
+                        pending_login: None,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -314,6 +326,7 @@ impl SnapshotServer {
         now_ns: u64,
         book: &FeedBook,
         feed_seq: u64,
+        book_current: bool,
         day_open: bool,
     ) -> (usize, bool) {
         let mut work = 0;
@@ -346,7 +359,9 @@ impl SnapshotServer {
                             Ok(Some(packet)) => {
                                 work += 1;
                                 // A Login Request read in this call counts as logged in for what follows it.
-                                let logged_in = login.is_some() || c.state != State::AwaitLogin;
+                                let logged_in = login.is_some()
+                                    || c.pending_login.is_some()
+                                    || c.state != State::AwaitLogin;
                                 match (logged_in, packet) {
                                     (_, Packet::Debug(_)) => {}
                                     (false, Packet::LoginRequest(request)) => login = Some(request),
@@ -361,7 +376,11 @@ impl SnapshotServer {
                 }
             }
         }
-        if let Some(request) = login {
+        let c = self.connections[index].as_mut().expect("checked by caller");
+        if login.is_some() {
+            c.pending_login = login;
+        }
+        if book_current && let Some(request) = c.pending_login.take() {
             self.login(index, &request, book, feed_seq, day_open);
             work += 1;
         }
@@ -438,7 +457,8 @@ impl SnapshotServer {
                 }
             }
             State::AwaitLogin => {
-                if now_ns.saturating_sub(c.connected_ns) >= self.login_timeout_ns {
+                if c.pending_login.is_none() && now_ns.saturating_sub(c.connected_ns) >= self.login_timeout_ns
+                {
                     return (work, false);
                 }
             }

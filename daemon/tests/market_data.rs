@@ -230,7 +230,13 @@ fn limits() -> FeedBookLimits {
     }
 }
 
-fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options: Options) -> Running {
+/// The stage, built but not running, with its snapshot and re-request addresses and its lifecycle.
+fn build(
+    dir: &TempDir,
+    feeds: &Feeds,
+    consumer: ring::Consumer<ToFeed>,
+    options: Options,
+) -> (MarketData, SocketAddr, SocketAddr, Arc<Lifecycle>, Clock) {
     let rerequest_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let snapshot_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let rerequest = rerequest_socket.local_addr().unwrap();
@@ -274,6 +280,11 @@ fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options
     })
     .expect("market data starts");
     assert_eq!(md.name(), "market_data");
+    (md, snapshot, rerequest, lifecycle, clock)
+}
+
+fn start(dir: &TempDir, feeds: &Feeds, consumer: ring::Consumer<ToFeed>, options: Options) -> Running {
+    let (md, snapshot, rerequest, lifecycle, clock) = build(dir, feeds, consumer, options);
     let runner = agent::spawn_shared(
         vec![Box::new(md)],
         None,
@@ -1231,4 +1242,79 @@ fn a_large_book_streams_its_snapshot_and_re_requests_seek_through_the_index() {
         );
     }
     running.stop();
+}
+
+/// The snapshot book follows the journal off the publishing path: a round that publishes applies nothing to
+/// it, a round with nothing to publish applies `BOOK_IDLE_RECORDS_PER_WORK` journal records, and a snapshot
+/// login waits, read but unanswered, until the book holds every released message; its image is then as of
+/// the last one. The stage is driven by hand (no runner), so every step is deterministic.
+#[test]
+fn the_snapshot_book_catches_up_off_the_feed_path_and_a_login_waits_for_it() {
+    use bourse_daemon::market_data::{BOOK_CATCH_UP_RECORDS_PER_POLL, BOOK_IDLE_RECORDS_PER_WORK};
+    let dir = TempDir::new("lag");
+    let feeds = feeds(21);
+    let (mut core, consumer) = Core::open(&dir, 1);
+    let (mut md, snapshot_addr, _, _, clock) = build(&dir, &feeds, consumer, Options::default());
+    // Every call a millisecond later, so that every call also polls the snapshot server.
+    let mut now_ns = clock.now_ns();
+    let mut work = |md: &mut MarketData| {
+        now_ns += 1_000_000;
+        md.do_work(now_ns)
+    };
+    core.publish(&day_start());
+    assert!(work(&mut md) > 0);
+    // More journal records (two per message: an admin record, then the ITCH) than one catch-up slice.
+    let chunks = (BOOK_CATCH_UP_RECORDS_PER_POLL / 4000 + 2) as u64;
+    let mut reference = 0u64;
+    for _ in 0..chunks {
+        let mut messages = Vec::new();
+        for _ in 0..1000 {
+            reference += 1;
+            messages.push(add(1, "AAPL", reference, Side::Buy, 100, 1_000_000, 20));
+            messages.push(Message::OrderDelete(OrderDelete {
+                header: hdr(1, 21),
+                order_reference_number: reference,
+            }));
+        }
+        core.publish(&messages);
+        assert!(work(&mut md) > 0, "published");
+        assert_eq!(
+            md.book_feed_seq(),
+            0,
+            "a round that publishes leaves the book alone"
+        );
+    }
+    let last = 7 + chunks * 2000;
+    assert_eq!(md.next_feed_seq(), last + 1, "everything was published");
+    // Idle: one small slice (two journal records per message).
+    work(&mut md);
+    assert_eq!(md.book_feed_seq(), (BOOK_IDLE_RECORDS_PER_WORK / 2) as u64);
+    // A snapshot client logs in: answered only once the book is current.
+    let mut client = SoupClient::login(snapshot_addr, "alice", "alice-pw", "");
+    client.stream.set_nonblocking(true).unwrap();
+    let mut waited = 0;
+    for _ in 0..100 {
+        work(&mut md);
+        if md.book_feed_seq() == last {
+            break;
+        }
+        waited += 1;
+        let mut byte = [0u8; 1];
+        assert!(
+            matches!(client.stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "nothing is sent while the book is behind (at {} of {last})",
+            md.book_feed_seq()
+        );
+    }
+    assert_eq!(md.book_feed_seq(), last);
+    assert!(waited >= 1, "the login waited at least one catch-up slice");
+    client.stream.set_nonblocking(false).unwrap();
+    let snapshot = client.snapshot();
+    assert_eq!(snapshot_seq(&snapshot), last);
+    // Every order was deleted again: the image has the day's state and no order.
+    assert!(
+        !snapshot
+            .iter()
+            .any(|m| matches!(m, Message::AddOrder(_) | Message::AddOrderMpid(_)))
+    );
 }
