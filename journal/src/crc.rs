@@ -11,7 +11,8 @@
 //! - elsewhere: a portable slicing-by-8 table (8 KiB, built at compile time).
 //!
 //! [`record_crc`] computes a record's CRC (header bytes 4..24, then the payload) from the header fields
-//! in one pass, without encoding the header first.
+//! in one pass, without encoding the header first; [`record_crc_emitting`] does the same while handing
+//! each payload word to the caller, which the mapped storage uses to copy the record in the same pass.
 //!
 //! # Invariants
 //! Both paths give the same value for every input, equal to the `crc32c` crate's (tested against it on
@@ -116,6 +117,29 @@ pub(crate) fn record_crc(payload_bytes: u32, sequence: u64, kind: u16, payload: 
     !portable::update(portable::update(!0, &head), payload)
 }
 
+/// [`record_crc`], handing each payload word to `emit` as it goes (its index from 0, in order; the last,
+/// partial word padded with zero bytes), so that a copy of the payload takes its words from the same loads
+/// as the checksum. `None` (and nothing emitted) when the CPU lacks SSE4.2.
+#[inline]
+pub(crate) fn record_crc_emitting(
+    payload_bytes: u32,
+    sequence: u64,
+    kind: u16,
+    payload: &[u8],
+    emit: impl FnMut(usize, u64),
+) -> Option<u32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("sse4.2") {
+            // SAFETY: the CPU supports SSE4.2 (checked just above), the only requirement of the
+            // `#[target_feature(enable = "sse4.2")]` function; it reads only through the slice.
+            return Some(!unsafe { x86::record_emitting(payload_bytes, sequence, kind, payload, emit) });
+        }
+    }
+    let _ = (payload_bytes, sequence, kind, payload, emit);
+    None
+}
+
 /// The portable path (also the reference the SSE4.2 path is tested against).
 mod portable {
     use super::TABLE;
@@ -185,6 +209,39 @@ mod x86 {
             crc = _mm_crc32_u8(crc, byte);
         }
         crc
+    }
+
+    /// [`record`], handing each payload word to `emit` (see [`super::record_crc_emitting`]).
+    ///
+    /// # Safety
+    /// The CPU must support SSE4.2.
+    #[inline]
+    #[target_feature(enable = "sse4.2")]
+    pub(super) unsafe fn record_emitting(
+        payload_bytes: u32,
+        sequence: u64,
+        kind: u16,
+        payload: &[u8],
+        mut emit: impl FnMut(usize, u64),
+    ) -> u32 {
+        let mut state = _mm_crc32_u32(!0, payload_bytes) as u64;
+        state = _mm_crc32_u64(state, sequence);
+        state = _mm_crc32_u64(state, kind as u64);
+        let mut chunks = payload.chunks_exact(8);
+        let mut index = 0;
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+            state = _mm_crc32_u64(state, word);
+            emit(index, word);
+            index += 1;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            // Assembled in a register: a byte copy into a stack word read back at once would stall.
+            let word = rest.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            emit(index, word);
+        }
+        tail(state as u32, rest)
     }
 
     /// A record's raw CRC state from its header fields and payload (see [`super::record_crc`]).

@@ -417,15 +417,17 @@ impl<S: Storage> Journal<S> {
         sequence: u64,
         payload: &[u8],
     ) -> Result<RecordHeader, JournalError> {
-        let header = RecordHeader::new(kind, sequence, payload);
         let (id, at) = (self.segment_id, self.offset);
-        // Header then payload: contiguous, so buffering storages gather them into one write. The
-        // padding after the payload is already zero (segments are zero-filled, cut tails are zeroed).
-        if let Err(e) = self.storage.write_record(id, at, &header.encode(), payload) {
-            return self.poison(e);
+        // Header then payload: contiguous, so buffering storages gather them into one write; a mapped
+        // storage computes the CRC in the same pass as its copy. The padding after the payload is already
+        // zero (segments are zero-filled, cut tails are zeroed).
+        match self.storage.write_new_record(id, at, kind, sequence, payload) {
+            Ok(header) => {
+                self.offset += header.record_bytes();
+                Ok(header)
+            }
+            Err(e) => self.poison(e),
         }
-        self.offset += header.record_bytes();
-        Ok(header)
     }
 
     /// Makes room for `record_bytes` (plus a segment-end record), rolling to a new segment if needed.

@@ -73,7 +73,7 @@ use std::thread::JoinHandle;
 use memmap2::{Advice, Mmap, MmapMut};
 
 use super::{Storage, StorageError};
-use crate::format::RECORD_HEADER_BYTES;
+use crate::format::{PAYLOAD_BYTES_MAX, RECORD_HEADER_BYTES, RecordHeader, record_bytes};
 
 /// Size of the write-gathering buffer of [`WriteMode::WriteCalls`] (allocated once, at open).
 pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -141,6 +141,60 @@ fn stream_record(dst: &mut [u8], header: &[u8; RECORD_HEADER_BYTES as usize], pa
         dst[header.len()..header.len() + payload.len()].copy_from_slice(payload);
         dst[header.len() + payload.len()..].fill(0);
     }
+}
+
+/// Writes a new record into `dst`, its whole slot (8-byte aligned), from its fields: each payload word is
+/// loaded once, for the CRC and for its non-temporal store, and the header, which holds the CRC, is
+/// stored last (the stores are ordered only by the fence before the commit is published, so the order
+/// within a record does not matter). Returns the header. The same bytes as [`RecordHeader::new`] then
+/// [`stream_record`], which is the path without SSE4.2.
+#[inline]
+fn stream_new_record(dst: &mut [u8], kind: u16, sequence: u64, payload: &[u8]) -> RecordHeader {
+    assert!(
+        payload.len() as u64 <= PAYLOAD_BYTES_MAX as u64,
+        "payload over the format limit"
+    );
+    let payload_bytes = payload.len() as u32;
+    assert!(
+        dst.len() as u64 == record_bytes(payload_bytes),
+        "a record slot is the record padded to 8 bytes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(
+            dst.as_ptr().addr().is_multiple_of(8),
+            "record slots are 8-byte aligned"
+        );
+        let base = dst.as_mut_ptr().cast::<i64>();
+        let words = dst.len() / 8;
+        let head_words = RECORD_HEADER_BYTES as usize / 8;
+        let stream = |i: usize, word: u64| {
+            assert!(i < words, "a word inside the record's slot");
+            // SAFETY: `base + i` is inside `dst` (i < dst.len() / 8, asserted) and 8-byte aligned
+            // (asserted above); SSE2, which `movnti` needs, is part of the x86_64 baseline.
+            unsafe { std::arch::x86_64::_mm_stream_si64(base.add(i), word as i64) };
+        };
+        if let Some(crc) =
+            crate::crc::record_crc_emitting(payload_bytes, sequence, kind, payload, |i, word| {
+                stream(head_words + i, word)
+            })
+        {
+            let header = RecordHeader {
+                crc,
+                payload_bytes,
+                sequence,
+                kind,
+            };
+            // The header's three words, as `RecordHeader::encode` lays them out.
+            stream(0, u64::from(crc) | (u64::from(payload_bytes) << 32));
+            stream(1, sequence);
+            stream(2, u64::from(kind));
+            return header;
+        }
+    }
+    let header = RecordHeader::new(kind, sequence, payload);
+    stream_record(dst, &header.encode(), payload);
+    header
 }
 
 /// Orders the non-temporal stores of [`stream_record`] before every later store (no-op elsewhere).
@@ -918,6 +972,28 @@ impl Storage for MmapStorage {
         self.write(id, offset + header.len() as u64, payload)
     }
 
+    fn write_new_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        kind: u16,
+        sequence: u64,
+        payload: &[u8],
+    ) -> Result<RecordHeader, StorageError> {
+        if !self.read_only
+            && let Some(segment) = self.find_mut(id)
+            && let Map::ReadWrite(map) = &mut segment.map
+        {
+            let start = offset as usize;
+            let end = start + record_bytes(payload.len() as u32) as usize;
+            assert!(end <= map.len(), "write past the end of segment {id}");
+            return Ok(stream_new_record(&mut map[start..end], kind, sequence, payload));
+        }
+        let header = RecordHeader::new(kind, sequence, payload);
+        self.write_record(id, offset, &header.encode(), payload)?;
+        Ok(header)
+    }
+
     fn flush(&mut self) -> Result<(), StorageError> {
         self.flush_pending()
     }
@@ -1001,6 +1077,38 @@ impl Drop for MmapStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_record_streamed_with_its_crc_is_the_record_encoded_then_copied() {
+        let dir = temp_dir("fused");
+        let mut storage = MmapStorage::open_with(&dir, WriteMode::Mapped).expect("storage");
+        storage.create_segment(1, 1 << 16, b"header").expect("segment");
+        let mut offset = 64u64;
+        for len in 0..=72usize {
+            let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(37) ^ len as u8).collect();
+            let (kind, sequence) = (0x0100 + len as u16, 1_000_000 + len as u64);
+            let header = storage
+                .write_new_record(1, offset, kind, sequence, &payload)
+                .expect("write");
+            assert_eq!(
+                header,
+                RecordHeader::new(kind, sequence, &payload),
+                "payload of {len} bytes"
+            );
+            storage.flush().expect("flush");
+            let mut expected = header.encode().to_vec();
+            expected.extend_from_slice(&payload);
+            expected.resize(record_bytes(len as u32) as usize, 0);
+            let start = offset as usize;
+            assert_eq!(
+                &storage.segment(1)[start..start + expected.len()],
+                expected.as_slice()
+            );
+            offset += expected.len() as u64;
+        }
+        drop(storage);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("bourse-mmap-{name}-{}", std::process::id()));

@@ -21,7 +21,7 @@ mod fault;
 mod memory;
 mod mmap;
 
-use crate::format::RECORD_HEADER_BYTES;
+use crate::format::{RECORD_HEADER_BYTES, RecordHeader};
 
 pub use fault::{FaultConfig, FaultStorage, PAGE_BYTES, SECTOR_BYTES, SplitMix64};
 pub use memory::MemStorage;
@@ -142,6 +142,28 @@ pub trait Storage {
         self.write(id, offset + RECORD_HEADER_BYTES as u64, payload)
     }
 
+    /// Writes a new record from its fields into segment `id` at `offset` and returns its header: the
+    /// same bytes as [`RecordHeader::new`] then [`Storage::write_record`] (the default). A storage that
+    /// copies word by word computes the CRC in the same pass as the copy.
+    ///
+    /// # Errors
+    /// As [`Storage::write`].
+    ///
+    /// # Panics
+    /// As [`Storage::write`]; a payload over the format limit.
+    fn write_new_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        kind: u16,
+        sequence: u64,
+        payload: &[u8],
+    ) -> Result<RecordHeader, StorageError> {
+        let header = RecordHeader::new(kind, sequence, payload);
+        self.write_record(id, offset, &header.encode(), payload)?;
+        Ok(header)
+    }
+
     /// Hands every byte written so far to the kernel, so that a process crash cannot lose it
     /// (storages that buffer writes); called at each commit. A no-op for the others.
     ///
@@ -231,6 +253,16 @@ impl<S: Storage + ?Sized> Storage for &mut S {
         payload: &[u8],
     ) -> Result<(), StorageError> {
         (**self).write_record(id, offset, header, payload)
+    }
+    fn write_new_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        kind: u16,
+        sequence: u64,
+        payload: &[u8],
+    ) -> Result<RecordHeader, StorageError> {
+        (**self).write_new_record(id, offset, kind, sequence, payload)
     }
     fn flush(&mut self) -> Result<(), StorageError> {
         (**self).flush()
