@@ -102,6 +102,12 @@ pub struct Core {
     released_up_to: u64,
     feed_released: u64,
     every_batches: bool,
+    /// Outputs are staged in the rings (see [`LiveSink`]): the policy releases a batch at its commit.
+    stage: bool,
+    /// The journal sequence of the last output staged in each ring, and the feed sequence of the last
+    /// staged ITCH message (0: none yet).
+    staged_sessions_seq: u64,
+    staged_feed: StagedFeed,
     checkpoint_every_events: u64,
     checkpoint_every_ns: u64,
     events_since_checkpoint: u64,
@@ -118,12 +124,33 @@ pub struct Core {
     clock_anchored: bool,
 }
 
-/// The live sink: journal append, outputs queued for release.
+/// What the last ITCH message staged in the feed ring was.
+#[derive(Clone, Copy, Debug, Default)]
+struct StagedFeed {
+    journal_seq: u64,
+    feed_seq: u64,
+}
+
+/// The live sink: journal append, outputs built for release. Under a policy that releases each batch at
+/// its commit (`none`, `batch`) an output is built in place in its ring, staged (unseen by the consumer),
+/// and the core publishes it after the commit: no queue, no second copy. Outputs wait in the pending
+/// queues instead when a ring is full (and after that, until the queue is empty again, so that order
+/// holds) and under `every_batches`, whose release comes at a later sync.
 struct LiveSink<'a> {
     journal: &'a mut Journal<MmapStorage>,
     sessions: &'a mut VecDeque<(u64, ToSession)>,
     feed: &'a mut VecDeque<(u64, ToFeed)>,
     appended: &'a mut bool,
+    /// `None`: every output is queued (start-up, `every_batches`).
+    staging: Option<Staging<'a>>,
+}
+
+/// The rings a [`LiveSink`] stages outputs in, and where it notes the last ones staged.
+struct Staging<'a> {
+    to_sessions: &'a mut Producer<ToSession>,
+    to_feed: &'a mut Producer<ToFeed>,
+    sessions_seq: &'a mut u64,
+    feed: &'a mut StagedFeed,
 }
 
 /// Appends one record of a step to the open batch, committing the batch first when it is full: a step
@@ -156,6 +183,23 @@ impl RecordSink for LiveSink<'_> {
     // the stack and then moved was read back with wide loads right after the narrower stores of its
     // copy, a store-forwarding stall that showed as ~6 % of the pipeline thread at saturation.
     fn ouch(&mut self, login: u32, session_seq: u64, journal_seq: u64, recv_ns: u64, bytes: &[u8]) {
+        if let Some(staging) = self.staging.as_mut()
+            && self.sessions.is_empty()
+        {
+            let record = ToSession::Ouch {
+                login,
+                session_seq,
+                journal_seq,
+                recv_ns,
+                len: bytes.len() as u8,
+                bytes: [0; OUCH_OUT_LEN_MAX],
+            };
+            if let Ok(ToSession::Ouch { bytes: slot, .. }) = staging.to_sessions.stage(record) {
+                slot[..bytes.len()].copy_from_slice(bytes);
+                *staging.sessions_seq = journal_seq;
+                return;
+            }
+        }
         self.sessions.push_back((
             journal_seq,
             ToSession::Ouch {
@@ -172,6 +216,24 @@ impl RecordSink for LiveSink<'_> {
         }
     }
     fn itch(&mut self, feed_seq: u64, journal_seq: u64, bytes: &[u8]) {
+        if let Some(staging) = self.staging.as_mut()
+            && self.feed.is_empty()
+        {
+            let record = ToFeed::Message {
+                feed_seq,
+                journal_seq,
+                len: bytes.len() as u8,
+                bytes: [0; ITCH_LEN_MAX],
+            };
+            if let Ok(ToFeed::Message { bytes: slot, .. }) = staging.to_feed.stage(record) {
+                slot[..bytes.len()].copy_from_slice(bytes);
+                *staging.feed = StagedFeed {
+                    journal_seq,
+                    feed_seq,
+                };
+                return;
+            }
+        }
         self.feed.push_back((
             journal_seq,
             ToFeed::Message {
@@ -185,6 +247,22 @@ impl RecordSink for LiveSink<'_> {
             slot[..bytes.len()].copy_from_slice(bytes);
         }
     }
+}
+
+/// The live sink's staging when `stage` is on (the core's fields, borrowed apart from the rest).
+fn staging<'a>(
+    stage: bool,
+    to_sessions: &'a mut Producer<ToSession>,
+    to_feed: &'a mut Producer<ToFeed>,
+    sessions_seq: &'a mut u64,
+    feed: &'a mut StagedFeed,
+) -> Option<Staging<'a>> {
+    stage.then_some(Staging {
+        to_sessions,
+        to_feed,
+        sessions_seq,
+        feed,
+    })
 }
 
 /// Prints why and exits: the journal failed, so nothing more may be acknowledged (fail-stop).
@@ -249,6 +327,9 @@ impl Core {
             released_up_to,
             feed_released,
             every_batches,
+            stage: !every_batches,
+            staged_sessions_seq: 0,
+            staged_feed: StagedFeed::default(),
             checkpoint_every_events: p.config.journal.checkpoint_every_events,
             checkpoint_every_ns: p.config.journal.checkpoint_every_s.saturating_mul(1_000_000_000),
             events_since_checkpoint: 0,
@@ -330,6 +411,13 @@ impl Core {
             sessions: &mut self.pending_sessions,
             feed: &mut self.pending_feed,
             appended: &mut self.appended,
+            staging: staging(
+                self.stage,
+                &mut self.to_sessions,
+                &mut self.to_feed,
+                &mut self.staged_sessions_seq,
+                &mut self.staged_feed,
+            ),
         };
         if let Err(e) = self
             .machine
@@ -586,6 +674,13 @@ impl Core {
                     sessions: &mut self.pending_sessions,
                     feed: &mut self.pending_feed,
                     appended: &mut self.appended,
+                    staging: staging(
+                        self.stage,
+                        &mut self.to_sessions,
+                        &mut self.to_feed,
+                        &mut self.staged_sessions_seq,
+                        &mut self.staged_feed,
+                    ),
                 };
                 let seq = match self.machine.login_action(action, login, &mut sink) {
                     Ok(seq) => seq,
@@ -655,18 +750,44 @@ impl Core {
     }
 
     /// Pushes released outputs into the rings, in order, as far as they have room.
-    fn release(&mut self) -> usize {
+    /// Publishes the outputs staged in the rings once the journal has released them; returns how many.
+    fn publish_staged(&mut self) -> usize {
         let mut n = 0;
+        let staged = self.to_sessions.staged();
+        if staged > 0 && self.staged_sessions_seq <= self.released_up_to {
+            self.to_sessions.publish();
+            n += staged as usize;
+        }
+        let staged = self.to_feed.staged();
+        if staged > 0 && self.staged_feed.journal_seq <= self.released_up_to {
+            self.to_feed.publish();
+            self.feed_released = self.staged_feed.feed_seq;
+            self.flush_owed = true;
+            self.shared
+                .feed_sequence
+                .store(self.feed_released, Ordering::Relaxed);
+            n += staged as usize;
+        }
+        n
+    }
+
+    fn release(&mut self) -> usize {
+        // Staged outputs come before anything queued (outputs are queued only once a ring was full).
+        let mut n = self.publish_staged();
         // Each record is copied from its queue slot straight into the ring (`push_copy`).
+        // A push publishes what is staged before it, so nothing queued goes while staged outputs wait.
         while let Some((seq, record)) = self.pending_sessions.front() {
-            if *seq > self.released_up_to || !self.to_sessions.push_copy(record) {
+            if *seq > self.released_up_to
+                || self.to_sessions.staged() > 0
+                || !self.to_sessions.push_copy(record)
+            {
                 break;
             }
             self.pending_sessions.pop_front();
             n += 1;
         }
         while let Some((seq, record)) = self.pending_feed.front() {
-            if *seq > self.released_up_to || !self.to_feed.push_copy(record) {
+            if *seq > self.released_up_to || self.to_feed.staged() > 0 || !self.to_feed.push_copy(record) {
                 break;
             }
             if let ToFeed::Message { feed_seq, .. } = record {
@@ -690,12 +811,14 @@ impl Core {
             self.pending_feed.clear();
         }
         // A batch's messages are out: tell market data to send what it holds (after them, never before).
-        if self.flush_owed && self.to_feed.push(ToFeed::Flush).is_ok() {
+        if self.flush_owed && self.to_feed.staged() == 0 && self.to_feed.push(ToFeed::Flush).is_ok() {
             self.flush_owed = false;
         }
         while let Some(front) = self.pending_replies.front() {
             let seq = front.journal_seq;
             if seq > self.released_up_to
+                || self.to_sessions.staged() > 0
+                || self.to_feed.staged() > 0
                 || self.pending_sessions.front().is_some_and(|(s, _)| *s <= seq)
                 || self.pending_feed.front().is_some_and(|(s, _)| *s <= seq)
             {
@@ -718,7 +841,11 @@ impl Core {
         }
         stats::record(&mut self.h_journal, start.elapsed().as_nanos() as u64);
         self.appended = false;
-        if let Some(batch) = self.journal.last_committed_batch() {
+        // The batch's staged messages go first (a push would publish them without their bookkeeping).
+        self.publish_staged();
+        if self.to_feed.staged() == 0
+            && let Some(batch) = self.journal.last_committed_batch()
+        {
             let _ = self.to_feed.push(ToFeed::Committed(batch));
         }
     }
@@ -824,7 +951,11 @@ impl Agent for Core {
         if self.lifecycle.ingress_closed.load(Ordering::Acquire) && self.requests().is_empty() && work == 0 {
             self.commit();
             self.release();
-            if self.pending_sessions.is_empty() && self.pending_feed.is_empty() {
+            if self.pending_sessions.is_empty()
+                && self.pending_feed.is_empty()
+                && self.to_sessions.staged() == 0
+                && self.to_feed.staged() == 0
+            {
                 self.checkpoint();
                 self.publish(now_ns);
                 self.closed = true;
@@ -1097,6 +1228,7 @@ pub fn start_up(recovered: &mut Recovered, config: &Config) -> Result<StartUp, S
         sessions: &mut recovered.startup_sessions,
         feed: &mut recovered.startup_feed,
         appended: &mut appended,
+        staging: None,
     };
     let to_err = |e: StepError| match *e.0 {
         StepFailure::Journal(e) => StartError::Journal(e),

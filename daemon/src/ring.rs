@@ -13,6 +13,11 @@
 //! publishes `tail` with `Release`; the consumer reads `tail` with `Acquire` before reading the slot, and
 //! publishes `head` with `Release` after it has copied the record out.
 //!
+//! # Staging
+//! [`Producer::stage`] writes a record into the next free slot without publishing it: the consumer sees it
+//! only at [`Producer::publish`] or the next push (which publishes everything staged before it). The core
+//! builds its outputs in place this way and publishes them once the journal has released them.
+//!
 //! # Back-pressure
 //! A full ring is a value ([`Full`]), never a block or a growth: the caller decides (ingress stops reading its
 //! sockets).
@@ -45,7 +50,10 @@ unsafe impl<T: Copy + Send> Sync for Shared<T> {}
 /// The writing half. Exactly one exists per ring.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    /// Published: the consumer may read below it.
     tail: u64,
+    /// Written at `tail..tail + staged`, not yet published.
+    staged: u64,
     head_cached: u64,
 }
 
@@ -79,6 +87,7 @@ pub fn ring<T: Copy + Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         Producer {
             shared: Arc::clone(&shared),
             tail: 0,
+            staged: 0,
             head_cached: 0,
         },
         Consumer {
@@ -100,31 +109,79 @@ impl<T: Copy + Send> Producer<T> {
         }
     }
 
-    /// Appends a copy of `*record`, or returns false when every slot is taken. The copy goes straight
-    /// from `record` to the slot: a record taken out of a queue by value first is copied through the
-    /// stack field by field and read back at once with wider loads, which stalls (store forwarding).
+    /// Appends a copy of `*record` after everything staged, and publishes them all; returns false (and
+    /// publishes nothing) when every slot is taken. The copy goes straight from `record` to the slot: a
+    /// record taken out of a queue by value first is copied through the stack field by field and read
+    /// back at once with wider loads, which stalls (store forwarding).
     #[inline]
     pub fn push_copy(&mut self, record: &T) -> bool {
-        let capacity = self.shared.mask + 1;
-        if self.tail - self.head_cached == capacity {
-            self.head_cached = self.shared.head.0.load(Ordering::Acquire);
-            if self.tail - self.head_cached == capacity {
-                return false;
-            }
-        }
-        let slot = &self.shared.slots[(self.tail & self.shared.mask) as usize];
-        // SAFETY: `tail - head < capacity`, so this slot is not in [head, tail): the consumer does not read
-        // it until the Release store below publishes it, and no other producer exists. `record` is a valid
-        // `T` and cannot overlap a slot only this producer may write.
-        unsafe { std::ptr::copy_nonoverlapping(record, (*slot.get()).as_mut_ptr(), 1) };
-        self.tail += 1;
+        let Some(slot) = self.next_free_slot() else {
+            return false;
+        };
+        // SAFETY: the slot is free (`next_free_slot`): the consumer does not read it until the Release
+        // store below publishes it, and no other producer exists. `record` is a valid `T` and cannot
+        // overlap a slot only this producer may write.
+        unsafe { std::ptr::copy_nonoverlapping(record, slot, 1) };
+        self.tail += self.staged + 1;
+        self.staged = 0;
         self.shared.tail.0.store(self.tail, Ordering::Release);
         true
     }
 
-    /// Free slots as last seen (a lower bound: the consumer may have freed more since).
+    /// Writes `record` into the next free slot (after everything staged) without publishing it, and
+    /// returns the slot so that the caller can finish the record in place; the record comes back in
+    /// [`Full`] when every slot is taken. See "Staging" in the module header.
+    #[inline]
+    pub fn stage(&mut self, record: T) -> Result<&mut T, Full<T>> {
+        let Some(slot) = self.next_free_slot() else {
+            return Err(Full(record));
+        };
+        self.staged += 1;
+        // SAFETY: the slot is free (`next_free_slot`) and stays unpublished until `publish` or a push,
+        // both of which need `&mut self`, so not while the returned borrow lives; the consumer does not
+        // read it before then, and no other producer exists. Writing a whole `T` initialises it.
+        unsafe {
+            slot.write(record);
+            Ok(&mut *slot)
+        }
+    }
+
+    /// Publishes every staged record, in the order staged.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.staged > 0 {
+            self.tail += self.staged;
+            self.staged = 0;
+            self.shared.tail.0.store(self.tail, Ordering::Release);
+        }
+    }
+
+    /// Records staged and not yet published.
+    #[inline]
+    pub fn staged(&self) -> u64 {
+        self.staged
+    }
+
+    /// The slot after the staged records, if the consumer has freed it.
+    #[inline]
+    fn next_free_slot(&mut self) -> Option<*mut T> {
+        let capacity = self.shared.mask + 1;
+        let at = self.tail + self.staged;
+        if at - self.head_cached == capacity {
+            self.head_cached = self.shared.head.0.load(Ordering::Acquire);
+            if at - self.head_cached == capacity {
+                return None;
+            }
+        }
+        let slot = &self.shared.slots[(at & self.shared.mask) as usize];
+        Some(slot.get().cast::<T>())
+    }
+
+    /// Free slots as last seen (a lower bound: the consumer may have freed more since); staged records
+    /// take slots.
     pub fn free_slots(&self) -> usize {
-        (self.shared.mask + 1 - (self.tail - self.shared.head.0.load(Ordering::Acquire))) as usize
+        (self.shared.mask + 1 - (self.tail + self.staged - self.shared.head.0.load(Ordering::Acquire)))
+            as usize
     }
 
     /// The ring's capacity in records.
@@ -297,6 +354,33 @@ mod tests {
         }
         assert_eq!(rx.peek_at(0), None);
         assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn staged_records_stay_unseen_until_published_and_a_push_publishes_them_first() {
+        let (mut tx, mut rx) = ring::<[u64; 2]>(4);
+        tx.stage([1, 0]).expect("room")[1] = 10;
+        tx.stage([2, 20]).expect("room");
+        assert_eq!(tx.staged(), 2);
+        assert_eq!((rx.len(), rx.peek_at(0)), (0, None), "nothing published yet");
+        tx.publish();
+        assert_eq!(tx.staged(), 0);
+        assert_eq!(rx.pop(), Some([1, 10]), "finished in place");
+        // Staged, then pushed: the push publishes both, staged first.
+        tx.stage([3, 30]).expect("room");
+        assert!(tx.push_copy(&[4, 40]));
+        assert_eq!(tx.staged(), 0);
+        // Capacity counts staged records: [2], [3], [4] wait, one slot left.
+        assert_eq!(tx.free_slots(), 1);
+        tx.stage([5, 50]).expect("the last slot");
+        assert_eq!(tx.stage([6, 60]), Err(Full([6, 60])));
+        assert!(!tx.push_copy(&[6, 60]), "a full ring publishes nothing");
+        assert_eq!(rx.len(), 3);
+        let seen: Vec<_> = std::iter::from_fn(|| rx.pop()).collect();
+        assert_eq!(seen, vec![[2, 20], [3, 30], [4, 40]]);
+        tx.publish();
+        assert_eq!(rx.pop(), Some([5, 50]));
+        assert_eq!(rx.pop(), None);
     }
 
     #[test]

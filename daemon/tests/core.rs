@@ -48,11 +48,16 @@ struct Harness {
 
 impl Harness {
     fn start(config: &Config) -> Result<Harness, StartError> {
+        Harness::start_with_rings(config, 1024)
+    }
+
+    /// With reply and feed rings of `capacity` records.
+    fn start_with_rings(config: &Config, capacity: usize) -> Result<Harness, StartError> {
         let mut recovered = core::recover(config)?;
         core::start_up(&mut recovered, config)?;
         let (requests, requests_rx) = ring::ring(1024);
-        let (sessions_tx, sessions) = ring::ring(1024);
-        let (feed_tx, feed) = ring::ring(1024);
+        let (sessions_tx, sessions) = ring::ring(capacity);
+        let (feed_tx, feed) = ring::ring(capacity);
         let (_jobs_tx, jobs_rx) = std::sync::mpsc::channel();
         let lifecycle = Arc::new(Lifecycle::default());
         let core = Core::new(CoreParams {
@@ -77,9 +82,14 @@ impl Harness {
     }
 
     fn run(&mut self) {
-        for _ in 0..100 {
+        self.run_draining(100, usize::MAX);
+    }
+
+    /// `rounds` rounds of the core, each followed by taking at most `per_round` records of each ring.
+    fn run_draining(&mut self, rounds: usize, per_round: usize) {
+        for _ in 0..rounds {
             self.core.do_work(0);
-            self.sessions.drain(usize::MAX, |r| {
+            self.sessions.drain(per_round, |r| {
                 if let ToSession::Ouch {
                     login,
                     session_seq,
@@ -92,7 +102,7 @@ impl Harness {
                         .push((login, session_seq, bytes[..len as usize].to_vec()));
                 }
             });
-            self.feed.drain(usize::MAX, |r| {
+            self.feed.drain(per_round, |r| {
                 if let ToFeed::Message {
                     feed_seq, len, bytes, ..
                 } = *r
@@ -230,6 +240,59 @@ fn a_cross_is_journaled_released_and_recovered() {
     // The journal's spare builder writes into the directory until the journal is dropped.
     drop(recovered);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Outputs are built in place in the rings (staged, published at release) while the rings have room, and
+/// queued when they fill: either way, under every sync policy, each login's OUCH stream and the feed come
+/// out whole, numbered without a gap, and the same as through rings that never fill.
+#[test]
+fn outputs_come_out_whole_and_in_order_through_rings_that_fill() {
+    type Seen = (Vec<(u32, u64, u8)>, Vec<(u64, u8)>);
+    let run = |sync: SyncName, capacity: usize, per_round: usize| -> Seen {
+        let dir = temp_dir("full-rings");
+        let config = config(&dir, sync);
+        let mut h = Harness::start_with_rings(&config, capacity).expect("start");
+        for round in 0..30u32 {
+            // Resting buys and sells that cross: Accepted, Executed, Add Order, Order Executed.
+            h.send(1, enter(1, &format!("A{round}"), b'B', 100, 1_900_000));
+            h.send(2, enter(2, &format!("B{round}"), b'S', 40, 1_900_000));
+            h.run_draining(3, per_round);
+        }
+        h.run_draining(400, per_round);
+        let seen = (
+            h.ouch.iter().map(|(l, s, b)| (*l, *s, b[0])).collect(),
+            h.itch.iter().map(|(s, b)| (*s, b[0])).collect(),
+        );
+        h.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+        seen
+    };
+    for sync in [SyncName::None, SyncName::Batch, SyncName::EveryBatches] {
+        let (ouch, itch) = run(sync, 4, 3);
+        for login in 1..=4u32 {
+            let seqs: Vec<u64> = ouch
+                .iter()
+                .filter(|(l, ..)| *l == login)
+                .map(|(_, s, _)| *s)
+                .collect();
+            assert_eq!(
+                seqs,
+                (1..=seqs.len() as u64).collect::<Vec<_>>(),
+                "{sync:?} login {login}"
+            );
+        }
+        let feed: Vec<u64> = itch.iter().map(|(s, _)| *s).collect();
+        assert_eq!(feed, (1..=feed.len() as u64).collect::<Vec<_>>(), "{sync:?}");
+        assert!(
+            itch.len() > 11 + 30 * 2,
+            "{sync:?}: the day start, an Add and executions per round"
+        );
+        assert_eq!(
+            (ouch, itch),
+            run(sync, 1024, usize::MAX),
+            "{sync:?}: as through roomy rings"
+        );
+    }
 }
 
 /// Runs a daemon core once on `config` (a day starts), stops it, then appends one batch written by `write`
