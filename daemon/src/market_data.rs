@@ -13,7 +13,7 @@
 //!   `KIND_ITCH` journal records (from `day_start_journal_seq`), so that it survives restarts and the feed
 //!   sequence continues after the last journaled one; after that by a second journal reader of its own,
 //!   which follows the released feed *off the publishing path*: up to [`BOOK_IDLE_RECORDS_PER_WORK`]
-//!   records in a round where the ring had nothing to publish, and up to
+//!   records in a round once the ring has had nothing to publish for [`BOOK_IDLE_AFTER_NS`], and up to
 //!   [`BOOK_CATCH_UP_RECORDS_PER_POLL`] per snapshot poll while a snapshot connection is open. A snapshot
 //!   login is answered only once the book holds every released message (so an image is never older than
 //!   what was multicast when it was taken); under a sustained flood the book lags, and the lag is paid
@@ -68,6 +68,10 @@ pub const FEED_RECORDS_PER_WORK_MAX: usize = 4096;
 /// Journal records the snapshot book reads in a round where the feed ring had nothing to publish (small:
 /// an order that arrives meanwhile waits for them).
 pub const BOOK_IDLE_RECORDS_PER_WORK: usize = 64;
+/// The feed counts as idle for the snapshot book once nothing was published for this long: a saturated
+/// pipeline has short gaps too (a round whose socket reads found nothing yet), and work in them delays
+/// the next requests.
+pub const BOOK_IDLE_AFTER_NS: u64 = 20_000;
 /// Journal records the snapshot book reads per snapshot poll ([`IO_POLL_INTERVAL_NS`]) while a snapshot
 /// connection is open: a client that connects after a long flood waits for a catch-up in slices of this
 /// size, not for one long pause of the pipeline thread.
@@ -268,6 +272,8 @@ pub struct MarketData {
     /// Messages below this were sent (or dropped by the hook): the last sent is `sent_next - 1`.
     sent_next: u64,
     last_packet_ns: u64,
+    /// Runner time of the last round that published a ring record.
+    last_publish_ns: u64,
     end_of_session: bool,
     day_open: bool,
     drop_feed_seqs: Vec<u64>,
@@ -412,6 +418,7 @@ impl MarketData {
             packet_first_pop_ns: 0,
             sent_next: next_feed_seq,
             last_packet_ns: now_ns,
+            last_publish_ns: 0,
             end_of_session: !p.day_open,
             day_open: p.day_open,
             drop_feed_seqs,
@@ -834,7 +841,9 @@ impl Agent for MarketData {
                 .snapshot
                 .do_work(now_ns, &self.book, self.book_seq, current, self.day_open);
         }
-        if published == 0 {
+        if published > 0 {
+            self.last_publish_ns = now_ns;
+        } else if now_ns.saturating_sub(self.last_publish_ns) >= BOOK_IDLE_AFTER_NS {
             work += self.book_catch_up(BOOK_IDLE_RECORDS_PER_WORK);
         }
         match self.serve_rerequests(now_ns) {

@@ -168,14 +168,16 @@ fn stream_new_record(dst: &mut [u8], kind: u16, sequence: u64, payload: &[u8]) -
         let base = dst.as_mut_ptr().cast::<i64>();
         let words = dst.len() / 8;
         let head_words = RECORD_HEADER_BYTES as usize / 8;
-        let stream = |i: usize, word: u64| {
+        // `move`: the base and bound stay in registers (a capture by reference is reloaded after every
+        // store, which might have changed it as far as the compiler knows).
+        let stream = move |i: usize, word: u64| {
             assert!(i < words, "a word inside the record's slot");
             // SAFETY: `base + i` is inside `dst` (i < dst.len() / 8, asserted) and 8-byte aligned
             // (asserted above); SSE2, which `movnti` needs, is part of the x86_64 baseline.
             unsafe { std::arch::x86_64::_mm_stream_si64(base.add(i), word as i64) };
         };
         if let Some(crc) =
-            crate::crc::record_crc_emitting(payload_bytes, sequence, kind, payload, |i, word| {
+            crate::crc::record_crc_emitting(payload_bytes, sequence, kind, payload, move |i, word| {
                 stream(head_words + i, word)
             })
         {
