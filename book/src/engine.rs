@@ -14,7 +14,8 @@
 //!   price → position in the `Vec`, rewritten for the few levels a Vec insert/remove shifts); outside
 //!   the window (or for a new level's place) it scans up to `TOUCH_SCAN_LEVELS` from the touch, then
 //!   binary-searches the rest.
-//! - Live-order index (`live`): (login, token) → arena index of resting orders only, 8-byte entries,
+//! - Live-order index (`live`): (login, token) → arena index of resting orders only, 8 bytes a slot in
+//!   line-sized groups of 8 (a lookup compares a group at once; a removal moves nothing),
 //!   small and hot; the day's token set (`tokens`) is consulted only to dedupe new tokens, and an
 //!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
@@ -1517,7 +1518,7 @@ impl Engine {
         o.prev = NIL;
         o.next = NIL;
         let live_slot = std::mem::replace(&mut o.live_slot, NIL);
-        self.live.remove(live_slot, &mut self.orders);
+        self.live.remove(live_slot);
         self.firms[order.firm as usize].open_orders -= 1;
         self.free.push(index);
     }

@@ -6,73 +6,123 @@
 //! stays in cache. An unknown token and a dead one are both "not here", which is all those commands need
 //! (both are ignored).
 //!
-//! # Entries: 8 bytes
-//! An entry is the 32-bit hash of (login, token) and the arena index; a hash match is confirmed against
-//! the order in the arena (which the caller reads next anyway). Small entries keep the index in cache
-//! even when `orders_max` is large, and backward-shift deletion reads the stored hash instead of
-//! rehashing every entry it moves.
+//! # Groups of 8 slots, one cache line each
+//! Slots come in groups of 8 (a 64-byte, line-aligned [`Group`]: eight 32-bit hashes, then eight arena
+//! indices). An entry's home group is chosen by its (login, token) hash; it goes into the first empty
+//! slot of its home group, or, when that group is full, of the next group that is not (cyclically). A
+//! lookup compares the hashes of the home group's 8 slots at once (no loop on the data, so no branch
+//! to mispredict), confirms a hash match against the order in the arena (which the caller reads next
+//! anyway), and goes on to the next group only when an entry did pass the home group while it was full.
 //!
-//! Open addressing with linear probing and backward-shift deletion (no tombstones, so probe sequences
-//! never degrade). Each resting order records its slot (`Order::live_slot`); a deletion that shifts an
-//! entry updates that entry's order. The layout is an accelerator only: it is not part of the snapshot
-//! (restore rebuilds it) and never shows in events.
+//! Each group counts those entries (`passed`: entries stored beyond it whose home group is it or an
+//! earlier group of the same run). A removal clears its slot and decrements the counts of the groups its
+//! entry passed: no backward shift, no tombstone, no other entry moves, so nothing else is written (the
+//! previous linear-probing index shifted later entries back on every removal and rewrote their orders'
+//! slot numbers: a data-dependent loop on every order leaving the book). At most `orders_max` entries in
+//! at least twice as many slots keep groups mostly a quarter full, so a group is almost never full.
+//!
+//! A stored hash always has its top bit set, so an empty slot (hash 0) never matches. Each resting order
+//! records its slot (`Order::live_slot`), which never changes while it rests. The layout is an
+//! accelerator only: it is not part of the snapshot (restore rebuilds it) and never shows in events.
 
 use crate::tokens::TokenWords;
 
 use crate::engine::{NIL, Order};
 
+/// Slots per group (one cache line of 4-byte hashes and 4-byte arena indices).
+pub(crate) const GROUP_SLOTS: usize = 8;
+
+/// Set in every stored hash: hash 0 marks an empty slot.
+const HASH_USED: u32 = 1 << 31;
+
+/// Eight slots: their hashes (0 = empty) and arena indices (meaningful where the hash is not 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct LiveEntry {
-    /// Low 32 bits of the (login, token) hash: the home slot is `hash & mask`.
-    hash: u32,
-    /// Arena index, or [`NIL`] for an empty slot.
-    order: u32,
+#[repr(C, align(64))]
+pub(crate) struct Group {
+    hashes: [u32; GROUP_SLOTS],
+    orders: [u32; GROUP_SLOTS],
 }
 
-const EMPTY: LiveEntry = LiveEntry { hash: 0, order: NIL };
+const _: () = assert!(std::mem::size_of::<Group>() == 64);
+
+const GROUP_EMPTY: Group = Group {
+    hashes: [0; GROUP_SLOTS],
+    orders: [NIL; GROUP_SLOTS],
+};
+
+impl Group {
+    /// Bit `k` set where slot `k` holds hash `h` (`h` = 0: where slot `k` is empty). Branch-free.
+    #[inline(always)]
+    fn matching(&self, h: u32) -> u32 {
+        let mut mask = 0u32;
+        for (k, &x) in self.hashes.iter().enumerate() {
+            mask |= u32::from(x == h) << k;
+        }
+        mask
+    }
+}
 
 pub(crate) struct LiveTable {
-    slots: Vec<LiveEntry>,
-    mask: usize,
+    groups: Vec<Group>,
+    /// Per group: entries stored beyond it that passed it because it was full when they were inserted.
+    passed: Vec<u32>,
+    /// `groups.len() - 1` (a power of two minus one).
+    group_mask: usize,
     len: usize,
 }
 
-/// The entry hash: well mixed (the table is small and hot, so no locality grouping, which would only
-/// lengthen probe runs here).
+/// The entry hash (top bit set): well mixed (the table is small and hot, so no locality grouping,
+/// which would only lengthen probe runs here).
 #[inline]
 fn hash32(login: u32, token: TokenWords) -> u32 {
-    crate::tokens::hash(login, token) as u32
+    crate::tokens::hash(login, token) as u32 | HASH_USED
 }
 
 impl LiveTable {
     pub(crate) fn new(orders_max: u32) -> Self {
-        let len = (orders_max as usize * 2).next_power_of_two().max(16);
-        assert!(len <= 1 << 32, "live index larger than its 32-bit hashes address");
+        let slots = (orders_max as usize * 2).next_power_of_two().max(2 * GROUP_SLOTS);
+        assert!(
+            slots <= 1 << 32,
+            "live index larger than its 32-bit slot numbers address"
+        );
+        let groups = slots / GROUP_SLOTS;
         Self {
-            slots: vec![EMPTY; len],
-            mask: len - 1,
+            groups: vec![GROUP_EMPTY; groups],
+            passed: vec![0; groups],
+            group_mask: groups - 1,
             len: 0,
         }
+    }
+
+    /// The home group of hash `h`.
+    #[inline(always)]
+    fn home(&self, h: u32) -> usize {
+        h as usize & self.group_mask
     }
 
     /// The arena index of the live order of (login, token).
     #[inline]
     pub(crate) fn get(&self, login: u32, token: TokenWords, orders: &[Order]) -> Option<u32> {
         let h = hash32(login, token);
-        let mut i = h as usize & self.mask;
-        // Bounded: at most `orders_max` entries in twice as many slots, so an empty slot exists.
-        for _ in 0..self.slots.len() {
-            let e = self.slots[i];
-            if e.order == NIL {
+        let mut g = self.home(h);
+        // Bounded: each group is visited at most once.
+        for _ in 0..self.groups.len() {
+            let group = &self.groups[g];
+            let mut matches = group.matching(h);
+            // Bounded: one bit cleared per iteration.
+            while matches != 0 {
+                let k = matches.trailing_zeros() as usize;
+                let index = group.orders[k];
+                let o = &orders[index as usize];
+                if o.login == login && o.token == token {
+                    return Some(index);
+                }
+                matches &= matches - 1;
+            }
+            if self.passed[g] == 0 {
                 return None;
             }
-            if e.hash == h {
-                let o = &orders[e.order as usize];
-                if o.login == login && o.token == token {
-                    return Some(e.order);
-                }
-            }
-            i = (i + 1) & self.mask;
+            g = (g + 1) & self.group_mask;
         }
         None
     }
@@ -83,62 +133,58 @@ impl LiveTable {
     pub(crate) fn insert(&mut self, order: u32, orders: &mut [Order]) {
         let o = &orders[order as usize];
         let h = hash32(o.login, o.token);
-        let mut i = h as usize & self.mask;
-        for _ in 0..self.slots.len() {
-            let e = self.slots[i];
-            if e.order == NIL {
-                self.slots[i] = LiveEntry { hash: h, order };
-                orders[order as usize].live_slot = i as u32;
+        debug_assert!(
+            self.get(o.login, o.token, orders).is_none(),
+            "a live token is inserted twice"
+        );
+        let mut g = self.home(h);
+        // Bounded: at most `orders_max` entries in twice as many slots, so a group with an empty slot
+        // exists.
+        for _ in 0..self.groups.len() {
+            let group = &mut self.groups[g];
+            let empty = group.matching(0);
+            if empty != 0 {
+                let k = empty.trailing_zeros() as usize;
+                group.hashes[k] = h;
+                group.orders[k] = order;
+                orders[order as usize].live_slot = (g * GROUP_SLOTS + k) as u32;
                 self.len += 1;
                 return;
             }
-            debug_assert!(
-                !(e.hash == h
-                    && orders[e.order as usize].login == orders[order as usize].login
-                    && orders[e.order as usize].token == orders[order as usize].token),
-                "a live token is inserted twice"
-            );
-            i = (i + 1) & self.mask;
+            self.passed[g] += 1;
+            g = (g + 1) & self.group_mask;
         }
         unreachable!("live table full: more live orders than orders_max");
     }
 
-    /// Removes the entry at `slot` (an order leaving the book), shifting later entries of its probe run
-    /// back so that no tombstone is needed.
+    /// Removes the entry at `slot` (an order leaving the book). Nothing else moves.
     #[inline]
-    pub(crate) fn remove(&mut self, slot: u32, orders: &mut [Order]) {
-        let mut hole = slot as usize;
-        assert!(self.slots[hole].order != NIL, "removing an empty live slot");
-        self.slots[hole] = EMPTY;
+    pub(crate) fn remove(&mut self, slot: u32) {
+        let (at, k) = (slot as usize / GROUP_SLOTS, slot as usize % GROUP_SLOTS);
+        let group = &mut self.groups[at];
+        let h = group.hashes[k];
+        assert!(h != 0, "removing an empty live slot");
+        group.hashes[k] = 0;
+        group.orders[k] = NIL;
         self.len -= 1;
-        let mut j = hole;
-        for _ in 0..self.slots.len() {
-            j = (j + 1) & self.mask;
-            let e = self.slots[j];
-            if e.order == NIL {
+        // The groups this entry passed (none unless its home group was full when it was inserted).
+        let mut g = self.home(h);
+        // Bounded: at most every other group.
+        for _ in 0..self.groups.len() {
+            if g == at {
                 return;
             }
-            let k = e.hash as usize & self.mask;
-            // The entry may move into the hole only if its home is not cyclically in (hole, j].
-            let stays = if hole <= j {
-                hole < k && k <= j
-            } else {
-                hole < k || k <= j
-            };
-            if !stays {
-                self.slots[hole] = e;
-                orders[e.order as usize].live_slot = hole as u32;
-                self.slots[j] = EMPTY;
-                hole = j;
-            }
+            self.passed[g] -= 1;
+            g = (g + 1) & self.group_mask;
         }
+        unreachable!("a live entry beyond every group");
     }
 
-    /// The address of the home slot of (login, token): where [`LiveTable::get`] starts reading.
+    /// The address of the home group of (login, token): the cache line [`LiveTable::get`] reads first.
     #[inline]
     pub(crate) fn home_address(&self, login: u32, token: TokenWords) -> *const u8 {
-        let i = hash32(login, token) as usize & self.mask;
-        std::ptr::from_ref(&self.slots[i]).cast()
+        let g = self.home(hash32(login, token));
+        std::ptr::from_ref(&self.groups[g]).cast()
     }
 
     /// Number of entries.
@@ -146,22 +192,45 @@ impl LiveTable {
         self.len
     }
 
-    /// Checks that every entry is reachable from its home slot and points at a live order whose
-    /// `live_slot` is that slot; O(table): for restore and tests.
+    /// Checks that every entry is reachable from its home group and points at a live order whose
+    /// `live_slot` is that slot, and that every group's `passed` count is what the entries say;
+    /// O(table): for restore and tests.
     pub(crate) fn check(&self, orders: &[Order]) -> Result<(), String> {
         let mut n = 0;
-        for (i, e) in self.slots.iter().enumerate().filter(|(_, e)| e.order != NIL) {
-            n += 1;
-            let o = orders.get(e.order as usize).ok_or("live entry past the arena")?;
-            if !o.live || o.live_slot as usize != i || hash32(o.login, o.token) != e.hash {
-                return Err(format!("live entry {i} does not match its order"));
-            }
-            if self.get(o.login, o.token, orders) != Some(e.order) {
-                return Err(format!("live entry {i} unreachable from its home slot"));
+        let mut passed = vec![0u32; self.groups.len()];
+        for (g, group) in self.groups.iter().enumerate() {
+            for k in 0..GROUP_SLOTS {
+                let (h, index) = (group.hashes[k], group.orders[k]);
+                if h == 0 {
+                    if index != NIL {
+                        return Err(format!("empty live slot {} names an order", g * GROUP_SLOTS + k));
+                    }
+                    continue;
+                }
+                n += 1;
+                let slot = g * GROUP_SLOTS + k;
+                let o = orders.get(index as usize).ok_or("live entry past the arena")?;
+                if !o.live || o.live_slot as usize != slot || hash32(o.login, o.token) != h {
+                    return Err(format!("live entry {slot} does not match its order"));
+                }
+                if self.get(o.login, o.token, orders) != Some(index) {
+                    return Err(format!("live entry {slot} unreachable from its home group"));
+                }
+                let mut p = self.home(h);
+                for _ in 0..self.groups.len() {
+                    if p == g {
+                        break;
+                    }
+                    passed[p] += 1;
+                    p = (p + 1) & self.group_mask;
+                }
             }
         }
         if n != self.len {
             return Err(format!("live index counts {} entries, holds {n}", self.len));
+        }
+        if passed != self.passed {
+            return Err("live index pass counts differ from its entries".to_string());
         }
         Ok(())
     }
@@ -172,42 +241,93 @@ mod tests {
     use super::*;
     use crate::workload::SplitMix64;
 
-    /// Random inserts and removals in a tiny table (long probe runs, wrap-around), against a map.
+    /// Random inserts and removals in tiny tables (two and four groups: full groups, wrap-around),
+    /// against a map; a token that was never inserted is never found.
     #[test]
-    fn backward_shift_deletion_keeps_every_entry_reachable() {
-        let orders_max = 8u32;
-        let mut table = LiveTable::new(orders_max);
-        let mut orders = vec![crate::engine::ORDER_VACANT; orders_max as usize];
-        let mut present: std::collections::BTreeMap<u32, (u32, TokenWords)> = Default::default();
-        let mut rng = SplitMix64(7);
-        let mut next_token = 0u64;
-        for _ in 0..20_000 {
-            let free: Vec<u32> = (0..orders_max).filter(|i| !present.contains_key(i)).collect();
-            if !free.is_empty() && (present.is_empty() || rng.below(2) == 0) {
-                let index = free[rng.below(free.len() as u64) as usize];
-                let (login, token) = (
-                    1 + rng.below(3) as u32,
-                    TokenWords::of(&crate::workload::token(next_token)),
-                );
-                next_token += 1;
-                orders[index as usize].live = true;
-                orders[index as usize].login = login;
-                orders[index as usize].token = token;
-                table.insert(index, &mut orders);
-                present.insert(index, (login, token));
-            } else {
-                let keys: Vec<u32> = present.keys().copied().collect();
-                let index = keys[rng.below(keys.len() as u64) as usize];
-                let slot = orders[index as usize].live_slot;
-                orders[index as usize].live = false;
-                table.remove(slot, &mut orders);
-                present.remove(&index);
+    fn removals_keep_every_entry_reachable() {
+        for orders_max in [8u32, 12] {
+            let mut table = LiveTable::new(orders_max);
+            let mut orders = vec![crate::engine::ORDER_VACANT; orders_max as usize];
+            let mut present: std::collections::BTreeMap<u32, (u32, TokenWords)> = Default::default();
+            let mut rng = SplitMix64(7);
+            let mut next_token = 0u64;
+            for _ in 0..20_000 {
+                let free: Vec<u32> = (0..orders_max).filter(|i| !present.contains_key(i)).collect();
+                if !free.is_empty() && (present.is_empty() || rng.below(2) == 0) {
+                    let index = free[rng.below(free.len() as u64) as usize];
+                    let (login, token) = (
+                        1 + rng.below(3) as u32,
+                        TokenWords::of(&crate::workload::token(next_token)),
+                    );
+                    next_token += 1;
+                    orders[index as usize].live = true;
+                    orders[index as usize].login = login;
+                    orders[index as usize].token = token;
+                    table.insert(index, &mut orders);
+                    present.insert(index, (login, token));
+                } else {
+                    let keys: Vec<u32> = present.keys().copied().collect();
+                    let index = keys[rng.below(keys.len() as u64) as usize];
+                    let slot = orders[index as usize].live_slot;
+                    orders[index as usize].live = false;
+                    table.remove(slot);
+                    present.remove(&index);
+                }
+                table.check(&orders).unwrap();
+                for (index, (login, token)) in &present {
+                    assert_eq!(table.get(*login, *token, &orders), Some(*index));
+                }
+                let unknown = TokenWords::of(&crate::workload::token(next_token));
+                assert_eq!(table.get(1, unknown, &orders), None);
+                assert_eq!(table.count(), present.len());
             }
-            table.check(&orders).unwrap();
-            for (index, (login, token)) in &present {
-                assert_eq!(table.get(*login, *token, &orders), Some(*index));
-            }
-            assert_eq!(table.count(), present.len());
         }
+    }
+
+    /// Ten entries with the same home group in a four-group table: two pass the full home group into
+    /// the next one and stay reachable while entries of the home group leave; removing them clears
+    /// the pass counts again.
+    #[test]
+    fn entries_passing_a_full_group_stay_reachable() {
+        let orders_max = 12u32;
+        let mut table = LiveTable::new(orders_max);
+        assert_eq!(table.groups.len(), 4);
+        let mut orders = vec![crate::engine::ORDER_VACANT; orders_max as usize];
+        let same_home: Vec<TokenWords> = (0..)
+            .map(|n| TokenWords::of(&crate::workload::token(n)))
+            .filter(|t| table.home(hash32(1, *t)) == 3)
+            .take(10)
+            .collect();
+        for (i, token) in same_home.iter().enumerate() {
+            orders[i].live = true;
+            orders[i].login = 1;
+            orders[i].token = *token;
+            table.insert(i as u32, &mut orders);
+            table.check(&orders).unwrap();
+        }
+        // The last two wrapped around into group 0.
+        assert_eq!(table.passed, [0, 0, 0, 2]);
+        assert_eq!(orders[8].live_slot as usize / GROUP_SLOTS, 0);
+        assert_eq!(orders[9].live_slot as usize / GROUP_SLOTS, 0);
+        let remove = |table: &mut LiveTable, orders: &mut Vec<Order>, i: usize| {
+            let slot = orders[i].live_slot;
+            orders[i].live = false;
+            table.remove(slot);
+            table.check(orders).unwrap();
+        };
+        for i in 0..4 {
+            remove(&mut table, &mut orders, i);
+        }
+        for (i, token) in same_home.iter().enumerate().skip(4) {
+            assert_eq!(table.get(1, *token, &orders), Some(i as u32));
+        }
+        assert_eq!(table.passed, [0, 0, 0, 2]);
+        remove(&mut table, &mut orders, 9);
+        remove(&mut table, &mut orders, 8);
+        assert_eq!(table.passed, [0; 4]);
+        for (i, token) in same_home.iter().enumerate().skip(4).take(4) {
+            assert_eq!(table.get(1, *token, &orders), Some(i as u32));
+        }
+        assert_eq!(table.get(1, same_home[9], &orders), None);
     }
 }
