@@ -183,66 +183,46 @@ impl RecordSink for LiveSink<'_> {
     // the stack and then moved was read back with wide loads right after the narrower stores of its
     // copy, a store-forwarding stall that showed as ~6 % of the pipeline thread at saturation.
     fn ouch(&mut self, login: u32, session_seq: u64, journal_seq: u64, recv_ns: u64, bytes: &[u8]) {
+        let record = || ToSession::Ouch {
+            login,
+            session_seq,
+            journal_seq,
+            recv_ns,
+            len: bytes.len() as u8,
+            bytes: [0; OUCH_OUT_LEN_MAX],
+        };
         if let Some(staging) = self.staging.as_mut()
             && self.sessions.is_empty()
+            && let Ok(ToSession::Ouch { bytes: slot, .. }) = staging.to_sessions.stage(record())
         {
-            let record = ToSession::Ouch {
-                login,
-                session_seq,
-                journal_seq,
-                recv_ns,
-                len: bytes.len() as u8,
-                bytes: [0; OUCH_OUT_LEN_MAX],
-            };
-            if let Ok(ToSession::Ouch { bytes: slot, .. }) = staging.to_sessions.stage(record) {
-                slot[..bytes.len()].copy_from_slice(bytes);
-                *staging.sessions_seq = journal_seq;
-                return;
-            }
+            slot[..bytes.len()].copy_from_slice(bytes);
+            *staging.sessions_seq = journal_seq;
+            return;
         }
-        self.sessions.push_back((
-            journal_seq,
-            ToSession::Ouch {
-                login,
-                session_seq,
-                journal_seq,
-                recv_ns,
-                len: bytes.len() as u8,
-                bytes: [0; OUCH_OUT_LEN_MAX],
-            },
-        ));
+        self.sessions.push_back((journal_seq, record()));
         if let Some((_, ToSession::Ouch { bytes: slot, .. })) = self.sessions.back_mut() {
             slot[..bytes.len()].copy_from_slice(bytes);
         }
     }
     fn itch(&mut self, feed_seq: u64, journal_seq: u64, bytes: &[u8]) {
+        let record = || ToFeed::Message {
+            feed_seq,
+            journal_seq,
+            len: bytes.len() as u8,
+            bytes: [0; ITCH_LEN_MAX],
+        };
         if let Some(staging) = self.staging.as_mut()
             && self.feed.is_empty()
+            && let Ok(ToFeed::Message { bytes: slot, .. }) = staging.to_feed.stage(record())
         {
-            let record = ToFeed::Message {
-                feed_seq,
+            slot[..bytes.len()].copy_from_slice(bytes);
+            *staging.feed = StagedFeed {
                 journal_seq,
-                len: bytes.len() as u8,
-                bytes: [0; ITCH_LEN_MAX],
+                feed_seq,
             };
-            if let Ok(ToFeed::Message { bytes: slot, .. }) = staging.to_feed.stage(record) {
-                slot[..bytes.len()].copy_from_slice(bytes);
-                *staging.feed = StagedFeed {
-                    journal_seq,
-                    feed_seq,
-                };
-                return;
-            }
+            return;
         }
-        self.feed.push_back((
-            journal_seq,
-            ToFeed::Message {
-                feed_seq,
-                journal_seq,
-                len: bytes.len() as u8,
-                bytes: [0; ITCH_LEN_MAX],
-            },
-        ));
+        self.feed.push_back((journal_seq, record()));
         if let Some((_, ToFeed::Message { bytes: slot, .. })) = self.feed.back_mut() {
             slot[..bytes.len()].copy_from_slice(bytes);
         }

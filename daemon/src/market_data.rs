@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bourse_book::feed::{FeedBook, FeedBookLimits};
-use bourse_journal::{MmapStorage, Reader};
+use bourse_journal::{MmapStorage, Reader, Record};
 use bourse_protocol::journaled::{KIND_ITCH, decode_itch};
 use bourse_protocol::moldudp64::{self, PacketBuilder, PushError};
 use hdrhistogram::Histogram;
@@ -318,6 +318,23 @@ fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
+/// The feed sequence and ITCH bytes of a `KIND_ITCH` journal record that must follow `last_feed_seq`.
+fn next_feed_message<'a>(record: &Record<'a>, last_feed_seq: u64) -> io::Result<(u64, &'a [u8])> {
+    let Some((feed_seq, message)) = decode_itch(record.payload) else {
+        return Err(invalid(format!(
+            "journal record {}: short KIND_ITCH payload",
+            record.sequence
+        )));
+    };
+    if feed_seq != last_feed_seq + 1 {
+        return Err(invalid(format!(
+            "journal record {}: feed sequence {feed_seq} after {last_feed_seq}",
+            record.sequence
+        )));
+    }
+    Ok((feed_seq, message))
+}
+
 fn journal_error(e: bourse_journal::JournalError) -> io::Error {
     io::Error::other(format!("journal: {e}"))
 }
@@ -364,18 +381,7 @@ impl MarketData {
             if record.kind != KIND_ITCH {
                 continue;
             }
-            let Some((feed_seq, message)) = decode_itch(record.payload) else {
-                return Err(invalid(format!(
-                    "journal record {}: short KIND_ITCH payload",
-                    record.sequence
-                )));
-            };
-            if feed_seq != last_feed_seq + 1 {
-                return Err(invalid(format!(
-                    "journal record {}: feed sequence {feed_seq} after {last_feed_seq}",
-                    record.sequence
-                )));
-            }
+            let (feed_seq, message) = next_feed_message(&record, last_feed_seq)?;
             book.apply_bytes(message).map_err(|e| {
                 invalid(format!(
                     "journal record {} (feed sequence {feed_seq}): {e}",
@@ -618,18 +624,7 @@ impl MarketData {
             if record.kind != KIND_ITCH {
                 continue;
             }
-            let Some((feed_seq, message)) = decode_itch(record.payload) else {
-                return Err(invalid(format!(
-                    "journal record {}: short KIND_ITCH payload",
-                    record.sequence
-                )));
-            };
-            if feed_seq != self.book_seq + 1 {
-                return Err(invalid(format!(
-                    "journal record {}: feed sequence {feed_seq} after {}",
-                    record.sequence, self.book_seq
-                )));
-            }
+            let (feed_seq, message) = next_feed_message(&record, self.book_seq)?;
             if let Err(e) = self.book.apply_bytes(message) {
                 self.counters.book_errors += 1;
                 eprintln!("market_data: feed sequence {feed_seq} not applied to the snapshot book: {e}");

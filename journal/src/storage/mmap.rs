@@ -991,9 +991,7 @@ impl Storage for MmapStorage {
             assert!(end <= map.len(), "write past the end of segment {id}");
             return Ok(stream_new_record(&mut map[start..end], kind, sequence, payload));
         }
-        let header = RecordHeader::new(kind, sequence, payload);
-        self.write_record(id, offset, &header.encode(), payload)?;
-        Ok(header)
+        super::write_new_record_in_two_passes(self, id, offset, kind, sequence, payload)
     }
 
     fn flush(&mut self) -> Result<(), StorageError> {

@@ -159,9 +159,7 @@ pub trait Storage {
         sequence: u64,
         payload: &[u8],
     ) -> Result<RecordHeader, StorageError> {
-        let header = RecordHeader::new(kind, sequence, payload);
-        self.write_record(id, offset, &header.encode(), payload)?;
-        Ok(header)
+        write_new_record_in_two_passes(self, id, offset, kind, sequence, payload)
     }
 
     /// Hands every byte written so far to the kernel, so that a process crash cannot lose it
@@ -223,6 +221,21 @@ pub trait Storage {
 }
 
 /// A mutable reference to a storage is a storage (a reader can borrow the writer's storage).
+/// [`Storage::write_new_record`]'s default: the header with its CRC ([`RecordHeader::new`]), then
+/// [`Storage::write_record`].
+fn write_new_record_in_two_passes<S: Storage + ?Sized>(
+    storage: &mut S,
+    id: u64,
+    offset: u64,
+    kind: u16,
+    sequence: u64,
+    payload: &[u8],
+) -> Result<RecordHeader, StorageError> {
+    let header = RecordHeader::new(kind, sequence, payload);
+    storage.write_record(id, offset, &header.encode(), payload)?;
+    Ok(header)
+}
+
 impl<S: Storage + ?Sized> Storage for &mut S {
     fn segment_ids(&mut self) -> Result<Vec<u64>, StorageError> {
         (**self).segment_ids()
