@@ -15,7 +15,8 @@
 //!   which follows the released feed *off the publishing path*: up to [`BOOK_IDLE_RECORDS_PER_WORK`]
 //!   records in a round once the ring has had nothing to publish for [`BOOK_IDLE_AFTER_NS`] (not counted
 //!   as work: it is what an idle pipeline does, and the busy time stays the cost of requests), and up to
-//!   [`BOOK_CATCH_UP_RECORDS_PER_POLL`] per snapshot poll while a snapshot connection is open. A snapshot
+//!   [`BOOK_CATCH_UP_RECORDS_PER_POLL`] per snapshot poll while a snapshot connection has not logged in
+//!   yet (a client that stays connected after its image does not keep the book eager). A snapshot
 //!   login is answered only once the book holds every released message (so an image is never older than
 //!   what was multicast when it was taken); under a sustained flood the book lags, and the lag is paid
 //!   when the pipeline goes idle or a snapshot client connects, never by the feed (docs/ARCHITECTURE.md,
@@ -74,7 +75,7 @@ pub const BOOK_IDLE_RECORDS_PER_WORK: usize = 64;
 /// the next requests.
 pub const BOOK_IDLE_AFTER_NS: u64 = 20_000;
 /// Journal records the snapshot book reads per snapshot poll ([`IO_POLL_INTERVAL_NS`]) while a snapshot
-/// connection is open: a client that connects after a long flood waits for a catch-up in slices of this
+/// connection awaits its login: a client that connects after a long flood waits for a catch-up in slices of this
 /// size, not for one long pause of the pipeline thread.
 pub const BOOK_CATCH_UP_RECORDS_PER_POLL: usize = 32_768;
 /// Journal records read per `do_work` while answering re-requests.
@@ -829,7 +830,7 @@ impl Agent for MarketData {
         if now_ns >= self.next_io_poll_ns {
             self.next_io_poll_ns = now_ns + IO_POLL_INTERVAL_NS;
             work += self.receive_rerequests();
-            if self.snapshot.connections() > 0 {
+            if self.snapshot.awaits_login() {
                 work += self.book_catch_up(BOOK_CATCH_UP_RECORDS_PER_POLL);
             }
             let current = self.book_is_current();

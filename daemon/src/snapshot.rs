@@ -207,6 +207,15 @@ impl SnapshotServer {
         self.connections.iter().flatten().count()
     }
 
+    /// Whether a connection has not logged in yet: its login will want an image of the book. Sessions
+    /// that have their image (streaming it, or done and left open) want nothing more of the book.
+    pub fn awaits_login(&self) -> bool {
+        self.connections
+            .iter()
+            .flatten()
+            .any(|c| c.state == State::AwaitLogin)
+    }
+
     /// Polls the sockets once (zero timeout) and does a bounded amount of work. `book` and `feed_seq` (the
     /// last feed sequence applied to it) are what a login now gets; while `book_current` is false (the book
     /// has not applied every released message yet) a Login Request waits, read but unanswered, with its

@@ -1317,4 +1317,15 @@ fn the_snapshot_book_catches_up_off_the_feed_path_and_a_login_waits_for_it() {
             .iter()
             .any(|m| matches!(m, Message::AddOrder(_) | Message::AddOrderMpid(_)))
     );
+    // The client stays connected with its image: that keeps nothing eager. A publishing round leaves
+    // the book behind again.
+    core.publish(&[add(1, "AAPL", reference + 1, Side::Sell, 100, 1_010_000, 30)]);
+    assert!(work(&mut md) > 0, "published");
+    assert_eq!(md.next_feed_seq(), last + 2);
+    assert_eq!(
+        md.book_feed_seq(),
+        last,
+        "only a login waiting for its image pulls the book along"
+    );
+    drop(client);
 }
