@@ -729,7 +729,6 @@ impl Core {
         });
     }
 
-    /// Pushes released outputs into the rings, in order, as far as they have room.
     /// Publishes the outputs staged in the rings once the journal has released them; returns how many.
     fn publish_staged(&mut self) -> usize {
         let mut n = 0;
@@ -751,6 +750,8 @@ impl Core {
         n
     }
 
+    /// Publishes released staged outputs, then pushes released queued ones into the rings, in order, as
+    /// far as they have room; returns how many.
     fn release(&mut self) -> usize {
         // Staged outputs come before anything queued (outputs are queued only once a ring was full).
         let mut n = self.publish_staged();
