@@ -84,8 +84,9 @@ impl<S: Storage> Reader<S> {
         })
     }
 
-    /// A reader that trusts everything up to (`segment_id`, `offset`), the point just after the commit of
-    /// `last_sequence` (the writer's own committed data, already checked by recovery).
+    /// A reader positioned at (`segment_id`, `offset`), the point just after the commit of `last_sequence`
+    /// ([`crate::Journal::committed_at`]), trusting everything before it (the writer's own committed data,
+    /// already checked by recovery): its first record is `last_sequence + 1`, and nothing before is read.
     ///
     /// # Errors
     /// Storage errors; [`JournalError::Config`] if the segment does not exist.
@@ -110,11 +111,8 @@ impl<S: Storage> Reader<S> {
         Ok(Reader {
             storage,
             scanner: Some(scanner),
-            read_at: Cursor {
-                segment_index: 0,
-                offset: 0,
-            },
-            skip_below: 0,
+            read_at: at,
+            skip_below: last_sequence + 1,
             index: Vec::new(),
         })
     }

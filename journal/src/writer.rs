@@ -656,6 +656,12 @@ impl<S: Storage> Journal<S> {
         self.last_batch
     }
 
+    /// Where the last commit record ends (segment id, offset): a reader made with
+    /// [`crate::Reader::with_trusted_prefix`] there reads on from the next batch.
+    pub fn committed_at(&self) -> (u64, u64) {
+        self.committed_at
+    }
+
     /// Where the writer is (segment id, offset): for tools and tests.
     pub fn position(&self) -> (u64, u64) {
         (self.segment_id, self.offset)

@@ -662,3 +662,56 @@ fn a_forked_reader_goes_on_from_the_same_record_and_moves_on_its_own() {
     drop(journal);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reader_with_a_trusted_prefix_starts_after_the_last_commit_and_tails_the_writer() {
+    let dir = temp_dir("trusted-prefix");
+    let config = small_config(SyncPolicy::None);
+    let (mut journal, _) = Journal::open(
+        MmapStorage::open_with(&dir, WriteMode::Mapped).expect("dir"),
+        config,
+    )
+    .expect("open");
+    // Enough to roll segments, so the position is not in the first one.
+    for sequence in 1..=3000u64 {
+        append_numbered(&mut journal, sequence);
+        if sequence % 10 == 0 {
+            journal.commit_batch().expect("commit");
+        }
+    }
+    let (segment_id, offset) = journal.committed_at();
+    assert!(segment_id > 1, "the journal rolled");
+    let mut reader = Reader::with_trusted_prefix(
+        MmapStorage::open_read_only(&dir).expect("ro"),
+        segment_id,
+        offset,
+        3000,
+    )
+    .expect("reader");
+    assert!(
+        reader.next_record().expect("read").is_none(),
+        "nothing after the commit yet"
+    );
+    for sequence in 3001..=3025u64 {
+        append_numbered(&mut journal, sequence);
+        if sequence % 10 == 0 {
+            journal.commit_batch().expect("commit");
+        }
+    }
+    // Two committed batches are seen (scanned and checked), the open one is not.
+    let seen: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| {
+        reader
+            .next_record()
+            .expect("read")
+            .map(|r| (r.sequence, r.payload.to_vec()))
+    })
+    .collect();
+    let expected: Vec<(u64, Vec<u8>)> = (3001..=3020).map(|s| (s, payload_for(s))).collect();
+    assert_eq!(seen, expected);
+    assert!(
+        Reader::with_trusted_prefix(MmapStorage::open_read_only(&dir).expect("ro"), 999_999, 0, 1).is_err(),
+        "an unknown segment is refused"
+    );
+    drop(journal);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -383,6 +383,9 @@ impl Segment {
 pub struct MmapStorage {
     dir: PathBuf,
     read_only: bool,
+    /// Whole files (checkpoints) may be written although the segments are read-only
+    /// ([`MmapStorage::open_for_checkpoints`]).
+    files_writable: bool,
     mode: WriteMode,
     /// Mapped segments, ascending by id.
     segments: Vec<Segment>,
@@ -463,6 +466,7 @@ impl MmapStorage {
         let mut storage = MmapStorage {
             dir,
             read_only: false,
+            files_writable: true,
             mode,
             segments: Vec::new(),
             pending,
@@ -485,13 +489,29 @@ impl MmapStorage {
     /// # Errors
     /// I/O errors; [`StorageError::NotFound`] if `dir` does not exist.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<MmapStorage, StorageError> {
-        let dir = dir.as_ref().to_path_buf();
+        MmapStorage::open_read_only_with(dir.as_ref(), false)
+    }
+
+    /// Opens `dir` to read its segments (never written, as [`MmapStorage::open_read_only`]) and to write
+    /// whole files: the storage of a thread that follows the journal beside its writer and writes the
+    /// checkpoints (`crate::checkpoint::write`). Unlike [`MmapStorage::open`] it removes no temporary
+    /// file, so the writer's spare segment is safe.
+    ///
+    /// # Errors
+    /// As [`MmapStorage::open_read_only`].
+    pub fn open_for_checkpoints(dir: impl AsRef<Path>) -> Result<MmapStorage, StorageError> {
+        MmapStorage::open_read_only_with(dir.as_ref(), true)
+    }
+
+    fn open_read_only_with(dir: &Path, files_writable: bool) -> Result<MmapStorage, StorageError> {
+        let dir = dir.to_path_buf();
         if !dir.is_dir() {
             return Err(StorageError::NotFound(dir.display().to_string()));
         }
         let mut storage = MmapStorage {
             dir,
             read_only: true,
+            files_writable,
             mode: WriteMode::WriteCalls,
             segments: Vec::new(),
             pending: Vec::new(),
@@ -1026,7 +1046,7 @@ impl Storage for MmapStorage {
     }
 
     fn write_file(&mut self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        if self.read_only {
+        if !self.files_writable {
             return Err(StorageError::ReadOnly);
         }
         let path = self.path(name);
@@ -1114,6 +1134,36 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bourse-mmap-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_checkpoint_storage_writes_checkpoints_beside_a_writer_and_never_its_segments() {
+        let dir = temp_dir("checkpoints");
+        let mut writer = MmapStorage::open_with(&dir, WriteMode::WriteCalls).expect("writer");
+        writer.create_segment(1, 4096, b"first").expect("segment 1");
+        // The writer's spare in the making: opening for checkpoints must not remove it (`open` does).
+        let spare = dir.join(format!("spare{SEGMENT_TEMP_SUFFIX}"));
+        std::fs::write(&spare, b"spare").expect("spare");
+        let mut files = MmapStorage::open_for_checkpoints(&dir).expect("checkpoint storage");
+        assert!(spare.exists());
+        crate::checkpoint::write(&mut files, 7, b"state", 2).expect("checkpoint");
+        let loaded = crate::checkpoint::load_newest(&mut writer)
+            .expect("load")
+            .expect("one");
+        assert_eq!((loaded.sequence, loaded.blob.as_slice()), (7, &b"state"[..]));
+        assert!(matches!(
+            files.create_segment(2, 4096, b"second"),
+            Err(StorageError::ReadOnly)
+        ));
+        assert!(matches!(files.write(1, 100, b"x"), Err(StorageError::ReadOnly)));
+        // A plain read-only storage writes no file at all.
+        let mut reader = MmapStorage::open_read_only(&dir).expect("reader");
+        assert!(matches!(
+            reader.write_file("x", b"x"),
+            Err(StorageError::ReadOnly)
+        ));
+        drop((files, reader, writer));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
