@@ -107,6 +107,7 @@ impl AdminContext {
             (rate.events_per_s, rate.busy_ns_per_s)
         };
         let names = ["commands", "replies", "market_data"];
+        let (checkpointer_sequence, checkpoint_sequence, checkpointer_failed) = s.checkpointer();
         AdminReply::Status(StatusReply {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             sessions: Shared::get(&s.sessions_logged_in),
@@ -127,6 +128,9 @@ impl AdminContext {
             threading_mode: self.threading_mode,
             pipeline_busy_ns: busy_ns,
             pipeline_busy_ns_per_s: busy_ns_per_s,
+            checkpoint_sequence,
+            checkpointer_sequence,
+            checkpointer_failed,
         })
     }
 

@@ -30,6 +30,7 @@ use bourse_protocol::reason::CancelReason;
 use hdrhistogram::Histogram;
 
 use crate::agent::Agent;
+use crate::checkpointer::{Checkpointer, CheckpointerParams};
 use crate::config::Config;
 use crate::machine::{Machine, RecordSink, StepError, StepFailure};
 use crate::msg::{
@@ -71,6 +72,8 @@ pub struct CoreParams {
     pub shared: Arc<Shared>,
     /// Shutdown handshake.
     pub lifecycle: Arc<Lifecycle>,
+    /// Cores of the helper threads (the checkpointer's); empty: not pinned.
+    pub helper_cores: Vec<usize>,
 }
 
 /// A reply to an operator job, sent once its records are released.
@@ -108,10 +111,10 @@ pub struct Core {
     /// staged ITCH message (0: none yet).
     staged_sessions_seq: u64,
     staged_feed: StagedFeed,
-    checkpoint_every_events: u64,
-    checkpoint_every_ns: u64,
-    events_since_checkpoint: u64,
-    last_checkpoint_ns: u64,
+    /// Follows the released journal with a replica and writes the checkpoints (see [`crate::checkpointer`]).
+    checkpointer: Checkpointer,
+    /// Shutdown asked the checkpointer for the last checkpoint; the core closes once it has ended.
+    final_checkpoint_asked: bool,
     last_publish_ns: u64,
     events_total: u64,
     h_matching: Histogram<u64>,
@@ -273,6 +276,27 @@ impl Core {
             .collect();
         let usernames = p.config.logins.iter().map(|l| l.username.clone()).collect();
         let released_up_to = journal.committed().released_up_to;
+        // The replica starts from this state; recovery and start-up left no batch open.
+        let at = journal.next_sequence() - 1;
+        debug_assert_eq!(
+            journal.position(),
+            journal.committed_at(),
+            "no open batch at start"
+        );
+        let checkpointer = Checkpointer::spawn(CheckpointerParams {
+            blob: machine.checkpoint_blob(),
+            engine_config: p.config.engine_config(),
+            at,
+            committed_at: journal.committed_at(),
+            released: released_up_to,
+            journal_dir: p.config.journal.directory.clone(),
+            every_events: p.config.journal.checkpoint_every_events,
+            every: std::time::Duration::from_secs(p.config.journal.checkpoint_every_s),
+            kept: p.config.journal.checkpoints_kept,
+            helper_cores: p.helper_cores.clone(),
+        })
+        .unwrap_or_else(|e| fatal(&format!("checkpointer thread: {e}")));
+        p.shared.set_checkpointer(Arc::clone(checkpointer.state()));
         let every_batches = matches!(journal.config().sync_policy, SyncPolicy::EveryBatches(_));
         let pending_max = p.to_sessions.capacity().max(p.to_feed.capacity());
         let feed_released = machine.day.as_ref().map_or(0, |d| d.next_feed_seq - 1);
@@ -310,10 +334,8 @@ impl Core {
             stage: !every_batches,
             staged_sessions_seq: 0,
             staged_feed: StagedFeed::default(),
-            checkpoint_every_events: p.config.journal.checkpoint_every_events,
-            checkpoint_every_ns: p.config.journal.checkpoint_every_s.saturating_mul(1_000_000_000),
-            events_since_checkpoint: 0,
-            last_checkpoint_ns: 0,
+            checkpointer,
+            final_checkpoint_asked: false,
             last_publish_ns: 0,
             events_total: 0,
             h_matching: stats::latency_histogram(),
@@ -405,9 +427,7 @@ impl Core {
         {
             fatal(&e.to_string());
         }
-        let events = self.machine.last_events().len() as u64;
-        self.events_total += events;
-        self.events_since_checkpoint += events;
+        self.events_total += self.machine.last_events().len() as u64;
         self.clock_last = Some(start);
         first
     }
@@ -671,12 +691,21 @@ impl Core {
                 self.wait_release(seq, reply, message);
             }
             AdminRequest::Checkpoint => {
-                let at = self.checkpoint();
-                now(Self::done(
-                    &request,
-                    None,
-                    format!("checkpoint at journal sequence {at}"),
-                ));
+                // Written by the checkpointer's replica once it reaches `at`; answered then.
+                let at = self.checkpoint_point();
+                self.checkpointer.request(
+                    at,
+                    Box::new(move |result| {
+                        let _ = reply.send(match result {
+                            Ok(written) => Self::done(
+                                &request,
+                                None,
+                                format!("checkpoint at journal sequence {written}"),
+                            ),
+                            Err(why) => Self::error(AdminErrorCode::Internal, format!("checkpoint: {why}")),
+                        });
+                    }),
+                );
             }
             AdminRequest::Depth { symbol, levels } => {
                 let reply_message = match Symbol::new(symbol)
@@ -817,7 +846,7 @@ impl Core {
         }
         let start = std::time::Instant::now();
         match self.journal.commit_batch() {
-            Ok(c) => self.released_up_to = c.released_up_to,
+            Ok(c) => self.set_released(c.released_up_to),
             Err(e) => fatal(&format!("journal commit: {e}")),
         }
         stats::record(&mut self.h_journal, start.elapsed().as_nanos() as u64);
@@ -831,23 +860,25 @@ impl Core {
         }
     }
 
-    /// Writes a checkpoint of everything committed; returns its journal sequence.
-    pub fn checkpoint(&mut self) -> u64 {
+    /// Commits and releases everything journaled; returns the last journal sequence, where a checkpoint
+    /// of the current state would be.
+    fn checkpoint_point(&mut self) -> u64 {
         self.commit();
         if self.every_batches {
             match self.journal.sync() {
-                Ok(c) => self.released_up_to = c.released_up_to,
+                Ok(c) => self.set_released(c.released_up_to),
                 Err(e) => fatal(&format!("journal sync: {e}")),
             }
         }
-        let at = self.journal.next_sequence() - 1;
-        let blob = self.machine.checkpoint_blob();
-        if let Err(e) = self.journal.write_checkpoint(at, &blob) {
-            // A failed checkpoint loses nothing (the journal has it all); say so and go on.
-            eprintln!("boursed: checkpoint at {at} failed: {e}");
-        }
-        self.events_since_checkpoint = 0;
-        at
+        self.journal.next_sequence() - 1
+    }
+
+    /// The journal released up to `released_up_to`: what may be shown, and what the checkpointer may
+    /// follow.
+    #[inline]
+    fn set_released(&mut self, released_up_to: u64) {
+        self.released_up_to = released_up_to;
+        self.checkpointer.release(released_up_to);
     }
 
     fn publish(&mut self, now_ns: u64) {
@@ -905,25 +936,13 @@ impl Agent for Core {
         if work == 0 {
             if self.every_batches && (!self.pending_sessions.is_empty() || !self.pending_feed.is_empty()) {
                 match self.journal.sync() {
-                    Ok(c) => self.released_up_to = c.released_up_to,
+                    Ok(c) => self.set_released(c.released_up_to),
                     Err(e) => fatal(&format!("journal sync: {e}")),
                 }
                 work += self.release();
             }
             if let Err(e) = self.journal.prepare_next_segment() {
                 fatal(&format!("journal segment: {e}"));
-            }
-            if self.last_checkpoint_ns == 0 {
-                self.last_checkpoint_ns = now_ns;
-            }
-            let due_events = self.checkpoint_every_events > 0
-                && self.events_since_checkpoint >= self.checkpoint_every_events;
-            let due_time = self.checkpoint_every_ns > 0
-                && self.events_since_checkpoint > 0
-                && now_ns.saturating_sub(self.last_checkpoint_ns) >= self.checkpoint_every_ns;
-            if due_events || due_time {
-                self.checkpoint();
-                self.last_checkpoint_ns = now_ns;
             }
         }
         if now_ns.saturating_sub(self.last_publish_ns) >= stats::PUBLISH_INTERVAL_NS {
@@ -937,10 +956,18 @@ impl Agent for Core {
                 && self.to_sessions.staged() == 0
                 && self.to_feed.staged() == 0
             {
-                self.checkpoint();
-                self.publish(now_ns);
-                self.closed = true;
-                self.lifecycle.core_closed.store(true, Ordering::Release);
+                // The last checkpoint holds everything; the core closes once the checkpointer has
+                // written it (or has stopped: the journal holds everything either way).
+                if !self.final_checkpoint_asked {
+                    let at = self.checkpoint_point();
+                    self.checkpointer.finish(at);
+                    self.final_checkpoint_asked = true;
+                }
+                if self.checkpointer.ended() {
+                    self.publish(now_ns);
+                    self.closed = true;
+                    self.lifecycle.core_closed.store(true, Ordering::Release);
+                }
             }
         }
         work
@@ -1023,35 +1050,7 @@ fn verify_step(machine: &mut Machine, group: &[(u64, u16, Vec<u8>)]) -> Result<(
         expected: group,
         at: 0,
     };
-    let bad = |detail: &str| StepError::mismatch(*first_seq, detail);
-    match *kind {
-        j::KIND_COMMAND => {
-            let (ts, echo, cmd_bytes) =
-                j::decode_command(payload).ok_or_else(|| bad("bad command record"))?;
-            let (command, used) =
-                Command::decode(cmd_bytes).map_err(|e| bad(&format!("command record: {e}")))?;
-            if used != cmd_bytes.len() {
-                return Err(bad("bytes after the command record"));
-            }
-            machine.command(ts, echo, &command, 0, 0, &mut sink)?;
-        }
-        j::KIND_DAY => {
-            let day = j::decode_day(payload).ok_or_else(|| bad("bad day record"))?;
-            if day.event != j::DAY_START {
-                return Err(bad("a day end record outside an end-of-day command"));
-            }
-            machine.start_day(day.session, day.day_base_unix_ns, day.timestamp_ns, &mut sink)?;
-        }
-        j::KIND_ADMIN => {
-            let (action, login) = j::decode_admin(payload).ok_or_else(|| bad("bad admin record"))?;
-            machine.login_action(action, login, &mut sink)?;
-        }
-        other => {
-            return Err(bad(&format!(
-                "a step cannot start with a record of kind {other:#06x}"
-            )));
-        }
-    }
+    apply_step(machine, *first_seq, *kind, payload, &mut sink)?;
     if sink.at != group.len() {
         let (seq, k, _) = &group[sink.at];
         return Err(StepError::mismatch(
@@ -1062,7 +1061,53 @@ fn verify_step(machine: &mut Machine, group: &[(u64, u16, Vec<u8>)]) -> Result<(
     Ok(())
 }
 
-fn starts_step(kind: u16) -> bool {
+/// Re-runs the step that starts with the journaled record (`first_seq`, `kind`, `payload`) through the
+/// machine, which produces every record of the step, that one included, into `sink` (recovery and the
+/// checkpointer compare them with the journal's).
+///
+/// # Errors
+/// The sink's, or a first record that cannot start a step.
+pub(crate) fn apply_step(
+    machine: &mut Machine,
+    first_seq: u64,
+    kind: u16,
+    payload: &[u8],
+    sink: &mut impl RecordSink,
+) -> Result<(), StepError> {
+    let bad = |detail: &str| StepError::mismatch(first_seq, detail);
+    match kind {
+        j::KIND_COMMAND => {
+            let (ts, echo, cmd_bytes) =
+                j::decode_command(payload).ok_or_else(|| bad("bad command record"))?;
+            let (command, used) =
+                Command::decode(cmd_bytes).map_err(|e| bad(&format!("command record: {e}")))?;
+            if used != cmd_bytes.len() {
+                return Err(bad("bytes after the command record"));
+            }
+            machine.command(ts, echo, &command, 0, 0, sink)?;
+        }
+        j::KIND_DAY => {
+            let day = j::decode_day(payload).ok_or_else(|| bad("bad day record"))?;
+            if day.event != j::DAY_START {
+                return Err(bad("a day end record outside an end-of-day command"));
+            }
+            machine.start_day(day.session, day.day_base_unix_ns, day.timestamp_ns, sink)?;
+        }
+        j::KIND_ADMIN => {
+            let (action, login) = j::decode_admin(payload).ok_or_else(|| bad("bad admin record"))?;
+            machine.login_action(action, login, sink)?;
+        }
+        other => {
+            return Err(bad(&format!(
+                "a step cannot start with a record of kind {other:#06x}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a record of `kind` starts a step (a command, a day record, an operator's login action).
+pub(crate) fn starts_step(kind: u16) -> bool {
     matches!(kind, j::KIND_COMMAND | j::KIND_DAY | j::KIND_ADMIN)
 }
 

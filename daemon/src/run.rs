@@ -215,6 +215,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         admin: jobs_rx,
         shared: Arc::clone(&shared),
         lifecycle: Arc::clone(&lifecycle),
+        helper_cores: helper_cores.clone(),
     });
 
     // Under `shared` the round order matters: core, then ingress (which writes the replies the core just

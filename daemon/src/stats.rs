@@ -7,8 +7,8 @@
 //! table (two strings per session) is built only when admin asks for it ([`Shared::sessions`] raises a
 //! ticket that ingress answers on its next call), never on a timer.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bourse_protocol::admin::{LatencyPoint, SessionInfo, StageLatency};
 use hdrhistogram::Histogram;
@@ -56,6 +56,8 @@ pub struct Shared {
     pub ring_len: [AtomicU64; 3],
     /// Busy time of the pipeline threads (the runner writes).
     pub busy: crate::agent::BusyMeter,
+    /// What the checkpointer publishes (the core sets it at start).
+    checkpointer: Mutex<Option<Arc<crate::checkpointer::CheckpointerState>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -89,7 +91,26 @@ impl Shared {
             ring_len: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             disabled_logins: Mutex::new(Vec::new()),
             busy: crate::agent::BusyMeter::new(),
+            checkpointer: Mutex::new(None),
         }
+    }
+
+    /// Where the checkpointer publishes its progress.
+    pub fn set_checkpointer(&self, state: Arc<crate::checkpointer::CheckpointerState>) {
+        *self.checkpointer.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+
+    /// The checkpointer's progress: (journal sequence its replica reached, newest checkpoint it wrote,
+    /// whether it stopped on a failure); zeros before the core starts.
+    pub fn checkpointer(&self) -> (u64, u64, bool) {
+        let state = self.checkpointer.lock().unwrap_or_else(|e| e.into_inner());
+        state.as_ref().map_or((0, 0, false), |s| {
+            (
+                s.applied.load(Ordering::Relaxed),
+                s.written.load(Ordering::Relaxed),
+                s.failed.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Marks login `login` disabled (true) or enabled.

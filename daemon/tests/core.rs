@@ -44,6 +44,8 @@ struct Harness {
     ouch: Vec<(u32, u64, Vec<u8>)>,
     itch: Vec<(u64, Vec<u8>)>,
     lifecycle: Arc<Lifecycle>,
+    shared: Arc<Shared>,
+    jobs: std::sync::mpsc::Sender<core::AdminJob>,
 }
 
 impl Harness {
@@ -58,7 +60,8 @@ impl Harness {
         let (requests, requests_rx) = ring::ring(1024);
         let (sessions_tx, sessions) = ring::ring(capacity);
         let (feed_tx, feed) = ring::ring(capacity);
-        let (_jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+        let (jobs, jobs_rx) = std::sync::mpsc::channel();
+        let shared = Arc::new(Shared::new());
         let lifecycle = Arc::new(Lifecycle::default());
         let core = Core::new(CoreParams {
             recovered,
@@ -67,8 +70,9 @@ impl Harness {
             to_sessions: sessions_tx,
             to_feed: feed_tx,
             admin: jobs_rx,
-            shared: Arc::new(Shared::new()),
+            shared: Arc::clone(&shared),
             lifecycle: Arc::clone(&lifecycle),
+            helper_cores: Vec::new(),
         });
         Ok(Harness {
             core,
@@ -78,6 +82,8 @@ impl Harness {
             ouch: Vec::new(),
             itch: Vec::new(),
             lifecycle,
+            shared,
+            jobs,
         })
     }
 
@@ -126,8 +132,11 @@ impl Harness {
 
     fn shutdown(mut self) {
         self.lifecycle.ingress_closed.store(true, Ordering::Release);
-        for _ in 0..10 {
+        // The core closes once the checkpointer thread has written the last checkpoint.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.lifecycle.core_closed.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
             self.core.do_work(0);
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert!(self.lifecycle.core_closed.load(Ordering::Acquire));
     }
@@ -405,4 +414,62 @@ impl Harness {
     fn core_orders(&self) -> usize {
         self.core.order_count()
     }
+}
+
+#[test]
+fn checkpoints_come_from_the_checkpointer_and_recovery_starts_from_them() {
+    let dir = temp_dir("checkpointer");
+    let mut config = config(&dir, SyncName::Batch);
+    config.journal.checkpoint_every_events = 20;
+    let mut h = Harness::start(&config).expect("start");
+    let (_, at_start, _) = h.shared.checkpointer();
+    for i in 0..60u32 {
+        let (login, side) = if i % 2 == 0 { (1, b'B') } else { (2, b'S') };
+        h.send(login, enter(login, &format!("K{i}"), side, 100 + i, 1_900_000));
+        h.run_draining(2, usize::MAX);
+    }
+    // Periodic checkpoints, written by the checkpointer thread as it follows the journal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while h.shared.checkpointer().1 <= at_start {
+        assert!(std::time::Instant::now() < deadline, "no periodic checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Admin `checkpoint`: answered once the checkpointer has written it, at the last journaled record.
+    let (tx, rx) = std::sync::mpsc::channel();
+    h.jobs
+        .send(core::AdminJob {
+            request: bourse_protocol::admin::AdminRequest::Checkpoint,
+            reply: tx,
+        })
+        .expect("job");
+    let reply = loop {
+        h.core.do_work(0);
+        if let Ok(reply) = rx.try_recv() {
+            break reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer to checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let last: u64 = match reply {
+        bourse_protocol::admin::AdminReply::Done { message, .. } => message
+            .strip_prefix("checkpoint at journal sequence ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{message}")),
+        other => panic!("{other:?}"),
+    };
+    let (applied, written, failed) = h.shared.checkpointer();
+    assert_eq!((applied, written, failed), (last, last, false));
+    let hash = h.core_state_hash();
+    // A crash right after: recovery starts from that checkpoint, with nothing to re-run.
+    drop(h);
+    let recovered = core::recover(&config).expect("recover");
+    assert_eq!(recovered.checkpoint_sequence, last);
+    assert_eq!(
+        recovered.recovered_up_to, last,
+        "the checkpoint is at the last journaled record"
+    );
+    assert_eq!(recovered.steps_replayed, 0);
+    assert_eq!(recovered.machine.engine.state_hash(), hash);
+    drop(recovered);
+    let _ = std::fs::remove_dir_all(&dir);
 }

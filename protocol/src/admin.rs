@@ -213,6 +213,18 @@ pub struct StatusReply {
     /// The same over the last second, per second: 1,000,000,000 is one thread busy all the time.
     #[serde(default)]
     pub pipeline_busy_ns_per_s: u64,
+    /// Journal sequence of the newest checkpoint written since start (0: none yet); absent from older
+    /// daemons.
+    #[serde(default)]
+    pub checkpoint_sequence: u64,
+    /// Journal sequence the checkpointer's replica has re-run up to (behind `journal_sequence` by what is
+    /// not released yet, or by its lag).
+    #[serde(default)]
+    pub checkpointer_sequence: u64,
+    /// The checkpointer stopped (its replica disagreed with the journal, or the journal could not be
+    /// read): no checkpoint is written until a restart; stderr says why.
+    #[serde(default)]
+    pub checkpointer_failed: bool,
 }
 
 /// One connected order-entry session, in [`AdminReply::Sessions`].
@@ -346,6 +358,9 @@ mod tests {
                 threading_mode: ThreadingModeName::Shared,
                 pipeline_busy_ns: 3_000_000_000,
                 pipeline_busy_ns_per_s: 250_000_000,
+                checkpoint_sequence: 900,
+                checkpointer_sequence: 1_020,
+                checkpointer_failed: false,
             }),
             AdminReply::Sessions {
                 sessions: vec![
@@ -473,11 +488,13 @@ mod tests {
                 r#"{"type":"depth","symbol":"MSFT","levels":5}"#,
             ),
         ];
-        // A status from a daemon older than the busy fields still decodes (they read as 0).
+        // A status from a daemon older than the busy and checkpointer fields still decodes (they read as 0).
         let older = r#"{"type":"status","uptime_ms":1,"sessions":0,"orders":0,"events_total":0,"events_per_s":0,"journal_sequence":0,"rings":[],"sync_policy":"none","threading_mode":"shared"}"#;
         match serde_json::from_str::<AdminReply>(older).unwrap() {
             AdminReply::Status(status) => {
                 assert_eq!((status.pipeline_busy_ns, status.pipeline_busy_ns_per_s), (0, 0));
+                assert_eq!((status.checkpoint_sequence, status.checkpointer_sequence), (0, 0));
+                assert!(!status.checkpointer_failed);
             }
             other => panic!("{other:?}"),
         }
@@ -489,7 +506,7 @@ mod tests {
         let reply_cases = [
             (
                 &replies[0],
-                r#"{"type":"status","uptime_ms":1500,"sessions":2,"orders":10,"events_total":1000,"events_per_s":250,"journal_sequence":1020,"rings":[{"ring":"commands","len":3,"capacity":65536}],"sync_policy":{"every_batches":8},"threading_mode":"shared","pipeline_busy_ns":3000000000,"pipeline_busy_ns_per_s":250000000}"#,
+                r#"{"type":"status","uptime_ms":1500,"sessions":2,"orders":10,"events_total":1000,"events_per_s":250,"journal_sequence":1020,"rings":[{"ring":"commands","len":3,"capacity":65536}],"sync_policy":{"every_batches":8},"threading_mode":"shared","pipeline_busy_ns":3000000000,"pipeline_busy_ns_per_s":250000000,"checkpoint_sequence":900,"checkpointer_sequence":1020,"checkpointer_failed":false}"#,
             ),
             (
                 &replies[2],

@@ -740,6 +740,24 @@ pub fn status_table(status: &StatusReply) -> String {
             "busy since start",
             format!("{:.3} s", status.pipeline_busy_ns as f64 / 1e9),
         ),
+        (
+            "last checkpoint",
+            match status.checkpoint_sequence {
+                0 => "none since start".to_owned(),
+                at => format!("at {at}"),
+            },
+        ),
+        (
+            "checkpointer",
+            if status.checkpointer_failed {
+                format!(
+                    "STOPPED at {} (see the daemon's log)",
+                    status.checkpointer_sequence
+                )
+            } else {
+                format!("at {}", status.checkpointer_sequence)
+            },
+        ),
     ] {
         table.row(vec![name.to_owned(), value]);
     }
@@ -982,14 +1000,36 @@ mod tests {
             threading_mode: ThreadingModeName::Shared,
             pipeline_busy_ns: 1_200_000_000,
             pipeline_busy_ns_per_s: 372_000_000,
+            checkpoint_sequence: 0,
+            checkpointer_sequence: 1_020,
+            checkpointer_failed: false,
         };
         let text = status_table(&status);
-        assert!(text.starts_with("uptime                    1.500 s\n"), "{text}");
-        assert!(text.contains("\nsync policy       every 8 batches\n"), "{text}");
-        assert!(text.contains("\nthreading                  shared\n"), "{text}");
+        assert!(text.contains("\nlast checkpoint   none since start\n"), "{text}");
+        assert!(text.contains("\ncheckpointer               at 1020\n"), "{text}");
+        let stopped = status_table(&StatusReply {
+            checkpoint_sequence: 900,
+            checkpointer_failed: true,
+            ..status.clone()
+        });
+        let line = |name: &str| {
+            stopped
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert!(line("last checkpoint").ends_with(" at 900"), "{stopped}");
+        assert!(
+            line("checkpointer").ends_with(" STOPPED at 1020 (see the daemon's log)"),
+            "{stopped}"
+        );
+        assert!(text.starts_with("uptime                     1.500 s\n"), "{text}");
+        assert!(text.contains("\nsync policy        every 8 batches\n"), "{text}");
+        assert!(text.contains("\nthreading                   shared\n"), "{text}");
         assert!(text.contains("commands    3     65536\n"), "{text}");
-        assert!(text.contains("\npipeline busy              37.2 %\n"), "{text}");
-        assert!(text.contains("\nbusy since start          1.200 s\n"), "{text}");
+        assert!(text.contains("\npipeline busy               37.2 %\n"), "{text}");
+        assert!(text.contains("\nbusy since start           1.200 s\n"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,789 @@
+//! The checkpointer: a replica of the [`Machine`] on its own thread that follows the released journal
+//! and writes the checkpoints, so that the pipeline thread never serializes its state.
+//!
+//! # Why a replica
+//! A checkpoint holds every book, the order arena and the day's token table: it grows with the day
+//! (70-170 MB after 30-85 M records of the end-to-end load). Serialized, written and `fsync`ed on the
+//! pipeline thread it stopped matching for tens to hundreds of milliseconds every few seconds at
+//! saturation. The engine is deterministic, so a second machine that re-runs the journaled steps holds
+//! the same state at every step boundary, and its state can be written at leisure.
+//!
+//! # How it follows
+//! - It starts from the core's state at start-up (a checkpoint blob taken once, before the ports open)
+//!   and reads the journal after it with its own [`Reader`] (which checks every record's CRC as it goes).
+//! - It re-runs a step only once the whole step is released ([`Checkpointer::release`] publishes the
+//!   core's released sequence): a checkpoint never holds anything that a crash of the machine could
+//!   take out of the journal. A step that spans two batches (a mass cancel bigger than a batch) is
+//!   followed record by record as the rest is released.
+//! - Every record the replica produces is compared with the journaled one, as start-up recovery does:
+//!   a mismatch (a nondeterministic engine, a damaged journal) stops the checkpointer, which says so on
+//!   stderr and in admin `status`, and writes nothing after it. Nothing is lost: the journal holds every
+//!   step, and start-up re-checks the steps after the last good checkpoint.
+//!
+//! # When it writes
+//! Every `journal.checkpoint_every_events` engine events or `checkpoint_every_s` seconds (if anything
+//! happened), when admin asks ([`Checkpointer::request`], answered once written), and at shutdown
+//! ([`Checkpointer::finish`]: the core waits for it). A write is the journal's atomic checkpoint protocol
+//! (`bourse_journal::checkpoint::write`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bourse_book::EngineConfig;
+use bourse_journal::{MmapStorage, Reader};
+
+use crate::machine::{Machine, RecordSink, StepError};
+
+/// How long the thread sleeps when there is nothing released to follow.
+const IDLE_WAIT: Duration = Duration::from_millis(1);
+/// How long it sleeps while the rest of a step it has started is not released yet.
+const STEP_WAIT: Duration = Duration::from_micros(50);
+/// Records re-run between two looks at the request channel.
+const RECORDS_PER_ROUND: u64 = 1 << 16;
+/// How long a released record may fail to read back before the journal is called damaged (the reader
+/// takes a committed record whose CRC does not match for the end of what is written, and waits).
+const UNREADABLE_AFTER: Duration = Duration::from_secs(2);
+
+/// What the thread publishes (admin `status`, tests).
+#[derive(Debug, Default)]
+pub struct CheckpointerState {
+    /// Journal sequence the replica has re-run up to.
+    pub applied: AtomicU64,
+    /// Journal sequence of the newest checkpoint this checkpointer wrote (0: none yet).
+    pub written: AtomicU64,
+    /// The replica disagreed with the journal, or the journal could not be read: nothing more is written.
+    pub failed: AtomicBool,
+    /// The thread has ended (after the final checkpoint, a failure, or a stop).
+    pub ended: AtomicBool,
+}
+
+/// Everything the checkpointer needs.
+pub struct CheckpointerParams {
+    /// The machine's state at `at` ([`Machine::checkpoint_blob`]).
+    pub blob: Vec<u8>,
+    /// The engine configuration (to restore the blob).
+    pub engine_config: EngineConfig,
+    /// Journal sequence of the last record the blob includes; no batch may be open after it.
+    pub at: u64,
+    /// Where that record's commit ends in the journal (`Journal::committed_at`).
+    pub committed_at: (u64, u64),
+    /// Released journal sequence at start.
+    pub released: u64,
+    /// The journal directory.
+    pub journal_dir: PathBuf,
+    /// Checkpoint after this many engine events (0: never by count).
+    pub every_events: u64,
+    /// Checkpoint after this long, if anything happened (zero: never by time).
+    pub every: Duration,
+    /// Checkpoints kept.
+    pub kept: u32,
+    /// Cores the thread may run on (empty: not pinned).
+    pub helper_cores: Vec<usize>,
+}
+
+/// Called once a requested checkpoint is written (`Ok(sequence)`) or cannot be (`Err(reason)`).
+pub type Answer = Box<dyn FnOnce(Result<u64, String>) + Send>;
+
+enum Request {
+    /// A checkpoint at or after `at`.
+    Now { at: u64, answer: Answer },
+    /// The last checkpoint, at `at` (everything), then end.
+    Finish { at: u64 },
+}
+
+/// The core's handle on the checkpointer thread. Dropping it stops the thread without a final checkpoint
+/// (as a crash would) and waits for it.
+pub struct Checkpointer {
+    released: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    state: Arc<CheckpointerState>,
+    requests: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread (it restores the blob first, off the caller's thread).
+    ///
+    /// # Errors
+    /// The thread could not be started.
+    pub fn spawn(p: CheckpointerParams) -> std::io::Result<Checkpointer> {
+        let released = Arc::new(AtomicU64::new(p.released));
+        let stop = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(CheckpointerState::default());
+        state.applied.store(p.at, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (released, stop, state) = (Arc::clone(&released), Arc::clone(&stop), Arc::clone(&state));
+            std::thread::Builder::new()
+                .name("bourse-checkpoint".into())
+                .spawn(move || {
+                    crate::agent::pin_helper_thread("checkpointer", &p.helper_cores);
+                    run(p, &released, &stop, &state, &rx);
+                    state.ended.store(true, Ordering::Release);
+                })?
+        };
+        Ok(Checkpointer {
+            released,
+            stop,
+            state,
+            requests: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The core's released journal sequence moved (one store; the thread follows up to it).
+    #[inline]
+    pub fn release(&self, released_up_to: u64) {
+        self.released.store(released_up_to, Ordering::Release);
+    }
+
+    /// Asks for a checkpoint at or after `at` (which must be released); `answer` is called once it is
+    /// written, or with the reason it cannot be.
+    pub fn request(&self, at: u64, answer: Answer) {
+        let request = Request::Now { at, answer };
+        match self.requests.as_ref().map(|tx| tx.send(request)) {
+            Some(Ok(())) => {}
+            Some(Err(std::sync::mpsc::SendError(Request::Now { answer, .. }))) => {
+                answer(Err("the checkpointer has stopped".into()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks for the last checkpoint, at `at` (the last released record), after which the thread ends;
+    /// [`Checkpointer::ended`] tells when.
+    pub fn finish(&self, at: u64) {
+        if let Some(tx) = self.requests.as_ref() {
+            let _ = tx.send(Request::Finish { at });
+        }
+    }
+
+    /// Whether the thread has ended.
+    pub fn ended(&self) -> bool {
+        self.state.ended.load(Ordering::Acquire)
+    }
+
+    /// What the thread publishes.
+    pub fn state(&self) -> &Arc<CheckpointerState> {
+        &self.state
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Why following stopped.
+enum Stopped {
+    /// Asked to stop (the handle was dropped).
+    Asked,
+    /// The replica or the journal is wrong: nothing more may be written.
+    Failed(String),
+}
+
+struct Follower<'a> {
+    machine: Machine,
+    reader: Reader<MmapStorage>,
+    files: MmapStorage,
+    released: &'a AtomicU64,
+    stop: &'a AtomicBool,
+    state: &'a CheckpointerState,
+    /// Last journal sequence re-run (always a step boundary between calls).
+    applied: u64,
+    /// A step's first record read but not yet released: its sequence and kind (payload in `held_payload`).
+    held: Option<(u64, u16)>,
+    held_payload: Vec<u8>,
+    /// Since when a released record has not read back.
+    unreadable_since: Option<Instant>,
+    events_since: u64,
+    every_events: u64,
+    last_written: u64,
+    last_write: Instant,
+    kept: u32,
+}
+
+fn run(
+    p: CheckpointerParams,
+    released: &AtomicU64,
+    stop: &AtomicBool,
+    state: &CheckpointerState,
+    rx: &Receiver<Request>,
+) {
+    let fail = |why: String| {
+        eprintln!("boursed: checkpointer stopped, no more checkpoints until a restart: {why}");
+        state.failed.store(true, Ordering::Release);
+    };
+    let mut f = match Follower::new(&p, released, stop, state) {
+        Ok(f) => f,
+        Err(why) => return fail(why),
+    };
+    let mut waiting: Vec<(u64, Answer)> = Vec::new();
+    let mut finish_at: Option<u64> = None;
+    let answer_all = |waiting: &mut Vec<(u64, Answer)>, result: Result<u64, String>| {
+        for (_, answer) in waiting.drain(..) {
+            answer(result.clone());
+        }
+    };
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return answer_all(&mut waiting, Err("the daemon is stopping".into()));
+        }
+        let followed = match f.follow(RECORDS_PER_ROUND) {
+            Ok(n) => n,
+            Err(Stopped::Asked) => return answer_all(&mut waiting, Err("the daemon is stopping".into())),
+            Err(Stopped::Failed(why)) => {
+                answer_all(&mut waiting, Err(format!("the checkpointer stopped: {why}")));
+                return fail(why);
+            }
+        };
+        let asked = waiting.iter().any(|(at, _)| *at <= f.applied);
+        let finishing = finish_at.is_some_and(|at| at <= f.applied);
+        let due = (p.every_events > 0 && f.events_since >= p.every_events)
+            || (!p.every.is_zero() && f.events_since > 0 && f.last_write.elapsed() >= p.every);
+        if asked || finishing || due {
+            match f.write() {
+                Ok(at) => {
+                    state.written.store(at, Ordering::Release);
+                    let (ready, later): (Vec<_>, Vec<_>) =
+                        waiting.drain(..).partition(|(want, _)| *want <= at);
+                    waiting = later;
+                    for (_, answer) in ready {
+                        answer(Ok(at));
+                    }
+                }
+                // A failed write loses nothing (the journal has it all): say so, answer, go on.
+                Err(e) => {
+                    eprintln!("boursed: checkpoint at {} failed: {e}", f.applied);
+                    let (ready, later): (Vec<_>, Vec<_>) =
+                        waiting.drain(..).partition(|(want, _)| *want <= f.applied);
+                    waiting = later;
+                    for (_, answer) in ready {
+                        answer(Err(e.clone()));
+                    }
+                    f.last_write = Instant::now();
+                }
+            }
+            if finishing {
+                return;
+            }
+        }
+        if followed > 0 {
+            while let Ok(r) = rx.try_recv() {
+                note(r, &mut waiting, &mut finish_at);
+            }
+            continue;
+        }
+        match rx.recv_timeout(IDLE_WAIT) {
+            Ok(r) => note(r, &mut waiting, &mut finish_at),
+            Err(RecvTimeoutError::Timeout) => {}
+            // The core is gone without a finish (a test dropping it as a crash would): no checkpoint.
+            Err(RecvTimeoutError::Disconnected) => {
+                return answer_all(&mut waiting, Err("the daemon is stopping".into()));
+            }
+        }
+    }
+}
+
+fn note(r: Request, waiting: &mut Vec<(u64, Answer)>, finish_at: &mut Option<u64>) {
+    match r {
+        Request::Now { at, answer } => waiting.push((at, answer)),
+        Request::Finish { at } => *finish_at = Some(at),
+    }
+}
+
+impl<'a> Follower<'a> {
+    fn new(
+        p: &CheckpointerParams,
+        released: &'a AtomicU64,
+        stop: &'a AtomicBool,
+        state: &'a CheckpointerState,
+    ) -> Result<Follower<'a>, String> {
+        let machine = Machine::from_checkpoint(p.engine_config.clone(), &p.blob)
+            .map_err(|e| format!("the core's state did not restore: {e}"))?;
+        let open = || {
+            MmapStorage::open_for_checkpoints(&p.journal_dir)
+                .map_err(|e| format!("journal {}: {e}", p.journal_dir.display()))
+        };
+        let (segment_id, offset) = p.committed_at;
+        let reader = Reader::with_trusted_prefix(open()?, segment_id, offset, p.at)
+            .map_err(|e| format!("journal reader: {e}"))?;
+        Ok(Follower {
+            machine,
+            reader,
+            files: open()?,
+            released,
+            stop,
+            state,
+            applied: p.at,
+            held: None,
+            held_payload: Vec::with_capacity(256),
+            unreadable_since: None,
+            events_since: 0,
+            every_events: p.every_events,
+            last_written: 0,
+            last_write: Instant::now(),
+            kept: p.kept,
+        })
+    }
+
+    /// Re-runs released steps, up to about `records_max` records; returns the records re-run.
+    fn follow(&mut self, records_max: u64) -> Result<u64, Stopped> {
+        let start = self.applied;
+        while self.applied - start < records_max {
+            if self.held.is_none() {
+                let record = match self.reader.next_record() {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        let next = self.applied + 1;
+                        if self.released.load(Ordering::Acquire) >= next {
+                            let since = *self.unreadable_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= UNREADABLE_AFTER {
+                                return Err(Stopped::Failed(unreadable(next)));
+                            }
+                        }
+                        break;
+                    }
+                    Err(e) => return Err(Stopped::Failed(format!("journal: {e}"))),
+                };
+                self.unreadable_since = None;
+                if record.sequence != self.applied + 1 {
+                    return Err(Stopped::Failed(format!(
+                        "journal record {} where {} was next",
+                        record.sequence,
+                        self.applied + 1
+                    )));
+                }
+                if !crate::core::starts_step(record.kind) {
+                    return Err(Stopped::Failed(format!(
+                        "journal record {} of kind {:#06x} outside any step",
+                        record.sequence, record.kind
+                    )));
+                }
+                self.held_payload.clear();
+                self.held_payload.extend_from_slice(record.payload);
+                self.held = Some((record.sequence, record.kind));
+            }
+            let (sequence, kind) = self.held.expect("held above");
+            if sequence > self.released.load(Ordering::Acquire) {
+                break;
+            }
+            self.held = None;
+            let mut sink = FollowSink {
+                reader: &mut self.reader,
+                first: Some((kind, &self.held_payload)),
+                next: sequence,
+                released: self.released,
+                stop: self.stop,
+                stopped: false,
+            };
+            let result =
+                crate::core::apply_step(&mut self.machine, sequence, kind, &self.held_payload, &mut sink);
+            let (next, stopped) = (sink.next, sink.stopped);
+            match result {
+                Ok(()) => {}
+                Err(_) if stopped => return Err(Stopped::Asked),
+                Err(e) => return Err(Stopped::Failed(e.to_string())),
+            }
+            if next == sequence {
+                return Err(Stopped::Failed(format!("step {sequence} produced no record")));
+            }
+            self.applied = next - 1;
+            self.state.applied.store(self.applied, Ordering::Relaxed);
+            if kind == bourse_protocol::journaled::KIND_COMMAND {
+                self.events_since += self.machine.last_events().len() as u64;
+                if self.every_events > 0 && self.events_since >= self.every_events {
+                    break; // a checkpoint is due here
+                }
+            }
+        }
+        Ok(self.applied - start)
+    }
+
+    /// Writes the replica's state as the checkpoint at `applied`; returns that sequence.
+    fn write(&mut self) -> Result<u64, String> {
+        let at = self.applied;
+        self.events_since = 0;
+        self.last_write = Instant::now();
+        if at == self.last_written {
+            return Ok(at);
+        }
+        let blob = self.machine.checkpoint_blob();
+        bourse_journal::checkpoint::write(&mut self.files, at, &blob, self.kept)
+            .map_err(|e| e.to_string())?;
+        self.last_written = at;
+        Ok(at)
+    }
+}
+
+fn unreadable(sequence: u64) -> String {
+    format!(
+        "journal record {sequence} is released but does not read back (a damaged record?) after {UNREADABLE_AFTER:?}"
+    )
+}
+
+/// Compares what the replica produces with the journal, record by record, waiting for the rest of a step
+/// that is not released yet.
+struct FollowSink<'s> {
+    reader: &'s mut Reader<MmapStorage>,
+    /// The step's first record, already read (kind, payload).
+    first: Option<(u16, &'s [u8])>,
+    /// Journal sequence of the next record the replica produces.
+    next: u64,
+    released: &'s AtomicU64,
+    stop: &'s AtomicBool,
+    stopped: bool,
+}
+
+impl RecordSink for FollowSink<'_> {
+    fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError> {
+        let sequence = self.next;
+        let mut unreadable_since = None;
+        let same = if let Some((k, p)) = self.first.take() {
+            k == kind && p == payload
+        } else {
+            loop {
+                if self.stop.load(Ordering::Acquire) {
+                    self.stopped = true;
+                    return Err(StepError::mismatch(sequence, "stopped"));
+                }
+                if self.released.load(Ordering::Acquire) < sequence {
+                    std::thread::sleep(STEP_WAIT);
+                    continue;
+                }
+                match self.reader.next_record()? {
+                    Some(r) if r.sequence == sequence => break r.kind == kind && r.payload == payload,
+                    Some(r) => {
+                        return Err(StepError::mismatch(
+                            r.sequence,
+                            format!("journal record {} where {sequence} was next", r.sequence),
+                        ));
+                    }
+                    // Released but not read back yet (a segment the reader has not mapped yet): look
+                    // again, for a while.
+                    None => {
+                        let since = *unreadable_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= UNREADABLE_AFTER {
+                            return Err(StepError::mismatch(sequence, unreadable(sequence)));
+                        }
+                        std::thread::sleep(STEP_WAIT);
+                    }
+                }
+            }
+        };
+        if !same {
+            return Err(StepError::mismatch(
+                sequence,
+                format!("the replica produced a record of kind {kind:#06x} that differs from the journal's"),
+            ));
+        }
+        self.next += 1;
+        Ok(sequence)
+    }
+    fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, _: &[u8]) {}
+    fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    use bourse_book::{Command, EnterOrder, MassCancelScope};
+    use bourse_journal::{Journal, WriteMode};
+    use bourse_protocol::fields::{Firm, Symbol, Token};
+    use bourse_protocol::reason::CancelReason;
+
+    use crate::config::Config;
+
+    /// Appends a step's records to the journal, as the core's live sink does.
+    struct JournalSink<'a>(&'a mut Journal<MmapStorage>);
+
+    impl RecordSink for JournalSink<'_> {
+        fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError> {
+            crate::core::append_step_record(self.0, kind, payload)
+        }
+        fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, _: &[u8]) {}
+        fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
+    }
+
+    /// A journal written by a machine, and the state the checkpointer starts from.
+    struct Day {
+        dir: PathBuf,
+        config: Config,
+        journal: Journal<MmapStorage>,
+        machine: Machine,
+        blob: Vec<u8>,
+        at: u64,
+        committed_at: (u64, u64),
+        ts: u64,
+    }
+
+    impl Day {
+        fn open(name: &str, batch_records_max: u32) -> Day {
+            let dir = std::env::temp_dir().join(format!("bourse-checkpointer-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut config = Config::embedded_default();
+            config.journal.directory = dir.clone();
+            config.journal.segment_bytes = 1 << 20;
+            let mut journal_config = config.journal_config();
+            journal_config.batch_records_max = batch_records_max;
+            let storage = MmapStorage::open_with(&dir, WriteMode::Mapped).expect("journal directory");
+            let (mut journal, _) = Journal::open(storage, journal_config).expect("journal");
+            let mut machine = Machine::new(config.engine_config());
+            let (session, base) = crate::core::next_session_name(crate::core::unix_now_ns(), None);
+            machine
+                .start_day(session, base, 1, &mut JournalSink(&mut journal))
+                .expect("start of day");
+            journal.commit_batch().expect("commit");
+            Day {
+                blob: machine.checkpoint_blob(),
+                at: journal.next_sequence() - 1,
+                committed_at: journal.committed_at(),
+                dir,
+                config,
+                journal,
+                machine,
+                ts: 1,
+            }
+        }
+
+        fn step(&mut self, command: &Command) {
+            self.ts += 1_000;
+            self.machine
+                .command(
+                    self.ts,
+                    *b"   ",
+                    command,
+                    0,
+                    0,
+                    &mut JournalSink(&mut self.journal),
+                )
+                .expect("step");
+        }
+
+        fn commit(&mut self) -> u64 {
+            self.journal.commit_batch().expect("commit");
+            self.journal.next_sequence() - 1
+        }
+
+        /// Two logins trading: `n` orders, every other one crossing the one before; a commit every 10.
+        fn trade(&mut self, n: u32) -> u64 {
+            for i in 0..n {
+                let (login, side) = if i % 2 == 0 { (1, b'B') } else { (2, b'S') };
+                self.step(&enter(login, &format!("T{i}"), side, 100 + i, 1_900_000));
+                if i % 10 == 9 {
+                    self.commit();
+                }
+            }
+            self.commit()
+        }
+
+        fn spawn(&self, released: u64, every_events: u64) -> Checkpointer {
+            Checkpointer::spawn(CheckpointerParams {
+                blob: self.blob.clone(),
+                engine_config: self.config.engine_config(),
+                at: self.at,
+                committed_at: self.committed_at,
+                released,
+                journal_dir: self.dir.clone(),
+                every_events,
+                every: Duration::ZERO,
+                kept: 3,
+                helper_cores: Vec::new(),
+            })
+            .expect("checkpointer")
+        }
+
+        /// The newest checkpoint: its sequence and the state hash of the machine it restores.
+        fn newest(&mut self) -> Option<(u64, u64)> {
+            let mut storage = MmapStorage::open_read_only(&self.dir).expect("read-only");
+            bourse_journal::checkpoint::load_newest(&mut storage)
+                .expect("load")
+                .map(|c| {
+                    let machine =
+                        Machine::from_checkpoint(self.config.engine_config(), &c.blob).expect("restore");
+                    (c.sequence, machine.engine.state_hash())
+                })
+        }
+    }
+
+    impl Drop for Day {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn enter(login: u32, token: &str, side: u8, shares: u32, price: u32) -> Command {
+        Command::Enter(EnterOrder {
+            login,
+            token: Token::new(token).expect("token"),
+            side,
+            shares,
+            symbol: Symbol::new("AAPL").expect("symbol"),
+            price,
+            tif_s: 99_999,
+            firm: Firm::BLANK,
+            display: b'Y',
+            min_qty: 0,
+            capacity: b'P',
+            cross_type: b'N',
+        })
+    }
+
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn ask(checkpointer: &Checkpointer, at: u64) -> mpsc::Receiver<Result<u64, String>> {
+        let (tx, rx) = mpsc::channel();
+        checkpointer.request(
+            at,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx
+    }
+
+    #[test]
+    fn the_replica_follows_the_journal_and_its_checkpoints_restore_the_writers_state() {
+        let mut day = Day::open("follows", 65_536);
+        let last = day.trade(300);
+        assert!(day.machine.engine.order_count() > 0);
+        let checkpointer = day.spawn(last, 100);
+        wait_for("the replica to reach the end", || {
+            checkpointer.state().applied.load(Ordering::Relaxed) == last
+        });
+        // Periodic checkpoints (every 100 engine events) were written on the way.
+        checkpointer.finish(last);
+        wait_for("the last checkpoint", || checkpointer.ended());
+        assert!(!checkpointer.state().failed.load(Ordering::Relaxed));
+        assert_eq!(checkpointer.state().written.load(Ordering::Relaxed), last);
+        assert_eq!(day.newest(), Some((last, day.machine.engine.state_hash())));
+        let mut storage = MmapStorage::open_read_only(&day.dir).expect("read-only");
+        let kept = bourse_journal::checkpoint::list(&mut storage).expect("list");
+        // Checkpoints every 100 engine events on the way, the newest 3 kept.
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(
+            kept[0] > day.at && kept[0] < kept[1] && kept[2] == last,
+            "{kept:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_past_the_released_sequence_is_followed_or_checkpointed() {
+        let mut day = Day::open("released", 65_536);
+        let middle = day.trade(40);
+        let hash_middle = day.machine.engine.state_hash();
+        let last = day.trade(40);
+        let checkpointer = day.spawn(middle, 0);
+        let first = ask(&checkpointer, middle);
+        assert_eq!(first.recv_timeout(Duration::from_secs(20)), Ok(Ok(middle)));
+        assert_eq!(day.newest(), Some((middle, hash_middle)));
+        // Asked for more than is released: no answer until the core releases it.
+        let second = ask(&checkpointer, last);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(checkpointer.state().applied.load(Ordering::Relaxed), middle);
+        assert!(second.try_recv().is_err());
+        checkpointer.release(last);
+        assert_eq!(second.recv_timeout(Duration::from_secs(20)), Ok(Ok(last)));
+        assert_eq!(day.newest(), Some((last, day.machine.engine.state_hash())));
+        // Dropped without a finish (a crash): it stops, and writes nothing more.
+        drop(checkpointer);
+        assert_eq!(day.newest().map(|(at, _)| at), Some(last));
+    }
+
+    #[test]
+    fn a_step_bigger_than_a_batch_is_followed_as_its_batches_are_released() {
+        let mut day = Day::open("big-step", 8);
+        for i in 0..20 {
+            day.step(&enter(1, &format!("R{i}"), b'B', 100, 1_890_000 - i * 100));
+            day.commit();
+        }
+        let before = day.journal.next_sequence() - 1;
+        day.step(&Command::MassCancel {
+            scope: MassCancelScope::Login(1),
+            reason: CancelReason::UserRequested,
+        });
+        // The journal committed the step's records 8 at a time on its own (full batches).
+        let first_batch = day.journal.committed().released_up_to;
+        assert_eq!((first_batch - before) % 8, 0);
+        let last = day.commit();
+        assert!(
+            first_batch > before && last > first_batch,
+            "the mass cancel spans batches"
+        );
+        let checkpointer = day.spawn(first_batch, 0);
+        wait_for("the replica to reach the step", || {
+            checkpointer.state().applied.load(Ordering::Relaxed) == before
+        });
+        // It has started the step and waits for the rest of it: the step is not counted as followed.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(checkpointer.state().applied.load(Ordering::Relaxed), before);
+        checkpointer.release(last);
+        wait_for("the rest of the step", || {
+            checkpointer.state().applied.load(Ordering::Relaxed) == last
+        });
+        checkpointer.finish(last);
+        wait_for("the last checkpoint", || checkpointer.ended());
+        assert_eq!(day.machine.engine.order_count(), 0);
+        assert_eq!(day.newest(), Some((last, day.machine.engine.state_hash())));
+    }
+
+    #[test]
+    fn a_journal_that_disagrees_with_the_replica_stops_it_before_any_checkpoint() {
+        let mut day = Day::open("damaged", 65_536);
+        let last = day.trade(50);
+        // Change one byte of an event record's payload (not a step's first record) in the segment file.
+        let target = {
+            let mut reader =
+                Reader::new(MmapStorage::open_read_only(&day.dir).expect("read-only")).expect("reader");
+            reader.seek(day.at + 30).expect("seek");
+            let mut found = None;
+            while let Some(r) = reader.next_record().expect("read") {
+                if !crate::core::starts_step(r.kind) {
+                    found = Some((r.segment_id, r.offset));
+                    break;
+                }
+            }
+            found.expect("an event record")
+        };
+        let path = day.dir.join(format!("{:020}.seg", target.0));
+        let at = target.1 + u64::from(bourse_journal::format::RECORD_HEADER_BYTES) + 2;
+        {
+            use std::io::{Read, Seek, SeekFrom, Write};
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .expect("segment");
+            let mut byte = [0u8];
+            file.seek(SeekFrom::Start(at)).expect("seek");
+            file.read_exact(&mut byte).expect("read");
+            file.seek(SeekFrom::Start(at)).expect("seek");
+            file.write_all(&[byte[0] ^ 0x10]).expect("write");
+        }
+        let checkpointer = day.spawn(last, 1);
+        wait_for("the checkpointer to stop", || checkpointer.ended());
+        assert!(checkpointer.state().failed.load(Ordering::Relaxed));
+        assert_eq!(checkpointer.state().written.load(Ordering::Relaxed), 0);
+        assert!(checkpointer.state().applied.load(Ordering::Relaxed) < last);
+        let answer = ask(&checkpointer, last);
+        assert!(matches!(answer.recv_timeout(Duration::from_secs(5)), Ok(Err(_))));
+        assert_eq!(day.newest(), None);
+    }
+}
