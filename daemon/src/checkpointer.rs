@@ -20,6 +20,13 @@
 //!   stderr and in admin `status`, and writes nothing after it. Nothing is lost: the journal holds every
 //!   step, and start-up re-checks the steps after the last good checkpoint.
 //!
+//! # Priority
+//! Following is background work: the thread runs under `SCHED_IDLE`, so that it only takes CPU time that
+//! nothing else on its core wants (on a 2-core machine it shares a core with the helpers and, in the
+//! benchmarks, with the load generator; at normal priority it took a quarter of the client's rate in
+//! paired runs). Under sustained saturation of that core it lags, and catches up when the load eases.
+//! While a checkpoint is asked for (admin, shutdown) it runs at normal priority until it is written.
+//!
 //! # When it writes
 //! Every `journal.checkpoint_every_events` engine events or `checkpoint_every_s` seconds (if anything
 //! happened), when admin asks ([`Checkpointer::request`], answered once written), and at shutdown
@@ -59,6 +66,8 @@ pub struct CheckpointerState {
     pub failed: AtomicBool,
     /// The thread has ended (after the final checkpoint, a failure, or a stop).
     pub ended: AtomicBool,
+    /// The thread's id (0 until it runs), so that a request can raise its priority at once.
+    tid: std::sync::atomic::AtomicI32,
 }
 
 /// Everything the checkpointer needs.
@@ -121,6 +130,7 @@ impl Checkpointer {
             std::thread::Builder::new()
                 .name("bourse-checkpoint".into())
                 .spawn(move || {
+                    state.tid.store(current_tid(), Ordering::Release);
                     crate::agent::pin_helper_thread("checkpointer", &p.helper_cores);
                     run(p, &released, &stop, &state, &rx);
                     state.ended.store(true, Ordering::Release);
@@ -146,7 +156,7 @@ impl Checkpointer {
     pub fn request(&self, at: u64, answer: Answer) {
         let request = Request::Now { at, answer };
         match self.requests.as_ref().map(|tx| tx.send(request)) {
-            Some(Ok(())) => {}
+            Some(Ok(())) => self.raise_priority(),
             Some(Err(std::sync::mpsc::SendError(Request::Now { answer, .. }))) => {
                 answer(Err("the checkpointer has stopped".into()));
             }
@@ -159,6 +169,16 @@ impl Checkpointer {
     pub fn finish(&self, at: u64) {
         if let Some(tx) = self.requests.as_ref() {
             let _ = tx.send(Request::Finish { at });
+            self.raise_priority();
+        }
+    }
+
+    /// A checkpoint is waited for: normal priority now, rather than once the thread gets to run at its
+    /// background priority and reads the request (it lowers itself again once nothing is waited for).
+    fn raise_priority(&self) {
+        let tid = self.state.tid.load(Ordering::Acquire);
+        if tid != 0 {
+            set_priority(tid, Priority::Normal);
         }
     }
 
@@ -229,6 +249,7 @@ fn run(
     };
     let mut waiting: Vec<(u64, Answer)> = Vec::new();
     let mut finish_at: Option<u64> = None;
+    let mut priority = Priority::Normal;
     let answer_all = |waiting: &mut Vec<(u64, Answer)>, result: Result<u64, String>| {
         for (_, answer) in waiting.drain(..) {
             answer(result.clone());
@@ -237,6 +258,15 @@ fn run(
     loop {
         if stop.load(Ordering::Acquire) {
             return answer_all(&mut waiting, Err("the daemon is stopping".into()));
+        }
+        let wanted = if waiting.is_empty() && finish_at.is_none() {
+            Priority::Background
+        } else {
+            Priority::Normal
+        };
+        if wanted != priority {
+            priority = wanted;
+            set_priority(0, priority);
         }
         let followed = match f.follow(RECORDS_PER_ROUND) {
             Ok(n) => n,
@@ -292,6 +322,34 @@ fn run(
             }
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Priority {
+    /// `SCHED_IDLE`: only what nothing else on the core wants.
+    Background,
+    /// `SCHED_OTHER`: a checkpoint is waited for.
+    Normal,
+}
+
+/// Sets the scheduling policy of thread `tid` (0: the calling thread; Linux schedules threads one by
+/// one). A refusal is harmless: the thread keeps the policy it has.
+#[allow(unsafe_code)]
+fn set_priority(tid: libc::pid_t, priority: Priority) {
+    let policy = match priority {
+        Priority::Background => libc::SCHED_IDLE,
+        Priority::Normal => libc::SCHED_OTHER,
+    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` reads one plain struct passed by reference.
+    let _ = unsafe { libc::sched_setscheduler(tid, policy, &param) };
+}
+
+/// The calling thread's id.
+#[allow(unsafe_code)]
+fn current_tid() -> libc::pid_t {
+    // SAFETY: `gettid` has no arguments and cannot fail.
+    unsafe { libc::gettid() }
 }
 
 fn note(r: Request, waiting: &mut Vec<(u64, Answer)>, finish_at: &mut Option<u64>) {

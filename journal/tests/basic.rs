@@ -610,13 +610,12 @@ fn a_reader_trusting_the_writers_batches_reads_and_seeks_without_scanning() {
     }
 }
 
-#[test]
-fn a_forked_reader_goes_on_from_the_same_record_and_moves_on_its_own() {
-    let dir = temp_dir("fork");
-    let config = small_config(SyncPolicy::None);
+/// A mapped journal (sync `none`) of records 1..=3000, committed 10 at a time.
+fn mapped_journal_of_3000(name: &str) -> (std::path::PathBuf, Journal<MmapStorage>) {
+    let dir = temp_dir(name);
     let (mut journal, _) = Journal::open(
         MmapStorage::open_with(&dir, WriteMode::Mapped).expect("dir"),
-        config,
+        small_config(SyncPolicy::None),
     )
     .expect("open");
     for sequence in 1..=3000u64 {
@@ -625,6 +624,12 @@ fn a_forked_reader_goes_on_from_the_same_record_and_moves_on_its_own() {
             journal.commit_batch().expect("commit");
         }
     }
+    (dir, journal)
+}
+
+#[test]
+fn a_forked_reader_goes_on_from_the_same_record_and_moves_on_its_own() {
+    let (dir, mut journal) = mapped_journal_of_3000("fork");
     let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("ro")).expect("reader");
     for expected in 1..=1234u64 {
         assert_eq!(
@@ -665,20 +670,8 @@ fn a_forked_reader_goes_on_from_the_same_record_and_moves_on_its_own() {
 
 #[test]
 fn a_reader_with_a_trusted_prefix_starts_after_the_last_commit_and_tails_the_writer() {
-    let dir = temp_dir("trusted-prefix");
-    let config = small_config(SyncPolicy::None);
-    let (mut journal, _) = Journal::open(
-        MmapStorage::open_with(&dir, WriteMode::Mapped).expect("dir"),
-        config,
-    )
-    .expect("open");
-    // Enough to roll segments, so the position is not in the first one.
-    for sequence in 1..=3000u64 {
-        append_numbered(&mut journal, sequence);
-        if sequence % 10 == 0 {
-            journal.commit_batch().expect("commit");
-        }
-    }
+    // Enough records to roll segments, so the position is not in the first one.
+    let (dir, mut journal) = mapped_journal_of_3000("trusted-prefix");
     let (segment_id, offset) = journal.committed_at();
     assert!(segment_id > 1, "the journal rolled");
     let mut reader = Reader::with_trusted_prefix(
