@@ -11,27 +11,34 @@
 //! # How it follows
 //! - It starts from the core's state at start-up (a checkpoint blob taken once, before the ports open)
 //!   and reads the journal after it with its own [`Reader`] (which checks every record's CRC as it goes).
-//! - It re-runs a step only once the whole step is released ([`Checkpointer::release`] publishes the
-//!   core's released sequence): a checkpoint never holds anything that a crash of the machine could
-//!   take out of the journal. A step that spans two batches (a mass cancel bigger than a batch) is
-//!   followed record by record as the rest is released.
+//! - It follows only when a checkpoint is due or asked for, up to the core's released sequence at that
+//!   moment ([`Checkpointer::release`] publishes it with the engine event count), then writes and stops
+//!   again; the replica itself is built when the first checkpoint falls due. Between checkpoints the
+//!   thread wakes every 10 ms to look at two counters and costs nothing else.
+//! - It re-runs a step only once the whole step is released: a checkpoint never holds anything that a
+//!   crash of the machine could take out of the journal. A step that spans two batches (a mass cancel
+//!   bigger than a batch) is followed record by record as the rest is released.
 //! - Every record the replica produces is compared with the journaled one, as start-up recovery does:
 //!   a mismatch (a nondeterministic engine, a damaged journal) stops the checkpointer, which says so on
 //!   stderr and in admin `status`, and writes nothing after it. Nothing is lost: the journal holds every
 //!   step, and start-up re-checks the steps after the last good checkpoint.
 //!
 //! # Priority
-//! Following is background work: the thread runs under `SCHED_IDLE`, so that it only takes CPU time that
-//! nothing else on its core wants (on a 2-core machine it shares a core with the helpers and, in the
-//! benchmarks, with the load generator; at normal priority it took a quarter of the client's rate in
-//! paired runs). Under sustained saturation of that core it lags, and catches up when the load eases.
+//! Catching up is background work: the thread runs under `SCHED_IDLE` and yields its core between chunks
+//! of 1,024 records, so that it takes only CPU time that nothing else on its core wants. On a 2-core
+//! machine it shares a core with the other helpers and, in the benchmarks, with the load generator: at
+//! normal priority, following all the time, it took a quarter of the client's rate in paired runs, and
+//! its start (restoring the state allocates and writes a whole second engine) delayed a spinning client
+//! by milliseconds. Under sustained saturation of its core it lags, and catches up when the load eases.
 //! While a checkpoint is asked for (admin, shutdown) it runs at normal priority until it is written.
 //!
 //! # When it writes
-//! Every `journal.checkpoint_every_events` engine events or `checkpoint_every_s` seconds (if anything
-//! happened), when admin asks ([`Checkpointer::request`], answered once written), and at shutdown
-//! ([`Checkpointer::finish`]: the core waits for it). A write is the journal's atomic checkpoint protocol
-//! (`bourse_journal::checkpoint::write`).
+//! When `journal.checkpoint_every_events` engine events have passed or `checkpoint_every_s` seconds (if
+//! anything happened) since the last one fell due, when admin asks ([`Checkpointer::request`], answered
+//! once written). A write is the journal's atomic checkpoint protocol (`bourse_journal::checkpoint::write`).
+//! The last checkpoint, at shutdown, is the core's own: it stops this thread ([`Checkpointer::stop`]) and
+//! writes its state, which is current, once everything is drained and nobody waits on the pipeline (the
+//! replica may lag by a flood's worth of records, which would hold the shutdown up).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,12 +52,12 @@ use bourse_journal::{MmapStorage, Reader};
 
 use crate::machine::{Machine, RecordSink, StepError};
 
-/// How long the thread sleeps when there is nothing released to follow.
-const IDLE_WAIT: Duration = Duration::from_millis(1);
-/// How long it sleeps while the rest of a step it has started is not released yet.
+/// How often the thread looks whether a checkpoint is due, when none is.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// How long it sleeps while what it needs is not released yet.
 const STEP_WAIT: Duration = Duration::from_micros(50);
-/// Records re-run between two looks at the request channel.
-const RECORDS_PER_ROUND: u64 = 1 << 16;
+/// Records re-run between two looks at the requests (and, in the background, two yields of the core).
+const RECORDS_PER_CHUNK: u64 = 1024;
 /// How long a released record may fail to read back before the journal is called damaged (the reader
 /// takes a committed record whose CRC does not match for the end of what is written, and waits).
 const UNREADABLE_AFTER: Duration = Duration::from_secs(2);
@@ -64,7 +71,7 @@ pub struct CheckpointerState {
     pub written: AtomicU64,
     /// The replica disagreed with the journal, or the journal could not be read: nothing more is written.
     pub failed: AtomicBool,
-    /// The thread has ended (after the final checkpoint, a failure, or a stop).
+    /// The thread has ended (after a failure, or a stop).
     pub ended: AtomicBool,
     /// The thread's id (0 until it runs), so that a request can raise its priority at once.
     tid: std::sync::atomic::AtomicI32,
@@ -97,18 +104,27 @@ pub struct CheckpointerParams {
 /// Called once a requested checkpoint is written (`Ok(sequence)`) or cannot be (`Err(reason)`).
 pub type Answer = Box<dyn FnOnce(Result<u64, String>) + Send>;
 
-enum Request {
-    /// A checkpoint at or after `at`.
-    Now { at: u64, answer: Answer },
-    /// The last checkpoint, at `at` (everything), then end.
-    Finish { at: u64 },
+/// A checkpoint at or after `at`, answered once written.
+struct Request {
+    at: u64,
+    answer: Answer,
+}
+
+/// What the core writes and the thread reads.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The core's released journal sequence.
+    released: AtomicU64,
+    /// The core's engine events since start (what `every_events` counts).
+    events: AtomicU64,
+    /// The handle was dropped.
+    stop: AtomicBool,
 }
 
 /// The core's handle on the checkpointer thread. Dropping it stops the thread without a final checkpoint
 /// (as a crash would) and waits for it.
 pub struct Checkpointer {
-    released: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     state: Arc<CheckpointerState>,
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
@@ -120,56 +136,61 @@ impl Checkpointer {
     /// # Errors
     /// The thread could not be started.
     pub fn spawn(p: CheckpointerParams) -> std::io::Result<Checkpointer> {
-        let released = Arc::new(AtomicU64::new(p.released));
-        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
+        shared.released.store(p.released, Ordering::Relaxed);
         let state = Arc::new(CheckpointerState::default());
         state.applied.store(p.at, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = {
-            let (released, stop, state) = (Arc::clone(&released), Arc::clone(&stop), Arc::clone(&state));
+            let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
             std::thread::Builder::new()
                 .name("bourse-checkpoint".into())
                 .spawn(move || {
                     state.tid.store(current_tid(), Ordering::Release);
                     crate::agent::pin_helper_thread("checkpointer", &p.helper_cores);
-                    run(p, &released, &stop, &state, &rx);
+                    run(p, &shared, &state, &rx);
                     state.ended.store(true, Ordering::Release);
                 })?
         };
         Ok(Checkpointer {
-            released,
-            stop,
+            shared,
             state,
             requests: Some(tx),
             thread: Some(thread),
         })
     }
 
-    /// The core's released journal sequence moved (one store; the thread follows up to it).
+    /// The core released the journal up to `released_up_to`, having made `events_total` engine events
+    /// since start (two stores; the thread follows up to the first when a checkpoint is due, and counts
+    /// the second towards `every_events`).
     #[inline]
-    pub fn release(&self, released_up_to: u64) {
-        self.released.store(released_up_to, Ordering::Release);
+    pub fn release(&self, released_up_to: u64, events_total: u64) {
+        self.shared.events.store(events_total, Ordering::Relaxed);
+        self.shared.released.store(released_up_to, Ordering::Release);
     }
 
     /// Asks for a checkpoint at or after `at` (which must be released); `answer` is called once it is
     /// written, or with the reason it cannot be.
     pub fn request(&self, at: u64, answer: Answer) {
-        let request = Request::Now { at, answer };
-        match self.requests.as_ref().map(|tx| tx.send(request)) {
-            Some(Ok(())) => self.raise_priority(),
-            Some(Err(std::sync::mpsc::SendError(Request::Now { answer, .. }))) => {
-                answer(Err("the checkpointer has stopped".into()));
-            }
-            _ => {}
+        let stopped = || Err("the checkpointer has stopped".to_owned());
+        let Some(tx) = self.requests.as_ref() else {
+            return answer(stopped());
+        };
+        match tx.send(Request { at, answer }) {
+            Ok(()) => self.raise_priority(),
+            Err(std::sync::mpsc::SendError(Request { answer, .. })) => answer(stopped()),
         }
     }
 
-    /// Asks for the last checkpoint, at `at` (the last released record), after which the thread ends;
-    /// [`Checkpointer::ended`] tells when.
-    pub fn finish(&self, at: u64) {
-        if let Some(tx) = self.requests.as_ref() {
-            let _ = tx.send(Request::Finish { at });
-            self.raise_priority();
+    /// Stops the thread and waits for it (a checkpoint being written is finished first; requests still
+    /// waiting are answered with an error). The core does this at shutdown, then writes the last
+    /// checkpoint itself: it is idle by then, and its state is current where the replica's may lag.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.requests = None;
+        self.raise_priority();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 
@@ -195,11 +216,7 @@ impl Checkpointer {
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        self.requests = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 
@@ -215,8 +232,7 @@ struct Follower<'a> {
     machine: Machine,
     reader: Reader<MmapStorage>,
     files: MmapStorage,
-    released: &'a AtomicU64,
-    stop: &'a AtomicBool,
+    shared: &'a Shared,
     state: &'a CheckpointerState,
     /// Last journal sequence re-run (always a step boundary between calls).
     applied: u64,
@@ -225,41 +241,38 @@ struct Follower<'a> {
     held_payload: Vec<u8>,
     /// Since when a released record has not read back.
     unreadable_since: Option<Instant>,
-    events_since: u64,
-    every_events: u64,
     last_written: u64,
-    last_write: Instant,
     kept: u32,
 }
 
-fn run(
-    p: CheckpointerParams,
-    released: &AtomicU64,
-    stop: &AtomicBool,
-    state: &CheckpointerState,
-    rx: &Receiver<Request>,
-) {
+fn run(p: CheckpointerParams, shared: &Shared, state: &CheckpointerState, rx: &Receiver<Request>) {
     let fail = |why: String| {
         eprintln!("boursed: checkpointer stopped, no more checkpoints until a restart: {why}");
         state.failed.store(true, Ordering::Release);
     };
-    let mut f = match Follower::new(&p, released, stop, state) {
-        Ok(f) => f,
-        Err(why) => return fail(why),
-    };
-    let mut waiting: Vec<(u64, Answer)> = Vec::new();
-    let mut finish_at: Option<u64> = None;
-    let mut priority = Priority::Normal;
     let answer_all = |waiting: &mut Vec<(u64, Answer)>, result: Result<u64, String>| {
         for (_, answer) in waiting.drain(..) {
             answer(result.clone());
         }
     };
+    let mut priority = Priority::Background;
+    set_priority(0, priority);
+    // Built when the first checkpoint is due, not at start: until then the thread costs nothing.
+    let mut follower: Option<Follower<'_>> = None;
+    let mut waiting: Vec<(u64, Answer)> = Vec::new();
+    // A periodic checkpoint is due by the core's engine event count or by time; `due_at` is the released
+    // sequence it must reach (what was released when it fell due).
+    let mut due_at: Option<u64> = None;
+    let mut events_at_due = shared.events.load(Ordering::Acquire);
+    let mut last_due = Instant::now();
     loop {
-        if stop.load(Ordering::Acquire) {
+        if shared.stop.load(Ordering::Acquire) {
             return answer_all(&mut waiting, Err("the daemon is stopping".into()));
         }
-        let wanted = if waiting.is_empty() && finish_at.is_none() {
+        while let Ok(r) = rx.try_recv() {
+            waiting.push((r.at, r.answer));
+        }
+        let wanted = if waiting.is_empty() {
             Priority::Background
         } else {
             Priority::Normal
@@ -268,7 +281,38 @@ fn run(
             priority = wanted;
             set_priority(0, priority);
         }
-        let followed = match f.follow(RECORDS_PER_ROUND) {
+        if due_at.is_none() {
+            let events = shared.events.load(Ordering::Acquire);
+            let by_count = p.every_events > 0 && events.saturating_sub(events_at_due) >= p.every_events;
+            let by_time = !p.every.is_zero() && events != events_at_due && last_due.elapsed() >= p.every;
+            if by_count || by_time {
+                due_at = Some(shared.released.load(Ordering::Acquire));
+                events_at_due = events;
+                last_due = Instant::now();
+            }
+        }
+        // The sequence to reach: the lowest of what is waited for.
+        let target = waiting.iter().map(|(at, _)| *at).chain(due_at).min();
+        let Some(target) = target else {
+            match rx.recv_timeout(IDLE_WAIT) {
+                Ok(r) => waiting.push((r.at, r.answer)),
+                Err(RecvTimeoutError::Timeout) => {}
+                // The core is gone (stopped, or a test dropping it as a crash would): no checkpoint.
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            continue;
+        };
+        if follower.is_none() {
+            match Follower::new(&p, shared, state) {
+                Ok(f) => follower = Some(f),
+                Err(why) => {
+                    answer_all(&mut waiting, Err(format!("the checkpointer stopped: {why}")));
+                    return fail(why);
+                }
+            }
+        }
+        let f = follower.as_mut().expect("built above");
+        let followed = match f.follow(RECORDS_PER_CHUNK) {
             Ok(n) => n,
             Err(Stopped::Asked) => return answer_all(&mut waiting, Err("the daemon is stopping".into())),
             Err(Stopped::Failed(why)) => {
@@ -276,50 +320,34 @@ fn run(
                 return fail(why);
             }
         };
-        let asked = waiting.iter().any(|(at, _)| *at <= f.applied);
-        let finishing = finish_at.is_some_and(|at| at <= f.applied);
-        let due = (p.every_events > 0 && f.events_since >= p.every_events)
-            || (!p.every.is_zero() && f.events_since > 0 && f.last_write.elapsed() >= p.every);
-        if asked || finishing || due {
-            match f.write() {
-                Ok(at) => {
-                    state.written.store(at, Ordering::Release);
-                    let (ready, later): (Vec<_>, Vec<_>) =
-                        waiting.drain(..).partition(|(want, _)| *want <= at);
-                    waiting = later;
-                    for (_, answer) in ready {
-                        answer(Ok(at));
-                    }
-                }
+        if f.applied >= target {
+            let result = f.write();
+            match &result {
+                Ok(at) => state.written.store(*at, Ordering::Release),
                 // A failed write loses nothing (the journal has it all): say so, answer, go on.
-                Err(e) => {
-                    eprintln!("boursed: checkpoint at {} failed: {e}", f.applied);
-                    let (ready, later): (Vec<_>, Vec<_>) =
-                        waiting.drain(..).partition(|(want, _)| *want <= f.applied);
-                    waiting = later;
-                    for (_, answer) in ready {
-                        answer(Err(e.clone()));
-                    }
-                    f.last_write = Instant::now();
-                }
+                Err(e) => eprintln!("boursed: checkpoint at {} failed: {e}", f.applied),
             }
-            if finishing {
-                return;
+            let applied = f.applied;
+            let (ready, later): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(at, _)| *at <= applied);
+            waiting = later;
+            for (_, answer) in ready {
+                answer(result.clone());
             }
-        }
-        if followed > 0 {
-            while let Ok(r) = rx.try_recv() {
-                note(r, &mut waiting, &mut finish_at);
+            if due_at.is_some_and(|at| at <= applied) {
+                due_at = None;
             }
             continue;
         }
-        match rx.recv_timeout(IDLE_WAIT) {
-            Ok(r) => note(r, &mut waiting, &mut finish_at),
-            Err(RecvTimeoutError::Timeout) => {}
-            // The core is gone without a finish (a test dropping it as a crash would): no checkpoint.
-            Err(RecvTimeoutError::Disconnected) => {
-                return answer_all(&mut waiting, Err("the daemon is stopping".into()));
+        if followed == 0 {
+            // Caught up with what is released: wait for the core.
+            match rx.recv_timeout(STEP_WAIT) {
+                Ok(r) => waiting.push((r.at, r.answer)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
             }
+        } else if priority == Priority::Background {
+            // Between chunks, whatever else wants this core goes first.
+            std::thread::yield_now();
         }
     }
 }
@@ -352,18 +380,10 @@ fn current_tid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
-fn note(r: Request, waiting: &mut Vec<(u64, Answer)>, finish_at: &mut Option<u64>) {
-    match r {
-        Request::Now { at, answer } => waiting.push((at, answer)),
-        Request::Finish { at } => *finish_at = Some(at),
-    }
-}
-
 impl<'a> Follower<'a> {
     fn new(
         p: &CheckpointerParams,
-        released: &'a AtomicU64,
-        stop: &'a AtomicBool,
+        shared: &'a Shared,
         state: &'a CheckpointerState,
     ) -> Result<Follower<'a>, String> {
         let machine = Machine::from_checkpoint(p.engine_config.clone(), &p.blob)
@@ -379,17 +399,13 @@ impl<'a> Follower<'a> {
             machine,
             reader,
             files: open()?,
-            released,
-            stop,
+            shared,
             state,
             applied: p.at,
             held: None,
             held_payload: Vec::with_capacity(256),
             unreadable_since: None,
-            events_since: 0,
-            every_events: p.every_events,
             last_written: 0,
-            last_write: Instant::now(),
             kept: p.kept,
         })
     }
@@ -403,7 +419,7 @@ impl<'a> Follower<'a> {
                     Ok(Some(r)) => r,
                     Ok(None) => {
                         let next = self.applied + 1;
-                        if self.released.load(Ordering::Acquire) >= next {
+                        if self.shared.released.load(Ordering::Acquire) >= next {
                             let since = *self.unreadable_since.get_or_insert_with(Instant::now);
                             if since.elapsed() >= UNREADABLE_AFTER {
                                 return Err(Stopped::Failed(unreadable(next)));
@@ -432,7 +448,7 @@ impl<'a> Follower<'a> {
                 self.held = Some((record.sequence, record.kind));
             }
             let (sequence, kind) = self.held.expect("held above");
-            if sequence > self.released.load(Ordering::Acquire) {
+            if sequence > self.shared.released.load(Ordering::Acquire) {
                 break;
             }
             self.held = None;
@@ -440,8 +456,7 @@ impl<'a> Follower<'a> {
                 reader: &mut self.reader,
                 first: Some((kind, &self.held_payload)),
                 next: sequence,
-                released: self.released,
-                stop: self.stop,
+                shared: self.shared,
                 stopped: false,
             };
             let result =
@@ -457,12 +472,6 @@ impl<'a> Follower<'a> {
             }
             self.applied = next - 1;
             self.state.applied.store(self.applied, Ordering::Relaxed);
-            if kind == bourse_protocol::journaled::KIND_COMMAND {
-                self.events_since += self.machine.last_events().len() as u64;
-                if self.every_events > 0 && self.events_since >= self.every_events {
-                    break; // a checkpoint is due here
-                }
-            }
         }
         Ok(self.applied - start)
     }
@@ -470,8 +479,6 @@ impl<'a> Follower<'a> {
     /// Writes the replica's state as the checkpoint at `applied`; returns that sequence.
     fn write(&mut self) -> Result<u64, String> {
         let at = self.applied;
-        self.events_since = 0;
-        self.last_write = Instant::now();
         if at == self.last_written {
             return Ok(at);
         }
@@ -497,8 +504,7 @@ struct FollowSink<'s> {
     first: Option<(u16, &'s [u8])>,
     /// Journal sequence of the next record the replica produces.
     next: u64,
-    released: &'s AtomicU64,
-    stop: &'s AtomicBool,
+    shared: &'s Shared,
     stopped: bool,
 }
 
@@ -510,11 +516,11 @@ impl RecordSink for FollowSink<'_> {
             k == kind && p == payload
         } else {
             loop {
-                if self.stop.load(Ordering::Acquire) {
+                if self.shared.stop.load(Ordering::Acquire) {
                     self.stopped = true;
                     return Err(StepError::mismatch(sequence, "stopped"));
                 }
-                if self.released.load(Ordering::Acquire) < sequence {
+                if self.shared.released.load(Ordering::Acquire) < sequence {
                     std::thread::sleep(STEP_WAIT);
                     continue;
                 }
@@ -718,28 +724,40 @@ mod tests {
     }
 
     #[test]
-    fn the_replica_follows_the_journal_and_its_checkpoints_restore_the_writers_state() {
+    fn the_replica_follows_the_journal_when_a_checkpoint_is_due_and_restores_the_writers_state() {
         let mut day = Day::open("follows", 65_536);
-        let last = day.trade(300);
+        let first = day.trade(300);
         assert!(day.machine.engine.order_count() > 0);
-        let checkpointer = day.spawn(last, 100);
-        wait_for("the replica to reach the end", || {
-            checkpointer.state().applied.load(Ordering::Relaxed) == last
+        let checkpointer = day.spawn(first, 100);
+        // Nothing is due yet (the core has reported no event): nothing is followed.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(checkpointer.state().applied.load(Ordering::Relaxed), day.at);
+        // 1,000 engine events are past `every_events`: a checkpoint at what is released.
+        checkpointer.release(first, 1_000);
+        wait_for("the first checkpoint", || {
+            checkpointer.state().written.load(Ordering::Relaxed) == first
         });
-        // Periodic checkpoints (every 100 engine events) were written on the way.
-        checkpointer.finish(last);
-        wait_for("the last checkpoint", || checkpointer.ended());
+        assert_eq!(day.newest(), Some((first, day.machine.engine.state_hash())));
+        let second = day.trade(100);
+        checkpointer.release(second, 1_050);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            checkpointer.state().written.load(Ordering::Relaxed),
+            first,
+            "50 events: not due"
+        );
+        checkpointer.release(second, 1_100);
+        wait_for("the second checkpoint", || {
+            checkpointer.state().written.load(Ordering::Relaxed) == second
+        });
+        let mut checkpointer = checkpointer;
+        checkpointer.stop();
+        assert!(checkpointer.ended());
         assert!(!checkpointer.state().failed.load(Ordering::Relaxed));
-        assert_eq!(checkpointer.state().written.load(Ordering::Relaxed), last);
-        assert_eq!(day.newest(), Some((last, day.machine.engine.state_hash())));
+        assert_eq!(day.newest(), Some((second, day.machine.engine.state_hash())));
         let mut storage = MmapStorage::open_read_only(&day.dir).expect("read-only");
         let kept = bourse_journal::checkpoint::list(&mut storage).expect("list");
-        // Checkpoints every 100 engine events on the way, the newest 3 kept.
-        assert_eq!(kept.len(), 3, "{kept:?}");
-        assert!(
-            kept[0] > day.at && kept[0] < kept[1] && kept[2] == last,
-            "{kept:?}"
-        );
+        assert_eq!(kept, vec![first, second]);
     }
 
     #[test]
@@ -757,10 +775,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(checkpointer.state().applied.load(Ordering::Relaxed), middle);
         assert!(second.try_recv().is_err());
-        checkpointer.release(last);
+        checkpointer.release(last, 0);
         assert_eq!(second.recv_timeout(Duration::from_secs(20)), Ok(Ok(last)));
         assert_eq!(day.newest(), Some((last, day.machine.engine.state_hash())));
-        // Dropped without a finish (a crash): it stops, and writes nothing more.
+        // Dropped (a crash, or the core's own last checkpoint at shutdown): it stops, writes nothing more.
         drop(checkpointer);
         assert_eq!(day.newest().map(|(at, _)| at), Some(last));
     }
@@ -786,18 +804,16 @@ mod tests {
             "the mass cancel spans batches"
         );
         let checkpointer = day.spawn(first_batch, 0);
+        let answer = ask(&checkpointer, last);
         wait_for("the replica to reach the step", || {
             checkpointer.state().applied.load(Ordering::Relaxed) == before
         });
         // It has started the step and waits for the rest of it: the step is not counted as followed.
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(checkpointer.state().applied.load(Ordering::Relaxed), before);
-        checkpointer.release(last);
-        wait_for("the rest of the step", || {
-            checkpointer.state().applied.load(Ordering::Relaxed) == last
-        });
-        checkpointer.finish(last);
-        wait_for("the last checkpoint", || checkpointer.ended());
+        assert!(answer.try_recv().is_err());
+        checkpointer.release(last, 0);
+        assert_eq!(answer.recv_timeout(Duration::from_secs(20)), Ok(Ok(last)));
         assert_eq!(day.machine.engine.order_count(), 0);
         assert_eq!(day.newest(), Some((last, day.machine.engine.state_hash())));
     }
@@ -836,12 +852,15 @@ mod tests {
             file.write_all(&[byte[0] ^ 0x10]).expect("write");
         }
         let checkpointer = day.spawn(last, 1);
+        let answer = ask(&checkpointer, last);
         wait_for("the checkpointer to stop", || checkpointer.ended());
         assert!(checkpointer.state().failed.load(Ordering::Relaxed));
         assert_eq!(checkpointer.state().written.load(Ordering::Relaxed), 0);
         assert!(checkpointer.state().applied.load(Ordering::Relaxed) < last);
-        let answer = ask(&checkpointer, last);
         assert!(matches!(answer.recv_timeout(Duration::from_secs(5)), Ok(Err(_))));
+        // Asked again after it stopped: answered at once, with the reason.
+        let again = ask(&checkpointer, last);
+        assert!(matches!(again.recv_timeout(Duration::from_secs(5)), Ok(Err(_))));
         assert_eq!(day.newest(), None);
     }
 }

@@ -113,8 +113,6 @@ pub struct Core {
     staged_feed: StagedFeed,
     /// Follows the released journal with a replica and writes the checkpoints (see [`crate::checkpointer`]).
     checkpointer: Checkpointer,
-    /// Shutdown asked the checkpointer for the last checkpoint; the core closes once it has ended.
-    final_checkpoint_asked: bool,
     last_publish_ns: u64,
     events_total: u64,
     h_matching: Histogram<u64>,
@@ -335,7 +333,6 @@ impl Core {
             staged_sessions_seq: 0,
             staged_feed: StagedFeed::default(),
             checkpointer,
-            final_checkpoint_asked: false,
             last_publish_ns: 0,
             events_total: 0,
             h_matching: stats::latency_histogram(),
@@ -878,7 +875,7 @@ impl Core {
     #[inline]
     fn set_released(&mut self, released_up_to: u64) {
         self.released_up_to = released_up_to;
-        self.checkpointer.release(released_up_to);
+        self.checkpointer.release(released_up_to, self.events_total);
     }
 
     fn publish(&mut self, now_ns: u64) {
@@ -956,18 +953,19 @@ impl Agent for Core {
                 && self.to_sessions.staged() == 0
                 && self.to_feed.staged() == 0
             {
-                // The last checkpoint holds everything; the core closes once the checkpointer has
-                // written it (or has stopped: the journal holds everything either way).
-                if !self.final_checkpoint_asked {
-                    let at = self.checkpoint_point();
-                    self.checkpointer.finish(at);
-                    self.final_checkpoint_asked = true;
+                // The last checkpoint holds everything. The core writes it itself: nothing waits on the
+                // pipeline any more, and its state is current where the checkpointer's replica may lag
+                // by a flood's worth of records (see `crate::checkpointer`).
+                self.checkpointer.stop();
+                let at = self.checkpoint_point();
+                let blob = self.machine.checkpoint_blob();
+                if let Err(e) = self.journal.write_checkpoint(at, &blob) {
+                    // A failed checkpoint loses nothing (the journal has it all); say so and go on.
+                    eprintln!("boursed: checkpoint at {at} failed: {e}");
                 }
-                if self.checkpointer.ended() {
-                    self.publish(now_ns);
-                    self.closed = true;
-                    self.lifecycle.core_closed.store(true, Ordering::Release);
-                }
+                self.publish(now_ns);
+                self.closed = true;
+                self.lifecycle.core_closed.store(true, Ordering::Release);
             }
         }
         work

@@ -217,8 +217,8 @@ pub struct StatusReply {
     /// daemons.
     #[serde(default)]
     pub checkpoint_sequence: u64,
-    /// Journal sequence the checkpointer's replica has re-run up to (behind `journal_sequence` by what is
-    /// not released yet, or by its lag).
+    /// Journal sequence the checkpointer's replica has re-run up to (it follows the journal only while a
+    /// checkpoint is due, so between checkpoints it stays where the last one was).
     #[serde(default)]
     pub checkpointer_sequence: u64,
     /// The checkpointer stopped (its replica disagreed with the journal, or the journal could not be
