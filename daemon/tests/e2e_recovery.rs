@@ -1,8 +1,8 @@
 //! Recovery of the real `boursed` binary: kill -9 while orders stream in, restart, and check that
 //! nothing acknowledged is lost, that the book equals a replay of the journal (from the checkpoint and
 //! from the start), that a re-login with the next sequence number receives exactly what was missed,
-//! that cancel-on-disconnect is applied at start-up, and that a journal altered to disagree with the
-//! engine stops start-up.
+//! that cancel-on-disconnect is applied at start-up, that a crash restarts from the checkpointer
+//! thread's checkpoint, and that a journal altered to disagree with the engine stops start-up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -317,5 +317,53 @@ fn a_journal_altered_to_disagree_stops_start_up() {
         Err(other) => panic!("expected start-up to stop, got {other}"),
         Ok(_) => panic!("start-up accepted a journal that disagrees with the engine"),
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A checkpoint written by the checkpointer thread (asked for through admin while trading goes on) is
+/// what a restart after a crash starts from, with every step after it re-run and checked.
+#[test]
+fn a_crash_recovers_from_the_checkpointers_checkpoint() {
+    let dir = temp_dir("e2e-checkpointer").unwrap();
+    let text = config_text(&dir, false);
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    let (mut alice, _) = login(&daemon, "alice", "alice-pw", 0);
+    for i in 0..20u32 {
+        alice.enter(&buy(&format!("P{i}"), 1_800_000 + i * 100)).unwrap();
+    }
+    assert_eq!(drain(&mut alice, Duration::from_millis(300)).len(), 20);
+    let written: u64 = match daemon.admin(&AdminRequest::Checkpoint, WAIT).expect("checkpoint") {
+        AdminReply::Done { message, .. } => message
+            .strip_prefix("checkpoint at journal sequence ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{message}")),
+        other => panic!("{other:?}"),
+    };
+    match daemon.admin(&AdminRequest::Status, WAIT).expect("status") {
+        AdminReply::Status(s) => {
+            assert_eq!((s.checkpoint_sequence, s.checkpointer_failed), (written, false));
+            assert!(s.checkpointer_sequence >= written);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Ten orders after it (far from `checkpoint_every_events`: no other checkpoint), then a crash.
+    for i in 20..30u32 {
+        alice.enter(&buy(&format!("P{i}"), 1_800_000 + i * 100)).unwrap();
+    }
+    assert_eq!(drain(&mut alice, Duration::from_millis(300)).len(), 10);
+    kill9(&mut daemon);
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart");
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("recovered: checkpoint at"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(&format!("recovered: checkpoint at {written}, 10 steps")),
+        "{line}"
+    );
+    assert_eq!(depth(&daemon, "AAPL").len(), 30);
+    let status = daemon.stop(WAIT).expect("stop");
+    assert!(status.success(), "{}", daemon.log());
     let _ = std::fs::remove_dir_all(&dir);
 }
