@@ -112,7 +112,7 @@ struct Request {
 
 /// What the core writes and the thread reads.
 #[derive(Debug, Default)]
-struct Shared {
+struct FromCore {
     /// The core's released journal sequence.
     released: AtomicU64,
     /// The core's engine events since start (what `every_events` counts).
@@ -124,7 +124,7 @@ struct Shared {
 /// The core's handle on the checkpointer thread. Dropping it stops the thread without a final checkpoint
 /// (as a crash would) and waits for it.
 pub struct Checkpointer {
-    shared: Arc<Shared>,
+    from_core: Arc<FromCore>,
     state: Arc<CheckpointerState>,
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
@@ -136,24 +136,24 @@ impl Checkpointer {
     /// # Errors
     /// The thread could not be started.
     pub fn spawn(p: CheckpointerParams) -> std::io::Result<Checkpointer> {
-        let shared = Arc::new(Shared::default());
-        shared.released.store(p.released, Ordering::Relaxed);
+        let from_core = Arc::new(FromCore::default());
+        from_core.released.store(p.released, Ordering::Relaxed);
         let state = Arc::new(CheckpointerState::default());
         state.applied.store(p.at, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = {
-            let (shared, state) = (Arc::clone(&shared), Arc::clone(&state));
+            let (from_core, state) = (Arc::clone(&from_core), Arc::clone(&state));
             std::thread::Builder::new()
                 .name("bourse-checkpoint".into())
                 .spawn(move || {
                     state.tid.store(current_tid(), Ordering::Release);
                     crate::agent::pin_helper_thread("checkpointer", &p.helper_cores);
-                    run(p, &shared, &state, &rx);
+                    run(p, &from_core, &state, &rx);
                     state.ended.store(true, Ordering::Release);
                 })?
         };
         Ok(Checkpointer {
-            shared,
+            from_core,
             state,
             requests: Some(tx),
             thread: Some(thread),
@@ -165,8 +165,8 @@ impl Checkpointer {
     /// the second towards `every_events`).
     #[inline]
     pub fn release(&self, released_up_to: u64, events_total: u64) {
-        self.shared.events.store(events_total, Ordering::Relaxed);
-        self.shared.released.store(released_up_to, Ordering::Release);
+        self.from_core.events.store(events_total, Ordering::Relaxed);
+        self.from_core.released.store(released_up_to, Ordering::Release);
     }
 
     /// Asks for a checkpoint at or after `at` (which must be released); `answer` is called once it is
@@ -186,7 +186,7 @@ impl Checkpointer {
     /// waiting are answered with an error). The core does this at shutdown, then writes the last
     /// checkpoint itself: it is idle by then, and its state is current where the replica's may lag.
     pub fn stop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
+        self.from_core.stop.store(true, Ordering::Release);
         self.requests = None;
         self.raise_priority();
         if let Some(thread) = self.thread.take() {
@@ -232,7 +232,7 @@ struct Follower<'a> {
     machine: Machine,
     reader: Reader<MmapStorage>,
     files: MmapStorage,
-    shared: &'a Shared,
+    from_core: &'a FromCore,
     state: &'a CheckpointerState,
     /// Last journal sequence re-run (always a step boundary between calls).
     applied: u64,
@@ -245,7 +245,7 @@ struct Follower<'a> {
     kept: u32,
 }
 
-fn run(p: CheckpointerParams, shared: &Shared, state: &CheckpointerState, rx: &Receiver<Request>) {
+fn run(p: CheckpointerParams, from_core: &FromCore, state: &CheckpointerState, rx: &Receiver<Request>) {
     let fail = |why: String| {
         eprintln!("boursed: checkpointer stopped, no more checkpoints until a restart: {why}");
         state.failed.store(true, Ordering::Release);
@@ -263,10 +263,10 @@ fn run(p: CheckpointerParams, shared: &Shared, state: &CheckpointerState, rx: &R
     // A periodic checkpoint is due by the core's engine event count or by time; `due_at` is the released
     // sequence it must reach (what was released when it fell due).
     let mut due_at: Option<u64> = None;
-    let mut events_at_due = shared.events.load(Ordering::Acquire);
+    let mut events_at_due = from_core.events.load(Ordering::Acquire);
     let mut last_due = Instant::now();
     loop {
-        if shared.stop.load(Ordering::Acquire) {
+        if from_core.stop.load(Ordering::Acquire) {
             return answer_all(&mut waiting, Err("the daemon is stopping".into()));
         }
         while let Ok(r) = rx.try_recv() {
@@ -282,11 +282,11 @@ fn run(p: CheckpointerParams, shared: &Shared, state: &CheckpointerState, rx: &R
             set_priority(0, priority);
         }
         if due_at.is_none() {
-            let events = shared.events.load(Ordering::Acquire);
+            let events = from_core.events.load(Ordering::Acquire);
             let by_count = p.every_events > 0 && events.saturating_sub(events_at_due) >= p.every_events;
             let by_time = !p.every.is_zero() && events != events_at_due && last_due.elapsed() >= p.every;
             if by_count || by_time {
-                due_at = Some(shared.released.load(Ordering::Acquire));
+                due_at = Some(from_core.released.load(Ordering::Acquire));
                 events_at_due = events;
                 last_due = Instant::now();
             }
@@ -303,7 +303,7 @@ fn run(p: CheckpointerParams, shared: &Shared, state: &CheckpointerState, rx: &R
             continue;
         };
         if follower.is_none() {
-            match Follower::new(&p, shared, state) {
+            match Follower::new(&p, from_core, state) {
                 Ok(f) => follower = Some(f),
                 Err(why) => {
                     answer_all(&mut waiting, Err(format!("the checkpointer stopped: {why}")));
@@ -383,7 +383,7 @@ fn current_tid() -> libc::pid_t {
 impl<'a> Follower<'a> {
     fn new(
         p: &CheckpointerParams,
-        shared: &'a Shared,
+        from_core: &'a FromCore,
         state: &'a CheckpointerState,
     ) -> Result<Follower<'a>, String> {
         let machine = Machine::from_checkpoint(p.engine_config.clone(), &p.blob)
@@ -399,7 +399,7 @@ impl<'a> Follower<'a> {
             machine,
             reader,
             files: open()?,
-            shared,
+            from_core,
             state,
             applied: p.at,
             held: None,
@@ -419,7 +419,7 @@ impl<'a> Follower<'a> {
                     Ok(Some(r)) => r,
                     Ok(None) => {
                         let next = self.applied + 1;
-                        if self.shared.released.load(Ordering::Acquire) >= next {
+                        if self.from_core.released.load(Ordering::Acquire) >= next {
                             let since = *self.unreadable_since.get_or_insert_with(Instant::now);
                             if since.elapsed() >= UNREADABLE_AFTER {
                                 return Err(Stopped::Failed(unreadable(next)));
@@ -448,7 +448,7 @@ impl<'a> Follower<'a> {
                 self.held = Some((record.sequence, record.kind));
             }
             let (sequence, kind) = self.held.expect("held above");
-            if sequence > self.shared.released.load(Ordering::Acquire) {
+            if sequence > self.from_core.released.load(Ordering::Acquire) {
                 break;
             }
             self.held = None;
@@ -456,7 +456,7 @@ impl<'a> Follower<'a> {
                 reader: &mut self.reader,
                 first: Some((kind, &self.held_payload)),
                 next: sequence,
-                shared: self.shared,
+                from_core: self.from_core,
                 stopped: false,
             };
             let result =
@@ -504,7 +504,7 @@ struct FollowSink<'s> {
     first: Option<(u16, &'s [u8])>,
     /// Journal sequence of the next record the replica produces.
     next: u64,
-    shared: &'s Shared,
+    from_core: &'s FromCore,
     stopped: bool,
 }
 
@@ -516,11 +516,11 @@ impl RecordSink for FollowSink<'_> {
             k == kind && p == payload
         } else {
             loop {
-                if self.shared.stop.load(Ordering::Acquire) {
+                if self.from_core.stop.load(Ordering::Acquire) {
                     self.stopped = true;
                     return Err(StepError::mismatch(sequence, "stopped"));
                 }
-                if self.shared.released.load(Ordering::Acquire) < sequence {
+                if self.from_core.released.load(Ordering::Acquire) < sequence {
                     std::thread::sleep(STEP_WAIT);
                     continue;
                 }
