@@ -131,7 +131,8 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread (it restores the blob first, off the caller's thread).
+    /// Starts the thread; the replica is restored from `p.blob` on that thread, when the first checkpoint
+    /// falls due.
     ///
     /// # Errors
     /// The thread could not be started.
@@ -245,7 +246,9 @@ struct Follower<'a> {
     kept: u32,
 }
 
-fn run(p: CheckpointerParams, from_core: &FromCore, state: &CheckpointerState, rx: &Receiver<Request>) {
+fn run(mut p: CheckpointerParams, from_core: &FromCore, state: &CheckpointerState, rx: &Receiver<Request>) {
+    // The core's state at start, until the replica is built from it (then dropped: it can be large).
+    let mut blob = std::mem::take(&mut p.blob);
     let fail = |why: String| {
         eprintln!("boursed: checkpointer stopped, no more checkpoints until a restart: {why}");
         state.failed.store(true, Ordering::Release);
@@ -303,7 +306,7 @@ fn run(p: CheckpointerParams, from_core: &FromCore, state: &CheckpointerState, r
             continue;
         };
         if follower.is_none() {
-            match Follower::new(&p, from_core, state) {
+            match Follower::new(&p, &std::mem::take(&mut blob), from_core, state) {
                 Ok(f) => follower = Some(f),
                 Err(why) => {
                     answer_all(&mut waiting, Err(format!("the checkpointer stopped: {why}")));
@@ -383,10 +386,11 @@ fn current_tid() -> libc::pid_t {
 impl<'a> Follower<'a> {
     fn new(
         p: &CheckpointerParams,
+        blob: &[u8],
         from_core: &'a FromCore,
         state: &'a CheckpointerState,
     ) -> Result<Follower<'a>, String> {
-        let machine = Machine::from_checkpoint(p.engine_config.clone(), &p.blob)
+        let machine = Machine::from_checkpoint(p.engine_config.clone(), blob)
             .map_err(|e| format!("the core's state did not restore: {e}"))?;
         let open = || {
             MmapStorage::open_for_checkpoints(&p.journal_dir)
