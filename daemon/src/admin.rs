@@ -27,6 +27,9 @@ pub const CONNECTIONS_MAX: usize = 16;
 pub const LINE_BYTES_MAX: usize = 64 * 1024;
 /// How long a request waits for the core before the reply is `unavailable`.
 pub const CORE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `checkpoint` waits: the checkpointer may first have to catch up with a flood (below the
+/// CLI's 30 s reply bound, so that the CLI hears why).
+pub const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// The counters at the last rate sample, and the rates then computed (status reports per-second rates
 /// over the last second or more).
@@ -162,6 +165,7 @@ impl AdminContext {
                 }
             }
             request => {
+                let checkpoint = matches!(request, AdminRequest::Checkpoint);
                 let (tx, rx) = mpsc::channel();
                 let sent = self
                     .jobs
@@ -174,11 +178,19 @@ impl AdminContext {
                         message: "the core is not running".into(),
                     };
                 }
-                rx.recv_timeout(CORE_TIMEOUT)
-                    .unwrap_or_else(|_| AdminReply::Error {
-                        code: AdminErrorCode::Unavailable,
-                        message: "the core did not answer in time".into(),
-                    })
+                let (wait, late) = if checkpoint {
+                    (
+                        CHECKPOINT_TIMEOUT,
+                        "the checkpoint is not written yet (the checkpointer is catching up with the \
+                         journal; it goes on, and `status` shows the last checkpoint once it is)",
+                    )
+                } else {
+                    (CORE_TIMEOUT, "the core did not answer in time")
+                };
+                rx.recv_timeout(wait).unwrap_or_else(|_| AdminReply::Error {
+                    code: AdminErrorCode::Unavailable,
+                    message: late.into(),
+                })
             }
         }
     }
