@@ -258,7 +258,8 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
 
     let line: Vec<String> = ports.iter().map(|(k, v)| format!("{k}={v}")).collect();
     eprintln!(
-        "boursed: sync {}, threading {} ({} agents on {} cores available), idle {:?}, helper threads {}, open files {}",
+        "boursed: sync {}, threading {} ({} agents on {} cores available), idle {:?}, helper threads {}, open files {}, \
+         resident {}",
         config.sync_policy_label(),
         mode.as_str(),
         STAGE_AGENTS,
@@ -271,6 +272,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
             (None, false) => format!("on cores {helper_cores:?}"),
         },
         fd_limit,
+        resident_text(),
     );
     println!("boursed: listening {}", line.join(" "));
     let _ = std::io::stdout().flush();
@@ -301,4 +303,20 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         );
     }
     Ok(())
+}
+
+/// The process's resident memory as the start-up line shows it (the tables are written at creation, so this
+/// is what `[engine]` and the rings cost): `VmRSS` of `/proc/self/status` (Linux), else "unknown". Worth
+/// watching on virtual machines: on the development VM, gigabytes of resident memory made the whole machine
+/// pause for tens of milliseconds every second or two (docs/OPERATIONS.md, "Sizing the tables").
+fn resident_text() -> String {
+    let kib = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    match kib {
+        Some(kib) => format!("{} MiB", kib >> 10),
+        None => "unknown".to_owned(),
+    }
 }

@@ -29,6 +29,17 @@
 //! - **10,000 sessions**: `boursed` with 10,000 logged-in sessions at the single-session rate; its p99 against
 //!   the single-session row's.
 //!
+//! # Table sizes
+//! The latency rows and the many-sessions row run a `boursed` with the tables it ships with
+//! (`engine.orders_max` and `engine.tokens_max` of the default config: 1,000,000 each; raised only if the
+//! rows would send more tokens), `--latency-orders-max` and `--latency-tokens-max` to change them. The
+//! throughput steps run one with 4,000,000 orders and at least 20,000,000 tokens (a saturated step sends
+//! millions). Why not the big tables everywhere: on this VM a process holding gigabytes of touched memory
+//! makes the whole machine pause for tens of milliseconds every second or two (an idle 2.5 GiB process
+//! alone puts the floor's open-loop p50 in milliseconds), and the big tables are 2.8 GiB resident: with
+//! them every `boursed` latency row had a p99 of 5-15 ms that was all machine pauses (docs/PERFORMANCE.md,
+//! "Session 10").
+//!
 //! Targets (issue 5): p50 order-to-ack within 1.5x of the floor and p99 within 2x with sync `none`;
 //! throughput at least half of the echo's; p99 with 10,000 sessions within 1.2x of one session.
 
@@ -100,6 +111,14 @@ struct Args {
     /// overload (measured: 42/28/15/12/3 % sent at 4,096; 37/20/7/32/3 at 2,048; 1/0/0/96/3 at 32).
     #[arg(long, default_value_t = 4096)]
     throughput_live_orders_max: usize,
+    /// `engine.orders_max` of the daemons of the latency rows and the many-sessions row (default: the
+    /// shipped config's). The throughput steps always get 4,000,000.
+    #[arg(long)]
+    latency_orders_max: Option<u32>,
+    /// `engine.tokens_max` of the daemons of the latency rows and the many-sessions row (default: the
+    /// shipped config's, or what the rows send if more). The throughput steps get at least 20,000,000.
+    #[arg(long)]
+    latency_tokens_max: Option<u32>,
     /// Sessions of the many-sessions row.
     #[arg(long, default_value_t = 10_000)]
     many_sessions: usize,
@@ -415,20 +434,23 @@ struct Bench {
     boursed: PathBuf,
     base_config: String,
     instruments: Vec<load::Instrument>,
+    /// `(orders_max, tokens_max)` of the latency rows' daemons (see the module header, "Table sizes").
+    latency_tables: (u32, u32),
 }
 
 impl Bench {
+    /// A daemon for the latency rows (and the many-sessions row): [`Bench::latency_tables`].
     fn start_daemon(&self, sync: &str, logins: usize, dir: &std::path::Path) -> Result<Daemon> {
-        self.start_daemon_with_tokens(sync, logins, dir, TOKENS_MAX_DEFAULT)
+        self.start_daemon_sized(sync, logins, dir, self.latency_tables)
     }
 
-    /// [`Bench::start_daemon`] with room for `tokens_max` tokens in the day.
-    fn start_daemon_with_tokens(
+    /// [`Bench::start_daemon`] with tables of `(orders_max, tokens_max)`.
+    fn start_daemon_sized(
         &self,
         sync: &str,
         logins: usize,
         dir: &std::path::Path,
-        tokens_max: u32,
+        (orders_max, tokens_max): (u32, u32),
     ) -> Result<Daemon> {
         let options = DaemonConfigOptions {
             journal_dir: dir.join("journal"),
@@ -438,7 +460,7 @@ impl Bench {
             idle: Some(self.idle.clone()),
             market_data: None,
             throttle_msgs_per_s: Some(10_000_000),
-            orders_max: Some(4_000_000),
+            orders_max: Some(orders_max),
             tokens_max: Some(tokens_max),
             market_data_heartbeat_ms: None,
             helper_cores: None,
@@ -508,9 +530,11 @@ impl Bench {
 
 /// Steps the echo may add beyond `--rates` while it keeps up (each doubles the rate).
 const ECHO_EXTRA_STEPS_MAX: usize = 3;
-/// The day's token capacity `boursed` gets in the harness: room for every request of the latency rows
-/// and of a 2-second throughput step at 6.4 M/s.
+/// The day's token capacity of the throughput steps' `boursed` (at least): room for every request of a
+/// 2-second step at 6.4 M/s.
 const TOKENS_MAX_DEFAULT: u32 = 20_000_000;
+/// The order capacity of the throughput steps' `boursed`.
+const THROUGHPUT_ORDERS_MAX: u32 = 4_000_000;
 
 /// The best achieved rate of `server`'s throughput steps.
 fn best_achieved(steps: &[(&'static str, Row)], server: &str) -> f64 {
@@ -547,7 +571,12 @@ fn boursed_step(bench: &Bench, args: &Args, rate: f64) -> Result<Row> {
     // small for a long overload step would answer its last ones with cheap `Y` rejects.
     let tokens = (rate * args.step_seconds * 1.1).min(f64::from(TOKENS_MAX_LIMIT));
     let tokens_max = TOKENS_MAX_DEFAULT.max(tokens as u32);
-    let mut daemon = bench.start_daemon_with_tokens("none", args.throughput_sessions, &dir, tokens_max)?;
+    let mut daemon = bench.start_daemon_sized(
+        "none",
+        args.throughput_sessions,
+        &dir,
+        (THROUGHPUT_ORDERS_MAX, tokens_max),
+    )?;
     let busy_before = pipeline_busy_ns(&daemon);
     let report = bench.run_load_with(
         daemon.ports.order_entry,
@@ -706,6 +735,17 @@ fn main() -> Result<()> {
     let output = Command::new(&boursed).arg("--print-default-config").output()?;
     let base_config = String::from_utf8(output.stdout)?;
     let instruments = instruments_from_config(&base_config)?;
+    let shipped = bourse_daemon::config::Config::from_toml(&base_config)
+        .map_err(|e| anyhow::anyhow!("boursed's default config: {e}"))?
+        .engine;
+    // Each latency daemon serves two rows (1 and 100 sessions, or 1 and --many-sessions); every request may
+    // take a token.
+    let tokens_sent = (2.0 * args.rate * args.seconds * 1.1).min(f64::from(TOKENS_MAX_LIMIT)) as u32;
+    let latency_tables = (
+        args.latency_orders_max.unwrap_or(shipped.orders_max),
+        args.latency_tokens_max
+            .unwrap_or_else(|| shipped.tokens_max.max(tokens_sent)),
+    );
     let poll = match args.poll.as_str() {
         "auto" => PollMode::Auto,
         "spin" => PollMode::Spin,
@@ -720,6 +760,7 @@ fn main() -> Result<()> {
         boursed,
         base_config,
         instruments,
+        latency_tables,
     };
     pin_to(cores() - 1);
     let load_at_start = load_average();
@@ -964,6 +1005,11 @@ fn main() -> Result<()> {
     md.push_str(&format!(
         "Machine jitter before the run (a thread per core spinning on the clock for {jitter_seconds:.0} s): {}.\n\n",
         jitter_text.join("; ")
+    ));
+    md.push_str(&format!(
+        "`boursed` tables: orders_max {} and tokens_max {} for the latency and many-sessions rows, {} and at least {} \
+         for the throughput steps (see the harness's header, \"Table sizes\").\n\n",
+        bench.latency_tables.0, bench.latency_tables.1, THROUGHPUT_ORDERS_MAX, TOKENS_MAX_DEFAULT
     ));
     md.push_str(&format!(
         "Load average (1/5/15 min) at the start {load_at_start}, at the end {}. Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
