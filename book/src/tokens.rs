@@ -132,6 +132,11 @@ struct LoginLog {
     chunks: Vec<u32>,
     /// Keys in the log.
     len: usize,
+    /// Pool index of the next key's place in the current chunk (`chunk_end` when the log is full or
+    /// has no chunk yet): the in-order append writes there without reading the chunk directory.
+    next: usize,
+    /// Pool index one past the current chunk (0 before the first chunk).
+    chunk_end: usize,
 }
 
 /// An exceptions slot: `login_ix` is `EMPTY_LOGIN` when free.
@@ -175,6 +180,8 @@ impl TokenTable {
                     highest: 0,
                     chunks: Vec::with_capacity(chunks_max),
                     len: 0,
+                    next: 0,
+                    chunk_end: 0,
                 })
                 .collect(),
             pool,
@@ -242,12 +249,16 @@ impl TokenTable {
     /// Appends `k` (> the login's highest) to the login's log.
     #[inline(always)]
     fn append(&mut self, login_ix: usize, k: u128) {
-        if self.logins[login_ix].len == self.logins[login_ix].chunks.len() * CHUNK_LEN {
+        if self.logins[login_ix].next == self.logins[login_ix].chunk_end {
             self.add_chunk(login_ix);
         }
         let log = &mut self.logins[login_ix];
-        let chunk = log.chunks[log.len / CHUNK_LEN] as usize;
-        self.pool[chunk * CHUNK_LEN + log.len % CHUNK_LEN] = k;
+        debug_assert_eq!(
+            log.next,
+            log.chunks[log.len / CHUNK_LEN] as usize * CHUNK_LEN + log.len % CHUNK_LEN
+        );
+        self.pool[log.next] = k;
+        log.next += 1;
         log.len += 1;
         log.highest = k;
     }
@@ -259,7 +270,10 @@ impl TokenTable {
         // The pool holds every login's chunks: at most tokens_max keys plus one partial chunk per
         // login, and `len < len_max` was checked.
         assert!(self.chunks_used < self.chunks_max, "token pool exhausted");
-        self.logins[login_ix].chunks.push(self.chunks_used);
+        let log = &mut self.logins[login_ix];
+        log.chunks.push(self.chunks_used);
+        log.next = self.chunks_used as usize * CHUNK_LEN;
+        log.chunk_end = log.next + CHUNK_LEN;
         self.chunks_used += 1;
     }
 
@@ -311,6 +325,8 @@ impl TokenTable {
             log.highest = 0;
             log.chunks.clear();
             log.len = 0;
+            log.next = 0;
+            log.chunk_end = 0;
         }
         self.chunks_used = 0;
         if self.exceptions_len > 0 {
