@@ -40,6 +40,10 @@
 //! them every `boursed` latency row had a p99 of 5-15 ms that was all machine pauses (docs/PERFORMANCE.md,
 //! "Session 10").
 //!
+//! Each latency daemon idles `--settle-seconds` (3) after start-up before its first row: the row that
+//! followed a daemon's exit at once (batch after none, the many-sessions daemon after batch) had a p99 of
+//! 0.7-10 ms where the next row on the same daemon had under 1 ms.
+//!
 //! Targets (issue 5): p50 order-to-ack within 1.5x of the floor and p99 within 2x with sync `none`;
 //! throughput at least half of the echo's; p99 with 10,000 sessions within 1.2x of one session.
 
@@ -119,6 +123,11 @@ struct Args {
     /// shipped config's, or what the rows send if more). The throughput steps get at least 20,000,000.
     #[arg(long)]
     latency_tokens_max: Option<u32>,
+    /// Idle seconds between a latency daemon's start and its first row. Starting one right after the
+    /// previous one exited left the first row with a millisecond p99 (the VM handling the freed and the newly
+    /// written memory; see the module header, "Table sizes").
+    #[arg(long, default_value_t = 3.0)]
+    settle_seconds: f64,
     /// Sessions of the many-sessions row.
     #[arg(long, default_value_t = 10_000)]
     many_sessions: usize,
@@ -436,12 +445,17 @@ struct Bench {
     instruments: Vec<load::Instrument>,
     /// `(orders_max, tokens_max)` of the latency rows' daemons (see the module header, "Table sizes").
     latency_tables: (u32, u32),
+    /// Idle time between a latency daemon's start and its first row (`--settle-seconds`).
+    settle: Duration,
 }
 
 impl Bench {
     /// A daemon for the latency rows (and the many-sessions row): [`Bench::latency_tables`].
+    /// Waits `settle` after start-up before the first row.
     fn start_daemon(&self, sync: &str, logins: usize, dir: &std::path::Path) -> Result<Daemon> {
-        self.start_daemon_sized(sync, logins, dir, self.latency_tables)
+        let daemon = self.start_daemon_sized(sync, logins, dir, self.latency_tables)?;
+        std::thread::sleep(self.settle);
+        Ok(daemon)
     }
 
     /// [`Bench::start_daemon`] with tables of `(orders_max, tokens_max)`.
@@ -761,6 +775,7 @@ fn main() -> Result<()> {
         base_config,
         instruments,
         latency_tables,
+        settle: Duration::from_secs_f64(args.settle_seconds),
     };
     pin_to(cores() - 1);
     let load_at_start = load_average();
