@@ -78,6 +78,15 @@ fn helper_threads_run_on_the_helper_cores_and_the_stage_thread_elsewhere() {
         "{}",
         daemon.log()
     );
+    // The start-up line also names the resident memory, the tables included (written at creation).
+    let log = daemon.log();
+    let resident_mib: u64 = log
+        .split("resident ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MiB").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resident size in the start-up line: {log}"));
+    assert!(resident_mib > 0, "{log}");
     assert!(daemon.stop(WAIT).expect("stop").success());
 }
 

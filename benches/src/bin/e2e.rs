@@ -749,6 +749,12 @@ fn main() -> Result<()> {
     let output = Command::new(&boursed).arg("--print-default-config").output()?;
     let base_config = String::from_utf8(output.stdout)?;
     let instruments = instruments_from_config(&base_config)?;
+    if !(args.settle_seconds.is_finite() && args.settle_seconds >= 0.0) {
+        bail!(
+            "--settle-seconds {}: a number of seconds, 0 or more",
+            args.settle_seconds
+        );
+    }
     let shipped = bourse_daemon::config::Config::from_toml(&base_config)
         .map_err(|e| anyhow::anyhow!("boursed's default config: {e}"))?
         .engine;
