@@ -53,6 +53,22 @@ fn buy(token: &str, price: u32) -> ouch::EnterOrder {
     limit_order(token, ouch::Side::Buy, 10, "AAPL", price, "").expect("valid order")
 }
 
+/// Enters a buy of 10 AAPL for each `i` in `range`, token `{prefix}{i}` at `base_price + i * 100`, and
+/// returns what the session received until 300 ms passed quietly.
+fn enter_buys(
+    client: &mut Client,
+    prefix: &str,
+    range: std::ops::Range<u32>,
+    base_price: u32,
+) -> Vec<(u64, OutboundMessage)> {
+    for i in range {
+        client
+            .enter(&buy(&format!("{prefix}{i}"), base_price + i * 100))
+            .unwrap();
+    }
+    drain(client, Duration::from_millis(300))
+}
+
 /// Reads sequenced OUCH messages until `quiet` passes without one (or the connection closes).
 fn drain(client: &mut Client, quiet: Duration) -> Vec<(u64, OutboundMessage)> {
     let mut out = Vec::new();
@@ -230,10 +246,7 @@ fn cancel_on_disconnect_is_applied_at_start_up_after_a_crash() {
     let text = config_text(&dir, true);
     let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
     let (mut alice, first) = login(&daemon, "alice", "alice-pw", 0);
-    for i in 0..3u32 {
-        alice.enter(&buy(&format!("C{i}"), 1_850_000 + i * 100)).unwrap();
-    }
-    let acks = drain(&mut alice, Duration::from_millis(300));
+    let acks = enter_buys(&mut alice, "C", 0..3, 1_850_000);
     assert_eq!(acks.len(), 3);
     let last_seq = acks.last().unwrap().0;
     assert_eq!(depth(&daemon, "AAPL").len(), 3);
@@ -328,10 +341,7 @@ fn a_crash_recovers_from_the_checkpointers_checkpoint() {
     let text = config_text(&dir, false);
     let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
     let (mut alice, _) = login(&daemon, "alice", "alice-pw", 0);
-    for i in 0..20u32 {
-        alice.enter(&buy(&format!("P{i}"), 1_800_000 + i * 100)).unwrap();
-    }
-    assert_eq!(drain(&mut alice, Duration::from_millis(300)).len(), 20);
+    assert_eq!(enter_buys(&mut alice, "P", 0..20, 1_800_000).len(), 20);
     let written: u64 = match daemon.admin(&AdminRequest::Checkpoint, WAIT).expect("checkpoint") {
         AdminReply::Done { message, .. } => message
             .strip_prefix("checkpoint at journal sequence ")
@@ -347,10 +357,7 @@ fn a_crash_recovers_from_the_checkpointers_checkpoint() {
         other => panic!("{other:?}"),
     }
     // Ten orders after it (far from `checkpoint_every_events`: no other checkpoint), then a crash.
-    for i in 20..30u32 {
-        alice.enter(&buy(&format!("P{i}"), 1_800_000 + i * 100)).unwrap();
-    }
-    assert_eq!(drain(&mut alice, Duration::from_millis(300)).len(), 10);
+    assert_eq!(enter_buys(&mut alice, "P", 20..30, 1_800_000).len(), 10);
     kill9(&mut daemon);
     let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart");
     let log = daemon.log();
