@@ -81,6 +81,9 @@ pub(crate) struct Order {
     pub(crate) generation: u32,
     pub(crate) firm: u16,
     pub(crate) instrument: u16,
+    /// Index of `login` in the engine's sorted login list (not part of the snapshot: restore derives
+    /// it), for the per-login resting count.
+    pub(crate) login_ix: u16,
     pub(crate) side_letter: u8,
     pub(crate) display: u8,
     /// OUCH Capacity and Cross Type as entered (echoed, never interpreted).
@@ -105,6 +108,7 @@ pub(crate) const ORDER_VACANT: Order = Order {
     token: TokenWords::BLANK,
     firm: 0,
     instrument: 0,
+    login_ix: 0,
     side_letter: 0,
     display: 0,
     capacity: 0,
@@ -389,6 +393,8 @@ pub enum RestoreError {
 struct Taker {
     token: TokenWords,
     login: u32,
+    /// Index of `login` in the sorted login list.
+    login_ix: u16,
     order_ref: u64,
     firm: u16,
     instrument: u16,
@@ -434,6 +440,9 @@ pub struct Engine {
     pub(crate) firms: Vec<FirmState>,
     /// (login id, allowed firm indices, default firm index), sorted by login id.
     logins: Vec<(u32, Vec<u16>, u16)>,
+    /// Resting orders per login index: a login with none is skipped by its mass cancel (every
+    /// cancel-on-disconnect), and one with some stops the scan once all are found.
+    pub(crate) login_resting: Vec<u32>,
     pub(crate) orders: Vec<Order>,
     pub(crate) free: Vec<u32>,
     pub(crate) tokens: TokenTable,
@@ -585,6 +594,7 @@ impl Engine {
             books,
             symbols,
             firms: vec![FirmState::default(); config.firms.len()],
+            login_resting: vec![0; logins.len()],
             logins,
             orders,
             free: pretouched(orders_max, 0),
@@ -735,6 +745,7 @@ impl Engine {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut seen = 0usize;
         let mut firm_open = vec![0u32; self.firms.len()];
+        let mut login_open = vec![0u32; self.login_resting.len()];
         for (i, book) in self.books.iter().enumerate() {
             book.check_index(false)
                 .map_err(|e| format!("instrument {i}: {e}"))?;
@@ -781,6 +792,13 @@ impl Engine {
                         last_ref = order.order_ref;
                         sum += u64::from(order.open.0);
                         firm_open[order.firm as usize] += 1;
+                        if self.login_index(order.login) != Some(usize::from(order.login_ix)) {
+                            return Err(format!(
+                                "order {} has login index {}",
+                                order.order_ref, order.login_ix
+                            ));
+                        }
+                        login_open[usize::from(order.login_ix)] += 1;
                         seen += 1;
                         prev = o;
                         o = order.next;
@@ -810,6 +828,9 @@ impl Engine {
                     s.open_orders, firm_open[f]
                 ));
             }
+        }
+        if self.login_resting != login_open {
+            return Err("per-login resting counts disagree with the books".to_owned());
         }
         Ok(())
     }
@@ -1093,6 +1114,7 @@ impl Engine {
         }));
         let mut t = Taker {
             login: o.login,
+            login_ix: login_ix as u16,
             token,
             order_ref,
             firm,
@@ -1190,6 +1212,7 @@ impl Engine {
         o.order_ref = t.order_ref;
         o.expire_ns = v.expire_ns;
         o.login = t.login;
+        o.login_ix = t.login_ix;
         o.price = t.limit;
         o.open = t.remaining;
         o.token = t.token;
@@ -1203,6 +1226,7 @@ impl Engine {
         self.link(index);
         self.live.insert(index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
+        self.login_resting[usize::from(t.login_ix)] += 1;
         if v.expire_ns > 0 {
             self.push_expiry(Expiry {
                 expire_ns: v.expire_ns,
@@ -1520,6 +1544,7 @@ impl Engine {
         let live_slot = std::mem::replace(&mut o.live_slot, NIL);
         self.live.remove(live_slot);
         self.firms[order.firm as usize].open_orders -= 1;
+        self.login_resting[usize::from(order.login_ix)] -= 1;
         self.free.push(index);
     }
 
@@ -1717,6 +1742,7 @@ impl Engine {
         }));
         let mut t = Taker {
             login: r.login,
+            login_ix: login_ix as u16,
             token: replacement,
             order_ref,
             firm: old.firm,
@@ -1737,22 +1763,28 @@ impl Engine {
     // ----- mass actions -----
 
     /// Cancels every resting order matching `filter`, instrument by instrument (config order), bids then
-    /// asks, best level first, FIFO within a level.
+    /// asks, best level first, FIFO within a level. `matching` is how many resting orders match (the
+    /// caller's count, or an upper bound): none scans nothing, and the scan stops at the last one, so a
+    /// login's or a firm's mass cancel does not walk the whole book once its orders are found.
     fn cancel_where(
         &mut self,
         now_ns: u64,
         instrument: Option<usize>,
+        matching: u32,
         filter: impl Fn(&Order) -> bool,
         reason: CancelReason,
         out: &mut impl EventSink,
     ) {
+        if matching == 0 {
+            return;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let range = match instrument {
             Some(i) => i..i + 1,
             None => 0..self.books.len(),
         };
-        for i in range {
+        'scan: for i in range {
             for side in [Side::Buy, Side::Sell] {
                 for level in self.books[i].levels(side).iter().rev() {
                     let mut o = level.head;
@@ -1760,6 +1792,9 @@ impl Engine {
                         let order = &self.orders[o as usize];
                         if filter(order) {
                             scratch.push(o);
+                            if scratch.len() == matching as usize {
+                                break 'scan;
+                            }
                         }
                         o = order.next;
                     }
@@ -1784,15 +1819,21 @@ impl Engine {
         match scope {
             MassCancelScope::Firm(firm) => {
                 if let Some(f) = self.firm_index(&firm) {
-                    self.cancel_where(now_ns, None, |o| o.firm == f, reason, out);
+                    let matching = self.firms[f as usize].open_orders;
+                    self.cancel_where(now_ns, None, matching, |o| o.firm == f, reason, out);
                 }
             }
             MassCancelScope::Login(login) => {
-                self.cancel_where(now_ns, None, |o| o.login == login, reason, out)
+                // An unknown login has no orders.
+                if let Some(ix) = self.login_index(login) {
+                    let matching = self.login_resting[ix];
+                    self.cancel_where(now_ns, None, matching, |o| o.login == login, reason, out);
+                }
             }
             MassCancelScope::Instrument(symbol) => {
                 if let Some(i) = self.instrument_index(&symbol) {
-                    self.cancel_where(now_ns, Some(i), |_| true, reason, out);
+                    let matching = self.order_count() as u32;
+                    self.cancel_where(now_ns, Some(i), matching, |_| true, reason, out);
                 }
             }
         }
@@ -1802,7 +1843,15 @@ impl Engine {
         let Some(f) = self.firm_index(firm) else { return };
         self.firms[f as usize].killed = on;
         if on {
-            self.cancel_where(now_ns, None, |o| o.firm == f, CancelReason::Supervisory, out);
+            let matching = self.firms[f as usize].open_orders;
+            self.cancel_where(
+                now_ns,
+                None,
+                matching,
+                |o| o.firm == f,
+                CancelReason::Supervisory,
+                out,
+            );
         }
         out.push(Event::KillSwitch {
             timestamp_ns: now_ns,
@@ -1815,7 +1864,8 @@ impl Engine {
         if self.closed {
             return;
         }
-        self.cancel_where(now_ns, None, |_| true, CancelReason::Closed, out);
+        let matching = self.order_count() as u32;
+        self.cancel_where(now_ns, None, matching, |_| true, CancelReason::Closed, out);
         self.expiries.clear();
         self.closed = true;
         out.push(Event::SystemEvent {

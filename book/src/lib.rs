@@ -50,7 +50,9 @@
 //! - Kill switch on: the firm's resting orders are canceled `S`, then new orders and replaces are
 //!   rejected `a` until it is switched off. Mass cancels (kill switch, cancel-on-disconnect `L`) and end
 //!   of day cancel instrument by instrument (configuration order), bids then asks, best price first,
-//!   FIFO within a level.
+//!   FIFO within a level. The engine counts resting orders per login and per firm: a login or firm with
+//!   none costs its mass cancel nothing, and the walk stops at the scope's last order (cost: up to the
+//!   resting orders in front of it; `benches/benches/book_mass_cancel.rs`).
 //! - End of day cancels every resting order (reason `E`, also the expiring ones) and clears the timers;
 //!   start of day (only after an end of day) forgets the day's tokens. Halt keeps resting orders, rejects
 //!   new orders and replaces `H`, and lets cancels, reduces and modifies through.

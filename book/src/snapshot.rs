@@ -267,6 +267,8 @@ impl Engine {
                 token: TokenWords::of(&Alpha(r.array()?)),
                 firm: r.u16()?,
                 instrument: r.u16()?,
+                // Derived below from `login` (not in the snapshot).
+                login_ix: 0,
                 side_letter: r.u8()?,
                 display: r.u8()?,
                 capacity: r.u8()?,
@@ -385,10 +387,14 @@ impl Engine {
         if engine.orders.iter().filter(|o| o.live).count() != engine.order_count() {
             return Err(RestoreError::Range("free list"));
         }
-        // Rebuild the live-order index (not in the snapshot: its layout is an accelerator only).
+        // Rebuild the live-order index and the per-login resting counts (not in the snapshot: they are
+        // accelerators only; every live order's login is known, checked above).
         for i in 0..engine.orders.len() {
             let o = engine.orders[i];
             if o.live {
+                let login_ix = engine.login_index(o.login).expect("checked above");
+                engine.orders[i].login_ix = login_ix as u16;
+                engine.login_resting[login_ix] += 1;
                 if engine.live.get(o.login, o.token, &engine.orders).is_some() {
                     return Err(RestoreError::Range("duplicate live token"));
                 }
