@@ -22,7 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use serde::Deserialize;
+
+use crate::stats;
 
 /// A pipeline stage run by a runner (Aeron style).
 pub trait Agent: Send {
@@ -407,8 +410,27 @@ impl StopFlag {
 /// pipeline's utilization (admin `status`), and the cost of a request at saturation when divided by the
 /// requests handled (the end-to-end harness). A round's time runs from its start to the next round's
 /// start, so a round that did work is counted whole, its idle wait excluded.
-#[derive(Clone, Debug, Default)]
-pub struct BusyMeter(Arc<AtomicU64>);
+///
+/// With a [`WorkSink`] ([`BusyMeter::with_work_sink`]) the runner also times every `do_work` call that
+/// did work, per agent, and hands each agent's histogram (since start) to the sink every
+/// [`stats::PUBLISH_INTERVAL_NS`] and at close: where a round's time goes, stage by stage.
+#[derive(Clone, Default)]
+pub struct BusyMeter {
+    busy_ns: Arc<AtomicU64>,
+    work: Option<WorkSink>,
+}
+
+/// Receives an agent's work-time histogram: (agent name, nanoseconds per `do_work` call that did work).
+pub type WorkSink = Arc<dyn Fn(&'static str, &Histogram<u64>) + Send + Sync>;
+
+impl std::fmt::Debug for BusyMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusyMeter")
+            .field("busy_ns", &self.busy_ns())
+            .field("work_sink", &self.work.is_some())
+            .finish()
+    }
+}
 
 impl BusyMeter {
     /// A meter at zero.
@@ -416,13 +438,76 @@ impl BusyMeter {
         BusyMeter::default()
     }
 
+    /// The same meter (shared count), whose runner also times each agent's calls into `sink`.
+    pub fn with_work_sink(self, sink: WorkSink) -> BusyMeter {
+        BusyMeter {
+            busy_ns: self.busy_ns,
+            work: Some(sink),
+        }
+    }
+
     /// Busy nanoseconds so far.
     pub fn busy_ns(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.busy_ns.load(Ordering::Relaxed)
     }
 
     fn add(&self, ns: u64) {
-        self.0.fetch_add(ns, Ordering::Relaxed);
+        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+/// A runner thread's per-agent work times (see [`BusyMeter`]): one histogram per agent, allocated at start;
+/// recording allocates nothing. Without a sink it records nothing.
+struct WorkTimes {
+    names: Vec<&'static str>,
+    histograms: Vec<Histogram<u64>>,
+    sink: Option<WorkSink>,
+    /// The call being timed: (agent index, its start), ended by the thread's next clock read.
+    open: Option<(usize, u64)>,
+    next_publish_ns: u64,
+}
+
+impl WorkTimes {
+    fn new(names: Vec<&'static str>, meter: &BusyMeter) -> WorkTimes {
+        let histograms = match meter.work {
+            Some(_) => names.iter().map(|_| stats::latency_histogram()).collect(),
+            None => Vec::new(),
+        };
+        WorkTimes {
+            names,
+            histograms,
+            sink: meter.work.clone(),
+            open: None,
+            next_publish_ns: 0,
+        }
+    }
+
+    /// The thread read the clock (`now_ns`): ends the call being timed, if any.
+    #[inline]
+    fn at(&mut self, now_ns: u64) {
+        if let Some((agent, start_ns)) = self.open.take() {
+            stats::record(&mut self.histograms[agent], now_ns.saturating_sub(start_ns));
+        }
+    }
+
+    /// Agent `agent` was called at `now_ns` and did `done` work: timed until the next clock read.
+    #[inline]
+    fn called(&mut self, agent: usize, now_ns: u64, done: usize) {
+        if done > 0 && self.sink.is_some() {
+            self.open = Some((agent, now_ns));
+        }
+    }
+
+    /// Hands the histograms to the sink once [`stats::PUBLISH_INTERVAL_NS`] has passed (or `now`).
+    fn publish(&mut self, now_ns: u64, force: bool) {
+        let Some(sink) = &self.sink else { return };
+        if !force && now_ns < self.next_publish_ns {
+            return;
+        }
+        self.next_publish_ns = now_ns.saturating_add(stats::PUBLISH_INTERVAL_NS);
+        for (name, h) in self.names.iter().zip(&self.histograms) {
+            sink(name, h);
+        }
     }
 }
 
@@ -507,22 +592,31 @@ pub fn run_shared(
     meter: BusyMeter,
 ) -> Vec<u64> {
     let mut idler = Idler::new(idle);
+    let mut times = WorkTimes::new(agents.iter().map(|a| a.name()).collect(), &meter);
     let mut timer = RoundTimer::new(meter);
     let mut work_totals = vec![0u64; agents.len()];
     let mut work = 0usize;
     while !stop.is_stopped() {
         let start_ns = clock.now_ns();
+        // A round that did work does not idle, so the last agent's call ends at the next round's start.
+        times.at(start_ns);
+        times.publish(start_ns, false);
         timer.round(start_ns, work > 0);
         work = 0;
         for (index, (agent, total)) in agents.iter_mut().zip(work_totals.iter_mut()).enumerate() {
             let now_ns = if index == 0 { start_ns } else { clock.now_ns() };
+            times.at(now_ns);
             let done = agent.do_work(now_ns);
+            times.called(index, now_ns, done);
             *total += done as u64;
             work += done;
         }
         idler.idle(work);
     }
-    timer.round(clock.now_ns(), false);
+    let end_ns = clock.now_ns();
+    times.at(end_ns);
+    times.publish(end_ns, true);
+    timer.round(end_ns, false);
     for agent in agents.iter_mut() {
         agent.on_close();
     }
@@ -610,17 +704,24 @@ pub fn spawn_pinned(
             .spawn(move || {
                 let pinned = core_affinity::set_for_current(core);
                 let mut idler = Idler::new(idle);
+                let mut times = WorkTimes::new(vec![name], &meter);
                 let mut timer = RoundTimer::new(meter);
                 let mut work_total = 0u64;
                 let mut done = 0usize;
                 while !thread_stop.is_stopped() {
                     let now_ns = clock.now_ns();
+                    times.at(now_ns);
+                    times.publish(now_ns, false);
                     timer.round(now_ns, done > 0);
                     done = agent.do_work(now_ns);
+                    times.called(0, now_ns, done);
                     work_total += done as u64;
                     idler.idle(done);
                 }
-                timer.round(clock.now_ns(), false);
+                let end_ns = clock.now_ns();
+                times.at(end_ns);
+                times.publish(end_ns, true);
+                timer.round(end_ns, false);
                 agent.on_close();
                 vec![AgentReport {
                     name,
@@ -851,6 +952,124 @@ mod tests {
         for (report, core) in reports.iter().zip(&cores) {
             assert_eq!(report.core, Some(core.id), "{} not pinned", report.name);
         }
+    }
+
+    /// Works `calls_max` times, each call spinning at least `spin`, then sets the stop flag.
+    struct Spinner {
+        calls: usize,
+        calls_max: usize,
+        spin: Duration,
+        stop: StopFlag,
+    }
+
+    impl Agent for Spinner {
+        fn name(&self) -> &'static str {
+            "spinner"
+        }
+        fn do_work(&mut self, _now_ns: u64) -> usize {
+            if self.calls == self.calls_max {
+                self.stop.stop();
+                return 0;
+            }
+            self.calls += 1;
+            let start = Instant::now();
+            while start.elapsed() < self.spin {
+                std::hint::spin_loop();
+            }
+            1
+        }
+    }
+
+    struct Never;
+
+    impl Agent for Never {
+        fn name(&self) -> &'static str {
+            "never"
+        }
+        fn do_work(&mut self, _now_ns: u64) -> usize {
+            0
+        }
+    }
+
+    /// (agent, calls recorded, shortest call ns) as last published.
+    type Published = Arc<Mutex<Vec<(&'static str, u64, u64)>>>;
+
+    fn collecting_meter() -> (BusyMeter, Published) {
+        let published: Published = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&published);
+        let meter = BusyMeter::new().with_work_sink(Arc::new(move |agent, h| {
+            let mut p = sink.lock().unwrap();
+            p.retain(|(a, _, _)| *a != agent);
+            p.push((agent, h.len(), if h.is_empty() { 0 } else { h.min() }));
+        }));
+        (meter, published)
+    }
+
+    #[test]
+    fn runners_time_each_call_that_did_work_per_agent() {
+        const CALLS: usize = 50;
+        const SPIN: Duration = Duration::from_micros(20);
+        let get = |p: &Published, agent: &str| p.lock().unwrap().iter().find(|e| e.0 == agent).copied();
+        // Shared: the spinner's calls are timed (each at least its spin), the agent that never works has
+        // an empty histogram; the last call is ended and published at close.
+        let (meter, published) = collecting_meter();
+        let stop = StopFlag::new();
+        let spinner = Spinner {
+            calls: 0,
+            calls_max: CALLS,
+            spin: SPIN,
+            stop: stop.clone(),
+        };
+        let agents: Vec<Box<dyn Agent>> = vec![Box::new(Never), Box::new(spinner), Box::new(Never)];
+        let handle = spawn_shared(agents, None, backoff(), Clock::new(), stop, meter.clone()).unwrap();
+        handle.join();
+        let (_, calls, min_ns) = get(&published, "spinner").expect("spinner published");
+        assert_eq!(calls, CALLS as u64);
+        assert!(
+            min_ns >= SPIN.as_nanos() as u64,
+            "a call is timed whole: {min_ns} ns"
+        );
+        assert_eq!(get(&published, "never").expect("never published").1, 0);
+        assert!(meter.busy_ns() >= CALLS as u64 * SPIN.as_nanos() as u64);
+        // Pinned: the same, one agent per thread.
+        let (meter, published) = collecting_meter();
+        let stop = StopFlag::new();
+        let spinner = Spinner {
+            calls: 0,
+            calls_max: CALLS,
+            spin: SPIN,
+            stop: stop.clone(),
+        };
+        let handle = spawn_pinned(
+            vec![Box::new(spinner)],
+            &available_cores()[..1],
+            backoff(),
+            Clock::new(),
+            stop,
+            meter,
+        )
+        .unwrap();
+        handle.join();
+        let (_, calls, min_ns) = get(&published, "spinner").expect("spinner published");
+        assert_eq!(calls, CALLS as u64);
+        assert!(min_ns >= SPIN.as_nanos() as u64);
+        // Without a sink nothing is recorded (and nothing published).
+        let stop = StopFlag::new();
+        let spinner = Spinner {
+            calls: 0,
+            calls_max: 3,
+            spin: SPIN,
+            stop: stop.clone(),
+        };
+        let handle = spawn_shared(
+            vec![Box::new(spinner)],
+            None,
+            backoff(),
+            Clock::new(),
+            stop,
+            BusyMeter::new(),
+        );
+        assert_eq!(handle.unwrap().join()[0].work_total, 3);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::ingress::{Ingress, IngressParams};
 use crate::market_data::{MarketData, MarketDataParams};
 use crate::msg::Lifecycle;
 use crate::ring;
-use crate::stats::Shared;
+use crate::stats::{self, Shared};
 
 /// How long shutdown may take before `boursed` gives up waiting for the stages.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
@@ -225,14 +225,15 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
     let agents: Vec<Box<dyn Agent>> = vec![Box::new(core), Box::new(ingress), Box::new(market_data)];
     debug_assert_eq!(agents.len(), STAGE_AGENTS);
     let stop = StopFlag::new();
-    let runner = agent::spawn(
-        &placement,
-        agents,
-        config.idle_strategy(),
-        clock,
-        stop.clone(),
-        shared.busy.clone(),
-    )?;
+    let runner = agent::spawn(&placement, agents, config.idle_strategy(), clock, stop.clone(), {
+        // Each agent's time per call that did work, as the `work_*` latency stages.
+        let published = Arc::clone(&shared);
+        shared.busy.clone().with_work_sink(Arc::new(move |agent, h| {
+            if let Some(stage) = stats::work_stage(agent) {
+                published.publish_histogram(stage, h);
+            }
+        }))
+    })?;
 
     let context = Arc::new(AdminContext::new(
         jobs_tx,

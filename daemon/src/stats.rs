@@ -18,8 +18,28 @@ pub const PUBLISH_INTERVAL_NS: u64 = 100_000_000;
 /// Largest latency a histogram holds, nanoseconds (larger samples are clamped to it).
 pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
 
-/// Stage names, in the order `latency` lists them.
-pub const STAGES: [&str; 5] = ["ingress", "matching", "journal", "market_data", "wire_to_wire"];
+/// Stage names, in the order `latency` lists them. The `work_*` ones are the runner's (one `do_work` call
+/// of that agent that did work, see [`crate::agent::BusyMeter`]).
+pub const STAGES: [&str; 8] = [
+    "ingress",
+    "matching",
+    "journal",
+    "market_data",
+    "wire_to_wire",
+    "work_core",
+    "work_ingress",
+    "work_market_data",
+];
+
+/// The `work_*` stage of a pipeline agent (by [`crate::agent::Agent::name`]), if it is one.
+pub fn work_stage(agent: &str) -> Option<&'static str> {
+    match agent {
+        "core" => Some("work_core"),
+        "ingress" => Some("work_ingress"),
+        "market_data" => Some("work_market_data"),
+        _ => None,
+    }
+}
 
 /// A latency histogram with bourse's bounds (1 ns .. [`LATENCY_NS_MAX`], 3 significant digits).
 pub fn latency_histogram() -> Histogram<u64> {
