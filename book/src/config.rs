@@ -8,6 +8,8 @@
 //! Prices are OUCH price units (1/10000 of a dollar, `u32`), quantities are shares. Inside the engine they
 //! become integer ticks ([`crate::Ticks`]) and lots ([`crate::Lots`]) of each instrument.
 
+use std::collections::HashSet;
+
 use bourse_protocol::fields::{Firm, Symbol};
 
 /// Hard upper bound of [`EngineConfig::orders_max`] (order indices are `u32`, one value is a sentinel).
@@ -185,13 +187,11 @@ impl EngineConfig {
         }
         capacity("order_ref_first", self.order_ref_first, u64::MAX / 2)?;
         capacity("match_number_first", self.match_number_first, u64::MAX / 2)?;
-        for (i, a) in self.instruments.iter().enumerate() {
+        // Duplicates through sets: a pairwise check was quadratic (seconds at tens of thousands of logins).
+        let (mut symbols, mut locates) = (HashSet::new(), HashSet::new());
+        for a in &self.instruments {
             let name = a.symbol.to_string();
-            if a.locate == 0
-                || self.instruments[..i]
-                    .iter()
-                    .any(|b| b.symbol == a.symbol || b.locate == a.locate)
-            {
+            if a.locate == 0 || !symbols.insert(a.symbol) || !locates.insert(a.locate) {
                 return Err(ConfigError::DuplicateInstrument(name));
             }
             let price_ok = |p: u32| p > 0 && p <= bourse_protocol::fields::PRICE_LIMIT_MAX;
@@ -204,20 +204,72 @@ impl EngineConfig {
                 return Err(ConfigError::InstrumentValue(name));
             }
         }
-        for (i, a) in self.firms.iter().enumerate() {
-            if self.firms[..i].iter().any(|b| b.firm == a.firm) {
+        let mut firms = HashSet::with_capacity(self.firms.len());
+        for a in &self.firms {
+            if !firms.insert(a.firm) {
                 return Err(ConfigError::DuplicateFirm(a.firm.to_string()));
             }
         }
-        for (i, a) in self.logins.iter().enumerate() {
-            if self.logins[..i].iter().any(|b| b.login == a.login) {
+        let mut logins = HashSet::with_capacity(self.logins.len());
+        for a in &self.logins {
+            if !logins.insert(a.login) {
                 return Err(ConfigError::DuplicateLogin(a.login));
             }
-            let known = |f: &Firm| self.firms.iter().any(|c| c.firm == *f);
+            let known = |f: &Firm| firms.contains(f);
             if !a.firms.iter().all(known) || !a.firms.contains(&a.default_firm) {
                 return Err(ConfigError::LoginFirm(a.login));
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{demo_config, demo_firm, demo_symbol};
+
+    #[test]
+    fn duplicates_and_the_login_limit_are_refused() {
+        assert_eq!(demo_config(3, 5).validate(), Ok(()));
+        let mut c = demo_config(3, 5);
+        c.instruments[2].symbol = demo_symbol(0);
+        assert!(matches!(c.validate(), Err(ConfigError::DuplicateInstrument(s)) if s.trim() == "SYM0"));
+        let mut c = demo_config(3, 5);
+        c.instruments[2].locate = c.instruments[1].locate;
+        assert!(matches!(c.validate(), Err(ConfigError::DuplicateInstrument(s)) if s.trim() == "SYM2"));
+        let mut c = demo_config(3, 5);
+        c.instruments[0].locate = 0;
+        assert!(matches!(c.validate(), Err(ConfigError::DuplicateInstrument(_))));
+        let mut c = demo_config(3, 5);
+        c.firms[4].firm = demo_firm(2);
+        assert!(matches!(c.validate(), Err(ConfigError::DuplicateFirm(f)) if f.trim() == "F2"));
+        let mut c = demo_config(3, 5);
+        c.logins[3].login = 2;
+        assert_eq!(c.validate(), Err(ConfigError::DuplicateLogin(2)));
+        let mut c = demo_config(3, 5);
+        c.logins[1].firms.push(bourse_protocol::fields::Alpha(*b"NONE"));
+        assert_eq!(c.validate(), Err(ConfigError::LoginFirm(2)));
+        // 65,536 logins are accepted (an order keeps its login's index in 16 bits), one more is not.
+        let mut c = demo_config(1, 1);
+        let login = c.logins[0].clone();
+        c.logins = (1..=LOGINS_MAX_LIMIT as u32)
+            .map(|n| LoginConfig {
+                login: n,
+                ..login.clone()
+            })
+            .collect();
+        assert_eq!(c.validate(), Ok(()));
+        c.logins.push(LoginConfig {
+            login: LOGINS_MAX_LIMIT as u32 + 1,
+            ..login
+        });
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Capacity {
+                name: "logins",
+                value: LOGINS_MAX_LIMIT as u64 + 1
+            })
+        );
     }
 }

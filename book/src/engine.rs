@@ -572,7 +572,13 @@ impl Engine {
                 lot: Divisor::new(c.lot_size),
             })
             .collect();
-        let firm_index = |f: &Firm| config.firms.iter().position(|c| c.firm == *f).expect("validated") as u16;
+        let firm_indexes: std::collections::HashMap<Firm, u16> = config
+            .firms
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.firm, i as u16))
+            .collect();
+        let firm_index = |f: &Firm| firm_indexes[f];
         let mut logins: Vec<(u32, Vec<u16>, u16)> = config
             .logins
             .iter()

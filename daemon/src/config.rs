@@ -16,11 +16,14 @@
 //! 1, 2, ... in file order. Reordering either list between two runs of the same trading day changes those
 //! numbers; append instead.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use bourse_book::config::{FIRMS_MAX_LIMIT, INSTRUMENTS_MAX_LIMIT, ORDERS_MAX_LIMIT, TOKENS_MAX_LIMIT};
+use bourse_book::config::{
+    FIRMS_MAX_LIMIT, INSTRUMENTS_MAX_LIMIT, LOGINS_MAX_LIMIT, ORDERS_MAX_LIMIT, TOKENS_MAX_LIMIT,
+};
 use bourse_book::{EngineConfig, FirmConfig, InstrumentConfig, LoginConfig, StpMode};
 use bourse_journal::{JournalConfig, SEGMENT_ALIGN_BYTES, SyncPolicy};
 use bourse_protocol::admin::SyncPolicyName;
@@ -721,10 +724,13 @@ impl Config {
                 format!("must list 1 to {INSTRUMENTS_MAX_LIMIT} instruments"),
             )
         })?;
+        // Duplicates through a set: a pairwise check was quadratic (seconds of start-up at tens of
+        // thousands of entries).
+        let mut seen = HashSet::with_capacity(self.instruments.len());
         for (i, a) in self.instruments.iter().enumerate() {
             let key = |field: &str| format!("instruments[{i}].{field}");
             let _: Symbol = text(key("symbol"), &a.symbol)?;
-            if self.instruments[..i].iter().any(|b| b.symbol == a.symbol) {
+            if !seen.insert(a.symbol.as_str()) {
                 return Err(invalid(key("symbol"), &a.symbol, "is listed twice"));
             }
             range(&key("tick_size"), a.tick_size, 1, PRICE_LIMIT_MAX)?;
@@ -752,10 +758,11 @@ impl Config {
                 format!("must list 1 to {FIRMS_MAX_LIMIT} firms"),
             )
         })?;
+        let mut seen = HashSet::with_capacity(self.firms.len());
         for (i, a) in self.firms.iter().enumerate() {
             let key = |field: &str| format!("firms[{i}].{field}");
             let _: Firm = text(key("firm"), &a.firm)?;
-            if self.firms[..i].iter().any(|b| b.firm == a.firm) {
+            if !seen.insert(a.firm.as_str()) {
                 return Err(invalid(key("firm"), &a.firm, "is listed twice"));
             }
             range(
@@ -769,13 +776,20 @@ impl Config {
     }
 
     fn validate_logins(&self) -> Result<(), ConfigError> {
-        range("logins", self.logins.len(), 1, SESSIONS_MAX_LIMIT as usize)
-            .map_err(|_| invalid("logins", self.logins.len(), "must list at least one login"))?;
-        let known = |f: &str| self.firms.iter().any(|b| b.firm == f);
+        range("logins", self.logins.len(), 1, LOGINS_MAX_LIMIT).map_err(|_| {
+            invalid(
+                "logins",
+                self.logins.len(),
+                format!("must list 1 to {LOGINS_MAX_LIMIT} logins"),
+            )
+        })?;
+        let firms: HashSet<&str> = self.firms.iter().map(|b| b.firm.as_str()).collect();
+        let known = |f: &str| firms.contains(f);
+        let mut usernames = HashSet::with_capacity(self.logins.len());
         for (i, a) in self.logins.iter().enumerate() {
             let key = |field: &str| format!("logins[{i}].{field}");
             let _: Username = text(key("username"), &a.username)?;
-            if self.logins[..i].iter().any(|b| b.username == a.username) {
+            if !usernames.insert(a.username.as_str()) {
                 return Err(invalid(key("username"), &a.username, "is listed twice"));
             }
             let _: Password = text(key("password"), &a.password)?;
@@ -973,6 +987,23 @@ mod tests {
         assert_eq!(config.market_data.interface, Ipv4Addr::LOCALHOST);
         assert_eq!(config.market_data.payload_bytes_max, 1400);
         assert_eq!(config.threading.mode, ThreadingMode::Auto);
+    }
+
+    #[test]
+    fn logins_are_limited_to_what_an_order_can_name() {
+        // The default's logins plus enough generated ones to pass the limit by one.
+        let base = Config::embedded_default().logins.len();
+        let text = with(|t| {
+            let logins = t["logins"].as_array_mut().unwrap();
+            let template = logins[0].clone();
+            for n in 0..LOGINS_MAX_LIMIT + 1 - base {
+                let mut login = template.clone();
+                login["username"] = format!("u{n:05}").into();
+                logins.push(login);
+            }
+        });
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("logins") && e.contains("65536"), "{e}");
     }
 
     #[test]
