@@ -23,17 +23,21 @@
 //! # Limits
 //! At most `tokens_max` tokens a day in all (then [`Insert::Full`]). The log pool has
 //! `ceil(tokens_max / CHUNK_LEN) + logins` chunks of [`CHUNK_LEN`] keys (each login wastes at most one
-//! partly filled chunk); the exceptions table has the next power of two ≥ 2 × `tokens_max` slots (at
-//! least 16), so a probe sequence always ends at an empty slot even if every token came out of order.
-//! Both are allocated and touched at start; nothing grows during the day. Each login's chunk directory
-//! reserves room for the whole pool (`4 × chunks` bytes of address space per login, touched only as the
-//! login's log grows): cheap for the tens of logins an exchange day has, to revisit (a shared directory)
-//! if a configuration ever holds thousands. Hashing is a fixed multiply-xorshift: deterministic, no seed.
+//! partly filled chunk: 4 KiB a login); the exceptions table has the next power of two ≥ 2 × `tokens_max`
+//! slots (at least 16), so a probe sequence always ends at an empty slot even if every token came out of
+//! order. Each login's chunk directory (its chunks' numbers, in order) lives in one shared directory pool
+//! of `4 × chunks` entries: a login's directory starts with room for 4 and moves to twice the room at the
+//! pool's end when full, so a login with `k` chunks has used fewer than `4k` entries in all, and the
+//! logins together at most `4 × chunks`. All three are allocated and touched at start; nothing grows
+//! during the day. Hashing is a fixed multiply-xorshift: deterministic, no seed.
 
 use bourse_protocol::fields::{Alpha, Token};
 
-/// Keys per log chunk (16 KiB of keys).
-pub(crate) const CHUNK_LEN: usize = 1024;
+/// Keys per log chunk (4 KiB of keys): what each login may leave unused in its last chunk. An in-order
+/// append takes a new chunk once per `CHUNK_LEN` appends (out of line).
+pub(crate) const CHUNK_LEN: usize = 256;
+/// Room of a login's first chunk directory, in chunks (doubled each time it fills).
+const DIR_FIRST_LEN: usize = 4;
 
 /// A token held as two 8-byte words (bytes 0..8 and 8..14, little-endian, zero-padded) inside the
 /// engine's orders and takers: it is copied as one 16-byte move, where a bare 14-byte token is copied
@@ -128,8 +132,9 @@ pub(crate) enum Insert {
 struct LoginLog {
     /// Greatest key recorded (in the log or the exceptions), 0 before the first.
     highest: u128,
-    /// Pool chunk numbers, in order; capacity reserved at start for the whole pool.
-    chunks: Vec<u32>,
+    /// Where the login's chunk directory starts in the directory pool, and its room (0: none yet).
+    dir_start: usize,
+    dir_len_max: usize,
     /// Keys in the log.
     len: usize,
     /// Pool index of the next key's place in the current chunk (`chunk_end` when the log is full or
@@ -158,6 +163,9 @@ const EXCEPTION_EMPTY: Exception = Exception {
 pub(crate) struct TokenTable {
     logins: Vec<LoginLog>,
     pool: Vec<u128>,
+    /// Every login's chunk directory (see the module's limits); `dirs_used` entries handed out.
+    dirs: Vec<u32>,
+    dirs_used: usize,
     chunks_used: u32,
     chunks_max: u32,
     exceptions: Vec<Exception>,
@@ -178,13 +186,16 @@ impl TokenTable {
             logins: (0..logins)
                 .map(|_| LoginLog {
                     highest: 0,
-                    chunks: Vec::with_capacity(chunks_max),
+                    dir_start: 0,
+                    dir_len_max: 0,
                     len: 0,
                     next: 0,
                     chunk_end: 0,
                 })
                 .collect(),
             pool,
+            dirs: vec![u32::MAX; 4 * chunks_max],
+            dirs_used: 0,
             chunks_used: 0,
             chunks_max: u32::try_from(chunks_max).expect("token pool chunks fit in u32"),
             exceptions: vec![EXCEPTION_EMPTY; slots],
@@ -252,11 +263,12 @@ impl TokenTable {
         if self.logins[login_ix].next == self.logins[login_ix].chunk_end {
             self.add_chunk(login_ix);
         }
-        let log = &mut self.logins[login_ix];
         debug_assert_eq!(
-            log.next,
-            log.chunks[log.len / CHUNK_LEN] as usize * CHUNK_LEN + log.len % CHUNK_LEN
+            self.logins[login_ix].next,
+            self.chunk_of(&self.logins[login_ix], self.logins[login_ix].len) * CHUNK_LEN
+                + self.logins[login_ix].len % CHUNK_LEN
         );
+        let log = &mut self.logins[login_ix];
         self.pool[log.next] = k;
         log.next += 1;
         log.len += 1;
@@ -270,15 +282,36 @@ impl TokenTable {
         // The pool holds every login's chunks: at most tokens_max keys plus one partial chunk per
         // login, and `len < len_max` was checked.
         assert!(self.chunks_used < self.chunks_max, "token pool exhausted");
+        let log = &self.logins[login_ix];
+        let (chunks, start, len_max) = (log.len / CHUNK_LEN, log.dir_start, log.dir_len_max);
+        if chunks == len_max {
+            // The directory is full (or absent): move it to twice the room at the pool's end. Fewer than
+            // 4 entries per chunk in all (module header), so the pool has room.
+            let grown = (2 * len_max).max(DIR_FIRST_LEN);
+            assert!(
+                self.dirs_used + grown <= self.dirs.len(),
+                "token directory pool exhausted"
+            );
+            self.dirs.copy_within(start..start + chunks, self.dirs_used);
+            let log = &mut self.logins[login_ix];
+            log.dir_start = self.dirs_used;
+            log.dir_len_max = grown;
+            self.dirs_used += grown;
+        }
         let log = &mut self.logins[login_ix];
-        log.chunks.push(self.chunks_used);
+        self.dirs[log.dir_start + chunks] = self.chunks_used;
         log.next = self.chunks_used as usize * CHUNK_LEN;
         log.chunk_end = log.next + CHUNK_LEN;
         self.chunks_used += 1;
     }
 
+    /// The pool chunk holding the login's `i`-th key (`i` ≤ its length, within its directory).
+    fn chunk_of(&self, log: &LoginLog, i: usize) -> usize {
+        self.dirs[log.dir_start + i / CHUNK_LEN] as usize
+    }
+
     fn log_key(&self, log: &LoginLog, i: usize) -> u128 {
-        self.pool[log.chunks[i / CHUNK_LEN] as usize * CHUNK_LEN + i % CHUNK_LEN]
+        self.pool[self.chunk_of(log, i) * CHUNK_LEN + i % CHUNK_LEN]
     }
 
     /// Binary search of the login's sorted log.
@@ -323,12 +356,14 @@ impl TokenTable {
     pub(crate) fn clear(&mut self) {
         for log in &mut self.logins {
             log.highest = 0;
-            log.chunks.clear();
+            log.dir_start = 0;
+            log.dir_len_max = 0;
             log.len = 0;
             log.next = 0;
             log.chunk_end = 0;
         }
         self.chunks_used = 0;
+        self.dirs_used = 0;
         if self.exceptions_len > 0 {
             self.exceptions.fill(EXCEPTION_EMPTY);
         }
@@ -452,6 +487,52 @@ mod tests {
         assert_eq!(seen, model);
         table.clear();
         assert!(stream.iter().all(|(l, t)| !table.contains(*l, t)));
+    }
+
+    #[test]
+    fn directories_grow_in_their_pool_and_stay_within_its_bound() {
+        // Login 0 takes 40 chunks, interleaved with logins that take 1, 3, 5 and 9: every directory moves
+        // (4 -> 8 -> 16 -> 32 -> 64 entries for login 0), and the moves leave every earlier key readable.
+        let counts = [
+            40 * CHUNK_LEN,
+            CHUNK_LEN,
+            3 * CHUNK_LEN - 1,
+            5 * CHUNK_LEN,
+            9 * CHUNK_LEN + 7,
+        ];
+        let total: usize = counts.iter().sum();
+        let mut table = TokenTable::new(counts.len(), total as u32);
+        let mut next = [0u64; 5];
+        let mut rng = SplitMix64(7);
+        while next.iter().zip(&counts).any(|(n, c)| (*n as usize) < *c) {
+            let login = rng.below(counts.len() as u64) as usize;
+            if (next[login] as usize) < counts[login] {
+                assert_eq!(
+                    table.insert(login, TokenWords::of(&token(next[login]))),
+                    Insert::Added
+                );
+                next[login] += 1;
+            }
+        }
+        assert!(table.dirs_used <= 4 * table.chunks_used as usize);
+        assert_eq!(table.insert(0, TokenWords::of(&token(1))), Insert::Known);
+        let beyond = TokenWords::of(&token(counts[0] as u64));
+        assert_eq!(table.insert(0, beyond), Insert::Full, "the day is full");
+        for (login, &count) in counts.iter().enumerate() {
+            let logged: Vec<Token> = table.log_tokens(login).collect();
+            assert_eq!(logged.len(), count);
+            assert!(logged.iter().enumerate().all(|(i, t)| *t == token(i as u64)));
+            let ids = [0, 1, CHUNK_LEN as u64 - 1, CHUNK_LEN as u64, count as u64 - 1];
+            for id in ids.into_iter().filter(|id| *id < count as u64) {
+                assert!(table.contains(login, &token(id)), "login {login} token {id}");
+            }
+            assert!(!table.contains(login, &token(count as u64)));
+        }
+        // A new day starts the pools over.
+        table.clear();
+        assert_eq!((table.dirs_used, table.chunks_used), (0, 0));
+        assert_eq!(table.insert(3, TokenWords::of(&token(5))), Insert::Added);
+        assert!(table.contains(3, &token(5)) && !table.contains(0, &token(5)));
     }
 
     fn arb_token() -> impl Strategy<Value = Token> {
