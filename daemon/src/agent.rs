@@ -962,6 +962,17 @@ mod tests {
         stop: StopFlag,
     }
 
+    impl Spinner {
+        fn new(calls_max: usize, spin: Duration, stop: &StopFlag) -> Spinner {
+            Spinner {
+                calls: 0,
+                calls_max,
+                spin,
+                stop: stop.clone(),
+            }
+        }
+    }
+
     impl Agent for Spinner {
         fn name(&self) -> &'static str {
             "spinner"
@@ -1014,12 +1025,7 @@ mod tests {
         // an empty histogram; the last call is ended and published at close.
         let (meter, published) = collecting_meter();
         let stop = StopFlag::new();
-        let spinner = Spinner {
-            calls: 0,
-            calls_max: CALLS,
-            spin: SPIN,
-            stop: stop.clone(),
-        };
+        let spinner = Spinner::new(CALLS, SPIN, &stop);
         let agents: Vec<Box<dyn Agent>> = vec![Box::new(Never), Box::new(spinner), Box::new(Never)];
         let handle = spawn_shared(agents, None, backoff(), Clock::new(), stop, meter.clone()).unwrap();
         handle.join();
@@ -1034,12 +1040,7 @@ mod tests {
         // Pinned: the same, one agent per thread.
         let (meter, published) = collecting_meter();
         let stop = StopFlag::new();
-        let spinner = Spinner {
-            calls: 0,
-            calls_max: CALLS,
-            spin: SPIN,
-            stop: stop.clone(),
-        };
+        let spinner = Spinner::new(CALLS, SPIN, &stop);
         let handle = spawn_pinned(
             vec![Box::new(spinner)],
             &available_cores()[..1],
@@ -1055,12 +1056,7 @@ mod tests {
         assert!(min_ns >= SPIN.as_nanos() as u64);
         // Without a sink nothing is recorded (and nothing published).
         let stop = StopFlag::new();
-        let spinner = Spinner {
-            calls: 0,
-            calls_max: 3,
-            spin: SPIN,
-            stop: stop.clone(),
-        };
+        let spinner = Spinner::new(3, SPIN, &stop);
         let handle = spawn_shared(
             vec![Box::new(spinner)],
             None,

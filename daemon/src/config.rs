@@ -110,6 +110,15 @@ fn range<T: PartialOrd + fmt::Display + Copy>(
     Ok(())
 }
 
+/// Checks that the array `key` lists 1 to `max` entries.
+fn list_len(key: &str, len: usize, max: usize) -> Result<(), ConfigError> {
+    if (1..=max).contains(&len) {
+        Ok(())
+    } else {
+        Err(invalid(key, len, format!("must list 1 to {max} {key}")))
+    }
+}
+
 /// The whole configuration file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -717,13 +726,7 @@ impl Config {
     }
 
     fn validate_instruments(&self) -> Result<(), ConfigError> {
-        range("instruments", self.instruments.len(), 1, INSTRUMENTS_MAX_LIMIT).map_err(|_| {
-            invalid(
-                "instruments",
-                self.instruments.len(),
-                format!("must list 1 to {INSTRUMENTS_MAX_LIMIT} instruments"),
-            )
-        })?;
+        list_len("instruments", self.instruments.len(), INSTRUMENTS_MAX_LIMIT)?;
         // Duplicates through a set: a pairwise check was quadratic (seconds of start-up at tens of
         // thousands of entries).
         let mut seen = HashSet::with_capacity(self.instruments.len());
@@ -751,13 +754,7 @@ impl Config {
     }
 
     fn validate_firms(&self) -> Result<(), ConfigError> {
-        range("firms", self.firms.len(), 1, FIRMS_MAX_LIMIT).map_err(|_| {
-            invalid(
-                "firms",
-                self.firms.len(),
-                format!("must list 1 to {FIRMS_MAX_LIMIT} firms"),
-            )
-        })?;
+        list_len("firms", self.firms.len(), FIRMS_MAX_LIMIT)?;
         let mut seen = HashSet::with_capacity(self.firms.len());
         for (i, a) in self.firms.iter().enumerate() {
             let key = |field: &str| format!("firms[{i}].{field}");
@@ -776,13 +773,7 @@ impl Config {
     }
 
     fn validate_logins(&self) -> Result<(), ConfigError> {
-        range("logins", self.logins.len(), 1, LOGINS_MAX_LIMIT).map_err(|_| {
-            invalid(
-                "logins",
-                self.logins.len(),
-                format!("must list 1 to {LOGINS_MAX_LIMIT} logins"),
-            )
-        })?;
+        list_len("logins", self.logins.len(), LOGINS_MAX_LIMIT)?;
         let firms: HashSet<&str> = self.firms.iter().map(|b| b.firm.as_str()).collect();
         let known = |f: &str| firms.contains(f);
         let mut usernames = HashSet::with_capacity(self.logins.len());
