@@ -114,8 +114,6 @@ pub struct Core {
     /// Follows the released journal with a replica and writes the checkpoints (see [`crate::checkpointer`]).
     checkpointer: Checkpointer,
     last_publish_ns: u64,
-    /// Which histogram the next publish copies (one per turn: see [`Core::publish`]).
-    publish_journal_next: bool,
     events_total: u64,
     h_matching: Histogram<u64>,
     h_journal: Histogram<u64>,
@@ -336,7 +334,6 @@ impl Core {
             staged_feed: StagedFeed::default(),
             checkpointer,
             last_publish_ns: 0,
-            publish_journal_next: false,
             events_total: 0,
             h_matching: stats::latency_histogram(),
             h_journal: stats::latency_histogram(),
@@ -881,17 +878,10 @@ impl Core {
         self.checkpointer.release(released_up_to, self.events_total);
     }
 
-    /// Publishes the counters, and one of the two histograms in turn (`all`: both). Copying one holds the
-    /// pipeline thread ~10 us, a wait for any request arriving then, so each goes every other turn.
-    fn publish(&mut self, now_ns: u64, all: bool) {
+    fn publish(&mut self, now_ns: u64) {
         self.last_publish_ns = now_ns;
-        if all || !self.publish_journal_next {
-            self.shared.publish_histogram("matching", &self.h_matching);
-        }
-        if all || self.publish_journal_next {
-            self.shared.publish_histogram("journal", &self.h_journal);
-        }
-        self.publish_journal_next = !self.publish_journal_next;
+        self.shared.publish_histogram("matching", &self.h_matching);
+        self.shared.publish_histogram("journal", &self.h_journal);
         self.shared
             .orders
             .store(self.machine.engine.order_count() as u64, Ordering::Relaxed);
@@ -952,8 +942,8 @@ impl Agent for Core {
                 fatal(&format!("journal segment: {e}"));
             }
         }
-        if now_ns.saturating_sub(self.last_publish_ns) >= stats::PUBLISH_INTERVAL_NS / 2 {
-            self.publish(now_ns, false);
+        if now_ns.saturating_sub(self.last_publish_ns) >= stats::PUBLISH_INTERVAL_NS {
+            self.publish(now_ns);
         }
         if self.lifecycle.ingress_closed.load(Ordering::Acquire) && self.requests().is_empty() && work == 0 {
             self.commit();
@@ -973,7 +963,7 @@ impl Agent for Core {
                     // A failed checkpoint loses nothing (the journal has it all); say so and go on.
                     eprintln!("boursed: checkpoint at {at} failed: {e}");
                 }
-                self.publish(now_ns, true);
+                self.publish(now_ns);
                 self.closed = true;
                 self.lifecycle.core_closed.store(true, Ordering::Release);
             }

@@ -344,8 +344,6 @@ struct State {
     timer_last_ns: u64,
     timer_sweep_ns: u64,
     last_publish_ns: u64,
-    /// Which histogram the next publish copies (one per turn: see [`Ingress::publish`]).
-    publish_w2w_next: bool,
     hist_ingress: Histogram<u64>,
     hist_w2w: Histogram<u64>,
     read_buffer_bytes: usize,
@@ -573,7 +571,6 @@ impl Ingress {
                 timer_last_ns: now_ns,
                 timer_sweep_ns,
                 last_publish_ns: now_ns,
-                publish_w2w_next: false,
                 hist_ingress: stats::latency_histogram(),
                 hist_w2w: stats::latency_histogram(),
                 read_buffer_bytes,
@@ -964,22 +961,16 @@ impl Ingress {
         work
     }
 
-    /// Publishes the gauges, one of the two histograms in turn (copying one holds the pipeline thread
-    /// ~10 us, a wait for any request arriving then), and the session table when admin asked for it.
     fn publish(&mut self) {
         let st = &mut self.st;
-        if st.now_ns.saturating_sub(st.last_publish_ns) < stats::PUBLISH_INTERVAL_NS / 2
+        if st.now_ns.saturating_sub(st.last_publish_ns) < stats::PUBLISH_INTERVAL_NS
             && st.shared.sessions_wanted().is_none()
         {
             return;
         }
         st.last_publish_ns = st.now_ns;
-        if st.publish_w2w_next {
-            st.shared.publish_histogram("wire_to_wire", &st.hist_w2w);
-        } else {
-            st.shared.publish_histogram("ingress", &st.hist_ingress);
-        }
-        st.publish_w2w_next = !st.publish_w2w_next;
+        st.shared.publish_histogram("ingress", &st.hist_ingress);
+        st.shared.publish_histogram("wire_to_wire", &st.hist_w2w);
         // Ring gauges are written by each ring's consumer (stats.rs): ingress consumes the replies ring.
         st.shared.ring_len[1].store(self.replies.len() as u64, Ordering::Relaxed);
         st.shared
