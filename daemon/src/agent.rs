@@ -412,16 +412,18 @@ impl StopFlag {
 /// start, so a round that did work is counted whole, its idle wait excluded.
 ///
 /// With a [`WorkSink`] ([`BusyMeter::with_work_sink`]) the runner also times every `do_work` call that
-/// did work, per agent, and hands each agent's histogram (since start) to the sink every
-/// [`stats::PUBLISH_INTERVAL_NS`] and at close: where a round's time goes, stage by stage.
+/// did work, per agent, and hands each agent's histogram to the sink every [`stats::PUBLISH_INTERVAL_NS`]
+/// and at close: where a round's time goes, stage by stage.
 #[derive(Clone, Default)]
 pub struct BusyMeter {
     busy_ns: Arc<AtomicU64>,
     work: Option<WorkSink>,
 }
 
-/// Receives an agent's work-time histogram: (agent name, nanoseconds per `do_work` call that did work).
-pub type WorkSink = Arc<dyn Fn(&'static str, &Histogram<u64>) + Send + Sync>;
+/// Receives an agent's work-time histogram: (agent name, nanoseconds per `do_work` call that did work,
+/// recorded since the sink last took them). The sink may take the samples (swap the histogram with an empty
+/// one of the same bounds, as [`stats::Shared::hand_over_histogram`] does) or leave them for the next call.
+pub type WorkSink = Arc<dyn Fn(&'static str, &mut Histogram<u64>) + Send + Sync>;
 
 impl std::fmt::Debug for BusyMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -465,8 +467,6 @@ struct WorkTimes {
     /// The call being timed: (agent index, its start), ended by the thread's next clock read.
     open: Option<(usize, u64)>,
     next_publish_ns: u64,
-    /// The agent whose histogram is published next (one per turn: a copy takes ~10 us).
-    next_agent: usize,
 }
 
 impl WorkTimes {
@@ -481,7 +481,6 @@ impl WorkTimes {
             sink: meter.work.clone(),
             open: None,
             next_publish_ns: 0,
-            next_agent: 0,
         }
     }
 
@@ -501,25 +500,17 @@ impl WorkTimes {
         }
     }
 
-    /// Hands the histograms to the sink: each every [`stats::PUBLISH_INTERVAL_NS`], one agent's per turn
-    /// (copying a histogram holds the thread ~10 us, and a request arriving then waits), or all of them
-    /// when `force`d (at close).
+    /// Hands the histograms to the sink once [`stats::PUBLISH_INTERVAL_NS`] has passed (or when `force`d,
+    /// at close).
     fn publish(&mut self, now_ns: u64, force: bool) {
         let Some(sink) = &self.sink else { return };
-        if force {
-            for (name, h) in self.names.iter().zip(&self.histograms) {
-                sink(name, h);
-            }
+        if !force && now_ns < self.next_publish_ns {
             return;
         }
-        if now_ns < self.next_publish_ns {
-            return;
+        self.next_publish_ns = now_ns.saturating_add(stats::PUBLISH_INTERVAL_NS);
+        for (name, h) in self.names.iter().zip(&mut self.histograms) {
+            sink(name, h);
         }
-        let turns = self.names.len() as u64;
-        self.next_publish_ns = now_ns.saturating_add(stats::PUBLISH_INTERVAL_NS / turns);
-        let agent = self.next_agent;
-        self.next_agent = (agent + 1) % self.names.len();
-        sink(self.names[agent], &self.histograms[agent]);
     }
 }
 

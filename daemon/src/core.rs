@@ -880,8 +880,8 @@ impl Core {
 
     fn publish(&mut self, now_ns: u64) {
         self.last_publish_ns = now_ns;
-        self.shared.publish_histogram("matching", &self.h_matching);
-        self.shared.publish_histogram("journal", &self.h_journal);
+        self.shared.hand_over_histogram("matching", &mut self.h_matching);
+        self.shared.hand_over_histogram("journal", &mut self.h_journal);
         self.shared
             .orders
             .store(self.machine.engine.order_count() as u64, Ordering::Relaxed);

@@ -969,8 +969,8 @@ impl Ingress {
             return;
         }
         st.last_publish_ns = st.now_ns;
-        st.shared.publish_histogram("ingress", &st.hist_ingress);
-        st.shared.publish_histogram("wire_to_wire", &st.hist_w2w);
+        st.shared.hand_over_histogram("ingress", &mut st.hist_ingress);
+        st.shared.hand_over_histogram("wire_to_wire", &mut st.hist_w2w);
         // Ring gauges are written by each ring's consumer (stats.rs): ingress consumes the replies ring.
         st.shared.ring_len[1].store(self.replies.len() as u64, Ordering::Relaxed);
         st.shared

@@ -813,7 +813,7 @@ impl MarketData {
     fn publish_stats(&mut self, now_ns: u64) {
         self.shared.ring_len[2].store(self.feed().len() as u64, Ordering::Relaxed);
         if now_ns >= self.next_publish_ns {
-            self.shared.publish_histogram("market_data", &self.latency);
+            self.shared.hand_over_histogram("market_data", &mut self.latency);
             self.next_publish_ns = now_ns + stats::PUBLISH_INTERVAL_NS;
         }
     }
@@ -863,7 +863,7 @@ impl Agent for MarketData {
 
     fn on_close(&mut self) {
         self.flush_packet(false);
-        self.shared.publish_histogram("market_data", &self.latency);
+        self.shared.hand_over_histogram("market_data", &mut self.latency);
     }
 }
 

@@ -230,7 +230,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
         let published = Arc::clone(&shared);
         shared.busy.clone().with_work_sink(Arc::new(move |agent, h| {
             if let Some(stage) = stats::work_stage(agent) {
-                published.publish_histogram(stage, h);
+                published.hand_over_histogram(stage, h);
             }
         }))
     })?;
