@@ -20,9 +20,11 @@
 //!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
-//! - Recent trades: a ring of `trades_max` 64-byte entries (next slot kept incrementally), plus a ring
-//!   of the takers those trades share (one entry per trading taker, not per fill), looked up by match
-//!   number for busts.
+//! - Recent trades: a ring of `trades_max` 32-byte entries (next slot kept incrementally), plus a ring
+//!   of the takers those trades share (one 24-byte entry per trading taker, not per fill), looked up by
+//!   match number for busts. Both keep tokens as [`TokenRef`]s into the day's token table (whose
+//!   places never move during the day), not as copies; trades from before a Start of Day or a restore
+//!   keep theirs in a side table ([`Engine::frozen`]).
 //! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
 //! # Determinism
@@ -55,7 +57,7 @@ use crate::event::{
     SelfTradeCanceled,
 };
 use crate::live::LiveTable;
-use crate::tokens::{Insert, TokenTable, TokenWords};
+use crate::tokens::{Insert, TokenRef, TokenTable, TokenWords};
 use crate::types::{Divisor, Lots, Side, Ticks, display};
 
 /// Null index of the intrusive lists.
@@ -72,13 +74,18 @@ pub(crate) struct Order {
     pub(crate) expire_ns: u64,
     pub(crate) token: TokenWords,
     pub(crate) login: u32,
-    /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
+    /// Slot in the live-order index while the order rests, [`NIL`] when it does not (so it also says
+    /// whether the slot holds a live order: [`Order::is_live`]). Not part of the snapshot as such: the
+    /// snapshot holds the liveness, restore rebuilds the index.
     pub(crate) live_slot: u32,
     pub(crate) price: Ticks,
     pub(crate) open: Lots,
     pub(crate) prev: u32,
     pub(crate) next: u32,
     pub(crate) generation: u32,
+    /// Where the day's token table keeps this order's token (for the bust ring; not in the snapshot:
+    /// restore locates it again).
+    pub(crate) token_ref: TokenRef,
     pub(crate) firm: u16,
     pub(crate) instrument: u16,
     pub(crate) side_letter: u8,
@@ -86,7 +93,6 @@ pub(crate) struct Order {
     /// OUCH Capacity and Cross Type as entered (echoed, never interpreted).
     pub(crate) capacity: u8,
     pub(crate) cross_type: u8,
-    pub(crate) live: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Order>() == 72);
@@ -103,16 +109,22 @@ pub(crate) const ORDER_VACANT: Order = Order {
     next: NIL,
     generation: 0,
     token: TokenWords::BLANK,
+    token_ref: 0,
     firm: 0,
     instrument: 0,
     side_letter: 0,
     display: 0,
     capacity: 0,
     cross_type: 0,
-    live: false,
 };
 
 impl Order {
+    /// Whether the slot holds an order resting on a book.
+    #[inline(always)]
+    pub(crate) fn is_live(&self) -> bool {
+        self.live_slot != NIL
+    }
+
     /// The book side. Branch-free (a compare, no jump on the letter: a cancel's side is as unpredictable
     /// as the workload's): only valid letters are ever stored (checked at entry, modify and restore; and
     /// by [`Engine::check_invariants`]), so any letter but `B` is a sell letter.
@@ -304,61 +316,72 @@ struct InstrumentDivisors {
     lot: Divisor,
 }
 
-/// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
-/// that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`); the entry keeps
-/// only the taker's remaining shares after this fill. See [`Engine::trade_taking`].
+/// A recent trade, kept for busts: one 32-byte entry per fill (two a cache line). The taking side's
+/// fields that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`). Tokens
+/// and logins are [`TokenRef`]s into the day's token table, resolved only by a bust or a snapshot; an
+/// entry with [`TRADE_FROZEN`] has its logins and tokens in [`Engine::frozen`] instead (same slot).
+/// The full match number is implied by the slot and [`Engine::match_number_next`]
+/// ([`Engine::trade_match_number`]); `match_low` checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(align(64))]
+#[repr(C, align(32))]
 pub(crate) struct Trade {
-    pub(crate) match_number: u64,
-    pub(crate) resting: Party,
-    /// Shares still open on the taker after this fill (its `Party::remaining`).
-    pub(crate) taking_remaining: u32,
+    pub(crate) resting_order_ref: u64,
+    /// The match number's low 32 bits.
+    pub(crate) match_low: u32,
+    pub(crate) resting_token: TokenRef,
+    /// Shares still open on the resting order after this fill.
+    pub(crate) resting_remaining: u32,
     /// Slot in [`Engine::takers`] of this fill's taker.
     pub(crate) taker: u32,
-    pub(crate) instrument: u16,
-    pub(crate) busted: bool,
+    /// Shares still open on the taker after this fill.
+    pub(crate) taking_remaining: u32,
+    /// Firm index of the resting order.
+    pub(crate) resting_firm: u16,
+    /// OUCH side letter of the resting order.
+    pub(crate) resting_side: u8,
+    /// [`TRADE_BUSTED`], [`TRADE_FROZEN`].
+    pub(crate) flags: u8,
 }
 
-const _: () = assert!(std::mem::size_of::<Trade>() == 64);
+const _: () = assert!(std::mem::size_of::<Trade>() == 32);
 
-/// What every fill of one taker shares (its [`Party`] without `remaining`), recorded once per taker
-/// that trades. Ring of `trades_max` entries: each taker recorded has at least one fill, so a taker's
-/// entry is overwritten only after `trades_max` later fills, when all of its own fills have left the
-/// trade ring too.
+/// [`Trade::flags`]: the trade was busted (it cannot be busted again).
+pub(crate) const TRADE_BUSTED: u8 = 1;
+/// [`Trade::flags`]: the trade's logins and tokens are in [`Engine::frozen`], not in the token table.
+pub(crate) const TRADE_FROZEN: u8 = 2;
+
+/// What every fill of one taker shares (its [`Party`] without `remaining`, with the instrument),
+/// recorded once per taker that trades. Ring of `trades_max` entries: each taker recorded has at least
+/// one fill, so a taker's entry is overwritten only after `trades_max` later fills, when all of its own
+/// fills have left the trade ring too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TakerRecord {
     pub(crate) order_ref: u64,
-    pub(crate) login: u32,
-    pub(crate) firm: Firm,
-    pub(crate) token: Token,
+    /// Its token (and login) in the day's token table; unused for frozen trades.
+    pub(crate) token: TokenRef,
+    pub(crate) firm: u16,
+    pub(crate) instrument: u16,
     pub(crate) side: u8,
 }
 
-impl TakerRecord {
-    /// The taker's fields of `party` (all but `remaining`).
-    pub(crate) fn of(party: &Party) -> Self {
-        Self {
-            order_ref: party.order_ref,
-            login: party.login,
-            firm: party.firm,
-            token: party.token,
-            side: party.side,
-        }
-    }
+const _: () = assert!(std::mem::size_of::<TakerRecord>() == 24);
 
-    /// The taker's party with `remaining` shares open.
-    pub(crate) fn party(&self, remaining: u32) -> Party {
-        Party {
-            login: self.login,
-            token: self.token,
-            order_ref: self.order_ref,
-            firm: self.firm,
-            side: self.side,
-            remaining,
-        }
-    }
+/// The logins and tokens of a trade whose [`TokenRef`]s no longer resolve (taken before a Start of
+/// Day cleared the token table) or were never assigned (restored from a snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrozenParties {
+    pub(crate) resting_login: u32,
+    pub(crate) taking_login: u32,
+    pub(crate) resting_token: TokenWords,
+    pub(crate) taking_token: TokenWords,
 }
+
+const FROZEN_VACANT: FrozenParties = FrozenParties {
+    resting_login: 0,
+    taking_login: 0,
+    resting_token: TokenWords::BLANK,
+    taking_token: TokenWords::BLANK,
+};
 
 /// Why [`Engine::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -388,6 +411,8 @@ pub enum RestoreError {
 /// The incoming order while it matches.
 struct Taker {
     token: TokenWords,
+    /// Where the token table keeps `token`.
+    token_ref: TokenRef,
     login: u32,
     order_ref: u64,
     firm: u16,
@@ -446,6 +471,10 @@ pub struct Engine {
     /// Takers of the trades in `trades` (see [`TakerRecord`]); not in the snapshot as such (the
     /// snapshot holds each trade's full taking party; restore records one taker per trade).
     pub(crate) takers: Vec<TakerRecord>,
+    /// Per trade slot, the logins and tokens of the trades marked [`TRADE_FROZEN`] (empty until the
+    /// first Start of Day or restore that needs it; capacity `trades_max` reserved at start, its
+    /// memory untouched until then).
+    pub(crate) frozen: Vec<FrozenParties>,
     /// Ring slot of the next taker recorded.
     pub(crate) taker_slot_next: usize,
     pub(crate) order_ref_next: u64,
@@ -475,27 +504,22 @@ const EXPIRY_VACANT: Expiry = Expiry {
     index: NIL,
     generation: 0,
 };
-const PARTY_VACANT: Party = Party {
-    login: 0,
-    token: Token::BLANK,
-    order_ref: 0,
-    firm: Firm::BLANK,
-    side: 0,
-    remaining: 0,
-};
 const TRADE_VACANT: Trade = Trade {
-    match_number: 0,
-    resting: PARTY_VACANT,
-    taking_remaining: 0,
+    resting_order_ref: 0,
+    match_low: 0,
+    resting_token: 0,
+    resting_remaining: 0,
     taker: 0,
-    instrument: 0,
-    busted: false,
+    taking_remaining: 0,
+    resting_firm: 0,
+    resting_side: 0,
+    flags: 0,
 };
 const TAKER_VACANT: TakerRecord = TakerRecord {
     order_ref: 0,
-    login: 0,
-    firm: Firm::BLANK,
-    token: Token::BLANK,
+    token: 0,
+    firm: 0,
+    instrument: 0,
     side: 0,
 };
 
@@ -595,6 +619,7 @@ impl Engine {
             trade_slot_next: 0,
             takers: pretouched(config.trades_max as usize, TAKER_VACANT),
             taker_slot_next: 0,
+            frozen: Vec::with_capacity(config.trades_max as usize),
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
@@ -631,6 +656,8 @@ impl Engine {
             Command::EndOfDay => self.end_of_day(now_ns, out),
             Command::StartOfDay => {
                 if self.closed {
+                    // The token table forgets the day: the trades that point into it keep copies.
+                    self.freeze_trades();
                     self.tokens.clear();
                     self.closed = false;
                     out.push(Event::SystemEvent {
@@ -764,7 +791,7 @@ impl Engine {
                     }
                     while o != NIL {
                         let order = &self.orders[o as usize];
-                        if !order.live
+                        if !order.is_live()
                             || order.prev != prev
                             || order.price != l.price
                             || Side::from_letter(order.side_letter) != Some(side)
@@ -841,7 +868,7 @@ impl Engine {
         self.logins.binary_search_by(|(l, _, _)| l.cmp(&login)).ok()
     }
 
-    fn firm_index(&self, firm: &Firm) -> Option<u16> {
+    pub(crate) fn firm_index(&self, firm: &Firm) -> Option<u16> {
         self.config
             .firms
             .iter()
@@ -1051,7 +1078,7 @@ impl Engine {
             return self.reject(now_ns, login, *token, RejectReason::FirmNotAuthorized, out);
         };
         match self.tokens.insert(login_ix, TokenWords::of(token)) {
-            Insert::Added => self.reject(now_ns, login, *token, RejectReason::Throttled, out),
+            Insert::Added(_) => self.reject(now_ns, login, *token, RejectReason::Throttled, out),
             Insert::Known => {}
             Insert::Full => self.reject(now_ns, login, *token, RejectReason::CapacityFull, out),
         }
@@ -1064,11 +1091,11 @@ impl Engine {
             return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
         };
         let token = TokenWords::of(&o.token);
-        match self.tokens.insert(login_ix, token) {
-            Insert::Added => {}
+        let token_ref = match self.tokens.insert(login_ix, token) {
+            Insert::Added(at) => at,
             Insert::Known => return, // reused token: ignored
             Insert::Full => return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out),
-        }
+        };
         let checked = self.check_enter(now_ns, login_ix, o);
         let (firm, inst, side, v) = match checked {
             Ok(x) => x,
@@ -1094,6 +1121,7 @@ impl Engine {
         let mut t = Taker {
             login: o.login,
             token,
+            token_ref,
             order_ref,
             firm,
             instrument: inst,
@@ -1193,13 +1221,13 @@ impl Engine {
         o.price = t.limit;
         o.open = t.remaining;
         o.token = t.token;
+        o.token_ref = t.token_ref;
         o.firm = t.firm;
         o.instrument = t.instrument;
         o.side_letter = t.side_letter;
         o.display = t.display;
         o.capacity = t.capacity;
         o.cross_type = t.cross_type;
-        o.live = true;
         self.link(index);
         self.live.insert(index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
@@ -1371,19 +1399,31 @@ impl Engine {
             let taker = match taker_slot {
                 Some(slot) => slot,
                 None => {
-                    let slot = self.record_taker(TakerRecord::of(&taking_party));
+                    let slot = self.record_taker(TakerRecord {
+                        order_ref: t.order_ref,
+                        token: t.token_ref,
+                        firm: t.firm,
+                        instrument: t.instrument,
+                        side: t.side_letter,
+                    });
                     taker_slot = Some(slot);
                     slot
                 }
             };
-            self.record_trade(Trade {
+            self.record_trade(
                 match_number,
-                resting: resting_party,
-                taking_remaining: taking_party.remaining,
-                taker,
-                instrument: t.instrument,
-                busted: false,
-            });
+                Trade {
+                    resting_order_ref: resting.order_ref,
+                    match_low: match_number as u32,
+                    resting_token: resting.token_ref,
+                    resting_remaining: resting_party.remaining,
+                    taker,
+                    taking_remaining: taking_party.remaining,
+                    resting_firm: resting.firm,
+                    resting_side: resting.side_letter,
+                    flags: 0,
+                },
+            );
             out.push(Event::Executed(Executed {
                 timestamp_ns: now_ns,
                 match_number,
@@ -1397,12 +1437,12 @@ impl Engine {
     }
 
     #[inline]
-    fn record_trade(&mut self, trade: Trade) {
+    fn record_trade(&mut self, match_number: u64, trade: Trade) {
         let max = self.config.trades_max as usize;
         let slot = self.trade_slot_next;
         debug_assert_eq!(
             slot as u64,
-            (trade.match_number - self.config.match_number_first) % max as u64
+            (match_number - self.config.match_number_first) % max as u64
         );
         if self.trades.len() < max {
             self.trades.push(trade);
@@ -1427,9 +1467,81 @@ impl Engine {
         u32::try_from(slot).expect("trades_max fits in u32")
     }
 
-    /// The taking party of a recorded trade.
-    pub(crate) fn trade_taking(&self, trade: &Trade) -> Party {
-        self.takers[trade.taker as usize].party(trade.taking_remaining)
+    /// The match number of the trade in ring slot `slot` (< `trades.len()`): the latest one recorded
+    /// there, the slot being `(match number - match_number_first) % trades_max`.
+    pub(crate) fn trade_match_number(&self, slot: usize) -> u64 {
+        let first = self.config.match_number_first;
+        let max = u64::from(self.config.trades_max);
+        let offset = first + slot as u64;
+        debug_assert!(offset < self.match_number_next, "an empty trade slot");
+        offset + (self.match_number_next - 1 - offset) / max * max
+    }
+
+    /// The instrument, resting party and taking party of the trade in ring slot `slot`. Cold: busts
+    /// and snapshots only.
+    pub(crate) fn trade_parties(&self, slot: usize) -> (u16, Party, Party) {
+        let trade = &self.trades[slot];
+        let taker = &self.takers[trade.taker as usize];
+        let ((resting_login, resting_token), (taking_login, taking_token)) =
+            if trade.flags & TRADE_FROZEN != 0 {
+                let f = &self.frozen[slot];
+                (
+                    (f.resting_login, f.resting_token),
+                    (f.taking_login, f.taking_token),
+                )
+            } else {
+                (
+                    self.token_owner(trade.resting_token),
+                    self.token_owner(taker.token),
+                )
+            };
+        let resting = Party {
+            login: resting_login,
+            token: resting_token.token(),
+            order_ref: trade.resting_order_ref,
+            firm: self.config.firms[trade.resting_firm as usize].firm,
+            side: trade.resting_side,
+            remaining: trade.resting_remaining,
+        };
+        let taking = Party {
+            login: taking_login,
+            token: taking_token.token(),
+            order_ref: taker.order_ref,
+            firm: self.config.firms[taker.firm as usize].firm,
+            side: taker.side,
+            remaining: trade.taking_remaining,
+        };
+        (taker.instrument, resting, taking)
+    }
+
+    /// The login id and token at a token reference of today.
+    fn token_owner(&self, r: TokenRef) -> (u32, TokenWords) {
+        let (login_ix, token) = self.tokens.resolve(r);
+        (self.logins[login_ix].0, token)
+    }
+
+    /// Copies the logins and tokens of every recorded trade not yet frozen into [`Engine::frozen`]
+    /// (before the token table forgets them). O(`trades_max`); Start of Day only.
+    #[cold]
+    fn freeze_trades(&mut self) {
+        let n = self.trades.len();
+        if self.frozen.len() < n {
+            // Within the capacity reserved at start: no reallocation.
+            self.frozen.resize(n, FROZEN_VACANT);
+        }
+        for slot in 0..n {
+            if self.trades[slot].flags & TRADE_FROZEN != 0 {
+                continue;
+            }
+            let (_, resting, taking) = self.trade_parties(slot);
+            self.frozen[slot] = FrozenParties {
+                resting_login: resting.login,
+                taking_login: taking.login,
+                resting_token: TokenWords::of(&resting.token),
+                taking_token: TokenWords::of(&taking.token),
+            };
+            self.trades[slot].flags |= TRADE_FROZEN;
+        }
     }
 
     // ----- book primitives -----
@@ -1478,7 +1590,7 @@ impl Engine {
     /// Takes `lots` off a resting order; at zero it leaves the book and the arena.
     fn take_lots(&mut self, index: u32, lots: Lots) {
         let order = self.orders[index as usize];
-        assert!(order.live && lots.0 <= order.open.0 && lots.0 > 0);
+        assert!(order.is_live() && lots.0 <= order.open.0 && lots.0 > 0);
         let side = order.side();
         let book = &mut self.books[order.instrument as usize];
         let levels = book.levels(side);
@@ -1513,7 +1625,6 @@ impl Engine {
             book.remove_level(side, at);
         }
         let o = &mut self.orders[index as usize];
-        o.live = false;
         o.generation = o.generation.wrapping_add(1);
         o.prev = NIL;
         o.next = NIL;
@@ -1652,8 +1763,8 @@ impl Engine {
             return; // unreachable in practice: a live order's login is configured
         };
         let replacement = TokenWords::of(&r.replacement_token);
-        match self.tokens.insert(login_ix, replacement) {
-            Insert::Added => {}
+        let token_ref = match self.tokens.insert(login_ix, replacement) {
+            Insert::Added(at) => at,
             Insert::Known => return,
             Insert::Full => {
                 return self.reject(
@@ -1664,7 +1775,7 @@ impl Engine {
                     out,
                 );
             }
-        }
+        };
         let old = self.orders[index as usize];
         let side = old.side();
         let checked = if self.closed {
@@ -1718,6 +1829,7 @@ impl Engine {
         let mut t = Taker {
             login: r.login,
             token: replacement,
+            token_ref,
             order_ref,
             firm: old.firm,
             instrument: old.instrument,
@@ -1841,24 +1953,29 @@ impl Engine {
 
     fn bust(&mut self, now_ns: u64, match_number: u64, out: &mut impl EventSink) {
         let first = self.config.match_number_first;
-        if match_number < first || match_number >= self.match_number_next {
+        let max = u64::from(self.config.trades_max);
+        // Every match number from `first` on was recorded, in order: the ring holds the last `max`.
+        if match_number < first
+            || match_number >= self.match_number_next
+            || match_number + max < self.match_number_next
+        {
             return;
         }
-        let slot = ((match_number - first) % u64::from(self.config.trades_max)) as usize;
+        let slot = ((match_number - first) % max) as usize;
         let Some(trade) = self.trades.get_mut(slot) else {
             return;
         };
-        if trade.match_number != match_number || trade.busted {
+        if trade.match_low != match_number as u32 || trade.flags & TRADE_BUSTED != 0 {
             return;
         }
-        trade.busted = true;
-        let trade = *trade;
+        trade.flags |= TRADE_BUSTED;
+        let (instrument, resting, taking) = self.trade_parties(slot);
         out.push(Event::Broken {
             timestamp_ns: now_ns,
             match_number,
-            instrument: self.instrument_event(trade.instrument),
-            resting: trade.resting,
-            taking: self.trade_taking(&trade),
+            instrument: self.instrument_event(instrument),
+            resting,
+            taking,
         });
     }
 
@@ -1870,7 +1987,7 @@ impl Engine {
             let orders = &self.orders;
             self.expiries.retain(|x| {
                 let o = &orders[x.index as usize];
-                o.live && o.generation == x.generation
+                o.is_live() && o.generation == x.generation
             });
             for i in (0..self.expiries.len() / 2).rev() {
                 self.sift_down(i);
@@ -1920,7 +2037,7 @@ impl Engine {
                 self.sift_down(0);
             }
             let o = self.orders[top.index as usize];
-            if o.live && o.generation == top.generation {
+            if o.is_live() && o.generation == top.generation {
                 self.cancel_lots(now_ns, top.index, o.open, CancelReason::Timeout, out);
             }
         }
