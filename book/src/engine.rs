@@ -409,10 +409,11 @@ pub enum RestoreError {
 }
 
 /// The incoming order while it matches.
+///
+/// Its token is the one the token table recorded last ([`TokenTable::last_added`]): Enter and Replace
+/// record it just before they build the taker, and nothing else records a token until it rests.
 struct Taker {
     token: TokenWords,
-    /// Where the token table keeps `token`.
-    token_ref: TokenRef,
     login: u32,
     order_ref: u64,
     firm: u16,
@@ -1078,7 +1079,7 @@ impl Engine {
             return self.reject(now_ns, login, *token, RejectReason::FirmNotAuthorized, out);
         };
         match self.tokens.insert(login_ix, TokenWords::of(token)) {
-            Insert::Added(_) => self.reject(now_ns, login, *token, RejectReason::Throttled, out),
+            Insert::Added => self.reject(now_ns, login, *token, RejectReason::Throttled, out),
             Insert::Known => {}
             Insert::Full => self.reject(now_ns, login, *token, RejectReason::CapacityFull, out),
         }
@@ -1091,11 +1092,11 @@ impl Engine {
             return self.reject(now_ns, o.login, o.token, RejectReason::FirmNotAuthorized, out);
         };
         let token = TokenWords::of(&o.token);
-        let token_ref = match self.tokens.insert(login_ix, token) {
-            Insert::Added(at) => at,
+        match self.tokens.insert(login_ix, token) {
+            Insert::Added => {}
             Insert::Known => return, // reused token: ignored
             Insert::Full => return self.reject(now_ns, o.login, o.token, RejectReason::CapacityFull, out),
-        };
+        }
         let checked = self.check_enter(now_ns, login_ix, o);
         let (firm, inst, side, v) = match checked {
             Ok(x) => x,
@@ -1121,7 +1122,6 @@ impl Engine {
         let mut t = Taker {
             login: o.login,
             token,
-            token_ref,
             order_ref,
             firm,
             instrument: inst,
@@ -1213,6 +1213,11 @@ impl Engine {
         // Field by field: `prev` and `next` are written by `link` and `live_slot` by the live index's
         // insert, right below, and the slot keeps its `generation`; writing them here too would only
         // add stores to every resting Enter.
+        debug_assert_eq!(
+            self.tokens.resolve(self.tokens.last_added).1,
+            t.token,
+            "the taker's token is the one recorded last"
+        );
         let o = &mut self.orders[index as usize];
         let generation = o.generation;
         o.order_ref = t.order_ref;
@@ -1221,7 +1226,7 @@ impl Engine {
         o.price = t.limit;
         o.open = t.remaining;
         o.token = t.token;
-        o.token_ref = t.token_ref;
+        o.token_ref = self.tokens.last_added;
         o.firm = t.firm;
         o.instrument = t.instrument;
         o.side_letter = t.side_letter;
@@ -1401,7 +1406,7 @@ impl Engine {
                 None => {
                     let slot = self.record_taker(TakerRecord {
                         order_ref: t.order_ref,
-                        token: t.token_ref,
+                        token: self.tokens.last_added,
                         firm: t.firm,
                         instrument: t.instrument,
                         side: t.side_letter,
@@ -1763,8 +1768,8 @@ impl Engine {
             return; // unreachable in practice: a live order's login is configured
         };
         let replacement = TokenWords::of(&r.replacement_token);
-        let token_ref = match self.tokens.insert(login_ix, replacement) {
-            Insert::Added(at) => at,
+        match self.tokens.insert(login_ix, replacement) {
+            Insert::Added => {}
             Insert::Known => return,
             Insert::Full => {
                 return self.reject(
@@ -1775,7 +1780,7 @@ impl Engine {
                     out,
                 );
             }
-        };
+        }
         let old = self.orders[index as usize];
         let side = old.side();
         let checked = if self.closed {
@@ -1829,7 +1834,6 @@ impl Engine {
         let mut t = Taker {
             login: r.login,
             token: replacement,
-            token_ref,
             order_ref,
             firm: old.firm,
             instrument: old.instrument,
@@ -1951,6 +1955,10 @@ impl Engine {
         });
     }
 
+    /// Out of line (an operator's command): its parties are built from the token table, code that would
+    /// otherwise widen the stack frame of [`Engine::apply`], which every hot command shares.
+    #[cold]
+    #[inline(never)]
     fn bust(&mut self, now_ns: u64, match_number: u64, out: &mut impl EventSink) {
         let first = self.config.match_number_first;
         let max = u64::from(self.config.trades_max);

@@ -22,8 +22,8 @@
 //!
 //! # Where a token stays: [`TokenRef`]
 //! Neither structure moves a key once written until the day's [`TokenTable::clear`] (the log is
-//! append-only, the exceptions have no deletion), so [`TokenTable::insert`] returns where it put the
-//! token: a 32-bit [`TokenRef`] (a pool index, or an exceptions slot with [`REF_EXCEPTION`] set) from
+//! append-only, the exceptions have no deletion), so [`TokenTable::insert`] records where it put the
+//! token ([`TokenTable::last_added`]): a 32-bit [`TokenRef`] (a pool index, or an exceptions slot with [`REF_EXCEPTION`] set) from
 //! which [`TokenTable::resolve`] gives back the token and its login for the rest of the day. The engine's
 //! bust ring keeps these instead of 14-byte copies. Pool indices (< 2^27 + 2^30 at the limits) and
 //! exceptions slots (≤ 2^28) both fit below bit 31.
@@ -131,8 +131,8 @@ pub(crate) const REF_EXCEPTION: u32 = 1 << 31;
 /// What [`TokenTable::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Insert {
-    /// The token was new and is now recorded, at this place.
-    Added(TokenRef),
+    /// The token was new and is now recorded (at [`TokenTable::last_added`]).
+    Added,
     /// The login already used this token today (nothing changed).
     Known,
     /// The token is new but the day's `tokens_max` is reached (nothing changed).
@@ -182,6 +182,9 @@ pub(crate) struct TokenTable {
     mask: usize,
     pub(crate) len: u32,
     pub(crate) len_max: u32,
+    /// Where the last [`Insert::Added`] token was put (kept here, not returned, so that the engine's
+    /// Enter path reads it only where it needs it instead of carrying it in a register throughout).
+    pub(crate) last_added: TokenRef,
 }
 
 impl TokenTable {
@@ -214,6 +217,7 @@ impl TokenTable {
             mask: slots - 1,
             len: 0,
             len_max: tokens_max,
+            last_added: 0,
         }
     }
 
@@ -226,9 +230,9 @@ impl TokenTable {
         let k = key_of(token);
         if k > self.logins[login_ix].highest && self.len < self.len_max {
             // Fast path: above every token of this login, so new.
-            let at = self.append(login_ix, k);
+            self.last_added = self.append(login_ix, k);
             self.len += 1;
-            Insert::Added(at)
+            Insert::Added
         } else {
             self.insert_slow(login_ix, k)
         }
@@ -258,7 +262,8 @@ impl TokenTable {
         };
         self.exceptions_len += 1;
         self.len += 1;
-        Insert::Added(slot as u32 | REF_EXCEPTION)
+        self.last_added = slot as u32 | REF_EXCEPTION;
+        Insert::Added
     }
 
     /// Whether the login used the token today (tests; the engine uses [`TokenTable::locate`]).
@@ -435,7 +440,7 @@ impl TokenTable {
         if login_ix >= self.logins.len() || key(token) >= self.logins[login_ix].highest {
             return false;
         }
-        matches!(self.insert(login_ix, TokenWords::of(token)), Insert::Added(_))
+        self.insert(login_ix, TokenWords::of(token)) == Insert::Added
     }
 }
 
@@ -485,9 +490,9 @@ mod tests {
             let known = model.contains(&(login, t));
             let full = !known && model.len() >= tokens_max as usize;
             match table.insert(login, TokenWords::of(&t)) {
-                Insert::Added(at) => {
+                Insert::Added => {
                     assert!(!known && !full, "step {step}: login {login} token {t:?} added");
-                    refs.push((at, login, t));
+                    refs.push((table.last_added, login, t));
                     model.insert((login, t));
                 }
                 Insert::Known => assert!(known, "step {step}: login {login} token {t:?} known"),
