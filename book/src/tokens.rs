@@ -499,7 +499,7 @@ mod tests {
                 Insert::Full => assert!(full, "step {step}: login {login} token {t:?} full"),
             }
             assert_eq!(table.len as usize, model.len());
-            assert!(table.contains(login, &t) == !full);
+            assert!(table.contains(login, &t) != full);
         }
         for &(login, t) in stream {
             assert_eq!(table.contains(login, &t), model.contains(&(login, t)));
