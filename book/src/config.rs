@@ -18,9 +18,6 @@ pub const TOKENS_MAX_LIMIT: u32 = 1 << 27;
 pub const INSTRUMENTS_MAX_LIMIT: usize = 65_535;
 /// Hard upper bound of the number of firms (firm indices are `u16`).
 pub const FIRMS_MAX_LIMIT: usize = 65_535;
-/// Hard upper bound of the number of logins (the token pool, `tokens_max` plus a 1024-key chunk per
-/// login, is addressed by 31-bit references).
-pub const LOGINS_MAX_LIMIT: usize = 1 << 20;
 /// Time in force values (seconds) 1..=`TIF_EXPIRING_MAX_S` expire; 99998 and 99999 rest until end of day.
 pub const TIF_EXPIRING_MAX_S: u32 = 99_997;
 /// OUCH 4.2 "market hours" time in force: rests until end of day.
@@ -178,12 +175,6 @@ impl EngineConfig {
             INSTRUMENTS_MAX_LIMIT as u64,
         )?;
         capacity("firms", self.firms.len() as u64, FIRMS_MAX_LIMIT as u64)?;
-        if self.logins.len() > LOGINS_MAX_LIMIT {
-            return Err(ConfigError::Capacity {
-                name: "logins",
-                value: self.logins.len() as u64,
-            });
-        }
         capacity("order_ref_first", self.order_ref_first, u64::MAX / 2)?;
         capacity("match_number_first", self.match_number_first, u64::MAX / 2)?;
         for (i, a) in self.instruments.iter().enumerate() {

@@ -20,11 +20,9 @@
 //!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
-//! - Recent trades: a ring of `trades_max` 32-byte entries (next slot kept incrementally), plus a ring
-//!   of the takers those trades share (one 24-byte entry per trading taker, not per fill), looked up by
-//!   match number for busts. Both keep tokens as [`TokenRef`]s into the day's token table (whose
-//!   places never move during the day), not as copies; trades from before a Start of Day or a restore
-//!   keep theirs in a side table ([`Engine::frozen`]).
+//! - Recent trades: a ring of `trades_max` 64-byte entries (next slot kept incrementally), plus a ring
+//!   of the takers those trades share (one entry per trading taker, not per fill), looked up by match
+//!   number for busts.
 //! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
 //! # Determinism
@@ -57,7 +55,7 @@ use crate::event::{
     SelfTradeCanceled,
 };
 use crate::live::LiveTable;
-use crate::tokens::{Insert, TokenRef, TokenTable, TokenWords};
+use crate::tokens::{Insert, TokenTable, TokenWords};
 use crate::types::{Divisor, Lots, Side, Ticks, display};
 
 /// Null index of the intrusive lists.
@@ -74,18 +72,13 @@ pub(crate) struct Order {
     pub(crate) expire_ns: u64,
     pub(crate) token: TokenWords,
     pub(crate) login: u32,
-    /// Slot in the live-order index while the order rests, [`NIL`] when it does not (so it also says
-    /// whether the slot holds a live order: [`Order::is_live`]). Not part of the snapshot as such: the
-    /// snapshot holds the liveness, restore rebuilds the index.
+    /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
     pub(crate) live_slot: u32,
     pub(crate) price: Ticks,
     pub(crate) open: Lots,
     pub(crate) prev: u32,
     pub(crate) next: u32,
     pub(crate) generation: u32,
-    /// Where the day's token table keeps this order's token (for the bust ring; not in the snapshot:
-    /// restore locates it again).
-    pub(crate) token_ref: TokenRef,
     pub(crate) firm: u16,
     pub(crate) instrument: u16,
     pub(crate) side_letter: u8,
@@ -93,6 +86,7 @@ pub(crate) struct Order {
     /// OUCH Capacity and Cross Type as entered (echoed, never interpreted).
     pub(crate) capacity: u8,
     pub(crate) cross_type: u8,
+    pub(crate) live: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Order>() == 72);
@@ -109,22 +103,16 @@ pub(crate) const ORDER_VACANT: Order = Order {
     next: NIL,
     generation: 0,
     token: TokenWords::BLANK,
-    token_ref: 0,
     firm: 0,
     instrument: 0,
     side_letter: 0,
     display: 0,
     capacity: 0,
     cross_type: 0,
+    live: false,
 };
 
 impl Order {
-    /// Whether the slot holds an order resting on a book.
-    #[inline(always)]
-    pub(crate) fn is_live(&self) -> bool {
-        self.live_slot != NIL
-    }
-
     /// The book side. Branch-free (a compare, no jump on the letter: a cancel's side is as unpredictable
     /// as the workload's): only valid letters are ever stored (checked at entry, modify and restore; and
     /// by [`Engine::check_invariants`]), so any letter but `B` is a sell letter.
@@ -316,72 +304,61 @@ struct InstrumentDivisors {
     lot: Divisor,
 }
 
-/// A recent trade, kept for busts: one 32-byte entry per fill (two a cache line). The taking side's
-/// fields that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`). Tokens
-/// and logins are [`TokenRef`]s into the day's token table, resolved only by a bust or a snapshot; an
-/// entry with [`TRADE_FROZEN`] has its logins and tokens in [`Engine::frozen`] instead (same slot).
-/// The full match number is implied by the slot and [`Engine::match_number_next`]
-/// ([`Engine::trade_match_number`]); `match_low` checks it.
+/// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
+/// that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`); the entry keeps
+/// only the taker's remaining shares after this fill. See [`Engine::trade_taking`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C, align(32))]
+#[repr(align(64))]
 pub(crate) struct Trade {
-    pub(crate) resting_order_ref: u64,
-    /// The match number's low 32 bits.
-    pub(crate) match_low: u32,
-    pub(crate) resting_token: TokenRef,
-    /// Shares still open on the resting order after this fill.
-    pub(crate) resting_remaining: u32,
+    pub(crate) match_number: u64,
+    pub(crate) resting: Party,
+    /// Shares still open on the taker after this fill (its `Party::remaining`).
+    pub(crate) taking_remaining: u32,
     /// Slot in [`Engine::takers`] of this fill's taker.
     pub(crate) taker: u32,
-    /// Shares still open on the taker after this fill.
-    pub(crate) taking_remaining: u32,
-    /// Firm index of the resting order.
-    pub(crate) resting_firm: u16,
-    /// OUCH side letter of the resting order.
-    pub(crate) resting_side: u8,
-    /// [`TRADE_BUSTED`], [`TRADE_FROZEN`].
-    pub(crate) flags: u8,
+    pub(crate) instrument: u16,
+    pub(crate) busted: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Trade>() == 32);
+const _: () = assert!(std::mem::size_of::<Trade>() == 64);
 
-/// [`Trade::flags`]: the trade was busted (it cannot be busted again).
-pub(crate) const TRADE_BUSTED: u8 = 1;
-/// [`Trade::flags`]: the trade's logins and tokens are in [`Engine::frozen`], not in the token table.
-pub(crate) const TRADE_FROZEN: u8 = 2;
-
-/// What every fill of one taker shares (its [`Party`] without `remaining`, with the instrument),
-/// recorded once per taker that trades. Ring of `trades_max` entries: each taker recorded has at least
-/// one fill, so a taker's entry is overwritten only after `trades_max` later fills, when all of its own
-/// fills have left the trade ring too.
+/// What every fill of one taker shares (its [`Party`] without `remaining`), recorded once per taker
+/// that trades. Ring of `trades_max` entries: each taker recorded has at least one fill, so a taker's
+/// entry is overwritten only after `trades_max` later fills, when all of its own fills have left the
+/// trade ring too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TakerRecord {
     pub(crate) order_ref: u64,
-    /// Its token (and login) in the day's token table; unused for frozen trades.
-    pub(crate) token: TokenRef,
-    pub(crate) firm: u16,
-    pub(crate) instrument: u16,
+    pub(crate) login: u32,
+    pub(crate) firm: Firm,
+    pub(crate) token: Token,
     pub(crate) side: u8,
 }
 
-const _: () = assert!(std::mem::size_of::<TakerRecord>() == 24);
+impl TakerRecord {
+    /// The taker's fields of `party` (all but `remaining`).
+    pub(crate) fn of(party: &Party) -> Self {
+        Self {
+            order_ref: party.order_ref,
+            login: party.login,
+            firm: party.firm,
+            token: party.token,
+            side: party.side,
+        }
+    }
 
-/// The logins and tokens of a trade whose [`TokenRef`]s no longer resolve (taken before a Start of
-/// Day cleared the token table) or were never assigned (restored from a snapshot).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FrozenParties {
-    pub(crate) resting_login: u32,
-    pub(crate) taking_login: u32,
-    pub(crate) resting_token: TokenWords,
-    pub(crate) taking_token: TokenWords,
+    /// The taker's party with `remaining` shares open.
+    pub(crate) fn party(&self, remaining: u32) -> Party {
+        Party {
+            login: self.login,
+            token: self.token,
+            order_ref: self.order_ref,
+            firm: self.firm,
+            side: self.side,
+            remaining,
+        }
+    }
 }
-
-const FROZEN_VACANT: FrozenParties = FrozenParties {
-    resting_login: 0,
-    taking_login: 0,
-    resting_token: TokenWords::BLANK,
-    taking_token: TokenWords::BLANK,
-};
 
 /// Why [`Engine::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -409,9 +386,6 @@ pub enum RestoreError {
 }
 
 /// The incoming order while it matches.
-///
-/// Its token is the one the token table recorded last ([`TokenTable::last_added`]): Enter and Replace
-/// record it just before they build the taker, and nothing else records a token until it rests.
 struct Taker {
     token: TokenWords,
     login: u32,
@@ -472,10 +446,6 @@ pub struct Engine {
     /// Takers of the trades in `trades` (see [`TakerRecord`]); not in the snapshot as such (the
     /// snapshot holds each trade's full taking party; restore records one taker per trade).
     pub(crate) takers: Vec<TakerRecord>,
-    /// Per trade slot, the logins and tokens of the trades marked [`TRADE_FROZEN`] (empty until the
-    /// first Start of Day or restore that needs it; capacity `trades_max` reserved at start, its
-    /// memory untouched until then).
-    pub(crate) frozen: Vec<FrozenParties>,
     /// Ring slot of the next taker recorded.
     pub(crate) taker_slot_next: usize,
     pub(crate) order_ref_next: u64,
@@ -505,22 +475,27 @@ const EXPIRY_VACANT: Expiry = Expiry {
     index: NIL,
     generation: 0,
 };
+const PARTY_VACANT: Party = Party {
+    login: 0,
+    token: Token::BLANK,
+    order_ref: 0,
+    firm: Firm::BLANK,
+    side: 0,
+    remaining: 0,
+};
 const TRADE_VACANT: Trade = Trade {
-    resting_order_ref: 0,
-    match_low: 0,
-    resting_token: 0,
-    resting_remaining: 0,
-    taker: 0,
+    match_number: 0,
+    resting: PARTY_VACANT,
     taking_remaining: 0,
-    resting_firm: 0,
-    resting_side: 0,
-    flags: 0,
+    taker: 0,
+    instrument: 0,
+    busted: false,
 };
 const TAKER_VACANT: TakerRecord = TakerRecord {
     order_ref: 0,
-    token: 0,
-    firm: 0,
-    instrument: 0,
+    login: 0,
+    firm: Firm::BLANK,
+    token: Token::BLANK,
     side: 0,
 };
 
@@ -620,7 +595,6 @@ impl Engine {
             trade_slot_next: 0,
             takers: pretouched(config.trades_max as usize, TAKER_VACANT),
             taker_slot_next: 0,
-            frozen: Vec::with_capacity(config.trades_max as usize),
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
@@ -657,8 +631,6 @@ impl Engine {
             Command::EndOfDay => self.end_of_day(now_ns, out),
             Command::StartOfDay => {
                 if self.closed {
-                    // The token table forgets the day: the trades that point into it keep copies.
-                    self.freeze_trades();
                     self.tokens.clear();
                     self.closed = false;
                     out.push(Event::SystemEvent {
@@ -792,7 +764,7 @@ impl Engine {
                     }
                     while o != NIL {
                         let order = &self.orders[o as usize];
-                        if !order.is_live()
+                        if !order.live
                             || order.prev != prev
                             || order.price != l.price
                             || Side::from_letter(order.side_letter) != Some(side)
@@ -869,7 +841,7 @@ impl Engine {
         self.logins.binary_search_by(|(l, _, _)| l.cmp(&login)).ok()
     }
 
-    pub(crate) fn firm_index(&self, firm: &Firm) -> Option<u16> {
+    fn firm_index(&self, firm: &Firm) -> Option<u16> {
         self.config
             .firms
             .iter()
@@ -1213,11 +1185,6 @@ impl Engine {
         // Field by field: `prev` and `next` are written by `link` and `live_slot` by the live index's
         // insert, right below, and the slot keeps its `generation`; writing them here too would only
         // add stores to every resting Enter.
-        debug_assert_eq!(
-            self.tokens.resolve(self.tokens.last_added).1,
-            t.token,
-            "the taker's token is the one recorded last"
-        );
         let o = &mut self.orders[index as usize];
         let generation = o.generation;
         o.order_ref = t.order_ref;
@@ -1226,13 +1193,13 @@ impl Engine {
         o.price = t.limit;
         o.open = t.remaining;
         o.token = t.token;
-        o.token_ref = self.tokens.last_added;
         o.firm = t.firm;
         o.instrument = t.instrument;
         o.side_letter = t.side_letter;
         o.display = t.display;
         o.capacity = t.capacity;
         o.cross_type = t.cross_type;
+        o.live = true;
         self.link(index);
         self.live.insert(index, &mut self.orders);
         self.firms[t.firm as usize].open_orders += 1;
@@ -1404,31 +1371,19 @@ impl Engine {
             let taker = match taker_slot {
                 Some(slot) => slot,
                 None => {
-                    let slot = self.record_taker(TakerRecord {
-                        order_ref: t.order_ref,
-                        token: self.tokens.last_added,
-                        firm: t.firm,
-                        instrument: t.instrument,
-                        side: t.side_letter,
-                    });
+                    let slot = self.record_taker(TakerRecord::of(&taking_party));
                     taker_slot = Some(slot);
                     slot
                 }
             };
-            self.record_trade(
+            self.record_trade(Trade {
                 match_number,
-                Trade {
-                    resting_order_ref: resting.order_ref,
-                    match_low: match_number as u32,
-                    resting_token: resting.token_ref,
-                    resting_remaining: resting_party.remaining,
-                    taker,
-                    taking_remaining: taking_party.remaining,
-                    resting_firm: resting.firm,
-                    resting_side: resting.side_letter,
-                    flags: 0,
-                },
-            );
+                resting: resting_party,
+                taking_remaining: taking_party.remaining,
+                taker,
+                instrument: t.instrument,
+                busted: false,
+            });
             out.push(Event::Executed(Executed {
                 timestamp_ns: now_ns,
                 match_number,
@@ -1442,12 +1397,12 @@ impl Engine {
     }
 
     #[inline]
-    fn record_trade(&mut self, match_number: u64, trade: Trade) {
+    fn record_trade(&mut self, trade: Trade) {
         let max = self.config.trades_max as usize;
         let slot = self.trade_slot_next;
         debug_assert_eq!(
             slot as u64,
-            (match_number - self.config.match_number_first) % max as u64
+            (trade.match_number - self.config.match_number_first) % max as u64
         );
         if self.trades.len() < max {
             self.trades.push(trade);
@@ -1472,81 +1427,9 @@ impl Engine {
         u32::try_from(slot).expect("trades_max fits in u32")
     }
 
-    /// The match number of the trade in ring slot `slot` (< `trades.len()`): the latest one recorded
-    /// there, the slot being `(match number - match_number_first) % trades_max`.
-    pub(crate) fn trade_match_number(&self, slot: usize) -> u64 {
-        let first = self.config.match_number_first;
-        let max = u64::from(self.config.trades_max);
-        let offset = first + slot as u64;
-        debug_assert!(offset < self.match_number_next, "an empty trade slot");
-        offset + (self.match_number_next - 1 - offset) / max * max
-    }
-
-    /// The instrument, resting party and taking party of the trade in ring slot `slot`. Cold: busts
-    /// and snapshots only.
-    pub(crate) fn trade_parties(&self, slot: usize) -> (u16, Party, Party) {
-        let trade = &self.trades[slot];
-        let taker = &self.takers[trade.taker as usize];
-        let ((resting_login, resting_token), (taking_login, taking_token)) =
-            if trade.flags & TRADE_FROZEN != 0 {
-                let f = &self.frozen[slot];
-                (
-                    (f.resting_login, f.resting_token),
-                    (f.taking_login, f.taking_token),
-                )
-            } else {
-                (
-                    self.token_owner(trade.resting_token),
-                    self.token_owner(taker.token),
-                )
-            };
-        let resting = Party {
-            login: resting_login,
-            token: resting_token.token(),
-            order_ref: trade.resting_order_ref,
-            firm: self.config.firms[trade.resting_firm as usize].firm,
-            side: trade.resting_side,
-            remaining: trade.resting_remaining,
-        };
-        let taking = Party {
-            login: taking_login,
-            token: taking_token.token(),
-            order_ref: taker.order_ref,
-            firm: self.config.firms[taker.firm as usize].firm,
-            side: taker.side,
-            remaining: trade.taking_remaining,
-        };
-        (taker.instrument, resting, taking)
-    }
-
-    /// The login id and token at a token reference of today.
-    fn token_owner(&self, r: TokenRef) -> (u32, TokenWords) {
-        let (login_ix, token) = self.tokens.resolve(r);
-        (self.logins[login_ix].0, token)
-    }
-
-    /// Copies the logins and tokens of every recorded trade not yet frozen into [`Engine::frozen`]
-    /// (before the token table forgets them). O(`trades_max`); Start of Day only.
-    #[cold]
-    fn freeze_trades(&mut self) {
-        let n = self.trades.len();
-        if self.frozen.len() < n {
-            // Within the capacity reserved at start: no reallocation.
-            self.frozen.resize(n, FROZEN_VACANT);
-        }
-        for slot in 0..n {
-            if self.trades[slot].flags & TRADE_FROZEN != 0 {
-                continue;
-            }
-            let (_, resting, taking) = self.trade_parties(slot);
-            self.frozen[slot] = FrozenParties {
-                resting_login: resting.login,
-                taking_login: taking.login,
-                resting_token: TokenWords::of(&resting.token),
-                taking_token: TokenWords::of(&taking.token),
-            };
-            self.trades[slot].flags |= TRADE_FROZEN;
-        }
+    /// The taking party of a recorded trade.
+    pub(crate) fn trade_taking(&self, trade: &Trade) -> Party {
+        self.takers[trade.taker as usize].party(trade.taking_remaining)
     }
 
     // ----- book primitives -----
@@ -1595,7 +1478,7 @@ impl Engine {
     /// Takes `lots` off a resting order; at zero it leaves the book and the arena.
     fn take_lots(&mut self, index: u32, lots: Lots) {
         let order = self.orders[index as usize];
-        assert!(order.is_live() && lots.0 <= order.open.0 && lots.0 > 0);
+        assert!(order.live && lots.0 <= order.open.0 && lots.0 > 0);
         let side = order.side();
         let book = &mut self.books[order.instrument as usize];
         let levels = book.levels(side);
@@ -1630,6 +1513,7 @@ impl Engine {
             book.remove_level(side, at);
         }
         let o = &mut self.orders[index as usize];
+        o.live = false;
         o.generation = o.generation.wrapping_add(1);
         o.prev = NIL;
         o.next = NIL;
@@ -1955,35 +1839,26 @@ impl Engine {
         });
     }
 
-    /// Out of line (an operator's command): its parties are built from the token table, code that would
-    /// otherwise widen the stack frame of [`Engine::apply`], which every hot command shares.
-    #[cold]
-    #[inline(never)]
     fn bust(&mut self, now_ns: u64, match_number: u64, out: &mut impl EventSink) {
         let first = self.config.match_number_first;
-        let max = u64::from(self.config.trades_max);
-        // Every match number from `first` on was recorded, in order: the ring holds the last `max`.
-        if match_number < first
-            || match_number >= self.match_number_next
-            || match_number + max < self.match_number_next
-        {
+        if match_number < first || match_number >= self.match_number_next {
             return;
         }
-        let slot = ((match_number - first) % max) as usize;
+        let slot = ((match_number - first) % u64::from(self.config.trades_max)) as usize;
         let Some(trade) = self.trades.get_mut(slot) else {
             return;
         };
-        if trade.match_low != match_number as u32 || trade.flags & TRADE_BUSTED != 0 {
+        if trade.match_number != match_number || trade.busted {
             return;
         }
-        trade.flags |= TRADE_BUSTED;
-        let (instrument, resting, taking) = self.trade_parties(slot);
+        trade.busted = true;
+        let trade = *trade;
         out.push(Event::Broken {
             timestamp_ns: now_ns,
             match_number,
-            instrument: self.instrument_event(instrument),
-            resting,
-            taking,
+            instrument: self.instrument_event(trade.instrument),
+            resting: trade.resting,
+            taking: self.trade_taking(&trade),
         });
     }
 
@@ -1995,7 +1870,7 @@ impl Engine {
             let orders = &self.orders;
             self.expiries.retain(|x| {
                 let o = &orders[x.index as usize];
-                o.is_live() && o.generation == x.generation
+                o.live && o.generation == x.generation
             });
             for i in (0..self.expiries.len() / 2).rev() {
                 self.sift_down(i);
@@ -2045,7 +1920,7 @@ impl Engine {
                 self.sift_down(0);
             }
             let o = self.orders[top.index as usize];
-            if o.is_live() && o.generation == top.generation {
+            if o.live && o.generation == top.generation {
                 self.cancel_lots(now_ns, top.index, o.open, CancelReason::Timeout, out);
             }
         }

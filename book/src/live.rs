@@ -210,7 +210,7 @@ impl LiveTable {
                 n += 1;
                 let slot = g * GROUP_SLOTS + k;
                 let o = orders.get(index as usize).ok_or("live entry past the arena")?;
-                if o.live_slot as usize != slot || hash32(o.login, o.token) != h {
+                if !o.live || o.live_slot as usize != slot || hash32(o.login, o.token) != h {
                     return Err(format!("live entry {slot} does not match its order"));
                 }
                 if self.get(o.login, o.token, orders) != Some(index) {
@@ -260,6 +260,7 @@ mod tests {
                         TokenWords::of(&crate::workload::token(next_token)),
                     );
                     next_token += 1;
+                    orders[index as usize].live = true;
                     orders[index as usize].login = login;
                     orders[index as usize].token = token;
                     table.insert(index, &mut orders);
@@ -268,7 +269,7 @@ mod tests {
                     let keys: Vec<u32> = present.keys().copied().collect();
                     let index = keys[rng.below(keys.len() as u64) as usize];
                     let slot = orders[index as usize].live_slot;
-                    orders[index as usize].live_slot = NIL;
+                    orders[index as usize].live = false;
                     table.remove(slot);
                     present.remove(&index);
                 }
@@ -298,6 +299,7 @@ mod tests {
             .take(10)
             .collect();
         for (i, token) in same_home.iter().enumerate() {
+            orders[i].live = true;
             orders[i].login = 1;
             orders[i].token = *token;
             table.insert(i as u32, &mut orders);
@@ -309,7 +311,7 @@ mod tests {
         assert_eq!(orders[9].live_slot as usize / GROUP_SLOTS, 0);
         let remove = |table: &mut LiveTable, orders: &mut Vec<Order>, i: usize| {
             let slot = orders[i].live_slot;
-            orders[i].live_slot = NIL;
+            orders[i].live = false;
             table.remove(slot);
             table.check(orders).unwrap();
         };

@@ -14,10 +14,7 @@
 use bourse_protocol::fields::Alpha;
 
 use crate::config::EngineConfig;
-use crate::engine::{
-    Engine, Expiry, FirmState, FrozenParties, Level, NIL, Order, RestoreError, TRADE_BUSTED, TRADE_FROZEN,
-    TakerRecord, Trade,
-};
+use crate::engine::{Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, TakerRecord, Trade};
 use crate::event::Party;
 use crate::record::Reader;
 use crate::tokens::TokenWords;
@@ -25,9 +22,6 @@ use crate::types::{Lots, Ticks};
 
 const MAGIC: &[u8; 6] = b"BKSNAP";
 const VERSION: u16 = 3;
-
-/// [`Order::live_slot`] of a restored live order until the live index is rebuilt.
-const LIVE_PENDING: u32 = NIL - 1;
 
 /// FNV-1a, 64 bit.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -153,7 +147,7 @@ impl Engine {
             o.u8(x.display);
             o.u8(x.capacity);
             o.u8(x.cross_type);
-            o.u8(u8::from(x.is_live()));
+            o.u8(u8::from(x.live));
         }
         o.len(self.free.len());
         for &i in &self.free {
@@ -182,17 +176,13 @@ impl Engine {
             o.u32(e.index);
             o.u32(e.generation);
         }
-        // Trades in ring-slot order, each expanded to its match number and both full parties.
         o.len(self.trades.len());
-        for (slot, t) in self.trades.iter().enumerate() {
-            let match_number = self.trade_match_number(slot);
-            debug_assert_eq!(match_number as u32, t.match_low);
-            let (instrument, resting, taking) = self.trade_parties(slot);
-            o.u64(match_number);
-            o.u16(instrument);
-            o.u8(u8::from(t.flags & TRADE_BUSTED != 0));
-            o.party(&resting);
-            o.party(&taking);
+        for t in &self.trades {
+            o.u64(t.match_number);
+            o.u16(t.instrument);
+            o.u8(u8::from(t.busted));
+            o.party(&t.resting);
+            o.party(&self.trade_taking(t));
         }
     }
 
@@ -264,7 +254,7 @@ impl Engine {
         }
         let n = len(&mut r, orders_max, "orders")?;
         for _ in 0..n {
-            let mut o = Order {
+            let o = Order {
                 order_ref: r.u64()?,
                 expire_ns: r.u64()?,
                 login: r.u32()?,
@@ -275,21 +265,16 @@ impl Engine {
                 next: r.u32()?,
                 generation: r.u32()?,
                 token: TokenWords::of(&Alpha(r.array()?)),
-                token_ref: 0,
                 firm: r.u16()?,
                 instrument: r.u16()?,
                 side_letter: r.u8()?,
                 display: r.u8()?,
                 capacity: r.u8()?,
                 cross_type: r.u8()?,
+                live: r.bool("live")?,
             };
-            let live = r.bool("live")?;
-            if live {
-                // Live until the index is rebuilt below, which gives the real slot.
-                o.live_slot = LIVE_PENDING;
-            }
             let index_ok = |i: u32| i == NIL || (i as usize) < n;
-            if live
+            if o.live
                 && (crate::Side::from_letter(o.side_letter).is_none()
                     || o.firm as usize >= engine.firms.len()
                     || o.instrument as usize >= engine.books.len()
@@ -310,7 +295,7 @@ impl Engine {
         let n_free = len(&mut r, orders_max, "free")?;
         for _ in 0..n_free {
             let i = r.u32()?;
-            if i as usize >= n || engine.orders[i as usize].is_live() {
+            if i as usize >= n || engine.orders[i as usize].live {
                 return Err(RestoreError::Range("free"));
             }
             engine.free.push(i);
@@ -349,63 +334,34 @@ impl Engine {
             engine.expiries.push(e);
         }
         let n_trades = len(&mut r, engine.config.trades_max as usize, "trades")?;
-        // Trades are numbered consecutively from match_number_first and the ring fills in that order.
-        let trades_recorded = engine
-            .match_number_next
-            .checked_sub(engine.config.match_number_first);
-        let ring_full = n_trades == engine.config.trades_max as usize;
-        if trades_recorded.is_none_or(|n| {
-            if ring_full {
-                n < n_trades as u64
-            } else {
-                n != n_trades as u64
-            }
-        }) {
-            return Err(RestoreError::Range("trade count"));
-        }
-        for slot in 0..n_trades {
+        for _ in 0..n_trades {
             let match_number = r.u64()?;
             let instrument = r.u16()?;
             let busted = r.bool("busted")?;
             let resting = r.party()?;
             let taking = r.party()?;
-            let (Some(resting_firm), Some(taking_firm)) =
-                (engine.firm_index(&resting.firm), engine.firm_index(&taking.firm))
-            else {
-                return Err(RestoreError::Range("trade firm"));
-            };
-            // Each slot holds the latest trade whose number maps to it (the ring keeps only the match
-            // number's low bits, the rest is implied by the slot).
-            if instrument as usize >= engine.books.len() || engine.trade_match_number(slot) != match_number {
+            if instrument as usize >= engine.books.len() {
                 return Err(RestoreError::Range("trade"));
             }
-            // One taker record per restored trade, in the same slot; logins and tokens frozen (the
-            // snapshot keeps full parties, and the token table's places are not the same after restore).
-            let taker = u32::try_from(slot).expect("trades_max fits in u32");
-            engine.takers.push(TakerRecord {
-                order_ref: taking.order_ref,
-                token: 0,
-                firm: taking_firm,
-                instrument,
-                side: taking.side,
-            });
+            // One taker record per restored trade, in the same slot (the snapshot keeps full parties).
+            let taker = u32::try_from(engine.takers.len()).expect("trades_max fits in u32");
+            engine.takers.push(TakerRecord::of(&taking));
             engine.trades.push(Trade {
-                resting_order_ref: resting.order_ref,
-                match_low: match_number as u32,
-                resting_token: 0,
-                resting_remaining: resting.remaining,
-                taker,
+                match_number,
+                resting,
                 taking_remaining: taking.remaining,
-                resting_firm,
-                resting_side: resting.side,
-                flags: TRADE_FROZEN | if busted { TRADE_BUSTED } else { 0 },
+                taker,
+                instrument,
+                busted,
             });
-            engine.frozen.push(FrozenParties {
-                resting_login: resting.login,
-                taking_login: taking.login,
-                resting_token: TokenWords::of(&resting.token),
-                taking_token: TokenWords::of(&taking.token),
-            });
+        }
+        // Trades are numbered consecutively from match_number_first and the ring fills in that order.
+        let trades_recorded = engine
+            .match_number_next
+            .checked_sub(engine.config.match_number_first);
+        let ring_full = engine.trades.len() == engine.config.trades_max as usize;
+        if trades_recorded.is_none_or(|n| !ring_full && n != engine.trades.len() as u64) {
+            return Err(RestoreError::Range("trade count"));
         }
         engine.trade_slot_next = (engine
             .match_number_next
@@ -417,28 +373,22 @@ impl Engine {
         if r.pos != bytes.len() {
             return Err(RestoreError::TrailingBytes(bytes.len() - r.pos));
         }
-        // Every live order's token was used today by its login (and is where the bust ring will point);
-        // then the structural invariants.
-        for i in 0..engine.orders.len() {
-            if !engine.orders[i].is_live() {
-                continue;
-            }
-            let o = &engine.orders[i];
-            let at = engine
+        // Every live order's token was used today by its login; then the structural invariants.
+        for o in engine.orders.iter().filter(|o| o.live) {
+            let known = engine
                 .login_index(o.login)
-                .and_then(|login_ix| engine.tokens.locate(login_ix, &o.token.token()));
-            match at {
-                Some(at) => engine.orders[i].token_ref = at,
-                None => return Err(RestoreError::Range("order token")),
+                .is_some_and(|login_ix| engine.tokens.contains(login_ix, &o.token.token()));
+            if !known {
+                return Err(RestoreError::Range("order token"));
             }
         }
-        if engine.orders.iter().filter(|o| o.is_live()).count() != engine.order_count() {
+        if engine.orders.iter().filter(|o| o.live).count() != engine.order_count() {
             return Err(RestoreError::Range("free list"));
         }
         // Rebuild the live-order index (not in the snapshot: its layout is an accelerator only).
         for i in 0..engine.orders.len() {
             let o = engine.orders[i];
-            if o.is_live() {
+            if o.live {
                 if engine.live.get(o.login, o.token, &engine.orders).is_some() {
                     return Err(RestoreError::Range("duplicate live token"));
                 }

@@ -20,14 +20,6 @@
 //! trailing spaces in the top byte. Comparing keys compares tokens in shortlex order; the key is
 //! injective (it holds every byte), so equal keys are equal tokens.
 //!
-//! # Where a token stays: [`TokenRef`]
-//! Neither structure moves a key once written until the day's [`TokenTable::clear`] (the log is
-//! append-only, the exceptions have no deletion), so [`TokenTable::insert`] records where it put the
-//! token ([`TokenTable::last_added`]): a 32-bit [`TokenRef`] (a pool index, or an exceptions slot with [`REF_EXCEPTION`] set) from
-//! which [`TokenTable::resolve`] gives back the token and its login for the rest of the day. The engine's
-//! bust ring keeps these instead of 14-byte copies. Pool indices (< 2^27 + 2^30 at the limits) and
-//! exceptions slots (≤ 2^28) both fit below bit 31.
-//!
 //! # Limits
 //! At most `tokens_max` tokens a day in all (then [`Insert::Full`]). The log pool has
 //! `ceil(tokens_max / CHUNK_LEN) + logins` chunks of [`CHUNK_LEN`] keys (each login wastes at most one
@@ -121,17 +113,10 @@ fn hash_key(login_ix: u32, key: u128) -> u64 {
     mix(lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi.rotate_left(29) ^ u64::from(login_ix))
 }
 
-/// Where a token of the day is kept (see the module header): a pool index, or an exceptions slot
-/// with [`REF_EXCEPTION`] set. Valid until [`TokenTable::clear`]; restore assigns new ones.
-pub(crate) type TokenRef = u32;
-
-/// Set in a [`TokenRef`] naming an exceptions slot.
-pub(crate) const REF_EXCEPTION: u32 = 1 << 31;
-
 /// What [`TokenTable::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Insert {
-    /// The token was new and is now recorded (at [`TokenTable::last_added`]).
+    /// The token was new and is now recorded.
     Added,
     /// The login already used this token today (nothing changed).
     Known,
@@ -173,8 +158,6 @@ const EXCEPTION_EMPTY: Exception = Exception {
 pub(crate) struct TokenTable {
     logins: Vec<LoginLog>,
     pool: Vec<u128>,
-    /// Per pool chunk: the login index it was given to (meaningful for chunks in use).
-    owners: Vec<u32>,
     chunks_used: u32,
     chunks_max: u32,
     exceptions: Vec<Exception>,
@@ -182,9 +165,6 @@ pub(crate) struct TokenTable {
     mask: usize,
     pub(crate) len: u32,
     pub(crate) len_max: u32,
-    /// Where the last [`Insert::Added`] token was put (kept here, not returned, so that the engine's
-    /// Enter path reads it only where it needs it instead of carrying it in a register throughout).
-    pub(crate) last_added: TokenRef,
 }
 
 impl TokenTable {
@@ -194,10 +174,6 @@ impl TokenTable {
         let slots = (tokens_max as usize * 2).next_power_of_two().max(16);
         // Non-zero fill: the pages are written (touched) now, not during the day.
         let pool = vec![u128::MAX; chunks_max * CHUNK_LEN];
-        assert!(
-            pool.len() <= REF_EXCEPTION as usize && slots <= REF_EXCEPTION as usize,
-            "token references address the pool and the exceptions (logins and tokens_max are capped)"
-        );
         Self {
             logins: (0..logins)
                 .map(|_| LoginLog {
@@ -209,7 +185,6 @@ impl TokenTable {
                 })
                 .collect(),
             pool,
-            owners: vec![u32::MAX; chunks_max],
             chunks_used: 0,
             chunks_max: u32::try_from(chunks_max).expect("token pool chunks fit in u32"),
             exceptions: vec![EXCEPTION_EMPTY; slots],
@@ -217,7 +192,6 @@ impl TokenTable {
             mask: slots - 1,
             len: 0,
             len_max: tokens_max,
-            last_added: 0,
         }
     }
 
@@ -230,7 +204,7 @@ impl TokenTable {
         let k = key_of(token);
         if k > self.logins[login_ix].highest && self.len < self.len_max {
             // Fast path: above every token of this login, so new.
-            self.last_added = self.append(login_ix, k);
+            self.append(login_ix, k);
             self.len += 1;
             Insert::Added
         } else {
@@ -262,21 +236,19 @@ impl TokenTable {
         };
         self.exceptions_len += 1;
         self.len += 1;
-        self.last_added = slot as u32 | REF_EXCEPTION;
         Insert::Added
     }
 
-    /// Whether the login used the token today (tests; the engine uses [`TokenTable::locate`]).
-    #[cfg(test)]
+    /// Whether the login used the token today.
     pub(crate) fn contains(&self, login_ix: usize, token: &Token) -> bool {
         let k = key(token);
         let highest = self.logins[login_ix].highest;
         k <= highest && (k == highest || self.in_log(login_ix, k) || self.probe(login_ix as u32, k).is_ok())
     }
 
-    /// Appends `k` (> the login's highest) to the login's log; returns its pool index.
+    /// Appends `k` (> the login's highest) to the login's log.
     #[inline(always)]
-    fn append(&mut self, login_ix: usize, k: u128) -> TokenRef {
+    fn append(&mut self, login_ix: usize, k: u128) {
         if self.logins[login_ix].next == self.logins[login_ix].chunk_end {
             self.add_chunk(login_ix);
         }
@@ -285,12 +257,10 @@ impl TokenTable {
             log.next,
             log.chunks[log.len / CHUNK_LEN] as usize * CHUNK_LEN + log.len % CHUNK_LEN
         );
-        let at = log.next;
-        self.pool[at] = k;
+        self.pool[log.next] = k;
         log.next += 1;
         log.len += 1;
         log.highest = k;
-        at as TokenRef
     }
 
     /// Gives the login's full log one more chunk from the pool (once per [`CHUNK_LEN`] appends).
@@ -302,7 +272,6 @@ impl TokenTable {
         assert!(self.chunks_used < self.chunks_max, "token pool exhausted");
         let log = &mut self.logins[login_ix];
         log.chunks.push(self.chunks_used);
-        self.owners[self.chunks_used as usize] = login_ix as u32;
         log.next = self.chunks_used as usize * CHUNK_LEN;
         log.chunk_end = log.next + CHUNK_LEN;
         self.chunks_used += 1;
@@ -312,40 +281,8 @@ impl TokenTable {
         self.pool[log.chunks[i / CHUNK_LEN] as usize * CHUNK_LEN + i % CHUNK_LEN]
     }
 
-    /// The token at `r` (returned by [`TokenTable::insert`] today) and its login index.
-    pub(crate) fn resolve(&self, r: TokenRef) -> (usize, TokenWords) {
-        let (login_ix, k) = if r & REF_EXCEPTION != 0 {
-            let e = &self.exceptions[(r & !REF_EXCEPTION) as usize];
-            (e.login_ix, u128::from(e.key_hi) << 64 | u128::from(e.key_lo))
-        } else {
-            (self.owners[r as usize / CHUNK_LEN], self.pool[r as usize])
-        };
-        assert!(login_ix != EMPTY_LOGIN, "a token reference names an empty place");
-        (login_ix as usize, TokenWords::of(&token_of(k)))
-    }
-
-    /// Where the login's token is, if it used it today.
-    pub(crate) fn locate(&self, login_ix: usize, token: &Token) -> Option<TokenRef> {
-        let k = key(token);
-        if login_ix >= self.logins.len() || k > self.logins[login_ix].highest {
-            return None;
-        }
-        let log = &self.logins[login_ix];
-        if let Some(i) = self.log_position(login_ix, k) {
-            return Some((log.chunks[i / CHUNK_LEN] as usize * CHUNK_LEN + i % CHUNK_LEN) as TokenRef);
-        }
-        self.probe(login_ix as u32, k)
-            .ok()
-            .map(|slot| slot as u32 | REF_EXCEPTION)
-    }
-
     /// Binary search of the login's sorted log.
     fn in_log(&self, login_ix: usize, k: u128) -> bool {
-        self.log_position(login_ix, k).is_some()
-    }
-
-    /// Position of `k` in the login's sorted log.
-    fn log_position(&self, login_ix: usize, k: u128) -> Option<usize> {
         let log = &self.logins[login_ix];
         let (mut lo, mut hi) = (0usize, log.len);
         // Bounded: the range halves every iteration.
@@ -353,7 +290,7 @@ impl TokenTable {
             let mid = lo + (hi - lo) / 2;
             let m = self.log_key(log, mid);
             if m == k {
-                return Some(mid);
+                return true;
             }
             if m < k {
                 lo = mid + 1;
@@ -361,7 +298,7 @@ impl TokenTable {
                 hi = mid;
             }
         }
-        None
+        false
     }
 
     /// `Ok(slot)` holding (login, k) in the exceptions, or `Err(empty slot)` to insert into.
@@ -480,37 +417,31 @@ mod tests {
         assert!(key(&Alpha(*b"A B           ")) != key(&Alpha(*b"A             ")));
     }
 
-    /// Same answers as a `HashSet` for a token stream of the given shape; every reference `insert`
-    /// returned still resolves to its (login, token) at the end of the stream, and `locate` finds it.
+    /// Same answers as a `HashSet` for a token stream of the given shape.
     fn agrees_with_model(logins: usize, tokens_max: u32, stream: &[(usize, Token)]) {
         let mut table = TokenTable::new(logins, tokens_max);
         let mut model: HashSet<(usize, Token)> = HashSet::new();
-        let mut refs: Vec<(TokenRef, usize, Token)> = Vec::new();
         for (step, &(login, t)) in stream.iter().enumerate() {
-            let known = model.contains(&(login, t));
-            let full = !known && model.len() >= tokens_max as usize;
-            match table.insert(login, TokenWords::of(&t)) {
-                Insert::Added => {
-                    assert!(!known && !full, "step {step}: login {login} token {t:?} added");
-                    refs.push((table.last_added, login, t));
-                    model.insert((login, t));
-                }
-                Insert::Known => assert!(known, "step {step}: login {login} token {t:?} known"),
-                Insert::Full => assert!(full, "step {step}: login {login} token {t:?} full"),
+            let expected = if model.contains(&(login, t)) {
+                Insert::Known
+            } else if model.len() >= tokens_max as usize {
+                Insert::Full
+            } else {
+                Insert::Added
+            };
+            assert_eq!(
+                table.insert(login, TokenWords::of(&t)),
+                expected,
+                "step {step}: login {login} token {t:?}"
+            );
+            if expected == Insert::Added {
+                model.insert((login, t));
             }
             assert_eq!(table.len as usize, model.len());
-            assert!(table.contains(login, &t) != full);
+            assert!(table.contains(login, &t) == (expected != Insert::Full));
         }
         for &(login, t) in stream {
             assert_eq!(table.contains(login, &t), model.contains(&(login, t)));
-        }
-        for &(at, login, t) in &refs {
-            assert_eq!(table.resolve(at), (login, TokenWords::of(&t)));
-            assert_eq!(table.locate(login, &t), Some(at));
-        }
-        for &(login, t) in stream {
-            let other = (login + 1) % logins;
-            assert_eq!(table.locate(other, &t).is_some(), model.contains(&(other, t)));
         }
         // The snapshot views hold exactly the set.
         let mut seen: HashSet<(usize, Token)> = HashSet::new();
