@@ -49,7 +49,9 @@ use bourse_protocol::fields::{Firm, PRICE_LIMIT_MAX, PRICE_MARKET, Symbol, Token
 use bourse_protocol::reason::{CancelReason, RejectReason};
 
 use crate::command::{Command, EnterOrder, MassCancelScope, ReplaceOrder};
-use crate::config::{ConfigError, EngineConfig, StpMode, TIF_EXPIRING_MAX_S, TIF_SYSTEM_HOURS};
+use crate::config::{
+    ConfigError, EngineConfig, StpMode, TIF_EXPIRING_MAX_S, TIF_MARKET_HOURS, TIF_SYSTEM_HOURS,
+};
 use crate::event::{
     Accepted, Added, Canceled, Event, EventSink, Executed, Instrument, Modified, Party, Replaced,
     SelfTradeCanceled,
@@ -297,11 +299,14 @@ impl Expiry {
     }
 }
 
-/// An instrument's tick and lot sizes, ready to divide by.
+/// What the common Enter's checks read of an instrument, in one place ([`Engine::day_limit`]): its tick
+/// and lot sizes ready to divide by, and its size and notional limits (copies of the configuration's).
 #[derive(Clone, Copy, Debug)]
 struct InstrumentDivisors {
     tick: Divisor,
     lot: Divisor,
+    shares_max: u32,
+    notional_max: u64,
 }
 
 /// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
@@ -561,6 +566,8 @@ impl Engine {
             .map(|c| InstrumentDivisors {
                 tick: Divisor::new(c.tick_size),
                 lot: Divisor::new(c.lot_size),
+                shares_max: c.shares_max,
+                notional_max: c.notional_max,
             })
             .collect();
         let firm_index = |f: &Firm| config.firms.iter().position(|c| c.firm == *f).expect("validated") as u16;
@@ -908,6 +915,54 @@ impl Engine {
 
     // ----- validation -----
 
+    /// The common Enter in one test: a day limit order (TIF market or system hours), display `Y` or
+    /// `A`, no minimum quantity, of a size and price that pass every check of [`Engine::validate`]
+    /// (shares, lot, price, collar, notional, open orders, arena, a level to rest at). `Some` only if
+    /// [`Engine::validate`] would give the same `Valid`; `None` for anything else, which
+    /// [`Engine::validate`] then checks in order (so no reject reason or precedence depends on this).
+    /// The conditions are combined without short-circuits: one branch on their conjunction.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn day_limit(
+        &self,
+        inst: usize,
+        firm: u16,
+        side: Side,
+        shares: u32,
+        price: u32,
+        tif_s: u32,
+        display_value: u8,
+        min_qty: u32,
+    ) -> Option<Valid> {
+        let limits = &self.divisors[inst];
+        let (lots, odd_shares) = limits.lot.div_rem(shares);
+        let (ticks, odd_price) = limits.tick.div_rem(price);
+        let day = tif_s.wrapping_sub(TIF_MARKET_HOURS) <= TIF_SYSTEM_HOURS - TIF_MARKET_HOURS;
+        let display_ok = (display_value == display::DISPLAYED) | (display_value == display::ATTRIBUTABLE);
+        let size_ok = (shares.wrapping_sub(1) < limits.shares_max) & (odd_shares == 0);
+        // 1..=PRICE_LIMIT_MAX (so not a market order) on a tick.
+        let price_ok = (price.wrapping_sub(1) < PRICE_LIMIT_MAX) & (odd_price == 0);
+        let (lower, upper) = self.collar(inst);
+        let collar_ok = (u64::from(price) >= lower) & (u64::from(price) <= upper);
+        // Both below 2^32: the product fits in a u64.
+        let notional_ok = u64::from(price) * u64::from(shares) <= limits.notional_max;
+        let room = (self.firms[firm as usize].open_orders < self.config.firms[firm as usize].open_orders_max)
+            & (!self.free.is_empty() | (self.orders.len() < self.config.orders_max as usize))
+            & (self.books[inst].levels(side).len() < self.config.levels_max as usize);
+        if day & display_ok & (min_qty == 0) & size_ok & price_ok & collar_ok & notional_ok & room {
+            Some(Valid {
+                lots: Lots(lots),
+                limit: Ticks(ticks),
+                market: false,
+                ioc: false,
+                expire_ns: 0,
+                min_qty: 0,
+            })
+        } else {
+            None
+        }
+    }
+
     /// Checks shared by Enter and Replace, from the TIF check (#7 of the check order) on; the caller
     /// has checked the day, the firm, the kill switch, the symbol, the halt and the side.
     /// `replaced_display` is the Display of the order a Replace replaces (`None` for an Enter);
@@ -1110,9 +1165,41 @@ impl Engine {
         self.execute(now_ns, &mut t, &v, true, out);
     }
 
+    /// Every check of an Enter after the token's, in the check order (the crate header's #2 to #18):
+    /// the common case in one test ([`Engine::day_limit`]), anything else out of line
+    /// ([`Engine::check_enter_in_order`]), which finds the first failing check exactly as before.
     /// Inlined for the same reason as [`Engine::validate`].
     #[inline(always)]
     fn check_enter(
+        &self,
+        now_ns: u64,
+        login_ix: usize,
+        o: &EnterOrder,
+    ) -> Result<(u16, u16, Side, Valid), RejectReason> {
+        if o.firm.is_blank()
+            && let Some(inst) = self.instrument_index(&o.symbol)
+        {
+            let firm = self.logins[login_ix].2;
+            let side = if o.side == b'B' { Side::Buy } else { Side::Sell };
+            // `B` and `S` only here (`T`/`E`, and invalid letters, take the full path).
+            let side_ok = (o.side == b'B') | (o.side == b'S');
+            let open = !self.closed & !self.firms[firm as usize].killed & !self.books[inst].halted;
+            if side_ok
+                && open
+                && let Some(v) =
+                    self.day_limit(inst, firm, side, o.shares, o.price, o.tif_s, o.display, o.min_qty)
+            {
+                return Ok((firm, inst as u16, side, v));
+            }
+        }
+        self.check_enter_in_order(now_ns, login_ix, o)
+    }
+
+    /// [`Engine::check_enter`]'s checks one by one in the check order: the first that fails is the
+    /// reject reason. Out of line: only an order [`Engine::day_limit`] does not pass comes here.
+    #[cold]
+    #[inline(never)]
+    fn check_enter_in_order(
         &self,
         now_ns: u64,
         login_ix: usize,
