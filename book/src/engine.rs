@@ -915,12 +915,11 @@ impl Engine {
 
     // ----- validation -----
 
-    /// The common Enter in one test: a day limit order (TIF market or system hours), display `Y` or
+    /// An Enter's common case in one test: a day limit order (TIF market or system hours), display `Y` or
     /// `A`, no minimum quantity, of a size and price that pass every check of [`Engine::validate`]
     /// (shares, lot, price, collar, notional, open orders, arena, a level to rest at). `Some` only if
     /// [`Engine::validate`] would give the same `Valid`; `None` for anything else, which
     /// [`Engine::validate`] then checks in order (so no reject reason or precedence depends on this).
-    /// The conditions are combined without short-circuits: one branch on their conjunction.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn day_limit(
@@ -937,30 +936,33 @@ impl Engine {
         let limits = &self.divisors[inst];
         let (lots, odd_shares) = limits.lot.div_rem(shares);
         let (ticks, odd_price) = limits.tick.div_rem(price);
-        let day = tif_s.wrapping_sub(TIF_MARKET_HOURS) <= TIF_SYSTEM_HOURS - TIF_MARKET_HOURS;
-        let display_ok = (display_value == display::DISPLAYED) | (display_value == display::ATTRIBUTABLE);
-        let size_ok = (shares.wrapping_sub(1) < limits.shares_max) & (odd_shares == 0);
-        // 1..=PRICE_LIMIT_MAX (so not a market order) on a tick.
-        let price_ok = (price.wrapping_sub(1) < PRICE_LIMIT_MAX) & (odd_price == 0);
-        let (lower, upper) = self.collar(inst);
-        let collar_ok = (u64::from(price) >= lower) & (u64::from(price) <= upper);
-        // Both below 2^32: the product fits in a u64.
-        let notional_ok = u64::from(price) * u64::from(shares) <= limits.notional_max;
-        let room = (self.firms[firm as usize].open_orders < self.config.firms[firm as usize].open_orders_max)
-            & (!self.free.is_empty() | (self.orders.len() < self.config.orders_max as usize))
-            & (self.books[inst].levels(side).len() < self.config.levels_max as usize);
-        if day & display_ok & (min_qty == 0) & size_ok & price_ok & collar_ok & notional_ok & room {
-            Some(Valid {
-                lots: Lots(lots),
-                limit: Ticks(ticks),
-                market: false,
-                ioc: false,
-                expire_ns: 0,
-                min_qty: 0,
-            })
-        } else {
-            None
+        let format_ok = tif_s.wrapping_sub(TIF_MARKET_HOURS) <= TIF_SYSTEM_HOURS - TIF_MARKET_HOURS
+            && (display_value == display::DISPLAYED || display_value == display::ATTRIBUTABLE)
+            && min_qty == 0
+            && shares.wrapping_sub(1) < limits.shares_max
+            && odd_shares == 0
+            // 1..=PRICE_LIMIT_MAX (so not a market order) on a tick.
+            && price.wrapping_sub(1) < PRICE_LIMIT_MAX
+            && odd_price == 0;
+        if !format_ok {
+            return None;
         }
+        let (lower, upper) = self.collar(inst);
+        // Both below 2^32: the product fits in a u64.
+        let risk_ok = u64::from(price) >= lower
+            && u64::from(price) <= upper
+            && u64::from(price) * u64::from(shares) <= limits.notional_max
+            && self.firms[firm as usize].open_orders < self.config.firms[firm as usize].open_orders_max
+            && (!self.free.is_empty() || self.orders.len() < self.config.orders_max as usize)
+            && self.books[inst].levels(side).len() < self.config.levels_max as usize;
+        risk_ok.then_some(Valid {
+            lots: Lots(lots),
+            limit: Ticks(ticks),
+            market: false,
+            ioc: false,
+            expire_ns: 0,
+            min_qty: 0,
+        })
     }
 
     /// Checks shared by Enter and Replace, from the TIF check (#7 of the check order) on; the caller
@@ -971,9 +973,93 @@ impl Engine {
     ///
     /// Inlined: its `Result<Valid, _>` then stays in registers instead of being written to the stack
     /// in pieces and read back whole (a store-forwarding stall on every Enter, seen in the profile).
+    ///
+    /// An Enter (`replaced_display` is `None`) first tries [`Engine::day_limit`]; the checks in order
+    /// are then out of line ([`Engine::validate_enter_in_order`]). A Replace runs them inline.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn validate(
+        &self,
+        now_ns: u64,
+        inst: usize,
+        firm: u16,
+        side: Side,
+        shares: u32,
+        price: u32,
+        tif_s: u32,
+        display_value: u8,
+        min_qty: u32,
+        replaced_display: Option<u8>,
+        frees_level: bool,
+    ) -> Result<Valid, RejectReason> {
+        if replaced_display.is_some() {
+            return self.validate_in_order(
+                now_ns,
+                inst,
+                firm,
+                side,
+                shares,
+                price,
+                tif_s,
+                display_value,
+                min_qty,
+                replaced_display,
+                frees_level,
+            );
+        }
+        match self.day_limit(inst, firm, side, shares, price, tif_s, display_value, min_qty) {
+            Some(v) => Ok(v),
+            None => self.validate_enter_in_order(
+                now_ns,
+                inst,
+                firm,
+                side,
+                shares,
+                price,
+                tif_s,
+                display_value,
+                min_qty,
+            ),
+        }
+    }
+
+    /// [`Engine::validate_in_order`] of an Enter, out of line: only an Enter that
+    /// [`Engine::day_limit`] does not pass comes here.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn validate_enter_in_order(
+        &self,
+        now_ns: u64,
+        inst: usize,
+        firm: u16,
+        side: Side,
+        shares: u32,
+        price: u32,
+        tif_s: u32,
+        display_value: u8,
+        min_qty: u32,
+    ) -> Result<Valid, RejectReason> {
+        self.validate_in_order(
+            now_ns,
+            inst,
+            firm,
+            side,
+            shares,
+            price,
+            tif_s,
+            display_value,
+            min_qty,
+            None,
+            false,
+        )
+    }
+
+    /// [`Engine::validate`]'s checks one by one in the check order: the first that fails is the
+    /// reject reason.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn validate_in_order(
         &self,
         now_ns: u64,
         inst: usize,
@@ -1165,41 +1251,9 @@ impl Engine {
         self.execute(now_ns, &mut t, &v, true, out);
     }
 
-    /// Every check of an Enter after the token's, in the check order (the crate header's #2 to #18):
-    /// the common case in one test ([`Engine::day_limit`]), anything else out of line
-    /// ([`Engine::check_enter_in_order`]), which finds the first failing check exactly as before.
     /// Inlined for the same reason as [`Engine::validate`].
     #[inline(always)]
     fn check_enter(
-        &self,
-        now_ns: u64,
-        login_ix: usize,
-        o: &EnterOrder,
-    ) -> Result<(u16, u16, Side, Valid), RejectReason> {
-        if o.firm.is_blank()
-            && let Some(inst) = self.instrument_index(&o.symbol)
-        {
-            let firm = self.logins[login_ix].2;
-            let side = if o.side == b'B' { Side::Buy } else { Side::Sell };
-            // `B` and `S` only here (`T`/`E`, and invalid letters, take the full path).
-            let side_ok = (o.side == b'B') | (o.side == b'S');
-            let open = !self.closed & !self.firms[firm as usize].killed & !self.books[inst].halted;
-            if side_ok
-                && open
-                && let Some(v) =
-                    self.day_limit(inst, firm, side, o.shares, o.price, o.tif_s, o.display, o.min_qty)
-            {
-                return Ok((firm, inst as u16, side, v));
-            }
-        }
-        self.check_enter_in_order(now_ns, login_ix, o)
-    }
-
-    /// [`Engine::check_enter`]'s checks one by one in the check order: the first that fails is the
-    /// reject reason. Out of line: only an order [`Engine::day_limit`] does not pass comes here.
-    #[cold]
-    #[inline(never)]
-    fn check_enter_in_order(
         &self,
         now_ns: u64,
         login_ix: usize,
