@@ -49,9 +49,7 @@ use bourse_protocol::fields::{Firm, PRICE_LIMIT_MAX, PRICE_MARKET, Symbol, Token
 use bourse_protocol::reason::{CancelReason, RejectReason};
 
 use crate::command::{Command, EnterOrder, MassCancelScope, ReplaceOrder};
-use crate::config::{
-    ConfigError, EngineConfig, StpMode, TIF_EXPIRING_MAX_S, TIF_MARKET_HOURS, TIF_SYSTEM_HOURS,
-};
+use crate::config::{ConfigError, EngineConfig, StpMode, TIF_EXPIRING_MAX_S, TIF_SYSTEM_HOURS};
 use crate::event::{
     Accepted, Added, Canceled, Event, EventSink, Executed, Instrument, Modified, Party, Replaced,
     SelfTradeCanceled,
@@ -299,14 +297,11 @@ impl Expiry {
     }
 }
 
-/// What the common Enter's checks read of an instrument, in one place ([`Engine::day_limit`]): its tick
-/// and lot sizes ready to divide by, and its size and notional limits (copies of the configuration's).
+/// An instrument's tick and lot sizes, ready to divide by.
 #[derive(Clone, Copy, Debug)]
 struct InstrumentDivisors {
     tick: Divisor,
     lot: Divisor,
-    shares_max: u32,
-    notional_max: u64,
 }
 
 /// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
@@ -566,8 +561,6 @@ impl Engine {
             .map(|c| InstrumentDivisors {
                 tick: Divisor::new(c.tick_size),
                 lot: Divisor::new(c.lot_size),
-                shares_max: c.shares_max,
-                notional_max: c.notional_max,
             })
             .collect();
         let firm_index = |f: &Firm| config.firms.iter().position(|c| c.firm == *f).expect("validated") as u16;
@@ -915,56 +908,6 @@ impl Engine {
 
     // ----- validation -----
 
-    /// An Enter's common case in one test: a day limit order (TIF market or system hours), display `Y` or
-    /// `A`, no minimum quantity, of a size and price that pass every check of [`Engine::validate`]
-    /// (shares, lot, price, collar, notional, open orders, arena, a level to rest at). `Some` only if
-    /// [`Engine::validate`] would give the same `Valid`; `None` for anything else, which
-    /// [`Engine::validate`] then checks in order (so no reject reason or precedence depends on this).
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn day_limit(
-        &self,
-        inst: usize,
-        firm: u16,
-        side: Side,
-        shares: u32,
-        price: u32,
-        tif_s: u32,
-        display_value: u8,
-        min_qty: u32,
-    ) -> Option<Valid> {
-        let limits = &self.divisors[inst];
-        let (lots, odd_shares) = limits.lot.div_rem(shares);
-        let (ticks, odd_price) = limits.tick.div_rem(price);
-        let format_ok = tif_s.wrapping_sub(TIF_MARKET_HOURS) <= TIF_SYSTEM_HOURS - TIF_MARKET_HOURS
-            && (display_value == display::DISPLAYED || display_value == display::ATTRIBUTABLE)
-            && min_qty == 0
-            && shares.wrapping_sub(1) < limits.shares_max
-            && odd_shares == 0
-            // 1..=PRICE_LIMIT_MAX (so not a market order) on a tick.
-            && price.wrapping_sub(1) < PRICE_LIMIT_MAX
-            && odd_price == 0;
-        if !format_ok {
-            return None;
-        }
-        let (lower, upper) = self.collar(inst);
-        // Both below 2^32: the product fits in a u64.
-        let risk_ok = u64::from(price) >= lower
-            && u64::from(price) <= upper
-            && u64::from(price) * u64::from(shares) <= limits.notional_max
-            && self.firms[firm as usize].open_orders < self.config.firms[firm as usize].open_orders_max
-            && (!self.free.is_empty() || self.orders.len() < self.config.orders_max as usize)
-            && self.books[inst].levels(side).len() < self.config.levels_max as usize;
-        risk_ok.then_some(Valid {
-            lots: Lots(lots),
-            limit: Ticks(ticks),
-            market: false,
-            ioc: false,
-            expire_ns: 0,
-            min_qty: 0,
-        })
-    }
-
     /// Checks shared by Enter and Replace, from the TIF check (#7 of the check order) on; the caller
     /// has checked the day, the firm, the kill switch, the symbol, the halt and the side.
     /// `replaced_display` is the Display of the order a Replace replaces (`None` for an Enter);
@@ -973,93 +916,9 @@ impl Engine {
     ///
     /// Inlined: its `Result<Valid, _>` then stays in registers instead of being written to the stack
     /// in pieces and read back whole (a store-forwarding stall on every Enter, seen in the profile).
-    ///
-    /// An Enter (`replaced_display` is `None`) first tries [`Engine::day_limit`]; the checks in order
-    /// are then out of line ([`Engine::validate_enter_in_order`]). A Replace runs them inline.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn validate(
-        &self,
-        now_ns: u64,
-        inst: usize,
-        firm: u16,
-        side: Side,
-        shares: u32,
-        price: u32,
-        tif_s: u32,
-        display_value: u8,
-        min_qty: u32,
-        replaced_display: Option<u8>,
-        frees_level: bool,
-    ) -> Result<Valid, RejectReason> {
-        if replaced_display.is_some() {
-            return self.validate_in_order(
-                now_ns,
-                inst,
-                firm,
-                side,
-                shares,
-                price,
-                tif_s,
-                display_value,
-                min_qty,
-                replaced_display,
-                frees_level,
-            );
-        }
-        match self.day_limit(inst, firm, side, shares, price, tif_s, display_value, min_qty) {
-            Some(v) => Ok(v),
-            None => self.validate_enter_in_order(
-                now_ns,
-                inst,
-                firm,
-                side,
-                shares,
-                price,
-                tif_s,
-                display_value,
-                min_qty,
-            ),
-        }
-    }
-
-    /// [`Engine::validate_in_order`] of an Enter, out of line: only an Enter that
-    /// [`Engine::day_limit`] does not pass comes here.
-    #[allow(clippy::too_many_arguments)]
-    #[cold]
-    #[inline(never)]
-    fn validate_enter_in_order(
-        &self,
-        now_ns: u64,
-        inst: usize,
-        firm: u16,
-        side: Side,
-        shares: u32,
-        price: u32,
-        tif_s: u32,
-        display_value: u8,
-        min_qty: u32,
-    ) -> Result<Valid, RejectReason> {
-        self.validate_in_order(
-            now_ns,
-            inst,
-            firm,
-            side,
-            shares,
-            price,
-            tif_s,
-            display_value,
-            min_qty,
-            None,
-            false,
-        )
-    }
-
-    /// [`Engine::validate`]'s checks one by one in the check order: the first that fails is the
-    /// reject reason.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn validate_in_order(
         &self,
         now_ns: u64,
         inst: usize,
