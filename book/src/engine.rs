@@ -304,6 +304,9 @@ struct InstrumentDivisors {
     lot: Divisor,
 }
 
+/// Fills ahead of the bust ring's next entry whose line each fill reads ([`Engine::record_trade`]).
+const TRADE_TOUCH_AHEAD: usize = 32;
+
 /// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
 /// that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`); the entry keeps
 /// only the taker's remaining shares after this fill. See [`Engine::trade_taking`].
@@ -1408,6 +1411,14 @@ impl Engine {
             self.trades.push(trade);
         } else {
             self.trades[slot] = trade;
+            // Read the entry `TRADE_TOUCH_AHEAD` fills ahead, so that its line is in cache by the time
+            // a fill writes it (the ring is larger than L2: a write to a line not in cache holds up
+            // every later store while the line is fetched).
+            let mut ahead = slot + TRADE_TOUCH_AHEAD;
+            if ahead >= max {
+                ahead %= max;
+            }
+            std::hint::black_box(self.trades[ahead].match_number);
         }
         self.trade_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
     }
