@@ -22,7 +22,8 @@
 //!   `orders_max`, drained by [`Command::ExpireDue`].
 //! - Recent trades: a ring of `trades_max` 64-byte entries (next slot kept incrementally), plus a ring
 //!   of the takers those trades share (one entry per trading taker, not per fill), looked up by match
-//!   number for busts.
+//!   number for busts. Each fill also reads the entry `TRADE_TOUCH_AHEAD` fills ahead, so that the
+//!   ring's next lines are in cache before they are written (the book cannot prefetch: no unsafe).
 //! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
 //! # Determinism
