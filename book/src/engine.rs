@@ -22,7 +22,8 @@
 //!   `orders_max`, drained by [`Command::ExpireDue`].
 //! - Recent trades: a ring of `trades_max` 64-byte entries (next slot kept incrementally), plus a ring
 //!   of the takers those trades share (one entry per trading taker, not per fill), looked up by match
-//!   number for busts.
+//!   number for busts. Each fill also reads the entry `TRADE_TOUCH_AHEAD` fills ahead, so that the
+//!   ring's next lines are in cache before they are written (the book cannot prefetch: no unsafe).
 //! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
 //! # Determinism
@@ -307,6 +308,9 @@ struct InstrumentDivisors {
     tick: Divisor,
     lot: Divisor,
 }
+
+/// Fills ahead of the bust ring's next entry whose line each fill reads ([`Engine::record_trade`]).
+const TRADE_TOUCH_AHEAD: usize = 32;
 
 /// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
 /// that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`); the entry keeps
@@ -1438,6 +1442,14 @@ impl Engine {
             self.trades.push(trade);
         } else {
             self.trades[slot] = trade;
+            // Read the entry `TRADE_TOUCH_AHEAD` fills ahead, so that its line is in cache by the time
+            // a fill writes it (the ring is larger than L2: a write to a line not in cache holds up
+            // every later store while the line is fetched).
+            let mut ahead = slot + TRADE_TOUCH_AHEAD;
+            if ahead >= max {
+                ahead %= max;
+            }
+            std::hint::black_box(self.trades[ahead].match_number);
         }
         self.trade_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
     }

@@ -740,3 +740,155 @@ fn busts_after_the_ring_wraps_name_the_parties_of_each_fill() {
         }
     }
 }
+
+/// Applies one scenario command line; returns its events and records each Executed's parties.
+fn apply_line(engine: &mut Engine, line: &str, executed: &mut Vec<(u64, Party, Party)>) -> Vec<Event> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let mut events = Vec::new();
+    engine.apply(0, &parse_command(&words).unwrap(), &mut events);
+    for e in &events {
+        if let Event::Executed(x) = e {
+            executed.push((x.match_number, x.resting, x.taking));
+        }
+    }
+    events
+}
+
+/// Busts `match_number`: `Some((resting, taking))` of its Broken event, `None` if it gave no event.
+fn bust(engine: &mut Engine, match_number: u64) -> Option<(Party, Party)> {
+    let mut events = Vec::new();
+    engine.apply(0, &Command::BustTrade { match_number }, &mut events);
+    match events.as_slice() {
+        [] => None,
+        [
+            Event::Broken {
+                match_number: m,
+                resting,
+                taking,
+                ..
+            },
+        ] if *m == match_number => Some((*resting, *taking)),
+        other => panic!("bust {match_number}: {other:?}"),
+    }
+}
+
+/// The parties of `match_number`'s Executed event.
+fn parties_of(executed: &[(u64, Party, Party)], match_number: u64) -> (Party, Party) {
+    let &(_, resting, taking) = executed
+        .iter()
+        .find(|(m, _, _)| *m == match_number)
+        .expect("an executed match number");
+    (resting, taking)
+}
+
+/// A bust names both parties as they were at the trade (tokens, refs, remaining) after both orders have
+/// left the book since (filled, canceled, replaced), on the engine and on one restored from a snapshot
+/// taken after they left; a taker whose token arrived out of order (so the token table keeps it apart
+/// from the login's in-order tokens) included.
+#[test]
+fn a_bust_names_the_parties_at_the_trade_after_their_orders_left_the_book() {
+    let mut engine = Engine::new(config()).unwrap();
+    let mut executed = Vec::new();
+    for line in [
+        "enter 2 S1 S 100 ACME 10.00",
+        // #1: S1 filled; B1 rests 50.
+        "enter 1 B1 B 150 ACME 10.00",
+        "enter 2 S3 S 100 ACME 10.05",
+        // #2: S2 is below login 2's highest token (S3): out of order. B1 filled.
+        "enter 2 S2 S 50 ACME 10.00",
+        // #3: S3 left 60, then canceled.
+        "enter 1 B2 B 40 ACME 10.05",
+        "cancel 2 S3 0",
+        // #4: S4 left 90, then replaced by S5.
+        "enter 2 S4 S 100 ACME 10.00",
+        "enter 1 B3 B 10 ACME 10.00",
+        "replace 2 S4 S5 90 10.10",
+    ] {
+        apply_line(&mut engine, line, &mut executed);
+    }
+    assert_eq!(executed.len(), 4);
+    assert_eq!(engine.order_count(), 1, "only S5 rests");
+    assert_eq!(parties_of(&executed, 2).1.token, token("S2"));
+    assert_eq!(parties_of(&executed, 3).0.remaining, 60);
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes);
+    let mut restored = Engine::restore(config(), &bytes).unwrap();
+    for e in [&mut engine, &mut restored] {
+        for m in 1..=4 {
+            assert_eq!(bust(e, m), Some(parties_of(&executed, m)), "match {m}");
+            assert_eq!(bust(e, m), None, "match {m} busted twice");
+        }
+        assert_eq!(bust(e, 5), None, "no trade 5 yet");
+    }
+}
+
+/// After a restore the oldest trade still in the ring (and every later one) can be busted, the one
+/// before it cannot; trades of a previous day stay bustable with their own parties after a Start of Day
+/// (which forgets the day's tokens) even when the new day uses other tokens in their places, or the same
+/// tokens again, on the engine and on
+/// one restored after the new day's first trade; busts already made stay made across both.
+#[test]
+fn the_oldest_trade_in_the_ring_is_bustable_after_a_restore_and_a_new_day() {
+    // One trade per round: a resting sell of 100 taken by a buy of 100.
+    let round = |engine: &mut Engine, n: u32, executed: &mut Vec<(u64, Party, Party)>| {
+        apply_line(engine, &format!("enter 2 S{n} S 100 ACME 10.00"), executed);
+        apply_line(engine, &format!("enter 1 B{n} B 100 ACME 10.00"), executed);
+    };
+    let mut engine = Engine::new(config()).unwrap();
+    let mut executed = Vec::new();
+    for n in 1..=5 {
+        round(&mut engine, n, &mut executed);
+    }
+    assert_eq!(bust(&mut engine, 5), Some(parties_of(&executed, 5)));
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes);
+    let mut restored = Engine::restore(config(), &bytes).unwrap();
+    assert_eq!(restored.state_hash(), engine.state_hash());
+    // Ring of 4 after 5 trades: #2 is the oldest.
+    assert_eq!(bust(&mut restored, 1), None);
+    assert_eq!(bust(&mut restored, 2), Some(parties_of(&executed, 2)));
+    assert_eq!(bust(&mut restored, 5), None, "busted before the snapshot");
+    assert_eq!(bust(&mut engine, 2), Some(parties_of(&executed, 2)));
+    // A new day: first eight tokens used by rejected orders (0 shares), in the places the previous
+    // day's tokens had; then one reusing the previous day's: trade #6 has the same tokens as #1.
+    let mut day2 = Vec::new();
+    for e in [&mut engine, &mut restored] {
+        for line in ["eod", "sod"] {
+            apply_line(e, line, &mut Vec::new());
+        }
+        for k in 0..4 {
+            for (login, side) in [(1, 'B'), (2, 'S')] {
+                let events = apply_line(
+                    e,
+                    &format!("enter {login} Z{k} {side} 0 ACME 10.00"),
+                    &mut Vec::new(),
+                );
+                assert!(
+                    matches!(events.as_slice(), [Event::Rejected { .. }]),
+                    "{events:?}"
+                );
+            }
+        }
+        let mut executed_here = Vec::new();
+        round(e, 1, &mut executed_here);
+        assert_eq!(executed_here.len(), 1);
+        day2 = executed_here;
+    }
+    assert_eq!(engine.state_hash(), restored.state_hash());
+    let (r6, t6) = parties_of(&day2, 6);
+    let (r1, t1) = parties_of(&executed, 1);
+    assert_eq!((r6.token, t6.token), (r1.token, t1.token));
+    engine.snapshot({
+        bytes.clear();
+        &mut bytes
+    });
+    let mut restored_day2 = Engine::restore(config(), &bytes).unwrap();
+    for e in [&mut engine, &mut restored, &mut restored_day2] {
+        assert_eq!(bust(e, 2), None, "left the ring");
+        assert_eq!(bust(e, 3), Some(parties_of(&executed, 3)));
+        assert_eq!(bust(e, 5), None, "busted on the previous day");
+        assert_eq!(bust(e, 6), Some((r6, t6)));
+        assert_eq!(bust(e, 4), Some(parties_of(&executed, 4)));
+        assert_eq!(bust(e, 7), None, "no trade 7 yet");
+    }
+}
