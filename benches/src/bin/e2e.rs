@@ -33,12 +33,15 @@
 //! The latency rows and the many-sessions row run a `boursed` with the tables it ships with
 //! (`engine.orders_max` and `engine.tokens_max` of the default config: 1,000,000 each; raised only if the
 //! rows would send more tokens), `--latency-orders-max` and `--latency-tokens-max` to change them. The
-//! throughput steps run one with 4,000,000 orders and at least 20,000,000 tokens (a saturated step sends
-//! millions). Why not the big tables everywhere: on this VM a process holding gigabytes of touched memory
-//! makes the whole machine pause for tens of milliseconds every second or two (an idle 2.5 GiB process
-//! alone puts the floor's open-loop p50 in milliseconds), and the big tables are 2.8 GiB resident: with
-//! them every `boursed` latency row had a p99 of 5-15 ms that was all machine pauses (docs/PERFORMANCE.md,
-//! "Session 10").
+//! throughput steps run one with the shipped 1,000,000 orders and as many tokens as the step may send
+//! (rate x seconds x 1.1, at least 1,000,000), `--throughput-orders-max` and `--throughput-tokens-min` to
+//! change them. Why not big tables: on this VM a process holding gigabytes of touched memory makes the
+//! whole machine pause for tens of milliseconds every second or two (an idle 2.5 GiB process alone puts
+//! the floor's open-loop p50 in milliseconds). With 4,000,000 orders and 20,000,000 tokens (2.8 GiB
+//! resident) every `boursed` latency row had a p99 of 5-15 ms that was all machine pauses
+//! (docs/PERFORMANCE.md, "Session 10"), and the throughput steps, which used them until session 11, cost
+//! 967 against 861 ns of pipeline time per request with the right-sized tables (15 saturated rounds each,
+//! alternated; "Session 11").
 //!
 //! Each latency daemon idles `--settle-seconds` (3) after start-up before its first row: the row that
 //! followed a daemon's exit at once (batch after none, the many-sessions daemon after batch) had a p99 of
@@ -116,13 +119,19 @@ struct Args {
     #[arg(long, default_value_t = 4096)]
     throughput_live_orders_max: usize,
     /// `engine.orders_max` of the daemons of the latency rows and the many-sessions row (default: the
-    /// shipped config's). The throughput steps always get 4,000,000.
+    /// shipped config's). The throughput steps: `--throughput-orders-max`.
     #[arg(long)]
     latency_orders_max: Option<u32>,
     /// `engine.tokens_max` of the daemons of the latency rows and the many-sessions row (default: the
-    /// shipped config's, or what the rows send if more). The throughput steps get at least 20,000,000.
+    /// shipped config's, or what the rows send if more). The throughput steps: `--throughput-tokens-min`.
     #[arg(long)]
     latency_tokens_max: Option<u32>,
+    /// `engine.orders_max` of the throughput steps' daemons.
+    #[arg(long, default_value_t = THROUGHPUT_ORDERS_MAX)]
+    throughput_orders_max: u32,
+    /// Least `engine.tokens_max` of the throughput steps' daemons (raised to what a step may send).
+    #[arg(long, default_value_t = TOKENS_MAX_DEFAULT)]
+    throughput_tokens_min: u32,
     /// Idle seconds between a latency daemon's start and its first row. Starting one right after the
     /// previous one exited left the first row with a millisecond p99 (the VM handling the freed and the newly
     /// written memory; see the module header, "Table sizes").
@@ -544,11 +553,12 @@ impl Bench {
 
 /// Steps the echo may add beyond `--rates` while it keeps up (each doubles the rate).
 const ECHO_EXTRA_STEPS_MAX: usize = 3;
-/// The day's token capacity of the throughput steps' `boursed` (at least): room for every request of a
-/// 2-second step at 6.4 M/s.
-const TOKENS_MAX_DEFAULT: u32 = 20_000_000;
-/// The order capacity of the throughput steps' `boursed`.
-const THROUGHPUT_ORDERS_MAX: u32 = 4_000_000;
+/// The least token capacity of the throughput steps' `boursed` (the shipped default); each step raises it
+/// to what it may send (`boursed_step`).
+const TOKENS_MAX_DEFAULT: u32 = 1_000_000;
+/// The order capacity of the throughput steps' `boursed`: the shipped default, 24 times what the steps can
+/// hold resting (`--throughput-sessions` x `--throughput-live-orders-max` = 40,960).
+const THROUGHPUT_ORDERS_MAX: u32 = 1_000_000;
 
 /// The best achieved rate of `server`'s throughput steps.
 fn best_achieved(steps: &[(&'static str, Row)], server: &str) -> f64 {
@@ -584,12 +594,12 @@ fn boursed_step(bench: &Bench, args: &Args, rate: f64) -> Result<Row> {
     // Every request of the step may take a token (quotes, aggressive orders, replacements): a day too
     // small for a long overload step would answer its last ones with cheap `Y` rejects.
     let tokens = (rate * args.step_seconds * 1.1).min(f64::from(TOKENS_MAX_LIMIT));
-    let tokens_max = TOKENS_MAX_DEFAULT.max(tokens as u32);
+    let tokens_max = args.throughput_tokens_min.max(tokens as u32);
     let mut daemon = bench.start_daemon_sized(
         "none",
         args.throughput_sessions,
         &dir,
-        (THROUGHPUT_ORDERS_MAX, tokens_max),
+        (args.throughput_orders_max, tokens_max),
     )?;
     let busy_before = pipeline_busy_ns(&daemon);
     let report = bench.run_load_with(
@@ -1030,7 +1040,10 @@ fn main() -> Result<()> {
     md.push_str(&format!(
         "`boursed` tables: orders_max {} and tokens_max {} for the latency and many-sessions rows, {} and at least {} \
          for the throughput steps (see the harness's header, \"Table sizes\").\n\n",
-        bench.latency_tables.0, bench.latency_tables.1, THROUGHPUT_ORDERS_MAX, TOKENS_MAX_DEFAULT
+        bench.latency_tables.0,
+        bench.latency_tables.1,
+        args.throughput_orders_max,
+        args.throughput_tokens_min
     ));
     md.push_str(&format!(
         "Load average (1/5/15 min) at the start {load_at_start}, at the end {}. Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
