@@ -126,12 +126,14 @@ struct Args {
     /// shipped config's, or what the rows send if more). The throughput steps: `--throughput-tokens-min`.
     #[arg(long)]
     latency_tokens_max: Option<u32>,
-    /// `engine.orders_max` of the throughput steps' daemons.
-    #[arg(long, default_value_t = THROUGHPUT_ORDERS_MAX)]
-    throughput_orders_max: u32,
-    /// Least `engine.tokens_max` of the throughput steps' daemons (raised to what a step may send).
-    #[arg(long, default_value_t = TOKENS_MAX_DEFAULT)]
-    throughput_tokens_min: u32,
+    /// `engine.orders_max` of the throughput steps' daemons (default: the shipped config's, many times
+    /// the `--throughput-sessions` x `--throughput-live-orders-max` orders the steps can hold resting).
+    #[arg(long)]
+    throughput_orders_max: Option<u32>,
+    /// Least `engine.tokens_max` of the throughput steps' daemons (default: the shipped config's), raised
+    /// to what a step may send.
+    #[arg(long)]
+    throughput_tokens_min: Option<u32>,
     /// Idle seconds between a latency daemon's start and its first row. Starting one right after the
     /// previous one exited left the first row with a millisecond p99 (the VM handling the freed and the newly
     /// written memory; see the module header, "Table sizes").
@@ -454,6 +456,8 @@ struct Bench {
     instruments: Vec<load::Instrument>,
     /// `(orders_max, tokens_max)` of the latency rows' daemons (see the module header, "Table sizes").
     latency_tables: (u32, u32),
+    /// `(orders_max, least tokens_max)` of the throughput steps' daemons (the same header section).
+    throughput_tables: (u32, u32),
     /// Idle time between a latency daemon's start and its first row (`--settle-seconds`).
     settle: Duration,
 }
@@ -553,12 +557,6 @@ impl Bench {
 
 /// Steps the echo may add beyond `--rates` while it keeps up (each doubles the rate).
 const ECHO_EXTRA_STEPS_MAX: usize = 3;
-/// The least token capacity of the throughput steps' `boursed` (the shipped default); each step raises it
-/// to what it may send (`boursed_step`).
-const TOKENS_MAX_DEFAULT: u32 = 1_000_000;
-/// The order capacity of the throughput steps' `boursed`: the shipped default, 24 times what the steps can
-/// hold resting (`--throughput-sessions` x `--throughput-live-orders-max` = 40,960).
-const THROUGHPUT_ORDERS_MAX: u32 = 1_000_000;
 
 /// The best achieved rate of `server`'s throughput steps.
 fn best_achieved(steps: &[(&'static str, Row)], server: &str) -> f64 {
@@ -594,13 +592,10 @@ fn boursed_step(bench: &Bench, args: &Args, rate: f64) -> Result<Row> {
     // Every request of the step may take a token (quotes, aggressive orders, replacements): a day too
     // small for a long overload step would answer its last ones with cheap `Y` rejects.
     let tokens = (rate * args.step_seconds * 1.1).min(f64::from(TOKENS_MAX_LIMIT));
-    let tokens_max = args.throughput_tokens_min.max(tokens as u32);
-    let mut daemon = bench.start_daemon_sized(
-        "none",
-        args.throughput_sessions,
-        &dir,
-        (args.throughput_orders_max, tokens_max),
-    )?;
+    let (orders_max, tokens_min) = bench.throughput_tables;
+    let tokens_max = tokens_min.max(tokens as u32);
+    let mut daemon =
+        bench.start_daemon_sized("none", args.throughput_sessions, &dir, (orders_max, tokens_max))?;
     let busy_before = pipeline_busy_ns(&daemon);
     let report = bench.run_load_with(
         daemon.ports.order_entry,
@@ -776,6 +771,10 @@ fn main() -> Result<()> {
         args.latency_tokens_max
             .unwrap_or_else(|| shipped.tokens_max.max(tokens_sent)),
     );
+    let throughput_tables = (
+        args.throughput_orders_max.unwrap_or(shipped.orders_max),
+        args.throughput_tokens_min.unwrap_or(shipped.tokens_max),
+    );
     let poll = match args.poll.as_str() {
         "auto" => PollMode::Auto,
         "spin" => PollMode::Spin,
@@ -791,6 +790,7 @@ fn main() -> Result<()> {
         base_config,
         instruments,
         latency_tables,
+        throughput_tables,
         settle: Duration::from_secs_f64(args.settle_seconds),
     };
     pin_to(cores() - 1);
@@ -1042,8 +1042,8 @@ fn main() -> Result<()> {
          for the throughput steps (see the harness's header, \"Table sizes\").\n\n",
         bench.latency_tables.0,
         bench.latency_tables.1,
-        args.throughput_orders_max,
-        args.throughput_tokens_min
+        bench.throughput_tables.0,
+        bench.throughput_tables.1
     ));
     md.push_str(&format!(
         "Load average (1/5/15 min) at the start {load_at_start}, at the end {}. Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
