@@ -517,8 +517,8 @@ impl WorkTimes {
 /// Counts the time of rounds that did work into a [`BusyMeter`] (one clock read per round).
 struct RoundTimer {
     meter: BusyMeter,
-    /// Start of the previous round, and whether it did work.
-    previous: Option<(u64, bool)>,
+    /// Start of the previous round.
+    previous: Option<u64>,
 }
 
 impl RoundTimer {
@@ -529,13 +529,16 @@ impl RoundTimer {
         }
     }
 
-    /// A round starts at `now_ns`; the previous one did `work`.
+    /// A round starts (or the runner stops) at `now_ns`; the previous round did work when `worked`, and
+    /// then its time, from its start to `now_ns`, is busy time.
     #[inline]
     fn round(&mut self, now_ns: u64, worked: bool) {
-        if let Some((start_ns, true)) = self.previous {
+        if let Some(start_ns) = self.previous
+            && worked
+        {
             self.meter.add(now_ns.saturating_sub(start_ns));
         }
-        self.previous = Some((now_ns, worked));
+        self.previous = Some(now_ns);
     }
 }
 
@@ -619,7 +622,7 @@ pub fn run_shared(
     let end_ns = clock.now_ns();
     times.at(end_ns);
     times.publish(end_ns, true);
-    timer.round(end_ns, false);
+    timer.round(end_ns, work > 0);
     for agent in agents.iter_mut() {
         agent.on_close();
     }
@@ -724,7 +727,7 @@ pub fn spawn_pinned(
                 let end_ns = clock.now_ns();
                 times.at(end_ns);
                 times.publish(end_ns, true);
-                timer.round(end_ns, false);
+                timer.round(end_ns, done > 0);
                 agent.on_close();
                 vec![AgentReport {
                     name,
@@ -1017,6 +1020,25 @@ mod tests {
             p.push((agent, h.len(), if h.is_empty() { 0 } else { h.min() }));
         }));
         (meter, published)
+    }
+
+    #[test]
+    fn a_round_is_busy_time_when_it_did_work_not_when_the_one_before_it_did() {
+        let meter = BusyMeter::new();
+        let mut timer = RoundTimer::new(meter.clone());
+        // Rounds start at 0 (works), 10 (idle, then waits), 30 (works), 35 (works); the runner stops at 42.
+        timer.round(0, false);
+        timer.round(10, true);
+        timer.round(30, false);
+        timer.round(35, true);
+        timer.round(42, true);
+        assert_eq!(meter.busy_ns(), 10 + 5 + 7);
+        // A runner that stops right after an idle round adds nothing for it.
+        let meter = BusyMeter::new();
+        let mut timer = RoundTimer::new(meter.clone());
+        timer.round(0, false);
+        timer.round(10, false);
+        assert_eq!(meter.busy_ns(), 0);
     }
 
     #[test]
