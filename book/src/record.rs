@@ -48,6 +48,41 @@ pub const COMMAND_SIZE_MAX: usize = 64;
 /// Largest encoded event, bytes.
 pub const EVENT_SIZE_MAX: usize = 128;
 
+/// The name of a record kind (the second byte of every record): the [`Command`] or [`Event`] variant it
+/// encodes, as in the table above; `None` for a byte no version has used. For tools that count records by
+/// kind (`bourse journal stats`).
+pub fn kind_name(kind: u8) -> Option<&'static str> {
+    Some(match kind {
+        0x01 => "Enter",
+        0x02 => "Cancel",
+        0x03 => "Replace",
+        0x04 => "Modify",
+        0x05 => "MassCancel",
+        0x06 => "KillSwitch",
+        0x07 => "ExpireDue",
+        0x08 => "EndOfDay",
+        0x09 => "StartOfDay",
+        0x0A => "Halt",
+        0x0B => "Resume",
+        0x0C => "BustTrade",
+        0x0D => "Throttled",
+        0x81 => "Accepted",
+        0x82 => "Added",
+        0x83 => "Executed",
+        0x84 => "Canceled",
+        0x85 => "SelfTradeCanceled",
+        0x86 => "Replaced",
+        0x87 => "Modified",
+        0x88 => "Rejected",
+        0x89 => "TradingAction",
+        0x8A => "SystemEvent",
+        0x8B => "Broken",
+        0x8C => "KillSwitch",
+        0x8D => "CancelRejected",
+        _ => return None,
+    })
+}
+
 /// Encoding failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {

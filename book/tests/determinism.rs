@@ -1,7 +1,7 @@
 //! Determinism: same stream twice = byte-identical events and equal state hashes; snapshot at a point
 //! plus replay of the rest = a straight run; records round-trip; malformed bytes are typed errors.
 
-use bourse_book::record::{COMMAND_SIZE_MAX, DecodeError, EVENT_SIZE_MAX};
+use bourse_book::record::{self, COMMAND_SIZE_MAX, DecodeError, EVENT_SIZE_MAX};
 use bourse_book::workload::{Mix, SplitMix64, Workload, WorkloadParams};
 use bourse_book::{Command, Engine, Event};
 
@@ -144,6 +144,11 @@ fn snapshot_restore_rejects_bad_bytes() {
     }
 }
 
+/// The variant name at the start of a `Debug` form (`Enter(..)`, `Cancel { .. }`, `ExpireDue`).
+fn variant(debug: &str) -> &str {
+    debug.split(['(', ' ', '{']).next().unwrap_or(debug)
+}
+
 #[test]
 fn records_round_trip_and_reject_malformed_bytes() {
     let stream = commands(21, 20_000);
@@ -155,6 +160,11 @@ fn records_round_trip_and_reject_malformed_bytes() {
         let mut cbuf = [0u8; COMMAND_SIZE_MAX];
         let n = c.encode(&mut cbuf).unwrap();
         assert_eq!(Command::decode(&cbuf[..n]).unwrap(), (*c, n));
+        assert_eq!(
+            record::kind_name(cbuf[1]),
+            Some(variant(&format!("{c:?}"))),
+            "{c:?}"
+        );
         for cut in 0..n {
             assert_eq!(Command::decode(&cbuf[..cut]), Err(DecodeError::Truncated));
         }
@@ -164,6 +174,11 @@ fn records_round_trip_and_reject_malformed_bytes() {
         for e in &events {
             let n = e.encode(&mut buf).unwrap();
             kinds.insert(buf[1]);
+            assert_eq!(
+                record::kind_name(buf[1]),
+                Some(variant(&format!("{e:?}"))),
+                "{e:?}"
+            );
             assert_eq!(Event::decode(&buf[..n]).unwrap(), (*e, n));
             assert_eq!(Event::decode(&buf[..n - 1]), Err(DecodeError::Truncated));
         }
@@ -182,6 +197,7 @@ fn records_round_trip_and_reject_malformed_bytes() {
         order_ref: 9,
     };
     let n = e.encode(&mut buf).unwrap();
+    assert_eq!(record::kind_name(0x8D), Some("CancelRejected"));
     let mut expected = vec![2u8, 0x8D];
     expected.extend(0x0102_0304u64.to_le_bytes());
     expected.extend(7u32.to_le_bytes());
@@ -193,6 +209,10 @@ fn records_round_trip_and_reject_malformed_bytes() {
     assert_eq!(Command::decode(&[1, 1]), Err(DecodeError::Version(1)));
     assert_eq!(Command::decode(&[2, 0x7F]), Err(DecodeError::Kind(0x7F)));
     assert_eq!(Event::decode(&[2, 0x01]), Err(DecodeError::Kind(0x01)));
+    // Kind bytes no version has used have no name.
+    for unused in [0x00, 0x0E, 0x7F, 0x80, 0x8E, 0xFF] {
+        assert_eq!(record::kind_name(unused), None, "{unused:#04x}");
+    }
     // An Enter ends with its Capacity and Cross Type letters (version 2).
     let enter = Command::Enter(bourse_book::EnterOrder {
         login: 1,

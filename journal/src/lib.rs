@@ -35,7 +35,7 @@ pub use scan::StopReason;
 pub use storage::{
     FaultConfig, FaultStorage, MemStorage, MmapStorage, SplitMix64, Storage, StorageError, WriteMode,
 };
-pub use verify::{BatchInfo, RawRecord, VerifyReport, verify, walk};
+pub use verify::{BatchInfo, KindTotals, RawRecord, VerifyReport, verify, walk};
 pub use writer::{
     BATCH_RECORDS_MAX_DEFAULT, CHECKPOINTS_KEPT_DEFAULT, Committed, CommittedBatch, Journal, JournalConfig,
     PAYLOAD_BYTES_MAX_DEFAULT, Recovery, ReplayError, SEGMENT_ALIGN_BYTES, SEGMENT_BYTES_DEFAULT, SyncPolicy,

@@ -43,6 +43,18 @@ pub struct RawRecord<'a> {
     pub commit: Option<BatchInfo>,
 }
 
+/// The committed caller records of one kind ([`VerifyReport::records_by_kind`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindTotals {
+    /// Records.
+    pub records: u64,
+    /// Their payload bytes.
+    pub payload_bytes: u64,
+    /// Their bytes on disk: header, payload and padding (commit records are counted apart, in
+    /// [`VerifyReport::record_bytes`] only).
+    pub record_bytes: u64,
+}
+
 /// What [`verify`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -62,8 +74,8 @@ pub struct VerifyReport {
     pub payload_bytes: u64,
     /// Bytes of committed records on disk (headers, padding, commits, segment ends).
     pub record_bytes: u64,
-    /// Committed caller records per kind.
-    pub records_by_kind: BTreeMap<u16, u64>,
+    /// Committed caller records per kind: how many, and their bytes.
+    pub records_by_kind: BTreeMap<u16, KindTotals>,
     /// A torn tail that `Journal::open` would cut: (segment id, offset, uncommitted records, non-zero
     /// bytes after the cut).
     pub torn_tail: Option<(u64, u64, u64, u64)>,
@@ -134,7 +146,10 @@ pub fn walk<S: Storage>(
                     durable_sequence,
                 } = commit;
                 for (kind, payload_bytes, record_bytes) in pending.drain(..) {
-                    *report.records_by_kind.entry(kind).or_default() += 1;
+                    let totals = report.records_by_kind.entry(kind).or_default();
+                    totals.records += 1;
+                    totals.payload_bytes += payload_bytes;
+                    totals.record_bytes += record_bytes;
                     report.payload_bytes += payload_bytes;
                     report.record_bytes += record_bytes;
                 }

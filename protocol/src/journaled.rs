@@ -41,6 +41,20 @@ pub fn is_foreign_daemon_kind(kind: u16) -> bool {
         && !matches!(kind, KIND_OUCH | KIND_ITCH | KIND_DAY | KIND_ADMIN | KIND_COMMAND)
 }
 
+/// The name of one of this module's kinds (the table above), `None` outside them: for tools that count
+/// records by kind (`bourse journal stats`).
+pub fn kind_name(kind: u16) -> Option<&'static str> {
+    Some(match kind {
+        KIND_RETIRED_SEQUENCED => "Sequenced (retired)",
+        KIND_OUCH => "OUCH",
+        KIND_ITCH => "ITCH",
+        KIND_DAY => "Day",
+        KIND_ADMIN => "Admin",
+        KIND_COMMAND => "Command",
+        _ => return None,
+    })
+}
+
 /// Bytes of a [`KIND_COMMAND`] payload before the book command record.
 pub const COMMAND_PREFIX_LEN: usize = 16;
 
@@ -209,6 +223,13 @@ mod tests {
         assert!(is_foreign_daemon_kind(0x01FF));
         assert!(!is_foreign_daemon_kind(0x0081), "book kinds are the book's");
         assert!(!is_foreign_daemon_kind(0x0200), "outside this module's range");
+        // Every kind of the range has a name exactly when it is written or retired.
+        for kind in 0x0100..=0x01FF {
+            let known = !is_foreign_daemon_kind(kind) || kind == KIND_RETIRED_SEQUENCED;
+            assert_eq!(kind_name(kind).is_some(), known, "{kind:#06x}");
+        }
+        assert_eq!(kind_name(KIND_OUCH), Some("OUCH"));
+        assert_eq!(kind_name(0x0081), None, "book kinds are named by the book");
     }
 
     #[test]

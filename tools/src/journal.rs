@@ -336,14 +336,44 @@ fn stats(dir: PathBuf) -> Result<(), JournalError> {
         "bytes: payload {}  on disk (records, commits, padding) {}  overhead {:.1}%",
         report.payload_bytes,
         report.record_bytes,
-        if report.record_bytes == 0 {
-            0.0
-        } else {
-            100.0 * (report.record_bytes - report.payload_bytes) as f64 / report.record_bytes as f64
-        }
+        share(report.record_bytes - report.payload_bytes, report.record_bytes)
     );
-    for (kind, count) in &report.records_by_kind {
-        println!("kind {kind:#06x}: {count} records");
+    let mut kinds_bytes = 0;
+    for (&kind, totals) in &report.records_by_kind {
+        kinds_bytes += totals.record_bytes;
+        println!(
+            "kind {kind:#06x} {}: {} records, payload {} B ({:.1} B each), on disk {} B ({:.1}%)",
+            kind_name(kind),
+            totals.records,
+            totals.payload_bytes,
+            totals.payload_bytes as f64 / totals.records.max(1) as f64,
+            totals.record_bytes,
+            share(totals.record_bytes, report.record_bytes),
+        );
     }
+    let framing = report.record_bytes - kinds_bytes;
+    println!(
+        "commit records and segment ends: on disk {framing} B ({:.1}%)",
+        share(framing, report.record_bytes)
+    );
     Ok(())
+}
+
+/// `part` as a percentage of `whole` (0 when `whole` is 0).
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+/// What a journal record kind holds: a `bourse-book` command or event (kinds below 0x0100, the book's
+/// record kind byte), one of the daemon's own records, or `unknown`.
+fn kind_name(kind: u16) -> &'static str {
+    match u8::try_from(kind) {
+        Ok(book_kind) => bourse_book::record::kind_name(book_kind),
+        Err(_) => bourse_protocol::journaled::kind_name(kind),
+    }
+    .unwrap_or("unknown")
 }

@@ -98,9 +98,30 @@ fn verify_dump_stats_on_a_clean_journal() {
     let (code, out, _) = bourse(&["journal", "stats", path]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("records 90") && out.contains("kind 0x0001: 30 records"),
+        out.contains("records 90") && out.contains("kind 0x0001 Enter: 30 records, payload "),
         "{out}"
     );
+    // The per-kind bytes on disk and the commit records' add up to the journal's total.
+    let number_after = |line: &str, label: &str| -> u64 {
+        let rest = &line[line.find(label).unwrap_or_else(|| panic!("{label} in {line}")) + label.len()..];
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    let total = out
+        .lines()
+        .find(|l| l.starts_with("bytes: "))
+        .map(|l| number_after(l, "on disk (records, commits, padding) "))
+        .expect("bytes line");
+    let kinds: Vec<&str> = out.lines().filter(|l| l.starts_with("kind ")).collect();
+    assert_eq!(kinds.len(), 3, "{out}");
+    assert!(kinds.iter().all(|l| l.contains(": 30 records")), "{out}");
+    let framing = out
+        .lines()
+        .find(|l| l.starts_with("commit records"))
+        .map(|l| number_after(l, "on disk "))
+        .expect("commit line");
+    let by_kind: u64 = kinds.iter().map(|l| number_after(l, "on disk ")).sum();
+    assert!(framing > 0, "{out}");
+    assert_eq!(by_kind + framing, total, "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
