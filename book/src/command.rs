@@ -3,6 +3,7 @@
 //! Fields are the OUCH values as the client sent them (side and display letters, wire prices, shares);
 //! the engine validates them, so a bad value is a reject event, never a panic.
 
+use crate::event::Party;
 use bourse_protocol::fields::{Firm, Symbol, Token};
 use bourse_protocol::reason::CancelReason;
 
@@ -126,10 +127,18 @@ pub enum Command {
         /// The instrument.
         symbol: Symbol,
     },
-    /// Bust (break) a recent trade by its match number.
+    /// Bust (break) a trade of the current day. The engine keeps no copy of past trades: the caller
+    /// names the trade as its [`crate::Event::Executed`] did (the daemon reads it from the journal), and the
+    /// engine checks that the match number is one of the day's, not yet busted.
     BustTrade {
         /// The trade's match number.
         match_number: u64,
+        /// Its instrument's symbol.
+        symbol: Symbol,
+        /// The resting side, as the Executed event named it.
+        resting: Party,
+        /// The taking side, as the Executed event named it.
+        taking: Party,
     },
     /// An Enter or Replace Order that arrived over the session's throttle (the daemon's check #1): the
     /// token (an Enter's, a Replace's replacement) is recorded and Rejected `F`; a token already seen is

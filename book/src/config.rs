@@ -114,8 +114,9 @@ pub struct EngineConfig {
     pub levels_max: u32,
     /// Largest number of distinct (login, token) pairs per trading day.
     pub tokens_max: u32,
-    /// Number of recent trades kept so that they can be busted by match number.
-    pub trades_max: u32,
+    /// Largest number of trades busted in one trading day (their match numbers are kept until Start of
+    /// Day, so that a trade is busted once).
+    pub busts_max: u32,
     /// First order reference number to assign (continues across restarts).
     pub order_ref_first: u64,
     /// First match number to assign (continues across restarts).
@@ -172,7 +173,7 @@ impl EngineConfig {
         capacity("orders_max", self.orders_max.into(), ORDERS_MAX_LIMIT.into())?;
         capacity("tokens_max", self.tokens_max.into(), TOKENS_MAX_LIMIT.into())?;
         capacity("levels_max", self.levels_max.into(), ORDERS_MAX_LIMIT.into())?;
-        capacity("trades_max", self.trades_max.into(), ORDERS_MAX_LIMIT.into())?;
+        capacity("busts_max", self.busts_max.into(), ORDERS_MAX_LIMIT.into())?;
         capacity(
             "instruments",
             self.instruments.len() as u64,

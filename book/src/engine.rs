@@ -20,10 +20,10 @@
 //!   in-order token (the common case) is known new without a probe.
 //! - Expiry timers: a binary min-heap of (expire time, order ref, index, generation), capacity
 //!   `orders_max`, drained by [`Command::ExpireDue`].
-//! - Recent trades: a ring of `trades_max` 64-byte entries (next slot kept incrementally), plus a ring
-//!   of the takers those trades share (one entry per trading taker, not per fill), looked up by match
-//!   number for busts. Each fill also reads the entry `TRADE_TOUCH_AHEAD` fills ahead, so that the
-//!   ring's next lines are in cache before they are written (the book cannot prefetch: no unsafe).
+//! - Busts: no copy of past trades. A fill writes nothing beyond its event; a [`Command::BustTrade`]
+//!   names the trade as its Executed event did (the daemon reads it from the journal), and the engine
+//!   keeps only the day's busted match numbers (sorted, capacity `busts_max`) and the day's first match
+//!   number, so that a trade of the day is busted once and an older one not at all.
 //! - Hot-path shape: `check_enter` and `validate` are inlined so their `Result` stays in registers.
 //!
 //! # Determinism
@@ -309,65 +309,6 @@ struct InstrumentDivisors {
     lot: Divisor,
 }
 
-/// Fills ahead of the bust ring's next entry whose line each fill reads ([`Engine::record_trade`]).
-const TRADE_TOUCH_AHEAD: usize = 32;
-
-/// A recent trade, kept for busts: one 64-byte, line-aligned entry per fill. The taking side's fields
-/// that every fill of one taker shares live once in [`Engine::takers`] (slot `taker`); the entry keeps
-/// only the taker's remaining shares after this fill. See [`Engine::trade_taking`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(align(64))]
-pub(crate) struct Trade {
-    pub(crate) match_number: u64,
-    pub(crate) resting: Party,
-    /// Shares still open on the taker after this fill (its `Party::remaining`).
-    pub(crate) taking_remaining: u32,
-    /// Slot in [`Engine::takers`] of this fill's taker.
-    pub(crate) taker: u32,
-    pub(crate) instrument: u16,
-    pub(crate) busted: bool,
-}
-
-const _: () = assert!(std::mem::size_of::<Trade>() == 64);
-
-/// What every fill of one taker shares (its [`Party`] without `remaining`), recorded once per taker
-/// that trades. Ring of `trades_max` entries: each taker recorded has at least one fill, so a taker's
-/// entry is overwritten only after `trades_max` later fills, when all of its own fills have left the
-/// trade ring too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TakerRecord {
-    pub(crate) order_ref: u64,
-    pub(crate) login: u32,
-    pub(crate) firm: Firm,
-    pub(crate) token: Token,
-    pub(crate) side: u8,
-}
-
-impl TakerRecord {
-    /// The taker's fields of `party` (all but `remaining`).
-    pub(crate) fn of(party: &Party) -> Self {
-        Self {
-            order_ref: party.order_ref,
-            login: party.login,
-            firm: party.firm,
-            token: party.token,
-            side: party.side,
-        }
-    }
-
-    /// The taker's party with `remaining` shares open.
-    pub(crate) fn party(&self, remaining: u32) -> Party {
-        Party {
-            login: self.login,
-            token: self.token,
-            order_ref: self.order_ref,
-            firm: self.firm,
-            side: self.side,
-            remaining,
-        }
-    }
-}
-
 /// Why [`Engine::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
@@ -452,15 +393,10 @@ pub struct Engine {
     pub(crate) tokens: TokenTable,
     pub(crate) live: LiveTable,
     pub(crate) expiries: Vec<Expiry>,
-    pub(crate) trades: Vec<Trade>,
-    /// Ring slot of the next trade: `(match_number_next - match_number_first) % trades_max`, kept
-    /// incrementally (no division per trade); not in the snapshot (restore derives it).
-    pub(crate) trade_slot_next: usize,
-    /// Takers of the trades in `trades` (see [`TakerRecord`]); not in the snapshot as such (the
-    /// snapshot holds each trade's full taking party; restore records one taker per trade).
-    pub(crate) takers: Vec<TakerRecord>,
-    /// Ring slot of the next taker recorded.
-    pub(crate) taker_slot_next: usize,
+    /// Match numbers busted since Start of Day, ascending (capacity `busts_max`).
+    pub(crate) busted: Vec<u64>,
+    /// The first match number of the current day: older trades are not busted.
+    pub(crate) day_first_match: u64,
     pub(crate) order_ref_next: u64,
     pub(crate) match_number_next: u64,
     pub(crate) closed: bool,
@@ -488,30 +424,6 @@ const EXPIRY_VACANT: Expiry = Expiry {
     index: NIL,
     generation: 0,
 };
-const PARTY_VACANT: Party = Party {
-    login: 0,
-    token: Token::BLANK,
-    order_ref: 0,
-    firm: Firm::BLANK,
-    side: 0,
-    remaining: 0,
-};
-const TRADE_VACANT: Trade = Trade {
-    match_number: 0,
-    resting: PARTY_VACANT,
-    taking_remaining: 0,
-    taker: 0,
-    instrument: 0,
-    busted: false,
-};
-const TAKER_VACANT: TakerRecord = TakerRecord {
-    order_ref: 0,
-    login: 0,
-    firm: Firm::BLANK,
-    token: Token::BLANK,
-    side: 0,
-};
-
 /// Levels scanned linearly from the touch before falling back to a binary search: most orders
 /// arrive at or near the touch, where a short predictable scan beats a binary search.
 const TOUCH_SCAN_LEVELS: usize = 8;
@@ -611,10 +523,8 @@ impl Engine {
             tokens: TokenTable::new(config.logins.len(), config.tokens_max),
             live: LiveTable::new(config.orders_max),
             expiries: pretouched(orders_max, EXPIRY_VACANT),
-            trades: pretouched(config.trades_max as usize, TRADE_VACANT),
-            trade_slot_next: 0,
-            takers: pretouched(config.trades_max as usize, TAKER_VACANT),
-            taker_slot_next: 0,
+            busted: Vec::with_capacity(config.busts_max as usize),
+            day_first_match: config.match_number_first,
             order_ref_next: config.order_ref_first,
             match_number_next: config.match_number_first,
             closed: false,
@@ -652,6 +562,8 @@ impl Engine {
             Command::StartOfDay => {
                 if self.closed {
                     self.tokens.clear();
+                    self.busted.clear();
+                    self.day_first_match = self.match_number_next;
                     self.closed = false;
                     out.push(Event::SystemEvent {
                         timestamp_ns: now_ns,
@@ -661,7 +573,12 @@ impl Engine {
             }
             Command::Halt { symbol } => self.set_halt(now_ns, symbol, true, out),
             Command::Resume { symbol } => self.set_halt(now_ns, symbol, false, out),
-            Command::BustTrade { match_number } => self.bust(now_ns, *match_number, out),
+            Command::BustTrade {
+                match_number,
+                symbol,
+                resting,
+                taking,
+            } => self.bust(now_ns, *match_number, symbol, resting, taking, out),
             Command::Throttled { login, token } => self.throttled(now_ns, *login, token, out),
         }
     }
@@ -1339,8 +1256,6 @@ impl Engine {
         let inst = t.instrument as usize;
         let opposite = t.side.opposite();
         let stp = self.config.firms[t.firm as usize].stp;
-        // This taker's slot in `takers`, recorded at its first fill.
-        let mut taker_slot: Option<u32> = None;
         // Bounded: every iteration removes an order or lots from the book, or ends the loop.
         loop {
             if t.remaining.0 == 0 {
@@ -1400,78 +1315,16 @@ impl Engine {
             let match_number = self.match_number_next;
             self.match_number_next += 1;
             self.books[inst].last_trade_price = price;
-            let resting_party = self.party(&resting, Lots(resting.open.0 - fill.0));
-            let taking_party = self.taker_party(t);
-            let taker = match taker_slot {
-                Some(slot) => slot,
-                None => {
-                    let slot = self.record_taker(TakerRecord::of(&taking_party));
-                    taker_slot = Some(slot);
-                    slot
-                }
-            };
-            self.record_trade(Trade {
-                match_number,
-                resting: resting_party,
-                taking_remaining: taking_party.remaining,
-                taker,
-                instrument: t.instrument,
-                busted: false,
-            });
             out.push(Event::Executed(Executed {
                 timestamp_ns: now_ns,
                 match_number,
                 instrument: self.instrument_event(t.instrument),
                 price,
                 shares: self.shares(t.instrument, fill),
-                resting: resting_party,
-                taking: taking_party,
+                resting: self.party(&resting, Lots(resting.open.0 - fill.0)),
+                taking: self.taker_party(t),
             }));
         }
-    }
-
-    #[inline]
-    fn record_trade(&mut self, trade: Trade) {
-        let max = self.config.trades_max as usize;
-        let slot = self.trade_slot_next;
-        debug_assert_eq!(
-            slot as u64,
-            (trade.match_number - self.config.match_number_first) % max as u64
-        );
-        if self.trades.len() < max {
-            self.trades.push(trade);
-        } else {
-            self.trades[slot] = trade;
-            // Read the entry `TRADE_TOUCH_AHEAD` fills ahead, so that its line is in cache by the time
-            // a fill writes it (the ring is larger than L2: a write to a line not in cache holds up
-            // every later store while the line is fetched).
-            let mut ahead = slot + TRADE_TOUCH_AHEAD;
-            if ahead >= max {
-                ahead %= max;
-            }
-            std::hint::black_box(self.trades[ahead].match_number);
-        }
-        self.trade_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
-    }
-
-    /// Records a taker's shared fields; returns its slot in `takers`.
-    #[inline]
-    fn record_taker(&mut self, taker: TakerRecord) -> u32 {
-        let max = self.config.trades_max as usize;
-        let slot = self.taker_slot_next;
-        if self.takers.len() < max {
-            debug_assert_eq!(slot, self.takers.len());
-            self.takers.push(taker);
-        } else {
-            self.takers[slot] = taker;
-        }
-        self.taker_slot_next = if slot + 1 == max { 0 } else { slot + 1 };
-        u32::try_from(slot).expect("trades_max fits in u32")
-    }
-
-    /// The taking party of a recorded trade.
-    pub(crate) fn trade_taking(&self, trade: &Trade) -> Party {
-        self.takers[trade.taker as usize].party(trade.taking_remaining)
     }
 
     // ----- book primitives -----
@@ -1907,26 +1760,37 @@ impl Engine {
         });
     }
 
-    fn bust(&mut self, now_ns: u64, match_number: u64, out: &mut impl EventSink) {
-        let first = self.config.match_number_first;
-        if match_number < first || match_number >= self.match_number_next {
+    /// Busts a trade of the day that is not busted yet, as the command names it; anything else (a match
+    /// number not yet given, one of an earlier day, one already busted, an unknown symbol, the day's
+    /// `busts_max` reached) is ignored: the daemon checks what it can report first.
+    fn bust(
+        &mut self,
+        now_ns: u64,
+        match_number: u64,
+        symbol: &Symbol,
+        resting: &Party,
+        taking: &Party,
+        out: &mut impl EventSink,
+    ) {
+        if match_number < self.day_first_match || match_number >= self.match_number_next {
             return;
         }
-        let slot = ((match_number - first) % u64::from(self.config.trades_max)) as usize;
-        let Some(trade) = self.trades.get_mut(slot) else {
+        let Some(inst) = self.instrument_index(symbol) else {
             return;
         };
-        if trade.match_number != match_number || trade.busted {
+        let Err(at) = self.busted.binary_search(&match_number) else {
+            return;
+        };
+        if self.busted.len() >= self.config.busts_max as usize {
             return;
         }
-        trade.busted = true;
-        let trade = *trade;
+        self.busted.insert(at, match_number);
         out.push(Event::Broken {
             timestamp_ns: now_ns,
             match_number,
-            instrument: self.instrument_event(trade.instrument),
-            resting: trade.resting,
-            taking: self.trade_taking(&trade),
+            instrument: self.instrument_event(inst as u16),
+            resting: *resting,
+            taking: *taking,
         });
     }
 

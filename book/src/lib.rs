@@ -56,8 +56,10 @@
 //! - End of day cancels every resting order (reason `E`, also the expiring ones) and clears the timers;
 //!   start of day (only after an end of day) forgets the day's tokens. Halt keeps resting orders, rejects
 //!   new orders and replaces `H`, and lets cancels, reduces and modifies through.
-//! - Bust: a trade among the last `trades_max` can be busted once; it changes neither the book nor the
-//!   collar's last price. Unknown or already busted match numbers are ignored.
+//! - Bust: a trade of the current day can be busted once; it changes neither the book nor the collar's
+//!   last price. The engine keeps no copy of past trades: [`Command::BustTrade`] names the trade as its
+//!   Executed event did (the daemon reads that from the journal). A match number not given yet, one of an
+//!   earlier day or already busted, an unknown symbol, or a day's `busts_max` reached: ignored.
 //!
 //! # Performance notes
 //! The day-unique (login, token) set is built for increasing tokens: a token above the login's

@@ -21,13 +21,16 @@
 //! | 0x09 | StartOfDay | | 0x89 | TradingAction |
 //! | 0x0A | Halt | | 0x8A | SystemEvent |
 //! | 0x0B | Resume | | 0x8B | Broken |
-//! | 0x0C | BustTrade | | 0x8C | KillSwitch |
+//! | 0x0C | (retired: BustTrade by match number alone, before 2026-11-27) | | 0x8C | KillSwitch |
 //! | 0x0D | Throttled (login u32, token 14) | | | |
+//! | 0x0E | BustTrade (match_number u64, symbol 8, resting Party, taking Party) | | | |
 //! | | | | 0x8D | CancelRejected (timestamp u64, login u32, token 14, order_ref u64) |
 //!
 //! A change of any layout bumps [`RECORD_VERSION`]; decoding a record of another version is an error.
-//! A new kind (0x8D and 0x0D were added after version 1 shipped) changes no existing layout, so it does not bump
-//! the version: older decoders report it as an unknown kind. Version 2 added `capacity u8, cross_type u8`
+//! A new kind (0x8D and 0x0D were added after version 1 shipped, 0x0E in version 2) changes no existing
+//! layout, so it does not bump the version: older decoders report it as an unknown kind. 0x0C is retired:
+//! the engine no longer keeps past trades, so a bust by match number alone cannot be applied, and
+//! decoding it is an unknown-kind error. Version 2 added `capacity u8, cross_type u8`
 //! after `min_qty` in Enter, Accepted and Replaced (the engine keeps them with the order, so the pipeline
 //! needs no table of its own to echo them).
 //! Decoding never panics: every malformed input is a [`DecodeError`].
@@ -44,7 +47,7 @@ use crate::types::Side;
 /// The version byte every record starts with.
 pub const RECORD_VERSION: u8 = 2;
 /// Largest encoded command, bytes.
-pub const COMMAND_SIZE_MAX: usize = 64;
+pub const COMMAND_SIZE_MAX: usize = 96;
 /// Largest encoded event, bytes.
 pub const EVENT_SIZE_MAX: usize = 128;
 
@@ -64,8 +67,9 @@ pub fn kind_name(kind: u8) -> Option<&'static str> {
         0x09 => "StartOfDay",
         0x0A => "Halt",
         0x0B => "Resume",
-        0x0C => "BustTrade",
+        0x0C => "BustTrade (retired)",
         0x0D => "Throttled",
+        0x0E => "BustTrade",
         0x81 => "Accepted",
         0x82 => "Added",
         0x83 => "Executed",
@@ -352,9 +356,17 @@ impl Command {
                 w.u8(0x0B)?;
                 w.bytes(&symbol.0)?;
             }
-            Command::BustTrade { match_number } => {
-                w.u8(0x0C)?;
+            Command::BustTrade {
+                match_number,
+                symbol,
+                resting,
+                taking,
+            } => {
+                w.u8(0x0E)?;
                 w.u64(*match_number)?;
+                w.bytes(&symbol.0)?;
+                w.party(resting)?;
+                w.party(taking)?;
             }
             Command::Throttled { login, token } => {
                 w.u8(0x0D)?;
@@ -434,8 +446,11 @@ impl Command {
             0x09 => Command::StartOfDay,
             0x0A => Command::Halt { symbol: r.alpha()? },
             0x0B => Command::Resume { symbol: r.alpha()? },
-            0x0C => Command::BustTrade {
+            0x0E => Command::BustTrade {
                 match_number: r.u64()?,
+                symbol: r.alpha()?,
+                resting: r.party()?,
+                taking: r.party()?,
             },
             0x0D => Command::Throttled {
                 login: r.u32()?,

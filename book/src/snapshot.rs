@@ -1,9 +1,10 @@
-//! State snapshot: every book, the order arena, the token table, timers, recent trades and counters to
+//! State snapshot: every book, the order arena, the token table, timers, the day's busts and counters to
 //! bytes and back, plus a stable state hash.
 //!
-//! # Layout (little-endian, version 2)
+//! # Layout (little-endian, version 4)
 //! `magic "BKSNAP" | version u16 | config fingerprint u64 | order_ref_next u64 | match_number_next u64 |
-//! closed u8 | books | firms | orders | free list | tokens | expiries | trades`, each table as a `u32`
+//! closed u8 | books | firms | orders | free list | tokens | expiries | day_first_match u64 | busted`
+//! (version 3 ended with the ring of recent trades instead of the last two), each table as a `u32`
 //! count then its entries (see the code for the exact fields; the arena is written raw, slot by slot, so
 //! that restore reproduces the same slot assignment and a restored engine continues byte-identically).
 //! The config fingerprint is FNV-1a over a canonical encoding of the [`EngineConfig`]; restoring under a
@@ -14,14 +15,13 @@
 use bourse_protocol::fields::Alpha;
 
 use crate::config::EngineConfig;
-use crate::engine::{Engine, Expiry, FirmState, Level, NIL, Order, RestoreError, TakerRecord, Trade};
-use crate::event::Party;
+use crate::engine::{Engine, Expiry, FirmState, Level, NIL, Order, RestoreError};
 use crate::record::Reader;
 use crate::tokens::TokenWords;
 use crate::types::{Lots, Ticks};
 
 const MAGIC: &[u8; 6] = b"BKSNAP";
-const VERSION: u16 = 3;
+const VERSION: u16 = 4;
 
 /// FNV-1a, 64 bit.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -54,14 +54,6 @@ impl Out<'_> {
     fn len(&mut self, v: usize) {
         self.u32(u32::try_from(v).expect("tables are below u32::MAX"));
     }
-    fn party(&mut self, p: &Party) {
-        self.u32(p.login);
-        self.b(&p.token.0);
-        self.u64(p.order_ref);
-        self.b(&p.firm.0);
-        self.u8(p.side);
-        self.u32(p.remaining);
-    }
 }
 
 /// Fingerprint of a configuration (FNV-1a over a canonical encoding).
@@ -71,7 +63,7 @@ pub fn config_fingerprint(config: &EngineConfig) -> u64 {
     o.u32(config.orders_max);
     o.u32(config.levels_max);
     o.u32(config.tokens_max);
-    o.u32(config.trades_max);
+    o.u32(config.busts_max);
     o.u64(config.order_ref_first);
     o.u64(config.match_number_first);
     o.len(config.instruments.len());
@@ -176,13 +168,10 @@ impl Engine {
             o.u32(e.index);
             o.u32(e.generation);
         }
-        o.len(self.trades.len());
-        for t in &self.trades {
-            o.u64(t.match_number);
-            o.u16(t.instrument);
-            o.u8(u8::from(t.busted));
-            o.party(&t.resting);
-            o.party(&self.trade_taking(t));
+        o.u64(self.day_first_match);
+        o.len(self.busted.len());
+        for &m in &self.busted {
+            o.u64(m);
         }
     }
 
@@ -335,43 +324,24 @@ impl Engine {
             }
             engine.expiries.push(e);
         }
-        let n_trades = len(&mut r, engine.config.trades_max as usize, "trades")?;
-        for _ in 0..n_trades {
-            let match_number = r.u64()?;
-            let instrument = r.u16()?;
-            let busted = r.bool("busted")?;
-            let resting = r.party()?;
-            let taking = r.party()?;
-            if instrument as usize >= engine.books.len() {
-                return Err(RestoreError::Range("trade"));
+        engine.day_first_match = r.u64()?;
+        if engine.day_first_match < engine.config.match_number_first
+            || engine.day_first_match > engine.match_number_next
+        {
+            return Err(RestoreError::Range("day's first match number"));
+        }
+        let n_busted = len(&mut r, engine.config.busts_max as usize, "busts")?;
+        for _ in 0..n_busted {
+            let m = r.u64()?;
+            // Ascending, of the day, and already traded.
+            if engine.busted.last().is_some_and(|&last| last >= m)
+                || m < engine.day_first_match
+                || m >= engine.match_number_next
+            {
+                return Err(RestoreError::Range("busted match number"));
             }
-            // One taker record per restored trade, in the same slot (the snapshot keeps full parties).
-            let taker = u32::try_from(engine.takers.len()).expect("trades_max fits in u32");
-            engine.takers.push(TakerRecord::of(&taking));
-            engine.trades.push(Trade {
-                match_number,
-                resting,
-                taking_remaining: taking.remaining,
-                taker,
-                instrument,
-                busted,
-            });
+            engine.busted.push(m);
         }
-        // Trades are numbered consecutively from match_number_first and the ring fills in that order.
-        let trades_recorded = engine
-            .match_number_next
-            .checked_sub(engine.config.match_number_first);
-        let ring_full = engine.trades.len() == engine.config.trades_max as usize;
-        if trades_recorded.is_none_or(|n| !ring_full && n != engine.trades.len() as u64) {
-            return Err(RestoreError::Range("trade count"));
-        }
-        engine.trade_slot_next = (engine
-            .match_number_next
-            .wrapping_sub(engine.config.match_number_first)
-            % u64::from(engine.config.trades_max)) as usize;
-        // Takers are recorded from the next trade's slot on: a new taker overwrites the record of a
-        // restored trade only once that trade has been overwritten (each taker has at least one fill).
-        engine.taker_slot_next = engine.trade_slot_next;
         if r.pos != bytes.len() {
             return Err(RestoreError::TrailingBytes(bytes.len() - r.pos));
         }

@@ -90,7 +90,7 @@ pub fn demo_config_sized(instruments: usize, logins: u32, orders_max: u32, token
         orders_max,
         levels_max: 4096,
         tokens_max,
-        trades_max: 1 << 16,
+        busts_max: 1 << 16,
         order_ref_first: 1,
         match_number_first: 1,
         instruments: (0..instruments)

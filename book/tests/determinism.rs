@@ -17,9 +17,24 @@ fn commands(seed: u64, n: usize) -> Vec<(u64, Command)> {
         let extra = match rng.below(6) {
             0 => Command::Halt { symbol },
             1 => Command::Resume { symbol },
-            2 => Command::BustTrade {
-                match_number: 1 + rng.below(200),
-            },
+            2 => {
+                // The parties as a journal lookup would give them; the engine only echoes them.
+                let mut party = |side| bourse_book::event::Party {
+                    login: 1 + rng.below(8) as u32,
+                    token: bourse_book::workload::token(rng.below(1_000)),
+                    order_ref: rng.below(1_000),
+                    firm: bourse_book::workload::demo_firm(1 + rng.below(8) as u32),
+                    side,
+                    remaining: rng.below(500) as u32,
+                };
+                let (resting, taking) = (party(b'S'), party(b'B'));
+                Command::BustTrade {
+                    match_number: 1 + rng.below(200),
+                    symbol,
+                    resting,
+                    taking,
+                }
+            }
             3 => Workload::disconnect(1 + rng.below(8) as u32),
             4 => Command::KillSwitch {
                 firm: bourse_book::workload::demo_firm(1 + rng.below(8) as u32),
@@ -210,9 +225,14 @@ fn records_round_trip_and_reject_malformed_bytes() {
     assert_eq!(Command::decode(&[2, 0x7F]), Err(DecodeError::Kind(0x7F)));
     assert_eq!(Event::decode(&[2, 0x01]), Err(DecodeError::Kind(0x01)));
     // Kind bytes no version has used have no name.
-    for unused in [0x00, 0x0E, 0x7F, 0x80, 0x8E, 0xFF] {
+    for unused in [0x00, 0x0F, 0x7F, 0x80, 0x8E, 0xFF] {
         assert_eq!(record::kind_name(unused), None, "{unused:#04x}");
     }
+    // The retired bust by match number alone (kind 0x0C) no longer decodes: nothing could apply it.
+    let mut retired = vec![2u8, 0x0C];
+    retired.extend(7u64.to_le_bytes());
+    assert_eq!(Command::decode(&retired), Err(DecodeError::Kind(0x0C)));
+    assert_eq!(record::kind_name(0x0C), Some("BustTrade (retired)"));
     // An Enter ends with its Capacity and Cross Type letters (version 2).
     let enter = Command::Enter(bourse_book::EnterOrder {
         login: 1,

@@ -42,7 +42,7 @@ fn config(stp: StpMode) -> EngineConfig {
         orders_max: 4096,
         levels_max: 512,
         tokens_max: 8192,
-        trades_max: 64,
+        busts_max: 64,
         order_ref_first: 1,
         match_number_first: 1,
         instruments: (0..2)

@@ -48,7 +48,7 @@ fn config() -> EngineConfig {
         orders_max: 6,
         levels_max: 3,
         tokens_max: 256,
-        trades_max: 4,
+        busts_max: 4,
         order_ref_first: 1,
         match_number_first: 1,
         instruments: vec![
@@ -311,8 +311,13 @@ fn parse_command(words: &[&str]) -> Result<Command, String> {
         }
         "bust" => {
             need(2)?;
+            // The trade is filled in from the scenario's Executed events (`with_trade`), as the daemon
+            // reads it from the journal.
             Command::BustTrade {
                 match_number: words[1].parse().map_err(|_| "bad match number")?,
+                symbol: Symbol::BLANK,
+                resting: PARTY_BLANK,
+                taking: PARTY_BLANK,
             }
         }
         "throttled" => {
@@ -324,6 +329,45 @@ fn parse_command(words: &[&str]) -> Result<Command, String> {
         }
         w => return Err(format!("unknown command {w}")),
     })
+}
+
+/// A party naming nobody (a bust of a match number no Executed event named).
+const PARTY_BLANK: Party = Party {
+    login: 0,
+    token: Token::BLANK,
+    order_ref: 0,
+    firm: Firm::BLANK,
+    side: b' ',
+    remaining: 0,
+};
+
+/// The trades a run's Executed events named, by match number: what the daemon reads back from the
+/// journal to bust one.
+type Trades = std::collections::BTreeMap<u64, (Symbol, Party, Party)>;
+
+fn note_trades(events: &[Event], trades: &mut Trades) {
+    for e in events {
+        if let Event::Executed(x) = e {
+            trades.insert(x.match_number, (x.instrument.symbol, x.resting, x.taking));
+        }
+    }
+}
+
+/// A `bust` command with its trade filled in from `trades` (left blank for a match number no Executed
+/// event named); any other command as it is.
+fn with_trade(command: Command, trades: &Trades) -> Command {
+    match command {
+        Command::BustTrade { match_number, .. } => match trades.get(&match_number) {
+            Some(&(symbol, resting, taking)) => Command::BustTrade {
+                match_number,
+                symbol,
+                resting,
+                taking,
+            },
+            None => command,
+        },
+        other => other,
+    }
 }
 
 fn who(login: u32, token: &Token) -> String {
@@ -518,6 +562,7 @@ fn run_fixture(text: &str) -> (Vec<String>, String) {
     let mut transcript = String::new();
     let mut now_ns = 0u64;
     let mut pending: Option<(usize, Vec<String>, Vec<String>)> = None; // (line, expected, actual)
+    let mut trades = Trades::new();
     let flush = |pending: &mut Option<(usize, Vec<String>, Vec<String>)>, errors: &mut Vec<String>| {
         if let Some((line, expected, actual)) = pending.take()
             && expected != actual
@@ -587,7 +632,8 @@ fn run_fixture(text: &str) -> (Vec<String>, String) {
             };
             now_ns += 1_000;
             let mut events = Vec::new();
-            engine.apply(now_ns, &command, &mut events);
+            engine.apply(now_ns, &with_trade(command, &trades), &mut events);
+            note_trades(&events, &mut trades);
             if let Err(e) = engine.check_invariants() {
                 errors.push(format!("line {line_no}: invariant broken: {e}"));
             }
@@ -613,6 +659,7 @@ fn actual_transcript(text: &str) -> String {
     let mut engine = Engine::new(config()).expect("valid");
     let mut out = String::new();
     let mut now_ns = 0u64;
+    let mut trades = Trades::new();
     for raw in text.lines() {
         let line = raw.trim();
         if line.starts_with("< ") {
@@ -629,7 +676,8 @@ fn actual_transcript(text: &str) -> String {
             if let Ok(c) = parse_command(&words) {
                 now_ns += 1_000;
                 let mut events = Vec::new();
-                engine.apply(now_ns, &c, &mut events);
+                engine.apply(now_ns, &with_trade(c, &trades), &mut events);
+                note_trades(&events, &mut trades);
                 for e in &events {
                     out.push_str("< ");
                     out.push_str(&render(e));
@@ -683,62 +731,61 @@ fn the_runner_catches_a_wrong_expectation() {
     let _ = Alpha::<1>::BLANK;
 }
 
-/// Busts after the trade ring (4 entries) has wrapped, with takers of several fills each, on the engine
-/// and on one restored from a snapshot taken mid-way: every match number still in the ring gives a
-/// Broken with the very parties of its Executed event, older ones give nothing.
+/// Takers of several fills each, on the engine and on one restored from a snapshot taken mid-way: a bust
+/// of each fill gives one Broken with the parties its Executed event named, once.
 #[test]
-fn busts_after_the_ring_wraps_name_the_parties_of_each_fill() {
-    let apply = |engine: &mut Engine, line: &str, executed: &mut Vec<(u64, Party, Party)>| {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let mut events = Vec::new();
-        engine.apply(0, &parse_command(&words).unwrap(), &mut events);
-        for e in events {
-            if let Event::Executed(x) = e {
-                executed.push((x.match_number, x.resting, x.taking));
-            }
-        }
-    };
+fn a_bust_breaks_each_fill_once_on_the_engine_and_on_a_restored_one() {
     // Three resting sells of 100 and one buy of 300 that takes all three: three fills per round.
     let round = |engine: &mut Engine, n: u32, executed: &mut Vec<(u64, Party, Party)>| {
         for k in 0..3 {
-            apply(engine, &format!("enter 2 S{n}_{k} S 100 ACME 10.00"), executed);
+            apply_line(engine, &format!("enter 2 S{n}_{k} S 100 ACME 10.00"), executed);
         }
-        apply(engine, &format!("enter 1 B{n} B 300 ACME 10.00"), executed);
+        apply_line(engine, &format!("enter 1 B{n} B 300 ACME 10.00"), executed);
     };
     let mut engine = Engine::new(config()).unwrap();
     let mut executed = Vec::new();
     round(&mut engine, 1, &mut executed);
-    round(&mut engine, 2, &mut executed);
     let mut bytes = Vec::new();
     engine.snapshot(&mut bytes);
     let mut restored = Engine::restore(config(), &bytes).unwrap();
     let mut executed_restored = executed.clone();
-    round(&mut engine, 3, &mut executed);
-    round(&mut restored, 3, &mut executed_restored);
+    round(&mut engine, 2, &mut executed);
+    round(&mut restored, 2, &mut executed_restored);
     assert_eq!(executed, executed_restored);
-    assert_eq!(executed.len(), 9);
+    assert_eq!(executed.len(), 6);
     for e in [&mut engine, &mut restored] {
-        for m in 1..=9u64 {
-            let mut events = Vec::new();
-            e.apply(0, &Command::BustTrade { match_number: m }, &mut events);
-            let (_, resting, taking) = executed[(m - 1) as usize];
-            if m >= 6 {
-                assert_eq!(events.len(), 1, "match {m}");
-                let Event::Broken {
-                    match_number,
-                    resting: r,
-                    taking: t,
-                    ..
-                } = events[0]
-                else {
-                    panic!("match {m}: {:?}", events[0]);
-                };
-                assert_eq!((match_number, r, t), (m, resting, taking), "match {m}");
+        // `busts_max` is 4 a day: the first four busts are made, the rest ignored.
+        for m in 1..=6u64 {
+            let made = bust(e, m, &executed);
+            if m <= 4 {
+                assert_eq!(made, Some(parties_of(&executed, m)), "match {m}");
+                assert_eq!(bust(e, m, &executed), None, "match {m} busted twice");
             } else {
-                assert!(events.is_empty(), "match {m} left the ring");
+                assert_eq!(made, None, "match {m}: over the day's busts_max");
             }
         }
     }
+}
+
+/// A bust names the instrument by symbol: one the engine does not know is ignored.
+#[test]
+fn a_bust_of_an_unknown_symbol_is_ignored() {
+    let mut engine = Engine::new(config()).unwrap();
+    let mut executed = Vec::new();
+    apply_line(&mut engine, "enter 2 S1 S 100 ACME 10.00", &mut executed);
+    apply_line(&mut engine, "enter 1 B1 B 100 ACME 10.00", &mut executed);
+    let (resting, taking) = parties_of(&executed, 1);
+    let mut events = Vec::new();
+    let command = |symbol| Command::BustTrade {
+        match_number: 1,
+        symbol,
+        resting,
+        taking,
+    };
+    engine.apply(0, &command(crate::symbol("NOPE")), &mut events);
+    assert!(events.is_empty(), "{events:?}");
+    engine.apply(0, &command(crate::symbol("ACME")), &mut events);
+    assert!(matches!(events.as_slice(), [Event::Broken { .. }]), "{events:?}");
 }
 
 /// Applies one scenario command line; returns its events and records each Executed's parties.
@@ -754,10 +801,22 @@ fn apply_line(engine: &mut Engine, line: &str, executed: &mut Vec<(u64, Party, P
     events
 }
 
-/// Busts `match_number`: `Some((resting, taking))` of its Broken event, `None` if it gave no event.
-fn bust(engine: &mut Engine, match_number: u64) -> Option<(Party, Party)> {
+/// Busts `match_number`, named as its Executed event in `executed` named it (blank parties if none did, as
+/// for a match number never traded): `Some((resting, taking))` of its Broken event, `None` if it gave no
+/// event.
+fn bust(engine: &mut Engine, match_number: u64, executed: &[(u64, Party, Party)]) -> Option<(Party, Party)> {
+    let (resting, taking) = executed
+        .iter()
+        .find(|(m, _, _)| *m == match_number)
+        .map_or((PARTY_BLANK, PARTY_BLANK), |&(_, r, t)| (r, t));
     let mut events = Vec::new();
-    engine.apply(0, &Command::BustTrade { match_number }, &mut events);
+    let command = Command::BustTrade {
+        match_number,
+        symbol: symbol("ACME"),
+        resting,
+        taking,
+    };
+    engine.apply(0, &command, &mut events);
     match events.as_slice() {
         [] => None,
         [
@@ -815,20 +874,18 @@ fn a_bust_names_the_parties_at_the_trade_after_their_orders_left_the_book() {
     let mut restored = Engine::restore(config(), &bytes).unwrap();
     for e in [&mut engine, &mut restored] {
         for m in 1..=4 {
-            assert_eq!(bust(e, m), Some(parties_of(&executed, m)), "match {m}");
-            assert_eq!(bust(e, m), None, "match {m} busted twice");
+            assert_eq!(bust(e, m, &executed), Some(parties_of(&executed, m)), "match {m}");
+            assert_eq!(bust(e, m, &executed), None, "match {m} busted twice");
         }
-        assert_eq!(bust(e, 5), None, "no trade 5 yet");
+        assert_eq!(bust(e, 5, &executed), None, "no trade 5 yet");
     }
 }
 
-/// After a restore the oldest trade still in the ring (and every later one) can be busted, the one
-/// before it cannot; trades of a previous day stay bustable with their own parties after a Start of Day
-/// (which forgets the day's tokens) even when the new day uses other tokens in their places, or the same
-/// tokens again, on the engine and on
-/// one restored after the new day's first trade; busts already made stay made across both.
+/// Busts are of the current day and once: a bust made before a snapshot stays made after the restore;
+/// after End and Start of Day the previous day's trades are not busted (on the engine, on one restored
+/// before the new day and on one restored after its first trade) while the new day's are.
 #[test]
-fn the_oldest_trade_in_the_ring_is_bustable_after_a_restore_and_a_new_day() {
+fn busts_are_of_the_current_day_once_across_restores_and_days() {
     // One trade per round: a resting sell of 100 taken by a buy of 100.
     let round = |engine: &mut Engine, n: u32, executed: &mut Vec<(u64, Party, Party)>| {
         apply_line(engine, &format!("enter 2 S{n} S 100 ACME 10.00"), executed);
@@ -839,56 +896,43 @@ fn the_oldest_trade_in_the_ring_is_bustable_after_a_restore_and_a_new_day() {
     for n in 1..=5 {
         round(&mut engine, n, &mut executed);
     }
-    assert_eq!(bust(&mut engine, 5), Some(parties_of(&executed, 5)));
+    assert_eq!(bust(&mut engine, 5, &executed), Some(parties_of(&executed, 5)));
     let mut bytes = Vec::new();
     engine.snapshot(&mut bytes);
     let mut restored = Engine::restore(config(), &bytes).unwrap();
     assert_eq!(restored.state_hash(), engine.state_hash());
-    // Ring of 4 after 5 trades: #2 is the oldest.
-    assert_eq!(bust(&mut restored, 1), None);
-    assert_eq!(bust(&mut restored, 2), Some(parties_of(&executed, 2)));
-    assert_eq!(bust(&mut restored, 5), None, "busted before the snapshot");
-    assert_eq!(bust(&mut engine, 2), Some(parties_of(&executed, 2)));
-    // A new day: first eight tokens used by rejected orders (0 shares), in the places the previous
-    // day's tokens had; then one reusing the previous day's: trade #6 has the same tokens as #1.
+    assert_eq!(
+        bust(&mut restored, 5, &executed),
+        None,
+        "busted before the snapshot"
+    );
+    assert_eq!(
+        bust(&mut restored, 1, &executed),
+        Some(parties_of(&executed, 1)),
+        "the day's oldest"
+    );
+    assert_eq!(bust(&mut engine, 1, &executed), Some(parties_of(&executed, 1)));
+    assert_eq!(engine.state_hash(), restored.state_hash());
     let mut day2 = Vec::new();
     for e in [&mut engine, &mut restored] {
         for line in ["eod", "sod"] {
             apply_line(e, line, &mut Vec::new());
         }
-        for k in 0..4 {
-            for (login, side) in [(1, 'B'), (2, 'S')] {
-                let events = apply_line(
-                    e,
-                    &format!("enter {login} Z{k} {side} 0 ACME 10.00"),
-                    &mut Vec::new(),
-                );
-                assert!(
-                    matches!(events.as_slice(), [Event::Rejected { .. }]),
-                    "{events:?}"
-                );
-            }
-        }
         let mut executed_here = Vec::new();
-        round(e, 1, &mut executed_here);
+        round(e, 6, &mut executed_here);
         assert_eq!(executed_here.len(), 1);
         day2 = executed_here;
     }
     assert_eq!(engine.state_hash(), restored.state_hash());
-    let (r6, t6) = parties_of(&day2, 6);
-    let (r1, t1) = parties_of(&executed, 1);
-    assert_eq!((r6.token, t6.token), (r1.token, t1.token));
     engine.snapshot({
         bytes.clear();
         &mut bytes
     });
     let mut restored_day2 = Engine::restore(config(), &bytes).unwrap();
     for e in [&mut engine, &mut restored, &mut restored_day2] {
-        assert_eq!(bust(e, 2), None, "left the ring");
-        assert_eq!(bust(e, 3), Some(parties_of(&executed, 3)));
-        assert_eq!(bust(e, 5), None, "busted on the previous day");
-        assert_eq!(bust(e, 6), Some((r6, t6)));
-        assert_eq!(bust(e, 4), Some(parties_of(&executed, 4)));
-        assert_eq!(bust(e, 7), None, "no trade 7 yet");
+        assert_eq!(bust(e, 3, &executed), None, "a trade of the previous day");
+        assert_eq!(bust(e, 6, &day2), Some(parties_of(&day2, 6)));
+        assert_eq!(bust(e, 6, &day2), None, "busted twice");
+        assert_eq!(bust(e, 7, &day2), None, "no trade 7 yet");
     }
 }

@@ -223,8 +223,8 @@ pub struct EngineLimits {
     pub levels_max: u32,
     /// Distinct (login, token) pairs per day.
     pub tokens_max: u32,
-    /// Recent trades kept for busts.
-    pub trades_max: u32,
+    /// Trades busted per day (admin `bust`).
+    pub busts_max: u32,
 }
 
 /// `[journal] sync`: the name of a [`SyncPolicy`].
@@ -648,7 +648,7 @@ impl Config {
         range("engine.orders_max", e.orders_max, 1, ORDERS_MAX_LIMIT)?;
         range("engine.levels_max", e.levels_max, 1, ORDERS_MAX_LIMIT)?;
         range("engine.tokens_max", e.tokens_max, 1, TOKENS_MAX_LIMIT)?;
-        range("engine.trades_max", e.trades_max, 1, ORDERS_MAX_LIMIT)?;
+        range("engine.busts_max", e.busts_max, 1, ORDERS_MAX_LIMIT)?;
         Ok(())
     }
 
@@ -854,7 +854,7 @@ impl Config {
             orders_max: self.engine.orders_max,
             levels_max: self.engine.levels_max,
             tokens_max: self.engine.tokens_max,
-            trades_max: self.engine.trades_max,
+            busts_max: self.engine.busts_max,
             order_ref_first: 1,
             match_number_first: 1,
             instruments,
@@ -1155,7 +1155,7 @@ mod tests {
                 "engine.tokens_max",
                 "is above",
             ),
-            (set("engine", "trades_max", 0), "engine.trades_max", "is below 1"),
+            (set("engine", "busts_max", 0), "engine.busts_max", "is below 1"),
             (set("journal", "directory", ""), "journal.directory", "empty"),
             (
                 set("journal", "sync_every_batches", 0),

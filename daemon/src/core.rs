@@ -113,6 +113,8 @@ pub struct Core {
     staged_feed: StagedFeed,
     /// Follows the released journal with a replica and writes the checkpoints (see [`crate::checkpointer`]).
     checkpointer: Checkpointer,
+    /// The journal's directory: a bust reads its trade back from there ([`crate::trades`]).
+    journal_dir: std::path::PathBuf,
     last_publish_ns: u64,
     events_total: u64,
     h_matching: Histogram<u64>,
@@ -333,6 +335,7 @@ impl Core {
             staged_sessions_seq: 0,
             staged_feed: StagedFeed::default(),
             checkpointer,
+            journal_dir: p.config.journal.directory.clone(),
             last_publish_ns: 0,
             events_total: 0,
             h_matching: stats::latency_histogram(),
@@ -604,9 +607,35 @@ impl Core {
                 self.wait_release(seq, reply, message);
             }
             AdminRequest::Bust { match_number } => {
+                // The day's trades only: each day's engine numbers its trades from 1.
+                let day_from = self.machine.day.as_ref().map_or(0, |d| d.day_start_journal_seq);
+                let trade = match self.journal.last_committed_batch() {
+                    Some(batch) => {
+                        crate::trades::find_executed(&self.journal_dir, day_from, &batch, *match_number)
+                    }
+                    None => Ok(None),
+                };
+                let trade = match trade {
+                    Ok(Some(trade)) => trade,
+                    Ok(None) => {
+                        return now(Self::error(
+                            AdminErrorCode::UnknownMatch,
+                            format!("no trade {match_number} in the journal"),
+                        ));
+                    }
+                    Err(e) => {
+                        return now(Self::error(
+                            AdminErrorCode::Internal,
+                            format!("reading trade {match_number} from the journal: {e}"),
+                        ));
+                    }
+                };
                 let seq = self.apply(
                     &Command::BustTrade {
                         match_number: *match_number,
+                        symbol: trade.instrument.symbol,
+                        resting: trade.resting,
+                        taking: trade.taking,
                     },
                     NO_ECHO,
                     0,
@@ -622,7 +651,10 @@ impl Core {
                 } else {
                     Self::error(
                         AdminErrorCode::UnknownMatch,
-                        format!("no bustable trade {match_number} (unknown, already busted or too old)"),
+                        format!(
+                            "trade {match_number} not busted (already busted, of an earlier day, or the day's \
+                             engine.busts_max reached)"
+                        ),
                     )
                 };
                 self.wait_release(seq, reply, message);

@@ -30,3 +30,4 @@ pub mod ring;
 pub mod run;
 pub mod snapshot;
 pub mod stats;
+pub mod trades;

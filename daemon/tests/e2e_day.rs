@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bourse_daemon::config::DEFAULT_TOML;
 use bourse_protocol::admin::{AdminErrorCode, AdminReply, AdminRequest};
+use bourse_protocol::fields::Token;
 use bourse_protocol::ouch::{self, OutboundMessage};
 use bourse_protocol::reason::{CancelReason, RejectReason};
 use bourse_protocol::soupbintcp::LoginRejectReason;
@@ -215,6 +216,14 @@ fn end_of_day_then_restart_starts_the_next_day() {
         .unwrap();
     let (m, _, _) = read(&mut alice, Duration::from_millis(300));
     assert_eq!(m.len(), 1);
+    // Trade 1 of the day: bob's X1 takes 30 of alice's A1.
+    let (mut bob, _) = connect(&daemon, "bob", "bob-pw", "", 0);
+    bob.enter(&order("X1", ouch::Side::Sell, 30, 1_900_000)).unwrap();
+    let (m, _, _) = read(&mut alice, Duration::from_millis(300));
+    assert!(
+        matches!(&m[..], [OutboundMessage::Executed(e)] if e.match_number.get() == 1),
+        "{m:?}"
+    );
 
     match admin(&daemon, AdminRequest::EndOfDay) {
         AdminReply::Done { .. } => {}
@@ -277,6 +286,28 @@ fn end_of_day_then_restart_starts_the_next_day() {
         matches!(&m[..], [OutboundMessage::Accepted(a)] if a.order_reference_number.get() == 1),
         "{m:?}"
     );
+    // Trade 1 of the new day (match numbers start again): bob's Y1 takes 20 of alice's A1. Its bust is
+    // read back from today's journal records, not yesterday's trade 1 (bob's X1).
+    let (mut bob, _) = connect(&daemon, "bob", "bob-pw", "", 0);
+    bob.enter(&order("Y1", ouch::Side::Sell, 20, 1_900_000)).unwrap();
+    let (m, _, _) = read(&mut bob, Duration::from_millis(300));
+    assert!(
+        matches!(&m[..], [OutboundMessage::Accepted(_), OutboundMessage::Executed(e)] if e.match_number.get() == 1),
+        "{m:?}"
+    );
+    let _ = read(&mut alice, Duration::from_millis(300));
+    match admin(&daemon, AdminRequest::Bust { match_number: 1 }) {
+        AdminReply::Done { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    for (client, token) in [(&mut alice, "A1"), (&mut bob, "Y1")] {
+        let (m, _, _) = read(client, Duration::from_millis(300));
+        assert!(
+            matches!(&m[..], [OutboundMessage::BrokenTrade(t)]
+                if t.match_number.get() == 1 && t.order_token == Token::new(token).unwrap()),
+            "{m:?}"
+        );
+    }
     assert!(daemon.stop(WAIT).unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -138,7 +138,7 @@ pub enum AdminErrorCode {
     UnknownSymbol,
     /// No such firm.
     UnknownFirm,
-    /// No such match number among the trades kept for busts.
+    /// No trade of the day with that match number to bust.
     UnknownMatch,
     /// The target is already in the requested state (halted, killed, disabled, ...).
     AlreadyInState,

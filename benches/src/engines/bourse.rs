@@ -38,8 +38,8 @@ const LOGIN: u32 = 1;
 const TIF_DAY_S: u32 = 99_999;
 /// OUCH time in force 0: immediate or cancel.
 const TIF_IOC_S: u32 = 0;
-/// Recent trades kept for busts (the side-by-side run busts none).
-const TRADES_MAX: u32 = 1 << 16;
+/// Busts a day (the side-by-side run busts none).
+const BUSTS_MAX: u32 = 1024;
 
 fn symbol() -> Symbol {
     Alpha(*b"BENCH   ")
@@ -141,7 +141,7 @@ pub fn side_by_side_config(sizing: &EngineSizing) -> EngineConfig {
         // Levels per side: the whole band, plus the ticks a passive order may sit past its edge.
         levels_max: band_ticks + 8,
         tokens_max,
-        trades_max: TRADES_MAX,
+        busts_max: BUSTS_MAX,
         order_ref_first: 1,
         match_number_first: 1,
         instruments: vec![InstrumentConfig {
