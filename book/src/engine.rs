@@ -670,6 +670,14 @@ impl Engine {
     /// # Errors
     /// A description of the first broken invariant.
     pub fn check_invariants(&self) -> Result<(), String> {
+        // The day's busts: ascending, of the day, already traded, within busts_max.
+        let day = self.day_first_match..self.match_number_next;
+        if self.busted.windows(2).any(|w| w[0] >= w[1])
+            || self.busted.iter().any(|m| !day.contains(m))
+            || self.busted.len() > self.config.busts_max as usize
+        {
+            return Err(format!("busted match numbers {:?} outside {day:?}", self.busted));
+        }
         let mut seen = 0usize;
         let mut firm_open = vec![0u32; self.firms.len()];
         let mut login_open = vec![0u32; self.login_resting.len()];
