@@ -5,9 +5,12 @@
 //! engine whose match numbers start again at 1, so the search is over the day's records only (from its
 //! Start of Day record on), where match numbers and journal sequences grow together: it halves the day's
 //! segments, each probe reading from a segment's first record of the day to the first Executed record at
-//! or after it, and then walks the one segment that can hold the trade. A bust reads at most one segment's records plus one short read per halving,
-//! through its own read-only mapping, and only records already committed (trusted up to the writer's
-//! last committed batch, not checked again).
+//! or after it, and then walks the one segment that can hold the trade. A bust reads at most one
+//! segment's records plus one short read per halving, through its own read-only mapping, and only
+//! records already committed (trusted up to the writer's last committed batch, not checked again).
+//!
+//! `KIND_EXECUTED` is the book's record kind byte of Executed (`bourse_book::record`, 0x83): the daemon
+//! journals each event under its own kind byte (`Machine::command`).
 
 use std::path::Path;
 
