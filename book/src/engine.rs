@@ -3,7 +3,7 @@
 //! # Layout
 //! - Order arena: `orders` (a `Vec` pre-sized to `orders_max`, grown only up to that capacity) plus a
 //!   free list; an order's index is stable while it lives, and a generation counter makes stale timer
-//!   entries harmless. An order is one 72-byte value holding its token as two words
+//!   entries harmless. An order is one 64-byte, line-aligned value holding its token as two words
 //!   ([`crate::tokens::TokenWords`]); cancel by (login, token) is one live-index probe: O(1).
 //! - Books: per instrument and side, a `Vec<Level>` sorted so that the best price is the LAST element
 //!   (bids ascending, asks descending): taking liquidity pops from the end, and adding near the touch
@@ -63,18 +63,19 @@ use crate::types::{Divisor, Lots, Side, Ticks, display};
 pub(crate) const NIL: u32 = u32::MAX;
 const NS_PER_S: u64 = 1_000_000_000;
 
-/// A resting order in the arena (72 bytes). `repr(C)` keeps the token's words at offset 16, so whole-order
-/// copies move them with the same 16-byte accesses that read them.
+/// A resting order in the arena: 64 bytes, aligned to a cache line, so that every access to an order
+/// (its fields at both ends: `order_ref`, `live`) touches one line; a 72-byte order straddled two lines
+/// for most slots. `repr(C)` keeps the token's words at offset 16, so whole-order copies move them with
+/// the same 16-byte accesses that read them. An expiring order's time is not here: the expiry heap holds
+/// it ([`Expiry`]), and the snapshot derives it from there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Order {
     pub(crate) order_ref: u64,
-    /// 0 = rests until end of day.
-    pub(crate) expire_ns: u64,
-    pub(crate) token: TokenWords,
     pub(crate) login: u32,
     /// Slot in the live-order index (not part of the snapshot: restore rebuilds the index).
     pub(crate) live_slot: u32,
+    pub(crate) token: TokenWords,
     pub(crate) price: Ticks,
     pub(crate) open: Lots,
     pub(crate) prev: u32,
@@ -93,12 +94,12 @@ pub(crate) struct Order {
     pub(crate) live: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Order>() == 72);
+const _: () = assert!(std::mem::size_of::<Order>() == 64);
+const _: () = assert!(std::mem::offset_of!(Order, token) == 16);
 
 /// A never-used arena slot.
 pub(crate) const ORDER_VACANT: Order = Order {
     order_ref: 0,
-    expire_ns: 0,
     login: 0,
     live_slot: NIL,
     price: Ticks(0),
@@ -1145,7 +1146,6 @@ impl Engine {
         let o = &mut self.orders[index as usize];
         let generation = o.generation;
         o.order_ref = t.order_ref;
-        o.expire_ns = v.expire_ns;
         o.login = t.login;
         o.login_ix = t.login_ix;
         o.price = t.limit;

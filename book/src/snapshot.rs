@@ -122,10 +122,19 @@ impl Engine {
             o.u8(u8::from(f.killed));
             o.u32(f.open_orders);
         }
+        // Each order's expiry time, kept only in the expiry heap: a live order's entry is the one with its
+        // generation (stale entries, of orders gone since, are skipped); 0 for a day order or a free slot.
+        let mut expire_ns = vec![0u64; self.orders.len()];
+        for e in &self.expiries {
+            let x = &self.orders[e.index as usize];
+            if x.live && x.generation == e.generation {
+                expire_ns[e.index as usize] = e.expire_ns;
+            }
+        }
         o.len(self.orders.len());
-        for x in &self.orders {
+        for (x, &expire_ns) in self.orders.iter().zip(&expire_ns) {
             o.u64(x.order_ref);
-            o.u64(x.expire_ns);
+            o.u64(expire_ns);
             o.u32(x.login);
             o.u32(x.price.0);
             o.u32(x.open.0);
@@ -245,8 +254,11 @@ impl Engine {
         for _ in 0..n {
             let o = Order {
                 order_ref: r.u64()?,
-                expire_ns: r.u64()?,
-                login: r.u32()?,
+                login: {
+                    // The expiry time: the expiry heap, restored below, holds it.
+                    r.u64()?;
+                    r.u32()?
+                },
                 live_slot: NIL,
                 price: Ticks(r.u32()?),
                 open: Lots(r.u32()?),
