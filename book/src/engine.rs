@@ -1421,7 +1421,7 @@ impl Engine {
         o.prev = NIL;
         o.next = NIL;
         let live_slot = std::mem::replace(&mut o.live_slot, NIL);
-        self.live.remove(live_slot);
+        self.live.remove(live_slot, &order);
         self.firms[order.firm as usize].open_orders -= 1;
         self.login_resting[usize::from(order.login_ix)] -= 1;
         self.free.push(index);
