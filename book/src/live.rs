@@ -24,10 +24,11 @@
 //! at least twice as many slots keep groups mostly a quarter full, so a group is almost never full.
 //!
 //! A stored tag always has its top bit set, so an empty slot (tag 0) never matches, and the empty slots
-//! are exactly the tags without it. Each resting order records its slot (`Order::live_slot`), which never changes while it rests. The layout is an
-//! accelerator only: it is not part of the snapshot (restore rebuilds it) and never shows in events.
+//! are exactly the tags without it. Each resting order records its slot (`Order::live_slot`), which never
+//! changes while it rests. The layout is an accelerator only: it is not part of the snapshot (restore
+//! rebuilds it) and never shows in events.
 
-use crate::tokens::TokenWords;
+use crate::tokens::{TokenWords, hash};
 
 use crate::engine::{NIL, Order};
 
@@ -59,8 +60,9 @@ const GROUP_EMPTY: Group = Group {
 
 impl Group {
     /// The top bit of byte `k` set where slot `k` may hold tag `tag`: every slot that does, and rarely
-    /// one that does not (the byte above a match whose tag is one more, by the borrow), which the caller's
-    /// confirmation rejects. Five word operations, branch-free.
+    /// one that does not (the slot above a match, when its tag differs from `tag` in the lowest bit only:
+    /// the subtraction's borrow), which the caller's confirmation rejects. Five word operations,
+    /// branch-free.
     #[inline(always)]
     fn candidates(&self, tag: u8) -> u64 {
         let x = self.tags ^ (u64::from(tag) * BYTES_LOW);
@@ -95,14 +97,9 @@ pub(crate) struct LiveTable {
     len: usize,
 }
 
-/// The entry hash: well mixed (the table is small and hot, so no locality grouping, which would only
-/// lengthen probe runs here). Its low bits choose the home group, its top 7 the tag.
-#[inline]
-fn hash(login: u32, token: TokenWords) -> u64 {
-    crate::tokens::hash(login, token)
-}
-
-/// The tag of hash `h`: its top 7 bits, with the top bit set (never 0, the empty tag).
+/// The tag of the entry hash `h` ([`hash`]: well mixed; the table is small and hot, so no locality
+/// grouping, which would only lengthen probe runs here): its top 7 bits, with the top bit set (never 0,
+/// the empty tag). Its low bits choose the home group.
 #[inline(always)]
 fn tag_of(h: u64) -> u8 {
     (h >> 57) as u8 | 0x80

@@ -252,13 +252,12 @@ impl Engine {
         }
         let n = len(&mut r, orders_max, "orders")?;
         for _ in 0..n {
+            let order_ref = r.u64()?;
+            // The expiry time: not kept in the order; the expiry heap, restored below, holds it.
+            r.u64()?;
             let o = Order {
-                order_ref: r.u64()?,
-                login: {
-                    // The expiry time: the expiry heap, restored below, holds it.
-                    r.u64()?;
-                    r.u32()?
-                },
+                order_ref,
+                login: r.u32()?,
                 live_slot: NIL,
                 price: Ticks(r.u32()?),
                 open: Lots(r.u32()?),
