@@ -1927,6 +1927,61 @@ mod tests {
         assert_eq!(engine.lookup_addresses(&Command::ExpireDue), [None, None]);
     }
 
+    /// The snapshot's per-order expiry, which orders no longer keep, comes from each live order's own heap
+    /// entry: an expiring order's time, 0 for a day order, and 0 for a day order in a slot whose previous
+    /// occupant left a stale entry behind (canceled before it expired).
+    #[test]
+    fn order_expiries_come_from_each_live_orders_heap_entry() {
+        let mut engine = Engine::new(crate::workload::demo_config(2, 3)).unwrap();
+        let enter = |token: u64, price: u32, tif_s: u32| {
+            Command::Enter(EnterOrder {
+                login: 2,
+                token: crate::workload::token(token),
+                side: b'B',
+                shares: 100,
+                symbol: crate::workload::demo_symbol(0),
+                price,
+                tif_s,
+                firm: Firm::BLANK,
+                display: b'Y',
+                min_qty: 0,
+                capacity: b'A',
+                cross_type: b'N',
+            })
+        };
+        let mut sink = crate::event::FnSink(|_| {});
+        let slot_of = |engine: &Engine, token: u64| {
+            engine
+                .live_order(2, &crate::workload::token(token))
+                .expect("resting") as usize
+        };
+        engine.apply(1_000, &enter(1, 999_900, 5), &mut sink);
+        let first = slot_of(&engine, 1);
+        engine.apply(2_000, &enter(2, 999_800, 99_999), &mut sink);
+        let day = slot_of(&engine, 2);
+        let cancel = Command::Cancel {
+            login: 2,
+            token: crate::workload::token(1),
+            shares: 0,
+        };
+        engine.apply(3_000, &cancel, &mut sink);
+        // The freed slot is taken again, by a day order; its old heap entry stays, stale.
+        engine.apply(4_000, &enter(3, 999_700, 99_999), &mut sink);
+        assert_eq!(slot_of(&engine, 3), first);
+        engine.apply(5_000, &enter(4, 999_600, 7), &mut sink);
+        let expiring = slot_of(&engine, 4);
+        assert_eq!(
+            engine.expiries.len(),
+            2,
+            "the canceled order's entry is still in the heap"
+        );
+        let expiries = engine.order_expiries();
+        assert_eq!(expiries[first], 0);
+        assert_eq!(expiries[day], 0);
+        assert_eq!(expiries[expiring], 5_000 + 7 * NS_PER_S);
+        assert_eq!(expiries.iter().filter(|&&e| e != 0).count(), 1);
+    }
+
     /// The price-indexed `Book::find` agrees with the search, and the index stays exact, while levels
     /// come and go across (and beyond) both edges of the index window.
     #[test]

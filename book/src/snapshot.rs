@@ -122,15 +122,7 @@ impl Engine {
             o.u8(u8::from(f.killed));
             o.u32(f.open_orders);
         }
-        // Each order's expiry time, kept only in the expiry heap: a live order's entry is the one with its
-        // generation (stale entries, of orders gone since, are skipped); 0 for a day order or a free slot.
-        let mut expire_ns = vec![0u64; self.orders.len()];
-        for e in &self.expiries {
-            let x = &self.orders[e.index as usize];
-            if x.live && x.generation == e.generation {
-                expire_ns[e.index as usize] = e.expire_ns;
-            }
-        }
+        let expire_ns = self.order_expiries();
         o.len(self.orders.len());
         for (x, &expire_ns) in self.orders.iter().zip(&expire_ns) {
             o.u64(x.order_ref);
@@ -182,6 +174,20 @@ impl Engine {
         for &m in &self.busted {
             o.u64(m);
         }
+    }
+
+    /// Each arena slot's expiry time, which the order itself does not keep: a live order's is its entry in
+    /// the expiry heap (the one with its generation; stale entries, of orders gone since, are skipped), 0
+    /// for a day order or a free slot.
+    pub(crate) fn order_expiries(&self) -> Vec<u64> {
+        let mut expire_ns = vec![0u64; self.orders.len()];
+        for e in &self.expiries {
+            let x = &self.orders[e.index as usize];
+            if x.live && x.generation == e.generation {
+                expire_ns[e.index as usize] = e.expire_ns;
+            }
+        }
+        expire_ns
     }
 
     /// A stable 64-bit hash of the whole state (FNV-1a over [`Engine::snapshot`]).
