@@ -46,6 +46,9 @@ use crate::types::Side;
 
 /// The version byte every record starts with.
 pub const RECORD_VERSION: u8 = 2;
+/// The kind byte of an Executed event record: the daemon journals each event under its kind byte, and
+/// looks trades up by it (admin `bust`).
+pub const KIND_EXECUTED: u8 = 0x83;
 /// Largest encoded command, bytes.
 pub const COMMAND_SIZE_MAX: usize = 96;
 /// Largest encoded event, bytes.
@@ -72,7 +75,7 @@ pub fn kind_name(kind: u8) -> Option<&'static str> {
         0x0E => "BustTrade",
         0x81 => "Accepted",
         0x82 => "Added",
-        0x83 => "Executed",
+        KIND_EXECUTED => "Executed",
         0x84 => "Canceled",
         0x85 => "SelfTradeCanceled",
         0x86 => "Replaced",
@@ -500,7 +503,7 @@ impl Event {
                 w.bool(a.attributed)?;
             }
             Event::Executed(x) => {
-                w.u8(0x83)?;
+                w.u8(KIND_EXECUTED)?;
                 w.u64(x.timestamp_ns)?;
                 w.u64(x.match_number)?;
                 w.instrument(&x.instrument)?;
@@ -652,7 +655,7 @@ impl Event {
                 firm: r.alpha()?,
                 attributed: r.bool("attributed")?,
             }),
-            0x83 => Event::Executed(Executed {
+            KIND_EXECUTED => Event::Executed(Executed {
                 timestamp_ns: r.u64()?,
                 match_number: r.u64()?,
                 instrument: r.instrument()?,

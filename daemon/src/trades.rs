@@ -8,9 +8,6 @@
 //! or after it, and then walks the one segment that can hold the trade. A bust reads at most one
 //! segment's records plus one short read per halving, through its own read-only mapping, and only
 //! records already committed (trusted up to the writer's last committed batch, not checked again).
-//!
-//! `KIND_EXECUTED` is the book's record kind byte of Executed (`bourse_book::record`, 0x83): the daemon
-//! journals each event under its own kind byte (`Machine::command`).
 
 use std::path::Path;
 
@@ -18,8 +15,9 @@ use bourse_book::Event;
 use bourse_book::event::Executed;
 use bourse_journal::{CommittedBatch, JournalError, MmapStorage, Reader, Storage};
 
-/// Journal kind of the book's Executed event records (the book's record kind byte).
-const KIND_EXECUTED: u16 = 0x0083;
+/// Journal kind of the book's Executed event records: the daemon journals each event under its record
+/// kind byte (`Machine::command`).
+const KIND_EXECUTED: u16 = bourse_book::record::KIND_EXECUTED as u16;
 
 /// The Executed event of `match_number` among the day's committed records of the journal in `dir` (from
 /// journal sequence `day_from`, the day's first record, up to `committed`, the writer's last committed
