@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bourse_book::{Command, Event, MassCancelScope, Side};
 use bourse_journal::{Journal, MmapStorage, ReplayError, SyncPolicy};
@@ -32,6 +32,7 @@ use hdrhistogram::Histogram;
 use crate::agent::Agent;
 use crate::checkpointer::{Checkpointer, CheckpointerParams};
 use crate::config::Config;
+use crate::cycles::CycleClock;
 use crate::machine::{Machine, RecordSink, StepError, StepFailure};
 use crate::msg::{
     ITCH_LEN_MAX, Lifecycle, OUCH_OUT_LEN_MAX, Request, RequestBody, SessionName, ToFeed, ToSession,
@@ -121,9 +122,11 @@ pub struct Core {
     h_journal: Histogram<u64>,
     closed: bool,
     flush_owed: bool,
-    clock_anchor: Instant,
+    /// The sequencer clock: anchored once per `do_work`, read by cycle counter per command.
+    clock: CycleClock,
     clock_anchor_day_ns: u64,
-    clock_last: Option<Instant>,
+    /// The last command's stamp, nanoseconds since the anchor (ends its matching sample).
+    clock_last: Option<u64>,
     clock_anchored: bool,
 }
 
@@ -342,7 +345,7 @@ impl Core {
             h_journal: stats::latency_histogram(),
             closed: false,
             flush_owed: false,
-            clock_anchor: Instant::now(),
+            clock: CycleClock::new(),
             clock_anchor_day_ns: 0,
             clock_last: None,
             clock_anchored: false,
@@ -366,40 +369,38 @@ impl Core {
             .max(day.last_timestamp_ns)
     }
 
-    /// Anchors the sequencer clock: one wall-clock read per `do_work`; commands are stamped from the
-    /// monotonic clock relative to it (one clock read per command, which also ends the previous
-    /// command's matching sample).
+    /// Anchors the sequencer clock: one monotonic and one wall-clock read per `do_work`; commands are
+    /// stamped relative to it by cycle counter ([`CycleClock`]; one counter read per command, which
+    /// also ends the previous command's matching sample).
     fn anchor_clock(&mut self) {
         let Some(day) = self.machine.day.as_ref() else {
             return;
         };
-        self.clock_anchor = Instant::now();
+        self.clock.anchor();
         self.clock_anchor_day_ns = unix_now_ns().saturating_sub(day.day_base_unix_ns);
         self.clock_last = None;
     }
 
-    /// The timestamp of the command about to be applied, never below the last one given.
-    fn stamp(&mut self) -> (u64, Instant) {
+    /// The timestamp of the command about to be applied, never below the last one given, and the
+    /// stamp's nanoseconds since the anchor.
+    fn stamp(&mut self) -> (u64, u64) {
         if !self.clock_anchored {
             self.anchor_clock();
             self.clock_anchored = true;
         }
-        let now = Instant::now();
+        let since = self.clock.since_anchor_ns();
         if let Some(previous) = self.clock_last.take() {
-            stats::record(
-                &mut self.h_matching,
-                now.saturating_duration_since(previous).as_nanos() as u64,
-            );
+            stats::record(&mut self.h_matching, since.saturating_sub(previous));
         }
-        let since = now.saturating_duration_since(self.clock_anchor).as_nanos() as u64;
         let last = self.machine.day.as_ref().map_or(0, |d| d.last_timestamp_ns);
-        ((self.clock_anchor_day_ns + since).max(last), now)
+        ((self.clock_anchor_day_ns + since).max(last), since)
     }
 
     /// Ends the matching sample of the last command of a batch.
     fn close_sample(&mut self) {
         if let Some(previous) = self.clock_last.take() {
-            stats::record(&mut self.h_matching, previous.elapsed().as_nanos() as u64);
+            let since = self.clock.since_anchor_ns();
+            stats::record(&mut self.h_matching, since.saturating_sub(previous));
         }
     }
 

@@ -8,6 +8,7 @@
 //! ```
 //! - [`ingress`]: every order-entry TCP session (SoupBinTCP 4.0, OUCH 4.2 decode, throttle, replay);
 //! - [`core`]: sequencer + matching ([`machine`], [`outputs`]) + group-commit journal, start-up recovery;
+//!   [`cycles`]: its per-command clock;
 //! - [`checkpointer`]: a replica of the machine that follows the released journal and writes checkpoints;
 //! - [`market_data`]: MoldUDP64 on groups A and B, re-request server, snapshot server ([`snapshot`]);
 //! - [`admin`]: the line-JSON admin endpoint; [`stats`]: what stages publish for it;
@@ -20,6 +21,7 @@ pub mod agent;
 pub mod checkpointer;
 pub mod config;
 pub mod core;
+pub mod cycles;
 pub mod huge_pages;
 pub mod ingress;
 pub mod machine;
