@@ -319,6 +319,7 @@ impl<S: Storage> Reader<S> {
             }
             let at = self.read_at;
             let mark = scanner.mark.at;
+            let mut passed = None;
             let bytes = self.storage.segment(segment_id);
             // Records of the same segment up to the scanner's commit mark, without going back round the
             // outer loop (one segment lookup for many records).
@@ -337,6 +338,7 @@ impl<S: Storage> Reader<S> {
                             segment_index: at.segment_index + 1,
                             offset: 0,
                         };
+                        passed = Some(segment_id);
                         break;
                     }
                     KIND_COMMIT => offset += header.record_bytes(),
@@ -360,6 +362,11 @@ impl<S: Storage> Reader<S> {
                     self.read_at = here;
                     break;
                 }
+            }
+            // Read to its end: the storage may unmap it (a reader keeps one segment mapped, not the
+            // whole journal; see `Storage::release_segment`).
+            if let Some(id) = passed {
+                self.storage.release_segment(id);
             }
         };
         let start = (offset + format::RECORD_HEADER_BYTES as u64) as usize;

@@ -371,6 +371,109 @@ fn background_spares_serve_every_roll() {
     }
 }
 
+/// A writer with spares built in the background keeps only its last two segments mapped: each roll
+/// retires the older ones (unmapped on the builder's thread, written back, and once newer ones were
+/// retired dropped from the page cache), and every record still reads back. A reader keeps mapped only
+/// the segment it has not read past, and maps the others again when it seeks back.
+#[test]
+fn retired_segments_leave_the_writer_and_the_page_cache_and_read_back_whole() {
+    for policy in [SyncPolicy::None, SyncPolicy::Batch] {
+        let dir = temp_dir(&format!("retire-{policy:?}"));
+        let config = small_config(policy);
+        let mut storage = MmapStorage::open(&dir).expect("dir");
+        storage.build_spares_in_background().expect("builder");
+        let (mut journal, _) = Journal::open(storage, config).expect("open");
+        let last = 1_500u64;
+        for sequence in 1..=last {
+            append_numbered(&mut journal, sequence);
+            if sequence % 20 == 0 {
+                journal.commit_batch().expect("commit");
+            }
+        }
+        journal.commit_batch().expect("commit");
+        let mut ids: Vec<u64> = segment_files(&dir);
+        ids.sort_unstable();
+        assert!(ids.len() >= 10, "{policy:?}: {} segments", ids.len());
+        assert_eq!(
+            journal.storage().mapped_segment_ids(),
+            ids[ids.len() - 2..],
+            "{policy:?}: the writer maps its last two segments only"
+        );
+        // Dropping the journal stops the builder after the orders it was given.
+        drop(journal);
+        let resident = resident_pages(&dir.join(format!("{:020}.seg", ids[0])));
+        if let Some(resident) = resident {
+            assert_eq!(resident, 0, "{policy:?}: the oldest segment left the page cache");
+        }
+
+        let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("reader")).expect("reader");
+        assert_eq!(
+            reader.storage().mapped_segment_ids(),
+            ids,
+            "{policy:?}: all mapped at open"
+        );
+        for pass in 0..2 {
+            let mut sequence = 0;
+            while let Some(record) = reader.next_record().expect("read") {
+                sequence += 1;
+                assert_eq!(record.sequence, sequence);
+                assert_eq!(record.kind, kind_for(sequence));
+                assert_eq!(record.payload, payload_for(sequence).as_slice());
+                let mapped = reader.storage().mapped_segment_ids();
+                assert!(
+                    pass == 0 || mapped.len() <= 2,
+                    "{policy:?}: a reader that seeked back maps {mapped:?}"
+                );
+            }
+            assert_eq!(sequence, last, "{policy:?}, pass {pass}");
+            assert_eq!(
+                reader.storage().mapped_segment_ids(),
+                ids[ids.len() - 1..],
+                "{policy:?}, pass {pass}: read to the end, the reader maps the last segment only"
+            );
+            reader.seek(1).expect("seek back");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Ids of the segment files in `dir`.
+fn segment_files(dir: &std::path::Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect()
+}
+
+/// Pages of `path` in the page cache (`mincore` over a fresh mapping), or `None` on tmpfs, whose pages
+/// are the file and never leave.
+#[allow(unsafe_code)]
+fn resident_pages(path: &std::path::Path) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).expect("open");
+    // SAFETY: `statfs` writes into the zeroed struct it is given.
+    let on_tmpfs = unsafe {
+        let mut fs: libc::statfs = std::mem::zeroed();
+        libc::fstatfs(file.as_raw_fd(), &mut fs) == 0 && fs.f_type == libc::TMPFS_MAGIC
+    };
+    if on_tmpfs {
+        return None;
+    }
+    let len = file.metadata().expect("stat").len() as usize;
+    // SAFETY: the file is a finished segment nobody writes; the mapping is read-only and only its
+    // residency is asked, never its bytes.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("map");
+    let pages = len.div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: `vec` holds one byte per page of the mapping, as `mincore` requires.
+    let rc = unsafe { libc::mincore(map.as_ptr() as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore");
+    Some(vec.iter().filter(|&&b| b & 1 != 0).count())
+}
+
 fn mmap_round_trip(mode: WriteMode) {
     let dir = temp_dir(&format!("mmap-{mode:?}"));
     let config = small_config(SyncPolicy::Batch);

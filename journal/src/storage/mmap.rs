@@ -31,6 +31,16 @@
 //! zero-fill, 18-60 ms without, on this project's machine). An explicit `Journal::sync` under policy
 //! `None` then pays the conversion.
 //!
+//! # Retired segments
+//! With the background builder, a roll also retires the writer's segments older than the previous one:
+//! their mappings are replaced by unmapped [`Map::Lazy`] entries (mapped again if read) and handed to the
+//! builder thread, which unmaps them, starts their writeback (`sync_file_range`) and, once
+//! [`RETIRED_CACHED`] newer segments were retired, waits for it and drops their pages from the page cache
+//! (`POSIX_FADV_DONTNEED`). A [`crate::Reader`] releases each segment it reads past
+//! ([`Storage::release_segment`]). So the journal's memory is bounded (its last six segments), and new
+//! segments are built from recently freed pages rather than memory never touched before, which on a VM
+//! whose free pages go back to the host costs several times as much to populate (docs/journal.md).
+//!
 //! # Two ways to write ([`WriteMode`])
 //! - `Mapped`: records are copied into a shared writable mapping (on x86_64 with non-temporal stores,
 //!   fenced at every flush: see `stream_record`); `sync` is `msync(MS_SYNC)` over the
@@ -232,10 +242,20 @@ struct SpareShape {
     writable: bool,
 }
 
+/// What the background thread is asked to do.
+enum Order {
+    /// Build the spare at this path, in this shape.
+    Build(PathBuf, SpareShape),
+    /// A segment the writer no longer writes nor keeps mapped (see "Retired segments" in the module
+    /// header): drop its mapping here, start writing its pages back, and later drop them from the page
+    /// cache.
+    Retire(File, Map),
+}
+
 /// The background builder of spares (see the module header).
 struct SpareBuilder {
     /// Orders to the thread; dropped first at drop, which ends the thread.
-    orders: Option<mpsc::Sender<(PathBuf, SpareShape)>>,
+    orders: Option<mpsc::Sender<Order>>,
     built: mpsc::Receiver<(SpareShape, Result<Spare, StorageError>)>,
     /// The shape of the build in progress, if one was ordered and not yet received.
     in_flight: Option<SpareShape>,
@@ -244,18 +264,24 @@ struct SpareBuilder {
 
 impl SpareBuilder {
     fn spawn(on_start: Box<dyn FnOnce() + Send>) -> Result<SpareBuilder, StorageError> {
-        let (orders, order_rx) = mpsc::channel::<(PathBuf, SpareShape)>();
+        let (orders, order_rx) = mpsc::channel::<Order>();
         let (built_tx, built) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("bourse-journal-spare".into())
             .spawn(move || {
                 on_start();
-                // Bounded by the orders: one build per order, and the loop ends when the storage drops
-                // its sender.
-                while let Ok((path, shape)) = order_rx.recv() {
-                    let result = build_zeroed(&path, u64::MAX, shape);
-                    if built_tx.send((shape, result)).is_err() {
-                        break;
+                let mut retired = Retired::default();
+                // Bounded by the orders: one build or retirement per order, and the loop ends when the
+                // storage drops its sender.
+                while let Ok(order) = order_rx.recv() {
+                    match order {
+                        Order::Build(path, shape) => {
+                            let result = build_zeroed(&path, u64::MAX, shape);
+                            if built_tx.send((shape, result)).is_err() {
+                                break;
+                            }
+                        }
+                        Order::Retire(file, map) => retired.retire(file, map),
                     }
                 }
             })
@@ -276,11 +302,18 @@ impl SpareBuilder {
         let Some(orders) = self.orders.as_ref() else {
             return false;
         };
-        if orders.send((path, shape)).is_err() {
+        if orders.send(Order::Build(path, shape)).is_err() {
             return false;
         }
         self.in_flight = Some(shape);
         true
+    }
+
+    /// Hands a retired segment's mapping to the thread (dropped here if the thread is gone).
+    fn retire(&mut self, file: File, map: Map) {
+        if let Some(orders) = self.orders.as_ref() {
+            let _ = orders.send(Order::Retire(file, map));
+        }
     }
 
     /// The finished build, if any: without waiting, or waiting for the one in progress.
@@ -305,6 +338,59 @@ impl Drop for SpareBuilder {
             // A build in progress finishes first (its file is a temporary, removed at the next open).
             let _ = thread.join();
         }
+    }
+}
+
+/// Segments retired by the writer, on the builder's thread: their pages are written back at once and
+/// dropped from the page cache once [`RETIRED_CACHED`] newer segments were retired (see "Retired
+/// segments" in the module header).
+#[derive(Default)]
+struct Retired {
+    /// Written back (or being written), still cached: oldest first.
+    cached: std::collections::VecDeque<File>,
+}
+
+/// Retired segments whose pages stay in the page cache (with the writer's two mapped segments, the
+/// journal's most recent `2 + RETIRED_CACHED` segments are cached for the readers that follow it).
+const RETIRED_CACHED: usize = 4;
+
+impl Retired {
+    fn retire(&mut self, file: File, map: Map) {
+        // Unmapping takes the address-space lock and tears down a segment's page-table entries: here,
+        // not on the writer's thread.
+        drop(map);
+        start_writeback(&file);
+        self.cached.push_back(file);
+        while self.cached.len() > RETIRED_CACHED {
+            let Some(oldest) = self.cached.pop_front() else {
+                break;
+            };
+            drop_cached_pages(&oldest);
+        }
+    }
+}
+
+/// Starts writing back every dirty page of `file` (`sync_file_range`, no wait; best effort).
+fn start_writeback(file: &File) {
+    // SAFETY: plain FFI call on a file descriptor `file` owns; no memory is passed.
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+/// Waits for `file`'s pages to be written back and drops the clean ones that no mapping holds from the
+/// page cache (best effort: a page still mapped by a reader stays).
+fn drop_cached_pages(file: &File) {
+    let fd = file.as_raw_fd();
+    // SAFETY: plain FFI calls on a file descriptor `file` owns; no memory is passed.
+    unsafe {
+        let _ = libc::sync_file_range(
+            fd,
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        );
+        let _ = libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED);
     }
 }
 
@@ -344,6 +430,18 @@ pub enum WriteMode {
 }
 
 impl Map {
+    /// Replaces the mapping with an unmapped [`Map::Lazy`] of the same length; returns the old one.
+    fn unmapped(&mut self) -> Map {
+        let len = self.len();
+        std::mem::replace(
+            self,
+            Map::Lazy {
+                len,
+                map: OnceCell::new(),
+            },
+        )
+    }
+
     fn len(&self) -> usize {
         match self {
             Map::ReadWrite(m) => m.len(),
@@ -532,6 +630,20 @@ impl MmapStorage {
     /// the journal's writer opened (`Auto` until then).
     pub fn write_mode(&self) -> WriteMode {
         self.mode
+    }
+
+    /// The segments this storage holds mapped now, ascending: a writer with a background builder keeps
+    /// its last two, a reader the ones it has not read past (see "Retired segments" in the module
+    /// header).
+    pub fn mapped_segment_ids(&self) -> Vec<u64> {
+        self.segments
+            .iter()
+            .filter(|s| match &s.map {
+                Map::ReadWrite(_) | Map::ReadOnly(_) => true,
+                Map::Lazy { map, .. } => map.get().is_some(),
+            })
+            .map(|s| s.id)
+            .collect()
     }
 
     /// How many segments were created from a prepared spare (the rest were built at their roll).
@@ -854,6 +966,17 @@ impl Storage for MmapStorage {
         // it is ready long before the next roll.
         if let Some(builder) = self.builder.as_mut() {
             builder.order(self.dir.join(SPARE_NAME), shape);
+            // The segment before the previous one is not written again: the builder unmaps it and
+            // writes it back (see "Retired segments" in the module header).
+            for old in &mut self.segments[..at.saturating_sub(1)] {
+                if matches!(old.map, Map::Lazy { .. }) {
+                    continue;
+                }
+                let Ok(file) = old.file.try_clone() else {
+                    continue;
+                };
+                builder.retire(file, old.map.unmapped());
+            }
         }
         Ok(())
     }
@@ -930,6 +1053,15 @@ impl Storage for MmapStorage {
 
     fn segment(&self, id: u64) -> &[u8] {
         self.find(id).map(Segment::bytes).unwrap_or(&[])
+    }
+
+    fn release_segment(&mut self, id: u64) {
+        // The writer's own mappings are retired at its rolls, never here.
+        if let Some(segment) = self.find_mut(id)
+            && !matches!(segment.map, Map::ReadWrite(_))
+        {
+            drop(segment.map.unmapped());
+        }
     }
 
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {

@@ -114,6 +114,10 @@ pub trait Storage {
     /// The whole current image of a segment (as the writer left it); empty if it does not exist.
     fn segment(&self, id: u64) -> &[u8];
 
+    /// A reader is done with segment `id` for now (it read past its end): a storage may unmap it (it is
+    /// mapped again at its next read). Never called for the segment being written.
+    fn release_segment(&mut self, _id: u64) {}
+
     /// Copies `bytes` into segment `id` at `offset`.
     ///
     /// # Errors
@@ -254,6 +258,9 @@ impl<S: Storage + ?Sized> Storage for &mut S {
     }
     fn segment(&self, id: u64) -> &[u8] {
         (**self).segment(id)
+    }
+    fn release_segment(&mut self, id: u64) {
+        (**self).release_segment(id);
     }
     fn write(&mut self, id: u64, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
         (**self).write(id, offset, bytes)
