@@ -361,10 +361,10 @@ impl Retired {
         drop(map);
         start_writeback(&file);
         self.cached.push_back(file);
-        while self.cached.len() > RETIRED_CACHED {
-            let Some(oldest) = self.cached.pop_front() else {
-                break;
-            };
+        // One in, at most one out.
+        if self.cached.len() > RETIRED_CACHED
+            && let Some(oldest) = self.cached.pop_front()
+        {
             drop_cached_pages(&oldest);
         }
     }
@@ -440,6 +440,14 @@ impl Map {
                 map: OnceCell::new(),
             },
         )
+    }
+
+    /// Whether it holds a mapping now (a lazy one once it was read).
+    fn is_mapped(&self) -> bool {
+        match self {
+            Map::ReadWrite(_) | Map::ReadOnly(_) => true,
+            Map::Lazy { map, .. } => map.get().is_some(),
+        }
     }
 
     fn len(&self) -> usize {
@@ -638,10 +646,7 @@ impl MmapStorage {
     pub fn mapped_segment_ids(&self) -> Vec<u64> {
         self.segments
             .iter()
-            .filter(|s| match &s.map {
-                Map::ReadWrite(_) | Map::ReadOnly(_) => true,
-                Map::Lazy { map, .. } => map.get().is_some(),
-            })
+            .filter(|s| s.map.is_mapped())
             .map(|s| s.id)
             .collect()
     }
@@ -966,10 +971,10 @@ impl Storage for MmapStorage {
         // it is ready long before the next roll.
         if let Some(builder) = self.builder.as_mut() {
             builder.order(self.dir.join(SPARE_NAME), shape);
-            // The segment before the previous one is not written again: the builder unmaps it and
-            // writes it back (see "Retired segments" in the module header).
+            // The segments before the previous one are not written again: the builder unmaps them and
+            // writes them back (see "Retired segments" in the module header).
             for old in &mut self.segments[..at.saturating_sub(1)] {
-                if matches!(old.map, Map::Lazy { .. }) {
+                if !old.map.is_mapped() {
                     continue;
                 }
                 let Ok(file) = old.file.try_clone() else {
