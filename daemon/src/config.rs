@@ -261,6 +261,14 @@ pub struct JournalSection {
     pub checkpoint_every_events: u64,
     /// Checkpoint after this many seconds.
     pub checkpoint_every_s: u64,
+    /// The journal's most recent segments kept in the page cache (the writer's two included); older
+    /// ones are written back and dropped from it (docs/journal.md, "Retired segments").
+    #[serde(default = "cached_segments_default")]
+    pub cached_segments: u32,
+}
+
+fn cached_segments_default() -> u32 {
+    bourse_journal::CACHED_SEGMENTS_DEFAULT as u32
 }
 
 /// `[threading] idle`: the name of an [`IdleStrategy`].
@@ -686,6 +694,7 @@ impl Config {
             u64::MAX / 2,
         )?;
         range("journal.checkpoint_every_s", j.checkpoint_every_s, 1, 86_400)?;
+        range("journal.cached_segments", j.cached_segments, 2, 65_536)?;
         // The library's own rules, in case they are stricter than ours.
         self.journal_config()
             .validate()
@@ -1205,6 +1214,11 @@ mod tests {
                 set("journal", "checkpoint_every_s", 0),
                 "journal.checkpoint_every_s",
                 "is below 1",
+            ),
+            (
+                set("journal", "cached_segments", 1),
+                "journal.cached_segments",
+                "is below 2",
             ),
             (
                 set("threading", "idle_park_ns_min", 0),

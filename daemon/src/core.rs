@@ -1160,6 +1160,7 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
         MmapStorage::open(&config.journal.directory).map_err(bourse_journal::JournalError::from)?;
     // The core is never idle at saturation: the next segment is built on a helper thread, not inline
     // at the roll, and away from the pipeline's core when there are helper cores (docs/ARCHITECTURE.md).
+    storage.set_cached_segments(config.journal.cached_segments as usize);
     storage
         .build_spares_in_background_with(move || {
             crate::agent::pin_helper_thread("journal's spare builder", &helper_cores);

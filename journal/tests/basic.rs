@@ -1,8 +1,8 @@
 //! Round trips, limits, readers (seek, tail), sync policies, and fatal errors (EIO, ENOSPC).
 
 use bourse_journal::{
-    FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, MemStorage, MmapStorage, Reader,
-    ReplayError, Storage, SyncPolicy, WriteMode,
+    CACHED_SEGMENTS_DEFAULT, FaultConfig, FaultStorage, Journal, JournalConfig, JournalError, MemStorage,
+    MmapStorage, Reader, ReplayError, Storage, SyncPolicy, WriteMode,
 };
 
 fn small_config(sync_policy: SyncPolicy) -> JournalConfig {
@@ -372,15 +372,21 @@ fn background_spares_serve_every_roll() {
 }
 
 /// A writer with spares built in the background keeps only its last two segments mapped: each roll
-/// retires the older ones (unmapped on the builder's thread, written back, and once newer ones were
-/// retired dropped from the page cache), and every record still reads back. A reader keeps mapped only
-/// the segment it has not read past, and maps the others again when it seeks back.
+/// retires the older ones (unmapped on the builder's thread, written back, and dropped from the page
+/// cache once the journal's `cached` newest segments are newer), and every record still reads back. A
+/// reader keeps mapped only the segment it has not read past, and maps the others again when it seeks
+/// back.
 #[test]
 fn retired_segments_leave_the_writer_and_the_page_cache_and_read_back_whole() {
-    for policy in [SyncPolicy::None, SyncPolicy::Batch] {
-        let dir = temp_dir(&format!("retire-{policy:?}"));
+    for (policy, cached) in [
+        (SyncPolicy::None, CACHED_SEGMENTS_DEFAULT),
+        (SyncPolicy::Batch, CACHED_SEGMENTS_DEFAULT),
+        (SyncPolicy::None, 3),
+    ] {
+        let dir = temp_dir(&format!("retire-{policy:?}-{cached}"));
         let config = small_config(policy);
         let mut storage = MmapStorage::open(&dir).expect("dir");
+        storage.set_cached_segments(cached);
         storage.build_spares_in_background().expect("builder");
         let (mut journal, _) = Journal::open(storage, config).expect("open");
         let last = 1_500u64;
@@ -399,11 +405,16 @@ fn retired_segments_leave_the_writer_and_the_page_cache_and_read_back_whole() {
             ids[ids.len() - 2..],
             "{policy:?}: the writer maps its last two segments only"
         );
-        // Dropping the journal stops the builder after the orders it was given.
+        // Dropping the journal stops the builder after the orders it was given. The newest segment
+        // outside the `cached` newest has left the page cache, and so has the oldest.
         drop(journal);
-        let resident = resident_pages(&dir.join(format!("{:020}.seg", ids[0])));
-        if let Some(resident) = resident {
-            assert_eq!(resident, 0, "{policy:?}: the oldest segment left the page cache");
+        for id in [ids[0], ids[ids.len() - 1 - cached]] {
+            if let Some(resident) = resident_pages(&dir.join(format!("{id:020}.seg"))) {
+                assert_eq!(
+                    resident, 0,
+                    "{policy:?}, {cached} cached: segment {id} left the page cache"
+                );
+            }
         }
 
         let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("reader")).expect("reader");

@@ -34,10 +34,11 @@
 //! # Retired segments
 //! With the background builder, a roll also retires the writer's segments older than the previous one:
 //! their mappings are replaced by unmapped [`Map::Lazy`] entries (mapped again if read) and handed to the
-//! builder thread, which unmaps them, starts their writeback (`sync_file_range`) and, once
-//! [`RETIRED_CACHED`] newer segments were retired, waits for it and drops their pages from the page cache
+//! builder thread, which unmaps them, starts their writeback (`sync_file_range`) and, once enough newer
+//! segments were retired, waits for it and drops their pages from the page cache
 //! (`POSIX_FADV_DONTNEED`). A [`crate::Reader`] releases each segment it reads past
-//! ([`Storage::release_segment`]). So the journal's memory is bounded (its last six segments), and new
+//! ([`Storage::release_segment`]). So the journal's memory is bounded (its last
+//! [`CACHED_SEGMENTS_DEFAULT`] segments, or [`MmapStorage::set_cached_segments`]), and new
 //! segments are built from recently freed pages rather than memory never touched before, which on a VM
 //! whose free pages go back to the host costs several times as much to populate (docs/journal.md).
 //!
@@ -248,8 +249,8 @@ enum Order {
     Build(PathBuf, SpareShape),
     /// A segment the writer no longer writes nor keeps mapped (see "Retired segments" in the module
     /// header): drop its mapping here, start writing its pages back, and later drop them from the page
-    /// cache.
-    Retire(File, Map),
+    /// cache; the `usize` is how many retired segments stay cached.
+    Retire(File, Map, usize),
 }
 
 /// The background builder of spares (see the module header).
@@ -281,7 +282,7 @@ impl SpareBuilder {
                                 break;
                             }
                         }
-                        Order::Retire(file, map) => retired.retire(file, map),
+                        Order::Retire(file, map, keep) => retired.retire(file, map, keep),
                     }
                 }
             })
@@ -309,10 +310,11 @@ impl SpareBuilder {
         true
     }
 
-    /// Hands a retired segment's mapping to the thread (dropped here if the thread is gone).
-    fn retire(&mut self, file: File, map: Map) {
+    /// Hands a retired segment's mapping to the thread (dropped here if the thread is gone); `keep`
+    /// retired segments stay cached.
+    fn retire(&mut self, file: File, map: Map, keep: usize) {
         if let Some(orders) = self.orders.as_ref() {
-            let _ = orders.send(Order::Retire(file, map));
+            let _ = orders.send(Order::Retire(file, map, keep));
         }
     }
 
@@ -342,29 +344,33 @@ impl Drop for SpareBuilder {
 }
 
 /// Segments retired by the writer, on the builder's thread: their pages are written back at once and
-/// dropped from the page cache once [`RETIRED_CACHED`] newer segments were retired (see "Retired
-/// segments" in the module header).
+/// dropped from the page cache once enough newer segments were retired (see "Retired segments" in the
+/// module header).
 #[derive(Default)]
 struct Retired {
     /// Written back (or being written), still cached: oldest first.
     cached: std::collections::VecDeque<File>,
 }
 
-/// Retired segments whose pages stay in the page cache (with the writer's two mapped segments, the
-/// journal's most recent `2 + RETIRED_CACHED` segments are cached for the readers that follow it).
-const RETIRED_CACHED: usize = 4;
+/// The journal's most recent segments kept in the page cache by default, the writer's two mapped ones
+/// included ([`MmapStorage::set_cached_segments`]).
+pub const CACHED_SEGMENTS_DEFAULT: usize = 6;
+/// The writer's own mapped segments: the one it writes and the previous one.
+const WRITER_SEGMENTS: usize = 2;
 
 impl Retired {
-    fn retire(&mut self, file: File, map: Map) {
+    /// Retires a segment; `keep` retired segments stay cached.
+    fn retire(&mut self, file: File, map: Map, keep: usize) {
         // Unmapping takes the address-space lock and tears down a segment's page-table entries: here,
         // not on the writer's thread.
         drop(map);
         start_writeback(&file);
         self.cached.push_back(file);
-        // One in, at most one out.
-        if self.cached.len() > RETIRED_CACHED
-            && let Some(oldest) = self.cached.pop_front()
-        {
+        // One in, usually one out (more after the limit was lowered).
+        while self.cached.len() > keep {
+            let Some(oldest) = self.cached.pop_front() else {
+                break;
+            };
             drop_cached_pages(&oldest);
         }
     }
@@ -511,6 +517,9 @@ pub struct MmapStorage {
     write_zeroes: bool,
     /// Index of the segment looked up last (scans and readers ask for the same one many times in a row).
     lookup_hint: Cell<usize>,
+    /// The journal's most recent segments kept in the page cache when a background builder retires the
+    /// older ones (the writer's two mapped segments included).
+    cached_segments: usize,
     /// Whether a new segment's name is made durable (`fsync` of the directory) when it is created: false
     /// once the journal said it never syncs (`choose_write_mode(false)`), which promises nothing across a
     /// machine crash; the roll then costs no directory sync on the writer's thread (0.4-0.7 ms measured).
@@ -583,6 +592,7 @@ impl MmapStorage {
             spares_taken: 0,
             write_zeroes: true,
             lookup_hint: Cell::new(0),
+            cached_segments: CACHED_SEGMENTS_DEFAULT,
             name_syncs: true,
         };
         storage.remove_temporaries()?;
@@ -628,6 +638,7 @@ impl MmapStorage {
             spares_taken: 0,
             write_zeroes: true,
             lookup_hint: Cell::new(0),
+            cached_segments: CACHED_SEGMENTS_DEFAULT,
             name_syncs: true,
         };
         storage.refresh(false)?;
@@ -649,6 +660,13 @@ impl MmapStorage {
             .filter(|s| s.map.is_mapped())
             .map(|s| s.id)
             .collect()
+    }
+
+    /// Keeps the journal's `segments` most recent segments in the page cache (at least the writer's two)
+    /// once a background builder retires the older ones (see "Retired segments" in the module header);
+    /// [`CACHED_SEGMENTS_DEFAULT`] until set. Takes effect at the next roll.
+    pub fn set_cached_segments(&mut self, segments: usize) {
+        self.cached_segments = segments.max(WRITER_SEGMENTS);
     }
 
     /// How many segments were created from a prepared spare (the rest were built at their roll).
@@ -980,7 +998,11 @@ impl Storage for MmapStorage {
                 let Ok(file) = old.file.try_clone() else {
                     continue;
                 };
-                builder.retire(file, old.map.unmapped());
+                builder.retire(
+                    file,
+                    old.map.unmapped(),
+                    self.cached_segments.saturating_sub(WRITER_SEGMENTS),
+                );
             }
         }
         Ok(())
