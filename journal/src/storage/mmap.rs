@@ -34,8 +34,10 @@
 //! # Retired segments
 //! With the background builder, a roll also retires the writer's segments older than the previous one:
 //! their mappings are replaced by unmapped [`Map::Lazy`] entries (mapped again if read) and handed to the
-//! builder thread, which unmaps them, starts their writeback (`sync_file_range`) and, once enough newer
-//! segments were retired, waits for it and drops their pages from the page cache
+//! builder thread, which passes them to a retiring thread it starts (`bourse-journal-retire`, so that a
+//! wait for writeback never delays a spare). That thread unmaps them, starts their writeback
+//! (`sync_file_range`) and, once enough newer segments were retired, waits for it and drops their pages
+//! from the page cache
 //! (`POSIX_FADV_DONTNEED`). A [`crate::Reader`] releases each segment it reads past
 //! ([`Storage::release_segment`]). So the journal's memory is bounded (its last
 //! [`CACHED_SEGMENTS_DEFAULT`] segments, or [`MmapStorage::set_cached_segments`]), and new
@@ -271,7 +273,21 @@ impl SpareBuilder {
             .name("bourse-journal-spare".into())
             .spawn(move || {
                 on_start();
-                let mut retired = Retired::default();
+                // Retiring waits for writeback, which on a slow disk could hold up the next spare and
+                // then the writer's roll: it gets a thread of its own, started from this one so that it
+                // inherits the placement `on_start` gave (inline here if it cannot be started).
+                let (retire_tx, retire_rx) = mpsc::channel::<(File, Map, usize)>();
+                let retirer = std::thread::Builder::new()
+                    .name("bourse-journal-retire".into())
+                    .spawn(move || {
+                        let mut retired = Retired::default();
+                        // Bounded by the orders; ends when the builder drops its sender.
+                        while let Ok((file, map, keep)) = retire_rx.recv() {
+                            retired.retire(file, map, keep);
+                        }
+                    })
+                    .ok();
+                let mut inline = Retired::default();
                 // Bounded by the orders: one build or retirement per order, and the loop ends when the
                 // storage drops its sender.
                 while let Ok(order) = order_rx.recv() {
@@ -282,8 +298,20 @@ impl SpareBuilder {
                                 break;
                             }
                         }
-                        Order::Retire(file, map, keep) => retired.retire(file, map, keep),
+                        Order::Retire(file, map, keep) => {
+                            if retirer.is_none() {
+                                inline.retire(file, map, keep);
+                            } else if let Err(mpsc::SendError((file, map, keep))) =
+                                retire_tx.send((file, map, keep))
+                            {
+                                inline.retire(file, map, keep);
+                            }
+                        }
                     }
+                }
+                drop(retire_tx);
+                if let Some(retirer) = retirer {
+                    let _ = retirer.join();
                 }
             })
             .map_err(|e| StorageError::io("spawn the spare-segment builder".to_owned(), e))?;
@@ -343,7 +371,7 @@ impl Drop for SpareBuilder {
     }
 }
 
-/// Segments retired by the writer, on the builder's thread: their pages are written back at once and
+/// Segments retired by the writer, on the retiring thread: their pages are written back at once and
 /// dropped from the page cache once enough newer segments were retired (see "Retired segments" in the
 /// module header).
 #[derive(Default)]
