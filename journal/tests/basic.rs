@@ -346,13 +346,7 @@ fn background_spares_serve_every_roll() {
             }
         }
         journal.sync().expect("sync");
-        let segments = std::fs::read_dir(&dir)
-            .expect("list")
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".seg"))
-            })
-            .count() as u64;
+        let segments = segment_files(&dir).len() as u64;
         assert!(
             segments >= 4,
             "{policy:?}: the run rolls several times ({segments} segments)"

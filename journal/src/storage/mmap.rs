@@ -37,12 +37,11 @@
 //! builder thread, which passes them to a retiring thread it starts (`bourse-journal-retire`, so that a
 //! wait for writeback never delays a spare). That thread unmaps them, starts their writeback
 //! (`sync_file_range`) and, once enough newer segments were retired, waits for it and drops their pages
-//! from the page cache
-//! (`POSIX_FADV_DONTNEED`). A [`crate::Reader`] releases each segment it reads past
+//! from the page cache (`POSIX_FADV_DONTNEED`). A [`crate::Reader`] releases each segment it reads past
 //! ([`Storage::release_segment`]). So the journal's memory is bounded (its last
-//! [`CACHED_SEGMENTS_DEFAULT`] segments, or [`MmapStorage::set_cached_segments`]), and new
-//! segments are built from recently freed pages rather than memory never touched before, which on a VM
-//! whose free pages go back to the host costs several times as much to populate (docs/journal.md).
+//! [`CACHED_SEGMENTS_DEFAULT`] segments, or [`MmapStorage::set_cached_segments`]), and new segments are
+//! built from recently freed pages rather than memory never touched before, which on a VM whose free
+//! pages go back to the host costs several times as much to populate (docs/journal.md).
 //!
 //! # Two ways to write ([`WriteMode`])
 //! - `Mapped`: records are copied into a shared writable mapping (on x86_64 with non-temporal stores,
@@ -250,8 +249,7 @@ enum Order {
     /// Build the spare at this path, in this shape.
     Build(PathBuf, SpareShape),
     /// A segment the writer no longer writes nor keeps mapped (see "Retired segments" in the module
-    /// header): drop its mapping here, start writing its pages back, and later drop them from the page
-    /// cache; the `usize` is how many retired segments stay cached.
+    /// header), passed on to the retiring thread; the `usize` is how many retired segments stay cached.
     Retire(File, Map, usize),
 }
 
@@ -275,7 +273,8 @@ impl SpareBuilder {
                 on_start();
                 // Retiring waits for writeback, which on a slow disk could hold up the next spare and
                 // then the writer's roll: it gets a thread of its own, started from this one so that it
-                // inherits the placement `on_start` gave (inline here if it cannot be started).
+                // inherits the placement `on_start` gave. If it cannot be started, its receiver is gone
+                // with it, every send fails, and this thread retires inline.
                 let (retire_tx, retire_rx) = mpsc::channel::<(File, Map, usize)>();
                 let retirer = std::thread::Builder::new()
                     .name("bourse-journal-retire".into())
@@ -299,10 +298,7 @@ impl SpareBuilder {
                             }
                         }
                         Order::Retire(file, map, keep) => {
-                            if retirer.is_none() {
-                                inline.retire(file, map, keep);
-                            } else if let Err(mpsc::SendError((file, map, keep))) =
-                                retire_tx.send((file, map, keep))
+                            if let Err(mpsc::SendError((file, map, keep))) = retire_tx.send((file, map, keep))
                             {
                                 inline.retire(file, map, keep);
                             }
@@ -395,10 +391,9 @@ impl Retired {
         start_writeback(&file);
         self.cached.push_back(file);
         // One in, usually one out (more after the limit was lowered).
-        while self.cached.len() > keep {
-            let Some(oldest) = self.cached.pop_front() else {
-                break;
-            };
+        while self.cached.len() > keep
+            && let Some(oldest) = self.cached.pop_front()
+        {
             drop_cached_pages(&oldest);
         }
     }
@@ -1017,8 +1012,8 @@ impl Storage for MmapStorage {
         // it is ready long before the next roll.
         if let Some(builder) = self.builder.as_mut() {
             builder.order(self.dir.join(SPARE_NAME), shape);
-            // The segments before the previous one are not written again: the builder unmaps them and
-            // writes them back (see "Retired segments" in the module header).
+            // The segments before the previous one are not written again: the retiring thread unmaps
+            // them and writes them back (see "Retired segments" in the module header).
             for old in &mut self.segments[..at.saturating_sub(1)] {
                 if !old.map.is_mapped() {
                     continue;
