@@ -46,8 +46,8 @@ use crate::types::Side;
 
 /// The version byte every record starts with.
 pub const RECORD_VERSION: u8 = 2;
-/// The kind byte of an Executed event record: the daemon journals each event under its kind byte, and
-/// looks trades up by it (admin `bust`).
+/// The kind byte of an Executed event record: the daemon journals Executed events under this kind byte,
+/// and looks trades up by it (admin `bust`).
 pub const KIND_EXECUTED: u8 = 0x83;
 /// Largest encoded command, bytes.
 pub const COMMAND_SIZE_MAX: usize = 96;

@@ -562,7 +562,7 @@ impl RecordSink for FollowSink<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::mpsc;
 
@@ -691,7 +691,8 @@ mod tests {
         }
     }
 
-    fn enter(login: u32, token: &str, side: u8, shares: u32, price: u32) -> Command {
+    /// A day limit order for AAPL, capacity P (the daemon's unit tests share it).
+    pub(crate) fn enter(login: u32, token: &str, side: u8, shares: u32, price: u32) -> Command {
         Command::Enter(EnterOrder {
             login,
             token: Token::new(token).expect("token"),
@@ -826,7 +827,8 @@ mod tests {
     fn a_journal_that_disagrees_with_the_replica_stops_it_before_any_checkpoint() {
         let mut day = Day::open("damaged", 65_536);
         let last = day.trade(50);
-        // Change one byte of an event record's payload (not a step's first record) in the segment file.
+        // Change one byte of the payload of a record that is not a step's first (an engine event or an
+        // output) in the segment file.
         let target = {
             let mut reader =
                 Reader::new(MmapStorage::open_read_only(&day.dir).expect("read-only")).expect("reader");
@@ -838,7 +840,7 @@ mod tests {
                     break;
                 }
             }
-            found.expect("an event record")
+            found.expect("a record after a step's first")
         };
         let path = day.dir.join(format!("{:020}.seg", target.0));
         let at = target.1 + u64::from(bourse_journal::format::RECORD_HEADER_BYTES) + 2;

@@ -1057,21 +1057,42 @@ impl RecordSink for CompareSink<'_> {
             ));
         };
         if *k != kind || p.as_slice() != payload {
-            return Err(StepError::mismatch(
-                *seq,
-                format!(
-                    "journal has kind {k:#06x} {} bytes, the engine produced kind {kind:#06x} {} bytes{}",
-                    p.len(),
-                    payload.len(),
-                    if *k == kind { " with different content" } else { "" }
-                ),
-            ));
+            return Err(differs(*seq, *k, p, kind, payload));
         }
         self.at += 1;
         Ok(*seq)
     }
     fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, _: &[u8]) {}
     fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
+
+    const WANTS_UNJOURNALED: bool = true;
+
+    /// A journal that an older version wrote holds every event: where the next journaled record is of
+    /// the event's kind, it must be the same bytes. A journal this version wrote has none of them.
+    fn unjournaled(&mut self, kind: u16, payload: &[u8]) -> Result<(), StepError> {
+        if let Some((seq, k, p)) = self.expected.get(self.at)
+            && *k == kind
+        {
+            if p.as_slice() != payload {
+                return Err(differs(*seq, *k, p, kind, payload));
+            }
+            self.at += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The journal's record `seq` (`k`, `p`) is not the one the engine produced (`kind`, `payload`).
+fn differs(seq: u64, k: u16, p: &[u8], kind: u16, payload: &[u8]) -> StepError {
+    StepError::mismatch(
+        seq,
+        format!(
+            "journal has kind {k:#06x} {} bytes, the engine produced kind {kind:#06x} {} bytes{}",
+            p.len(),
+            payload.len(),
+            if k == kind { " with different content" } else { "" }
+        ),
+    )
 }
 
 /// Re-runs one journaled step (records of one group) through the machine and checks it.
@@ -1392,6 +1413,143 @@ fn prefetch(address: *const u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bourse_book::ReplaceOrder;
+    use bourse_protocol::fields::Token;
+
+    use crate::checkpointer::tests::enter;
+
+    /// A journal in memory, one group of records per step. With `OLD`, it also takes the events this
+    /// version does not journal, as a version before 2026-11-28 wrote them.
+    #[derive(Default)]
+    struct Tape<const OLD: bool> {
+        steps: Vec<Vec<(u64, u16, Vec<u8>)>>,
+        next: u64,
+    }
+
+    impl<const OLD: bool> Tape<OLD> {
+        fn push(&mut self, kind: u16, payload: &[u8]) -> u64 {
+            self.next += 1;
+            self.steps
+                .last_mut()
+                .unwrap()
+                .push((self.next, kind, payload.to_vec()));
+            self.next
+        }
+    }
+
+    impl<const OLD: bool> RecordSink for Tape<OLD> {
+        fn record(&mut self, kind: u16, payload: &[u8]) -> Result<u64, StepError> {
+            Ok(self.push(kind, payload))
+        }
+        fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, _: &[u8]) {}
+        fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
+        const WANTS_UNJOURNALED: bool = OLD;
+        fn unjournaled(&mut self, kind: u16, payload: &[u8]) -> Result<(), StepError> {
+            self.push(kind, payload);
+            Ok(())
+        }
+    }
+
+    /// A day of rests, a replace, a trade and a cancel, recorded into `tape`.
+    fn a_day<const OLD: bool>() -> Tape<OLD> {
+        let config = Config::embedded_default().engine_config();
+        let mut m = Machine::new(config);
+        let mut tape = Tape::<OLD>::default();
+        tape.steps.push(Vec::new());
+        m.start_day(Alpha(*b"2026112801"), 0, 1, &mut tape).unwrap();
+        let replace = Command::Replace(ReplaceOrder {
+            login: 1,
+            existing_token: Token::new("B1").unwrap(),
+            replacement_token: Token::new("B2").unwrap(),
+            shares: 200,
+            price: 1_890_000,
+            tif_s: 99_999,
+            display: b'Y',
+            min_qty: 0,
+        });
+        let cancel = Command::Cancel {
+            login: 2,
+            token: Token::new("S2").unwrap(),
+            shares: 0,
+        };
+        let steps = [
+            enter(1, "B1", b'B', 100, 1_880_000),
+            replace,
+            enter(2, "S1", b'S', 100, 1_890_000),
+            enter(2, "S2", b'S', 100, 1_950_000),
+            cancel,
+        ];
+        for (ts, command) in (2..).zip(&steps) {
+            tape.steps.push(Vec::new());
+            m.command(ts, *b"PNN", command, 0, 0, &mut tape).unwrap();
+        }
+        tape
+    }
+
+    /// Every step of `steps` re-run on a fresh machine and checked as recovery does.
+    fn verify(steps: &[Vec<(u64, u16, Vec<u8>)>]) -> Result<(), StepError> {
+        let mut m = Machine::new(Config::embedded_default().engine_config());
+        steps.iter().try_for_each(|step| verify_step(&mut m, step))
+    }
+
+    /// The journal sequence a verification stopped at.
+    fn mismatch_at(verified: Result<(), StepError>) -> u64 {
+        match verified.map_err(|e| *e.0) {
+            Err(StepFailure::Mismatch { sequence, .. }) => sequence,
+            Err(other) => panic!("{other}"),
+            Ok(()) => panic!("verified"),
+        }
+    }
+
+    fn kinds(steps: &[Vec<(u64, u16, Vec<u8>)>]) -> Vec<u16> {
+        steps.iter().flatten().map(|r| r.1).collect()
+    }
+
+    /// The order events that OUCH and ITCH carry are not journaled, and recovery still checks a journal
+    /// that an older version wrote with them: equal bytes pass, different bytes stop it.
+    #[test]
+    fn recovery_checks_journals_with_and_without_the_order_events() {
+        let new = a_day::<false>();
+        let old = a_day::<true>();
+        let (accepted, added, executed, canceled, replaced) = (0x81, 0x82, 0x83, 0x84, 0x86);
+        let new_kinds = kinds(&new.steps);
+        for k in [accepted, added, canceled, replaced] {
+            assert!(!new_kinds.contains(&k), "{k:#06x} journaled");
+            assert!(
+                kinds(&old.steps).contains(&k),
+                "{k:#06x} missing from the old tape"
+            );
+        }
+        assert_eq!(new_kinds.iter().filter(|&&k| k == executed).count(), 1);
+        // Apart from those events, the same records.
+        let old_rest: Vec<u16> = kinds(&old.steps)
+            .into_iter()
+            .filter(|k| ![accepted, added, canceled, replaced].contains(k))
+            .collect();
+        assert_eq!(old_rest, new_kinds);
+
+        verify(&new.steps).unwrap();
+        verify(&old.steps).unwrap();
+
+        // An older journal whose Accepted differs from the engine's (the price).
+        let mut altered = old.steps.clone();
+        let at = altered.iter_mut().flatten().find(|r| r.1 == accepted).unwrap();
+        let seq = at.0;
+        let last = at.2.len() - 1;
+        at.2[last] ^= 1;
+        assert_eq!(mismatch_at(verify(&altered)), seq, "an altered Accepted");
+        // A journal of this version whose OUCH reply differs: the outputs are what is checked.
+        let mut altered = new.steps.clone();
+        let at = altered
+            .iter_mut()
+            .flatten()
+            .find(|r| r.1 == j::KIND_OUCH)
+            .unwrap();
+        let seq = at.0;
+        let last = at.2.len() - 1;
+        at.2[last] ^= 1;
+        assert_eq!(mismatch_at(verify(&altered)), seq, "an altered OUCH record");
+    }
 
     #[test]
     fn session_names_follow_the_date() {

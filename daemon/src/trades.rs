@@ -15,8 +15,8 @@ use bourse_book::Event;
 use bourse_book::event::Executed;
 use bourse_journal::{CommittedBatch, JournalError, MmapStorage, Reader, Storage};
 
-/// Journal kind of the book's Executed event records: the daemon journals each event under its record
-/// kind byte (`Machine::command`).
+/// Journal kind of the book's Executed event records: the daemon journals the events it keeps under
+/// their record kind byte (`Machine::command`, `machine::journals_event`), Executed always.
 const KIND_EXECUTED: u16 = bourse_book::record::KIND_EXECUTED as u16;
 
 /// The Executed event of `match_number` among the day's committed records of the journal in `dir` (from
