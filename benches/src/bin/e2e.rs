@@ -662,8 +662,9 @@ impl Throughput {
             .map(|((echo, boursed), ratio)| format!("{boursed:.0}/{echo:.0} = {ratio:.2}x"))
             .collect();
         match self.median_pair_ratio() {
+            // Three decimals: two printed 0.4964 as "0.50x ... NOT met" beside the 0.5x target.
             Some(median) => format!(
-                "median **{median:.2}x** over {} rounds ({})",
+                "median **{median:.3}x** over {} rounds ({})",
                 each.len(),
                 each.join("; ")
             ),
