@@ -1419,7 +1419,7 @@ mod tests {
     use crate::checkpointer::tests::enter;
 
     /// A journal in memory, one group of records per step. With `OLD`, it also takes the events this
-    /// version does not journal, as a version before 2026-11-28 wrote them.
+    /// version does not journal, as versions before `5dbccf2` wrote them.
     #[derive(Default)]
     struct Tape<const OLD: bool> {
         steps: Vec<Vec<(u64, u16, Vec<u8>)>>,

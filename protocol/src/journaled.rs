@@ -16,7 +16,7 @@
 //!
 //! Order inside a batch: for each sequenced command, its `KIND_COMMAND` record, the book event records it
 //! caused that the daemon journals (Executed, and the rare operator and day events: the order events
-//! whose content the OUCH and ITCH records carry are not journaled since 2026-11-28, see `boursed`'s
+//! whose content the OUCH and ITCH records carry are not journaled since 2026-11-27, see `boursed`'s
 //! `machine::journals_event`), then the OUCH and ITCH records those events produced, in publication order.
 //! Decoding never panics: a short payload is `None`.
 
