@@ -1477,6 +1477,26 @@ impl Engine {
         }
     }
 
+    /// Where `command` will next miss once [`Engine::lookup_addresses`]' lines are in: the arena slot of
+    /// the order a Cancel, Modify or Replace names, found through its home group (so call this a command
+    /// after prefetching that group, or the read here is the miss). A hint, like `lookup_addresses`: it
+    /// may name another order when two share a tag, and `None` when the entry passed its home group; the
+    /// address is never dereferenced here. `None` for other commands. (An Enter's first trade partner,
+    /// the head of the opposite best level, was tried too: it did not shorten `execute` and the lookup
+    /// cost more than it saved; docs/PERFORMANCE.md, "Session 16".)
+    #[inline]
+    pub fn order_address(&self, command: &Command) -> Option<*const u8> {
+        let (login, token) = match command {
+            Command::Cancel { login, token, .. } | Command::Modify { login, token, .. } => (*login, token),
+            Command::Replace(r) => (r.login, &r.existing_token),
+            _ => return None,
+        };
+        let index = self.live.likely_index(login, TokenWords::of(token))?;
+        self.orders
+            .get(index as usize)
+            .map(|o| std::ptr::from_ref(o).cast())
+    }
+
     #[inline]
     fn live_order(&self, login: u32, token: &Token) -> Option<u32> {
         self.live.get(login, TokenWords::of(token), &self.orders)
@@ -1872,6 +1892,24 @@ mod tests {
     use super::*;
     use crate::workload::SplitMix64;
 
+    /// A day or expiring buy of 100 shares of the demo's first instrument by login 2.
+    fn buy(token: u64, price: u32, tif_s: u32) -> Command {
+        Command::Enter(EnterOrder {
+            login: 2,
+            token: crate::workload::token(token),
+            side: b'B',
+            shares: 100,
+            symbol: crate::workload::demo_symbol(0),
+            price,
+            tif_s,
+            firm: Firm::BLANK,
+            display: b'Y',
+            min_qty: 0,
+            capacity: b'A',
+            cross_type: b'N',
+        })
+    }
+
     /// The prefetch addresses of a Cancel, Replace or Modify start with the live index's home slot of its
     /// (login, token), the slot the lookup reads first; a Replace's second and an Enter's first are the
     /// home slot of the new token; other commands have none.
@@ -1909,22 +1947,45 @@ mod tests {
         assert_eq!(engine.lookup_addresses(&replace), [Some(home), Some(replacement)]);
         let slots = engine.live.home_address(1, TokenWords::of(&token));
         assert_ne!(slots, home, "another login's order hashes elsewhere here");
-        let enter = Command::Enter(EnterOrder {
-            login: 2,
-            token,
-            side: b'B',
-            shares: 100,
-            symbol: crate::workload::demo_symbol(0),
-            price: 100_000,
-            tif_s: 99_999,
-            firm: Firm::BLANK,
-            display: b'Y',
-            min_qty: 0,
-            capacity: b'A',
-            cross_type: b'N',
-        });
+        let enter = buy(7, 100_000, 99_999);
         assert_eq!(engine.lookup_addresses(&enter), [Some(home), None]);
         assert_eq!(engine.lookup_addresses(&Command::ExpireDue), [None, None]);
+    }
+
+    /// The second stage of the lookahead: a Cancel, Modify or Replace of a resting order gives that
+    /// order's arena slot; a token with no entry, and an Enter, give none.
+    #[test]
+    fn order_address_is_the_arena_slot_of_the_named_order() {
+        let mut engine = Engine::new(crate::workload::demo_config(2, 3)).unwrap();
+        let mut sink = crate::event::FnSink(|_| {});
+        let enter = |token: u64| buy(token, 999_900, 99_999);
+        for t in 1..=3 {
+            engine.apply(1_000 * t, &enter(t), &mut sink);
+        }
+        let cancel = |token: u64| Command::Cancel {
+            login: 2,
+            token: crate::workload::token(token),
+            shares: 0,
+        };
+        for t in 1..=3 {
+            let index = engine.live_order(2, &crate::workload::token(t)).expect("resting") as usize;
+            let slot: *const u8 = std::ptr::from_ref(&engine.orders[index]).cast();
+            assert_eq!(engine.order_address(&cancel(t)), Some(slot), "token {t}");
+            let replace = Command::Replace(ReplaceOrder {
+                login: 2,
+                existing_token: crate::workload::token(t),
+                replacement_token: crate::workload::token(10 + t),
+                shares: 100,
+                price: 999_800,
+                tif_s: 99_999,
+                display: b'Y',
+                min_qty: 0,
+            });
+            assert_eq!(engine.order_address(&replace), Some(slot), "token {t}");
+        }
+        assert_eq!(engine.order_address(&cancel(9)), None, "no entry");
+        assert_eq!(engine.order_address(&enter(9)), None);
+        assert_eq!(engine.order_address(&Command::ExpireDue), None);
     }
 
     /// The snapshot's per-order expiry, which orders no longer keep, comes from each live order's own heap
@@ -1933,22 +1994,7 @@ mod tests {
     #[test]
     fn order_expiries_come_from_each_live_orders_heap_entry() {
         let mut engine = Engine::new(crate::workload::demo_config(2, 3)).unwrap();
-        let enter = |token: u64, price: u32, tif_s: u32| {
-            Command::Enter(EnterOrder {
-                login: 2,
-                token: crate::workload::token(token),
-                side: b'B',
-                shares: 100,
-                symbol: crate::workload::demo_symbol(0),
-                price,
-                tif_s,
-                firm: Firm::BLANK,
-                display: b'Y',
-                min_qty: 0,
-                capacity: b'A',
-                cross_type: b'N',
-            })
-        };
+        let enter = buy;
         let mut sink = crate::event::FnSink(|_| {});
         let slot_of = |engine: &Engine, token: u64| {
             engine

@@ -221,6 +221,18 @@ impl LiveTable {
         std::ptr::from_ref(&self.groups[g]).cast()
     }
 
+    /// The arena index in the first slot of (login, token)'s home group whose tag matches: the order
+    /// [`LiveTable::get`] most likely confirms against (it reads the group, which should be cached by
+    /// then: see [`LiveTable::home_address`]). A hint for a prefetch, never an answer: it may name
+    /// another order, or nothing when the entry passed its home group.
+    #[inline]
+    pub(crate) fn likely_index(&self, login: u32, token: TokenWords) -> Option<u32> {
+        let h = hash(login, token);
+        let group = &self.groups[self.home(h)];
+        let candidates = group.candidates(tag_of(h));
+        (candidates != 0).then(|| group.orders[first_slot(candidates)])
+    }
+
     /// Number of entries.
     pub(crate) fn count(&self) -> usize {
         self.len

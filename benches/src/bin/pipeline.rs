@@ -13,10 +13,10 @@
 //! 4. **+ feed book**: the same, with each ITCH message applied to a `FeedBook` (the market-data stage's
 //!    snapshot book, built from the ITCH bytes).
 //!
-//! Every stage looks one message ahead as the daemon does (the next command's live-index slots, and in the
-//! feed stage the next ITCH message's feed-book bucket, prefetched with the daemon's own
-//! `bourse_daemon::core::prefetch_command` and `prefetch_feed_messages`, which also prefetches the order
-//! slot of the next message from its bucket, two messages deep);
+//! Every stage looks ahead as the daemon does, two messages deep (the live-index slots of the command
+//! after next and the arena slot of the order the next one names, and in the feed stage the feed-book
+//! bucket of the ITCH message after next and the order slot of the next, prefetched with the daemon's
+//! own `bourse_daemon::core::prefetch_commands` and `prefetch_feed_messages`);
 //! `--no-lookahead` runs them without, as before session 6.
 //!
 //! What it leaves out: sockets, SoupBinTCP framing, the rings between stages, the multicast packets and
@@ -76,17 +76,20 @@ struct Args {
     /// The day's token capacity (at least the commands; `e2e` gives boursed 20,000,000).
     #[arg(long, default_value_t = 0)]
     tokens_max: u32,
-    /// Without the daemon's one-message lookahead (the core prefetching the next command's live-index
-    /// slots, market data the next ITCH message's feed-book bucket): the stages as before session 6.
+    /// Without the daemon's lookahead (the core prefetching the live-index slots and arena slots of the
+    /// next commands, market data the feed-book buckets and order slots of the next ITCH messages): the
+    /// stages as before session 6.
     #[arg(long)]
     no_lookahead: bool,
 }
 
-/// The daemon's lookahead: prefetches the live-index slots command `i + 1` will touch, if `on`.
+/// The daemon's lookahead, if `on`: prefetches the arena slot command `i + 1` will read and the
+/// live-index slots command `i + 2` will touch.
 #[inline(always)]
 fn look_ahead(on: bool, engine: &Engine, commands: &[(u64, Command)], i: usize) {
-    if on && let Some((_, next)) = commands.get(i + 1) {
-        bourse_daemon::core::prefetch_command(engine, next);
+    if on {
+        let command = |k: usize| commands.get(k).map(|(_, c)| c);
+        bourse_daemon::core::prefetch_commands(engine, command(i + 1), command(i + 2));
     }
 }
 
