@@ -1910,6 +1910,15 @@ mod tests {
         })
     }
 
+    /// Login 2's cancel of all that is left of its order `token` (Shares 0).
+    fn cancel_all(token: u64) -> Command {
+        Command::Cancel {
+            login: 2,
+            token: crate::workload::token(token),
+            shares: 0,
+        }
+    }
+
     /// The prefetch addresses of a Cancel, Replace or Modify start with the live index's home slot of its
     /// (login, token), the slot the lookup reads first; a Replace's second and an Enter's first are the
     /// home slot of the new token; other commands have none.
@@ -1918,11 +1927,7 @@ mod tests {
         let engine = Engine::new(crate::workload::demo_config(2, 3)).unwrap();
         let token = crate::workload::token(7);
         let home = engine.live.home_address(2, TokenWords::of(&token));
-        let cancel = Command::Cancel {
-            login: 2,
-            token,
-            shares: 0,
-        };
+        let cancel = cancel_all(7);
         assert_eq!(engine.lookup_addresses(&cancel), [Some(home), None]);
         let modify = Command::Modify {
             login: 2,
@@ -1962,11 +1967,7 @@ mod tests {
         for t in 1..=3 {
             engine.apply(1_000 * t, &enter(t), &mut sink);
         }
-        let cancel = |token: u64| Command::Cancel {
-            login: 2,
-            token: crate::workload::token(token),
-            shares: 0,
-        };
+        let cancel = cancel_all;
         for t in 1..=3 {
             let index = engine.live_order(2, &crate::workload::token(t)).expect("resting") as usize;
             let slot: *const u8 = std::ptr::from_ref(&engine.orders[index]).cast();
@@ -2005,11 +2006,7 @@ mod tests {
         let first = slot_of(&engine, 1);
         engine.apply(2_000, &enter(2, 999_800, 99_999), &mut sink);
         let day = slot_of(&engine, 2);
-        let cancel = Command::Cancel {
-            login: 2,
-            token: crate::workload::token(1),
-            shares: 0,
-        };
+        let cancel = cancel_all(1);
         engine.apply(3_000, &cancel, &mut sink);
         // The freed slot is taken again, by a day order; its old heap entry stays, stale.
         engine.apply(4_000, &enter(3, 999_700, 99_999), &mut sink);
