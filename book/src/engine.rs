@@ -595,6 +595,11 @@ impl Engine {
         self.instrument_index(symbol).map(|i| self.books[i].halted)
     }
 
+    /// Whether a firm's kill switch is on (`None`: unknown firm).
+    pub fn is_killed(&self, firm: &Firm) -> Option<bool> {
+        self.firm_index(firm).map(|f| self.firms[f as usize].killed)
+    }
+
     // ----- queries (tests, tools) -----
 
     /// Number of live (resting) orders.

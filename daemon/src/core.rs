@@ -530,6 +530,13 @@ impl Core {
     /// Handles one operator job; returns the reply now, or `None` when it waits for release.
     fn handle_admin(&mut self, job: AdminJob) {
         let AdminJob { request, reply } = job;
+        // After end of day a halt, resume or kill switch publishes nothing: it is the state the next
+        // day starts with (the machine keeps both across days), which the reply says.
+        let next_day = if self.machine.day.as_ref().is_some_and(|d| d.day_open) {
+            ""
+        } else {
+            " (the day has ended: from the next day's start)"
+        };
         let now = |r: AdminReply| {
             let _ = reply.send(r);
         };
@@ -561,7 +568,7 @@ impl Core {
                         let message = Self::done(
                             &request,
                             Some(seq),
-                            format!("{symbol} {}", if halt { "halted" } else { "resumed" }),
+                            format!("{symbol} {}{next_day}", if halt { "halted" } else { "resumed" }),
                         );
                         self.wait_release(seq, reply, message);
                     }
@@ -601,12 +608,20 @@ impl Core {
                     Self::done(
                         &request,
                         Some(seq),
-                        format!("{firm} killed: {canceled} orders canceled, new orders blocked"),
+                        format!("{firm} killed: {canceled} orders canceled, new orders blocked{next_day}"),
                     )
                 } else {
-                    Self::done(&request, Some(seq), format!("{firm} may trade again"))
+                    Self::done(&request, Some(seq), format!("{firm} may trade again{next_day}"))
                 };
                 self.wait_release(seq, reply, message);
+            }
+            AdminRequest::Bust { .. } if !self.machine.day.as_ref().is_some_and(|d| d.day_open) => {
+                // Its Broken Trade messages would follow the day's End of Session on the feed and in the
+                // sessions' streams, which nobody can log in to any more.
+                now(Self::error(
+                    AdminErrorCode::Unavailable,
+                    "the trading day has ended: a trade can be busted only before end of day",
+                ));
             }
             AdminRequest::Bust { match_number } => {
                 // The day's trades only: each day's engine numbers its trades from 1.

@@ -13,7 +13,7 @@
 //! `KIND_DAY` end).
 
 use bourse_book::{Command, Engine, EngineConfig, Event};
-use bourse_protocol::fields::{Alpha, Symbol};
+use bourse_protocol::fields::{Alpha, Firm, Symbol};
 use bourse_protocol::journaled::{self as j};
 use bourse_protocol::{itch, ouch};
 
@@ -261,6 +261,13 @@ impl Machine {
             .iter()
             .map(|d| self.engine.is_halted(&d.symbol).unwrap_or(false))
             .collect();
+        let killed: Vec<Firm> = self
+            .engine_config
+            .firms
+            .iter()
+            .map(|f| f.firm)
+            .filter(|f| self.engine.is_killed(f).unwrap_or(false))
+            .collect();
         self.engine = Engine::new(self.engine_config.clone()).expect("validated engine config");
         let seq = sink.record(
             j::KIND_DAY,
@@ -285,16 +292,19 @@ impl Machine {
                 .map_or_else(|| vec![false; logins + 1], |d| d.disabled.clone()),
             last_timestamp_ns: timestamp_ns,
         });
-        // Halts last across days: re-apply them silently (the block below shows the state).
-        for (d, &h) in self.directory.iter().zip(&halted) {
-            if h {
-                self.events.clear();
-                self.engine.apply(
-                    timestamp_ns,
-                    &Command::Halt { symbol: d.symbol },
-                    &mut self.events,
-                );
-            }
+        // Halts and kill switches last across days: re-apply them silently (the block below shows the
+        // halts; a kill switch on a fresh book cancels nothing and publishes nothing).
+        let carried = (self.directory.iter().zip(&halted))
+            .filter(|(_, h)| **h)
+            .map(|(d, _)| Command::Halt { symbol: d.symbol })
+            .chain(
+                killed
+                    .into_iter()
+                    .map(|firm| Command::KillSwitch { firm, on: true }),
+            );
+        for command in carried {
+            self.events.clear();
+            self.engine.apply(timestamp_ns, &command, &mut self.events);
         }
         let (directory, logins) = (&self.directory, self.logins);
         record_outputs(&mut self.day, 0, 0, sink, |out| {
@@ -350,7 +360,15 @@ impl Machine {
         if end_of_day {
             result = self.emit_system_event(timestamp_ns, itch::EventCode::EndOfMarketHours, sink);
         }
-        if result.is_ok() {
+        // After end of day the feed and the sessions have ended: an operator's halt, resume or kill switch
+        // then only sets the state the next day starts with (its start-of-day block shows the halts).
+        let day_closed = !self.day.as_ref().is_some_and(|d| d.day_open);
+        let silent = day_closed
+            && matches!(
+                command,
+                Command::Halt { .. } | Command::Resume { .. } | Command::KillSwitch { .. }
+            );
+        if result.is_ok() && !silent {
             let logins = self.logins;
             result = record_outputs(&mut self.day, requester, recv_ns, sink, |out| {
                 outputs::map_events(&events, echo, logins, &mut { out });
@@ -576,6 +594,97 @@ mod tests {
             capacity: echo[0],
             cross_type: echo[2],
         })
+    }
+
+    const NO_ECHO: [u8; 3] = *b"   ";
+
+    /// Every record counted and every OUCH and ITCH message kept.
+    #[derive(Default)]
+    struct Published {
+        records: u64,
+        ouch: Vec<Vec<u8>>,
+        itch: Vec<Vec<u8>>,
+    }
+
+    impl RecordSink for Published {
+        fn record(&mut self, _: u16, _: &[u8]) -> Result<u64, StepError> {
+            self.records += 1;
+            Ok(self.records)
+        }
+        fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, bytes: &[u8]) {
+            self.ouch.push(bytes.to_vec());
+        }
+        fn itch(&mut self, _: u64, _: u64, bytes: &[u8]) {
+            self.itch.push(bytes.to_vec());
+        }
+    }
+
+    /// After end of day the feed and the sessions have ended: a halt and a kill switch publish nothing
+    /// then, and the next day starts with both (the halt in its start-of-day block, the kill switch
+    /// rejecting the firm's orders).
+    #[test]
+    fn a_halt_and_a_kill_switch_after_end_of_day_publish_nothing_and_last_into_the_next_day() {
+        let config = crate::config::Config::embedded_default().engine_config();
+        let mut m = Machine::new(config);
+        let mut sink = Published::default();
+        let aapl = Symbol::new("AAPL").unwrap();
+        let alfa = Firm::new("ALFA").unwrap();
+        m.start_day(Alpha(*b"2026112801"), 0, 1, &mut sink).unwrap();
+        // Before end of day a halt is on the feed (Stock Trading Action, state H).
+        m.command(2, NO_ECHO, &Command::Halt { symbol: aapl }, 0, 0, &mut sink)
+            .unwrap();
+        assert!(matches!(&sink.itch[..], [.., h] if h[0] == b'H' && h[19] == b'H'));
+        m.command(3, NO_ECHO, &Command::Resume { symbol: aapl }, 0, 0, &mut sink)
+            .unwrap();
+        m.command(4, NO_ECHO, &Command::EndOfDay, 0, 0, &mut sink)
+            .unwrap();
+        let records = sink.records;
+        sink.ouch.clear();
+        sink.itch.clear();
+        m.command(5, NO_ECHO, &Command::Halt { symbol: aapl }, 0, 0, &mut sink)
+            .unwrap();
+        m.command(
+            6,
+            NO_ECHO,
+            &Command::KillSwitch { firm: alfa, on: true },
+            0,
+            0,
+            &mut sink,
+        )
+        .unwrap();
+        assert!(
+            sink.ouch.is_empty() && sink.itch.is_empty(),
+            "{:?} {:?}",
+            sink.ouch,
+            sink.itch
+        );
+        assert!(sink.records > records, "the commands themselves are journaled");
+        assert_eq!(m.engine.is_halted(&aapl), Some(true));
+        assert_eq!(m.engine.is_killed(&alfa), Some(true));
+
+        m.start_day(Alpha(*b"2026112802"), 0, 7, &mut sink).unwrap();
+        assert!(
+            sink.itch
+                .iter()
+                .any(|h| h[0] == b'H' && h[11..19] == *b"AAPL    " && h[19] == b'H'),
+            "the next day's start shows AAPL halted: {:?}",
+            sink.itch
+        );
+        assert_eq!(m.engine.is_killed(&alfa), Some(true));
+        sink.ouch.clear();
+        m.command(
+            8,
+            NO_ECHO,
+            &enter(1, "K1", b'B', 100, 99_999, NO_ECHO),
+            1,
+            0,
+            &mut sink,
+        )
+        .unwrap();
+        let ouch::Outbound::Rejected(r) = ouch::Outbound::decode(&sink.ouch[0]).unwrap() else {
+            panic!("not a Rejected: {:?}", sink.ouch[0]);
+        };
+        assert_eq!(r.reason, b'a', "the kill switch of ALFA still on");
     }
 
     /// Capacity and Cross Type of the Enter reach the Accepted and, through a checkpoint and a restore,

@@ -251,6 +251,23 @@ fn end_of_day_then_restart_starts_the_next_day() {
         AdminReply::Error { code, .. } => assert_eq!(code, AdminErrorCode::AlreadyInState),
         other => panic!("{other:?}"),
     }
+    // The day's feed and sessions have ended: a bust would publish after them and is refused; a halt
+    // and a kill switch set the state the next day starts with.
+    match admin(&daemon, AdminRequest::Bust { match_number: 1 }) {
+        AdminReply::Error { code, .. } => assert_eq!(code, AdminErrorCode::Unavailable),
+        other => panic!("{other:?}"),
+    }
+    for request in [
+        AdminRequest::Halt {
+            symbol: "MSFT".into(),
+        },
+        AdminRequest::Kill { firm: "GAMA".into() },
+    ] {
+        match admin(&daemon, request) {
+            AdminReply::Done { message, .. } => assert!(message.contains("next day"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
     assert!(daemon.stop(WAIT).unwrap().success());
 
     // Restart: a new day, a new session name, sequence numbers from 1 (System Event S first).
@@ -276,6 +293,25 @@ fn end_of_day_then_restart_starts_the_next_day() {
     assert!(
         matches!(&m[..], [OutboundMessage::SystemEvent(e)] if e.event_code == ouch::EventCode::StartOfDay),
         "{m:?}"
+    );
+    match admin(
+        &daemon,
+        AdminRequest::Depth {
+            symbol: "MSFT".into(),
+            levels: 1,
+        },
+    ) {
+        AdminReply::Depth(d) => assert!(d.halted, "MSFT halted after end of day stays halted"),
+        other => panic!("{other:?}"),
+    }
+    let (mut carol, _) = connect(&daemon, "carol", "carol-pw", "", 0);
+    carol
+        .enter(&order("G1", ouch::Side::Buy, 100, 1_900_000))
+        .unwrap();
+    let (m, _, _) = read(&mut carol, Duration::from_millis(300));
+    assert!(
+        matches!(&m[..], [OutboundMessage::Rejected(r)] if r.reason() == Some(RejectReason::KillSwitch)),
+        "GAMA's kill switch from the day before: {m:?}"
     );
     // Tokens are day-unique: A1 is new again today.
     alice
