@@ -3,28 +3,32 @@
 //! One request per line ([`AdminRequest`]), exactly one reply per line ([`AdminReply`]). Reads (status,
 //! sessions, latency) are answered here from [`Shared`]; anything that changes state or reads the
 //! engine goes to the core as an [`AdminJob`] and is answered once its journal records are released.
-//! It runs on its own plain threads, never on a pipeline thread; a bad line is answered with an
-//! `error` reply and the connection stays open.
+//! It runs on its own plain threads, never on a pipeline thread; a bad line (not JSON, not UTF-8) is
+//! answered with an `error` reply and the connection stays open. At most [`CONNECTIONS_MAX`] connections:
+//! when they are all open, a new one takes the place of the one idle longest (if idle for at least
+//! [`EVICT_IDLE_MIN`]), so connections that never send cannot lock the operator out.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bourse_protocol::admin::{
-    AdminErrorCode, AdminReply, AdminRequest, RingDepth, StatusReply, SyncPolicyName, ThreadingModeName,
+    ADMIN_LINE_BYTES_MAX, AdminErrorCode, AdminReply, AdminRequest, RingDepth, StatusReply, SyncPolicyName,
+    ThreadingModeName,
 };
 
 use crate::core::AdminJob;
 use crate::msg::Lifecycle;
 use crate::stats::Shared;
 
-/// Concurrent admin connections; more are closed at once.
+/// Concurrent admin connections. One more takes the place of the one idle longest, or is closed at once
+/// when every one has sent a request within [`EVICT_IDLE_MIN`].
 pub const CONNECTIONS_MAX: usize = 16;
-/// Longest request line, bytes.
-pub const LINE_BYTES_MAX: usize = 64 * 1024;
+/// How long a connection must have been idle (no request) to give its place to a new one.
+pub const EVICT_IDLE_MIN: Duration = Duration::from_secs(1);
 /// How long a request waits for the core before the reply is `unavailable`.
 pub const CORE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `checkpoint` waits: the checkpointer may first have to catch up with a flood (below the
@@ -58,7 +62,19 @@ pub struct AdminContext {
     /// Ring capacities: commands, replies, market data.
     pub ring_capacity: [u64; 3],
     rate: Mutex<Rate>,
-    connections: AtomicUsize,
+    connections: Mutex<Vec<Connection>>,
+    next_connection: AtomicU64,
+}
+
+/// An open admin connection, as the acceptor sees it.
+struct Connection {
+    id: u64,
+    /// A handle on the socket, to shut it down when the connection is evicted.
+    stream: TcpStream,
+    /// When it was accepted or last sent a request, or finished answering one.
+    active: Instant,
+    /// A request of it is being answered (it may wait long for the core: never evicted then).
+    busy: bool,
 }
 
 impl AdminContext {
@@ -86,8 +102,52 @@ impl AdminContext {
                 events_per_s: 0,
                 busy_ns_per_s: 0,
             }),
-            connections: AtomicUsize::new(0),
+            connections: Mutex::new(Vec::with_capacity(CONNECTIONS_MAX)),
+            next_connection: AtomicU64::new(0),
         }
+    }
+
+    /// Admits `stream` as a connection (its id), evicting the connection idle longest when all
+    /// [`CONNECTIONS_MAX`] are open; `None` when every open one was active within [`EVICT_IDLE_MIN`].
+    fn admit(&self, stream: &TcpStream) -> Option<u64> {
+        let handle = stream.try_clone().ok()?;
+        let mut open = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= CONNECTIONS_MAX {
+            let (index, idlest) = open
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.busy)
+                .min_by_key(|(_, c)| c.active)?;
+            if idlest.active.elapsed() < EVICT_IDLE_MIN {
+                return None;
+            }
+            // Its thread's read ends (EOF) and it leaves; its place is taken now.
+            let _ = idlest.stream.shutdown(Shutdown::Both);
+            open.swap_remove(index);
+        }
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        open.push(Connection {
+            id,
+            stream: handle,
+            active: Instant::now(),
+            busy: false,
+        });
+        Some(id)
+    }
+
+    /// Connection `id` starts (`busy`) or has finished answering a request.
+    fn touch(&self, id: u64, busy: bool) {
+        let mut open = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = open.iter_mut().find(|c| c.id == id) {
+            c.active = Instant::now();
+            c.busy = busy;
+        }
+    }
+
+    /// Connection `id` ended (or was evicted already).
+    fn leave(&self, id: u64) {
+        let mut open = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|c| c.id != id);
     }
 
     fn status(&self) -> AdminReply {
@@ -196,7 +256,8 @@ impl AdminContext {
     }
 }
 
-/// Serves `listener` on a background thread (one thread per connection, at most [`CONNECTIONS_MAX`]).
+/// Serves `listener` on a background thread (one thread per connection, at most [`CONNECTIONS_MAX`], see
+/// the module header).
 ///
 /// # Errors
 /// If the thread cannot be started.
@@ -212,46 +273,49 @@ pub fn spawn(
             crate::agent::pin_helper_thread("admin thread", &helper_cores);
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                if context.connections.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {
-                    context.connections.fetch_sub(1, Ordering::AcqRel);
+                let Some(id) = context.admit(&stream) else {
                     drop(stream);
                     continue;
-                }
+                };
                 let ctx = Arc::clone(&context);
                 let spawned = std::thread::Builder::new()
                     .name("bourse-admin-conn".into())
                     .spawn(move || {
-                        serve(stream, &ctx);
-                        ctx.connections.fetch_sub(1, Ordering::AcqRel);
+                        serve(stream, id, &ctx);
+                        ctx.leave(id);
                     });
                 if spawned.is_err() {
-                    context.connections.fetch_sub(1, Ordering::AcqRel);
+                    context.leave(id);
                 }
             }
         })
 }
 
-fn serve(stream: TcpStream, context: &AdminContext) {
+fn serve(stream: TcpStream, id: u64, context: &AdminContext) {
     let _ = stream.set_nodelay(true);
     let Ok(write_half) = stream.try_clone() else {
         return;
     };
     let mut writer = std::io::BufWriter::new(write_half);
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
-        // At most LINE_BYTES_MAX + 1 bytes per line: a longer one is refused and the connection closed
-        // (its rest cannot be told apart from the next request).
-        match (&mut reader).take(LINE_BYTES_MAX as u64 + 1).read_line(&mut line) {
+        // At most ADMIN_LINE_BYTES_MAX + 1 bytes per line: a longer one is refused and the connection
+        // closed (its rest cannot be told apart from the next request).
+        match (&mut reader)
+            .take(ADMIN_LINE_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let too_long = line.len() > LINE_BYTES_MAX && !line.ends_with('\n');
+        context.touch(id, true);
+        let too_long = line.len() > ADMIN_LINE_BYTES_MAX && line.last() != Some(&b'\n');
         let reply = if too_long {
             let reply = AdminReply::Error {
                 code: AdminErrorCode::BadRequest,
-                message: format!("request line over {LINE_BYTES_MAX} bytes"),
+                message: format!("request line over {ADMIN_LINE_BYTES_MAX} bytes"),
             };
             if let Ok(text) = serde_json::to_string(&reply) {
                 let _ = writer.write_all(text.as_bytes());
@@ -259,10 +323,18 @@ fn serve(stream: TcpStream, context: &AdminContext) {
                 let _ = writer.flush();
             }
             return;
-        } else if line.trim().is_empty() {
-            continue;
         } else {
-            context.answer(line.trim())
+            match std::str::from_utf8(&line) {
+                Ok(text) if text.trim().is_empty() => {
+                    context.touch(id, false);
+                    continue;
+                }
+                Ok(text) => context.answer(text.trim()),
+                Err(_) => AdminReply::Error {
+                    code: AdminErrorCode::BadRequest,
+                    message: "request line is not UTF-8".into(),
+                },
+            }
         };
         let Ok(text) = serde_json::to_string(&reply) else {
             return;
@@ -273,5 +345,6 @@ fn serve(stream: TcpStream, context: &AdminContext) {
         {
             return;
         }
+        context.touch(id, false);
     }
 }

@@ -422,3 +422,52 @@ fn md_verify_fails_cleanly_when_admin_is_unreachable() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("127.0.0.1:1"));
 }
+
+/// Sends `bytes` on an admin connection and reads one reply line.
+fn admin_line(stream: &mut std::net::TcpStream, bytes: &[u8]) -> String {
+    use std::io::{BufRead, Write};
+    stream.write_all(bytes).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+#[test]
+fn bad_admin_lines_and_idle_connections_do_not_lock_the_operator_out() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let daemon = start("cli-admin-bad", &[]);
+    let admin = daemon.ports.admin;
+    let mut conn = TcpStream::connect(admin).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Not JSON, then not UTF-8: each a bad_request, and the connection stays open for the next line.
+    assert!(admin_line(&mut conn, b"not json\n").contains("bad_request"));
+    let reply = admin_line(&mut conn, b"{\"type\":\"st\xff\xfeatus\"}\n");
+    assert!(
+        reply.contains("bad_request") && reply.contains("UTF-8"),
+        "{reply}"
+    );
+    assert!(admin_line(&mut conn, b"{\"type\":\"status\"}\n").contains("\"type\":\"status\""));
+    // A line over the limit: refused, then the connection is closed.
+    let long = vec![b' '; bourse_protocol::admin::ADMIN_LINE_BYTES_MAX + 1];
+    assert!(admin_line(&mut conn, &long).contains("bad_request"));
+    let mut rest = Vec::new();
+    assert_eq!(conn.read_to_end(&mut rest).unwrap_or(0), 0);
+
+    // Every admin place taken by connections that never send: the operator's command still gets in, in
+    // the place of the one idle longest (which is closed).
+    let idle: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(admin).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(1200));
+    let (reply, _) = json(&daemon, &["status"]);
+    assert!(matches!(reply, AdminReply::Status(_)), "{reply:?}");
+    let closed = idle
+        .into_iter()
+        .filter(|s| {
+            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            matches!((&*s).read(&mut [0u8; 1]), Ok(0))
+        })
+        .count();
+    assert!(closed >= 1, "an idle connection gave its place");
+}
