@@ -407,6 +407,21 @@ fn numeric_blank_zero(field: &[u8], which: NumericField) -> Result<u64, DecodeEr
     }
 }
 
+/// The Login Request's Requested Sequence Number: blank is 0 (live only, as `0`), and digits above
+/// `u64::MAX` read as `u64::MAX`: `docs/protocol.md` 2.2 treats any number above the next one as the next
+/// one, so only a byte other than a digit or padding makes the field malformed.
+fn requested_sequence(field: &[u8]) -> Result<u64, DecodeError> {
+    match parse_numeric(field) {
+        Ok(n) => Ok(n),
+        Err(NumericError::Blank) => Ok(0),
+        Err(NumericError::Overflow) => Ok(u64::MAX),
+        Err(error) => Err(DecodeError::Numeric {
+            field: NumericField::RequestedSequenceNumber,
+            error,
+        }),
+    }
+}
+
 impl<'a> Packet<'a> {
     /// Decodes one packet from its bytes *after* the length prefix: the type byte and the payload.
     ///
@@ -460,10 +475,7 @@ impl<'a> Packet<'a> {
                     username: alpha(&payload[0..6]),
                     password: alpha(&payload[6..16]),
                     requested_session: alpha(&payload[16..26]),
-                    requested_sequence_number: numeric_blank_zero(
-                        &payload[26..46],
-                        NumericField::RequestedSequenceNumber,
-                    )?,
+                    requested_sequence_number: requested_sequence(&payload[26..46])?,
                     heartbeat_timeout_ms,
                 })
             }
@@ -960,6 +972,32 @@ mod tests {
         assert!(request.wants_session(&current));
         request.requested_session = SessionName::new("20261125A").unwrap();
         assert!(!request.wants_session(&current));
+    }
+
+    /// A Requested Sequence Number of only digits is never malformed: above `u64::MAX` it is as far beyond
+    /// the next number as `u64::MAX` (the daemon treats both as the next number); blank is 0.
+    #[test]
+    fn requested_sequence_numbers_above_u64_read_as_the_largest() {
+        let login = |seq: &[u8; 20]| {
+            let mut bytes = Vec::from(*b"Lalice alice-pw  2026112601");
+            bytes.extend_from_slice(seq);
+            match Packet::decode(&bytes) {
+                Ok(Packet::LoginRequest(r)) => Ok(r.requested_sequence_number),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(login(b"99999999999999999999"), Ok(u64::MAX));
+        assert_eq!(login(b"18446744073709551616"), Ok(u64::MAX));
+        assert_eq!(login(b"                  42"), Ok(42));
+        assert_eq!(login(b"                    "), Ok(0));
+        assert!(matches!(
+            login(b"                 1a2"),
+            Err(DecodeError::Numeric {
+                field: NumericField::RequestedSequenceNumber,
+                ..
+            })
+        ));
     }
 
     #[test]
