@@ -20,7 +20,8 @@
 //!   else Login Rejected `A`; a day that has ended or another session name: Login Rejected `S`; then the
 //!   connection is closed.
 //! - After login: Client Heartbeat `R` and Debug `+` are read; Logout Request `O` closes; any other packet,
-//!   a framing error or nothing received for `idle_timeout_ms` closes. Server Heartbeat `H` after
+//!   a framing error or nothing received for `idle_timeout_ms` closes. A protocol error (a packet out of
+//!   place, a framing error) is first answered, best effort, with a Debug packet saying why (section 2.7). Server Heartbeat `H` after
 //!   `heartbeat_interval_ms` without output once the snapshot is sent. A client that takes nothing of its
 //!   snapshot for `idle_timeout_ms` is closed. No End of Session is sent on this port.
 //!
@@ -341,7 +342,8 @@ impl SnapshotServer {
         let mut work = 0;
         // Read.
         let mut login: Option<LoginRequest> = None;
-        {
+        let mut protocol_error: Option<&'static str> = None;
+        'read: {
             let c = self.connections[index].as_mut().expect("checked by caller");
             if c.readable && c.state != State::Closing {
                 let mut read_total = 0;
@@ -375,17 +377,46 @@ impl SnapshotServer {
                                     (_, Packet::Debug(_)) => {}
                                     (false, Packet::LoginRequest(request)) => login = Some(request),
                                     (true, Packet::ClientHeartbeat) => {}
-                                    // Logout, a second Login Request, anything else: close.
-                                    _ => return (work, false),
+                                    (true, Packet::LogoutRequest) => return (work, false),
+                                    (false, _) => {
+                                        protocol_error = Some("message before login");
+                                        break 'read;
+                                    }
+                                    (true, Packet::LoginRequest(_)) => {
+                                        protocol_error = Some("login request on a logged-in connection");
+                                        break 'read;
+                                    }
+                                    (true, _) => {
+                                        protocol_error = Some("packet type not served on the snapshot port");
+                                        break 'read;
+                                    }
                                 }
                             }
-                            Err(_) => return (work + 1, false),
+                            Err(_) => {
+                                work += 1;
+                                protocol_error = Some("malformed frame");
+                                break 'read;
+                            }
                         }
                     }
                 }
             }
         }
         let c = self.connections[index].as_mut().expect("checked by caller");
+        if let Some(text) = protocol_error {
+            // What was read before the error stands no more: write the Debug, then close.
+            if let State::Streaming { image, .. } = c.state {
+                self.images[image].readers -= 1;
+            }
+            c.pending_login = None;
+            login = None;
+            c.control_len = Packet::Debug(text.as_bytes())
+                .encode(&mut c.control)
+                .expect("the texts fit the control buffer");
+            c.control_sent = 0;
+            c.state = State::Closing;
+            c.last_progress_ns = now_ns;
+        }
         if login.is_some() {
             c.pending_login = login;
         }

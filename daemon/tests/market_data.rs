@@ -1139,23 +1139,32 @@ fn snapshot_sessions_follow_the_soupbintcp_rules() {
     let mut half = SoupClient::connect(running.snapshot);
     half.stream.write_all(&[0, 47, b'L', b'a']).unwrap();
     assert!(half.closed());
-    // A packet other than Login Request before login: closed.
+    // A packet other than Login Request before login: a Debug saying why (section 2.7), then closed.
     let mut early = SoupClient::connect(running.snapshot);
     let m = Packet::ClientHeartbeat.encode(&mut frames).unwrap();
     early.stream.write_all(&frames[..m]).unwrap();
+    assert_eq!(early.next(), Some((b'+', b"message before login".to_vec())));
     assert!(early.closed());
-    // Garbage: closed.
+    // Garbage: the same.
     let mut garbage = SoupClient::connect(running.snapshot);
     garbage.stream.write_all(&[0xFF; 32]).unwrap();
+    assert_eq!(garbage.next(), Some((b'+', b"malformed frame".to_vec())));
     assert!(garbage.closed());
-    // A second Login Request after login: closed.
+    // A second Login Request after login, in the middle of the snapshot or after it: the same.
     let mut twice = SoupClient::login(running.snapshot, "alice", "alice-pw", "");
     twice.snapshot();
     twice
         .stream
         .write_all(&login_request("alice", "alice-pw", ""))
         .unwrap();
-    while twice.next().is_some() {}
+    let mut last = None;
+    while let Some(packet) = twice.next() {
+        last = Some(packet);
+    }
+    assert_eq!(
+        last,
+        Some((b'+', b"login request on a logged-in connection".to_vec()))
+    );
 
     // sessions_max = 4: with four logged in, a fifth connection is closed at connect.
     let mut held: Vec<SoupClient> = (0..4)
