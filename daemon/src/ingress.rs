@@ -468,6 +468,10 @@ fn frame_error_text(error: &DecodeError) -> &'static str {
         DecodeError::Oversize { .. } => "frame above frame_size_max",
         DecodeError::UnknownType { .. } | DecodeError::UnknownLoginRejectCode { .. } => "unknown packet type",
         DecodeError::WrongLength { packet_type, .. } if *packet_type == b'L' => "malformed login request",
+        // A server-only type (Login Accepted, Login Rejected, ...) from a client is IR-72 whatever its length.
+        DecodeError::WrongLength { packet_type, .. } if !b"URO+".contains(packet_type) => {
+            "unknown packet type"
+        }
         DecodeError::WrongLength { .. } => "wrong packet length for its type",
         DecodeError::Numeric { .. } => "malformed login request",
     }
@@ -1637,6 +1641,30 @@ impl Agent for Ingress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// IR-72: a server-only packet type from a client is an unknown type, whatever its length (`A` and
+    /// `J` have fixed lengths, so a short one used to read as a wrong length); a client type of the
+    /// wrong length is IR-77.
+    #[test]
+    fn server_only_packet_types_from_a_client_are_unknown_types() {
+        for packet_type in *b"AJSHZ" {
+            let error = DecodeError::WrongLength {
+                packet_type,
+                length: 1,
+            };
+            assert_eq!(
+                frame_error_text(&error),
+                "unknown packet type",
+                "{}",
+                packet_type as char
+            );
+        }
+        let error = DecodeError::WrongLength {
+            packet_type: b'R',
+            length: 2,
+        };
+        assert_eq!(frame_error_text(&error), "wrong packet length for its type");
+    }
 
     #[test]
     fn order_commands_carry_the_wire_values_and_bad_letters_pass() {
