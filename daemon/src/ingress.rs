@@ -110,7 +110,7 @@ pub const REPLAY_RECORDS_PER_CALL_MAX: usize = 4096;
 /// Socket reads per `do_work`. Every request read in a call waits for the whole call, the core's work on
 /// all of them and the writes of their replies. With thousands of sessions each sending little, a read is
 /// one request that brings a write of its own (often two), and 512 reads per call held the first reply for
-/// up to milliseconds: 16 halved boursed's wire-to-wire p99 with 10,000 sessions and cut its p99.9 3.5x
+/// up to milliseconds: 16 halved boursed's wire-to-wire p99 with 10,000 sessions and cut its p99.9 3.6x
 /// (docs/PERFORMANCE.md, session 17). A few sessions sending a lot still fill the core's batch: 16 full
 /// reads are about 1,100 orders.
 pub const READS_PER_CALL_MAX: usize = 16;
