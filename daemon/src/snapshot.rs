@@ -21,8 +21,9 @@
 //!   connection is closed.
 //! - After login: Client Heartbeat `R` and Debug `+` are read; Logout Request `O` closes; any other packet,
 //!   a framing error or nothing received for `idle_timeout_ms` closes. A protocol error (a packet out of
-//!   place, a framing error) is first answered, best effort, with a Debug packet saying why (section 2.7). Server Heartbeat `H` after
-//!   `heartbeat_interval_ms` without output once the snapshot is sent. A client that takes nothing of its
+//!   place, a framing error) is first answered, best effort, with a Debug packet saying why (section 2.7),
+//!   unless a packet is half written (then the connection closes after it, or at once in the middle of an
+//!   image). Server Heartbeat `H` after `heartbeat_interval_ms` without output once the snapshot is sent. A client that takes nothing of its
 //!   snapshot for `idle_timeout_ms` is closed. No End of Session is sent on this port.
 //!
 //! # Limits
@@ -404,16 +405,22 @@ impl SnapshotServer {
         }
         let c = self.connections[index].as_mut().expect("checked by caller");
         if let Some(text) = protocol_error {
-            // What was read before the error stands no more: write the Debug, then close.
+            // What was read before the error stands no more: write the Debug, then close. Never after half a
+            // packet: in the middle of an image, close at once; after a pending control packet, no Debug.
+            if matches!(c.state, State::Streaming { offset, .. } if offset > 0) {
+                return (work, false);
+            }
             if let State::Streaming { image, .. } = c.state {
                 self.images[image].readers -= 1;
             }
             c.pending_login = None;
             login = None;
-            c.control_len = Packet::Debug(text.as_bytes())
-                .encode(&mut c.control)
-                .expect("the texts fit the control buffer");
-            c.control_sent = 0;
+            if c.control_len == 0 {
+                c.control_len = Packet::Debug(text.as_bytes())
+                    .encode(&mut c.control)
+                    .expect("the texts fit the control buffer");
+                c.control_sent = 0;
+            }
             c.state = State::Closing;
             c.last_progress_ns = now_ns;
         }
