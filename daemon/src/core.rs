@@ -532,7 +532,7 @@ impl Core {
         let AdminJob { request, reply } = job;
         // After end of day a halt, resume or kill switch publishes nothing: it is the state the next
         // day starts with (the machine keeps both across days), which the reply says.
-        let next_day = if self.machine.day.as_ref().is_some_and(|d| d.day_open) {
+        let next_day = if self.machine.day_open() {
             ""
         } else {
             " (the day has ended: from the next day's start)"
@@ -615,7 +615,7 @@ impl Core {
                 };
                 self.wait_release(seq, reply, message);
             }
-            AdminRequest::Bust { .. } if !self.machine.day.as_ref().is_some_and(|d| d.day_open) => {
+            AdminRequest::Bust { .. } if !self.machine.day_open() => {
                 // Its Broken Trade messages would follow the day's End of Session on the feed and in the
                 // sessions' streams, which nobody can log in to any more.
                 now(Self::error(
@@ -677,7 +677,7 @@ impl Core {
                 self.wait_release(seq, reply, message);
             }
             AdminRequest::EndOfDay => {
-                if !self.machine.day.as_ref().is_some_and(|d| d.day_open) {
+                if !self.machine.day_open() {
                     return now(Self::error(
                         AdminErrorCode::AlreadyInState,
                         "the trading day has already ended",
@@ -966,7 +966,7 @@ impl Agent for Core {
                     Err(_) => break,
                 }
             }
-            let open = self.machine.day.as_ref().is_some_and(|d| d.day_open);
+            let open = self.machine.day_open();
             if open
                 && let Some(due) = self.machine.engine.next_expiry_ns()
                 && due <= self.day_ns()
@@ -1329,7 +1329,7 @@ pub fn start_up(recovered: &mut Recovered, config: &Config) -> Result<StartUp, S
         StepFailure::Journal(e) => StartError::Journal(e),
         StepFailure::Mismatch { detail, .. } => StartError::Mismatch(detail),
     };
-    let needs_day = !machine.day.as_ref().is_some_and(|d| d.day_open);
+    let needs_day = !machine.day_open();
     if needs_day {
         let now = unix_now_ns();
         let (session, base) = next_session_name(now, machine.day.as_ref().map(|d| d.session));

@@ -239,6 +239,11 @@ impl Machine {
         self.logins
     }
 
+    /// Whether a trading day is open (started and not ended).
+    pub fn day_open(&self) -> bool {
+        self.day.as_ref().is_some_and(|d| d.day_open)
+    }
+
     /// The engine configuration.
     pub fn engine_config(&self) -> &EngineConfig {
         &self.engine_config
@@ -362,7 +367,7 @@ impl Machine {
         }
         // After end of day the feed and the sessions have ended: an operator's halt, resume or kill switch
         // then only sets the state the next day starts with (its start-of-day block shows the halts).
-        let day_closed = !self.day.as_ref().is_some_and(|d| d.day_open);
+        let day_closed = !self.day_open();
         let silent = day_closed
             && matches!(
                 command,
@@ -565,20 +570,6 @@ mod tests {
     use bourse_protocol::fields::{Firm, Token};
     use bourse_protocol::ouch;
 
-    /// Counts records (the journal sequence is the count) and keeps the OUCH messages.
-    struct Count(u64, Vec<Vec<u8>>);
-
-    impl RecordSink for Count {
-        fn record(&mut self, _: u16, _: &[u8]) -> Result<u64, StepError> {
-            self.0 += 1;
-            Ok(self.0)
-        }
-        fn ouch(&mut self, _: u32, _: u64, _: u64, _: u64, bytes: &[u8]) {
-            self.1.push(bytes.to_vec());
-        }
-        fn itch(&mut self, _: u64, _: u64, _: &[u8]) {}
-    }
-
     fn enter(login: u32, token: &str, side: u8, shares: u32, tif_s: u32, echo: [u8; 3]) -> Command {
         Command::Enter(EnterOrder {
             login,
@@ -598,7 +589,7 @@ mod tests {
 
     const NO_ECHO: [u8; 3] = *b"   ";
 
-    /// Every record counted and every OUCH and ITCH message kept.
+    /// Counts records (the journal sequence is the count) and keeps the OUCH and ITCH messages.
     #[derive(Default)]
     struct Published {
         records: u64,
@@ -694,9 +685,9 @@ mod tests {
     fn capacity_and_cross_type_survive_a_checkpoint_into_the_replaced() {
         let config = crate::config::Config::embedded_default().engine_config();
         let mut m = Machine::new(config);
-        let mut sink = Count(0, Vec::new());
+        let mut sink = Published::default();
         m.start_day(Alpha(*b"2026112601"), 0, 1, &mut sink).unwrap();
-        sink.1.clear();
+        sink.ouch.clear();
         m.command(
             2,
             *b"PYC",
@@ -706,8 +697,8 @@ mod tests {
             &mut sink,
         )
         .unwrap();
-        let ouch::Outbound::Accepted(a) = ouch::Outbound::decode(&sink.1[0]).unwrap() else {
-            panic!("not an Accepted: {:?}", sink.1[0]);
+        let ouch::Outbound::Accepted(a) = ouch::Outbound::decode(&sink.ouch[0]).unwrap() else {
+            panic!("not an Accepted: {:?}", sink.ouch[0]);
         };
         assert_eq!(
             (a.capacity, a.intermarket_sweep, a.cross_type),
@@ -734,10 +725,10 @@ mod tests {
             display: b'Y',
             min_qty: 0,
         });
-        sink.1.clear();
+        sink.ouch.clear();
         restored.command(3, *b" N ", &replace, 1, 0, &mut sink).unwrap();
-        let ouch::Outbound::Replaced(r) = ouch::Outbound::decode(&sink.1[0]).unwrap() else {
-            panic!("not a Replaced: {:?}", sink.1[0]);
+        let ouch::Outbound::Replaced(r) = ouch::Outbound::decode(&sink.ouch[0]).unwrap() else {
+            panic!("not a Replaced: {:?}", sink.ouch[0]);
         };
         assert_eq!(
             (r.capacity, r.intermarket_sweep, r.cross_type),
