@@ -411,14 +411,12 @@ fn numeric_blank_zero(field: &[u8], which: NumericField) -> Result<u64, DecodeEr
 /// `u64::MAX` read as `u64::MAX`: `docs/protocol.md` 2.2 treats any number above the next one as the next
 /// one, so only a byte other than a digit or padding makes the field malformed.
 fn requested_sequence(field: &[u8]) -> Result<u64, DecodeError> {
-    match parse_numeric(field) {
-        Ok(n) => Ok(n),
-        Err(NumericError::Blank) => Ok(0),
-        Err(NumericError::Overflow) => Ok(u64::MAX),
-        Err(error) => Err(DecodeError::Numeric {
-            field: NumericField::RequestedSequenceNumber,
-            error,
-        }),
+    match numeric_blank_zero(field, NumericField::RequestedSequenceNumber) {
+        Err(DecodeError::Numeric {
+            error: NumericError::Overflow,
+            ..
+        }) => Ok(u64::MAX),
+        other => other,
     }
 }
 
