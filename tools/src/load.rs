@@ -16,6 +16,13 @@
 //!    until the sessions are quiet ([`SETTLE_QUIET`], at most [`SETTLE_MAX`]: the maker's side of the last
 //!    trades), logs out.
 //!
+//! # Closed loop
+//! With [`LoadConfig::closed_loop`] there is no schedule: each session has one request in flight at a
+//! time and sends its next as soon as its previous one is acked, and latency counts from the actual send.
+//! This is the order-entry twin of a ping-pong: a host pause delays one sample, not every request that
+//! fell due during it, so a closed-loop p99 compares with a closed-loop ping-pong's (the benchmark's floor)
+//! method for method. The rate is not used; the run ends at the count or the duration.
+//!
 //! # Coordinated omission
 //! The loop is open: a slow reply never delays the schedule. When the generator itself falls behind (the
 //! machine is busy, a session's in-flight window is full), requests go out late but keep their scheduled
@@ -172,6 +179,12 @@ pub struct LoadConfig {
     pub busy_poll: bool,
     /// How often the progress callback runs (`None`: never).
     pub progress_interval: Option<Duration>,
+    /// One request in flight per session, the next sent when the previous is acked, latency from the
+    /// actual send time; `rate_per_s` is not used (see the module header, "Closed loop").
+    pub closed_loop: bool,
+    /// Sessions that send requests: the first this many (`None`: all). The others log in, read and send
+    /// heartbeats: sessions connected beside the ones trading.
+    pub senders: Option<usize>,
 }
 
 impl LoadConfig {
@@ -196,12 +209,17 @@ impl LoadConfig {
             poll: PollMode::Auto,
             busy_poll: true,
             progress_interval: Some(Duration::from_secs(1)),
+            closed_loop: false,
+            senders: None,
         }
     }
 
+    /// Requests the run may send: the count, or the rate times the duration (closed loop with a duration:
+    /// [`REQUESTS_MAX`], the duration ends it).
     fn total_requests(&self) -> u64 {
         match self.limit {
             Limit::Count(n) => n,
+            Limit::Duration(_) if self.closed_loop => REQUESTS_MAX,
             Limit::Duration(d) => (d.as_secs_f64() * self.rate_per_s).round() as u64,
         }
     }
@@ -303,8 +321,10 @@ impl Progress {
 pub struct LoadReport {
     /// Sessions run.
     pub sessions: usize,
-    /// Offered rate, requests per second.
+    /// Offered rate, requests per second (0 in closed loop).
     pub offered_per_s: f64,
+    /// The run was closed loop (latency from the actual send time).
+    pub closed_loop: bool,
     /// Requests scheduled.
     pub scheduled: u64,
     /// Requests sent, by kind ([`KIND_NAMES`] order).
@@ -342,7 +362,7 @@ pub struct LoadReport {
     pub schedule_stalls: u64,
     /// Seconds from the first scheduled send to the last ack.
     pub elapsed_s: f64,
-    /// Order-to-ack latency, nanoseconds, from the scheduled send time.
+    /// Order-to-ack latency, nanoseconds, from the scheduled send time (closed loop: the actual one).
     pub latency: Histogram<u64>,
 }
 
@@ -376,13 +396,18 @@ impl LoadReport {
         let mut out = String::new();
         let h = &self.latency;
         out.push_str(&format!(
-            "order-to-ack latency ({} samples, from the scheduled send time):\n",
-            h.len()
+            "order-to-ack latency ({} samples, from the {} send time):\n",
+            h.len(),
+            if self.closed_loop { "actual" } else { "scheduled" }
         ));
         out.push_str(&latency_table(h));
+        let offered = if self.closed_loop {
+            "closed loop (one request in flight per session)".to_owned()
+        } else {
+            format!("offered {:.0}/s", self.offered_per_s)
+        };
         out.push_str(&format!(
-            "throughput: offered {:.0}/s, achieved {:.0}/s over {:.2}s ({} sessions)\n",
-            self.offered_per_s,
+            "throughput: {offered}, achieved {:.0}/s over {:.2}s ({} sessions)\n",
             self.achieved_per_s(),
             self.elapsed_s,
             self.sessions
@@ -444,6 +469,7 @@ impl LoadReport {
         serde_json::json!({
             "sessions": self.sessions,
             "offered_per_s": self.offered_per_s,
+            "closed_loop": self.closed_loop,
             "achieved_per_s": self.achieved_per_s(),
             "elapsed_s": self.elapsed_s,
             "scheduled": self.scheduled,
@@ -1026,7 +1052,8 @@ fn validate(config: &LoadConfig) -> Result<(), LoadError> {
     if config.instruments.is_empty() {
         return Err(config_error("no instruments to trade"));
     }
-    if !(config.rate_per_s.is_finite() && config.rate_per_s > 0.0) {
+    let rate_ok = config.rate_per_s.is_finite() && config.rate_per_s > 0.0;
+    if !config.closed_loop && !rate_ok {
         return Err(config_error(format!(
             "rate = {}: must be above 0",
             config.rate_per_s
@@ -1036,6 +1063,12 @@ fn validate(config: &LoadConfig) -> Result<(), LoadError> {
     if total == 0 || total > REQUESTS_MAX {
         return Err(config_error(format!(
             "{total} requests scheduled: must be 1 to {REQUESTS_MAX}"
+        )));
+    }
+    if config.senders.is_some_and(|k| k == 0 || k > sessions) {
+        return Err(config_error(format!(
+            "senders = {:?}: must be 1 to the {sessions} sessions",
+            config.senders
         )));
     }
     if config.live_orders_max == 0 || config.in_flight_max == 0 {
@@ -1130,7 +1163,14 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         PollMode::Epoll => false,
         PollMode::Auto => n <= SPIN_SESSIONS_MAX,
     };
-    let total = config.total_requests();
+    let mut total = config.total_requests();
+    // Closed loop with a duration: sends stop at its end.
+    let end_ns = match config.limit {
+        Limit::Duration(d) if config.closed_loop => d.as_nanos() as u64,
+        _ => u64::MAX,
+    };
+    let mut last_send_ns = 0u64;
+    let senders = config.senders.unwrap_or(n).clamp(1, n);
     let interval_ns = 1e9 / config.rate_per_s;
     let scheduled_at = |k: u64| (k as f64 * interval_ns) as u64;
     let last_scheduled_ns = scheduled_at(total - 1);
@@ -1146,14 +1186,34 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
     let mut touched: Vec<usize> = Vec::with_capacity(SENDS_PER_ROUND_MAX);
     loop {
         let now = now_ns(start);
-        // 1. Everything due, in schedule order.
-        let mut budget = SENDS_PER_ROUND_MAX;
+        // 1. Everything due, in schedule order (closed loop: every session with nothing in flight).
+        let mut budget = if config.closed_loop {
+            if now >= end_ns {
+                total = total.min(next_k);
+            }
+            for (index, session) in sessions.iter_mut().enumerate().take(senders) {
+                if next_k >= total {
+                    break;
+                }
+                if session.core.phase != Phase::Active || !session.core.pending.is_empty() {
+                    continue;
+                }
+                session.core.send_next(now, now, &config.instruments, &mut tally);
+                session.core.queued_this_round = true;
+                touched.push(index);
+                next_k += 1;
+                last_send_ns = now;
+            }
+            0
+        } else {
+            SENDS_PER_ROUND_MAX
+        };
         while next_k < total && budget > 0 {
             let due = scheduled_at(next_k);
             if due > now {
                 break;
             }
-            let session = &mut sessions[(next_k % n as u64) as usize];
+            let session = &mut sessions[(next_k % senders as u64) as usize];
             if session.core.phase != Phase::Active {
                 // A closed session's share of the schedule is dropped, not sent: it counts as unanswered.
                 next_k += 1;
@@ -1166,7 +1226,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             session.core.send_next(due, now, &config.instruments, &mut tally);
             if !session.core.queued_this_round {
                 session.core.queued_this_round = true;
-                touched.push((next_k % n as u64) as usize);
+                touched.push((next_k % senders as u64) as usize);
             }
             next_k += 1;
             budget -= 1;
@@ -1192,7 +1252,8 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             // epoll waits in whole milliseconds: sleeping in it until a send due sooner would send late. Wait in
             // epoll only for whole milliseconds before the next send; closer to it, check without waiting and
             // nap for at most NAP_NS (so a reply waits at most that long to be read).
-            let until_send_ns = if next_k < total {
+            // Closed loop: nothing goes out before a reply comes, which ends the wait.
+            let until_send_ns = if next_k < total && !config.closed_loop {
                 scheduled_at(next_k).saturating_sub(now)
             } else {
                 1_000_000
@@ -1242,7 +1303,11 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             progress(&Progress {
                 elapsed_s: now as f64 / 1e9,
                 sent: tally.sent.iter().sum(),
-                scheduled: total,
+                scheduled: if total == REQUESTS_MAX && config.closed_loop {
+                    next_k
+                } else {
+                    total
+                },
                 acked: tally.acked,
                 p99_ns: tally.latency.value_at_quantile(0.99),
             });
@@ -1250,7 +1315,12 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         // 4. The end: everything sent and answered, or the drain bound, or nobody left.
         if next_k >= total {
             let outstanding: usize = sessions.iter().map(|s| s.core.pending.len()).sum();
-            if outstanding == 0 || now > last_scheduled_ns.max(scheduled_at(next_k - 1)) + drain_ns {
+            let last_due_ns = if config.closed_loop {
+                last_send_ns
+            } else {
+                last_scheduled_ns.max(scheduled_at(next_k.saturating_sub(1)))
+            };
+            if outstanding == 0 || now > last_due_ns + drain_ns {
                 break;
             }
         }
@@ -1308,7 +1378,12 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
     };
     Ok(LoadReport {
         sessions: n,
-        offered_per_s: config.rate_per_s,
+        offered_per_s: if config.closed_loop {
+            0.0
+        } else {
+            config.rate_per_s
+        },
+        closed_loop: config.closed_loop,
         scheduled: total,
         sent: tally.sent,
         acked: tally.acked,
@@ -1326,7 +1401,12 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         disconnects: tally.disconnects,
         debug_texts: tally.debug_texts,
         schedule_stalls: stalls,
-        elapsed_s: tally.last_ack_ns.max(last_scheduled_ns) as f64 / 1e9,
+        elapsed_s: tally.last_ack_ns.max(if config.closed_loop {
+            last_send_ns
+        } else {
+            last_scheduled_ns
+        }) as f64
+            / 1e9,
         latency: tally.latency,
     })
 }
@@ -1461,7 +1541,7 @@ fn session_user(core: &Core) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::echo::{EchoOptions, EchoServer};
+    use super::echo::{EchoOptions, EchoServer, EchoStats};
     use super::*;
 
     #[test]
@@ -1547,23 +1627,35 @@ mod tests {
         assert_eq!(report.acked, 200, "{}", report.summary());
     }
 
+    /// Runs `requests` from `sessions` sessions against an echo server that stalls for `stall` after its
+    /// `after`th request, the client in epoll without busy polling; `configure` sets the rest.
+    fn run_against_stalled_echo(
+        sessions: usize,
+        requests: u64,
+        (after, stall): (u64, Duration),
+        configure: impl FnOnce(&mut LoadConfig),
+    ) -> (LoadReport, EchoStats) {
+        let server = EchoServer::start(EchoOptions {
+            busy_poll: false,
+            stall: Some((after, stall)),
+        })
+        .unwrap();
+        let mut config = LoadConfig::new(server.addr(), logins(sessions), instruments());
+        config.limit = Limit::Count(requests);
+        config.poll = PollMode::Epoll;
+        config.busy_poll = false;
+        configure(&mut config);
+        let report = run(&config, &mut |_| {}).unwrap();
+        (report, server.stop().unwrap())
+    }
+
     /// A stall of the server shows in full: every request scheduled during the first half of the stall waits
     /// at least half the stall, measured from its scheduled time (a closed-loop client would have sent them
     /// late and recorded one slow sample).
     #[test]
     fn a_stalled_server_shows_in_the_latency_from_scheduled_time() {
         let stall = Duration::from_millis(200);
-        let server = EchoServer::start(EchoOptions {
-            busy_poll: false,
-            stall: Some((50, stall)),
-        })
-        .unwrap();
-        let mut config = LoadConfig::new(server.addr(), logins(1), instruments());
-        config.rate_per_s = 1000.0;
-        config.limit = Limit::Count(400);
-        config.poll = PollMode::Epoll;
-        config.busy_poll = false;
-        let report = run(&config, &mut |_| {}).unwrap();
+        let (report, _) = run_against_stalled_echo(1, 400, (50, stall), |c| c.rate_per_s = 1000.0);
         assert_eq!(report.acked, 400, "{}", report.summary());
         let stall_ns = stall.as_nanos() as u64;
         // Request 50 (scheduled at 49 ms) is answered after the whole stall.
@@ -1575,6 +1667,72 @@ mod tests {
         // Requests 50..=150 (scheduled 49..149 ms) all wait at least half the stall: at least 100 samples.
         let slow = report.latency.count_between(stall_ns / 2, u64::MAX / 2);
         assert!(slow >= 100, "{slow} samples at or above {} ns", stall_ns / 2);
+    }
+
+    /// The same stall in closed loop: one request in flight, so only the request the server sat on waits
+    /// for it, and the next goes out when its ack comes (latency from the actual send).
+    #[test]
+    fn closed_loop_sends_one_request_at_a_time_and_a_stall_costs_one_sample() {
+        let stall = Duration::from_millis(200);
+        let (report, stats) = run_against_stalled_echo(1, 400, (50, stall), |c| {
+            c.closed_loop = true;
+            c.rate_per_s = f64::NAN; // not used in closed loop
+        });
+        assert_eq!(stats.requests, 400);
+        assert_eq!(
+            (report.acked, report.unanswered),
+            (400, 0),
+            "{}",
+            report.summary()
+        );
+        assert!(report.closed_loop && report.summary().contains("closed loop"));
+        let stall_ns = stall.as_nanos() as u64;
+        assert!(report.latency.max() >= stall_ns - stall_ns / 100);
+        let slow = report.latency.count_between(stall_ns / 2, u64::MAX / 2);
+        assert_eq!(slow, 1, "only the stalled request waits: {}", report.summary());
+    }
+
+    /// Closed loop over three sessions: each has one request in flight, so a stall of the server holds
+    /// three; with one sender the other two stay logged in and send nothing, so it holds one.
+    #[test]
+    fn closed_loop_keeps_one_request_in_flight_per_sender() {
+        let stall = Duration::from_millis(100);
+        for (senders, in_flight) in [(None, 3), (Some(1), 1)] {
+            let (report, stats) = run_against_stalled_echo(3, 300, (30, stall), |c| {
+                c.closed_loop = true;
+                c.senders = senders;
+            });
+            assert_eq!((stats.logins, stats.requests), (3, 300));
+            assert_eq!(report.acked, 300, "{}", report.summary());
+            let slow = report
+                .latency
+                .count_between(stall.as_nanos() as u64 / 2, u64::MAX / 2);
+            assert_eq!(slow, in_flight, "senders {senders:?}: {}", report.summary());
+        }
+        let mut config = LoadConfig::new("127.0.0.1:1".parse().unwrap(), logins(3), instruments());
+        for bad in [0, 4] {
+            config.senders = Some(bad);
+            assert!(matches!(run(&config, &mut |_| {}), Err(LoadError::Config(_))));
+        }
+    }
+
+    /// Closed loop for a duration: it ends by itself and answers everything it sent.
+    #[test]
+    fn closed_loop_for_a_duration_stops_at_its_end() {
+        let server = EchoServer::start(EchoOptions::default()).unwrap();
+        let mut config = LoadConfig::new(server.addr(), logins(2), instruments());
+        config.closed_loop = true;
+        config.limit = Limit::Duration(Duration::from_millis(200));
+        config.poll = PollMode::Epoll;
+        config.busy_poll = false;
+        let report = run(&config, &mut |_| {}).unwrap();
+        let stats = server.stop().unwrap();
+        assert!(report.sent_total() > 0);
+        assert_eq!(report.scheduled, report.sent_total(), "{}", report.summary());
+        assert_eq!(stats.requests, report.sent_total());
+        assert_eq!(report.acked, report.sent_total(), "{}", report.summary());
+        assert_eq!(report.unanswered, 0);
+        assert!(report.elapsed_s < 2.0, "{}", report.summary());
     }
 
     fn core(live_orders_max: usize) -> Core {

@@ -119,28 +119,18 @@ fn load_against_boursed_acks_every_request_and_writes_hgrm_and_svg() {
     assert!(status.success(), "boursed exit {status}; log:\n{}", daemon.log());
 }
 
-#[test]
-fn bourse_load_command_runs_against_boursed() {
-    let (dir, mut daemon, _) = start_boursed("load-cli-test", 2);
-    let config_path = dir.0.join("boursed.toml");
-    let hgrm_path = dir.0.join("cli.hgrm");
+/// Runs `bourse --json load ARGS --quiet --users-from-config FILE` against the daemon of `dir`; returns its
+/// JSON report.
+fn bourse_load_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_bourse"))
         .arg("--ports-file")
-        .arg(dir.0.join("ports"))
+        .arg(dir.join("ports"))
         .arg("--json")
-        .args([
-            "load",
-            "--rate",
-            "1000",
-            "--count",
-            "200",
-            "--quiet",
-            "--no-busy-poll",
-        ])
+        .arg("load")
+        .args(args)
+        .arg("--quiet")
         .arg("--users-from-config")
-        .arg(&config_path)
-        .arg("--hgrm")
-        .arg(&hgrm_path)
+        .arg(dir.join("boursed.toml"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -149,7 +139,25 @@ fn bourse_load_command_runs_against_boursed() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[test]
+fn bourse_load_command_runs_against_boursed() {
+    let (dir, mut daemon, _) = start_boursed("load-cli-test", 2);
+    let hgrm_path = dir.0.join("cli.hgrm");
+    let json = bourse_load_json(
+        &dir.0,
+        &[
+            "--rate",
+            "1000",
+            "--count",
+            "200",
+            "--no-busy-poll",
+            "--hgrm",
+            hgrm_path.to_str().unwrap(),
+        ],
+    );
     assert_eq!(json["sessions"], 2);
     assert_eq!(
         json["acked"].as_u64().unwrap() + json["ignored"].as_u64().unwrap(),
@@ -158,6 +166,16 @@ fn bourse_load_command_runs_against_boursed() {
     assert_eq!(json["unanswered"], 0);
     let hgrm = parse_hgrm(&std::fs::read_to_string(&hgrm_path).unwrap()).unwrap();
     assert_eq!(hgrm.total_count, json["acked"].as_u64().unwrap());
+    assert_eq!(json["closed_loop"], false);
+
+    // Closed loop: one request at a time; each is answered before the next goes.
+    let json = bourse_load_json(&dir.0, &["--closed-loop", "--count", "300"]);
+    assert_eq!(json["closed_loop"], true);
+    assert_eq!(
+        json["acked"].as_u64().unwrap() + json["ignored"].as_u64().unwrap(),
+        300
+    );
+    assert_eq!(json["unanswered"], 0);
     assert!(daemon.stop(Duration::from_secs(20)).unwrap().success());
 }
 

@@ -22,6 +22,11 @@
 //! - **boursed**: `threading.mode = "shared"`, `threading.idle = "busy_spin"` (every stage on one
 //!   busy-polling thread), sync `none` and `batch`, 1 and 100 sessions, open loop at a rate where requests
 //!   rarely queue; latency from each request's scheduled send time.
+//! - **closed loop** (echo and `boursed`, 1 session): the load generator's mix with one request in flight,
+//!   the next sent when the previous is acked, latency from the actual send: the floor's own method, so
+//!   that a host pause costs both one sample. An open-loop row at 10,000/s turns a 5 ms pause into 50 late
+//!   requests, the closed-loop floor into one; on a host that pauses several times a second the open-loop
+//!   p99 against the closed-loop floor measures the host (docs/PERFORMANCE.md, "Session 18").
 //! - **throughput**: rising offered load (open loop), echo and `boursed` (sync `none`), the achieved rate and
 //!   p50/p99/p99.9 per step; then `--throughput-pairs` rounds of an echo step and a `boursed` step back to
 //!   back, each offered twice its best rising rate: the ratio is the median of those same-round ratios
@@ -72,6 +77,8 @@ use hdrhistogram::Histogram;
 const REQUEST_BYTES: usize = 52;
 /// A 2+1+66-byte Accepted frame.
 const REPLY_BYTES: usize = 69;
+/// Requests of a closed-loop row (about a second at the floor's round trip).
+const CLOSED_LOOP_REQUESTS: u64 = 100_000;
 /// Bound on `boursed` start-up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on its shutdown.
@@ -524,23 +531,32 @@ impl Bench {
         self.run_load_with(addr, sessions, rate, seconds, seed, None)
     }
 
-    /// [`Bench::run_load`] with other windows per session: `(in_flight_max, live_orders_max)`.
-    fn run_load_with(
+    /// One session in closed loop for [`CLOSED_LOOP_REQUESTS`] requests, with `connected - 1` more
+    /// sessions logged in that only heartbeat. `poll`: `None` for the harness's mode (which spins over one
+    /// session); the many-sessions pair gives epoll to both runs, so that only the sessions differ.
+    fn run_closed_loop(
         &self,
         addr: std::net::SocketAddr,
-        sessions: usize,
-        rate: f64,
-        seconds: f64,
+        connected: usize,
+        poll: Option<PollMode>,
         seed: u64,
-        windows: Option<(usize, usize)>,
     ) -> Result<LoadReport> {
-        let mut config = LoadConfig::new(addr, load_logins(sessions), self.instruments.clone());
-        if let Some((in_flight_max, live_orders_max)) = windows {
-            config.in_flight_max = in_flight_max;
-            config.live_orders_max = live_orders_max;
+        let mut config = self.load_config(addr, connected, seed);
+        config.closed_loop = true;
+        config.senders = Some(1);
+        config.limit = Limit::Count(CLOSED_LOOP_REQUESTS);
+        if let Some(poll) = poll
+            && !self.client_sleeps
+        {
+            config.poll = poll;
         }
-        config.rate_per_s = rate;
-        config.limit = Limit::Duration(Duration::from_secs_f64(seconds));
+        Ok(load::run(&config, &mut |_| {})?)
+    }
+
+    /// The load generator's settings every row shares: `sessions` logins, `seed`, the harness's polling,
+    /// generous connect and drain bounds, no progress line.
+    fn load_config(&self, addr: std::net::SocketAddr, sessions: usize, seed: u64) -> LoadConfig {
+        let mut config = LoadConfig::new(addr, load_logins(sessions), self.instruments.clone());
         config.seed = seed;
         config.busy_poll = !self.client_sleeps;
         config.poll = if self.client_sleeps {
@@ -551,6 +567,26 @@ impl Bench {
         config.connect_timeout = Duration::from_secs(120);
         config.drain_timeout = Duration::from_secs(10);
         config.progress_interval = None;
+        config
+    }
+
+    /// [`Bench::run_load`] with other windows per session: `(in_flight_max, live_orders_max)`.
+    fn run_load_with(
+        &self,
+        addr: std::net::SocketAddr,
+        sessions: usize,
+        rate: f64,
+        seconds: f64,
+        seed: u64,
+        windows: Option<(usize, usize)>,
+    ) -> Result<LoadReport> {
+        let mut config = self.load_config(addr, sessions, seed);
+        if let Some((in_flight_max, live_orders_max)) = windows {
+            config.in_flight_max = in_flight_max;
+            config.live_orders_max = live_orders_max;
+        }
+        config.rate_per_s = rate;
+        config.limit = Limit::Duration(Duration::from_secs_f64(seconds));
         Ok(load::run(&config, &mut |_| {})?)
     }
 }
@@ -764,9 +800,10 @@ fn main() -> Result<()> {
     let shipped = bourse_daemon::config::Config::from_toml(&base_config)
         .map_err(|e| anyhow::anyhow!("boursed's default config: {e}"))?
         .engine;
-    // Each latency daemon serves two rows (1 and 100 sessions, or 1 and --many-sessions); every request may
-    // take a token.
-    let tokens_sent = (2.0 * args.rate * args.seconds * 1.1).min(f64::from(TOKENS_MAX_LIMIT)) as u32;
+    // Each latency daemon serves two open-loop rows (1 and 100 sessions, or 1 and --many-sessions) and one
+    // or two closed-loop ones; every request may take a token.
+    let tokens_sent = ((2.0 * args.rate * args.seconds + 2.0 * CLOSED_LOOP_REQUESTS as f64) * 1.1)
+        .min(f64::from(TOKENS_MAX_LIMIT)) as u32;
     let latency_tables = (
         args.latency_orders_max.unwrap_or(shipped.orders_max),
         args.latency_tokens_max
@@ -888,25 +925,35 @@ fn main() -> Result<()> {
                 &report,
             ));
         }
+        let report = bench.run_closed_loop(echo.addr(), 1, None, 1)?;
+        rows.push(Row::from_report("echo, closed loop", "-", &report));
         let _ = echo.stop();
         if !args.baselines_only {
             for sync in ["none", "batch"] {
                 let dir = temp_dir("e2e")?;
                 let mut daemon = bench.start_daemon(sync, 100, &dir)?;
-                for sessions in [1usize, 100] {
-                    let report =
-                        bench.run_load(daemon.ports.order_entry, sessions, args.rate, args.seconds, 2);
+                // Open loop with 1 and 100 sessions, then closed loop with 1.
+                for (name, sessions, closed_loop) in [
+                    ("boursed order-to-ack", 1usize, false),
+                    ("boursed order-to-ack", 100, false),
+                    ("boursed order-to-ack, closed loop", 1, true),
+                ] {
+                    let addr = daemon.ports.order_entry;
+                    let report = if closed_loop {
+                        bench.run_closed_loop(addr, 1, None, 2)
+                    } else {
+                        bench.run_load(addr, sessions, args.rate, args.seconds, 2)
+                    };
                     match report {
                         Ok(report) => {
-                            let mut row =
-                                Row::from_report("boursed order-to-ack", static_sync(sync), &report);
+                            let mut row = Row::from_report(name, static_sync(sync), &report);
                             row.note.push_str(&wire_to_wire(&daemon));
                             rows.push(row);
                         }
                         Err(e) => {
                             let _ = daemon.stop(STOP_TIMEOUT);
                             bail!(
-                                "boursed sync {sync}, {sessions} sessions: {e}; log:\n{}",
+                                "{name}, sync {sync}, {sessions} sessions: {e}; log:\n{}",
                                 daemon.log()
                             );
                         }
@@ -968,12 +1015,14 @@ fn main() -> Result<()> {
         }
         return Ok(());
     }
-    // Row 4 is boursed sync none, 1 session.
-    const NONE_SINGLE: usize = 4;
+    // Rows 0-4: floor, open-loop floor, echo 1 and 100 sessions, echo closed loop; then per sync (none,
+    // batch) boursed 1 and 100 sessions and closed loop.
+    const NONE_SINGLE: usize = 5;
+    const NONE_CLOSED: usize = 7;
 
     // (d) many sessions: one daemon, one session then all of them at the same rate.
     eprintln!("e2e: boursed sync none, 1 then {} sessions", args.many_sessions);
-    let (single, many, inside) = {
+    let (single, many, inside, closed_single, closed_many) = {
         let dir = temp_dir("e2e")?;
         let mut daemon = bench.start_daemon("none", args.many_sessions, &dir)?;
         let single = bench.run_load(daemon.ports.order_entry, 1, args.rate, args.seconds, 3);
@@ -985,10 +1034,13 @@ fn main() -> Result<()> {
             3,
         );
         let inside = wire_to_wire(&daemon);
+        let epoll = Some(PollMode::Epoll);
+        let closed_single = bench.run_closed_loop(daemon.ports.order_entry, 1, epoll, 4);
+        let closed_many = bench.run_closed_loop(daemon.ports.order_entry, args.many_sessions, epoll, 4);
         let _ = daemon.stop(STOP_TIMEOUT);
         drop(daemon);
         let _ = std::fs::remove_dir_all(&dir);
-        (single?, many?, inside)
+        (single?, many?, inside, closed_single?, closed_many?)
     };
     let single_p99 = q(&single.latency, 0.99);
     let many_p99 = q(&many.latency, 0.99);
@@ -998,6 +1050,20 @@ fn main() -> Result<()> {
         format_ns(single_p99)
     ));
     merged.push(many_row);
+    let closed_single_p99 = q(&closed_single.latency, 0.99);
+    let closed_many_p99 = q(&closed_many.latency, 0.99);
+    let mut row = Row::from_report(
+        "boursed, closed loop, many sessions connected",
+        "none",
+        &closed_many,
+    );
+    row.note = format!(
+        "1 session trading closed loop, the others logged in and heartbeating, the client in epoll; the same \
+         daemon with that session alone just before (epoll too): p50 {}, p99 {}",
+        format_ns(q(&closed_single.latency, 0.5)),
+        format_ns(closed_single_p99)
+    );
+    merged.push(row);
     // The same against the echo server: what 10,000 sockets cost the client and the kernel alone. The
     // server runs as a child process (this binary with --serve-echo): 20,000 sockets exceed one process's
     // descriptor limit here.
@@ -1016,13 +1082,23 @@ fn main() -> Result<()> {
         pin_process_to_server_core(child.id());
         let single = bench.run_load(addr, 1, args.rate, args.seconds, 3);
         let many = bench.run_load(addr, args.many_sessions, args.rate, args.seconds, 3);
+        let epoll = Some(PollMode::Epoll);
+        let closed_single = bench.run_closed_loop(addr, 1, epoll, 4);
+        let closed_many = bench.run_closed_loop(addr, args.many_sessions, epoll, 4);
         drop(child.stdin.take());
         let _ = child.wait();
-        let (single, many) = (single?, many?);
+        let (single, many, closed_single, closed_many) = (single?, many?, closed_single?, closed_many?);
         let mut row = Row::from_report("echo, many sessions connected", "-", &many);
         row.note = format!(
             "the same server with 1 session just before: p99 {}",
             format_ns(q(&single.latency, 0.99))
+        );
+        merged.push(row);
+        let mut row = Row::from_report("echo, closed loop, many sessions connected", "-", &closed_many);
+        row.note = format!(
+            "1 session trading closed loop, the others logged in; that session alone just before: p50 {}, p99 {}",
+            format_ns(q(&closed_single.latency, 0.5)),
+            format_ns(q(&closed_single.latency, 0.99))
         );
         merged.push(row);
     }
@@ -1049,7 +1125,8 @@ fn main() -> Result<()> {
     md.push_str(&format!(
         "Load average (1/5/15 min) at the start {load_at_start}, at the end {}. Machine: {} cores; client pinned to the last core, servers to the first; `boursed` threading \
          `shared` + `{}`; the load generator {}. Latency rows: open loop at {:.0} requests/s for {:.0} s each in each of {} \
-         rounds, latency from the scheduled send time; the floor is a closed-loop ping-pong of the same \
+         rounds, latency from the scheduled send time; closed-loop rows: {CLOSED_LOOP_REQUESTS} requests of 1 session, one in \
+         flight, latency from the actual send; the floor is a closed-loop ping-pong of the same \
          sizes. The table merges the rounds; its ratios are medians of per-round ratios.\n\n",
         load_average(),
         cores(),
@@ -1112,9 +1189,12 @@ fn main() -> Result<()> {
     let p99_ratio = median_ratio(NONE_SINGLE, 1);
     let open_p50_ratio = median_ratio(NONE_SINGLE, 2);
     let open_p99_ratio = median_ratio(NONE_SINGLE, 3);
+    let closed_p50_ratio = median_ratio(NONE_CLOSED, 0);
+    let closed_p99_ratio = median_ratio(NONE_CLOSED, 1);
     let best_ratio = boursed_best / echo_best.max(1.0);
     let throughput_ratio = throughput.median_pair_ratio().unwrap_or(best_ratio);
     let many_ratio = many_p99 as f64 / single_p99.max(1) as f64;
+    let closed_many_ratio = closed_many_p99 as f64 / closed_single_p99.max(1) as f64;
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     md.push_str(&format!(
         "\nTargets (issue 5); latency ratios are medians over {} rounds of same-round ratios:\n\n",
@@ -1133,6 +1213,13 @@ fn main() -> Result<()> {
          p99 **{open_p99_ratio:.2}x**\n"
     ));
     md.push_str(&format!(
+        "- closed loop, the floor's own method (one request in flight, latency from the actual send; sync none, \
+         1 session) / ping-pong: p50 **{closed_p50_ratio:.2}x** (target <= 1.5x): {}; p99 **{closed_p99_ratio:.2}x** \
+         (target <= 2x): {}\n",
+        verdict(closed_p50_ratio <= 1.5),
+        verdict(closed_p99_ratio <= 2.0)
+    ));
+    md.push_str(&format!(
         "- throughput boursed / echo in paired saturation rounds (each offered twice its best rising rate): {} (target >= 0.5x): {}; best of the rising steps {boursed_best:.0}/{echo_best:.0} per s = {best_ratio:.2}x\n",
         throughput.pairs_text(),
         verdict(throughput_ratio >= 0.5)
@@ -1143,6 +1230,14 @@ fn main() -> Result<()> {
         format_ns(many_p99),
         format_ns(single_p99),
         verdict(many_ratio <= 1.2)
+    ));
+    md.push_str(&format!(
+        "- closed loop, one session trading with {} connected / alone (same daemon, sync none): p99 {}/{} = \
+         **{closed_many_ratio:.2}x** (target <= 1.2x): {}\n",
+        args.many_sessions,
+        format_ns(closed_many_p99),
+        format_ns(closed_single_p99),
+        verdict(closed_many_ratio <= 1.2)
     ));
     println!("{md}");
     if let Some(path) = &args.markdown {

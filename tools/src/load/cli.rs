@@ -42,6 +42,14 @@ pub struct LoadArgs {
     /// Requests to send (instead of a duration).
     #[arg(long)]
     pub count: Option<u64>,
+    /// Closed loop: each session sends its next request when its previous one is acked, latency from the
+    /// actual send time (`--rate` is not used).
+    #[arg(long)]
+    pub closed_loop: bool,
+    /// Only the first N sessions send requests; the others log in and heartbeat (sessions connected beside
+    /// the ones trading).
+    #[arg(long, value_name = "N")]
+    pub senders: Option<usize>,
     /// Take the logins (and instruments) from this boursed config file.
     #[arg(long, value_name = "FILE")]
     pub users_from_config: Option<PathBuf>,
@@ -150,6 +158,8 @@ pub fn load_config(args: &LoadArgs, ports_file: Option<&Path>) -> Result<LoadCon
         (None, None) => Limit::Duration(Duration::from_secs(5)),
     };
     config.seed = args.seed;
+    config.closed_loop = args.closed_loop;
+    config.senders = args.senders;
     config.live_orders_max = args.live_orders_max;
     config.busy_poll = !args.no_busy_poll;
     config.poll = PollMode::Auto;
