@@ -1256,11 +1256,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             }
             quiet = sessions.iter().take(senders).all(|s| s.core.pending.is_empty());
             if quiet {
-                match poll.poll(&mut events, Some(Duration::ZERO)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
+                poll_events(&mut poll, &mut events, Duration::ZERO)?;
                 let now = now_ns(start);
                 for event in events.iter() {
                     let session = &mut sessions[event.token().0];
@@ -1293,11 +1289,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             } else {
                 Duration::from_millis(until_send_ns.min(1_000_000) / 1_000_000)
             };
-            match poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+            poll_events(&mut poll, &mut events, timeout)?;
             let now = now_ns(start);
             if events.is_empty() && timeout.is_zero() && !config.busy_poll {
                 std::thread::sleep(Duration::from_nanos(until_send_ns.min(NAP_NS)));
@@ -1368,11 +1360,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
     let mut quiet_since = Instant::now();
     while live > 0 && Instant::now() < settle_end && quiet_since.elapsed() < SETTLE_QUIET {
         let before = tally.fills + tally.unmatched + tally.other_cancels.iter().sum::<u64>();
-        match poll.poll(&mut events, Some(Duration::from_millis(1))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
+        poll_events(&mut poll, &mut events, Duration::from_millis(1))?;
         let now = now_ns(start);
         for event in events.iter() {
             let session = &mut sessions[event.token().0];
@@ -1443,6 +1431,17 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             / 1e9,
         latency: tally.latency,
     })
+}
+
+/// Waits up to `timeout` for readiness; an interrupted wait counts as no events.
+fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Duration) -> io::Result<()> {
+    match poll.poll(events, Some(timeout)) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            events.clear();
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 fn read_and_flush(
