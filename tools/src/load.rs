@@ -659,6 +659,10 @@ struct Core {
     pending: VecDeque<Pending>,
     quotes_in_flight: usize,
     last_send_ns: u64,
+    /// Until the session first sends: how much earlier than `heartbeat_interval` after the start its first
+    /// heartbeat is due, so that idle sessions' heartbeats are spread over the interval instead of all
+    /// falling due at once (10,000 of them in one burst every second).
+    heartbeat_phase_ns: u64,
     /// Requests were queued this round and the session is in the round's flush list.
     queued_this_round: bool,
     live_orders_max: usize,
@@ -788,6 +792,7 @@ impl Core {
             scheduled_ns,
         });
         self.last_send_ns = now_ns;
+        self.heartbeat_phase_ns = 0;
     }
 
     fn enter(
@@ -1140,6 +1145,9 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 pending: VecDeque::with_capacity(config.in_flight_max),
                 quotes_in_flight: 0,
                 last_send_ns: 0,
+                heartbeat_phase_ns: (config.heartbeat_interval.as_nanos() as u64)
+                    .saturating_mul(index as u64)
+                    / config.logins.len() as u64,
                 queued_this_round: false,
                 live_orders_max: config.live_orders_max,
                 in_flight_max: config.in_flight_max,
@@ -1315,10 +1323,12 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             let session = &mut sessions[heartbeat_cursor];
             heartbeat_cursor = (heartbeat_cursor + 1) % n;
             if session.core.phase == Phase::Active
-                && now.saturating_sub(session.core.last_send_ns) >= heartbeat_ns
+                && now.saturating_sub(session.core.last_send_ns) + session.core.heartbeat_phase_ns
+                    >= heartbeat_ns
             {
                 session.core.queue_packet(&Packet::ClientHeartbeat);
                 session.core.last_send_ns = now;
+                session.core.heartbeat_phase_ns = 0;
                 if !session.flush().unwrap_or(false) {
                     close(session, &mut poll, &mut tally, &mut live);
                 }
@@ -1790,6 +1800,7 @@ mod tests {
             pending: VecDeque::new(),
             quotes_in_flight: 0,
             last_send_ns: 0,
+            heartbeat_phase_ns: 0,
             queued_this_round: false,
             live_orders_max,
             in_flight_max: 16,
