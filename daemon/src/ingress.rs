@@ -331,6 +331,12 @@ struct State {
     held: VecDeque<Request>,
     ready: VecDeque<(u32, u32)>,
     dirty: Vec<u32>,
+    /// Sessions this round queued packets for (heartbeats, login replies, replays) in a round that also
+    /// read a request: written in the next round after its replies, so that they never sit between a
+    /// request and its ack.
+    deferred: Vec<u32>,
+    /// This round pushed a request to the core.
+    request_in_round: bool,
     /// Sessions whose queue stopped at the write-call bound: marked dirty for the next call.
     flush_next: Vec<u32>,
     replay_list: VecDeque<(u32, u32)>,
@@ -564,6 +570,8 @@ impl Ingress {
                 held: VecDeque::with_capacity(sessions_max + 1024),
                 ready: VecDeque::with_capacity(sessions_max.min(1 << 16)),
                 dirty: Vec::with_capacity(sessions_max.min(1 << 16)),
+                deferred: Vec::with_capacity(sessions_max.min(1 << 16)),
+                request_in_round: false,
                 flush_next: Vec::with_capacity(sessions_max.min(1 << 16)),
                 replay_list: VecDeque::with_capacity(sessions_max.min(1 << 16)),
                 journal_dir: p.journal_dir,
@@ -1027,6 +1035,7 @@ impl Ingress {
                 }
             }
             self.st.dirty.clear();
+            self.st.deferred.clear();
             self.st.ready.clear();
             self.st.replay_list.clear();
         }
@@ -1068,6 +1077,7 @@ impl State {
 
     /// Pushes a request, or holds it back (in order) when the ring is full.
     fn push_request(&mut self, request: Request) {
+        self.request_in_round = true;
         if self.held.is_empty() {
             match self.requests.push(request) {
                 Ok(()) => return,
@@ -1622,13 +1632,23 @@ impl Agent for Ingress {
         // mode the core runs just before this agent, so its replies are written in the same pass).
         work += self.drain_replies();
         work += self.flush_dirty();
+        if !self.st.deferred.is_empty() {
+            std::mem::swap(&mut self.st.dirty, &mut self.st.deferred);
+            work += self.flush_dirty();
+        }
+        self.st.request_in_round = false;
         work += self.poll_events();
         work += self.accept();
         work += self.st.replay();
         work += self.read_sockets();
         work += self.scan_timers();
-        // What this round itself queued: logins, heartbeats, rejects of malformed input, replays.
-        work += self.flush_dirty();
+        // What this round itself queued: logins, heartbeats, rejects of malformed input, replays. After a
+        // round that read a request, they wait for that request's reply (next round, first flush).
+        if self.st.request_in_round {
+            std::mem::swap(&mut self.st.dirty, &mut self.st.deferred);
+        } else {
+            work += self.flush_dirty();
+        }
         self.publish();
         work
     }
