@@ -14,14 +14,18 @@
 //! # One `do_work`
 //! 1. the shutdown handshake ([`Lifecycle`]) if asked;
 //! 2. requests held back by a full ring go first;
-//! 3. poll (zero timeout);
-//! 4. accept (bounded);
-//! 5. drain released replies (bounded), framing them into the sessions' send queues;
+//! 3. drain released replies (bounded), framing them into the sessions' send queues, and write them
+//!    (batched writes), then what the previous call deferred (step 9);
+//! 4. poll (zero timeout);
+//! 5. accept (bounded);
 //! 6. a bounded chunk of journal replay;
 //! 7. read the ready sockets (bounded, and not at all while the request ring is full: back-pressure
 //!    leaves the bytes in the kernel);
 //! 8. a bounded slice of the timer scan;
-//! 9. write every send queue touched in this call once (batched writes);
+//! 9. write what this call queued itself (login replies, heartbeats, rejects of malformed input,
+//!    replays), or, when it read a request, leave it for step 3 of the next call, after that request's
+//!    reply: with 10,000 sessions connected, about 10,000 heartbeat writes a second otherwise sat between
+//!    requests and their acks;
 //! 10. publish stats every [`stats::PUBLISH_INTERVAL_NS`].
 //!
 //! # Sequencing and replay
