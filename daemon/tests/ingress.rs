@@ -764,6 +764,18 @@ fn throttle_rejects_then_disconnects_far_over() {
     round_trip(&mut other, "OK");
 }
 
+/// Login 1 (`U1`) on a socket with a 4 KiB receive buffer, so that the server's writes soon find it full.
+fn login_with_small_receive_buffer(h: &Harness) -> Client {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&h.addr.into()).unwrap();
+    let mut client = Client { s: socket.into() };
+    client.s.set_read_timeout(Some(WAIT)).unwrap();
+    client.send(&login_frame("U1", "pw1", "", 0));
+    assert!(matches!(client.next(), Next::Packet(b'A', _)));
+    client
+}
+
 /// IR-82 and 2.4: a client that never reads is disconnected at its send-queue limit while another
 /// session keeps getting replies; logging in again with its next sequence number, it receives exactly
 /// what it missed, then live messages.
@@ -775,13 +787,7 @@ fn slow_reader_is_disconnected_and_replays_the_rest() {
         ..Options::default()
     });
     // The slow client: a tiny receive buffer, and it reads nothing until it has been disconnected.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&h.addr.into()).unwrap();
-    let mut slow = Client { s: socket.into() };
-    slow.s.set_read_timeout(Some(WAIT)).unwrap();
-    slow.send(&login_frame("U1", "pw1", "", 0));
-    assert!(matches!(slow.next(), Next::Packet(b'A', _)));
+    let mut slow = login_with_small_receive_buffer(&h);
     let (mut good, _) = h.login(2, 0);
     h.inject(Inject::Unsolicited {
         login: 1,
@@ -817,6 +823,31 @@ fn slow_reader_is_disconnected_and_replays_the_rest() {
     let live = round_trip(&mut again, "LIVE");
     assert_eq!(live[0], b'A');
     round_trip(&mut good, "STILL");
+}
+
+/// A client that stops reading until its socket is full and then reads again gets the rest of its queue
+/// with nothing else happening: the queue moves on the socket's writable readiness alone (no timer, no
+/// other traffic wakes it).
+#[test]
+fn a_reader_that_pauses_until_its_socket_fills_gets_the_rest() {
+    const COUNT: u64 = 120_000;
+    let h = Harness::start(Options {
+        send_queue_bytes_max: 64 << 20,
+        ..Options::default()
+    });
+    let mut paused = login_with_small_receive_buffer(&h);
+    h.inject(Inject::Unsolicited {
+        login: 1,
+        count: COUNT,
+    });
+    // Some megabytes: more than the socket buffers hold, so writes stop at a full socket meanwhile.
+    std::thread::sleep(Duration::from_millis(500));
+    for seq in 1..=COUNT {
+        let m = paused.sequenced();
+        assert_eq!(message_token(&m), format!("S{seq}").as_bytes());
+    }
+    round_trip(&mut paused, "AFTER");
+    assert!(h.ended().is_empty(), "the paused reader was not disconnected");
 }
 
 /// 2.4: re-login with a sequence number replays exactly the missed messages, including messages
