@@ -1194,8 +1194,8 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
     let mut touched: Vec<usize> = Vec::with_capacity(SENDS_PER_ROUND_MAX);
     loop {
         let now = now_ns(start);
-        // 1. Everything due, in schedule order (closed loop: every session with nothing in flight).
-        let mut budget = if config.closed_loop {
+        // 1. Everything due, in schedule order (closed loop: every sender with nothing in flight).
+        if config.closed_loop {
             if now >= end_ns {
                 total = total.min(next_k);
             }
@@ -1212,32 +1212,31 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 next_k += 1;
                 last_send_ns = now;
             }
-            0
         } else {
-            SENDS_PER_ROUND_MAX
-        };
-        while next_k < total && budget > 0 {
-            let due = scheduled_at(next_k);
-            if due > now {
-                break;
-            }
-            let session = &mut sessions[(next_k % senders as u64) as usize];
-            if session.core.phase != Phase::Active {
-                // A closed session's share of the schedule is dropped, not sent: it counts as unanswered.
+            let mut budget = SENDS_PER_ROUND_MAX;
+            while next_k < total && budget > 0 {
+                let due = scheduled_at(next_k);
+                if due > now {
+                    break;
+                }
+                let session = &mut sessions[(next_k % senders as u64) as usize];
+                if session.core.phase != Phase::Active {
+                    // A closed session's share of the schedule is dropped, not sent: it counts as unanswered.
+                    next_k += 1;
+                    continue;
+                }
+                if !session.core.can_send() {
+                    stalls += 1;
+                    break;
+                }
+                session.core.send_next(due, now, &config.instruments, &mut tally);
+                if !session.core.queued_this_round {
+                    session.core.queued_this_round = true;
+                    touched.push((next_k % senders as u64) as usize);
+                }
                 next_k += 1;
-                continue;
+                budget -= 1;
             }
-            if !session.core.can_send() {
-                stalls += 1;
-                break;
-            }
-            session.core.send_next(due, now, &config.instruments, &mut tally);
-            if !session.core.queued_this_round {
-                session.core.queued_this_round = true;
-                touched.push((next_k % senders as u64) as usize);
-            }
-            next_k += 1;
-            budget -= 1;
         }
         // Everything a session got this round leaves in one write (the batching a real client has).
         for &index in &touched {
@@ -1315,11 +1314,12 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         let now = now_ns(start);
         // 3. Heartbeats for quiet sessions: a few sessions per round, round robin, so that thousands of
         // sessions never get their heartbeats in one burst of writes (a stall for everything behind it).
-        for _ in 0..if quiet {
+        let heartbeat_checks = if quiet {
             HEARTBEAT_CHECKS_PER_ROUND.min(n)
         } else {
             0
-        } {
+        };
+        for _ in 0..heartbeat_checks {
             let session = &mut sessions[heartbeat_cursor];
             heartbeat_cursor = (heartbeat_cursor + 1) % n;
             if session.core.phase == Phase::Active

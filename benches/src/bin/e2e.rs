@@ -1058,8 +1058,8 @@ fn main() -> Result<()> {
         &closed_many,
     );
     row.note = format!(
-        "1 session trading closed loop, the others logged in and heartbeating, the client in epoll; the same \
-         daemon with that session alone just before (epoll too): p50 {}, p99 {}",
+        "1 session trading closed loop, the others logged in and heartbeating (served by the client between \
+         its requests); the same daemon with that session alone just before: p50 {}, p99 {}",
         format_ns(q(&closed_single.latency, 0.5)),
         format_ns(closed_single_p99)
     );
