@@ -50,8 +50,8 @@ pub mod daemon;
 pub mod echo;
 pub mod mix;
 mod orders;
+mod window;
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -71,6 +71,7 @@ use mio::{Events, Interest, Poll};
 use mix::{Action, MixState, OrderMix};
 pub use mix::{Instrument, MixWeights};
 use orders::{LiveOrder, LiveOrders};
+use window::{Kind, Pending, Window};
 
 /// Most sessions one generator runs (mio tokens, file descriptors).
 pub const SESSIONS_MAX: usize = 65_536;
@@ -264,15 +265,6 @@ pub enum LoadError {
 
 /// Request kinds, in the order of [`LoadReport::sent`].
 pub const KIND_NAMES: [&str; 5] = ["quote", "cancel", "replace", "aggressive", "market"];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Quote = 0,
-    Cancel = 1,
-    Replace = 2,
-    Aggressive = 3,
-    Market = 4,
-}
 
 /// A snapshot handed to the progress callback.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -574,16 +566,6 @@ enum Phase {
     Closed,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Pending {
-    kind: Kind,
-    /// The token the ack comes under (the replacement token for a Replace).
-    token: Token,
-    /// The existing order of a Cancel or Replace.
-    target: Token,
-    scheduled_ns: u64,
-}
-
 /// Counters shared by all sessions of a run.
 #[derive(Debug)]
 struct Tally {
@@ -656,7 +638,7 @@ struct Core {
     token_prefix: [u8; TOKEN_PREFIX_LEN],
     token_next: u64,
     orders: LiveOrders,
-    pending: VecDeque<Pending>,
+    pending: Window,
     quotes_in_flight: usize,
     last_send_ns: u64,
     /// Until the session first sends: how much earlier than `heartbeat_interval` after the start its first
@@ -755,7 +737,7 @@ impl Core {
                 Token::BLANK,
             ),
             Action::Cancel { nth } => {
-                let Some(order) = self.orders.take_idle(nth) else {
+                let Some(order) = self.orders.take_idle(nth, self.pending.next_id()) else {
                     unreachable!("the mix draws Cancel only with an idle order")
                 };
                 let target = order.token;
@@ -764,7 +746,7 @@ impl Core {
             }
             Action::Replace { nth, ticks, lots } => {
                 let replacement = self.next_token();
-                let Some(order) = self.orders.take_idle(nth) else {
+                let Some(order) = self.orders.take_idle(nth, self.pending.next_id()) else {
                     unreachable!("the mix draws Replace only with an idle order")
                 };
                 let (target, spec, side) = (order.token, instruments[order.instrument], order.side);
@@ -785,7 +767,7 @@ impl Core {
             }
         };
         tally.sent[kind as usize] += 1;
-        self.pending.push_back(Pending {
+        self.pending.push(Pending {
             kind,
             token,
             target,
@@ -823,25 +805,25 @@ impl Core {
     }
 
     fn take_pending(&mut self, matches: impl Fn(&Pending) -> bool) -> Option<Pending> {
-        let index = self.pending.iter().position(matches)?;
-        self.pending.remove(index)
+        self.pending.take_first(matches)
     }
 
     /// An order died (executed in full, or canceled by the exchange): any cancel or replace on the wire for it
     /// will be ignored.
     fn order_gone(&mut self, token: Token, tally: &mut Tally) {
-        let Some((_, busy)) = self.orders.remove(token) else {
+        let Some((order, busy)) = self.orders.remove(token) else {
             // Not in the table: no cancel or replace can name it.
             return;
         };
-        // Only a busy order has a cancel or replace on the wire: skip the walk of the in-flight window
-        // (up to `in_flight_max`) for the others, which are most of the fills.
-        if !busy {
-            return;
-        }
-        while self
-            .take_pending(|p| matches!(p.kind, Kind::Cancel | Kind::Replace) && p.target == token)
-            .is_some()
+        // Only a busy order has a cancel or replace on the wire (one: the mix draws idle orders only),
+        // found by the id kept with the order.
+        if busy
+            && self
+                .pending
+                .take_id(order.request, |p| {
+                    matches!(p.kind, Kind::Cancel | Kind::Replace) && p.target == token
+                })
+                .is_some()
         {
             tally.ignored += 1;
         }
@@ -872,6 +854,7 @@ impl Core {
                             instrument,
                             side: a.side,
                             open: a.shares.get(),
+                            request: 0,
                         });
                     }
                 }
@@ -908,6 +891,7 @@ impl Core {
                         instrument: old.instrument,
                         side: old.side,
                         open: r.shares.get(),
+                        request: 0,
                     });
                 }
             }
@@ -936,14 +920,17 @@ impl Core {
     }
 
     fn on_cancel(&mut self, token: Token, decrement: u32, reason: u8, now_ns: u64, tally: &mut Tally) {
-        let Some(busy) = self.orders.is_busy(token) else {
+        let Some((busy, request)) = self.orders.is_busy(token) else {
             // Not in the table (an IOC's remainder, an order never tracked): no Cancel of ours names it.
             tally.other_cancels[usize::from(reason)] += 1;
             return;
         };
-        // Only a busy order can have a Cancel of ours in flight: the others skip the walk of the in-flight
-        // window.
-        if busy && let Some(p) = self.take_pending(|p| p.kind == Kind::Cancel && p.target == token) {
+        // Only a busy order can have a Cancel of ours in flight, found by the id kept with the order.
+        if busy
+            && let Some(p) = self
+                .pending
+                .take_id(request, |p| p.kind == Kind::Cancel && p.target == token)
+        {
             tally.ack(&p, now_ns);
             tally.canceled += 1;
             self.orders.remove(token);
@@ -1142,7 +1129,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 token_prefix: prefix,
                 token_next: 1,
                 orders: LiveOrders::with_capacity(config.live_orders_max),
-                pending: VecDeque::with_capacity(config.in_flight_max),
+                pending: Window::with_capacity(config.in_flight_max),
                 quotes_in_flight: 0,
                 last_send_ns: 0,
                 heartbeat_phase_ns: (config.heartbeat_interval.as_nanos() as u64)
@@ -1797,7 +1784,7 @@ mod tests {
             token_prefix: *b"TEST00",
             token_next: 1,
             orders: LiveOrders::with_capacity(0),
-            pending: VecDeque::new(),
+            pending: Window::with_capacity(16),
             quotes_in_flight: 0,
             last_send_ns: 0,
             heartbeat_phase_ns: 0,
@@ -1818,9 +1805,10 @@ mod tests {
             instrument: 0,
             side: Side::Buy,
             open: 10,
+            request: 0,
         });
-        core.orders.take_idle(0);
-        core.pending.push_back(Pending {
+        core.orders.take_idle(0, core.pending.next_id());
+        core.pending.push(Pending {
             kind: Kind::Cancel,
             token,
             target: token,

@@ -1,11 +1,14 @@
 //! A session's table of its own live orders, every operation O(1): find by token, draw the nth idle order,
 //! mark one busy or idle again, remove one.
 //!
-//! The orders sit in one vector, the idle ones (no cancel or replace of ours on the wire) in front and the
-//! busy ones behind, so that "the nth idle order" is an index; a hash map from token to position follows
-//! every move. The load generator's rooms can then be as deep as its in-flight windows (thousands of orders
-//! per session) without the table costing more than the requests it tracks; with a linear scan a room of
-//! 4,096 took the client from 3.2 M to 0.25 M requests/s.
+//! The orders sit in slots of one vector (freed slots reused), a hash map from token to slot written only
+//! when an order comes and goes, and a list of the idle orders' slots (no cancel or replace of ours on the
+//! wire), so that "the nth idle order" is an index; each slot knows its place in that list, so marking an
+//! order busy or idle touches no hash. The load generator's rooms can then be as deep as its in-flight
+//! windows (thousands of orders per session) without the table costing more than the requests it tracks;
+//! with a linear scan a room of 4,096 took the client from 3.2 M to 0.25 M requests/s, and an earlier
+//! table that kept idle and busy orders in two regions of one vector, moving them by swaps, rewrote two
+//! hash entries per move: a fifth of the client's core at saturation (docs/PERFORMANCE.md, "Session 19").
 
 use std::collections::HashMap;
 
@@ -22,116 +25,146 @@ pub(super) struct LiveOrder {
     pub(super) side: Side,
     /// Shares still open.
     pub(super) open: u32,
+    /// While busy: the id of our request on the wire for it ([`super::window::Window`]).
+    pub(super) request: u64,
+}
+
+/// `Slot::idle_at` of a busy order.
+const BUSY: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    order: LiveOrder,
+    /// Place in `LiveOrders::idle`, or [`BUSY`].
+    idle_at: u32,
 }
 
 /// The live orders of one session (see the module header).
 #[derive(Debug, Default)]
 pub(super) struct LiveOrders {
-    /// Idle orders in `..idle`, busy ones in `idle..`.
-    orders: Vec<LiveOrder>,
-    idle: usize,
-    /// Position of each order in `orders`.
-    by_token: HashMap<Token, usize, FxBuildHasher>,
+    slots: Vec<Slot>,
+    /// Slots not holding a live order.
+    free: Vec<u32>,
+    /// Slots of the idle orders.
+    idle: Vec<u32>,
+    by_token: HashMap<Token, u32, FxBuildHasher>,
 }
 
 impl LiveOrders {
     /// An empty table with room for `capacity` orders allocated up front.
     pub(super) fn with_capacity(capacity: usize) -> Self {
         Self {
-            orders: Vec::with_capacity(capacity),
-            idle: 0,
+            slots: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            idle: Vec::with_capacity(capacity),
             by_token: HashMap::with_capacity_and_hasher(capacity, FxBuildHasher),
         }
     }
 
     /// Orders known live.
     pub(super) fn len(&self) -> usize {
-        self.orders.len()
+        self.by_token.len()
     }
 
     /// Live orders no request of ours is working on.
     pub(super) fn idle(&self) -> usize {
-        self.idle
+        self.idle.len()
     }
 
     /// Adds an idle order. A token already in the table is replaced (tokens are day-unique, so only a
     /// confused server could send it twice).
     pub(super) fn push(&mut self, order: LiveOrder) {
         self.remove(order.token);
-        let at = self.orders.len();
-        self.orders.push(order);
+        let slot = Slot {
+            order,
+            idle_at: self.idle.len() as u32,
+        };
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.slots[at as usize] = slot;
+                at
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.idle.push(at);
         self.by_token.insert(order.token, at);
-        self.swap(at, self.idle);
-        self.idle += 1;
     }
 
     /// The order under `token`, if live.
     pub(super) fn get_mut(&mut self, token: Token) -> Option<&mut LiveOrder> {
         let at = *self.by_token.get(&token)?;
-        Some(&mut self.orders[at])
+        Some(&mut self.slots[at as usize].order)
     }
 
-    /// Whether a request of ours is working on the order under `token` (`None`: not in the table).
-    pub(super) fn is_busy(&self, token: Token) -> Option<bool> {
-        self.by_token.get(&token).map(|&at| at >= self.idle)
+    /// Whether a request of ours is working on the order under `token`, and that request's id (`None`: not
+    /// in the table).
+    pub(super) fn is_busy(&self, token: Token) -> Option<(bool, u64)> {
+        let slot = &self.slots[*self.by_token.get(&token)? as usize];
+        Some((slot.idle_at == BUSY, slot.order.request))
     }
 
-    /// Marks the `nth` idle order busy and returns it (`None` if there are not that many idle orders).
-    pub(super) fn take_idle(&mut self, nth: usize) -> Option<LiveOrder> {
-        if nth >= self.idle {
-            return None;
-        }
-        let order = self.orders[nth];
-        self.swap(nth, self.idle - 1);
-        self.idle -= 1;
-        Some(order)
+    /// Marks the `nth` idle order busy with request `request` and returns it (`None` if there are not that
+    /// many idle orders).
+    pub(super) fn take_idle(&mut self, nth: usize, request: u64) -> Option<LiveOrder> {
+        let at = *self.idle.get(nth)?;
+        self.leave_idle(at);
+        let order = &mut self.slots[at as usize].order;
+        order.request = request;
+        Some(*order)
     }
 
     /// Marks the order under `token` idle again (its cancel or replace failed); nothing if it is not live or
     /// already idle.
     pub(super) fn set_idle(&mut self, token: Token) {
         if let Some(&at) = self.by_token.get(&token)
-            && at >= self.idle
+            && self.slots[at as usize].idle_at == BUSY
         {
-            self.swap(at, self.idle);
-            self.idle += 1;
+            self.slots[at as usize].idle_at = self.idle.len() as u32;
+            self.idle.push(at);
         }
     }
 
     /// Removes the order under `token`; returns it and whether it was busy.
     pub(super) fn remove(&mut self, token: Token) -> Option<(LiveOrder, bool)> {
-        let mut at = *self.by_token.get(&token)?;
-        let busy = at >= self.idle;
+        let at = self.by_token.remove(&token)?;
+        let busy = self.slots[at as usize].idle_at == BUSY;
         if !busy {
-            // Into the busy region first, so that the idle ones stay in front.
-            self.swap(at, self.idle - 1);
-            self.idle -= 1;
-            at = self.idle;
+            self.leave_idle(at);
         }
-        let last = self.orders.len() - 1;
-        self.swap(at, last);
-        let order = self.orders.pop().expect("the table holds the order");
-        self.by_token.remove(&token);
-        Some((order, busy))
+        self.free.push(at);
+        Some((self.slots[at as usize].order, busy))
     }
 
-    fn swap(&mut self, a: usize, b: usize) {
-        if a == b {
-            return;
+    /// Takes slot `at` (idle) out of the idle list.
+    fn leave_idle(&mut self, at: u32) {
+        let place = self.slots[at as usize].idle_at as usize;
+        self.idle.swap_remove(place);
+        if let Some(&moved) = self.idle.get(place) {
+            self.slots[moved as usize].idle_at = place as u32;
         }
-        self.orders.swap(a, b);
-        self.by_token.insert(self.orders[a].token, a);
-        self.by_token.insert(self.orders[b].token, b);
+        self.slots[at as usize].idle_at = BUSY;
     }
 
     /// Checks the table's invariants (tests only).
     #[cfg(test)]
     fn check(&self) {
-        assert!(self.idle <= self.orders.len());
-        assert_eq!(self.by_token.len(), self.orders.len());
-        for (at, order) in self.orders.iter().enumerate() {
-            assert_eq!(self.by_token[&order.token], at);
+        assert_eq!(self.by_token.len() + self.free.len(), self.slots.len());
+        for (&token, &at) in &self.by_token {
+            assert_eq!(self.slots[at as usize].order.token, token);
+            assert!(!self.free.contains(&at));
         }
+        for (place, &at) in self.idle.iter().enumerate() {
+            assert_eq!(self.slots[at as usize].idle_at as usize, place);
+        }
+        let idle = self
+            .by_token
+            .values()
+            .filter(|&&at| self.slots[at as usize].idle_at != BUSY)
+            .count();
+        assert_eq!(idle, self.idle.len());
     }
 }
 
@@ -152,6 +185,7 @@ mod tests {
             instrument: 0,
             side: Side::Buy,
             open: n,
+            request: 0,
         }
     }
 
@@ -163,16 +197,17 @@ mod tests {
         }
         t.check();
         assert_eq!((t.len(), t.idle()), (5, 5));
-        let a = t.take_idle(1).unwrap();
-        let b = t.take_idle(0).unwrap();
+        let a = t.take_idle(1, 11).unwrap();
+        let b = t.take_idle(0, 12).unwrap();
         assert_ne!(a.token, b.token);
+        assert_eq!((a.request, b.request), (11, 12));
         t.check();
         assert_eq!((t.len(), t.idle()), (5, 3));
-        assert_eq!(t.is_busy(a.token), Some(true));
+        assert_eq!(t.is_busy(a.token), Some((true, 11)));
         assert_eq!(t.is_busy(token(99)), None);
-        assert!(t.take_idle(3).is_none());
+        assert!(t.take_idle(3, 13).is_none());
         // The three idle ones are the ones not taken.
-        let mut idle: Vec<_> = (0..3).map(|_| t.take_idle(0).unwrap().open).collect();
+        let mut idle: Vec<_> = (0..3).map(|_| t.take_idle(0, 14).unwrap().open).collect();
         idle.sort_unstable();
         let mut expected: Vec<_> = (0..5).filter(|&n| n != a.open && n != b.open).collect();
         expected.sort_unstable();
@@ -181,7 +216,7 @@ mod tests {
         t.set_idle(a.token);
         t.check();
         assert_eq!(t.idle(), 1);
-        assert_eq!(t.take_idle(0), Some(a));
+        assert_eq!(t.take_idle(0, 11), Some(a));
     }
 
     #[test]
@@ -190,7 +225,7 @@ mod tests {
         for n in 0..8 {
             t.push(order(n));
         }
-        let busy = t.take_idle(2).unwrap();
+        let busy = t.take_idle(2, 7).unwrap();
         assert_eq!(t.remove(busy.token), Some((busy, true)));
         assert_eq!(t.remove(token(5)), Some((order(5), false)));
         assert_eq!(t.remove(token(5)), None);
@@ -220,10 +255,11 @@ mod tests {
                 }
                 2 if t.idle() > 0 => {
                     let nth = rng.below(t.idle() as u64) as usize;
-                    let o = t.take_idle(nth).unwrap();
+                    let o = t.take_idle(nth, u64::from(step)).unwrap();
+                    assert_eq!(o.request, u64::from(step));
                     let m = model.iter_mut().find(|(m, _)| m.token == o.token).unwrap();
                     assert!(!m.1, "took a busy order");
-                    m.1 = true;
+                    *m = (o, true);
                 }
                 3 if !model.is_empty() => {
                     let (o, busy) = model.swap_remove(rng.below(model.len() as u64) as usize);
