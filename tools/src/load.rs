@@ -36,6 +36,13 @@
 //! the order's death before the request is processed, and counts the request as **ignored** there: every
 //! request ends as exactly one of acked, ignored or unanswered (the drain timed out or the session closed).
 //!
+//! # Is the client the bottleneck?
+//! With busy polling the report carries the client's own busy meter ([`LoadReport::client_busy`]): the
+//! share of the run spent in loop rounds that sent or read something. Near 100 % the client itself set the
+//! achieved rate. Each request's bookkeeping is O(1) (the in-flight window in `window.rs`, the live orders
+//! in `orders.rs`); before session 19 it was not, and the benchmark's saturated steps measured the client
+//! for the echo server and for `boursed` alike (docs/PERFORMANCE.md, "Session 19").
+//!
 //! # Limits and threading
 //! One thread, mio (epoll) readiness or spinning reads for a handful of sessions ([`PollMode`]). Every
 //! per-session table is allocated at connect: `live_orders_max` orders, `in_flight_max` requests, a send and
@@ -352,6 +359,10 @@ pub struct LoadReport {
     pub debug_texts: Vec<String>,
     /// Times the schedule waited for a session's window or buffer.
     pub schedule_stalls: u64,
+    /// With busy polling: the share of the run's time the client spent in rounds that sent or read
+    /// something (near 1 at saturation: the client, not the server, set the rate). `None` when the client
+    /// waited in epoll.
+    pub client_busy: Option<f64>,
     /// Seconds from the first scheduled send to the last ack.
     pub elapsed_s: f64,
     /// Order-to-ack latency, nanoseconds, from the scheduled send time (closed loop: the actual one).
@@ -398,8 +409,12 @@ impl LoadReport {
         } else {
             format!("offered {:.0}/s", self.offered_per_s)
         };
+        let busy = self
+            .client_busy
+            .map(|b| format!("; client busy {:.0} %", 100.0 * b))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "throughput: {offered}, achieved {:.0}/s over {:.2}s ({} sessions)\n",
+            "throughput: {offered}, achieved {:.0}/s over {:.2}s ({} sessions){busy}\n",
             self.achieved_per_s(),
             self.elapsed_s,
             self.sessions
@@ -480,6 +495,7 @@ impl LoadReport {
             "unmatched": self.unmatched,
             "disconnects": self.disconnects,
             "schedule_stalls": self.schedule_stalls,
+            "client_busy": self.client_busy,
             "latency_ns": {
                 "count": h.len(),
                 "p50": h.value_at_quantile(0.5),
@@ -570,6 +586,8 @@ enum Phase {
 #[derive(Debug)]
 struct Tally {
     sent: [u64; 5],
+    /// Bytes read from the sessions.
+    bytes_in: u64,
     acked: u64,
     ignored: u64,
     accepted: u64,
@@ -593,6 +611,7 @@ impl Tally {
     fn new() -> Self {
         Self {
             sent: [0; 5],
+            bytes_in: 0,
             acked: 0,
             ignored: 0,
             accepted: 0,
@@ -989,6 +1008,7 @@ impl Session {
                 Err(_) => return Ok(false),
             };
             self.rx.commit(n);
+            tally.bytes_in += n as u64;
             let mut result: Result<bool, LoadError> = Ok(true);
             // Split borrows: the packet borrows `rx`, the handlers use `core`.
             let Session { rx, core, .. } = self;
@@ -1179,8 +1199,18 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
     let start = Instant::now();
     let mut live = n;
     let mut touched: Vec<usize> = Vec::with_capacity(SENDS_PER_ROUND_MAX);
+    // The client's own busy meter (busy polling only, where a round never waits): the time of rounds that
+    // sent or read something. Near 100 % at saturation, the client and not the server set the rate.
+    let mut busy_ns = 0u64;
+    let mut round_start_ns = 0u64;
+    let mut round_work = (0u64, 0u64);
+    let mut round_was_busy = false;
     loop {
         let now = now_ns(start);
+        if round_was_busy {
+            busy_ns += now.saturating_sub(round_start_ns);
+        }
+        round_start_ns = now;
         // 1. Everything due, in schedule order (closed loop: every sender with nothing in flight).
         if config.closed_loop {
             if now >= end_ns {
@@ -1335,6 +1365,9 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 p99_ns: tally.latency.value_at_quantile(0.99),
             });
         }
+        let work = (tally.sent.iter().sum::<u64>(), tally.bytes_in);
+        round_was_busy = config.busy_poll && work != round_work;
+        round_work = work;
         // 4. The end: everything sent and answered, or the drain bound, or nobody left.
         if next_k >= total {
             let outstanding: usize = sessions.iter().map(|s| s.core.pending.len()).sum();
@@ -1351,6 +1384,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
             break;
         }
     }
+    let loop_ns = now_ns(start);
     // Settle: the other side of a trade (the maker's Executed) and unsolicited cancels may still be on their
     // way to sessions that have no request open; read until quiet, bounded.
     let settle_end = Instant::now() + SETTLE_MAX;
@@ -1420,6 +1454,7 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         disconnects: tally.disconnects,
         debug_texts: tally.debug_texts,
         schedule_stalls: stalls,
+        client_busy: (config.busy_poll && loop_ns > 0).then(|| busy_ns as f64 / loop_ns as f64),
         elapsed_s: tally.last_ack_ns.max(if config.closed_loop {
             last_send_ns
         } else {
@@ -1746,6 +1781,12 @@ mod tests {
                 .latency
                 .count_between(stall.as_nanos() as u64 / 2, u64::MAX / 2);
             assert_eq!(slow, in_flight, "senders {senders:?}: {}", report.summary());
+            // The client's busy meter runs only when it busy-polls; the 100 ms stall, with nothing to send
+            // or read, is idle time, and it is most of the run.
+            match report.client_busy {
+                Some(busy) => assert!(busy_poll && busy > 0.0 && busy < 0.5, "busy {busy}"),
+                None => assert!(!busy_poll),
+            }
         }
         let mut config = LoadConfig::new("127.0.0.1:1".parse().unwrap(), logins(3), instruments());
         for bad in [0, 4] {

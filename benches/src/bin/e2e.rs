@@ -1293,7 +1293,8 @@ fn jitter(duration: Duration) -> Vec<(usize, u64, Duration, Duration)> {
 
 /// The daemon's own wire-to-wire latency (frame read -> reply written, its admin histogram since start), for
 /// What a step sent, as shares of its requests (quote, cancel, replace, aggressive, market): the mix a
-/// throughput figure was measured on.
+/// throughput figure was measured on; and how busy the client was (near 100 %: the client, not the server,
+/// set the step's rate, see docs/PERFORMANCE.md, "Session 19").
 fn mix_sent(report: &LoadReport) -> String {
     let total = report.sent_total().max(1) as f64;
     let shares: Vec<String> = report
@@ -1301,8 +1302,12 @@ fn mix_sent(report: &LoadReport) -> String {
         .iter()
         .map(|&n| format!("{:.0}", 100.0 * n as f64 / total))
         .collect();
+    let busy = report
+        .client_busy
+        .map(|b| format!("client busy {:.0} %; ", 100.0 * b))
+        .unwrap_or_default();
     format!(
-        "sent % quote/cancel/replace/aggressive/market {}; ",
+        "sent % quote/cancel/replace/aggressive/market {}; {busy}",
         shares.join("/")
     )
 }
