@@ -1291,7 +1291,6 @@ fn jitter(duration: Duration) -> Vec<(usize, u64, Duration, Duration)> {
     threads.into_iter().filter_map(|t| t.join().ok()).collect()
 }
 
-/// The daemon's own wire-to-wire latency (frame read -> reply written, its admin histogram since start), for
 /// What a step sent, as shares of its requests (quote, cancel, replace, aggressive, market): the mix a
 /// throughput figure was measured on; and how busy the client was (near 100 %: the client, not the server,
 /// set the step's rate, see docs/PERFORMANCE.md, "Session 19").
@@ -1312,6 +1311,7 @@ fn mix_sent(report: &LoadReport) -> String {
     )
 }
 
+/// The daemon's own wire-to-wire latency (frame read -> reply written, its admin histogram since start), for
 /// a row's note: how much of the round trip is inside `boursed`.
 fn wire_to_wire(daemon: &Daemon) -> String {
     match daemon.admin(&AdminRequest::Latency, Duration::from_secs(5)) {
