@@ -823,10 +823,6 @@ impl Core {
         token
     }
 
-    fn take_pending(&mut self, matches: impl Fn(&Pending) -> bool) -> Option<Pending> {
-        self.pending.take_first(matches)
-    }
-
     /// An order died (executed in full, or canceled by the exchange): any cancel or replace on the wire for it
     /// will be ignored.
     fn order_gone(&mut self, token: Token, tally: &mut Tally) {
@@ -856,7 +852,7 @@ impl Core {
         match message {
             Outbound::Accepted(a) => {
                 let token = a.order_token;
-                let Some(p) = self.take_pending(|p| {
+                let Some(p) = self.pending.take_first(|p| {
                     matches!(p.kind, Kind::Quote | Kind::Aggressive | Kind::Market) && p.token == token
                 }) else {
                     tally.unmatched += 1;
@@ -880,7 +876,10 @@ impl Core {
             }
             Outbound::Rejected(r) => {
                 let token = r.order_token;
-                let Some(p) = self.take_pending(|p| p.kind != Kind::Cancel && p.token == token) else {
+                let Some(p) = self
+                    .pending
+                    .take_first(|p| p.kind != Kind::Cancel && p.token == token)
+                else {
                     tally.unmatched += 1;
                     return;
                 };
@@ -896,7 +895,10 @@ impl Core {
             }
             Outbound::Replaced(r) => {
                 let token = r.replacement_order_token;
-                let Some(p) = self.take_pending(|p| p.kind == Kind::Replace && p.token == token) else {
+                let Some(p) = self
+                    .pending
+                    .take_first(|p| p.kind == Kind::Replace && p.token == token)
+                else {
                     tally.unmatched += 1;
                     return;
                 };
