@@ -1276,29 +1276,28 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         let mut quiet = true;
         if closed_loop_housekeeping {
             for session in sessions.iter_mut().take(senders) {
-                if session.core.phase == Phase::Active && !read_and_flush(session, now, config, &mut tally)? {
-                    close(session, &mut poll, &mut tally, &mut live);
-                }
+                serve(session, now, config, &mut tally, &mut poll, &mut live)?;
             }
             quiet = sessions.iter().take(senders).all(|s| s.core.pending.is_empty());
             if quiet {
                 poll_events(&mut poll, &mut events, Duration::ZERO)?;
                 let now = now_ns(start);
                 for event in events.iter() {
-                    let session = &mut sessions[event.token().0];
-                    if event.token().0 < senders || session.core.phase != Phase::Active {
-                        continue;
-                    }
-                    if !read_and_flush(session, now, config, &mut tally)? {
-                        close(session, &mut poll, &mut tally, &mut live);
+                    if event.token().0 >= senders {
+                        serve(
+                            &mut sessions[event.token().0],
+                            now,
+                            config,
+                            &mut tally,
+                            &mut poll,
+                            &mut live,
+                        )?;
                     }
                 }
             }
         } else if spin {
             for session in sessions.iter_mut() {
-                if session.core.phase == Phase::Active && !read_and_flush(session, now, config, &mut tally)? {
-                    close(session, &mut poll, &mut tally, &mut live);
-                }
+                serve(session, now, config, &mut tally, &mut poll, &mut live)?;
             }
         } else {
             // epoll waits in whole milliseconds: sleeping in it until a send due sooner would send late. Wait in
@@ -1321,13 +1320,14 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 std::thread::sleep(Duration::from_nanos(until_send_ns.min(NAP_NS)));
             }
             for event in events.iter() {
-                let session = &mut sessions[event.token().0];
-                if session.core.phase != Phase::Active {
-                    continue;
-                }
-                if !read_and_flush(session, now, config, &mut tally)? {
-                    close(session, &mut poll, &mut tally, &mut live);
-                }
+                serve(
+                    &mut sessions[event.token().0],
+                    now,
+                    config,
+                    &mut tally,
+                    &mut poll,
+                    &mut live,
+                )?;
             }
         }
         let now = now_ns(start);
@@ -1396,16 +1396,18 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         poll_events(&mut poll, &mut events, Duration::from_millis(1))?;
         let now = now_ns(start);
         for event in events.iter() {
-            let session = &mut sessions[event.token().0];
-            if session.core.phase == Phase::Active && !read_and_flush(session, now, config, &mut tally)? {
-                close(session, &mut poll, &mut tally, &mut live);
-            }
+            serve(
+                &mut sessions[event.token().0],
+                now,
+                config,
+                &mut tally,
+                &mut poll,
+                &mut live,
+            )?;
         }
         if spin {
             for session in sessions.iter_mut() {
-                if session.core.phase == Phase::Active && !read_and_flush(session, now, config, &mut tally)? {
-                    close(session, &mut poll, &mut tally, &mut live);
-                }
+                serve(session, now, config, &mut tally, &mut poll, &mut live)?;
             }
         }
         if tally.fills + tally.unmatched + tally.other_cancels.iter().sum::<u64>() != before {
@@ -1478,15 +1480,24 @@ fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Duration) -> io::R
     }
 }
 
-fn read_and_flush(
+/// Reads what an active session has and handles it, then goes on with a pending partial write (reads are
+/// the chance to retry); closes the session when the peer ended it. Other sessions are left alone.
+fn serve(
     session: &mut Session,
     now: u64,
     config: &LoadConfig,
     tally: &mut Tally,
-) -> Result<bool, LoadError> {
+    poll: &mut Poll,
+    live: &mut usize,
+) -> Result<(), LoadError> {
+    if session.core.phase != Phase::Active {
+        return Ok(());
+    }
     let open = session.read(now, &config.instruments, tally)?;
-    // A pending partial write goes on when the socket drains (reads are the chance to retry).
-    Ok(open && (session.core.pending_bytes() == 0 || session.flush().unwrap_or(false)))
+    if !(open && (session.core.pending_bytes() == 0 || session.flush().unwrap_or(false))) {
+        close(session, poll, tally, live);
+    }
+    Ok(())
 }
 
 fn close(session: &mut Session, poll: &mut Poll, tally: &mut Tally, live: &mut usize) {
