@@ -1284,14 +1284,8 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 let now = now_ns(start);
                 for event in events.iter() {
                     if event.token().0 >= senders {
-                        serve(
-                            &mut sessions[event.token().0],
-                            now,
-                            config,
-                            &mut tally,
-                            &mut poll,
-                            &mut live,
-                        )?;
+                        let session = &mut sessions[event.token().0];
+                        serve(session, now, config, &mut tally, &mut poll, &mut live)?;
                     }
                 }
             }
@@ -1320,14 +1314,8 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
                 std::thread::sleep(Duration::from_nanos(until_send_ns.min(NAP_NS)));
             }
             for event in events.iter() {
-                serve(
-                    &mut sessions[event.token().0],
-                    now,
-                    config,
-                    &mut tally,
-                    &mut poll,
-                    &mut live,
-                )?;
+                let session = &mut sessions[event.token().0];
+                serve(session, now, config, &mut tally, &mut poll, &mut live)?;
             }
         }
         let now = now_ns(start);
@@ -1396,14 +1384,8 @@ pub fn run(config: &LoadConfig, progress: &mut dyn FnMut(&Progress)) -> Result<L
         poll_events(&mut poll, &mut events, Duration::from_millis(1))?;
         let now = now_ns(start);
         for event in events.iter() {
-            serve(
-                &mut sessions[event.token().0],
-                now,
-                config,
-                &mut tally,
-                &mut poll,
-                &mut live,
-            )?;
+            let session = &mut sessions[event.token().0];
+            serve(session, now, config, &mut tally, &mut poll, &mut live)?;
         }
         if spin {
             for session in sessions.iter_mut() {
