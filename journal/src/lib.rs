@@ -33,8 +33,8 @@ pub use checkpoint::Checkpoint;
 pub use reader::{INDEX_STRIDE_RECORDS, IndexEntry, Reader, Record};
 pub use scan::StopReason;
 pub use storage::{
-    CACHED_SEGMENTS_DEFAULT, FaultConfig, FaultStorage, MemStorage, MmapStorage, SplitMix64, Storage,
-    StorageError, WriteMode,
+    ARCHIVE_MARKER_NAME, ArchivedSegments, CACHED_SEGMENTS_DEFAULT, FaultConfig, FaultStorage, MemStorage,
+    MmapStorage, SplitMix64, Storage, StorageError, WriteMode,
 };
 pub use verify::{BatchInfo, KindTotals, RawRecord, VerifyReport, verify, walk};
 pub use writer::{

@@ -428,6 +428,9 @@ pub(crate) struct RecoveryScan {
     /// Non-zero bytes after `end` (in its segment and later segments).
     pub(crate) tail_bytes: u64,
     pub(crate) stop: Option<(Cursor, StopReason)>,
+    /// Segments whose first record starts a batch (no batch spans into them), ascending: the points
+    /// where the journal may be cut when older segments are archived.
+    pub(crate) aligned: Vec<u64>,
 }
 
 /// Corruption of committed data, found by [`recovery_scan`].
@@ -542,6 +545,7 @@ pub(crate) fn recovery_scan_visiting<S: Storage, E>(
         uncommitted_records: 0,
         tail_bytes: 0,
         stop: None,
+        aligned: Vec::new(),
     };
     if ids.is_empty() {
         return Ok(scan);
@@ -552,7 +556,12 @@ pub(crate) fn recovery_scan_visiting<S: Storage, E>(
         // Where the open batch started (the mark moves only at commits and empty segment starts).
         let batch_start = scanner.mark.at;
         match scanner.step(storage) {
-            Step::Record { .. } | Step::SegmentStart | Step::SegmentEnd { .. } => {}
+            Step::SegmentStart => {
+                if scanner.batch_records == 0 {
+                    scan.aligned.push(scanner.ids[scanner.at.segment_index]);
+                }
+            }
+            Step::Record { .. } | Step::SegmentEnd { .. } => {}
             Step::Commit { at, commit, .. } => {
                 scan.records += commit.record_count as u64;
                 scan.batches += 1;

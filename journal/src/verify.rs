@@ -81,6 +81,10 @@ pub struct VerifyReport {
     pub torn_tail: Option<(u64, u64, u64, u64)>,
     /// Where and why the scan stopped (the end of the log, normally zeroes after the last commit).
     pub stop: Option<(u64, u64, String)>,
+    /// The log ends with a segment end right after its last commit, and the segment that follows (its
+    /// first sequence here) is not in the directory: the journal's first segments without the rest, as
+    /// an archive holds them. Not a torn tail.
+    pub continues_at: Option<u64>,
 }
 
 /// Calls `visit` for every valid record in stream order up to where the log stops, then checks the rest
@@ -114,7 +118,11 @@ pub fn walk<S: Storage>(
         };
         report.stop = Some((segment_id, at.offset, stop_reason));
     }
-    if scan.tail_bytes > 0 || scan.uncommitted_records > 0 {
+    let ends_at_segment_end = matches!(scan.stop, Some((at, StopReason::NoNextSegment)) if at == scan.end)
+        && scan.uncommitted_records == 0;
+    if ends_at_segment_end {
+        report.continues_at = Some(scan.last_committed + 1);
+    } else if scan.tail_bytes > 0 || scan.uncommitted_records > 0 {
         report.torn_tail = Some((
             ids[scan.end.segment_index],
             scan.end.offset,

@@ -186,6 +186,9 @@ pub struct Journal<S: Storage> {
     batch_first_at: (u64, u64),
     /// The last batch committed by this writer.
     last_batch: Option<CommittedBatch>,
+    /// Segments whose first record starts a batch, ascending: where the journal may be cut when older
+    /// segments are archived ([`Journal::archive_before`]).
+    aligned_segments: Vec<u64>,
 }
 
 /// Where a batch this writer committed lies: what an in-process [`crate::Reader`] needs to trust it
@@ -201,6 +204,9 @@ pub struct CommittedBatch {
     /// Sequence of the batch's last record.
     pub last_sequence: u64,
 }
+
+/// A batch starts in a new segment when less than this fraction of its segment would be left.
+const ROLL_SLACK_DIVISOR: u64 = 32;
 
 /// Zeroes used to cut a torn tail.
 const ZEROES: [u8; 4096] = [0u8; 4096];
@@ -269,6 +275,7 @@ impl<S: Storage> Journal<S> {
         let mut torn_tail = None;
         let mut segment_id = 0;
         let mut offset = 0;
+        let mut aligned_segments = scan.aligned.clone();
         if !scan.ids.is_empty() {
             let end = scan.end;
             let removed_from = if end.offset == 0 {
@@ -277,6 +284,9 @@ impl<S: Storage> Journal<S> {
                 end.segment_index + 1
             };
             let removed_segments = (scan.ids.len() - removed_from) as u32;
+            if let Some(&first_removed) = scan.ids.get(removed_from) {
+                aligned_segments.retain(|&id| id < first_removed);
+            }
             if scan.tail_bytes > 0 || removed_segments > 0 {
                 for &id in scan.ids[removed_from..].iter().rev() {
                     storage.remove_segment(id)?;
@@ -327,6 +337,7 @@ impl<S: Storage> Journal<S> {
             oldest_unsynced_segment: None,
             batch_first_at: (segment_id, offset),
             last_batch: None,
+            aligned_segments,
         };
         journal.segment_bytes = journal.storage.segment(segment_id).len() as u64;
         if offset == 0 {
@@ -406,6 +417,9 @@ impl<S: Storage> Journal<S> {
         self.segment_id = id;
         self.segment_bytes = self.config.segment_bytes;
         self.offset = SEGMENT_HEADER_BYTES as u64;
+        if self.batch_records == 0 {
+            self.aligned_segments.push(id);
+        }
         // The first sync of a new segment starts at 0: it makes the header durable too.
         self.unsynced_offset = 0;
         Ok(())
@@ -431,8 +445,18 @@ impl<S: Storage> Journal<S> {
     }
 
     /// Makes room for `record_bytes` (plus a segment-end record), rolling to a new segment if needed.
+    ///
+    /// A batch's first record also rolls when it would leave less than [`ROLL_SLACK_DIVISOR`]th of the
+    /// segment free (unless the segment is still empty): then a batch rarely spans two segments, and
+    /// the segment boundaries are places where the journal can be cut ([`Journal::archive_before`]).
     fn ensure_room(&mut self, record_bytes: u64) -> Result<(), JournalError> {
-        if self.offset + record_bytes + SEGMENT_END_RECORD_BYTES as u64 <= self.segment_bytes {
+        let end = self.offset + record_bytes + SEGMENT_END_RECORD_BYTES as u64;
+        let slack = if self.batch_records == 0 && self.offset > SEGMENT_HEADER_BYTES as u64 {
+            self.segment_bytes / ROLL_SLACK_DIVISOR
+        } else {
+            0
+        };
+        if end + slack <= self.segment_bytes {
             return Ok(());
         }
         self.write_record(KIND_SEGMENT_END, self.next_sequence, &[])?;
@@ -670,6 +694,53 @@ impl<S: Storage> Journal<S> {
     /// First sequence in the journal.
     pub fn first_sequence(&self) -> u64 {
         self.first_sequence
+    }
+
+    /// The sequences of the checkpoints kept, ascending.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn checkpoint_sequences(&mut self) -> Result<Vec<u64>, JournalError> {
+        crate::checkpoint::list(&mut self.storage)
+    }
+}
+
+impl Journal<crate::MmapStorage> {
+    /// Moves the segments that hold only records before `sequence` into `archive_dir`, so that the
+    /// journal directory (and every later open's recovery scan) starts at the last segment boundary at
+    /// or before `sequence` where no batch spans two segments (see `ensure_room`: the writer makes such
+    /// boundaries the rule). Records from `sequence` on all stay. Also finishes a move a crash
+    /// interrupted. See [`crate::MmapStorage::archive_segments`] for the crash-safety argument.
+    ///
+    /// # Errors
+    /// Storage errors (nothing is lost: a failed move leaves a segment where it was, and the marker
+    /// already excludes it, or the marker was not written and the journal is unchanged).
+    pub fn archive_before(
+        &mut self,
+        sequence: u64,
+        archive_dir: &std::path::Path,
+    ) -> Result<crate::ArchivedSegments, JournalError> {
+        self.usable()?;
+        let limit = sequence.min(self.segment_id);
+        let cut = self
+            .aligned_segments
+            .iter()
+            .rev()
+            .find(|&&id| id <= limit)
+            .copied()
+            .unwrap_or(0);
+        // Nothing new to cut: only finish a move a crash interrupted, if any.
+        let first_kept = if cut > self.first_sequence {
+            cut
+        } else {
+            self.storage.archived_before()
+        };
+        let done = self.storage.archive_segments(first_kept, archive_dir)?;
+        if done.first_kept > self.first_sequence {
+            self.first_sequence = done.first_kept;
+        }
+        self.aligned_segments.retain(|&id| id >= done.first_kept);
+        Ok(done)
     }
 }
 

@@ -192,6 +192,13 @@ fn print_summary(report: &VerifyReport) {
             segment_file(segment_id)
         );
     }
+    if let Some(next) = report.continues_at {
+        println!(
+            "ends with a segment end: the journal continues in {}, which is not in this directory (an archive \
+             holds a journal's first segments; the rest are in the journal directory)",
+            segment_file(next)
+        );
+    }
 }
 
 fn verify(dir: PathBuf) -> Result<(), JournalError> {

@@ -547,6 +547,10 @@ pub struct MmapStorage {
     /// once the journal said it never syncs (`choose_write_mode(false)`), which promises nothing across a
     /// machine crash; the roll then costs no directory sync on the writer's thread (0.4-0.7 ms measured).
     name_syncs: bool,
+    /// Segments below this id were archived ([`MmapStorage::archive_segments`]): they are not part of the
+    /// journal any more, even while a move that a crash interrupted has left some in the directory.
+    /// Read from [`ARCHIVE_MARKER_NAME`] at open; 0 when nothing was archived.
+    archived_before: u64,
 }
 
 impl std::fmt::Debug for MmapStorage {
@@ -570,6 +574,61 @@ fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// The file naming the first segment kept once older ones were archived: its decimal id and a newline.
+pub const ARCHIVE_MARKER_NAME: &str = "segments-archived-before";
+/// The marker while it is written (removed if found at open).
+const ARCHIVE_MARKER_TEMP: &str = "segments-archived-before.tmp";
+
+/// The id in `dir`'s archive marker (0: there is none).
+fn read_archive_marker(dir: &Path) -> Result<u64, StorageError> {
+    let path = dir.join(ARCHIVE_MARKER_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim_end_matches('\n').parse::<u64>() {
+            Ok(id) if id > 0 && text.ends_with('\n') => Ok(id),
+            _ => Err(StorageError::io(
+                format!("read {}", path.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("not a segment id and a newline: {text:?}"),
+                ),
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(StorageError::io(format!("read {}", path.display()), e)),
+    }
+}
+
+/// What [`MmapStorage::archive_segments`] moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArchivedSegments {
+    /// The first segment left in the journal (0: nothing was ever archived).
+    pub first_kept: u64,
+    /// Segment files moved by this call (those a crash left behind included).
+    pub moved: u32,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// An error unless `a` and `b` are on one file system (a rename between them works).
+fn same_file_system(a: &Path, b: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::MetadataExt;
+    let device = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.dev())
+            .map_err(|e| StorageError::io(format!("stat {}", p.display()), e))
+    };
+    if device(a)? == device(b)? {
+        return Ok(());
+    }
+    Err(StorageError::io(
+        format!("archive {} from {}", b.display(), a.display()),
+        std::io::Error::new(
+            std::io::ErrorKind::CrossesDevices,
+            "the archive directory must be on the journal's file system (segments are moved by rename)",
+        ),
+    ))
 }
 
 fn sync_directory(dir: &Path) -> Result<(), StorageError> {
@@ -617,8 +676,10 @@ impl MmapStorage {
             lookup_hint: Cell::new(0),
             cached_segments: CACHED_SEGMENTS_DEFAULT,
             name_syncs: true,
+            archived_before: 0,
         };
         storage.remove_temporaries()?;
+        storage.archived_before = read_archive_marker(&storage.dir)?;
         storage.refresh(false)?;
         Ok(storage)
     }
@@ -663,7 +724,9 @@ impl MmapStorage {
             lookup_hint: Cell::new(0),
             cached_segments: CACHED_SEGMENTS_DEFAULT,
             name_syncs: true,
+            archived_before: 0,
         };
+        storage.archived_before = read_archive_marker(&storage.dir)?;
         storage.refresh(false)?;
         Ok(storage)
     }
@@ -702,13 +765,83 @@ impl MmapStorage {
         &self.dir
     }
 
+    /// Segments below this id were archived (0: none).
+    pub fn archived_before(&self) -> u64 {
+        self.archived_before
+    }
+
+    /// Moves every segment below `first_kept` into `archive_dir` (created if needed, and checked to be on
+    /// the journal's file system, so that a move is a rename, at every call). Crash-safe: the marker
+    /// [`ARCHIVE_MARKER_NAME`] naming `first_kept` is made durable first, and from then on every open
+    /// ignores the older segments, so a crash between the moves leaves a journal that starts at
+    /// `first_kept` with some old files still beside it, which the next call moves. The caller
+    /// ([`crate::Journal::archive_before`]) chooses a `first_kept` that starts a batch.
+    ///
+    /// A `first_kept` at or below the marker's only finishes an interrupted move.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadOnly`]; [`StorageError::NotFound`] if `first_kept` is not a segment here;
+    /// I/O errors (another file system: `EXDEV`, reported before anything is changed).
+    pub fn archive_segments(
+        &mut self,
+        first_kept: u64,
+        archive_dir: &Path,
+    ) -> Result<ArchivedSegments, StorageError> {
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        // Checked at every call, so that a misplaced archive shows at the first start, not on the day
+        // something is first due to move.
+        std::fs::create_dir_all(archive_dir)
+            .map_err(|e| StorageError::io(format!("create {}", archive_dir.display()), e))?;
+        same_file_system(&self.dir, archive_dir)?;
+        if first_kept > self.archived_before {
+            if !self.segments.iter().any(|s| s.id == first_kept) {
+                return Err(StorageError::NotFound(format!("segment {first_kept}")));
+            }
+            self.flush_pending()?;
+            let temp = self.path(ARCHIVE_MARKER_TEMP);
+            std::fs::write(&temp, format!("{first_kept}\n"))
+                .map_err(|e| StorageError::io(format!("write {}", temp.display()), e))?;
+            self.sync_file(ARCHIVE_MARKER_TEMP)?;
+            self.rename_file(ARCHIVE_MARKER_TEMP, ARCHIVE_MARKER_NAME)?;
+            sync_directory(&self.dir)?;
+            self.archived_before = first_kept;
+            self.segments.retain(|s| s.id >= first_kept);
+            self.lookup_hint.set(0);
+        }
+        let mut done = ArchivedSegments {
+            first_kept: self.archived_before,
+            ..ArchivedSegments::default()
+        };
+        let old: Vec<String> = self
+            .list_names()?
+            .into_iter()
+            .filter(|n| parse_segment_name(n).is_some_and(|id| id < self.archived_before))
+            .collect();
+        if old.is_empty() {
+            return Ok(done);
+        }
+        for name in old {
+            let (from, to) = (self.path(&name), archive_dir.join(&name));
+            let bytes = std::fs::metadata(&from).map_or(0, |m| m.len());
+            std::fs::rename(&from, &to)
+                .map_err(|e| StorageError::io(format!("move {} to {}", from.display(), to.display()), e))?;
+            done.moved += 1;
+            done.bytes += bytes;
+        }
+        sync_directory(archive_dir)?;
+        sync_directory(&self.dir)?;
+        Ok(done)
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     fn remove_temporaries(&mut self) -> Result<(), StorageError> {
         for name in self.list_names()? {
-            if name.ends_with(SEGMENT_TEMP_SUFFIX) {
+            if name.ends_with(SEGMENT_TEMP_SUFFIX) || name == ARCHIVE_MARKER_TEMP {
                 let path = self.path(&name);
                 std::fs::remove_file(&path)
                     .map_err(|e| StorageError::io(format!("remove {}", path.display()), e))?;
@@ -739,7 +872,7 @@ impl MmapStorage {
             let Some(id) = parse_segment_name(&name) else {
                 continue;
             };
-            if self.segments.iter().any(|s| s.id == id) {
+            if id < self.archived_before || self.segments.iter().any(|s| s.id == id) {
                 continue;
             }
             let (file, map) = if lazily {

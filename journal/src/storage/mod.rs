@@ -25,7 +25,10 @@ use crate::format::{RECORD_HEADER_BYTES, RecordHeader};
 
 pub use fault::{FaultConfig, FaultStorage, PAGE_BYTES, SECTOR_BYTES, SplitMix64};
 pub use memory::MemStorage;
-pub use mmap::{CACHED_SEGMENTS_DEFAULT, MmapStorage, WRITE_BUFFER_BYTES, WriteMode};
+pub use mmap::{
+    ARCHIVE_MARKER_NAME, ArchivedSegments, CACHED_SEGMENTS_DEFAULT, MmapStorage, WRITE_BUFFER_BYTES,
+    WriteMode,
+};
 
 /// An error from the storage below the journal.
 #[derive(Debug, thiserror::Error)]
