@@ -265,10 +265,26 @@ pub struct JournalSection {
     /// ones are written back and dropped from it (docs/journal.md, "Retired segments").
     #[serde(default = "cached_segments_default")]
     pub cached_segments: u32,
+    /// Whether start-up moves the segments nothing needs any more (all their records are before the
+    /// oldest checkpoint kept and before the day's start) to `archive_directory` (docs/journal.md,
+    /// "Archived segments").
+    #[serde(default = "archive_default")]
+    pub archive: bool,
+    /// Where archived segments go: inside the journal directory unless absolute, and on its file system.
+    #[serde(default = "archive_directory_default")]
+    pub archive_directory: PathBuf,
 }
 
 fn cached_segments_default() -> u32 {
     bourse_journal::CACHED_SEGMENTS_DEFAULT as u32
+}
+
+fn archive_default() -> bool {
+    true
+}
+
+fn archive_directory_default() -> PathBuf {
+    PathBuf::from("archive")
 }
 
 /// `[threading] idle`: the name of an [`IdleStrategy`].
@@ -695,6 +711,17 @@ impl Config {
         )?;
         range("journal.checkpoint_every_s", j.checkpoint_every_s, 1, 86_400)?;
         range("journal.cached_segments", j.cached_segments, 2, 65_536)?;
+        let archive = j.archive_directory.as_os_str();
+        if archive.is_empty()
+            || archive == "."
+            || self.journal_archive_directory().as_deref() == Some(&j.directory)
+        {
+            return Err(invalid(
+                "journal.archive_directory",
+                format!("{:?}", j.archive_directory.display().to_string()),
+                "must name a directory other than the journal directory",
+            ));
+        }
         // The library's own rules, in case they are stricter than ours.
         self.journal_config()
             .validate()
@@ -903,6 +930,13 @@ impl Config {
             },
             checkpoints_kept: j.checkpoints_kept,
         }
+    }
+
+    /// Where start-up archives old segments (`journal.archive_directory` resolved against the journal
+    /// directory), or `None` when `journal.archive` is off.
+    pub fn journal_archive_directory(&self) -> Option<PathBuf> {
+        let j = &self.journal;
+        j.archive.then(|| j.directory.join(&j.archive_directory))
     }
 
     /// The sync policy as the admin `status` reply names it.
@@ -1219,6 +1253,16 @@ mod tests {
                 set("journal", "cached_segments", 1),
                 "journal.cached_segments",
                 "is below 2",
+            ),
+            (
+                set("journal", "archive_directory", ""),
+                "journal.archive_directory",
+                "other than the journal directory",
+            ),
+            (
+                set("journal", "archive_directory", "."),
+                "journal.archive_directory",
+                "other than the journal directory",
             ),
             (
                 set("threading", "idle_park_ns_min", 0),

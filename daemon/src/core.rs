@@ -1035,6 +1035,14 @@ pub enum StartError {
     /// Re-running the journaled commands gave different outcomes.
     #[error("{0}")]
     Mismatch(String),
+    /// Old segments could not be archived (`journal.archive_directory`); nothing was lost.
+    #[error("journal.archive_directory {dir}: {error}")]
+    Archive {
+        /// The archive directory.
+        dir: String,
+        /// What failed.
+        error: bourse_journal::JournalError,
+    },
 }
 
 /// What recovery found.
@@ -1212,6 +1220,17 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
         ),
         None => (Machine::new(engine_config), 1, 0),
     };
+    let journal_from = storage.archived_before();
+    if from < journal_from {
+        return Err(StartError::Checkpoint(format!(
+            "the journal in {} starts at sequence {journal_from} (the segments before it were archived, see \
+             its `{}` file) but the newest usable checkpoint needs the records from {from} on: put the \
+             archived segments back and delete that file, or restore a checkpoint from after {}",
+            config.journal.directory.display(),
+            bourse_journal::ARCHIVE_MARKER_NAME,
+            journal_from - 1,
+        )));
+    }
     let mut group: Vec<(u64, u16, Vec<u8>)> = Vec::new();
     let mut steps = 0u64;
     let visit = |r: bourse_journal::Record<'_>| -> Result<(), StepError> {
@@ -1261,6 +1280,40 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
         startup_sessions: VecDeque::new(),
         startup_feed: VecDeque::new(),
     })
+}
+
+/// Moves the journal segments nothing needs any more to `journal.archive_directory` (if
+/// `journal.archive` is on), after [`start_up`] and before any reader opens the journal: those whose
+/// records all precede both the oldest checkpoint kept (a start-up may fall back to it) and the day's
+/// start (session replays, re-requests, the snapshot book and busts read the day's records). Returns
+/// what was moved, or `None` when archiving is off.
+///
+/// # Errors
+/// Journal and file-system errors (an archive directory on another file system among them); nothing is
+/// lost (see [`bourse_journal::MmapStorage::archive_segments`]).
+pub fn archive_journal(
+    recovered: &mut Recovered,
+    config: &Config,
+) -> Result<Option<bourse_journal::ArchivedSegments>, StartError> {
+    let Some(archive_dir) = config.journal_archive_directory() else {
+        return Ok(None);
+    };
+    let journal = &mut recovered.journal;
+    let oldest_checkpoint = journal.checkpoint_sequences()?.first().copied();
+    let day_start = recovered
+        .machine
+        .day
+        .as_ref()
+        .map_or(0, |d| d.day_start_journal_seq);
+    // No checkpoint: a start-up re-runs the journal from its first record, so everything stays.
+    let before = oldest_checkpoint.map_or(0, |c| (c + 1).min(day_start));
+    journal
+        .archive_before(before, &archive_dir)
+        .map(Some)
+        .map_err(|error| StartError::Archive {
+            dir: archive_dir.display().to_string(),
+            error,
+        })
 }
 
 /// The session name of a new day started at `unix_ns`: `YYYYMMDDnn`, `nn` one above the previous

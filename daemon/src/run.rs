@@ -112,6 +112,17 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
     let mode = placement.mode;
     let mut recovered = core::recover_with_helpers(&config, helper_cores.clone())?;
     let start = core::start_up(&mut recovered, &config)?;
+    if let Some(archived) = core::archive_journal(&mut recovered, &config)?
+        && archived.moved > 0
+    {
+        eprintln!(
+            "boursed: journal: moved {} segments ({:.1} MiB) holding only records before sequence {} to {}",
+            archived.moved,
+            archived.bytes as f64 / f64::from(1 << 20),
+            archived.first_kept,
+            config.journal_archive_directory().unwrap_or_default().display(),
+        );
+    }
     let day = recovered.machine.day.clone().expect("start-up opens a day");
     eprintln!(
         "boursed: recovered: checkpoint at {}, {} steps ({} records) re-run and checked, journal at {}; {}; \

@@ -374,3 +374,167 @@ fn a_crash_recovers_from_the_checkpointers_checkpoint() {
     assert!(status.success(), "{}", daemon.log());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reads sequenced OUCH messages until `count` arrived (or `WAIT` passed); returns how many did.
+fn receive(client: &mut Client, count: usize) -> usize {
+    let (mut got, deadline) = (0, Instant::now() + WAIT);
+    while got < count && Instant::now() < deadline {
+        match client.recv(Duration::from_millis(50)) {
+            Ok(Some(Event::Sequenced(_))) => got += 1,
+            Ok(Some(Event::Closed)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    got
+}
+
+/// Segment ids of the segment files in `dir`, ascending.
+fn segment_files(dir: &Path) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .into_string()
+                        .ok()?
+                        .strip_suffix(".seg")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn the_next_days_start_archives_the_old_segments_and_recovery_goes_on() {
+    let dir = temp_dir("e2e-archive").unwrap();
+    let options = DaemonConfigOptions {
+        journal_dir: dir.join("journal"),
+        sync: Some("none".into()),
+        throttle_msgs_per_s: Some(1_000_000),
+        ..DaemonConfigOptions::default()
+    };
+    let text = daemon_config(DEFAULT_TOML, &options).expect("config");
+    // Small segments, and one checkpoint kept: the next day's start-up checkpoint is then the oldest.
+    let text = text
+        .replace("segment_bytes = 67108864", "segment_bytes = 1048576")
+        .replace("checkpoints_kept = 3", "checkpoints_kept = 1");
+    assert_eq!(parsed(&text).journal.segment_bytes, 1 << 20, "the replace took");
+    assert_eq!(parsed(&text).journal.checkpoints_kept, 1, "the replace took");
+    let journal = dir.join("journal");
+    let archive = journal.join("archive");
+
+    // Day 1: 15,000 resting buys (several segments' worth), then end of day and a clean stop.
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    let (mut alice, _) = login(&daemon, "alice", "alice-pw", 1);
+    assert_eq!(receive(&mut alice, 1), 1, "Start of Day");
+    for chunk in 0..30u32 {
+        for i in chunk * 500..(chunk + 1) * 500 {
+            let order = buy(&format!("D{i}"), 1_850_000 + (i % 500) * 100);
+            alice.enter(&order).unwrap();
+        }
+        assert_eq!(receive(&mut alice, 500), 500, "acks of chunk {chunk}");
+    }
+    assert!(matches!(
+        daemon.admin(&AdminRequest::EndOfDay, WAIT).expect("admin"),
+        AdminReply::Done { .. }
+    ));
+    assert!(daemon.stop(WAIT).unwrap().success());
+    let day_one = segment_files(&journal);
+    assert!(day_one.len() >= 3, "day 1 filled several segments: {day_one:?}");
+    assert!(segment_files(&archive).is_empty(), "nothing archived on day 1");
+
+    // Day 2 starts: every segment holding only day-1 records moves to the archive, and the rest of the
+    // journal is a working journal.
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart");
+    let moved = segment_files(&archive);
+    let kept = segment_files(&journal);
+    assert!(!moved.is_empty(), "old segments archived; log:\n{}", daemon.log());
+    assert_eq!(
+        [moved.clone(), kept.clone()].concat(),
+        [day_one.clone(), kept[day_one.len() - moved.len()..].to_vec()].concat(),
+        "whole segments moved, oldest first"
+    );
+    assert!(
+        daemon.log().contains("holding only records before sequence"),
+        "{}",
+        daemon.log()
+    );
+    let marker = std::fs::read_to_string(journal.join(bourse_journal::ARCHIVE_MARKER_NAME)).expect("marker");
+    assert_eq!(marker, format!("{}\n", kept[0]));
+    let (mut alice, next) = login(&daemon, "alice", "alice-pw", 1);
+    assert_eq!(next, 1, "a new day");
+    alice.enter(&buy("N1", 1_900_000)).unwrap();
+    let before_crash = drain(&mut alice, Duration::from_millis(300));
+    assert_eq!(
+        before_crash.len(),
+        2,
+        "Start of Day and the ack: {before_crash:?}"
+    );
+    assert_eq!(depth(&daemon, "AAPL").len(), 1, "day orders ended with day 1");
+
+    // A crash on day 2 recovers from the archived journal: the session replays exactly the day's messages.
+    kill9(&mut daemon);
+    let daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart after a crash");
+    assert!(daemon.log().contains("trading day continues"), "{}", daemon.log());
+    let (mut alice, next) = login(&daemon, "alice", "alice-pw", 1);
+    assert_eq!(next, 1);
+    // alice has cancel-on-disconnect (the default config): start-up canceled N1 and journaled it.
+    let replayed = drain(&mut alice, Duration::from_millis(300));
+    assert_eq!(replayed[..2], before_crash[..], "{replayed:?}");
+    assert!(
+        matches!(&replayed[2..], [(3, OutboundMessage::Canceled(c))] if c.order_token == Token::new("N1").unwrap()),
+        "{replayed:?}"
+    );
+    assert!(depth(&daemon, "AAPL").is_empty());
+    drop(alice);
+    drop(daemon);
+
+    // Without a checkpoint the archived records would be needed: start-up refuses, naming the marker.
+    for entry in std::fs::read_dir(&journal).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("checkpoint") {
+            std::fs::remove_file(journal.join(name)).unwrap();
+        }
+    }
+    let error = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect_err("refused");
+    assert!(
+        error.to_string().contains(bourse_journal::ARCHIVE_MARKER_NAME),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_archive_directory_on_another_file_system_stops_the_first_start() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir("e2e-archive-xdev").unwrap();
+    let elsewhere = PathBuf::from(format!("/dev/shm/bourse-archive-{}", std::process::id()));
+    let device = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+    match (device(&dir), device(Path::new("/dev/shm"))) {
+        (Ok(a), Ok(b)) if a != b => {}
+        other => {
+            eprintln!("skipped: no second file system at /dev/shm here ({other:?})");
+            return;
+        }
+    }
+    let text = config_text(&dir, false).replace(
+        "archive_directory = \"archive\"",
+        &format!("archive_directory = {:?}", elsewhere.display().to_string()),
+    );
+    assert_eq!(
+        parsed(&text).journal.archive_directory,
+        elsewhere,
+        "the replace took"
+    );
+    let error = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect_err("refused");
+    let message = error.to_string();
+    assert!(message.contains("journal.archive_directory"), "{message}");
+    assert!(message.contains("file system"), "{message}");
+    let _ = std::fs::remove_dir_all(&elsewhere);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
