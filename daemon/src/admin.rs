@@ -266,11 +266,13 @@ pub fn spawn(
     context: Arc<AdminContext>,
     helper_cores: Vec<usize>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
+    let (placed, wait_placed) = std::sync::mpsc::sync_channel::<()>(1);
+    let thread = std::thread::Builder::new()
         .name("bourse-admin".into())
         .spawn(move || {
             // A helper thread: on the helper cores (its connection threads inherit them).
             crate::agent::pin_helper_thread("admin thread", &helper_cores);
+            let _ = placed.send(());
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let Some(id) = context.admit(&stream) else {
@@ -288,7 +290,10 @@ pub fn spawn(
                     context.leave(id);
                 }
             }
-        })
+        })?;
+    // Returns once the thread runs named and placed (the daemon reports ready after this).
+    let _ = wait_placed.recv();
+    Ok(thread)
 }
 
 fn serve(stream: TcpStream, id: u64, context: &AdminContext) {

@@ -647,12 +647,14 @@ pub fn spawn_shared(
     }
     let names: Vec<&'static str> = agents.iter().map(|a| a.name()).collect();
     let thread_stop = stop.clone();
+    let (placed, wait_placed) = std::sync::mpsc::sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
         .name("bourse-shared".to_owned())
         .spawn(move || {
             if let Some(core) = core {
                 core_affinity::set_for_current(core);
             }
+            let _ = placed.send(());
             let totals = run_shared(&mut agents, idle, clock, &thread_stop, meter);
             names
                 .into_iter()
@@ -668,6 +670,8 @@ pub fn spawn_shared(
             agent: "shared",
             message: e.to_string(),
         })?;
+    // Returns once the thread runs named and pinned: what the daemon reports ready is placed.
+    let _ = wait_placed.recv();
     Ok(RunnerHandle {
         mode: ResolvedMode::Shared,
         stop,
@@ -705,10 +709,12 @@ pub fn spawn_pinned(
         let name = agent.name();
         let thread_stop = stop.clone();
         let meter = meter.clone();
+        let (placed, wait_placed) = std::sync::mpsc::sync_channel::<()>(1);
         let spawned = std::thread::Builder::new()
             .name(format!("bourse-{name}"))
             .spawn(move || {
                 let pinned = core_affinity::set_for_current(core);
+                let _ = placed.send(());
                 let mut idler = Idler::new(idle);
                 let mut times = WorkTimes::new(vec![name], &meter);
                 let mut timer = RoundTimer::new(meter);
@@ -736,7 +742,10 @@ pub fn spawn_pinned(
                 }]
             });
         match spawned {
-            Ok(thread) => threads.push(thread),
+            Ok(thread) => {
+                let _ = wait_placed.recv();
+                threads.push(thread);
+            }
             Err(e) => {
                 stop.stop();
                 for thread in threads {
