@@ -270,12 +270,12 @@ impl<S: Storage> Journal<S> {
     fn finish_open(
         mut storage: S,
         config: JournalConfig,
-        scan: scan::RecoveryScan,
+        mut scan: scan::RecoveryScan,
     ) -> Result<(Journal<S>, Recovery), JournalError> {
         let mut torn_tail = None;
         let mut segment_id = 0;
         let mut offset = 0;
-        let mut aligned_segments = scan.aligned.clone();
+        let mut aligned_segments = std::mem::take(&mut scan.aligned);
         if !scan.ids.is_empty() {
             let end = scan.end;
             let removed_from = if end.offset == 0 {

@@ -800,12 +800,11 @@ impl MmapStorage {
                 return Err(StorageError::NotFound(format!("segment {first_kept}")));
             }
             self.flush_pending()?;
-            let temp = self.path(ARCHIVE_MARKER_TEMP);
-            std::fs::write(&temp, format!("{first_kept}\n"))
-                .map_err(|e| StorageError::io(format!("write {}", temp.display()), e))?;
+            // Atomically, as a checkpoint file is written.
+            self.write_file(ARCHIVE_MARKER_TEMP, format!("{first_kept}\n").as_bytes())?;
             self.sync_file(ARCHIVE_MARKER_TEMP)?;
             self.rename_file(ARCHIVE_MARKER_TEMP, ARCHIVE_MARKER_NAME)?;
-            sync_directory(&self.dir)?;
+            self.sync_dir()?;
             self.archived_before = first_kept;
             self.segments.retain(|s| s.id >= first_kept);
             self.lookup_hint.set(0);
