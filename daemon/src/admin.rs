@@ -61,6 +61,8 @@ pub struct AdminContext {
     pub threading_mode: ThreadingModeName,
     /// Ring capacities: commands, replies, market data.
     pub ring_capacity: [u64; 3],
+    /// First record in the journal directory (fixed after start-up, which archives).
+    pub journal_first_sequence: u64,
     rate: Mutex<Rate>,
     connections: Mutex<Vec<Connection>>,
     next_connection: AtomicU64,
@@ -86,6 +88,7 @@ impl AdminContext {
         sync_policy: SyncPolicyName,
         threading_mode: ThreadingModeName,
         ring_capacity: [u64; 3],
+        journal_first_sequence: u64,
     ) -> AdminContext {
         AdminContext {
             jobs: Mutex::new(jobs),
@@ -95,6 +98,7 @@ impl AdminContext {
             sync_policy,
             threading_mode,
             ring_capacity,
+            journal_first_sequence,
             rate: Mutex::new(Rate {
                 at: Instant::now(),
                 events_total: 0,
@@ -194,6 +198,7 @@ impl AdminContext {
             checkpoint_sequence,
             checkpointer_sequence,
             checkpointer_failed,
+            journal_first_sequence: self.journal_first_sequence,
         })
     }
 

@@ -123,6 +123,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
             config.journal_archive_directory().unwrap_or_default().display(),
         );
     }
+    let journal_first_sequence = recovered.journal.first_sequence();
     let day = recovered.machine.day.clone().expect("start-up opens a day");
     eprintln!(
         "boursed: recovered: checkpoint at {}, {} steps ({} records) re-run and checked, journal at {}; {}; \
@@ -257,6 +258,7 @@ pub fn run(config: Config, ports_file: Option<PathBuf>) -> Result<(), RunError> 
             u64::from(config.rings.replies_capacity),
             u64::from(config.rings.market_data_capacity),
         ],
+        journal_first_sequence,
     ));
     admin::spawn(admin_listener, context, helper_cores.clone()).map_err(io("admin thread"))?;
     // The main thread only waits for a signal from now on: a helper too (the stages were started above,

@@ -430,6 +430,10 @@ fn the_next_days_start_archives_the_old_segments_and_recovery_goes_on() {
 
     // Day 1: 15,000 resting buys (several segments' worth), then end of day and a clean stop.
     let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    match daemon.admin(&AdminRequest::Status, WAIT).expect("status") {
+        AdminReply::Status(s) => assert_eq!(s.journal_first_sequence, 1),
+        other => panic!("{other:?}"),
+    }
     let (mut alice, _) = login(&daemon, "alice", "alice-pw", 1);
     assert_eq!(receive(&mut alice, 1), 1, "Start of Day");
     for chunk in 0..30u32 {
@@ -466,6 +470,10 @@ fn the_next_days_start_archives_the_old_segments_and_recovery_goes_on() {
     );
     let marker = std::fs::read_to_string(journal.join(bourse_journal::ARCHIVE_MARKER_NAME)).expect("marker");
     assert_eq!(marker, format!("{}\n", kept[0]));
+    match daemon.admin(&AdminRequest::Status, WAIT).expect("status") {
+        AdminReply::Status(s) => assert_eq!(s.journal_first_sequence, kept[0]),
+        other => panic!("{other:?}"),
+    }
     let (mut alice, next) = login(&daemon, "alice", "alice-pw", 1);
     assert_eq!(next, 1, "a new day");
     alice.enter(&buy("N1", 1_900_000)).unwrap();

@@ -225,6 +225,10 @@ pub struct StatusReply {
     /// read): no checkpoint is written until a restart; stderr says why.
     #[serde(default)]
     pub checkpointer_failed: bool,
+    /// Sequence of the first record in the journal directory: above 1 once start-up archived the
+    /// segments before it (0 from daemons before 2026-11-28).
+    #[serde(default)]
+    pub journal_first_sequence: u64,
 }
 
 /// One connected order-entry session, in [`AdminReply::Sessions`].
@@ -361,6 +365,7 @@ mod tests {
                 checkpoint_sequence: 900,
                 checkpointer_sequence: 1_020,
                 checkpointer_failed: false,
+                journal_first_sequence: 1,
             }),
             AdminReply::Sessions {
                 sessions: vec![
@@ -488,13 +493,15 @@ mod tests {
                 r#"{"type":"depth","symbol":"MSFT","levels":5}"#,
             ),
         ];
-        // A status from a daemon older than the busy and checkpointer fields still decodes (they read as 0).
+        // A status from a daemon older than the busy, checkpointer and journal-start fields still decodes
+        // (they read as 0).
         let older = r#"{"type":"status","uptime_ms":1,"sessions":0,"orders":0,"events_total":0,"events_per_s":0,"journal_sequence":0,"rings":[],"sync_policy":"none","threading_mode":"shared"}"#;
         match serde_json::from_str::<AdminReply>(older).unwrap() {
             AdminReply::Status(status) => {
                 assert_eq!((status.pipeline_busy_ns, status.pipeline_busy_ns_per_s), (0, 0));
                 assert_eq!((status.checkpoint_sequence, status.checkpointer_sequence), (0, 0));
                 assert!(!status.checkpointer_failed);
+                assert_eq!(status.journal_first_sequence, 0);
             }
             other => panic!("{other:?}"),
         }
@@ -506,7 +513,7 @@ mod tests {
         let reply_cases = [
             (
                 &replies[0],
-                r#"{"type":"status","uptime_ms":1500,"sessions":2,"orders":10,"events_total":1000,"events_per_s":250,"journal_sequence":1020,"rings":[{"ring":"commands","len":3,"capacity":65536}],"sync_policy":{"every_batches":8},"threading_mode":"shared","pipeline_busy_ns":3000000000,"pipeline_busy_ns_per_s":250000000,"checkpoint_sequence":900,"checkpointer_sequence":1020,"checkpointer_failed":false}"#,
+                r#"{"type":"status","uptime_ms":1500,"sessions":2,"orders":10,"events_total":1000,"events_per_s":250,"journal_sequence":1020,"rings":[{"ring":"commands","len":3,"capacity":65536}],"sync_policy":{"every_batches":8},"threading_mode":"shared","pipeline_busy_ns":3000000000,"pipeline_busy_ns_per_s":250000000,"checkpoint_sequence":900,"checkpointer_sequence":1020,"checkpointer_failed":false,"journal_first_sequence":1}"#,
             ),
             (
                 &replies[2],

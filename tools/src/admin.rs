@@ -730,6 +730,13 @@ pub fn status_table(status: &StatusReply) -> String {
         ("events", status.events_total.to_string()),
         ("events/s", status.events_per_s.to_string()),
         ("journal sequence", status.journal_sequence.to_string()),
+        (
+            "journal from",
+            match status.journal_first_sequence {
+                0 => "-".to_owned(),
+                first => first.to_string(),
+            },
+        ),
         ("sync policy", sync),
         ("threading", threading.to_owned()),
         (
@@ -1003,6 +1010,7 @@ mod tests {
             checkpoint_sequence: 0,
             checkpointer_sequence: 1_020,
             checkpointer_failed: false,
+            journal_first_sequence: 1,
         };
         let text = status_table(&status);
         assert!(text.contains("\nlast checkpoint   none since start\n"), "{text}");
