@@ -205,6 +205,13 @@ fn verify(dir: PathBuf) -> Result<(), JournalError> {
     let mut storage = open(&dir)?;
     let report = bourse_journal::verify(&mut storage)?;
     print_summary(&report);
+    if storage.archived_before() > 0 {
+        println!(
+            "segments before {} were archived (the file {} says so; boursed's journal.archive_directory holds them)",
+            segment_file(storage.archived_before()),
+            bourse_journal::ARCHIVE_MARKER_NAME
+        );
+    }
     println!("ok: every CRC, sequence and commit checked");
     Ok(())
 }

@@ -285,3 +285,44 @@ fn dump_decodes_the_daemons_records() {
         assert!(text.contains(expected), "{expected} not in:\n{text}");
     }
 }
+
+#[test]
+fn verify_an_archived_journal_and_its_archive() {
+    let dir = temp_dir("archived");
+    write_journal(&dir, 0);
+    let archive = dir.join("archive");
+    let (mut journal, recovery) =
+        Journal::open(MmapStorage::open(&dir).expect("dir"), config()).expect("open");
+    let done = journal
+        .archive_before(recovery.last_committed, &archive)
+        .expect("archive");
+    assert!(done.moved > 0, "{done:?}");
+    drop(journal);
+    let (path, archive_path) = (dir.to_str().expect("path"), archive.to_str().expect("path"));
+
+    let (code, out, err) = bourse(&["journal", "verify", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("sequences {}..=", done.first_kept)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "segments before {:020}.seg were archived",
+            done.first_kept
+        )),
+        "{out}"
+    );
+    let (code, out, err) = bourse(&["journal", "verify", archive_path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("sequences 1..={}", done.first_kept - 1)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("the journal continues in {:020}.seg", done.first_kept)),
+        "{out}"
+    );
+    assert!(!out.contains("torn tail"), "{out}");
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
