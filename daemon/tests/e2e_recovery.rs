@@ -502,6 +502,24 @@ fn the_next_days_start_archives_the_old_segments_and_recovery_goes_on() {
     drop(alice);
     drop(daemon);
 
+    // Without the first segment kept, the journal would start over below the marker: start-up refuses.
+    let first_kept = journal.join(format!("{:020}.seg", kept[0]));
+    let aside = dir.join("aside.seg");
+    std::fs::rename(&first_kept, &aside).unwrap();
+    let error = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("segments kept after the last archive are missing"),
+        "{error}"
+    );
+    assert!(
+        segment_files(&journal).iter().all(|&id| id > kept[0]),
+        "nothing new written below the marker: {:?}",
+        segment_files(&journal)
+    );
+    std::fs::rename(&aside, &first_kept).unwrap();
+
     // Without a checkpoint the archived records would be needed: start-up refuses, naming the marker.
     for entry in std::fs::read_dir(&journal).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
