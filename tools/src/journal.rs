@@ -224,6 +224,13 @@ fn dump(
     decoder: &dyn PayloadDecoder,
 ) -> Result<(), JournalError> {
     let mut storage = open(&dir)?;
+    let archived_before = storage.archived_before();
+    if from < archived_before {
+        eprintln!(
+            "note: records before {archived_before} were archived ({}); dumping from there",
+            bourse_journal::ARCHIVE_MARKER_NAME
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;

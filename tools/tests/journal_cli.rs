@@ -324,5 +324,14 @@ fn verify_an_archived_journal_and_its_archive() {
         "{out}"
     );
     assert!(!out.contains("torn tail"), "{out}");
+
+    // A dump from before the archive says so and starts at the journal's first record.
+    let (code, out, err) = bourse(&["journal", "dump", path, "--from", "1", "--limit", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&format!("records before {} were archived", done.first_kept)),
+        "{err}"
+    );
+    assert!(out.contains(&format!("seq {:>10}", done.first_kept)), "{out}");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
