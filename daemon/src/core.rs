@@ -1221,21 +1221,6 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
         None => (Machine::new(engine_config), 1, 0),
     };
     let journal_from = storage.archived_before();
-    // The marker names the first segment kept, which holds committed records and is never removed: a
-    // journal without it lost the segments kept after the last archive (moved or deleted by hand), and
-    // opening it would write a new first segment below the marker, hidden and then archived over the old.
-    let first_segment = bourse_journal::Storage::segment_ids(&mut storage)
-        .map_err(bourse_journal::JournalError::from)?
-        .first()
-        .copied();
-    if journal_from > 0 && first_segment != Some(journal_from) {
-        return Err(StartError::Checkpoint(format!(
-            "the journal in {} does not start with segment {journal_from}, where its `{}` file says it starts \
-             (first segment: {first_segment:?}): the segments kept after the last archive are missing",
-            config.journal.directory.display(),
-            bourse_journal::ARCHIVE_MARKER_NAME,
-        )));
-    }
     if from < journal_from {
         return Err(StartError::Checkpoint(format!(
             "the journal in {} starts at sequence {journal_from} (the segments before it were archived, see \

@@ -224,6 +224,25 @@ fn what_a_crash_leaves_opens_and_the_next_archive_finishes() {
     assert_eq!(all_records(&dir), (done.first_kept, before));
     assert!(!dir.join(format!("{ARCHIVE_MARKER_NAME}.tmp")).exists());
 
+    // Without the segment the marker names, a writer's open refuses (it would start a new first segment
+    // below the marker); a read-only one still shows what is there.
+    let first_kept = dir.join(format!("{:020}.seg", done.first_kept));
+    let aside = dir.join("aside");
+    std::fs::rename(&first_kept, &aside).expect("move aside");
+    let error = MmapStorage::open(&dir).expect_err("the first kept segment is missing");
+    assert!(
+        error
+            .to_string()
+            .contains("segments kept after the last archive are missing"),
+        "{error}"
+    );
+    assert!(
+        segment_files(&dir).iter().all(|&id| id > done.first_kept),
+        "nothing written below it"
+    );
+    MmapStorage::open_read_only(&dir).expect("read-only");
+    std::fs::rename(&aside, &first_kept).expect("move back");
+
     // A damaged marker stops the open, naming the file (it could otherwise hide or expose segments).
     std::fs::write(dir.join(ARCHIVE_MARKER_NAME), "12x\n").expect("damaged marker");
     let error = MmapStorage::open(&dir).expect_err("a damaged marker");

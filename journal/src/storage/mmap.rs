@@ -681,6 +681,20 @@ impl MmapStorage {
         storage.remove_temporaries()?;
         storage.archived_before = read_archive_marker(&storage.dir)?;
         storage.refresh(false)?;
+        // The marker names the first segment kept, which holds committed records and is never removed.
+        // Without it the segments kept after the last archive were lost (moved or deleted by hand), and a
+        // writer would start a new first segment below the marker: hidden from every open, and later
+        // archived over the segment of that name.
+        let first = storage.segments.first().map(|s| s.id);
+        if storage.archived_before > 0 && first != Some(storage.archived_before) {
+            return Err(StorageError::NotFound(format!(
+                "segment {} that {} in {} names as the journal's first (found {first:?}): the segments kept \
+                 after the last archive are missing",
+                storage.archived_before,
+                ARCHIVE_MARKER_NAME,
+                storage.dir.display()
+            )));
+        }
         Ok(storage)
     }
 
