@@ -26,6 +26,20 @@ pub enum Output<'a> {
     },
 }
 
+/// Where the mapping's outputs go: any `FnMut(Output)`, or a sink of the core's own whose `output` is
+/// inlined at each message's emit site (so that the message's length there is a constant).
+pub trait OutputSink {
+    /// Takes one output.
+    fn output(&mut self, output: Output<'_>);
+}
+
+impl<F: FnMut(Output<'_>)> OutputSink for F {
+    #[inline(always)]
+    fn output(&mut self, output: Output<'_>) {
+        self(output);
+    }
+}
+
 /// One instrument as the Stock Directory shows it.
 #[derive(Clone, Copy, Debug)]
 pub struct DirectoryEntry {
@@ -65,20 +79,20 @@ macro_rules! emit_itch {
         let n = $msg
             .encode(&mut buf)
             .expect("MESSAGE_LEN_MAX holds every ITCH message");
-        $out(Output::Itch { bytes: &buf[..n] });
+        $out.output(Output::Itch { bytes: &buf[..n] });
     }};
 }
 
 /// Emits an OUCH message to `login` through `out`.
-fn emit_ouch<M: ouch::Message>(out: &mut impl FnMut(Output<'_>), login: u32, msg: &M) {
-    out(Output::Ouch {
+fn emit_ouch<M: ouch::Message>(out: &mut impl OutputSink, login: u32, msg: &M) {
+    out.output(Output::Ouch {
         login,
         bytes: msg.as_wire(),
     });
 }
 
 /// The ITCH System Event with `code`.
-pub fn system_event(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, code: itch::EventCode) {
+pub fn system_event(out: &mut impl OutputSink, timestamp_ns: u64, code: itch::EventCode) {
     emit_itch!(
         out,
         itch::SystemEvent {
@@ -89,12 +103,7 @@ pub fn system_event(out: &mut impl FnMut(Output<'_>), timestamp_ns: u64, code: i
 }
 
 /// Stock Directory for one instrument (locate = position from 1).
-pub fn stock_directory(
-    out: &mut impl FnMut(Output<'_>),
-    timestamp_ns: u64,
-    locate: u16,
-    entry: &DirectoryEntry,
-) {
+pub fn stock_directory(out: &mut impl OutputSink, timestamp_ns: u64, locate: u16, entry: &DirectoryEntry) {
     emit_itch!(
         out,
         itch::StockDirectory::bourse(header(locate, timestamp_ns), entry.symbol, entry.lot_size)
@@ -103,7 +112,7 @@ pub fn stock_directory(
 
 /// Stock Trading Action.
 pub fn trading_action(
-    out: &mut impl FnMut(Output<'_>),
+    out: &mut impl OutputSink,
     timestamp_ns: u64,
     locate: u16,
     symbol: Symbol,
@@ -126,12 +135,7 @@ pub fn trading_action(
 }
 
 /// OUCH System Event to every login `1..=logins`.
-pub fn ouch_system_event(
-    out: &mut impl FnMut(Output<'_>),
-    timestamp_ns: u64,
-    logins: u32,
-    code: ouch::EventCode,
-) {
+pub fn ouch_system_event(out: &mut impl OutputSink, timestamp_ns: u64, logins: u32, code: ouch::EventCode) {
     let msg = ouch::SystemEvent::new(timestamp_ns, code);
     for login in 1..=logins {
         emit_ouch(out, login, &msg);
@@ -141,7 +145,7 @@ pub fn ouch_system_event(
 /// The start-of-day block (EV-20): ITCH `S O`, `R` and `H` per instrument, `S S`, `S Q`; OUCH `S S` to
 /// every login.
 pub fn start_of_day(
-    out: &mut impl FnMut(Output<'_>),
+    out: &mut impl OutputSink,
     timestamp_ns: u64,
     directory: &[DirectoryEntry],
     halted: &[bool],
@@ -163,13 +167,13 @@ pub fn start_of_day(
 /// (`ingress::order_echo`), of which only the Intermarket Sweep Eligibility (`echo[1]`) is used: the
 /// engine's events carry Capacity and Cross Type, which an order keeps. `logins` is the number of
 /// configured logins (System Events go to all of them).
-pub fn map_events(events: &[Event], echo: [u8; 3], logins: u32, out: &mut impl FnMut(Output<'_>)) {
+pub fn map_events(events: &[Event], echo: [u8; 3], logins: u32, out: &mut impl OutputSink) {
     for event in events {
         map_event(event, echo, logins, out);
     }
 }
 
-fn map_event(event: &Event, echo: [u8; 3], logins: u32, out: &mut impl FnMut(Output<'_>)) {
+fn map_event(event: &Event, echo: [u8; 3], logins: u32, out: &mut impl OutputSink) {
     match event {
         Event::Accepted(a) => {
             let terms = ouch::OrderTerms {
@@ -387,7 +391,7 @@ fn map_event(event: &Event, echo: [u8; 3], logins: u32, out: &mut impl FnMut(Out
     }
 }
 
-fn feed_cancel(c: &bourse_book::event::Canceled, out: &mut impl FnMut(Output<'_>)) {
+fn feed_cancel(c: &bourse_book::event::Canceled, out: &mut impl OutputSink) {
     if !c.on_book {
         return;
     }
