@@ -1260,7 +1260,7 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
         Ok(())
     };
     let opened = Journal::open_replay(storage, config.journal_config(), from, visit);
-    let (journal, _recovery, records) = match opened {
+    let (mut journal, _recovery, records) = match opened {
         Ok(x) => x,
         Err(ReplayError::Journal(e)) => return Err(StartError::Journal(e)),
         Err(ReplayError::Visitor(e)) => return Err(StartError::Mismatch(e.to_string())),
@@ -1270,6 +1270,22 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
         steps += 1;
     }
     let recovered_up_to = journal.next_sequence() - 1;
+    // A checkpoint is only ever written at a released sequence, so a journal that ends before it has
+    // lost records that were acknowledged (a machine crash under sync `none`, segments removed, or an
+    // older copy of them put back). Going on serves the checkpoint's book, which the journal cannot
+    // replay, and numbers new records over the lost ones (before this check the pipeline then stopped
+    // on a feed sequence gap at the first order it acknowledged).
+    if checkpoint_sequence > recovered_up_to {
+        return Err(StartError::Checkpoint(format!(
+            "the newest checkpoint is at sequence {checkpoint_sequence} but the journal in {} ends at \
+             sequence {recovered_up_to}: records that were acknowledged are missing from the journal (a \
+             machine crash under sync `none`, or segments removed or restored from an older copy). Put \
+             the missing segments back; or, to start from the journal as it is and lose what it no longer \
+             holds, move the checkpoint files after sequence {recovered_up_to} ({}) out of the directory",
+            config.journal.directory.display(),
+            beyond_names(&mut journal, recovered_up_to)?,
+        )));
+    }
     Ok(Recovered {
         machine,
         journal,
@@ -1280,6 +1296,17 @@ pub fn recover_with_helpers(config: &Config, helper_cores: Vec<usize>) -> Result
         startup_sessions: VecDeque::new(),
         startup_feed: VecDeque::new(),
     })
+}
+
+/// The checkpoint files after `sequence`, by name, for a start-up error.
+fn beyond_names(journal: &mut Journal<MmapStorage>, sequence: u64) -> Result<String, StartError> {
+    let names: Vec<String> = journal
+        .checkpoint_sequences()?
+        .into_iter()
+        .filter(|&c| c > sequence)
+        .map(bourse_journal::checkpoint::file_name)
+        .collect();
+    Ok(names.join(", "))
 }
 
 /// Moves the journal segments nothing needs any more to `journal.archive_directory` (if

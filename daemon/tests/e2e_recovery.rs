@@ -564,3 +564,112 @@ fn an_archive_directory_on_another_file_system_stops_the_first_start() {
     let _ = std::fs::remove_dir_all(&elsewhere);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A journal that ends before the newest checkpoint has lost acknowledged records (here: its segments
+/// put back from an older copy; in life, a machine crash under sync `none`). Start-up refuses and names
+/// the checkpoint files that are ahead of it; with those moved away, the daemon starts from the journal
+/// as it is, and what it acknowledges from then on survives the next crash. (Before the check it started
+/// with the checkpoint's book, the two lost orders in it, and its pipeline stopped on a feed sequence
+/// gap right after acknowledging the next order.)
+#[test]
+fn a_journal_that_ends_before_the_newest_checkpoint_stops_start_up() {
+    let dir = temp_dir("e2e-behind").unwrap();
+    let text = config_text(&dir, false);
+    let journal = dir.join("journal");
+    let older = dir.join("older-segments");
+    let segments = |from: &Path| -> Vec<PathBuf> {
+        segment_files(from)
+            .into_iter()
+            .map(|id| from.join(format!("{id:020}.seg")))
+            .collect()
+    };
+
+    // Three orders, a clean stop (its checkpoint), and a copy of the segments as they are then.
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    let (mut alice, _) = login(&daemon, "alice", "alice-pw", 0);
+    assert_eq!(enter_buys(&mut alice, "A", 0..3, 1_850_000).len(), 3);
+    assert!(daemon.stop(WAIT).unwrap().success());
+    std::fs::create_dir_all(&older).unwrap();
+    for path in segments(&journal) {
+        std::fs::copy(&path, older.join(path.file_name().unwrap())).unwrap();
+    }
+    assert!(!segments(&older).is_empty(), "segments copied");
+
+    // Two more orders and a clean stop: a newer checkpoint. Then the older segments go back.
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart");
+    let (mut alice, _) = login(&daemon, "alice", "alice-pw", 0);
+    assert_eq!(enter_buys(&mut alice, "B", 0..2, 1_860_000).len(), 2);
+    assert!(daemon.stop(WAIT).unwrap().success());
+    for path in segments(&journal) {
+        std::fs::remove_file(path).unwrap();
+    }
+    for path in segments(&older) {
+        std::fs::copy(&path, journal.join(path.file_name().unwrap())).unwrap();
+    }
+
+    let log = match Daemon::start(&boursed(), &text, &dir, &[], WAIT) {
+        Err(bourse_tools::load::daemon::DaemonError::Exited { status, log }) => {
+            assert!(!status.success(), "{log}");
+            log
+        }
+        Err(other) => panic!("expected start-up to stop, got {other}"),
+        Ok(_) => panic!("start-up accepted a journal that ends before the newest checkpoint"),
+    };
+    let end: u64 = log
+        .split("ends at sequence ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the journal's end in: {log}"));
+    let checkpoints: Vec<(u64, String)> = std::fs::read_dir(&journal)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let sequence = name
+                .strip_prefix("checkpoint-")?
+                .strip_suffix(".ckp")?
+                .parse()
+                .ok()?;
+            Some((sequence, name))
+        })
+        .collect();
+    let ahead: Vec<&String> = checkpoints
+        .iter()
+        .filter(|(s, _)| *s > end)
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        !ahead.is_empty(),
+        "a checkpoint ahead of the journal: {checkpoints:?}"
+    );
+    for name in &ahead {
+        assert!(log.contains(name.as_str()), "the error names {name}: {log}");
+    }
+    assert!(
+        checkpoints.iter().any(|(s, _)| *s <= end),
+        "an older checkpoint stays usable: {checkpoints:?}"
+    );
+
+    // The operator's way on: the checkpoints ahead moved away. The book is the journal's (the two later
+    // orders are gone with their records), and a new order survives a crash and the restart after it.
+    let aside = dir.join("checkpoints-ahead");
+    std::fs::create_dir_all(&aside).unwrap();
+    for name in &ahead {
+        std::fs::rename(journal.join(name), aside.join(name)).unwrap();
+    }
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start from the journal");
+    assert_eq!(depth(&daemon, "AAPL").len(), 3, "the journal's three orders");
+    let (mut alice, _) = login(&daemon, "alice", "alice-pw", 0);
+    assert_eq!(enter_buys(&mut alice, "C", 0..1, 1_870_000).len(), 1);
+    let book = depth(&daemon, "AAPL");
+    assert_eq!(book.len(), 4);
+    kill9(&mut daemon);
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart after the crash");
+    assert_eq!(
+        depth(&daemon, "AAPL"),
+        book,
+        "the order acknowledged after the fallback is kept"
+    );
+    daemon.stop(WAIT).expect("stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
