@@ -8,7 +8,9 @@
 //! # Shape
 //! Both [`AdminRequest`] and [`AdminReply`] are internally tagged: `{"type": "<snake_case variant>", ...
 //! fields}`. Unknown types, and unknown fields of requests that have fields, are decode errors (the daemon answers them with
-//! [`AdminReply::Error`] and [`AdminErrorCode::BadRequest`]). Names (`user`, `symbol`, `firm`) are plain
+//! [`AdminReply::Error`] and [`AdminErrorCode::BadRequest`]). Replies are read leniently: a field a later
+//! daemon adds is ignored, so an operator's older `bourse` still reads `status` and the rest (a reply
+//! type it does not know is still an error). Names (`user`, `symbol`, `firm`) are plain
 //! strings as an operator types them; the daemon checks them against the protocol field types and answers
 //! `unknown_*` errors. Extra fields on a request without fields (`{"type":"status","x":1}`) are ignored:
 //! serde's `deny_unknown_fields` does not reach unit variants.
@@ -92,7 +94,7 @@ pub enum AdminRequest {
 
 /// A reply of the admin endpoint; exactly one per request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum AdminReply {
     /// Answer to [`AdminRequest::Status`].
     Status(StatusReply),
@@ -174,7 +176,6 @@ pub enum ThreadingModeName {
 
 /// Fill level of one ring between stages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RingDepth {
     /// Ring name (`commands`, `outcomes`, `replies`, `market_data`).
     pub ring: String,
@@ -186,7 +187,6 @@ pub struct RingDepth {
 
 /// Payload of [`AdminReply::Status`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StatusReply {
     /// Milliseconds since the daemon started.
     pub uptime_ms: u64,
@@ -233,7 +233,6 @@ pub struct StatusReply {
 
 /// One connected order-entry session, in [`AdminReply::Sessions`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SessionInfo {
     /// SoupBinTCP username (`None` before login).
     pub user: Option<String>,
@@ -253,7 +252,6 @@ pub struct SessionInfo {
 
 /// One price level in [`DepthReply`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DepthLevel {
     /// Price, OUCH price units.
     pub price: u32,
@@ -265,7 +263,6 @@ pub struct DepthLevel {
 
 /// Payload of [`AdminReply::Depth`]: best level first on each side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DepthReply {
     /// Instrument symbol.
     pub symbol: String,
@@ -282,7 +279,6 @@ pub struct DepthReply {
 
 /// Latency distribution of one stage, in [`AdminReply::Latency`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StageLatency {
     /// Stage name (`ingress`, `sequencer`, `matching`, `journal`, `market_data`, `wire_to_wire`).
     pub stage: String,
@@ -305,7 +301,6 @@ pub struct StageLatency {
 
 /// One point of a latency distribution in [`StageLatency`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LatencyPoint {
     /// Quantile in parts per million (990000 = p99).
     pub quantile_ppm: u32,
@@ -578,6 +573,7 @@ mod tests {
         );
         for bad in [
             r#"{"type":"error","code":"on_fire","message":""}"#,
+            r#"{"type":"a_reply_from_a_later_daemon"}"#,
             r#"{"type":"sessions"}"#,
         ] {
             assert!(
@@ -585,5 +581,24 @@ mod tests {
                 "{bad:?} decoded"
             );
         }
+    }
+
+    #[test]
+    fn fields_a_later_daemon_adds_to_a_reply_are_ignored() {
+        // At the top level and nested.
+        let sample = replies().remove(0);
+        assert!(matches!(sample, AdminReply::Status(_)));
+        let mut status = serde_json::to_value(&sample).unwrap();
+        status["added_later"] = serde_json::json!(7);
+        status["rings"][0]["added_later"] = serde_json::json!("x");
+        assert_eq!(serde_json::from_value::<AdminReply>(status).unwrap(), sample);
+        let done = r#"{"type":"done","request":"halt","sequence":9,"message":"","added_later":[1]}"#;
+        assert!(matches!(
+            serde_json::from_str::<AdminReply>(done).unwrap(),
+            AdminReply::Done {
+                sequence: Some(9),
+                ..
+            }
+        ));
     }
 }
