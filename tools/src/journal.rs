@@ -23,6 +23,9 @@ use clap::{Args, Subcommand};
 pub(crate) const EXIT_CORRUPTION: i32 = 1;
 /// Exit code for other errors (no such directory, I/O).
 pub(crate) const EXIT_ERROR: i32 = 2;
+/// Exit code of `verify` when a checkpoint is after the journal's last committed record (acknowledged
+/// records are missing; `boursed` refuses to start on the directory).
+pub(crate) const EXIT_CHECKPOINT_AHEAD: i32 = 3;
 
 /// `bourse journal ...`
 #[derive(Args)]
@@ -156,11 +159,11 @@ pub(crate) fn run(args: JournalArgs) -> i32 {
             json,
             from,
             limit,
-        } => dump(dir, json, from, limit, &BookRecords),
-        JournalCommand::Stats { dir } => stats(dir),
+        } => dump(dir, json, from, limit, &BookRecords).map(|()| 0),
+        JournalCommand::Stats { dir } => stats(dir).map(|()| 0),
     };
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(error @ JournalError::Corruption { .. }) => {
             eprintln!("bourse journal: CORRUPTION: {error}");
             EXIT_CORRUPTION
@@ -201,7 +204,8 @@ fn print_summary(report: &VerifyReport) {
     }
 }
 
-fn verify(dir: PathBuf) -> Result<(), JournalError> {
+/// Returns the exit code: 0, or [`EXIT_CHECKPOINT_AHEAD`].
+fn verify(dir: PathBuf) -> Result<i32, JournalError> {
     let mut storage = open(&dir)?;
     let report = bourse_journal::verify(&mut storage)?;
     print_summary(&report);
@@ -212,8 +216,30 @@ fn verify(dir: PathBuf) -> Result<(), JournalError> {
             bourse_journal::ARCHIVE_MARKER_NAME
         );
     }
+    let checkpoints = bourse_journal::checkpoint::list(&mut storage)?;
+    if !checkpoints.is_empty() {
+        let at: Vec<String> = checkpoints.iter().map(u64::to_string).collect();
+        println!("checkpoints at sequences {}", at.join(", "));
+    }
     println!("ok: every CRC, sequence and commit checked");
-    Ok(())
+    // A checkpoint is written only at a released sequence: one after the last committed record means
+    // the journal lost acknowledged records (boursed refuses to start on it).
+    let ahead: Vec<String> = checkpoints
+        .iter()
+        .filter(|&&c| c > report.last_committed)
+        .map(|&c| bourse_journal::checkpoint::file_name(c))
+        .collect();
+    if ahead.is_empty() {
+        return Ok(0);
+    }
+    eprintln!(
+        "bourse journal: CHECKPOINT AHEAD: {} after the journal's last committed record {}: records that were \
+         acknowledged are missing, and boursed will not start on this directory until the missing segments \
+         are back or those checkpoint files are moved away (docs/OPERATIONS.md, Start-up and recovery)",
+        ahead.join(", "),
+        report.last_committed
+    );
+    Ok(EXIT_CHECKPOINT_AHEAD)
 }
 
 fn dump(

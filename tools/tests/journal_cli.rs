@@ -335,3 +335,43 @@ fn verify_an_archived_journal_and_its_archive() {
     assert!(out.contains(&format!("seq {:>10}", done.first_kept)), "{out}");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[test]
+fn verify_lists_the_checkpoints_and_flags_one_after_the_journal() {
+    let dir = temp_dir("checkpoint-ahead");
+    write_journal(&dir, 0);
+    let path = dir.to_str().expect("path");
+    let last = {
+        let mut storage = MmapStorage::open(&dir).expect("dir");
+        let last = bourse_journal::verify(&mut storage)
+            .expect("verify")
+            .last_committed;
+        bourse_journal::checkpoint::write(&mut storage, last - 10, b"state", 3).expect("checkpoint");
+        last
+    };
+    let (code, out, err) = bourse(&["journal", "verify", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("checkpoints at sequences {}", last - 10)),
+        "{out}"
+    );
+
+    // As a machine crash under sync `none` can leave it: a checkpoint past the journal's end.
+    {
+        let mut storage = MmapStorage::open(&dir).expect("dir");
+        bourse_journal::checkpoint::write(&mut storage, last + 5, b"state", 3).expect("checkpoint");
+    }
+    let (code, out, err) = bourse(&["journal", "verify", path]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains(&format!("checkpoints at sequences {}, {}", last - 10, last + 5)),
+        "{out}"
+    );
+    let name = bourse_journal::checkpoint::file_name(last + 5);
+    assert!(err.contains("CHECKPOINT AHEAD") && err.contains(&name), "{err}");
+    assert!(
+        !err.contains(&bourse_journal::checkpoint::file_name(last - 10)),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
