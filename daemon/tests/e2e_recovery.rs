@@ -673,3 +673,45 @@ fn a_journal_that_ends_before_the_newest_checkpoint_stops_start_up() {
     daemon.stop(WAIT).expect("stop");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A second `boursed` started on a journal directory that a running one writes (a second config naming
+/// the same directory, a restart while the old process still drains) stops before it changes anything,
+/// and the running daemon trades on; its journal verifies and restarts with every order.
+#[test]
+fn a_second_boursed_on_the_same_journal_is_refused_and_the_first_trades_on() {
+    let dir = temp_dir("e2e-second").unwrap();
+    let second_dir = temp_dir("e2e-second-files").unwrap();
+    let text = config_text(&dir, false);
+    let mut daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("start");
+    let (mut alice, _) = login(&daemon, "alice", "alice-pw", 0);
+    assert_eq!(enter_buys(&mut alice, "F", 0..2, 1_850_000).len(), 2);
+
+    // The same journal directory; its own ports (0), config, ports file and log.
+    match Daemon::start(&boursed(), &text, &second_dir, &[], WAIT) {
+        Err(bourse_tools::load::daemon::DaemonError::Exited { status, log }) => {
+            assert!(!status.success(), "{log}");
+            assert!(log.contains("in use by another writer"), "{log}");
+        }
+        Err(other) => panic!("expected the second daemon to stop, got {other}"),
+        Ok(_) => panic!("a second boursed started on a journal that another one writes"),
+    }
+
+    assert_eq!(
+        enter_buys(&mut alice, "G", 0..2, 1_860_000).len(),
+        2,
+        "the first trades on"
+    );
+    let book = depth(&daemon, "AAPL");
+    assert_eq!(book.len(), 4);
+    assert!(daemon.stop(WAIT).unwrap().success());
+    let config = parsed(&text);
+    let mut storage = bourse_journal::MmapStorage::open_read_only(&config.journal.directory).unwrap();
+    let report = bourse_journal::verify(&mut storage).expect("the journal verifies");
+    assert!(report.torn_tail.is_none(), "{report:?}");
+    let daemon = Daemon::start(&boursed(), &text, &dir, &[], WAIT).expect("restart");
+    assert_eq!(depth(&daemon, "AAPL"), book);
+    let mut daemon = daemon;
+    daemon.stop(WAIT).expect("stop");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&second_dir);
+}

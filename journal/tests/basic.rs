@@ -816,3 +816,53 @@ fn a_reader_with_a_trusted_prefix_starts_after_the_last_commit_and_tails_the_wri
     drop(journal);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One writer per directory: a second writable open (another `boursed` on the same journal, say) is
+/// refused before it changes anything, while readers and the checkpoint storage open beside the writer;
+/// once the writer is gone (closed, or its process dead) the directory opens for writing again.
+#[test]
+fn a_second_writer_is_refused_while_the_first_holds_the_directory() {
+    let dir = temp_dir("second-writer");
+    let config = small_config(SyncPolicy::Batch);
+    let (mut journal, _) = Journal::open(MmapStorage::open(&dir).expect("dir"), config).expect("open");
+    for sequence in 1..=20 {
+        append_numbered(&mut journal, sequence);
+    }
+    journal.commit_batch().expect("commit");
+    // The writer's spare segment is a temporary file that a writer's open would remove.
+    let files = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files(&dir);
+    for mode in [WriteMode::Mapped, WriteMode::WriteCalls] {
+        match MmapStorage::open_with(&dir, mode) {
+            Err(bourse_journal::StorageError::InUse(named)) => {
+                assert_eq!(std::path::Path::new(&named), dir.as_path());
+            }
+            other => panic!("a second writer opened: {other:?}"),
+        }
+    }
+    assert_eq!(files(&dir), before, "the refused open changed nothing");
+    let mut reader = Reader::new(MmapStorage::open_read_only(&dir).expect("reader")).expect("reader");
+    let mut read = 0;
+    while reader.next_record().expect("read").is_some() {
+        read += 1;
+    }
+    assert_eq!(read, 20);
+    MmapStorage::open_for_checkpoints(&dir).expect("the checkpoint storage opens beside the writer");
+
+    drop(journal);
+    let (journal, recovery) = Journal::open(
+        MmapStorage::open(&dir).expect("the directory is free again"),
+        config,
+    )
+    .expect("open");
+    assert_eq!(recovery.last_committed, 20);
+    drop(journal);
+    let _ = std::fs::remove_dir_all(&dir);
+}

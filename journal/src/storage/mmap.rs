@@ -551,6 +551,9 @@ pub struct MmapStorage {
     /// journal any more, even while a move that a crash interrupted has left some in the directory.
     /// Read from [`ARCHIVE_MARKER_NAME`] at open; 0 when nothing was archived.
     archived_before: u64,
+    /// A writer's exclusive lock on its directory (`flock` of the directory itself), held while it is
+    /// open; read-only opens take none.
+    _writer_lock: Option<File>,
 }
 
 impl std::fmt::Debug for MmapStorage {
@@ -631,6 +634,18 @@ fn same_file_system(a: &Path, b: &Path) -> Result<(), StorageError> {
     ))
 }
 
+/// Takes the writer's exclusive lock on `dir` (`flock` of the directory, released when the returned
+/// handle closes, a crash included). [`StorageError::InUse`] if another open file holds it, in this
+/// process or another; `None` where the file system has no such locks (the open goes on unlocked).
+fn lock_directory(dir: &Path) -> Result<Option<File>, StorageError> {
+    let handle = File::open(dir).map_err(|e| StorageError::io(format!("open {}", dir.display()), e))?;
+    match handle.try_lock() {
+        Ok(()) => Ok(Some(handle)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::InUse(dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(_)) => Ok(None),
+    }
+}
+
 fn sync_directory(dir: &Path) -> Result<(), StorageError> {
     let handle = File::open(dir).map_err(|e| StorageError::io(format!("open {}", dir.display()), e))?;
     handle
@@ -655,6 +670,9 @@ impl MmapStorage {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)
             .map_err(|e| StorageError::io(format!("create {}", dir.display()), e))?;
+        // Before anything changes (the temporaries below are the running writer's spare): two writers
+        // would interleave their records in one segment.
+        let writer_lock = lock_directory(&dir)?;
         let pending = if mode != WriteMode::Mapped {
             Vec::with_capacity(WRITE_BUFFER_BYTES)
         } else {
@@ -677,6 +695,7 @@ impl MmapStorage {
             cached_segments: CACHED_SEGMENTS_DEFAULT,
             name_syncs: true,
             archived_before: 0,
+            _writer_lock: writer_lock,
         };
         storage.remove_temporaries()?;
         storage.archived_before = read_archive_marker(&storage.dir)?;
@@ -739,6 +758,7 @@ impl MmapStorage {
             cached_segments: CACHED_SEGMENTS_DEFAULT,
             name_syncs: true,
             archived_before: 0,
+            _writer_lock: None,
         };
         storage.archived_before = read_archive_marker(&storage.dir)?;
         storage.refresh(false)?;

@@ -55,6 +55,12 @@ pub enum StorageError {
     /// The storage was opened read-only.
     #[error("storage is read-only")]
     ReadOnly,
+    /// Another writer holds the directory (a second `boursed` on the same journal, say).
+    #[error(
+        "journal directory {0} is in use by another writer (is a boursed already running on it?): nothing \
+         was changed"
+    )]
+    InUse(String),
 }
 
 impl StorageError {
