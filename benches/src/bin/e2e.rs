@@ -32,7 +32,9 @@
 //!   back, each offered twice its best rising rate: the ratio is the median of those same-round ratios
 //!   (the best of the rising steps is shown beside it).
 //! - **10,000 sessions**: `boursed` with 10,000 logged-in sessions at the single-session rate; its p99 against
-//!   the single-session row's.
+//!   the single-session row's. Closed loop: one session trading alone, then beside 9,999 logged in, in turn
+//!   for `--rounds` rounds against the same daemon (and the echo); the ratio is the median of the rounds'
+//!   p99 ratios (one such pair read 0.8x-2.9x from run to run here, session 21).
 //!
 //! # Table sizes
 //! The latency rows and the many-sessions row run a `boursed` with the tables it ships with
@@ -681,12 +683,8 @@ impl Throughput {
 
     /// The median of the paired rounds' ratios (the target's figure), if any round ran.
     fn median_pair_ratio(&self) -> Option<f64> {
-        let mut ratios = self.pair_ratios();
-        if ratios.is_empty() {
-            return None;
-        }
-        ratios.sort_by(f64::total_cmp);
-        Some(ratios[ratios.len() / 2])
+        let ratios = self.pair_ratios();
+        (!ratios.is_empty()).then(|| median(&ratios))
     }
 
     /// One line on the paired rounds: each ratio and their median.
@@ -993,9 +991,7 @@ fn main() -> Result<()> {
         row.achieved_per_s /= args.rounds.max(1) as f64;
     }
     let median_ratio = |row: usize, column: usize| -> f64 {
-        let mut values: Vec<f64> = ratios.iter().map(|r| r[row][column]).collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+        median(&ratios.iter().map(|r| r[row][column]).collect::<Vec<f64>>())
     };
 
     if args.baselines_only {
@@ -1022,7 +1018,7 @@ fn main() -> Result<()> {
 
     // (d) many sessions: one daemon, one session then all of them at the same rate.
     eprintln!("e2e: boursed sync none, 1 then {} sessions", args.many_sessions);
-    let (single, many, inside, closed_single, closed_many) = {
+    let (single, many, inside, closed_single, closed_many, closed_many_ratios) = {
         let dir = temp_dir("e2e")?;
         let mut daemon = bench.start_daemon("none", args.many_sessions, &dir)?;
         let single = bench.run_load(daemon.ports.order_entry, 1, args.rate, args.seconds, 3);
@@ -1034,13 +1030,19 @@ fn main() -> Result<()> {
             3,
         );
         let inside = wire_to_wire(&daemon);
-        let epoll = Some(PollMode::Epoll);
-        let closed_single = bench.run_closed_loop(daemon.ports.order_entry, 1, epoll, 4);
-        let closed_many = bench.run_closed_loop(daemon.ports.order_entry, args.many_sessions, epoll, 4);
+        let closed = closed_loop_pairs(&bench, daemon.ports.order_entry, args.many_sessions, args.rounds);
         let _ = daemon.stop(STOP_TIMEOUT);
         drop(daemon);
         let _ = std::fs::remove_dir_all(&dir);
-        (single?, many?, inside, closed_single?, closed_many?)
+        let (closed_single, closed_many, closed_many_ratios) = closed?;
+        (
+            single?,
+            many?,
+            inside,
+            closed_single,
+            closed_many,
+            closed_many_ratios,
+        )
     };
     let single_p99 = q(&single.latency, 0.99);
     let many_p99 = q(&many.latency, 0.99);
@@ -1059,9 +1061,12 @@ fn main() -> Result<()> {
     );
     row.note = format!(
         "1 session trading closed loop, the others logged in and heartbeating (served by the client between \
-         its requests); the same daemon with that session alone just before: p50 {}, p99 {}",
+         its requests); the same daemon with that session alone just before: p50 {}, p99 {} (merged over {} \
+         rounds; p99 ratio per round {})",
         format_ns(q(&closed_single.latency, 0.5)),
-        format_ns(closed_single_p99)
+        format_ns(closed_single_p99),
+        closed_many_ratios.len(),
+        ratios_text(&closed_many_ratios)
     );
     merged.push(row);
     // The same against the echo server: what 10,000 sockets cost the client and the kernel alone. The
@@ -1082,12 +1087,11 @@ fn main() -> Result<()> {
         pin_process_to_server_core(child.id());
         let single = bench.run_load(addr, 1, args.rate, args.seconds, 3);
         let many = bench.run_load(addr, args.many_sessions, args.rate, args.seconds, 3);
-        let epoll = Some(PollMode::Epoll);
-        let closed_single = bench.run_closed_loop(addr, 1, epoll, 4);
-        let closed_many = bench.run_closed_loop(addr, args.many_sessions, epoll, 4);
+        let closed = closed_loop_pairs(&bench, addr, args.many_sessions, args.rounds);
         drop(child.stdin.take());
         let _ = child.wait();
-        let (single, many, closed_single, closed_many) = (single?, many?, closed_single?, closed_many?);
+        let (single, many) = (single?, many?);
+        let (closed_single, closed_many, echo_ratios) = closed?;
         let mut row = Row::from_report("echo, many sessions connected", "-", &many);
         row.note = format!(
             "the same server with 1 session just before: p99 {}",
@@ -1096,9 +1100,12 @@ fn main() -> Result<()> {
         merged.push(row);
         let mut row = Row::from_report("echo, closed loop, many sessions connected", "-", &closed_many);
         row.note = format!(
-            "1 session trading closed loop, the others logged in; that session alone just before: p50 {}, p99 {}",
+            "1 session trading closed loop, the others logged in; that session alone just before: p50 {}, p99 {} \
+             (merged over {} rounds; p99 ratio per round {})",
             format_ns(q(&closed_single.latency, 0.5)),
-            format_ns(q(&closed_single.latency, 0.99))
+            format_ns(q(&closed_single.latency, 0.99)),
+            echo_ratios.len(),
+            ratios_text(&echo_ratios)
         );
         merged.push(row);
     }
@@ -1194,7 +1201,7 @@ fn main() -> Result<()> {
     let best_ratio = boursed_best / echo_best.max(1.0);
     let throughput_ratio = throughput.median_pair_ratio().unwrap_or(best_ratio);
     let many_ratio = many_p99 as f64 / single_p99.max(1) as f64;
-    let closed_many_ratio = closed_many_p99 as f64 / closed_single_p99.max(1) as f64;
+    let closed_many_ratio = median(&closed_many_ratios);
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     md.push_str(&format!(
         "\nTargets (issue 5); latency ratios are medians over {} rounds of same-round ratios:\n\n",
@@ -1232,9 +1239,11 @@ fn main() -> Result<()> {
         verdict(many_ratio <= 1.2)
     ));
     md.push_str(&format!(
-        "- closed loop, one session trading with {} connected / alone (same daemon, sync none): p99 {}/{} = \
-         **{closed_many_ratio:.2}x** (target <= 1.2x): {}\n",
+        "- closed loop, one session trading with {} connected / alone (same daemon, sync none), p99: median \
+         **{closed_many_ratio:.2}x** of {} alternated rounds ({}; merged {}/{}) (target <= 1.2x): {}\n",
         args.many_sessions,
+        closed_many_ratios.len(),
+        ratios_text(&closed_many_ratios),
         format_ns(closed_many_p99),
         format_ns(closed_single_p99),
         verdict(closed_many_ratio <= 1.2)
@@ -1328,6 +1337,51 @@ fn wire_to_wire(daemon: &Daemon) -> String {
             .unwrap_or_default(),
         _ => String::new(),
     }
+}
+
+/// One session closed loop alone, then beside `many - 1` logged-in sessions, `rounds` times in turn
+/// against the server at `addr`: the merged reports (alone, with many) and each round's p99 ratio. A
+/// single pair read 0.8x to 2.9x from run to run on the shared 2-core host (session 21), so the target
+/// is read as the median of alternated rounds, like the other latency rows.
+fn closed_loop_pairs(
+    bench: &Bench,
+    addr: std::net::SocketAddr,
+    many: usize,
+    rounds: usize,
+) -> Result<(LoadReport, LoadReport, Vec<f64>)> {
+    let epoll = Some(PollMode::Epoll);
+    let mut merged: Option<(LoadReport, LoadReport)> = None;
+    let mut ratios = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let single = bench.run_closed_loop(addr, 1, epoll, 4)?;
+        let with_many = bench.run_closed_loop(addr, many, epoll, 4)?;
+        ratios.push(q(&with_many.latency, 0.99) as f64 / q(&single.latency, 0.99).max(1) as f64);
+        match &mut merged {
+            None => merged = Some((single, with_many)),
+            Some((s, m)) => {
+                let _ = s.latency.add(&single.latency);
+                let _ = m.latency.add(&with_many.latency);
+            }
+        }
+    }
+    let (single, with_many) = merged.expect("at least one round");
+    Ok((single, with_many, ratios))
+}
+
+/// The middle value (the upper one of an even count); NaN for none.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Ratios as `1.23x, 0.98x`.
+fn ratios_text(ratios: &[f64]) -> String {
+    ratios
+        .iter()
+        .map(|r| format!("{r:.2}x"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The daemon's pipeline busy time so far (admin `status`), if it answers.
