@@ -222,14 +222,23 @@ fn verify(dir: PathBuf) -> Result<i32, JournalError> {
         println!("checkpoints at sequences {}", at.join(", "));
     }
     println!("ok: every CRC, sequence and commit checked");
-    // A checkpoint is written only at a released sequence: one after the last committed record means
-    // the journal lost acknowledged records (boursed refuses to start on it).
+    // A checkpoint is written only at a released sequence: a valid one after the last committed record
+    // means the journal lost acknowledged records, and boursed (which starts from the newest valid one)
+    // refuses to start. An invalid file is skipped by start-up, so it is only mentioned.
     let ahead: Vec<String> = checkpoints
         .iter()
         .filter(|&&c| c > report.last_committed)
         .map(|&c| bourse_journal::checkpoint::file_name(c))
         .collect();
     if ahead.is_empty() {
+        return Ok(0);
+    }
+    let newest_valid = bourse_journal::checkpoint::load_newest(&mut storage)?.map_or(0, |c| c.sequence);
+    if newest_valid <= report.last_committed {
+        println!(
+            "not valid (torn or damaged), so start-up skips them: {} after the journal's last committed record",
+            ahead.join(", ")
+        );
         return Ok(0);
     }
     eprintln!(

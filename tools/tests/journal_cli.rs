@@ -373,5 +373,16 @@ fn verify_lists_the_checkpoints_and_flags_one_after_the_journal() {
         !err.contains(&bourse_journal::checkpoint::file_name(last - 10)),
         "{err}"
     );
+
+    // A damaged checkpoint file there instead is skipped by start-up (it loads the newest valid one), so
+    // verify only mentions it.
+    let file = dir.join(&name);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&file, bytes).unwrap();
+    let (code, out, err) = bourse(&["journal", "verify", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("not valid") && out.contains(&name), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
