@@ -215,3 +215,74 @@ fn bourse_demo_trades_and_recovers_every_gap() {
     assert!(stdout.contains("Top of book at the end"));
     assert!(roxmltree::Document::parse(&std::fs::read_to_string(&plot).unwrap()).is_ok());
 }
+
+/// `--heartbeat-ms` sets how often an idle session heartbeats: against a server that drops a session
+/// silent for 400 ms (its own heartbeats every 100 ms), the session that only heartbeats stays with `--heartbeat-ms 100` and is dropped with
+/// the default 1,000 ms; 0 is refused.
+#[test]
+fn bourse_load_heartbeat_interval_keeps_idle_sessions_alive() {
+    let binary = boursed();
+    let dir = Dir(temp_dir("load-heartbeat").unwrap());
+    let options = DaemonConfigOptions {
+        journal_dir: dir.0.join("journal"),
+        load_logins: Some(2),
+        sync: Some("none".into()),
+        threading_mode: Some("shared".into()),
+        ..DaemonConfigOptions::default()
+    };
+    let mut config: toml::Table = daemon_config(&default_config(&binary), &options)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let order_entry = config["order_entry"].as_table_mut().unwrap();
+    order_entry.insert("idle_timeout_ms".into(), toml::Value::Integer(400));
+    order_entry.insert("heartbeat_interval_ms".into(), toml::Value::Integer(100));
+    let text = toml::to_string(&config).unwrap();
+    let mut daemon = Daemon::start(&binary, &text, &dir.0, &[], Duration::from_secs(60)).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bourse"))
+            .arg("--ports-file")
+            .arg(dir.0.join("ports"))
+            .arg("--json")
+            .arg("load")
+            .args([
+                "--rate",
+                "100",
+                "--duration",
+                "1.5",
+                "--senders",
+                "1",
+                "--quiet",
+                "--no-busy-poll",
+            ])
+            .arg("--users-from-config")
+            .arg(dir.0.join("boursed.toml"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let report = |output: &std::process::Output| -> serde_json::Value {
+        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    };
+
+    let kept = run(&["--heartbeat-ms", "100"]);
+    let json = report(&kept);
+    assert_eq!(json["sessions"], 2);
+    assert_eq!(json["disconnects"], 0, "{json}");
+    assert!(kept.status.success(), "{json}");
+
+    let dropped = run(&[]);
+    let json = report(&dropped);
+    assert!(json["disconnects"].as_u64().unwrap() >= 1, "{json}");
+
+    let refused = run(&["--heartbeat-ms", "0"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--heartbeat-ms"));
+    assert!(daemon.stop(Duration::from_secs(20)).unwrap().success());
+}

@@ -84,6 +84,10 @@ pub struct LoadArgs {
     /// Seconds to wait for the last acks.
     #[arg(long, default_value_t = 5.0)]
     pub drain_timeout: f64,
+    /// A session sends a Client Heartbeat after this many milliseconds without sending (keep it under the
+    /// server's `order_entry.idle_timeout_ms`).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -170,6 +174,10 @@ pub fn load_config(args: &LoadArgs, ports_file: Option<&Path>) -> Result<LoadCon
         ));
     }
     config.drain_timeout = Duration::from_secs_f64(args.drain_timeout);
+    if args.heartbeat_ms == 0 {
+        return Err("--heartbeat-ms 0: must be 1 or more".into());
+    }
+    config.heartbeat_interval = Duration::from_millis(args.heartbeat_ms);
     config.progress_interval = (!args.quiet).then_some(Duration::from_secs(1));
     Ok(config)
 }
