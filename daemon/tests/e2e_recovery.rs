@@ -107,6 +107,19 @@ fn kill9(daemon: &mut Daemon) {
     let _ = daemon.stop(Duration::from_secs(5));
 }
 
+/// Starts `boursed` on `text` in `dir` where start-up must refuse: panics with `accepted` if it starts,
+/// or if it did not exit by itself; returns its exit status and log.
+fn refused_start(text: &str, dir: &Path, accepted: &str) -> (std::process::ExitStatus, String) {
+    match Daemon::start(&boursed(), text, dir, &[], WAIT) {
+        Err(bourse_tools::load::daemon::DaemonError::Exited { status, log }) => {
+            assert!(!status.success(), "{log}");
+            (status, log)
+        }
+        Err(other) => panic!("expected start-up to stop, got {other}"),
+        Ok(_) => panic!("{accepted}"),
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -322,14 +335,13 @@ fn a_journal_altered_to_disagree_stops_start_up() {
         journal.append(u16::from(buf[1]), &buf[..n]).unwrap();
         journal.commit_batch().unwrap();
     }
-    match Daemon::start(&boursed(), &text, &dir, &[], WAIT) {
-        Err(bourse_tools::load::daemon::DaemonError::Exited { status, log }) => {
-            assert_eq!(status.code(), Some(2), "{log}");
-            assert!(log.contains("recovery mismatch"), "{log}");
-        }
-        Err(other) => panic!("expected start-up to stop, got {other}"),
-        Ok(_) => panic!("start-up accepted a journal that disagrees with the engine"),
-    }
+    let (status, log) = refused_start(
+        &text,
+        &dir,
+        "start-up accepted a journal that disagrees with the engine",
+    );
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("recovery mismatch"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -607,32 +619,25 @@ fn a_journal_that_ends_before_the_newest_checkpoint_stops_start_up() {
         std::fs::copy(&path, journal.join(path.file_name().unwrap())).unwrap();
     }
 
-    let log = match Daemon::start(&boursed(), &text, &dir, &[], WAIT) {
-        Err(bourse_tools::load::daemon::DaemonError::Exited { status, log }) => {
-            assert!(!status.success(), "{log}");
-            log
-        }
-        Err(other) => panic!("expected start-up to stop, got {other}"),
-        Ok(_) => panic!("start-up accepted a journal that ends before the newest checkpoint"),
-    };
+    let (_, log) = refused_start(
+        &text,
+        &dir,
+        "start-up accepted a journal that ends before the newest checkpoint",
+    );
     let end: u64 = log
         .split("ends at sequence ")
         .nth(1)
         .and_then(|rest| rest.split(':').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("the journal's end in: {log}"));
-    let checkpoints: Vec<(u64, String)> = std::fs::read_dir(&journal)
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            let sequence = name
-                .strip_prefix("checkpoint-")?
-                .strip_suffix(".ckp")?
-                .parse()
-                .ok()?;
-            Some((sequence, name))
-        })
-        .collect();
+    let checkpoints: Vec<(u64, String)> = {
+        let mut storage = bourse_journal::MmapStorage::open_read_only(&journal).unwrap();
+        bourse_journal::checkpoint::list(&mut storage)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c, bourse_journal::checkpoint::file_name(c)))
+            .collect()
+    };
     let ahead: Vec<&String> = checkpoints
         .iter()
         .filter(|(s, _)| *s > end)
@@ -687,14 +692,12 @@ fn a_second_boursed_on_the_same_journal_is_refused_and_the_first_trades_on() {
     assert_eq!(enter_buys(&mut alice, "F", 0..2, 1_850_000).len(), 2);
 
     // The same journal directory; its own ports (0), config, ports file and log.
-    match Daemon::start(&boursed(), &text, &second_dir, &[], WAIT) {
-        Err(bourse_tools::load::daemon::DaemonError::Exited { status, log }) => {
-            assert!(!status.success(), "{log}");
-            assert!(log.contains("in use by another writer"), "{log}");
-        }
-        Err(other) => panic!("expected the second daemon to stop, got {other}"),
-        Ok(_) => panic!("a second boursed started on a journal that another one writes"),
-    }
+    let (_, log) = refused_start(
+        &text,
+        &second_dir,
+        "a second boursed started on a journal that another one writes",
+    );
+    assert!(log.contains("in use by another writer"), "{log}");
 
     assert_eq!(
         enter_buys(&mut alice, "G", 0..2, 1_860_000).len(),
